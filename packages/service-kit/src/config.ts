@@ -1,0 +1,81 @@
+import { z } from 'zod';
+
+/** Thrown once at start-up; the message names the first invalid variable. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`invalid configuration: ${variable}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+/** A port variable with a service's own default. */
+export const portVar = (defaultPort: number) => port.default(defaultPort);
+
+/** Variables every service reads. */
+export const baseServiceEnv = {
+  GRPC_HOST: z.string().min(1).default('127.0.0.1'),
+  /** 0 picks a free port (tests, local runs); services override the default with `portVar`. */
+  GRPC_PORT: port.default(0),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  /** 0 picks a free port; -1 disables the metrics endpoint. */
+  METRICS_PORT: z.coerce.number().int().min(-1).max(65535).default(-1),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Longest wait for in-flight calls to finish at shutdown before they are cut. */
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10000),
+};
+
+export interface BaseServiceConfig {
+  grpcHost: string;
+  grpcPort: number;
+  metricsHost: string;
+  metricsPort: number;
+  logLevel: z.infer<typeof baseServiceEnv.LOG_LEVEL>;
+  shutdownTimeoutMs: number;
+}
+
+/** Validates the environment once; the first problem is named in the error. */
+export function parseEnv<S extends z.ZodRawShape>(shape: S, env: NodeJS.ProcessEnv = process.env): z.infer<z.ZodObject<S>> {
+  // Empty strings count as unset, as in most deployment tools.
+  const input = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''));
+  const result = z.object(shape).safeParse(input);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const variable = String(issue.path[0] ?? '(environment)');
+    throw new ConfigError(variable, issue.message);
+  }
+  return result.data;
+}
+
+export function baseServiceConfig(env: z.infer<z.ZodObject<typeof baseServiceEnv>>): BaseServiceConfig {
+  return {
+    grpcHost: env.GRPC_HOST,
+    grpcPort: env.GRPC_PORT,
+    metricsHost: env.METRICS_HOST,
+    metricsPort: env.METRICS_PORT,
+    logLevel: env.LOG_LEVEL,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+  };
+}
+
+/** A comma-separated list of `key=number` pairs, e.g. `VIEW=1,PURCHASE=4`. */
+export const numberMap = z.string().transform((text, ctx) => {
+  const map: Record<string, number> = {};
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
+    const [key, value] = part.split('=');
+    const n = Number(value);
+    if (!key || value === undefined || !Number.isFinite(n)) {
+      ctx.addIssue({ code: 'custom', message: `expected key=number pairs, got "${part}"` });
+      return z.NEVER;
+    }
+    map[key.trim()] = n;
+  }
+  return map;
+});

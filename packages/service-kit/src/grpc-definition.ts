@@ -1,0 +1,38 @@
+import { create, fromBinary, toBinary, type DescMethod, type DescService } from '@bufbuild/protobuf';
+import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
+// Not re-exported from the package root.
+import type { PackageDefinition } from '@grpc/grpc-js/build/src/make-client';
+
+/** The grpc-js definition of one method, serialising with protobuf-es (no proto-loader). */
+export function methodDefinition(service: DescService, method: DescMethod): MethodDefinition<unknown, unknown> & { originalName: string } {
+  return {
+    path: `/${service.typeName}/${method.name}`,
+    requestStream: method.methodKind === 'client_streaming' || method.methodKind === 'bidi_streaming',
+    responseStream: method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming',
+    // create() returns an existing message unchanged and fills a plain object's defaults.
+    requestSerialize: (value) => Buffer.from(toBinary(method.input, create(method.input, value as never))),
+    requestDeserialize: (bytes) => fromBinary(method.input, bytes),
+    responseSerialize: (value) => Buffer.from(toBinary(method.output, create(method.output, value as never))),
+    responseDeserialize: (bytes) => fromBinary(method.output, bytes),
+    originalName: method.localName,
+  };
+}
+
+/** Methods keyed by their proto name, the key Nest matches `@GrpcMethod` handlers by. */
+export function serviceDefinition(service: DescService): ServiceDefinition {
+  const definition: Record<string, MethodDefinition<unknown, unknown>> = {};
+  for (const method of service.methods) definition[method.name] = methodDefinition(service, method);
+  return definition as ServiceDefinition;
+}
+
+/** A grpc-js package definition for the given services, keyed by their full names. */
+export function packageDefinition(services: readonly DescService[]): PackageDefinition {
+  const definition: PackageDefinition = {};
+  for (const service of services) definition[service.typeName] = serviceDefinition(service);
+  return definition;
+}
+
+/** The proto package of a service ("recsys.features.v1" for "recsys.features.v1.FeatureService"). */
+export function protoPackageOf(service: DescService): string {
+  return service.typeName.slice(0, service.typeName.lastIndexOf('.'));
+}

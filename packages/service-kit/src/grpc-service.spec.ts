@@ -1,0 +1,141 @@
+import { Controller, Module } from '@nestjs/common';
+import { GrpcMethod } from '@nestjs/microservices';
+import { Metadata, status } from '@grpc/grpc-js';
+import { features } from '@recsys/contracts';
+import { baseServiceConfig, baseServiceEnv, parseEnv } from './config.js';
+import { InvalidArgumentError, UnavailableError } from './errors.js';
+import { createServiceClient, type ServiceClient } from './grpc-client.js';
+import { startGrpcService, type RunningGrpcService } from './grpc-service.js';
+import { checkHealth } from './health-client.js';
+import { createLogger } from './logger.js';
+import { currentRequestContext, type RequestContext } from './request-context.js';
+
+type FeatureClient = ServiceClient<typeof features.FeatureService.method>;
+
+/** What the downstream service saw of each call's context. */
+const seenDownstream: RequestContext[] = [];
+let downstream: FeatureClient | undefined;
+
+@Controller()
+class TestController {
+  @GrpcMethod('FeatureService', 'GetUserFeatures')
+  async getUserFeatures(request: features.GetUserFeaturesRequest) {
+    switch (request.userId) {
+      case 'slow':
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        return { found: true, user: { userId: 'slow' } };
+      case 'bad':
+        throw new InvalidArgumentError('user_id', 'is bad');
+      case 'down':
+        throw new UnavailableError('Redis at 127.0.0.1:1 is unreachable');
+      case 'boom':
+        throw new Error('secret internal detail');
+      case 'chain':
+        await downstream!.getUserFeatures({ userId: 'record' });
+        return { found: true };
+      case 'record':
+        seenDownstream.push({ ...currentRequestContext()! });
+        return { found: false };
+      default:
+        return {
+          found: true,
+          user: { userId: request.userId },
+          history: [{ itemId: 'i1', timestampMs: 1700000000000n, dwellSeconds: 2.5 }],
+        };
+    }
+  }
+}
+
+@Module({ controllers: [TestController] })
+class TestModule {}
+
+const logger = createLogger('test', 'silent');
+const config = baseServiceConfig(parseEnv(baseServiceEnv, { GRPC_PORT: '0', METRICS_PORT: '0' }));
+
+describe('startGrpcService', () => {
+  let front: RunningGrpcService;
+  let back: RunningGrpcService;
+  let client: FeatureClient;
+
+  beforeAll(async () => {
+    back = await startGrpcService({ name: 'back', module: TestModule, services: [features.FeatureService], config, logger });
+    front = await startGrpcService({ name: 'front', module: TestModule, services: [features.FeatureService], config, logger });
+    downstream = createServiceClient(features.FeatureService, back.address);
+    client = createServiceClient(features.FeatureService, front.address, { defaultTimeoutMs: 5000 });
+  });
+
+  afterAll(async () => {
+    client.close();
+    downstream?.close();
+    await front.close();
+    await back.close();
+  });
+
+  it('serves protobuf-es messages over grpc-js', async () => {
+    const response = await client.getUserFeatures({ userId: 'u42' });
+    expect(response.$typeName).toBe('recsys.features.v1.GetUserFeaturesResponse');
+    expect(response.user?.userId).toBe('u42');
+    expect(response.history[0]).toMatchObject({ itemId: 'i1', timestampMs: 1700000000000n, dwellSeconds: 2.5 });
+  });
+
+  it('reports SERVING on grpc.health.v1 for the server and each service', async () => {
+    expect(await checkHealth(front.address)).toBe('SERVING');
+    expect(await checkHealth(front.address, 'recsys.features.v1.FeatureService')).toBe('SERVING');
+    await expect(checkHealth(front.address, 'no.such.Service')).rejects.toMatchObject({ code: status.NOT_FOUND });
+  });
+
+  it('maps domain errors to gRPC codes and hides internal details', async () => {
+    await expect(client.getUserFeatures({ userId: 'bad' })).rejects.toMatchObject({
+      code: status.INVALID_ARGUMENT,
+      details: 'user_id: is bad',
+    });
+    await expect(client.getUserFeatures({ userId: 'down' })).rejects.toMatchObject({ code: status.UNAVAILABLE });
+    const internal = client.getUserFeatures({ userId: 'boom' });
+    await expect(internal).rejects.toMatchObject({ code: status.INTERNAL });
+    await expect(internal).rejects.not.toMatchObject({ details: expect.stringContaining('secret') });
+  });
+
+  it('propagates the request id and the caller deadline to downstream calls', async () => {
+    seenDownstream.length = 0;
+    const metadata = new Metadata();
+    metadata.set('x-request-id', 'req-123');
+    const before = Date.now();
+    await client.getUserFeatures({ userId: 'chain' }, { timeoutMs: 3000, metadata });
+    expect(seenDownstream).toHaveLength(1);
+    const seen = seenDownstream[0]!;
+    expect(seen.requestId).toBe('req-123');
+    // The downstream deadline is the caller's (grpc sends it as a relative timeout, so allow clock slack).
+    expect(seen.deadlineMs).toBeGreaterThan(before + 2500);
+    expect(seen.deadlineMs).toBeLessThanOrEqual(before + 3000 + 100);
+  });
+
+  it('exports request counts by method and code, and latency histograms', async () => {
+    await client.getUserFeatures({ userId: 'u1' });
+    await client.getUserFeatures({ userId: 'bad' }).catch(() => undefined);
+    const text = await (await fetch(`http://127.0.0.1:${front.metricsPort}/metrics`)).text();
+    const method = '/recsys.features.v1.FeatureService/GetUserFeatures';
+    expect(text).toMatch(new RegExp(`grpc_server_handled_total\\{method="${method}",code="OK",service="front"\\} [1-9]`));
+    expect(text).toMatch(new RegExp(`grpc_server_handled_total\\{method="${method}",code="INVALID_ARGUMENT",service="front"\\} [1-9]`));
+    expect(text).toContain('grpc_server_handling_seconds_bucket{le="0.005"');
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('lets in-flight calls finish and refuses new ones', async () => {
+    const service = await startGrpcService({ name: 'drain', module: TestModule, services: [features.FeatureService], config, logger });
+    const client = createServiceClient(features.FeatureService, service.address, { defaultTimeoutMs: 5000 });
+    try {
+      await client.getUserFeatures({ userId: 'warm-up' });
+      const inFlight = client.getUserFeatures({ userId: 'slow' });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const closed = service.close();
+      await expect(inFlight).resolves.toMatchObject({ user: { userId: 'slow' } });
+      await closed;
+      await expect(client.getUserFeatures({ userId: 'after' }, { timeoutMs: 1000 })).rejects.toMatchObject({
+        code: expect.any(Number),
+      });
+    } finally {
+      client.close();
+    }
+  });
+});

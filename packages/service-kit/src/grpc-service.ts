@@ -1,0 +1,115 @@
+import 'reflect-metadata';
+import type { DescService } from '@bufbuild/protobuf';
+import type { Server as GrpcServer } from '@grpc/grpc-js';
+import type { DynamicModule, INestMicroservice, Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { Transport, type GrpcOptions, type MicroserviceOptions } from '@nestjs/microservices';
+import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import type { Server as HttpServer } from 'node:http';
+import type { BaseServiceConfig } from './config.js';
+import { freePort } from './free-port.js';
+import { packageDefinition, protoPackageOf } from './grpc-definition.js';
+import { NestPinoLogger, type Logger } from './logger.js';
+import { ServiceMetrics, startMetricsServer } from './metrics.js';
+import { GrpcExceptionFilter, GrpcObservabilityInterceptor } from './observability.js';
+
+export interface GrpcServiceSpec {
+  /** Short name for logs and metrics ("features"). */
+  name: string;
+  /** The Nest module with the gRPC controllers. */
+  module: Type<unknown> | DynamicModule;
+  /** The services the controllers implement; each is also reported by grpc.health.v1. */
+  services: readonly DescService[];
+  config: BaseServiceConfig;
+  logger: Logger;
+}
+
+/** A started service: where it listens, its health, and a shutdown that drains in-flight calls. */
+export interface RunningGrpcService {
+  readonly app: INestMicroservice;
+  readonly grpcPort: number;
+  readonly address: string;
+  /** -1 when the metrics endpoint is disabled. */
+  readonly metricsPort: number;
+  readonly metrics: ServiceMetrics;
+  setServing(serving: boolean): void;
+  close(): Promise<void>;
+}
+
+export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGrpcService> {
+  const { config, logger } = spec;
+  const grpcPort = config.grpcPort === 0 ? await freePort(config.grpcHost) : config.grpcPort;
+  const metrics = new ServiceMetrics(spec.name);
+  const names = spec.services.map((s) => s.typeName);
+  const health = new HealthImplementation(Object.fromEntries(['', ...names].map((n) => [n, 'SERVING' as ServingStatus])));
+  let grpcServer: GrpcServer | undefined;
+
+  const options: GrpcOptions['options'] = {
+    url: `${config.grpcHost}:${grpcPort}`,
+    package: [...new Set(spec.services.map(protoPackageOf))],
+    packageDefinition: packageDefinition(spec.services),
+    gracefulShutdown: true,
+    onLoadPackageDefinition: (_definition: unknown, server: GrpcServer) => {
+      grpcServer = server;
+      health.addToServer(server);
+    },
+  };
+  const app = await NestFactory.createMicroservice<MicroserviceOptions>(spec.module, {
+    transport: Transport.GRPC,
+    options,
+    logger: new NestPinoLogger(logger.child({ component: 'nest' })),
+    bufferLogs: false,
+  });
+  app.useGlobalInterceptors(new GrpcObservabilityInterceptor(metrics, logger));
+  app.useGlobalFilters(new GrpcExceptionFilter());
+  await app.listen();
+
+  let metricsServer: HttpServer | undefined;
+  let metricsPort = -1;
+  if (config.metricsPort >= 0) {
+    const started = await startMetricsServer(metrics.registry, config.metricsPort, config.metricsHost);
+    metricsServer = started.server;
+    metricsPort = started.port;
+  }
+  logger.info({ grpcPort, metricsPort, services: names }, `${spec.name} service listening`);
+
+  const setServing = (serving: boolean) => {
+    for (const n of ['', ...names]) health.setStatus(n, serving ? 'SERVING' : 'NOT_SERVING');
+  };
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      setServing(false);
+      // In-flight calls finish (tryShutdown) unless they outlast the shutdown timeout.
+      const timer = setTimeout(() => {
+        logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'in-flight calls outlasted the shutdown timeout; cancelling them');
+        grpcServer?.forceShutdown();
+      }, config.shutdownTimeoutMs);
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(timer);
+        await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
+      }
+      logger.info(`${spec.name} service stopped`);
+    })());
+
+  return { app, grpcPort, address: `${config.grpcHost}:${grpcPort}`, metricsPort, metrics, setServing, close };
+}
+
+/** SIGTERM or SIGINT drains and stops the service, then ends the process. */
+export function exitOnSignals(service: RunningGrpcService, logger: Logger): void {
+  const stop = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, 'shutting down');
+    service.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}

@@ -1,0 +1,55 @@
+import { createServer, type Server } from 'node:http';
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+
+/** The metrics every gRPC service exports, in its own registry. */
+export class ServiceMetrics {
+  readonly registry = new Registry();
+  readonly handled: Counter<'method' | 'code'>;
+  readonly latency: Histogram<'method'>;
+
+  constructor(service: string) {
+    this.registry.setDefaultLabels({ service });
+    collectDefaultMetrics({ register: this.registry });
+    this.handled = new Counter({
+      name: 'grpc_server_handled_total',
+      help: 'RPCs completed, by method and gRPC status code',
+      labelNames: ['method', 'code'],
+      registers: [this.registry],
+    });
+    this.latency = new Histogram({
+      name: 'grpc_server_handling_seconds',
+      help: 'RPC handling time by method',
+      labelNames: ['method'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [this.registry],
+    });
+  }
+}
+
+/** Serves `GET /metrics` in the Prometheus text format; resolves with the bound port. */
+export function startMetricsServer(registry: Registry, port: number, host: string): Promise<{ server: Server; port: number }> {
+  const server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url?.split('?')[0] === '/metrics') {
+      registry
+        .metrics()
+        .then((body) => {
+          res.writeHead(200, { 'content-type': registry.contentType });
+          res.end(body);
+        })
+        .catch((error: unknown) => {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(String(error));
+        });
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found: try GET /metrics\n');
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      const address = server.address();
+      resolve({ server, port: typeof address === 'object' && address ? address.port : port });
+    });
+  });
+}
