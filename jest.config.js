@@ -18,7 +18,7 @@ module.exports = {
   testEnvironment: 'node',
   transform: { '^.+\\.ts$': swc },
   moduleNameMapper: {
-    '^@recsys/(contracts|service-kit)$': '<rootDir>/packages/$1/src',
+    '^@recsys/(contracts|service-kit|testing)$': '<rootDir>/packages/$1/src',
     '^@recsys/features$': '<rootDir>/services/features/src',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },

@@ -2,6 +2,7 @@ import { create, fromBinary, toBinary, type DescMethod, type DescService } from 
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 // Not re-exported from the package root.
 import type { PackageDefinition } from '@grpc/grpc-js/build/src/make-client';
+import { EncodedMessage } from './encoded-message.js';
 
 /** The grpc-js definition of one method, serialising with protobuf-es (no proto-loader). */
 export function methodDefinition(service: DescService, method: DescMethod): MethodDefinition<unknown, unknown> & { originalName: string } {
@@ -12,7 +13,15 @@ export function methodDefinition(service: DescService, method: DescMethod): Meth
     // create() returns an existing message unchanged and fills a plain object's defaults.
     requestSerialize: (value) => Buffer.from(toBinary(method.input, create(method.input, value as never))),
     requestDeserialize: (bytes) => fromBinary(method.input, bytes),
-    responseSerialize: (value) => Buffer.from(toBinary(method.output, create(method.output, value as never))),
+    responseSerialize: (value) => {
+      if (value instanceof EncodedMessage) {
+        if (value.schema.typeName !== method.output.typeName) {
+          throw new TypeError(`${method.name} answers ${method.output.typeName}, not ${value.schema.typeName}`);
+        }
+        return Buffer.from(value.bytes.buffer, value.bytes.byteOffset, value.bytes.byteLength);
+      }
+      return Buffer.from(toBinary(method.output, create(method.output, value as never)));
+    },
     responseDeserialize: (bytes) => fromBinary(method.output, bytes),
     originalName: method.localName,
   };

@@ -1,4 +1,5 @@
 export * from './config.js';
+export * from './encoded-message.js';
 export * from './errors.js';
 export * from './free-port.js';
 export * from './grpc-client.js';
