@@ -1,0 +1,118 @@
+import { baseServiceConfig, baseServiceEnv, ConfigError, numberMap, parseEnv, portVar, type BaseServiceConfig } from '@recsys/service-kit';
+import { common } from '@recsys/contracts';
+import { z } from 'zod';
+
+export interface FeaturesConfig extends BaseServiceConfig {
+  /** Unset: the in-memory store (laptop default). */
+  redisUrl: string | undefined;
+  /** Prepended to every key, so several deployments can share one Redis database. */
+  redisKeyPrefix: string;
+  historyCap: number;
+  historyDefaultLimit: number;
+  maxBatchSize: number;
+  maxIdLength: number;
+  popularDefaultLimit: number;
+  popularMaxLimit: number;
+  popularityHalfLifeMs: number;
+  dedupTtlMs: number;
+  eventWeights: Partial<Record<number, number>>;
+  historyEventTypes: ReadonlySet<number>;
+}
+
+const eventTypeNames = Object.keys(common.EventType).filter((k) => Number.isNaN(Number(k)) && k !== 'UNSPECIFIED');
+
+function eventTypeOf(name: string): number | undefined {
+  const value = (common.EventType as unknown as Record<string, number>)[name.trim().toUpperCase()];
+  return value === undefined || value === common.EventType.UNSPECIFIED ? undefined : value;
+}
+
+const eventWeights = numberMap.transform((map, ctx) => {
+  const weights: Partial<Record<number, number>> = {};
+  for (const [name, weight] of Object.entries(map)) {
+    const type = eventTypeOf(name);
+    if (type === undefined || weight < 0) {
+      ctx.addIssue({ code: 'custom', message: `"${name}=${weight}": event types are ${eventTypeNames.join(', ')}; weights are >= 0` });
+      return z.NEVER;
+    }
+    weights[type] = weight;
+  }
+  return weights;
+});
+
+const eventTypeSet = z.string().transform((text, ctx) => {
+  const types = new Set<number>();
+  for (const name of text.split(',').filter((n) => n.trim())) {
+    const type = eventTypeOf(name);
+    if (type === undefined) {
+      ctx.addIssue({ code: 'custom', message: `unknown event type "${name}"; expected some of ${eventTypeNames.join(', ')}` });
+      return z.NEVER;
+    }
+    types.add(type);
+  }
+  return types;
+});
+
+const positiveInt = z.coerce.number().int().positive();
+
+export const featuresEnv = {
+  ...baseServiceEnv,
+  GRPC_PORT: portVar(50051),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL')
+    .optional(),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .max(64)
+    .regex(/^[\w:.-]*$/, 'letters, digits, _ : . - only')
+    .default(''),
+  HISTORY_CAP: positiveInt.max(10000).default(200),
+  HISTORY_DEFAULT_LIMIT: positiveInt.default(50),
+  MAX_BATCH_SIZE: positiveInt.max(100000).default(5000),
+  MAX_ID_LENGTH: positiveInt.max(4096).default(256),
+  POPULAR_DEFAULT_LIMIT: positiveInt.default(100),
+  POPULAR_MAX_LIMIT: positiveInt.max(100000).default(10000),
+  POPULARITY_HALF_LIFE_HOURS: z.coerce.number().positive().default(24),
+  DEDUP_TTL_HOURS: z.coerce.number().positive().default(72),
+  EVENT_WEIGHTS: eventWeights.default({
+    [common.EventType.VIEW]: 1,
+    [common.EventType.CLICK]: 1,
+    [common.EventType.ADD_TO_CART]: 2,
+    [common.EventType.PURCHASE]: 4,
+    [common.EventType.LIKE]: 2,
+  }),
+  HISTORY_EVENT_TYPES: eventTypeSet.default(
+    new Set([
+      common.EventType.VIEW,
+      common.EventType.CLICK,
+      common.EventType.ADD_TO_CART,
+      common.EventType.PURCHASE,
+      common.EventType.LIKE,
+    ]),
+  ),
+};
+
+export function loadFeaturesConfig(env: NodeJS.ProcessEnv = process.env): FeaturesConfig {
+  const e = parseEnv(featuresEnv, env);
+  if (e.HISTORY_DEFAULT_LIMIT > e.HISTORY_CAP) {
+    throw new ConfigError('HISTORY_DEFAULT_LIMIT', `must not exceed HISTORY_CAP (${e.HISTORY_CAP})`);
+  }
+  if (e.POPULAR_DEFAULT_LIMIT > e.POPULAR_MAX_LIMIT) {
+    throw new ConfigError('POPULAR_DEFAULT_LIMIT', `must not exceed POPULAR_MAX_LIMIT (${e.POPULAR_MAX_LIMIT})`);
+  }
+  return {
+    ...baseServiceConfig(e),
+    redisUrl: e.REDIS_URL,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
+    historyCap: e.HISTORY_CAP,
+    historyDefaultLimit: e.HISTORY_DEFAULT_LIMIT,
+    maxBatchSize: e.MAX_BATCH_SIZE,
+    maxIdLength: e.MAX_ID_LENGTH,
+    popularDefaultLimit: e.POPULAR_DEFAULT_LIMIT,
+    popularMaxLimit: e.POPULAR_MAX_LIMIT,
+    popularityHalfLifeMs: e.POPULARITY_HALF_LIFE_HOURS * 3600_000,
+    dedupTtlMs: e.DEDUP_TTL_HOURS * 3600_000,
+    eventWeights: e.EVENT_WEIGHTS,
+    historyEventTypes: e.HISTORY_EVENT_TYPES,
+  };
+}

@@ -1,0 +1,141 @@
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
+import { features } from '@recsys/contracts';
+import { EncodedMessage, InvalidArgumentError, UnavailableError } from '@recsys/service-kit';
+import type { FeaturesConfig } from './config.js';
+import { StoreUnavailableError, type FeatureStore } from './store/index.js';
+import { checkBatch, checkEvent, checkId, featuresProblem, idProblem } from './validation.js';
+
+type Init<S extends Parameters<typeof create>[0]> = MessageInitShape<S>;
+
+/** The feature service's logic: validation, then the store; transport-free so it is easy to test. */
+export class FeatureService {
+  constructor(
+    private readonly store: FeatureStore,
+    private readonly config: FeaturesConfig,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async getUserFeatures(request: features.GetUserFeaturesRequest): Promise<Init<typeof features.GetUserFeaturesResponseSchema>> {
+    checkId('user_id', request.userId, this.config);
+    const limit = request.historyLimit === 0 ? this.config.historyDefaultLimit : request.historyLimit;
+    if (limit < 0 || limit > this.config.historyCap) {
+      throw new InvalidArgumentError(
+        'history_limit',
+        `must be between 0 and ${this.config.historyCap} (0 means ${this.config.historyDefaultLimit})`,
+      );
+    }
+    const { user, history } = await this.guard(() => this.store.getUser(request.userId, limit));
+    return { found: user !== undefined, user: user ?? { userId: request.userId }, history };
+  }
+
+  /**
+   * The hot path of ranking: the stored item bytes are spliced into the response as they are
+   * (an embedded message is its bytes behind a length), so no item is decoded or re-encoded here.
+   */
+  async batchGetItemFeatures(
+    request: features.BatchGetItemFeaturesRequest,
+  ): Promise<EncodedMessage<typeof features.BatchGetItemFeaturesResponseSchema>> {
+    const ids = request.itemIds;
+    checkBatch('item_ids', ids.length, this.config);
+    for (let i = 0; i < ids.length; i++) checkId(`item_ids[${i}]`, ids[i]!, this.config);
+    const found = await this.guard(() => this.store.getEncodedItems(ids));
+    // Field numbers: BatchGetItemFeaturesResponse {items = 1, missing_ids = 2}, ItemResult {found = 1, item = 2}, Item {item_id = 1}.
+    const writer = new BinaryWriter();
+    const missingIds: string[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const bytes = found[i];
+      writer.tag(1, WireType.LengthDelimited).fork();
+      if (bytes) {
+        writer.tag(1, WireType.Varint).bool(true).tag(2, WireType.LengthDelimited).bytes(bytes);
+      } else {
+        missingIds.push(ids[i]!);
+        writer.tag(2, WireType.LengthDelimited).fork().tag(1, WireType.LengthDelimited).string(ids[i]!).join();
+      }
+      writer.join();
+    }
+    for (const id of missingIds) writer.tag(2, WireType.LengthDelimited).string(id);
+    return new EncodedMessage(features.BatchGetItemFeaturesResponseSchema, writer.finish());
+  }
+
+  async recordFeedback(request: features.RecordFeedbackRequest): Promise<Init<typeof features.RecordFeedbackResponseSchema>> {
+    checkBatch('events', request.events.length, this.config);
+    const now = this.now();
+    // Every event is checked before any is stored: a bad batch changes nothing.
+    const events = request.events.map((event, i) =>
+      create(features.FeedbackEventSchema, { ...event, timestampMs: checkEvent(i, event, this.config, now) }),
+    );
+    if (events.length === 0) return { accepted: 0, duplicates: 0 };
+    return this.guard(() => this.store.recordEvents(events));
+  }
+
+  async getPopularItems(request: features.GetPopularItemsRequest): Promise<Init<typeof features.GetPopularItemsResponseSchema>> {
+    const limit = request.limit === 0 ? this.config.popularDefaultLimit : request.limit;
+    if (limit < 0 || limit > this.config.popularMaxLimit) {
+      throw new InvalidArgumentError('limit', `must be between 0 and ${this.config.popularMaxLimit}`);
+    }
+    const filter = request.filter;
+    const excluded = new Set(filter?.excludeItemIds ?? []);
+    checkBatch('filter.exclude_item_ids', excluded.size, this.config);
+    const include = new Set(filter?.includeCategories ?? []);
+    const exclude = new Set(filter?.excludeCategories ?? []);
+    const byCategory = include.size > 0 || exclude.size > 0;
+    const now = this.now();
+    if (!byCategory) {
+      const top = await this.guard(() => this.store.popular(limit + excluded.size, now));
+      return { items: top.filter((p) => !excluded.has(p.itemId)).slice(0, limit) };
+    }
+    // Category filters need the items' categories: read a wider head of the ranking once.
+    const head = await this.guard(() => this.store.popular(Math.min(this.config.popularMaxLimit, limit * 4 + excluded.size), now));
+    const items = await this.guard(() => this.store.getItems(head.map((p) => p.itemId)));
+    const kept = head.filter((p, i) => {
+      const category = items[i]?.category ?? '';
+      return !excluded.has(p.itemId) && (include.size === 0 || include.has(category)) && !exclude.has(category);
+    });
+    return { items: kept.slice(0, limit) };
+  }
+
+  async upsertUsers(request: features.UpsertUsersRequest): Promise<Init<typeof features.UpsertUsersResponseSchema>> {
+    checkBatch('users', request.users.length, this.config);
+    const rejected: Init<typeof features.RejectedRowSchema>[] = [];
+    const valid = request.users.filter((user, index) => {
+      const reason = this.rowProblem('user_id', user.userId, user.features);
+      if (reason) rejected.push({ index, id: user.userId, reason });
+      return !reason;
+    });
+    if (valid.length > 0) await this.guard(() => this.store.upsertUsers(valid));
+    return { stored: valid.length, rejected };
+  }
+
+  async upsertItems(request: features.UpsertItemsRequest): Promise<Init<typeof features.UpsertItemsResponseSchema>> {
+    checkBatch('items', request.items.length, this.config);
+    const rejected: Init<typeof features.RejectedRowSchema>[] = [];
+    const valid = request.items.filter((item, index) => {
+      let reason = this.rowProblem('item_id', item.itemId, item.features);
+      if (!reason && item.category.length > this.config.maxIdLength)
+        reason = `category: must be at most ${this.config.maxIdLength} characters`;
+      if (!reason && item.createdAtMs < 0n) reason = 'created_at_ms: must be Unix milliseconds >= 0';
+      if (reason) rejected.push({ index, id: item.itemId, reason });
+      return !reason;
+    });
+    if (valid.length > 0) await this.guard(() => this.store.upsertItems(valid));
+    return { stored: valid.length, rejected };
+  }
+
+  private rowProblem(idField: string, id: string, values: features.User['features']): string | undefined {
+    const problem = idProblem(id, this.config.maxIdLength);
+    if (problem) return `${idField}: ${problem}`;
+    const featureProblem = featuresProblem(values);
+    return featureProblem ? `features: ${featureProblem}` : undefined;
+  }
+
+  /** The store's outage becomes UNAVAILABLE: nothing was half-applied, the caller may retry. */
+  private async guard<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) throw new UnavailableError(error.message, { cause: error });
+      throw error;
+    }
+  }
+}

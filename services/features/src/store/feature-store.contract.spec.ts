@@ -1,0 +1,376 @@
+import { randomUUID } from 'node:crypto';
+import { create, equals } from '@bufbuild/protobuf';
+import { common, features } from '@recsys/contracts';
+import { Redis } from 'ioredis';
+import type { FeatureStore, FeatureStoreOptions } from './feature-store.js';
+import { MemoryFeatureStore } from './memory-feature-store.js';
+import { RedisFeatureStore } from './redis-feature-store.js';
+
+const { EventType } = common;
+const HOUR = 3_600_000;
+
+const baseOptions: FeatureStoreOptions = {
+  historyCap: 3,
+  popularityHalfLifeMs: HOUR,
+  dedupTtlMs: 60_000,
+  eventWeights: { [EventType.IMPRESSION]: 0.25, [EventType.CLICK]: 1, [EventType.PURCHASE]: 4, [EventType.DISLIKE]: -1 },
+  historyEventTypes: new Set([EventType.VIEW, EventType.CLICK, EventType.PURCHASE, EventType.DISLIKE]),
+};
+
+interface StoreKind {
+  name: string;
+  create(overrides?: Partial<FeatureStoreOptions>): Promise<FeatureStore>;
+  cleanup(): Promise<void>;
+}
+
+const memoryKind: StoreKind = {
+  name: 'MemoryFeatureStore',
+  create: async (overrides) => new MemoryFeatureStore({ ...baseOptions, ...overrides }),
+  cleanup: async () => undefined,
+};
+
+// Each store gets its own key prefix: other spec files share the run's Redis.
+const usedPrefixes: string[] = [];
+const redisKind: StoreKind = {
+  name: 'RedisFeatureStore',
+  create: async (overrides) => {
+    const keyPrefix = `contract:${randomUUID()}:`;
+    usedPrefixes.push(keyPrefix);
+    return RedisFeatureStore.connect(redisUrl(), { ...baseOptions, ...overrides, keyPrefix });
+  },
+  cleanup: async () => {
+    const admin = new Redis(redisUrl());
+    try {
+      for (const prefix of usedPrefixes.splice(0)) {
+        const keys = await admin.keys(`${prefix}*`);
+        if (keys.length > 0) await admin.del(...keys);
+      }
+    } finally {
+      admin.disconnect();
+    }
+  },
+};
+
+function redisUrl(): string {
+  const url = process.env.REDIS_TEST_URL;
+  if (!url) throw new Error('REDIS_TEST_URL is not set: run through jest, whose global setup starts redis-server');
+  return url;
+}
+
+function numeric(value: number): common.FeatureValue {
+  return create(common.FeatureValueSchema, { kind: { case: 'numeric', value } });
+}
+
+function categorical(value: string): common.FeatureValue {
+  return create(common.FeatureValueSchema, { kind: { case: 'categorical', value } });
+}
+
+function item(itemId: string, values: Record<string, common.FeatureValue> = {}, category = 'books'): features.Item {
+  return create(features.ItemSchema, {
+    itemId,
+    category,
+    createdAtMs: 1_767_225_600_000n,
+    features: { values },
+  });
+}
+
+let eventSeq = 0;
+function event(
+  userId: string,
+  itemId: string,
+  eventType: common.EventType,
+  timestampMs: number,
+  extra: { eventId?: string; dwellSeconds?: number } = {},
+): features.FeedbackEvent {
+  return create(features.FeedbackEventSchema, {
+    eventId: extra.eventId ?? `ev-${++eventSeq}`,
+    userId,
+    itemId,
+    eventType,
+    timestampMs: BigInt(timestampMs),
+    dwellSeconds: extra.dwellSeconds ?? 0,
+  });
+}
+
+function expectClose(actual: number, expected: number, relative = 1e-6): void {
+  expect(Math.abs(actual - expected)).toBeLessThanOrEqual(Math.abs(expected) * relative);
+}
+
+describe.each([memoryKind, redisKind])('FeatureStore contract: $name', (kind) => {
+  const stores: FeatureStore[] = [];
+  async function newStore(overrides?: Partial<FeatureStoreOptions>): Promise<FeatureStore> {
+    const store = await kind.create(overrides);
+    stores.push(store);
+    return store;
+  }
+  let store: FeatureStore;
+  // A recent "now" so that event times stay within the store's future-skew clamp.
+  let now: number;
+
+  beforeEach(async () => {
+    store = await newStore();
+    now = Date.now() - 60_000;
+  });
+
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+    await kind.cleanup();
+  });
+
+  it('answers ping', async () => {
+    await expect(store.ping()).resolves.toBeUndefined();
+  });
+
+  it('has nothing for unknown users and items', async () => {
+    await expect(store.getUser('nobody', 10)).resolves.toEqual({ user: undefined, history: [] });
+    await expect(store.getItems(['x', 'y'])).resolves.toEqual([undefined, undefined]);
+    await expect(store.getItems([])).resolves.toEqual([]);
+  });
+
+  it('round-trips user and item features of every kind', async () => {
+    const user = create(features.UserSchema, {
+      userId: 'u1',
+      features: {
+        values: {
+          country: categorical('SE'),
+          age: numeric(41.5),
+          genres: create(common.FeatureValueSchema, {
+            kind: { case: 'multi', value: create(common.StringListSchema, { values: ['jazz', 'folk'] }) },
+          }),
+          embedding: create(common.FeatureValueSchema, {
+            kind: { case: 'vector', value: create(common.FloatListSchema, { values: [0.5, -1.25, 3] }) },
+          }),
+        },
+      },
+    });
+    const stored = item('i1', { price: numeric(12.99), brand: categorical('acme') }, 'kitchen');
+    await store.upsertUsers([user]);
+    await store.upsertItems([stored]);
+
+    const { user: got, history } = await store.getUser('u1', 10);
+    expect(history).toEqual([]);
+    expect(got).toBeDefined();
+    expect(equals(features.UserSchema, got!, user)).toBe(true);
+    expect(got!.features!.values.embedding!.kind).toEqual({
+      case: 'vector',
+      value: expect.objectContaining({ values: [0.5, -1.25, 3] }),
+    });
+    expect(got!.features!.values.genres!.kind.value).toEqual(expect.objectContaining({ values: ['jazz', 'folk'] }));
+
+    const [gotItem] = await store.getItems(['i1']);
+    expect(equals(features.ItemSchema, gotItem!, stored)).toBe(true);
+    expect(gotItem!.category).toBe('kitchen');
+    expect(gotItem!.createdAtMs).toBe(1_767_225_600_000n);
+    expect(gotItem!.features!.values.price!.kind).toEqual({ case: 'numeric', value: 12.99 });
+  });
+
+  it('keeps stored values apart from the caller’s objects', async () => {
+    const original = item('i1', { price: numeric(1) });
+    await store.upsertItems([original]);
+    original.category = 'changed by caller';
+    const [first] = await store.getItems(['i1']);
+    first!.features!.values.price = numeric(999);
+    const [second] = await store.getItems(['i1']);
+    expect(second!.category).toBe('books');
+    expect(second!.features!.values.price!.kind.value).toBe(1);
+  });
+
+  it('answers items in request order, with gaps for missing ids and repeats for duplicates', async () => {
+    await store.upsertItems([item('a', { n: numeric(1) }), item('c', { n: numeric(3) })]);
+    const got = await store.getItems(['a', 'missing', 'c', 'a', 'other']);
+    expect(got.map((i) => i?.itemId)).toEqual(['a', undefined, 'c', 'a', undefined]);
+    expect(got[2]!.features!.values.n!.kind.value).toBe(3);
+    expect(got[3]).not.toBe(got[0]);
+  });
+
+  it('replaces on upsert rather than merging', async () => {
+    await store.upsertItems([item('a', { old: numeric(1) }, 'books')]);
+    await store.upsertItems([item('a', { fresh: numeric(2) }, 'games')]);
+    const [got] = await store.getItems(['a']);
+    expect(got!.category).toBe('games');
+    expect(Object.keys(got!.features!.values)).toEqual(['fresh']);
+
+    await store.upsertUsers([create(features.UserSchema, { userId: 'u', features: { values: { a: numeric(1) } } })]);
+    await store.upsertUsers([create(features.UserSchema, { userId: 'u', features: { values: { b: numeric(2) } } })]);
+    const { user } = await store.getUser('u', 0);
+    expect(Object.keys(user!.features!.values)).toEqual(['b']);
+  });
+
+  it('keeps the last row when one batch upserts an id twice', async () => {
+    await store.upsertItems([item('a', {}, 'first'), item('a', {}, 'second')]);
+    const [got] = await store.getItems(['a']);
+    expect(got!.category).toBe('second');
+  });
+
+  it('keeps history newest first, capped, with entry fields intact', async () => {
+    const sent = [
+      event('u1', 'i1', EventType.CLICK, now - 4000, { dwellSeconds: 1.5 }),
+      event('u1', 'i2', EventType.VIEW, now - 3000),
+      event('u1', 'i3', EventType.PURCHASE, now - 2000, { dwellSeconds: 30.25 }),
+      event('u1', 'i4', EventType.CLICK, now - 1000),
+    ];
+    await store.recordEvents(sent);
+    const { user, history } = await store.getUser('u1', 10);
+    // History without features is a cold-start user who still has a past.
+    expect(user).toBeUndefined();
+    expect(history.map((h) => h.itemId)).toEqual(['i4', 'i3', 'i2']);
+    expect(history[1]).toEqual(
+      expect.objectContaining({
+        itemId: 'i3',
+        timestampMs: BigInt(now - 2000),
+        dwellSeconds: 30.25,
+        eventType: EventType.PURCHASE,
+      }),
+    );
+
+    await store.recordEvents([event('u1', 'i5', EventType.CLICK, now)]);
+    expect((await store.getUser('u1', 10)).history.map((h) => h.itemId)).toEqual(['i5', 'i4', 'i3']);
+  });
+
+  it('orders a batch by event time, whatever order it was sent in', async () => {
+    await store.recordEvents([
+      event('u1', 'newest', EventType.CLICK, now),
+      event('u1', 'oldest', EventType.CLICK, now - 2000),
+      event('u1', 'middle', EventType.CLICK, now - 1000),
+    ]);
+    expect((await store.getUser('u1', 10)).history.map((h) => h.itemId)).toEqual(['newest', 'middle', 'oldest']);
+  });
+
+  it('returns at most the history limit asked for', async () => {
+    await store.recordEvents([
+      event('u1', 'i1', EventType.CLICK, now - 2000),
+      event('u1', 'i2', EventType.CLICK, now - 1000),
+      event('u1', 'i3', EventType.CLICK, now),
+    ]);
+    expect((await store.getUser('u1', 2)).history.map((h) => h.itemId)).toEqual(['i3', 'i2']);
+    expect((await store.getUser('u1', 0)).history).toEqual([]);
+  });
+
+  it('stamps events without a time with the time they are recorded', async () => {
+    const before = Date.now();
+    await store.recordEvents([event('u1', 'i1', EventType.CLICK, 0)]);
+    const after = Date.now();
+    const [entry] = (await store.getUser('u1', 1)).history;
+    expect(Number(entry!.timestampMs)).toBeGreaterThanOrEqual(before);
+    expect(Number(entry!.timestampMs)).toBeLessThanOrEqual(after);
+  });
+
+  it('leaves event types outside historyEventTypes out of history but counts their weight', async () => {
+    const result = await store.recordEvents([
+      event('u1', 'shown', EventType.IMPRESSION, now),
+      event('u1', 'clicked', EventType.CLICK, now),
+    ]);
+    expect(result).toEqual({ accepted: 2, duplicates: 0 });
+    expect((await store.getUser('u1', 10)).history.map((h) => h.itemId)).toEqual(['clicked']);
+    const popular = await store.popular(10, now);
+    expect(popular.map((p) => p.itemId)).toEqual(['clicked', 'shown']);
+    expectClose(popular[1]!.score, 0.25);
+  });
+
+  it('adds nothing to popularity for event types without a positive weight', async () => {
+    await store.recordEvents([
+      event('u1', 'viewed', EventType.VIEW, now),
+      event('u1', 'disliked', EventType.DISLIKE, now),
+      event('u1', 'clicked', EventType.CLICK, now),
+    ]);
+    expect((await store.popular(10, now)).map((p) => p.itemId)).toEqual(['clicked']);
+    expect((await store.getUser('u1', 10)).history).toHaveLength(3);
+  });
+
+  it('applies a replayed batch only once', async () => {
+    const batch = [
+      event('u1', 'i1', EventType.CLICK, now - 2000),
+      event('u1', 'i2', EventType.PURCHASE, now - 1000),
+      event('u2', 'i1', EventType.CLICK, now),
+    ];
+    await expect(store.recordEvents(batch)).resolves.toEqual({ accepted: 3, duplicates: 0 });
+    const historyBefore = await store.getUser('u1', 10);
+    const popularBefore = await store.popular(10, now);
+
+    await expect(store.recordEvents(batch)).resolves.toEqual({ accepted: 0, duplicates: 3 });
+    await expect(store.getUser('u1', 10)).resolves.toEqual(historyBefore);
+    await expect(store.popular(10, now)).resolves.toEqual(popularBefore);
+    expect(popularBefore).toHaveLength(2);
+    expectClose(popularBefore.find((p) => p.itemId === 'i1')!.score, 1 + 2 ** (-2000 / HOUR));
+  });
+
+  it('applies an id repeated within one batch once', async () => {
+    const once = event('u1', 'i1', EventType.CLICK, now, { eventId: 'same' });
+    const again = event('u1', 'i1', EventType.CLICK, now, { eventId: 'same' });
+    const other = event('u1', 'i2', EventType.CLICK, now);
+    await expect(store.recordEvents([once, again, other])).resolves.toEqual({ accepted: 2, duplicates: 1 });
+    expect((await store.getUser('u1', 10)).history).toHaveLength(2);
+    const popular = await store.popular(10, now);
+    expectClose(popular.find((p) => p.itemId === 'i1')!.score, 1);
+  });
+
+  it('accepts an event id again once its de-duplication window has passed', async () => {
+    const shortMemory = await newStore({ dedupTtlMs: 150 });
+    const e = event('u1', 'i1', EventType.CLICK, now, { eventId: 'expiring' });
+    await expect(shortMemory.recordEvents([e])).resolves.toEqual({ accepted: 1, duplicates: 0 });
+    await expect(shortMemory.recordEvents([e])).resolves.toEqual({ accepted: 0, duplicates: 1 });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await expect(shortMemory.recordEvents([e])).resolves.toEqual({ accepted: 1, duplicates: 0 });
+  });
+
+  it('ranks by decayed weight: an event one half-life older counts half', async () => {
+    await store.recordEvents([
+      event('u1', 'fresh', EventType.CLICK, now),
+      event('u2', 'hour-old', EventType.CLICK, now - HOUR),
+      event('u3', 'popular', EventType.CLICK, now - HOUR),
+      event('u4', 'popular', EventType.CLICK, now - HOUR),
+      event('u5', 'popular', EventType.CLICK, now - HOUR),
+      event('u6', 'bought-long-ago', EventType.PURCHASE, now - 5 * HOUR),
+    ]);
+    const popular = await store.popular(10, now);
+    expect(popular.map((p) => p.itemId)).toEqual(['popular', 'fresh', 'hour-old', 'bought-long-ago']);
+    expectClose(popular[0]!.score, 1.5); // 3 * 2^-1
+    expectClose(popular[1]!.score, 1);
+    expectClose(popular[2]!.score, 0.5);
+    expectClose(popular[3]!.score, 0.125); // 4 * 2^-5
+
+    // All decay alike, so the order holds and every score halves an hour later.
+    const later = await store.popular(10, now + HOUR);
+    expect(later.map((p) => p.itemId)).toEqual(popular.map((p) => p.itemId));
+    later.forEach((p, i) => expectClose(p.score, popular[i]!.score / 2));
+
+    await store.recordEvents([event('u7', 'hour-old', EventType.PURCHASE, now)]);
+    const after = await store.popular(1, now);
+    expect(after.map((p) => p.itemId)).toEqual(['hour-old']);
+    expectClose(after[0]!.score, 4.5);
+  });
+
+  it('decays a single event by half per half-life', async () => {
+    await store.recordEvents([event('u1', 'i1', EventType.PURCHASE, now)]);
+    expectClose((await store.popular(1, now))[0]!.score, 4);
+    expectClose((await store.popular(1, now + HOUR))[0]!.score, 2);
+    expectClose((await store.popular(1, now + 3 * HOUR))[0]!.score, 0.5);
+    expectClose((await store.popular(1, now + HOUR / 2))[0]!.score, 4 / Math.SQRT2);
+  });
+
+  it('returns the best `limit` items when more are known', async () => {
+    const events = Array.from({ length: 8 }, (_, i) => event(`u${i}`, `item-${i}`, EventType.CLICK, now - i * 60_000));
+    await store.recordEvents(events);
+    const top = await store.popular(3, now);
+    expect(top.map((p) => p.itemId)).toEqual(['item-0', 'item-1', 'item-2']);
+    expectClose(top[2]!.score, 2 ** (-120_000 / HOUR));
+    expect(await store.popular(0, now)).toEqual([]);
+    expect(await store.popular(100, now)).toHaveLength(8);
+  });
+
+  it('keeps scores finite for a short half-life long after the landmark', async () => {
+    // A minute half-life is ~10^6 half-lives after 2025-01-01: 2^(10^6) overflows a plain sum.
+    const fast = await newStore({ popularityHalfLifeMs: 60_000 });
+    await fast.recordEvents([event('u1', 'a', EventType.CLICK, now), event('u2', 'a', EventType.CLICK, now - 60_000)]);
+    const [top] = await fast.popular(1, now);
+    expectClose(top!.score, 1.5);
+  });
+
+  it('counts an event stamped far in the future as if it happened one day ahead', async () => {
+    const dayAhead = Date.now() + 24 * HOUR;
+    await store.recordEvents([event('u1', 'skewed', EventType.CLICK, Date.now() + 30 * 24 * HOUR)]);
+    const [top] = await store.popular(1, dayAhead);
+    // Unclamped it would score 2^(29 * 24) here; clamped it is ~1 (off by the ms between clocks).
+    expectClose(top!.score, 1, 1e-3);
+  });
+});

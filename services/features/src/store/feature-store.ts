@@ -1,0 +1,68 @@
+import type { features } from '@recsys/contracts';
+
+/** One item's decayed popularity as of a moment. */
+export interface PopularItemScore {
+  itemId: string;
+  score: number;
+}
+
+export interface RecordResult {
+  /** Events applied by this call. */
+  accepted: number;
+  /** Events ignored because their id had been recorded before. */
+  duplicates: number;
+}
+
+export interface UserWithHistory {
+  /** Undefined for a user the store has no features for (cold start). */
+  user: features.User | undefined;
+  /** Most recent first, at most the limit asked for. */
+  history: features.HistoryEntry[];
+}
+
+/**
+ * Where features live. Two implementations keep the same behaviour: Redis (production)
+ * and in memory (the embedded default for a laptop). Both are checked by one contract spec.
+ */
+export interface FeatureStore {
+  getUser(userId: string, historyLimit: number): Promise<UserWithHistory>;
+  /** One answer per id, in the same order; undefined where the item is unknown. */
+  getItems(itemIds: readonly string[]): Promise<(features.Item | undefined)[]>;
+  /** As getItems, but each item as the protobuf binary of features.Item it is stored as (no decoding). */
+  getEncodedItems(itemIds: readonly string[]): Promise<(Uint8Array | undefined)[]>;
+  /** Create or replace. */
+  upsertUsers(users: readonly features.User[]): Promise<void>;
+  /** Create or replace. */
+  upsertItems(items: readonly features.Item[]): Promise<void>;
+  /**
+   * Applies events that were not applied before (by event id): appends to the user's
+   * history (capped) and adds the event's weight to the item's decayed popularity.
+   */
+  recordEvents(events: readonly features.FeedbackEvent[]): Promise<RecordResult>;
+  /** The most popular items, best first, with scores decayed to `nowMs`. */
+  popular(limit: number, nowMs: number): Promise<PopularItemScore[]>;
+  /** Resolves when the backing store answers; throws StoreUnavailableError otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The backing store cannot be reached; callers answer UNAVAILABLE and may retry. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+export interface FeatureStoreOptions {
+  /** Longest history kept per user; older entries are dropped. */
+  historyCap: number;
+  /** Half-life of popularity decay. */
+  popularityHalfLifeMs: number;
+  /** How long an event id is remembered for de-duplication. */
+  dedupTtlMs: number;
+  /** Popularity weight per event type; a type not listed adds nothing. */
+  eventWeights: Partial<Record<number, number>>;
+  /** Event types that enter the user's history (impressions usually do not). */
+  historyEventTypes: ReadonlySet<number>;
+}

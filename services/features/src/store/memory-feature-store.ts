@@ -1,0 +1,135 @@
+import { fromBinary, toBinary } from '@bufbuild/protobuf';
+import { features } from '@recsys/contracts';
+import type { FeatureStore, FeatureStoreOptions, PopularItemScore, RecordResult, UserWithHistory } from './feature-store.js';
+import { decodeItems } from './item-codec.js';
+import { planEvents } from './event-plan.js';
+import { decodeHistory } from './history-codec.js';
+import { addLogScores, scoreAt } from './popularity-decay.js';
+import { validateStoreOptions } from './store-options.js';
+
+export interface MemoryFeatureStoreOptions extends FeatureStoreOptions {
+  /** Unix ms now; tests move it to expire event ids. */
+  clock?: () => number;
+}
+
+interface RankedItem {
+  itemId: string;
+  logScore: number;
+}
+
+/**
+ * The embedded store: the same observable behaviour as RedisFeatureStore, kept in Maps.
+ * It stores what Redis would (protobuf binary, encoded history, log2 popularity sums), so
+ * callers never share objects with it and values are rounded exactly as Redis round-trips them.
+ */
+export class MemoryFeatureStore implements FeatureStore {
+  private readonly options: FeatureStoreOptions;
+  private readonly clock: () => number;
+  private readonly users = new Map<string, Uint8Array>();
+  private readonly items = new Map<string, Uint8Array>();
+  /** Encoded entries, newest first, at most historyCap. */
+  private readonly histories = new Map<string, Buffer[]>();
+  /** Item id -> log2 of its forward-decayed weight sum. */
+  private readonly popularity = new Map<string, number>();
+  /** Items best first; the order does not depend on "now", so it holds until the next event. */
+  private ranked: RankedItem[] | undefined;
+  /** Event id -> when it may be applied again; insertion order is expiry order (constant TTL). */
+  private readonly seen = new Map<string, number>();
+
+  constructor(options: MemoryFeatureStoreOptions) {
+    validateStoreOptions(options);
+    this.options = options;
+    this.clock = options.clock ?? Date.now;
+  }
+
+  /** How many event ids are remembered for de-duplication (expired ones are pruned). */
+  get rememberedEventIds(): number {
+    return this.seen.size;
+  }
+
+  async getUser(userId: string, historyLimit: number): Promise<UserWithHistory> {
+    const raw = this.users.get(userId);
+    const limit = Math.max(0, Math.floor(historyLimit));
+    return {
+      user: raw ? fromBinary(features.UserSchema, raw) : undefined,
+      history: decodeHistory((this.histories.get(userId) ?? []).slice(0, limit)),
+    };
+  }
+
+  async getItems(itemIds: readonly string[]): Promise<(features.Item | undefined)[]> {
+    return decodeItems(await this.getEncodedItems(itemIds));
+  }
+
+  async getEncodedItems(itemIds: readonly string[]): Promise<(Uint8Array | undefined)[]> {
+    // Stored bytes are never written in place (upserts replace them), so sharing them is safe.
+    return itemIds.map((id) => this.items.get(id));
+  }
+
+  async upsertUsers(users: readonly features.User[]): Promise<void> {
+    for (const user of users) this.users.set(user.userId, toBinary(features.UserSchema, user));
+  }
+
+  async upsertItems(items: readonly features.Item[]): Promise<void> {
+    for (const item of items) this.items.set(item.itemId, toBinary(features.ItemSchema, item));
+  }
+
+  async recordEvents(events: readonly features.FeedbackEvent[]): Promise<RecordResult> {
+    const now = this.clock();
+    this.pruneSeen(now);
+    let accepted = 0;
+    for (const event of planEvents(events, this.options, now)) {
+      const until = this.seen.get(event.eventId);
+      // Same rule as a Redis key with PX: alive while now <= its expiry.
+      if (until !== undefined && now <= until) continue;
+      this.seen.delete(event.eventId);
+      this.seen.set(event.eventId, now + this.options.dedupTtlMs);
+      accepted += 1;
+      if (event.historyEntry) this.pushHistory(event.userId, event.historyEntry);
+      if (event.logWeight !== undefined) {
+        const current = this.popularity.get(event.itemId);
+        this.popularity.set(event.itemId, current === undefined ? event.logWeight : addLogScores(current, event.logWeight));
+        this.ranked = undefined;
+      }
+    }
+    return { accepted, duplicates: events.length - accepted };
+  }
+
+  async popular(limit: number, nowMs: number): Promise<PopularItemScore[]> {
+    const count = Math.floor(limit);
+    if (count <= 0) return [];
+    this.ranked ??= this.rank();
+    return this.ranked.slice(0, count).map(({ itemId, logScore }) => ({
+      itemId,
+      score: scoreAt(logScore, nowMs, this.options.popularityHalfLifeMs),
+    }));
+  }
+
+  async ping(): Promise<void> {}
+
+  async close(): Promise<void> {}
+
+  private pushHistory(userId: string, entry: Buffer): void {
+    let history = this.histories.get(userId);
+    if (!history) {
+      history = [];
+      this.histories.set(userId, history);
+    }
+    history.unshift(entry);
+    if (history.length > this.options.historyCap) history.length = this.options.historyCap;
+  }
+
+  /** Drops expired ids from the front; amortised O(1) per event since each id is dropped once. */
+  private pruneSeen(now: number): void {
+    for (const [eventId, until] of this.seen) {
+      if (now <= until) break;
+      this.seen.delete(eventId);
+    }
+  }
+
+  /** Best first; ties in reverse byte order of the id, as Redis ZREVRANGE orders them. */
+  private rank(): RankedItem[] {
+    const ranked = Array.from(this.popularity, ([itemId, logScore]) => ({ itemId, logScore }));
+    ranked.sort((a, b) => b.logScore - a.logScore || Buffer.compare(Buffer.from(b.itemId, 'utf8'), Buffer.from(a.itemId, 'utf8')));
+    return ranked;
+  }
+}

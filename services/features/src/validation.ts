@@ -1,0 +1,81 @@
+import { common, type features } from '@recsys/contracts';
+import { InvalidArgumentError } from '@recsys/service-kit';
+
+export interface Limits {
+  maxBatchSize: number;
+  maxIdLength: number;
+}
+
+/** Longest accepted feature name; names are keys, not data. */
+const MAX_FEATURE_NAME = 128;
+/** Events more than this far in the future are clock errors, not data. */
+const MAX_FUTURE_SKEW_MS = 24 * 3600_000;
+
+/** Why an id is unacceptable, or undefined when it is fine. */
+export function idProblem(id: string, maxLength: number): string | undefined {
+  if (id.length === 0) return 'must not be empty';
+  if (id.length > maxLength) return `must be at most ${maxLength} characters (got ${id.length})`;
+  // Control characters would corrupt keys and logs; ids are opaque but printable.
+  if (/[\u0000-\u001f\u007f]/.test(id)) return 'must not contain control characters';
+  return undefined;
+}
+
+export function checkId(field: string, id: string, limits: Limits): void {
+  const problem = idProblem(id, limits.maxIdLength);
+  if (problem) throw new InvalidArgumentError(field, problem);
+}
+
+export function checkBatch(field: string, size: number, limits: Limits): void {
+  if (size > limits.maxBatchSize) {
+    throw new InvalidArgumentError(field, `at most ${limits.maxBatchSize} entries per call (got ${size}); split the batch`);
+  }
+}
+
+/** Why a feature map is unacceptable, naming the feature, or undefined when it is fine. */
+export function featuresProblem(values: features.User['features'] | undefined): string | undefined {
+  if (!values) return undefined;
+  for (const [name, value] of Object.entries(values.values)) {
+    if (name.length === 0 || name.length > MAX_FEATURE_NAME)
+      return `feature name "${name.slice(0, 40)}" must have 1 to ${MAX_FEATURE_NAME} characters`;
+    const kind = value.kind;
+    switch (kind.case) {
+      case undefined:
+        return `feature "${name}" has no value`;
+      case 'numeric':
+        if (!Number.isFinite(kind.value)) return `feature "${name}" must be a finite number`;
+        break;
+      case 'vector':
+        if (kind.value.values.some((v) => !Number.isFinite(v))) return `feature "${name}" must hold finite numbers`;
+        break;
+      case 'categorical':
+      case 'multi':
+        break;
+    }
+  }
+  return undefined;
+}
+
+const knownEventTypes = new Set(
+  Object.values(common.EventType).filter((v): v is number => typeof v === 'number' && v !== common.EventType.UNSPECIFIED),
+);
+
+/** Checks one feedback event; the error names `events[i].field`. Returns the timestamp to store. */
+export function checkEvent(index: number, event: features.FeedbackEvent, limits: Limits, nowMs: number): bigint {
+  const at = (field: string) => `events[${index}].${field}`;
+  checkId(at('event_id'), event.eventId, limits);
+  checkId(at('user_id'), event.userId, limits);
+  checkId(at('item_id'), event.itemId, limits);
+  if (!knownEventTypes.has(event.eventType)) {
+    throw new InvalidArgumentError(at('event_type'), `must be one of ${[...knownEventTypes].map((t) => common.EventType[t]).join(', ')}`);
+  }
+  if (!Number.isFinite(event.dwellSeconds) || event.dwellSeconds < 0) {
+    throw new InvalidArgumentError(at('dwell_seconds'), 'must be a finite number >= 0');
+  }
+  if (event.timestampMs < 0n) {
+    throw new InvalidArgumentError(at('timestamp_ms'), 'must be Unix milliseconds >= 0 (0 means now)');
+  }
+  if (event.timestampMs > BigInt(nowMs + MAX_FUTURE_SKEW_MS)) {
+    throw new InvalidArgumentError(at('timestamp_ms'), 'is more than a day in the future');
+  }
+  return event.timestampMs === 0n ? BigInt(nowMs) : event.timestampMs;
+}
