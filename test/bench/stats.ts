@@ -1,0 +1,27 @@
+import { readFileSync } from 'node:fs';
+
+/** The q-quantile (0..1) of samples, by the nearest-rank method. */
+export function quantile(samples: readonly number[], q: number): number {
+  if (samples.length === 0) return Number.NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[rank]!;
+}
+
+export function round(value: number, digits = 3): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+/** Resident memory of a process in MiB, from /proc (Linux). */
+export function rssMiB(pid: number = process.pid): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? round(Number(match[1]) / 1024, 1) : Number.NaN;
+}
+
+/** Milliseconds taken by an async operation. */
+export async function timeMs(operation: () => Promise<unknown>): Promise<number> {
+  const start = process.hrtime.bigint();
+  await operation();
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}

@@ -1,0 +1,182 @@
+import { status } from '@grpc/grpc-js';
+import { common } from '@recsys/contracts';
+import { RedisServer } from '@recsys/testing';
+import { startTestFeatureService, type FeatureClient } from '../harness/features';
+
+const redisUrl = () => {
+  const url = process.env.REDIS_TEST_URL;
+  if (!url) throw new Error('REDIS_TEST_URL is not set: the jest global setup starts redis-server');
+  return url;
+};
+
+const num = (value: number) => ({ kind: { case: 'numeric' as const, value } });
+const cat = (value: string) => ({ kind: { case: 'categorical' as const, value } });
+
+describe('feature service over gRPC on a real Redis', () => {
+  let client: FeatureClient;
+  let stop: () => Promise<void>;
+
+  beforeAll(async () => {
+    ({ client, stop } = await startTestFeatureService({
+      REDIS_URL: redisUrl(),
+      MAX_BATCH_SIZE: '100',
+      HISTORY_CAP: '5',
+      HISTORY_DEFAULT_LIMIT: '5',
+    }));
+    await client.upsertItems({
+      items: [
+        { itemId: 'a', category: 'books', createdAtMs: 1700000000000n, features: { values: { price: num(9.5), lang: cat('en') } } },
+        {
+          itemId: 'b',
+          category: 'music',
+          features: { values: { genres: { kind: { case: 'multi', value: { values: ['jazz', 'soul'] } } } } },
+        },
+        { itemId: 'c', category: 'books', features: { values: { emb: { kind: { case: 'vector', value: { values: [0.25, -1] } } } } } },
+      ],
+    });
+    await client.upsertUsers({ users: [{ userId: 'u1', features: { values: { age: num(31), country: cat('fr') } } }] });
+  });
+  afterAll(() => stop());
+
+  it('reads a batch in request order and reports the missing ids', async () => {
+    const response = await client.batchGetItemFeatures({ itemIds: ['c', 'nope', 'a', 'a', 'b'] });
+    expect(response.items.map((r) => [r.found, r.item?.itemId])).toEqual([
+      [true, 'c'],
+      [false, 'nope'],
+      [true, 'a'],
+      [true, 'a'],
+      [true, 'b'],
+    ]);
+    expect(response.missingIds).toEqual(['nope']);
+    const a = response.items[2]!.item!;
+    expect(a.category).toBe('books');
+    expect(a.createdAtMs).toBe(1700000000000n);
+    expect(a.features?.values.price?.kind).toEqual({ case: 'numeric', value: 9.5 });
+    expect(response.items[0]!.item!.features?.values.emb?.kind.value).toMatchObject({ values: [0.25, -1] });
+  });
+
+  it('records feedback once per event id, into a capped newest-first history and popularity', async () => {
+    const events = [1, 2, 3, 4, 5, 6, 7].map((n) => ({
+      eventId: `ev-${n}`,
+      userId: 'u1',
+      itemId: n % 2 ? 'a' : 'b',
+      eventType: common.EventType.VIEW,
+      timestampMs: BigInt(Date.now() - (10 - n) * 1000),
+      dwellSeconds: n,
+    }));
+    expect(await client.recordFeedback({ events })).toMatchObject({ accepted: 7, duplicates: 0 });
+    const replay = await client.recordFeedback({ events });
+    expect(replay).toMatchObject({ accepted: 0, duplicates: 7 });
+
+    const user = await client.getUserFeatures({ userId: 'u1', historyLimit: 5 });
+    expect(user.found).toBe(true);
+    expect(user.user?.features?.values.age?.kind).toEqual({ case: 'numeric', value: 31 });
+    expect(user.history.map((h) => h.dwellSeconds)).toEqual([7, 6, 5, 4, 3]);
+    expect(user.history[0]).toMatchObject({ itemId: 'a', eventType: common.EventType.VIEW });
+
+    const popular = await client.getPopularItems({ limit: 10 });
+    expect(popular.items.map((p) => p.itemId)).toEqual(['a', 'b']);
+    expect(popular.items[0]!.score).toBeGreaterThan(popular.items[1]!.score);
+    const music = await client.getPopularItems({ limit: 10, filter: { includeCategories: ['music'] } });
+    expect(music.items.map((p) => p.itemId)).toEqual(['b']);
+  });
+
+  it('answers an unknown user with found=false and empty features', async () => {
+    const response = await client.getUserFeatures({ userId: 'stranger' });
+    expect(response).toMatchObject({ found: false, history: [] });
+    expect(response.user?.userId).toBe('stranger');
+  });
+
+  it('rejects bad input with INVALID_ARGUMENT naming the field', async () => {
+    const cases: [Promise<unknown>, string][] = [
+      [client.getUserFeatures({ userId: '' }), 'user_id: must not be empty'],
+      [client.getUserFeatures({ userId: 'x'.repeat(300) }), 'user_id: must be at most 256 characters'],
+      [client.getUserFeatures({ userId: 'u1', historyLimit: 6 }), 'history_limit: must be between 0 and 5'],
+      [client.batchGetItemFeatures({ itemIds: ['a', ''] }), 'item_ids[1]: must not be empty'],
+      [client.batchGetItemFeatures({ itemIds: Array.from({ length: 101 }, (_, i) => `i${i}`) }), 'item_ids: at most 100 entries'],
+      [
+        client.recordFeedback({
+          events: [
+            { eventId: 'ok', userId: 'u', itemId: 'a', eventType: common.EventType.CLICK },
+            { eventId: 'bad', userId: 'u', itemId: 'a' },
+          ],
+        }),
+        'events[1].event_type: must be one of',
+      ],
+      [
+        client.recordFeedback({
+          events: [{ eventId: 'e', userId: 'u', itemId: 'a', eventType: common.EventType.CLICK, dwellSeconds: -1 }],
+        }),
+        'events[0].dwell_seconds',
+      ],
+      [client.getPopularItems({ limit: -1 }), 'limit: must be between'],
+    ];
+    for (const [call, message] of cases) {
+      await expect(call).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringContaining(message) });
+    }
+    // The batch with a bad event stored nothing, not even its good event.
+    const user = await client.getUserFeatures({ userId: 'u' });
+    expect(user.history).toEqual([]);
+  });
+
+  it('stores good upsert rows and reports bad ones with reasons', async () => {
+    const response = await client.upsertItems({
+      items: [
+        { itemId: 'ok1' },
+        { itemId: '' },
+        { itemId: 'nan', features: { values: { price: num(Number.NaN) } } },
+        { itemId: 'empty', features: { values: { price: {} } } },
+      ],
+    });
+    expect(response.stored).toBe(1);
+    expect(response.rejected.map((r) => [r.index, r.reason])).toEqual([
+      [1, 'item_id: must not be empty'],
+      [2, 'features: feature "price" must be a finite number'],
+      [3, 'features: feature "price" has no value'],
+    ]);
+  });
+});
+
+describe('feature service when Redis goes away', () => {
+  it('answers UNAVAILABLE naming Redis, then recovers with nothing lost', async () => {
+    const redis = await RedisServer.start();
+    const { client, stop } = await startTestFeatureService({ REDIS_URL: redis.url });
+    try {
+      await client.upsertItems({ items: [{ itemId: 'kept', category: 'x' }] });
+      await client.recordFeedback({ events: [{ eventId: 'e1', userId: 'u', itemId: 'kept', eventType: common.EventType.PURCHASE }] });
+      await redis.stop();
+
+      await expect(client.batchGetItemFeatures({ itemIds: ['kept'] })).rejects.toMatchObject({
+        code: status.UNAVAILABLE,
+        details: expect.stringMatching(new RegExp(`Redis at 127\\.0\\.0\\.1:${redis.port}`)),
+      });
+      await expect(
+        client.recordFeedback({ events: [{ eventId: 'e2', userId: 'u', itemId: 'kept', eventType: common.EventType.VIEW }] }),
+      ).rejects.toMatchObject({ code: status.UNAVAILABLE });
+
+      await redis.resume();
+      const until = Date.now() + 10000;
+      let read: Awaited<ReturnType<FeatureClient['batchGetItemFeatures']>> | undefined;
+      while (!read && Date.now() < until) {
+        read = await client.batchGetItemFeatures({ itemIds: ['kept'] }).catch(() => undefined);
+        if (!read) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(read?.items[0]).toMatchObject({ found: true, item: { itemId: 'kept', category: 'x' } });
+      // The retried event applies once; the first one is still remembered.
+      const retry = await client.recordFeedback({
+        events: [
+          { eventId: 'e1', userId: 'u', itemId: 'kept', eventType: common.EventType.PURCHASE },
+          { eventId: 'e2', userId: 'u', itemId: 'kept', eventType: common.EventType.VIEW },
+        ],
+      });
+      expect(retry).toMatchObject({ accepted: 1, duplicates: 1 });
+      expect((await client.getUserFeatures({ userId: 'u' })).history.map((h) => h.eventType)).toEqual([
+        common.EventType.VIEW,
+        common.EventType.PURCHASE,
+      ]);
+    } finally {
+      await stop();
+      await redis.destroy();
+    }
+  });
+});
