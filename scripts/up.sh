@@ -13,7 +13,9 @@ address="127.0.0.1:$GRPC_PORT"
 
 node services/features/dist/main.js &
 service=$!
-trap 'kill -TERM $service 2>/dev/null; wait $service 2>/dev/null' INT TERM EXIT
+stop() { kill -TERM "$service" 2>/dev/null || true; wait "$service" 2>/dev/null || true; }
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
 
 cli="node services/features/dist/cli.js"
 $cli wait --address "$address" --timeout 20000
