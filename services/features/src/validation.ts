@@ -60,7 +60,7 @@ const knownEventTypes = new Set(
 );
 
 /** Checks one feedback event; the error names `events[i].field`. Returns the timestamp to store. */
-export function checkEvent(index: number, event: features.FeedbackEvent, limits: Limits, nowMs: number): bigint {
+export function checkEvent(index: number, event: common.FeedbackEvent, limits: Limits, nowMs: number): bigint {
   const at = (field: string) => `events[${index}].${field}`;
   checkId(at('event_id'), event.eventId, limits);
   checkId(at('user_id'), event.userId, limits);

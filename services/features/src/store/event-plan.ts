@@ -1,4 +1,4 @@
-import type { features } from '@recsys/contracts';
+import type { common } from '@recsys/contracts';
 import type { FeatureStoreOptions } from './feature-store.js';
 import { encodeHistoryEntry } from './history-codec.js';
 import { logDecayedWeight } from './popularity-decay.js';
@@ -19,7 +19,7 @@ export interface PlannedEvent {
  * newest event ends up at the head of the history whatever order the client sent the batch in.
  * A timestamp of 0 (or below) means "when the service receives it", i.e. `nowMs`.
  */
-export function planEvents(events: readonly features.FeedbackEvent[], options: FeatureStoreOptions, nowMs: number): PlannedEvent[] {
+export function planEvents(events: readonly common.FeedbackEvent[], options: FeatureStoreOptions, nowMs: number): PlannedEvent[] {
   const now = BigInt(Math.trunc(nowMs));
   const timed = events.map((event) => ({ event, timestampMs: event.timestampMs > 0n ? event.timestampMs : now }));
   timed.sort((a, b) => (a.timestampMs < b.timestampMs ? -1 : a.timestampMs > b.timestampMs ? 1 : 0));

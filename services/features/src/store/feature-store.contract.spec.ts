@@ -81,8 +81,8 @@ function event(
   eventType: common.EventType,
   timestampMs: number,
   extra: { eventId?: string; dwellSeconds?: number } = {},
-): features.FeedbackEvent {
-  return create(features.FeedbackEventSchema, {
+): common.FeedbackEvent {
+  return create(common.FeedbackEventSchema, {
     eventId: extra.eventId ?? `ev-${++eventSeq}`,
     userId,
     itemId,

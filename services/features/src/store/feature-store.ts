@@ -1,4 +1,4 @@
-import type { features } from '@recsys/contracts';
+import type { common, features } from '@recsys/contracts';
 
 /** One item's decayed popularity as of a moment. */
 export interface PopularItemScore {
@@ -38,7 +38,7 @@ export interface FeatureStore {
    * Applies events that were not applied before (by event id): appends to the user's
    * history (capped) and adds the event's weight to the item's decayed popularity.
    */
-  recordEvents(events: readonly features.FeedbackEvent[]): Promise<RecordResult>;
+  recordEvents(events: readonly common.FeedbackEvent[]): Promise<RecordResult>;
   /** The most popular items, best first, with scores decayed to `nowMs`. */
   popular(limit: number, nowMs: number): Promise<PopularItemScore[]>;
   /** Resolves when the backing store answers; throws StoreUnavailableError otherwise. */

@@ -1,11 +1,11 @@
 import { create } from '@bufbuild/protobuf';
-import { common, features } from '@recsys/contracts';
+import { common } from '@recsys/contracts';
 import { MemoryFeatureStore } from './memory-feature-store.js';
 
 const { EventType } = common;
 
-function click(eventId: string, timestampMs: number): features.FeedbackEvent {
-  return create(features.FeedbackEventSchema, {
+function click(eventId: string, timestampMs: number): common.FeedbackEvent {
+  return create(common.FeedbackEventSchema, {
     eventId,
     userId: 'u1',
     itemId: 'i1',

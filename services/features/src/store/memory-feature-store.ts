@@ -1,5 +1,5 @@
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
-import { features } from '@recsys/contracts';
+import { type common, features } from '@recsys/contracts';
 import type { FeatureStore, FeatureStoreOptions, PopularItemScore, RecordResult, UserWithHistory } from './feature-store.js';
 import { decodeItems } from './item-codec.js';
 import { planEvents } from './event-plan.js';
@@ -73,7 +73,7 @@ export class MemoryFeatureStore implements FeatureStore {
     for (const item of items) this.items.set(item.itemId, toBinary(features.ItemSchema, item));
   }
 
-  async recordEvents(events: readonly features.FeedbackEvent[]): Promise<RecordResult> {
+  async recordEvents(events: readonly common.FeedbackEvent[]): Promise<RecordResult> {
     const now = this.clock();
     this.pruneSeen(now);
     let accepted = 0;

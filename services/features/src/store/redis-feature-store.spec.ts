@@ -21,8 +21,8 @@ const user = create(features.UserSchema, {
 });
 const item = create(features.ItemSchema, { itemId: 'i1', category: 'books', createdAtMs: 1_767_225_600_000n });
 
-function click(eventId: string, itemId = 'i1'): features.FeedbackEvent {
-  return create(features.FeedbackEventSchema, {
+function click(eventId: string, itemId = 'i1'): common.FeedbackEvent {
+  return create(common.FeedbackEventSchema, {
     eventId,
     userId: 'u1',
     itemId,

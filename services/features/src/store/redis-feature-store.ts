@@ -1,5 +1,5 @@
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
-import { features } from '@recsys/contracts';
+import { type common, features } from '@recsys/contracts';
 import { Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
 import {
   StoreUnavailableError,
@@ -179,7 +179,7 @@ export class RedisFeatureStore implements FeatureStore {
    * One pipeline per 1000 events. Should a later chunk fail, the earlier ones stay applied;
    * retrying the whole batch is safe because applied ids are skipped.
    */
-  async recordEvents(events: readonly features.FeedbackEvent[]): Promise<RecordResult> {
+  async recordEvents(events: readonly common.FeedbackEvent[]): Promise<RecordResult> {
     if (events.length === 0) return { accepted: 0, duplicates: 0 };
     const planned = planEvents(events, this.options, Date.now());
     return this.call(async () => {

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/common/v1/common.proto.
  */
 export const file_recsys_common_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("Ch1yZWNzeXMvY29tbW9uL3YxL2NvbW1vbi5wcm90bxIQcmVjc3lzLmNvbW1vbi52MSJ8CgtDb250ZXh0SXRlbRIPCgdpdGVtX2lkGAEgASgJEhQKDHRpbWVzdGFtcF9tcxgCIAEoAxIVCg1kd2VsbF9zZWNvbmRzGAMgASgCEi8KCmV2ZW50X3R5cGUYBCABKA4yGy5yZWNzeXMuY29tbW9uLnYxLkV2ZW50VHlwZSLRAQoLVXNlckNvbnRleHQSMwoMcmVjZW50X2l0ZW1zGAEgAygLMh0ucmVjc3lzLmNvbW1vbi52MS5Db250ZXh0SXRlbRJBCgphdHRyaWJ1dGVzGAIgAygLMi0ucmVjc3lzLmNvbW1vbi52MS5Vc2VyQ29udGV4dC5BdHRyaWJ1dGVzRW50cnkSFwoPcmVxdWVzdF90aW1lX21zGAMgASgDGjEKD0F0dHJpYnV0ZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIhwKClN0cmluZ0xpc3QSDgoGdmFsdWVzGAEgAygJIhsKCUZsb2F0TGlzdBIOCgZ2YWx1ZXMYASADKAIingEKDEZlYXR1cmVWYWx1ZRIVCgtjYXRlZ29yaWNhbBgBIAEoCUgAEhEKB251bWVyaWMYAiABKAFIABItCgVtdWx0aRgDIAEoCzIcLnJlY3N5cy5jb21tb24udjEuU3RyaW5nTGlzdEgAEi0KBnZlY3RvchgEIAEoCzIbLnJlY3N5cy5jb21tb24udjEuRmxvYXRMaXN0SABCBgoEa2luZCKRAQoIRmVhdHVyZXMSNgoGdmFsdWVzGAEgAygLMiYucmVjc3lzLmNvbW1vbi52MS5GZWF0dXJlcy5WYWx1ZXNFbnRyeRpNCgtWYWx1ZXNFbnRyeRILCgNrZXkYASABKAkSLQoFdmFsdWUYAiABKAsyHi5yZWNzeXMuY29tbW9uLnYxLkZlYXR1cmVWYWx1ZToCOAEiXgoKSXRlbUZpbHRlchIaChJpbmNsdWRlX2NhdGVnb3JpZXMYASADKAkSGgoSZXhjbHVkZV9jYXRlZ29yaWVzGAIgAygJEhgKEGV4Y2x1ZGVfaXRlbV9pZHMYAyADKAkiQwoKU3RhZ2VTY29yZRImCgVzdGFnZRgBIAEoDjIXLnJlY3N5cy5jb21tb24udjEuU3RhZ2USDQoFc2NvcmUYAiABKAIigwEKCUNhbmRpZGF0ZRIPCgdpdGVtX2lkGAEgASgJEg0KBXNjb3JlGAIgASgCEhAKCGNoYW5uZWxzGAMgAygJEjIKDHN0YWdlX3Njb3JlcxgEIAMoCzIcLnJlY3N5cy5jb21tb24udjEuU3RhZ2VTY29yZRIQCghjYXRlZ29yeRgFIAEoCSJ5CgtTdGFnZVRpbWluZxImCgVzdGFnZRgBIAEoDjIXLnJlY3N5cy5jb21tb24udjEuU3RhZ2USEwoLZHVyYXRpb25fbXMYAiABKAESFQoNY2FuZGlkYXRlc19pbhgDIAEoBRIWCg5jYW5kaWRhdGVzX291dBgEIAEoBSKKAQoLRGVncmFkYXRpb24SJgoFc3RhZ2UYASABKA4yFy5yZWNzeXMuY29tbW9uLnYxLlN0YWdlEjEKBWNhdXNlGAIgASgOMiIucmVjc3lzLmNvbW1vbi52MS5EZWdyYWRhdGlvbkNhdXNlEg4KBmRldGFpbBgDIAEoCRIQCghmYWxsYmFjaxgEIAEoCSrPAQoJRXZlbnRUeXBlEhoKFkVWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIZChVFVkVOVF9UWVBFX0lNUFJFU1NJT04QARITCg9FVkVOVF9UWVBFX1ZJRVcQAhIUChBFVkVOVF9UWVBFX0NMSUNLEAMSGgoWRVZFTlRfVFlQRV9BRERfVE9fQ0FSVBAEEhcKE0VWRU5UX1RZUEVfUFVSQ0hBU0UQBRITCg9FVkVOVF9UWVBFX0xJS0UQBhIWChJFVkVOVF9UWVBFX0RJU0xJS0UQByqFAQoFU3RhZ2USFQoRU1RBR0VfVU5TUEVDSUZJRUQQABISCg5TVEFHRV9GRUFUVVJFUxABEhMKD1NUQUdFX1JFVFJJRVZBTBACEhQKEFNUQUdFX1BSRVJBTktJTkcQAxIRCg1TVEFHRV9SQU5LSU5HEAQSEwoPU1RBR0VfUkVSQU5LSU5HEAUq6AEKEERlZ3JhZGF0aW9uQ2F1c2USIQodREVHUkFEQVRJT05fQ0FVU0VfVU5TUEVDSUZJRUQQABInCiNERUdSQURBVElPTl9DQVVTRV9ERUFETElORV9FWENFRURFRBABEiEKHURFR1JBREFUSU9OX0NBVVNFX1VOQVZBSUxBQkxFEAISGwoXREVHUkFEQVRJT05fQ0FVU0VfRVJST1IQAxImCiJERUdSQURBVElPTl9DQVVTRV9CVURHRVRfRVhIQVVTVEVEEAQSIAocREVHUkFEQVRJT05fQ0FVU0VfT1ZFUkxPQURFRBAFYgZwcm90bzM");
+  fileDesc("Ch1yZWNzeXMvY29tbW9uL3YxL2NvbW1vbi5wcm90bxIQcmVjc3lzLmNvbW1vbi52MSJ8CgtDb250ZXh0SXRlbRIPCgdpdGVtX2lkGAEgASgJEhQKDHRpbWVzdGFtcF9tcxgCIAEoAxIVCg1kd2VsbF9zZWNvbmRzGAMgASgCEi8KCmV2ZW50X3R5cGUYBCABKA4yGy5yZWNzeXMuY29tbW9uLnYxLkV2ZW50VHlwZSK1AQoNRmVlZGJhY2tFdmVudBIQCghldmVudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEg8KB2l0ZW1faWQYAyABKAkSLwoKZXZlbnRfdHlwZRgEIAEoDjIbLnJlY3N5cy5jb21tb24udjEuRXZlbnRUeXBlEhQKDHRpbWVzdGFtcF9tcxgFIAEoAxIVCg1kd2VsbF9zZWNvbmRzGAYgASgCEhIKCnJlcXVlc3RfaWQYByABKAki0QEKC1VzZXJDb250ZXh0EjMKDHJlY2VudF9pdGVtcxgBIAMoCzIdLnJlY3N5cy5jb21tb24udjEuQ29udGV4dEl0ZW0SQQoKYXR0cmlidXRlcxgCIAMoCzItLnJlY3N5cy5jb21tb24udjEuVXNlckNvbnRleHQuQXR0cmlidXRlc0VudHJ5EhcKD3JlcXVlc3RfdGltZV9tcxgDIAEoAxoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIcCgpTdHJpbmdMaXN0Eg4KBnZhbHVlcxgBIAMoCSIbCglGbG9hdExpc3QSDgoGdmFsdWVzGAEgAygCIp4BCgxGZWF0dXJlVmFsdWUSFQoLY2F0ZWdvcmljYWwYASABKAlIABIRCgdudW1lcmljGAIgASgBSAASLQoFbXVsdGkYAyABKAsyHC5yZWNzeXMuY29tbW9uLnYxLlN0cmluZ0xpc3RIABItCgZ2ZWN0b3IYBCABKAsyGy5yZWNzeXMuY29tbW9uLnYxLkZsb2F0TGlzdEgAQgYKBGtpbmQikQEKCEZlYXR1cmVzEjYKBnZhbHVlcxgBIAMoCzImLnJlY3N5cy5jb21tb24udjEuRmVhdHVyZXMuVmFsdWVzRW50cnkaTQoLVmFsdWVzRW50cnkSCwoDa2V5GAEgASgJEi0KBXZhbHVlGAIgASgLMh4ucmVjc3lzLmNvbW1vbi52MS5GZWF0dXJlVmFsdWU6AjgBIl4KCkl0ZW1GaWx0ZXISGgoSaW5jbHVkZV9jYXRlZ29yaWVzGAEgAygJEhoKEmV4Y2x1ZGVfY2F0ZWdvcmllcxgCIAMoCRIYChBleGNsdWRlX2l0ZW1faWRzGAMgAygJIkMKClN0YWdlU2NvcmUSJgoFc3RhZ2UYASABKA4yFy5yZWNzeXMuY29tbW9uLnYxLlN0YWdlEg0KBXNjb3JlGAIgASgCIoMBCglDYW5kaWRhdGUSDwoHaXRlbV9pZBgBIAEoCRINCgVzY29yZRgCIAEoAhIQCghjaGFubmVscxgDIAMoCRIyCgxzdGFnZV9zY29yZXMYBCADKAsyHC5yZWNzeXMuY29tbW9uLnYxLlN0YWdlU2NvcmUSEAoIY2F0ZWdvcnkYBSABKAkieQoLU3RhZ2VUaW1pbmcSJgoFc3RhZ2UYASABKA4yFy5yZWNzeXMuY29tbW9uLnYxLlN0YWdlEhMKC2R1cmF0aW9uX21zGAIgASgBEhUKDWNhbmRpZGF0ZXNfaW4YAyABKAUSFgoOY2FuZGlkYXRlc19vdXQYBCABKAUiigEKC0RlZ3JhZGF0aW9uEiYKBXN0YWdlGAEgASgOMhcucmVjc3lzLmNvbW1vbi52MS5TdGFnZRIxCgVjYXVzZRgCIAEoDjIiLnJlY3N5cy5jb21tb24udjEuRGVncmFkYXRpb25DYXVzZRIOCgZkZXRhaWwYAyABKAkSEAoIZmFsbGJhY2sYBCABKAkiggEKClJ1bGVSZXBvcnQSDAoEcnVsZRgBIAEoCRIYChByZW1vdmVkX2l0ZW1faWRzGAIgAygJEhgKEGNoYW5nZWRfaXRlbV9pZHMYAyADKAkSDgoGZGV0YWlsGAQgASgJEhMKC2R1cmF0aW9uX21zGAUgASgBEg0KBWVycm9yGAYgASgJKs8BCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhkKFUVWRU5UX1RZUEVfSU1QUkVTU0lPThABEhMKD0VWRU5UX1RZUEVfVklFVxACEhQKEEVWRU5UX1RZUEVfQ0xJQ0sQAxIaChZFVkVOVF9UWVBFX0FERF9UT19DQVJUEAQSFwoTRVZFTlRfVFlQRV9QVVJDSEFTRRAFEhMKD0VWRU5UX1RZUEVfTElLRRAGEhYKEkVWRU5UX1RZUEVfRElTTElLRRAHKoUBCgVTdGFnZRIVChFTVEFHRV9VTlNQRUNJRklFRBAAEhIKDlNUQUdFX0ZFQVRVUkVTEAESEwoPU1RBR0VfUkVUUklFVkFMEAISFAoQU1RBR0VfUFJFUkFOS0lORxADEhEKDVNUQUdFX1JBTktJTkcQBBITCg9TVEFHRV9SRVJBTktJTkcQBSroAQoQRGVncmFkYXRpb25DYXVzZRIhCh1ERUdSQURBVElPTl9DQVVTRV9VTlNQRUNJRklFRBAAEicKI0RFR1JBREFUSU9OX0NBVVNFX0RFQURMSU5FX0VYQ0VFREVEEAESIQodREVHUkFEQVRJT05fQ0FVU0VfVU5BVkFJTEFCTEUQAhIbChdERUdSQURBVElPTl9DQVVTRV9FUlJPUhADEiYKIkRFR1JBREFUSU9OX0NBVVNFX0JVREdFVF9FWEhBVVNURUQQBBIgChxERUdSQURBVElPTl9DQVVTRV9PVkVSTE9BREVEEAViBnByb3RvMw");
 
 /**
  * One item the user interacted with recently, sent with a request as context.
@@ -53,6 +53,61 @@ export const ContextItemSchema: GenMessage<ContextItem> = /*@__PURE__*/
   messageDesc(file_recsys_common_v1_common, 0);
 
 /**
+ * Something a user did with an item, reported by a client and stored by the feature service.
+ *
+ * @generated from message recsys.common.v1.FeedbackEvent
+ */
+export type FeedbackEvent = Message<"recsys.common.v1.FeedbackEvent"> & {
+  /**
+   * Unique id; a second event with the same id is ignored.
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string item_id = 3;
+   */
+  itemId: string;
+
+  /**
+   * @generated from field: recsys.common.v1.EventType event_type = 4;
+   */
+  eventType: EventType;
+
+  /**
+   * Unix ms when the event happened; 0 means when the service receives it.
+   *
+   * @generated from field: int64 timestamp_ms = 5;
+   */
+  timestampMs: bigint;
+
+  /**
+   * @generated from field: float dwell_seconds = 6;
+   */
+  dwellSeconds: number;
+
+  /**
+   * The recommendation answer (request id) the item came from, when known.
+   *
+   * @generated from field: string request_id = 7;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message recsys.common.v1.FeedbackEvent.
+ * Use `create(FeedbackEventSchema)` to create a new message.
+ */
+export const FeedbackEventSchema: GenMessage<FeedbackEvent> = /*@__PURE__*/
+  messageDesc(file_recsys_common_v1_common, 1);
+
+/**
  * The request context: what the user just did, and where.
  *
  * @generated from message recsys.common.v1.UserContext
@@ -85,7 +140,7 @@ export type UserContext = Message<"recsys.common.v1.UserContext"> & {
  * Use `create(UserContextSchema)` to create a new message.
  */
 export const UserContextSchema: GenMessage<UserContext> = /*@__PURE__*/
-  messageDesc(file_recsys_common_v1_common, 1);
+  messageDesc(file_recsys_common_v1_common, 2);
 
 /**
  * @generated from message recsys.common.v1.StringList
@@ -102,7 +157,7 @@ export type StringList = Message<"recsys.common.v1.StringList"> & {
  * Use `create(StringListSchema)` to create a new message.
  */
 export const StringListSchema: GenMessage<StringList> = /*@__PURE__*/
-  messageDesc(file_recsys_common_v1_common, 2);
+  messageDesc(file_recsys_common_v1_common, 3);
 
 /**
  * @generated from message recsys.common.v1.FloatList
@@ -119,7 +174,7 @@ export type FloatList = Message<"recsys.common.v1.FloatList"> & {
  * Use `create(FloatListSchema)` to create a new message.
  */
 export const FloatListSchema: GenMessage<FloatList> = /*@__PURE__*/
-  messageDesc(file_recsys_common_v1_common, 3);
+  messageDesc(file_recsys_common_v1_common, 4);
 
 /**
  * One feature value: categorical, continuous, multi-valued categorical or a dense vector.
@@ -162,7 +217,7 @@ export type FeatureValue = Message<"recsys.common.v1.FeatureValue"> & {
  * Use `create(FeatureValueSchema)` to create a new message.
  */
 export const FeatureValueSchema: GenMessage<FeatureValue> = /*@__PURE__*/
-  messageDesc(file_recsys_common_v1_common, 4);
+  messageDesc(file_recsys_common_v1_common, 5);
 
 /**
  * Features by name.
@@ -181,7 +236,7 @@ export type Features = Message<"recsys.common.v1.Features"> & {
  * Use `create(FeaturesSchema)` to create a new message.
  */
 export const FeaturesSchema: GenMessage<Features> = /*@__PURE__*/
-  messageDesc(file_recsys_common_v1_common, 5);
+  messageDesc(file_recsys_common_v1_common, 6);
 
 /**
  * Optional filters on the answer's items.
@@ -214,7 +269,7 @@ export type ItemFilter = Message<"recsys.common.v1.ItemFilter"> & {
  * Use `create(ItemFilterSchema)` to create a new message.
  */
 export const ItemFilterSchema: GenMessage<ItemFilter> = /*@__PURE__*/
-  messageDesc(file_recsys_common_v1_common, 6);
+  messageDesc(file_recsys_common_v1_common, 7);
 
 /**
  * A score a stage gave a candidate.
@@ -238,7 +293,7 @@ export type StageScore = Message<"recsys.common.v1.StageScore"> & {
  * Use `create(StageScoreSchema)` to create a new message.
  */
 export const StageScoreSchema: GenMessage<StageScore> = /*@__PURE__*/
-  messageDesc(file_recsys_common_v1_common, 7);
+  messageDesc(file_recsys_common_v1_common, 8);
 
 /**
  * A candidate item travelling through the pipeline, with what each stage said of it.
@@ -285,7 +340,7 @@ export type Candidate = Message<"recsys.common.v1.Candidate"> & {
  * Use `create(CandidateSchema)` to create a new message.
  */
 export const CandidateSchema: GenMessage<Candidate> = /*@__PURE__*/
-  messageDesc(file_recsys_common_v1_common, 8);
+  messageDesc(file_recsys_common_v1_common, 9);
 
 /**
  * How long one stage took and how many candidates went in and out.
@@ -319,7 +374,7 @@ export type StageTiming = Message<"recsys.common.v1.StageTiming"> & {
  * Use `create(StageTimingSchema)` to create a new message.
  */
 export const StageTimingSchema: GenMessage<StageTiming> = /*@__PURE__*/
-  messageDesc(file_recsys_common_v1_common, 9);
+  messageDesc(file_recsys_common_v1_common, 10);
 
 /**
  * A stage whose answer was replaced, why, and by what.
@@ -357,7 +412,55 @@ export type Degradation = Message<"recsys.common.v1.Degradation"> & {
  * Use `create(DegradationSchema)` to create a new message.
  */
 export const DegradationSchema: GenMessage<Degradation> = /*@__PURE__*/
-  messageDesc(file_recsys_common_v1_common, 10);
+  messageDesc(file_recsys_common_v1_common, 11);
+
+/**
+ * What one re-ranking rule did to the list.
+ *
+ * @generated from message recsys.common.v1.RuleReport
+ */
+export type RuleReport = Message<"recsys.common.v1.RuleReport"> & {
+  /**
+   * @generated from field: string rule = 1;
+   */
+  rule: string;
+
+  /**
+   * @generated from field: repeated string removed_item_ids = 2;
+   */
+  removedItemIds: string[];
+
+  /**
+   * Items whose position or score the rule changed.
+   *
+   * @generated from field: repeated string changed_item_ids = 3;
+   */
+  changedItemIds: string[];
+
+  /**
+   * @generated from field: string detail = 4;
+   */
+  detail: string;
+
+  /**
+   * @generated from field: double duration_ms = 5;
+   */
+  durationMs: number;
+
+  /**
+   * Empty when the rule ran; otherwise why it was skipped.
+   *
+   * @generated from field: string error = 6;
+   */
+  error: string;
+};
+
+/**
+ * Describes the message recsys.common.v1.RuleReport.
+ * Use `create(RuleReportSchema)` to create a new message.
+ */
+export const RuleReportSchema: GenMessage<RuleReport> = /*@__PURE__*/
+  messageDesc(file_recsys_common_v1_common, 12);
 
 /**
  * What a user did with an item. Feedback events and history entries carry it.

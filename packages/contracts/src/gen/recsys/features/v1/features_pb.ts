@@ -6,7 +6,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { EventType, Features, ItemFilter } from "../../common/v1/common_pb.js";
+import type { EventType, Features, FeedbackEvent, ItemFilter } from "../../common/v1/common_pb.js";
 import { file_recsys_common_v1_common } from "../../common/v1/common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/features/v1/features.proto.
  */
 export const file_recsys_features_v1_features: GenFile = /*@__PURE__*/
-  fileDesc("CiFyZWNzeXMvZmVhdHVyZXMvdjEvZmVhdHVyZXMucHJvdG8SEnJlY3N5cy5mZWF0dXJlcy52MSJ9CgxIaXN0b3J5RW50cnkSDwoHaXRlbV9pZBgBIAEoCRIUCgx0aW1lc3RhbXBfbXMYAiABKAMSFQoNZHdlbGxfc2Vjb25kcxgDIAEoAhIvCgpldmVudF90eXBlGAQgASgOMhsucmVjc3lzLmNvbW1vbi52MS5FdmVudFR5cGUiRQoEVXNlchIPCgd1c2VyX2lkGAEgASgJEiwKCGZlYXR1cmVzGAIgASgLMhoucmVjc3lzLmNvbW1vbi52MS5GZWF0dXJlcyJuCgRJdGVtEg8KB2l0ZW1faWQYASABKAkSEAoIY2F0ZWdvcnkYAiABKAkSFQoNY3JlYXRlZF9hdF9tcxgDIAEoAxIsCghmZWF0dXJlcxgEIAEoCzIaLnJlY3N5cy5jb21tb24udjEuRmVhdHVyZXMiQAoWR2V0VXNlckZlYXR1cmVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhUKDWhpc3RvcnlfbGltaXQYAiABKAUigwEKF0dldFVzZXJGZWF0dXJlc1Jlc3BvbnNlEg0KBWZvdW5kGAEgASgIEiYKBHVzZXIYAiABKAsyGC5yZWNzeXMuZmVhdHVyZXMudjEuVXNlchIxCgdoaXN0b3J5GAMgAygLMiAucmVjc3lzLmZlYXR1cmVzLnYxLkhpc3RvcnlFbnRyeSIvChtCYXRjaEdldEl0ZW1GZWF0dXJlc1JlcXVlc3QSEAoIaXRlbV9pZHMYASADKAkiQwoKSXRlbVJlc3VsdBINCgVmb3VuZBgBIAEoCBImCgRpdGVtGAIgASgLMhgucmVjc3lzLmZlYXR1cmVzLnYxLkl0ZW0iYgocQmF0Y2hHZXRJdGVtRmVhdHVyZXNSZXNwb25zZRItCgVpdGVtcxgBIAMoCzIeLnJlY3N5cy5mZWF0dXJlcy52MS5JdGVtUmVzdWx0EhMKC21pc3NpbmdfaWRzGAIgAygJIqEBCg1GZWVkYmFja0V2ZW50EhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDwoHaXRlbV9pZBgDIAEoCRIvCgpldmVudF90eXBlGAQgASgOMhsucmVjc3lzLmNvbW1vbi52MS5FdmVudFR5cGUSFAoMdGltZXN0YW1wX21zGAUgASgDEhUKDWR3ZWxsX3NlY29uZHMYBiABKAIiSgoVUmVjb3JkRmVlZGJhY2tSZXF1ZXN0EjEKBmV2ZW50cxgBIAMoCzIhLnJlY3N5cy5mZWF0dXJlcy52MS5GZWVkYmFja0V2ZW50Ij4KFlJlY29yZEZlZWRiYWNrUmVzcG9uc2USEAoIYWNjZXB0ZWQYASABKAUSEgoKZHVwbGljYXRlcxgCIAEoBSJVChZHZXRQb3B1bGFySXRlbXNSZXF1ZXN0Eg0KBWxpbWl0GAEgASgFEiwKBmZpbHRlchgCIAEoCzIcLnJlY3N5cy5jb21tb24udjEuSXRlbUZpbHRlciItCgtQb3B1bGFySXRlbRIPCgdpdGVtX2lkGAEgASgJEg0KBXNjb3JlGAIgASgBIkkKF0dldFBvcHVsYXJJdGVtc1Jlc3BvbnNlEi4KBWl0ZW1zGAEgAygLMh8ucmVjc3lzLmZlYXR1cmVzLnYxLlBvcHVsYXJJdGVtIjgKC1JlamVjdGVkUm93Eg0KBWluZGV4GAEgASgFEgoKAmlkGAIgASgJEg4KBnJlYXNvbhgDIAEoCSI9ChJVcHNlcnRVc2Vyc1JlcXVlc3QSJwoFdXNlcnMYASADKAsyGC5yZWNzeXMuZmVhdHVyZXMudjEuVXNlciJYChNVcHNlcnRVc2Vyc1Jlc3BvbnNlEg4KBnN0b3JlZBgBIAEoBRIxCghyZWplY3RlZBgCIAMoCzIfLnJlY3N5cy5mZWF0dXJlcy52MS5SZWplY3RlZFJvdyI9ChJVcHNlcnRJdGVtc1JlcXVlc3QSJwoFaXRlbXMYASADKAsyGC5yZWNzeXMuZmVhdHVyZXMudjEuSXRlbSJYChNVcHNlcnRJdGVtc1Jlc3BvbnNlEg4KBnN0b3JlZBgBIAEoBRIxCghyZWplY3RlZBgCIAMoCzIfLnJlY3N5cy5mZWF0dXJlcy52MS5SZWplY3RlZFJvdzKMBQoORmVhdHVyZVNlcnZpY2USagoPR2V0VXNlckZlYXR1cmVzEioucmVjc3lzLmZlYXR1cmVzLnYxLkdldFVzZXJGZWF0dXJlc1JlcXVlc3QaKy5yZWNzeXMuZmVhdHVyZXMudjEuR2V0VXNlckZlYXR1cmVzUmVzcG9uc2USeQoUQmF0Y2hHZXRJdGVtRmVhdHVyZXMSLy5yZWNzeXMuZmVhdHVyZXMudjEuQmF0Y2hHZXRJdGVtRmVhdHVyZXNSZXF1ZXN0GjAucmVjc3lzLmZlYXR1cmVzLnYxLkJhdGNoR2V0SXRlbUZlYXR1cmVzUmVzcG9uc2USZwoOUmVjb3JkRmVlZGJhY2sSKS5yZWNzeXMuZmVhdHVyZXMudjEuUmVjb3JkRmVlZGJhY2tSZXF1ZXN0GioucmVjc3lzLmZlYXR1cmVzLnYxLlJlY29yZEZlZWRiYWNrUmVzcG9uc2USagoPR2V0UG9wdWxhckl0ZW1zEioucmVjc3lzLmZlYXR1cmVzLnYxLkdldFBvcHVsYXJJdGVtc1JlcXVlc3QaKy5yZWNzeXMuZmVhdHVyZXMudjEuR2V0UG9wdWxhckl0ZW1zUmVzcG9uc2USXgoLVXBzZXJ0VXNlcnMSJi5yZWNzeXMuZmVhdHVyZXMudjEuVXBzZXJ0VXNlcnNSZXF1ZXN0GicucmVjc3lzLmZlYXR1cmVzLnYxLlVwc2VydFVzZXJzUmVzcG9uc2USXgoLVXBzZXJ0SXRlbXMSJi5yZWNzeXMuZmVhdHVyZXMudjEuVXBzZXJ0SXRlbXNSZXF1ZXN0GicucmVjc3lzLmZlYXR1cmVzLnYxLlVwc2VydEl0ZW1zUmVzcG9uc2ViBnByb3RvMw", [file_recsys_common_v1_common]);
+  fileDesc("CiFyZWNzeXMvZmVhdHVyZXMvdjEvZmVhdHVyZXMucHJvdG8SEnJlY3N5cy5mZWF0dXJlcy52MSJ9CgxIaXN0b3J5RW50cnkSDwoHaXRlbV9pZBgBIAEoCRIUCgx0aW1lc3RhbXBfbXMYAiABKAMSFQoNZHdlbGxfc2Vjb25kcxgDIAEoAhIvCgpldmVudF90eXBlGAQgASgOMhsucmVjc3lzLmNvbW1vbi52MS5FdmVudFR5cGUiRQoEVXNlchIPCgd1c2VyX2lkGAEgASgJEiwKCGZlYXR1cmVzGAIgASgLMhoucmVjc3lzLmNvbW1vbi52MS5GZWF0dXJlcyJuCgRJdGVtEg8KB2l0ZW1faWQYASABKAkSEAoIY2F0ZWdvcnkYAiABKAkSFQoNY3JlYXRlZF9hdF9tcxgDIAEoAxIsCghmZWF0dXJlcxgEIAEoCzIaLnJlY3N5cy5jb21tb24udjEuRmVhdHVyZXMiQAoWR2V0VXNlckZlYXR1cmVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhUKDWhpc3RvcnlfbGltaXQYAiABKAUigwEKF0dldFVzZXJGZWF0dXJlc1Jlc3BvbnNlEg0KBWZvdW5kGAEgASgIEiYKBHVzZXIYAiABKAsyGC5yZWNzeXMuZmVhdHVyZXMudjEuVXNlchIxCgdoaXN0b3J5GAMgAygLMiAucmVjc3lzLmZlYXR1cmVzLnYxLkhpc3RvcnlFbnRyeSIvChtCYXRjaEdldEl0ZW1GZWF0dXJlc1JlcXVlc3QSEAoIaXRlbV9pZHMYASADKAkiQwoKSXRlbVJlc3VsdBINCgVmb3VuZBgBIAEoCBImCgRpdGVtGAIgASgLMhgucmVjc3lzLmZlYXR1cmVzLnYxLkl0ZW0iYgocQmF0Y2hHZXRJdGVtRmVhdHVyZXNSZXNwb25zZRItCgVpdGVtcxgBIAMoCzIeLnJlY3N5cy5mZWF0dXJlcy52MS5JdGVtUmVzdWx0EhMKC21pc3NpbmdfaWRzGAIgAygJIkgKFVJlY29yZEZlZWRiYWNrUmVxdWVzdBIvCgZldmVudHMYASADKAsyHy5yZWNzeXMuY29tbW9uLnYxLkZlZWRiYWNrRXZlbnQiPgoWUmVjb3JkRmVlZGJhY2tSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoBRISCgpkdXBsaWNhdGVzGAIgASgFIlUKFkdldFBvcHVsYXJJdGVtc1JlcXVlc3QSDQoFbGltaXQYASABKAUSLAoGZmlsdGVyGAIgASgLMhwucmVjc3lzLmNvbW1vbi52MS5JdGVtRmlsdGVyIi0KC1BvcHVsYXJJdGVtEg8KB2l0ZW1faWQYASABKAkSDQoFc2NvcmUYAiABKAEiSQoXR2V0UG9wdWxhckl0ZW1zUmVzcG9uc2USLgoFaXRlbXMYASADKAsyHy5yZWNzeXMuZmVhdHVyZXMudjEuUG9wdWxhckl0ZW0iOAoLUmVqZWN0ZWRSb3cSDQoFaW5kZXgYASABKAUSCgoCaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIj0KElVwc2VydFVzZXJzUmVxdWVzdBInCgV1c2VycxgBIAMoCzIYLnJlY3N5cy5mZWF0dXJlcy52MS5Vc2VyIlgKE1Vwc2VydFVzZXJzUmVzcG9uc2USDgoGc3RvcmVkGAEgASgFEjEKCHJlamVjdGVkGAIgAygLMh8ucmVjc3lzLmZlYXR1cmVzLnYxLlJlamVjdGVkUm93Ij0KElVwc2VydEl0ZW1zUmVxdWVzdBInCgVpdGVtcxgBIAMoCzIYLnJlY3N5cy5mZWF0dXJlcy52MS5JdGVtIlgKE1Vwc2VydEl0ZW1zUmVzcG9uc2USDgoGc3RvcmVkGAEgASgFEjEKCHJlamVjdGVkGAIgAygLMh8ucmVjc3lzLmZlYXR1cmVzLnYxLlJlamVjdGVkUm93MowFCg5GZWF0dXJlU2VydmljZRJqCg9HZXRVc2VyRmVhdHVyZXMSKi5yZWNzeXMuZmVhdHVyZXMudjEuR2V0VXNlckZlYXR1cmVzUmVxdWVzdBorLnJlY3N5cy5mZWF0dXJlcy52MS5HZXRVc2VyRmVhdHVyZXNSZXNwb25zZRJ5ChRCYXRjaEdldEl0ZW1GZWF0dXJlcxIvLnJlY3N5cy5mZWF0dXJlcy52MS5CYXRjaEdldEl0ZW1GZWF0dXJlc1JlcXVlc3QaMC5yZWNzeXMuZmVhdHVyZXMudjEuQmF0Y2hHZXRJdGVtRmVhdHVyZXNSZXNwb25zZRJnCg5SZWNvcmRGZWVkYmFjaxIpLnJlY3N5cy5mZWF0dXJlcy52MS5SZWNvcmRGZWVkYmFja1JlcXVlc3QaKi5yZWNzeXMuZmVhdHVyZXMudjEuUmVjb3JkRmVlZGJhY2tSZXNwb25zZRJqCg9HZXRQb3B1bGFySXRlbXMSKi5yZWNzeXMuZmVhdHVyZXMudjEuR2V0UG9wdWxhckl0ZW1zUmVxdWVzdBorLnJlY3N5cy5mZWF0dXJlcy52MS5HZXRQb3B1bGFySXRlbXNSZXNwb25zZRJeCgtVcHNlcnRVc2VycxImLnJlY3N5cy5mZWF0dXJlcy52MS5VcHNlcnRVc2Vyc1JlcXVlc3QaJy5yZWNzeXMuZmVhdHVyZXMudjEuVXBzZXJ0VXNlcnNSZXNwb25zZRJeCgtVcHNlcnRJdGVtcxImLnJlY3N5cy5mZWF0dXJlcy52MS5VcHNlcnRJdGVtc1JlcXVlc3QaJy5yZWNzeXMuZmVhdHVyZXMudjEuVXBzZXJ0SXRlbXNSZXNwb25zZWIGcHJvdG8z", [file_recsys_common_v1_common]);
 
 /**
  * One entry of a user's recent history.
@@ -231,57 +231,11 @@ export const BatchGetItemFeaturesResponseSchema: GenMessage<BatchGetItemFeatures
   messageDesc(file_recsys_features_v1_features, 7);
 
 /**
- * @generated from message recsys.features.v1.FeedbackEvent
- */
-export type FeedbackEvent = Message<"recsys.features.v1.FeedbackEvent"> & {
-  /**
-   * Unique id; a second event with the same id is ignored.
-   *
-   * @generated from field: string event_id = 1;
-   */
-  eventId: string;
-
-  /**
-   * @generated from field: string user_id = 2;
-   */
-  userId: string;
-
-  /**
-   * @generated from field: string item_id = 3;
-   */
-  itemId: string;
-
-  /**
-   * @generated from field: recsys.common.v1.EventType event_type = 4;
-   */
-  eventType: EventType;
-
-  /**
-   * Unix ms when the event happened; 0 means when the service receives it.
-   *
-   * @generated from field: int64 timestamp_ms = 5;
-   */
-  timestampMs: bigint;
-
-  /**
-   * @generated from field: float dwell_seconds = 6;
-   */
-  dwellSeconds: number;
-};
-
-/**
- * Describes the message recsys.features.v1.FeedbackEvent.
- * Use `create(FeedbackEventSchema)` to create a new message.
- */
-export const FeedbackEventSchema: GenMessage<FeedbackEvent> = /*@__PURE__*/
-  messageDesc(file_recsys_features_v1_features, 8);
-
-/**
  * @generated from message recsys.features.v1.RecordFeedbackRequest
  */
 export type RecordFeedbackRequest = Message<"recsys.features.v1.RecordFeedbackRequest"> & {
   /**
-   * @generated from field: repeated recsys.features.v1.FeedbackEvent events = 1;
+   * @generated from field: repeated recsys.common.v1.FeedbackEvent events = 1;
    */
   events: FeedbackEvent[];
 };
@@ -291,7 +245,7 @@ export type RecordFeedbackRequest = Message<"recsys.features.v1.RecordFeedbackRe
  * Use `create(RecordFeedbackRequestSchema)` to create a new message.
  */
 export const RecordFeedbackRequestSchema: GenMessage<RecordFeedbackRequest> = /*@__PURE__*/
-  messageDesc(file_recsys_features_v1_features, 9);
+  messageDesc(file_recsys_features_v1_features, 8);
 
 /**
  * @generated from message recsys.features.v1.RecordFeedbackResponse
@@ -317,7 +271,7 @@ export type RecordFeedbackResponse = Message<"recsys.features.v1.RecordFeedbackR
  * Use `create(RecordFeedbackResponseSchema)` to create a new message.
  */
 export const RecordFeedbackResponseSchema: GenMessage<RecordFeedbackResponse> = /*@__PURE__*/
-  messageDesc(file_recsys_features_v1_features, 10);
+  messageDesc(file_recsys_features_v1_features, 9);
 
 /**
  * @generated from message recsys.features.v1.GetPopularItemsRequest
@@ -341,7 +295,7 @@ export type GetPopularItemsRequest = Message<"recsys.features.v1.GetPopularItems
  * Use `create(GetPopularItemsRequestSchema)` to create a new message.
  */
 export const GetPopularItemsRequestSchema: GenMessage<GetPopularItemsRequest> = /*@__PURE__*/
-  messageDesc(file_recsys_features_v1_features, 11);
+  messageDesc(file_recsys_features_v1_features, 10);
 
 /**
  * @generated from message recsys.features.v1.PopularItem
@@ -365,7 +319,7 @@ export type PopularItem = Message<"recsys.features.v1.PopularItem"> & {
  * Use `create(PopularItemSchema)` to create a new message.
  */
 export const PopularItemSchema: GenMessage<PopularItem> = /*@__PURE__*/
-  messageDesc(file_recsys_features_v1_features, 12);
+  messageDesc(file_recsys_features_v1_features, 11);
 
 /**
  * @generated from message recsys.features.v1.GetPopularItemsResponse
@@ -382,7 +336,7 @@ export type GetPopularItemsResponse = Message<"recsys.features.v1.GetPopularItem
  * Use `create(GetPopularItemsResponseSchema)` to create a new message.
  */
 export const GetPopularItemsResponseSchema: GenMessage<GetPopularItemsResponse> = /*@__PURE__*/
-  messageDesc(file_recsys_features_v1_features, 13);
+  messageDesc(file_recsys_features_v1_features, 12);
 
 /**
  * A row refused by an upsert, with why.
@@ -413,7 +367,7 @@ export type RejectedRow = Message<"recsys.features.v1.RejectedRow"> & {
  * Use `create(RejectedRowSchema)` to create a new message.
  */
 export const RejectedRowSchema: GenMessage<RejectedRow> = /*@__PURE__*/
-  messageDesc(file_recsys_features_v1_features, 14);
+  messageDesc(file_recsys_features_v1_features, 13);
 
 /**
  * @generated from message recsys.features.v1.UpsertUsersRequest
@@ -430,7 +384,7 @@ export type UpsertUsersRequest = Message<"recsys.features.v1.UpsertUsersRequest"
  * Use `create(UpsertUsersRequestSchema)` to create a new message.
  */
 export const UpsertUsersRequestSchema: GenMessage<UpsertUsersRequest> = /*@__PURE__*/
-  messageDesc(file_recsys_features_v1_features, 15);
+  messageDesc(file_recsys_features_v1_features, 14);
 
 /**
  * @generated from message recsys.features.v1.UpsertUsersResponse
@@ -452,7 +406,7 @@ export type UpsertUsersResponse = Message<"recsys.features.v1.UpsertUsersRespons
  * Use `create(UpsertUsersResponseSchema)` to create a new message.
  */
 export const UpsertUsersResponseSchema: GenMessage<UpsertUsersResponse> = /*@__PURE__*/
-  messageDesc(file_recsys_features_v1_features, 16);
+  messageDesc(file_recsys_features_v1_features, 15);
 
 /**
  * @generated from message recsys.features.v1.UpsertItemsRequest
@@ -469,7 +423,7 @@ export type UpsertItemsRequest = Message<"recsys.features.v1.UpsertItemsRequest"
  * Use `create(UpsertItemsRequestSchema)` to create a new message.
  */
 export const UpsertItemsRequestSchema: GenMessage<UpsertItemsRequest> = /*@__PURE__*/
-  messageDesc(file_recsys_features_v1_features, 17);
+  messageDesc(file_recsys_features_v1_features, 16);
 
 /**
  * @generated from message recsys.features.v1.UpsertItemsResponse
@@ -491,7 +445,7 @@ export type UpsertItemsResponse = Message<"recsys.features.v1.UpsertItemsRespons
  * Use `create(UpsertItemsResponseSchema)` to create a new message.
  */
 export const UpsertItemsResponseSchema: GenMessage<UpsertItemsResponse> = /*@__PURE__*/
-  messageDesc(file_recsys_features_v1_features, 18);
+  messageDesc(file_recsys_features_v1_features, 17);
 
 /**
  * @generated from service recsys.features.v1.FeatureService

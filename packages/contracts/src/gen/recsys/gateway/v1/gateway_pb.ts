@@ -6,7 +6,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Candidate, Degradation, EventType, ItemFilter, Stage, StageTiming, UserContext } from "../../common/v1/common_pb.js";
+import type { Candidate, Degradation, FeedbackEvent, ItemFilter, RuleReport, Stage, StageTiming, UserContext } from "../../common/v1/common_pb.js";
 import { file_recsys_common_v1_common } from "../../common/v1/common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/gateway/v1/gateway.proto.
  */
 export const file_recsys_gateway_v1_gateway: GenFile = /*@__PURE__*/
-  fileDesc("Ch9yZWNzeXMvZ2F0ZXdheS92MS9nYXRld2F5LnByb3RvEhFyZWNzeXMuZ2F0ZXdheS52MSKuAQoQUmVjb21tZW5kUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEi4KB2NvbnRleHQYAiABKAsyHS5yZWNzeXMuY29tbW9uLnYxLlVzZXJDb250ZXh0EgkKAWsYAyABKAUSLAoGZmlsdGVyGAQgASgLMhwucmVjc3lzLmNvbW1vbi52MS5JdGVtRmlsdGVyEhEKCWJ1ZGdldF9tcxgFIAEoBRINCgVkZWJ1ZxgGIAEoCCJVCg9SZWNvbW1lbmRlZEl0ZW0SDwoHaXRlbV9pZBgBIAEoCRINCgVzY29yZRgCIAEoAhIQCghjYXRlZ29yeRgDIAEoCRIQCghjaGFubmVscxgEIAMoCSKSAQoKU3RhZ2VEZWJ1ZxImCgVzdGFnZRgBIAEoDjIXLnJlY3N5cy5jb21tb24udjEuU3RhZ2USLwoKY2FuZGlkYXRlcxgCIAMoCzIbLnJlY3N5cy5jb21tb24udjEuQ2FuZGlkYXRlEisKBXJ1bGVzGAMgAygLMhwucmVjc3lzLmdhdGV3YXkudjEuUnVsZURlYnVnIl0KCVJ1bGVEZWJ1ZxIMCgRydWxlGAEgASgJEhgKEHJlbW92ZWRfaXRlbV9pZHMYAiADKAkSGAoQY2hhbmdlZF9pdGVtX2lkcxgDIAMoCRIOCgZkZXRhaWwYBCABKAki/wEKEVJlY29tbWVuZFJlc3BvbnNlEjEKBWl0ZW1zGAEgAygLMiIucmVjc3lzLmdhdGV3YXkudjEuUmVjb21tZW5kZWRJdGVtEhIKCnJlcXVlc3RfaWQYAiABKAkSLgoHdGltaW5ncxgDIAMoCzIdLnJlY3N5cy5jb21tb24udjEuU3RhZ2VUaW1pbmcSMwoMZGVncmFkYXRpb25zGAQgAygLMh0ucmVjc3lzLmNvbW1vbi52MS5EZWdyYWRhdGlvbhIQCgh0b3RhbF9tcxgFIAEoARIsCgVkZWJ1ZxgGIAMoCzIdLnJlY3N5cy5nYXRld2F5LnYxLlN0YWdlRGVidWcisAEKCEZlZWRiYWNrEhAKCGV2ZW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSDwoHaXRlbV9pZBgDIAEoCRIvCgpldmVudF90eXBlGAQgASgOMhsucmVjc3lzLmNvbW1vbi52MS5FdmVudFR5cGUSFAoMdGltZXN0YW1wX21zGAUgASgDEhUKDWR3ZWxsX3NlY29uZHMYBiABKAISEgoKcmVxdWVzdF9pZBgHIAEoCSJCChNTZW5kRmVlZGJhY2tSZXF1ZXN0EisKBmV2ZW50cxgBIAMoCzIbLnJlY3N5cy5nYXRld2F5LnYxLkZlZWRiYWNrIjwKFFNlbmRGZWVkYmFja1Jlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgFEhIKCmR1cGxpY2F0ZXMYAiABKAUiYgoWR2V0U2ltaWxhckl0ZW1zUmVxdWVzdBIPCgdpdGVtX2lkGAEgASgJEgkKAWsYAiABKAUSLAoGZmlsdGVyGAMgASgLMhwucmVjc3lzLmNvbW1vbi52MS5JdGVtRmlsdGVyIkwKF0dldFNpbWlsYXJJdGVtc1Jlc3BvbnNlEjEKBWl0ZW1zGAEgAygLMiIucmVjc3lzLmdhdGV3YXkudjEuUmVjb21tZW5kZWRJdGVtMrMCCg5HYXRld2F5U2VydmljZRJWCglSZWNvbW1lbmQSIy5yZWNzeXMuZ2F0ZXdheS52MS5SZWNvbW1lbmRSZXF1ZXN0GiQucmVjc3lzLmdhdGV3YXkudjEuUmVjb21tZW5kUmVzcG9uc2USXwoMU2VuZEZlZWRiYWNrEiYucmVjc3lzLmdhdGV3YXkudjEuU2VuZEZlZWRiYWNrUmVxdWVzdBonLnJlY3N5cy5nYXRld2F5LnYxLlNlbmRGZWVkYmFja1Jlc3BvbnNlEmgKD0dldFNpbWlsYXJJdGVtcxIpLnJlY3N5cy5nYXRld2F5LnYxLkdldFNpbWlsYXJJdGVtc1JlcXVlc3QaKi5yZWNzeXMuZ2F0ZXdheS52MS5HZXRTaW1pbGFySXRlbXNSZXNwb25zZWIGcHJvdG8z", [file_recsys_common_v1_common]);
+  fileDesc("Ch9yZWNzeXMvZ2F0ZXdheS92MS9nYXRld2F5LnByb3RvEhFyZWNzeXMuZ2F0ZXdheS52MSKuAQoQUmVjb21tZW5kUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEi4KB2NvbnRleHQYAiABKAsyHS5yZWNzeXMuY29tbW9uLnYxLlVzZXJDb250ZXh0EgkKAWsYAyABKAUSLAoGZmlsdGVyGAQgASgLMhwucmVjc3lzLmNvbW1vbi52MS5JdGVtRmlsdGVyEhEKCWJ1ZGdldF9tcxgFIAEoBRINCgVkZWJ1ZxgGIAEoCCJVCg9SZWNvbW1lbmRlZEl0ZW0SDwoHaXRlbV9pZBgBIAEoCRINCgVzY29yZRgCIAEoAhIQCghjYXRlZ29yeRgDIAEoCRIQCghjaGFubmVscxgEIAMoCSKSAQoKU3RhZ2VEZWJ1ZxImCgVzdGFnZRgBIAEoDjIXLnJlY3N5cy5jb21tb24udjEuU3RhZ2USLwoKY2FuZGlkYXRlcxgCIAMoCzIbLnJlY3N5cy5jb21tb24udjEuQ2FuZGlkYXRlEisKBXJ1bGVzGAMgAygLMhwucmVjc3lzLmNvbW1vbi52MS5SdWxlUmVwb3J0Iv8BChFSZWNvbW1lbmRSZXNwb25zZRIxCgVpdGVtcxgBIAMoCzIiLnJlY3N5cy5nYXRld2F5LnYxLlJlY29tbWVuZGVkSXRlbRISCgpyZXF1ZXN0X2lkGAIgASgJEi4KB3RpbWluZ3MYAyADKAsyHS5yZWNzeXMuY29tbW9uLnYxLlN0YWdlVGltaW5nEjMKDGRlZ3JhZGF0aW9ucxgEIAMoCzIdLnJlY3N5cy5jb21tb24udjEuRGVncmFkYXRpb24SEAoIdG90YWxfbXMYBSABKAESLAoFZGVidWcYBiADKAsyHS5yZWNzeXMuZ2F0ZXdheS52MS5TdGFnZURlYnVnIkYKE1NlbmRGZWVkYmFja1JlcXVlc3QSLwoGZXZlbnRzGAEgAygLMh8ucmVjc3lzLmNvbW1vbi52MS5GZWVkYmFja0V2ZW50IjwKFFNlbmRGZWVkYmFja1Jlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgFEhIKCmR1cGxpY2F0ZXMYAiABKAUiYgoWR2V0U2ltaWxhckl0ZW1zUmVxdWVzdBIPCgdpdGVtX2lkGAEgASgJEgkKAWsYAiABKAUSLAoGZmlsdGVyGAMgASgLMhwucmVjc3lzLmNvbW1vbi52MS5JdGVtRmlsdGVyIkwKF0dldFNpbWlsYXJJdGVtc1Jlc3BvbnNlEjEKBWl0ZW1zGAEgAygLMiIucmVjc3lzLmdhdGV3YXkudjEuUmVjb21tZW5kZWRJdGVtMrMCCg5HYXRld2F5U2VydmljZRJWCglSZWNvbW1lbmQSIy5yZWNzeXMuZ2F0ZXdheS52MS5SZWNvbW1lbmRSZXF1ZXN0GiQucmVjc3lzLmdhdGV3YXkudjEuUmVjb21tZW5kUmVzcG9uc2USXwoMU2VuZEZlZWRiYWNrEiYucmVjc3lzLmdhdGV3YXkudjEuU2VuZEZlZWRiYWNrUmVxdWVzdBonLnJlY3N5cy5nYXRld2F5LnYxLlNlbmRGZWVkYmFja1Jlc3BvbnNlEmgKD0dldFNpbWlsYXJJdGVtcxIpLnJlY3N5cy5nYXRld2F5LnYxLkdldFNpbWlsYXJJdGVtc1JlcXVlc3QaKi5yZWNzeXMuZ2F0ZXdheS52MS5HZXRTaW1pbGFySXRlbXNSZXNwb25zZWIGcHJvdG8z", [file_recsys_common_v1_common]);
 
 /**
  * @generated from message recsys.gateway.v1.RecommendRequest
@@ -116,9 +116,9 @@ export type StageDebug = Message<"recsys.gateway.v1.StageDebug"> & {
   /**
    * Re-ranking only: what each rule did.
    *
-   * @generated from field: repeated recsys.gateway.v1.RuleDebug rules = 3;
+   * @generated from field: repeated recsys.common.v1.RuleReport rules = 3;
    */
-  rules: RuleDebug[];
+  rules: RuleReport[];
 };
 
 /**
@@ -127,38 +127,6 @@ export type StageDebug = Message<"recsys.gateway.v1.StageDebug"> & {
  */
 export const StageDebugSchema: GenMessage<StageDebug> = /*@__PURE__*/
   messageDesc(file_recsys_gateway_v1_gateway, 2);
-
-/**
- * @generated from message recsys.gateway.v1.RuleDebug
- */
-export type RuleDebug = Message<"recsys.gateway.v1.RuleDebug"> & {
-  /**
-   * @generated from field: string rule = 1;
-   */
-  rule: string;
-
-  /**
-   * @generated from field: repeated string removed_item_ids = 2;
-   */
-  removedItemIds: string[];
-
-  /**
-   * @generated from field: repeated string changed_item_ids = 3;
-   */
-  changedItemIds: string[];
-
-  /**
-   * @generated from field: string detail = 4;
-   */
-  detail: string;
-};
-
-/**
- * Describes the message recsys.gateway.v1.RuleDebug.
- * Use `create(RuleDebugSchema)` to create a new message.
- */
-export const RuleDebugSchema: GenMessage<RuleDebug> = /*@__PURE__*/
-  messageDesc(file_recsys_gateway_v1_gateway, 3);
 
 /**
  * @generated from message recsys.gateway.v1.RecommendResponse
@@ -206,65 +174,16 @@ export type RecommendResponse = Message<"recsys.gateway.v1.RecommendResponse"> &
  * Use `create(RecommendResponseSchema)` to create a new message.
  */
 export const RecommendResponseSchema: GenMessage<RecommendResponse> = /*@__PURE__*/
-  messageDesc(file_recsys_gateway_v1_gateway, 4);
-
-/**
- * @generated from message recsys.gateway.v1.Feedback
- */
-export type Feedback = Message<"recsys.gateway.v1.Feedback"> & {
-  /**
-   * @generated from field: string event_id = 1;
-   */
-  eventId: string;
-
-  /**
-   * @generated from field: string user_id = 2;
-   */
-  userId: string;
-
-  /**
-   * @generated from field: string item_id = 3;
-   */
-  itemId: string;
-
-  /**
-   * @generated from field: recsys.common.v1.EventType event_type = 4;
-   */
-  eventType: EventType;
-
-  /**
-   * @generated from field: int64 timestamp_ms = 5;
-   */
-  timestampMs: bigint;
-
-  /**
-   * @generated from field: float dwell_seconds = 6;
-   */
-  dwellSeconds: number;
-
-  /**
-   * The RecommendResponse.request_id the item came from, when known.
-   *
-   * @generated from field: string request_id = 7;
-   */
-  requestId: string;
-};
-
-/**
- * Describes the message recsys.gateway.v1.Feedback.
- * Use `create(FeedbackSchema)` to create a new message.
- */
-export const FeedbackSchema: GenMessage<Feedback> = /*@__PURE__*/
-  messageDesc(file_recsys_gateway_v1_gateway, 5);
+  messageDesc(file_recsys_gateway_v1_gateway, 3);
 
 /**
  * @generated from message recsys.gateway.v1.SendFeedbackRequest
  */
 export type SendFeedbackRequest = Message<"recsys.gateway.v1.SendFeedbackRequest"> & {
   /**
-   * @generated from field: repeated recsys.gateway.v1.Feedback events = 1;
+   * @generated from field: repeated recsys.common.v1.FeedbackEvent events = 1;
    */
-  events: Feedback[];
+  events: FeedbackEvent[];
 };
 
 /**
@@ -272,7 +191,7 @@ export type SendFeedbackRequest = Message<"recsys.gateway.v1.SendFeedbackRequest
  * Use `create(SendFeedbackRequestSchema)` to create a new message.
  */
 export const SendFeedbackRequestSchema: GenMessage<SendFeedbackRequest> = /*@__PURE__*/
-  messageDesc(file_recsys_gateway_v1_gateway, 6);
+  messageDesc(file_recsys_gateway_v1_gateway, 4);
 
 /**
  * @generated from message recsys.gateway.v1.SendFeedbackResponse
@@ -294,7 +213,7 @@ export type SendFeedbackResponse = Message<"recsys.gateway.v1.SendFeedbackRespon
  * Use `create(SendFeedbackResponseSchema)` to create a new message.
  */
 export const SendFeedbackResponseSchema: GenMessage<SendFeedbackResponse> = /*@__PURE__*/
-  messageDesc(file_recsys_gateway_v1_gateway, 7);
+  messageDesc(file_recsys_gateway_v1_gateway, 5);
 
 /**
  * @generated from message recsys.gateway.v1.GetSimilarItemsRequest
@@ -321,7 +240,7 @@ export type GetSimilarItemsRequest = Message<"recsys.gateway.v1.GetSimilarItemsR
  * Use `create(GetSimilarItemsRequestSchema)` to create a new message.
  */
 export const GetSimilarItemsRequestSchema: GenMessage<GetSimilarItemsRequest> = /*@__PURE__*/
-  messageDesc(file_recsys_gateway_v1_gateway, 8);
+  messageDesc(file_recsys_gateway_v1_gateway, 6);
 
 /**
  * @generated from message recsys.gateway.v1.GetSimilarItemsResponse
@@ -338,7 +257,7 @@ export type GetSimilarItemsResponse = Message<"recsys.gateway.v1.GetSimilarItems
  * Use `create(GetSimilarItemsResponseSchema)` to create a new message.
  */
 export const GetSimilarItemsResponseSchema: GenMessage<GetSimilarItemsResponse> = /*@__PURE__*/
-  messageDesc(file_recsys_gateway_v1_gateway, 9);
+  messageDesc(file_recsys_gateway_v1_gateway, 7);
 
 /**
  * @generated from service recsys.gateway.v1.GatewayService

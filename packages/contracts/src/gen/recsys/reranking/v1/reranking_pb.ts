@@ -6,7 +6,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Candidate, UserContext } from "../../common/v1/common_pb.js";
+import type { Candidate, RuleReport, UserContext } from "../../common/v1/common_pb.js";
 import { file_recsys_common_v1_common } from "../../common/v1/common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/reranking/v1/reranking.proto.
  */
 export const file_recsys_reranking_v1_reranking: GenFile = /*@__PURE__*/
-  fileDesc("CiNyZWNzeXMvcmVyYW5raW5nL3YxL3JlcmFua2luZy5wcm90bxITcmVjc3lzLnJlcmFua2luZy52MSKoAQoNUmVyYW5rUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEi4KB2NvbnRleHQYAiABKAsyHS5yZWNzeXMuY29tbW9uLnYxLlVzZXJDb250ZXh0Ei8KCmNhbmRpZGF0ZXMYAyADKAsyGy5yZWNzeXMuY29tbW9uLnYxLkNhbmRpZGF0ZRINCgVsaW1pdBgEIAEoBRIWCg5kaXNhYmxlZF9ydWxlcxgFIAMoCSKCAQoKUnVsZVJlcG9ydBIMCgRydWxlGAEgASgJEhgKEHJlbW92ZWRfaXRlbV9pZHMYAiADKAkSGAoQY2hhbmdlZF9pdGVtX2lkcxgDIAMoCRIOCgZkZXRhaWwYBCABKAkSEwoLZHVyYXRpb25fbXMYBSABKAESDQoFZXJyb3IYBiABKAkicQoOUmVyYW5rUmVzcG9uc2USLwoKY2FuZGlkYXRlcxgBIAMoCzIbLnJlY3N5cy5jb21tb24udjEuQ2FuZGlkYXRlEi4KBXJ1bGVzGAIgAygLMh8ucmVjc3lzLnJlcmFua2luZy52MS5SdWxlUmVwb3J0MmUKEFJlcmFua2luZ1NlcnZpY2USUQoGUmVyYW5rEiIucmVjc3lzLnJlcmFua2luZy52MS5SZXJhbmtSZXF1ZXN0GiMucmVjc3lzLnJlcmFua2luZy52MS5SZXJhbmtSZXNwb25zZWIGcHJvdG8z", [file_recsys_common_v1_common]);
+  fileDesc("CiNyZWNzeXMvcmVyYW5raW5nL3YxL3JlcmFua2luZy5wcm90bxITcmVjc3lzLnJlcmFua2luZy52MSKoAQoNUmVyYW5rUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEi4KB2NvbnRleHQYAiABKAsyHS5yZWNzeXMuY29tbW9uLnYxLlVzZXJDb250ZXh0Ei8KCmNhbmRpZGF0ZXMYAyADKAsyGy5yZWNzeXMuY29tbW9uLnYxLkNhbmRpZGF0ZRINCgVsaW1pdBgEIAEoBRIWCg5kaXNhYmxlZF9ydWxlcxgFIAMoCSJuCg5SZXJhbmtSZXNwb25zZRIvCgpjYW5kaWRhdGVzGAEgAygLMhsucmVjc3lzLmNvbW1vbi52MS5DYW5kaWRhdGUSKwoFcnVsZXMYAiADKAsyHC5yZWNzeXMuY29tbW9uLnYxLlJ1bGVSZXBvcnQyZQoQUmVyYW5raW5nU2VydmljZRJRCgZSZXJhbmsSIi5yZWNzeXMucmVyYW5raW5nLnYxLlJlcmFua1JlcXVlc3QaIy5yZWNzeXMucmVyYW5raW5nLnYxLlJlcmFua1Jlc3BvbnNlYgZwcm90bzM", [file_recsys_common_v1_common]);
 
 /**
  * @generated from message recsys.reranking.v1.RerankRequest
@@ -58,54 +58,6 @@ export const RerankRequestSchema: GenMessage<RerankRequest> = /*@__PURE__*/
   messageDesc(file_recsys_reranking_v1_reranking, 0);
 
 /**
- * What one rule did to the list.
- *
- * @generated from message recsys.reranking.v1.RuleReport
- */
-export type RuleReport = Message<"recsys.reranking.v1.RuleReport"> & {
-  /**
-   * @generated from field: string rule = 1;
-   */
-  rule: string;
-
-  /**
-   * @generated from field: repeated string removed_item_ids = 2;
-   */
-  removedItemIds: string[];
-
-  /**
-   * Items whose position or score the rule changed.
-   *
-   * @generated from field: repeated string changed_item_ids = 3;
-   */
-  changedItemIds: string[];
-
-  /**
-   * @generated from field: string detail = 4;
-   */
-  detail: string;
-
-  /**
-   * @generated from field: double duration_ms = 5;
-   */
-  durationMs: number;
-
-  /**
-   * Empty when the rule ran; otherwise why it was skipped.
-   *
-   * @generated from field: string error = 6;
-   */
-  error: string;
-};
-
-/**
- * Describes the message recsys.reranking.v1.RuleReport.
- * Use `create(RuleReportSchema)` to create a new message.
- */
-export const RuleReportSchema: GenMessage<RuleReport> = /*@__PURE__*/
-  messageDesc(file_recsys_reranking_v1_reranking, 1);
-
-/**
  * @generated from message recsys.reranking.v1.RerankResponse
  */
 export type RerankResponse = Message<"recsys.reranking.v1.RerankResponse"> & {
@@ -115,7 +67,7 @@ export type RerankResponse = Message<"recsys.reranking.v1.RerankResponse"> & {
   candidates: Candidate[];
 
   /**
-   * @generated from field: repeated recsys.reranking.v1.RuleReport rules = 2;
+   * @generated from field: repeated recsys.common.v1.RuleReport rules = 2;
    */
   rules: RuleReport[];
 };
@@ -125,7 +77,7 @@ export type RerankResponse = Message<"recsys.reranking.v1.RerankResponse"> & {
  * Use `create(RerankResponseSchema)` to create a new message.
  */
 export const RerankResponseSchema: GenMessage<RerankResponse> = /*@__PURE__*/
-  messageDesc(file_recsys_reranking_v1_reranking, 2);
+  messageDesc(file_recsys_reranking_v1_reranking, 1);
 
 /**
  * @generated from service recsys.reranking.v1.RerankingService
