@@ -120,6 +120,38 @@ describe('startGrpcService', () => {
   });
 });
 
+describe('logs', () => {
+  it('carry the request id of the call that wrote them', async () => {
+    const lines: string[] = [];
+    const destination = { write: (line: string) => void lines.push(line) };
+    const logged = createLogger('logged', 'debug', destination);
+    const service = await startGrpcService({
+      name: 'logged',
+      module: TestModule,
+      services: [features.FeatureService],
+      config,
+      logger: logged,
+    });
+    const client = createServiceClient(features.FeatureService, service.address);
+    try {
+      const metadata = new Metadata();
+      metadata.set('x-request-id', 'trace-me-42');
+      await client.getUserFeatures({ userId: 'down' }, { metadata }).catch(() => undefined);
+      const entry = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'rpc failed: dependency unavailable');
+      expect(entry).toMatchObject({
+        level: 'warn',
+        service: 'logged',
+        requestId: 'trace-me-42',
+        method: '/recsys.features.v1.FeatureService/GetUserFeatures',
+        code: 'UNAVAILABLE',
+      });
+    } finally {
+      client.close();
+      await service.close();
+    }
+  });
+});
+
 describe('graceful shutdown', () => {
   it('lets in-flight calls finish and refuses new ones', async () => {
     const service = await startGrpcService({ name: 'drain', module: TestModule, services: [features.FeatureService], config, logger });

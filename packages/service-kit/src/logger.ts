@@ -1,12 +1,12 @@
 import type { LoggerService } from '@nestjs/common';
-import pino, { type Logger, type LevelWithSilent } from 'pino';
+import pino, { type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
 import { currentRequestContext } from './request-context.js';
 
 export type { Logger } from 'pino';
 
 /** JSON logs; every line written while serving a request carries its request id. */
-export function createLogger(service: string, level: LevelWithSilent = 'info'): Logger {
-  return pino({
+export function createLogger(service: string, level: LevelWithSilent = 'info', destination?: DestinationStream): Logger {
+  const options: pino.LoggerOptions = {
     level,
     base: { service },
     mixin: () => {
@@ -21,7 +21,8 @@ export function createLogger(service: string, level: LevelWithSilent = 'info'): 
     },
     serializers: { err: pino.stdSerializers.err, error: pino.stdSerializers.err },
     formatters: { level: (label) => ({ level: label }) },
-  });
+  };
+  return destination ? pino(options, destination) : pino(options);
 }
 
 /** Routes Nest's own log lines into the pino logger. */
