@@ -1,11 +1,8 @@
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import { Client, credentials, Metadata, type ServiceError as GrpcServiceError } from '@grpc/grpc-js';
-import { methodDefinition } from './grpc-definition.js';
+import { CHANNEL_OPTIONS, methodDefinition } from './grpc-definition.js';
 import { currentRequestContext, REQUEST_ID_HEADER } from './request-context.js';
-
-/** HTTP/2 flow-control window for clients and servers (bytes). */
-export const FLOW_CONTROL_WINDOW = 4 * 1024 * 1024;
 
 export interface CallOptions {
   /** This call's own timeout; the effective deadline is the earlier of it and the caller's. */
@@ -41,9 +38,7 @@ export function createServiceClient<S extends GenServiceMethods>(
   options: ClientOptions = {},
 ): ServiceClient<S> {
   const client = new Client(address, credentials.createInsecure(), {
-    'grpc.max_receive_message_length': 64 * 1024 * 1024,
-    // Batch answers run to hundreds of KiB; HTTP/2's 64 KiB default window costs round trips.
-    'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW,
+    ...CHANNEL_OPTIONS,
     ...options.channelOptions,
   });
   const methods: Record<string, unknown> = {};

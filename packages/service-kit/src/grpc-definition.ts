@@ -4,6 +4,15 @@ import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import type { PackageDefinition } from '@grpc/grpc-js/build/src/make-client';
 import { EncodedMessage } from './encoded-message.js';
 
+/**
+ * Channel options shared by clients and servers: batch answers run to hundreds of KiB, and
+ * HTTP/2's 64 KiB default flow-control window costs round trips on them.
+ */
+export const CHANNEL_OPTIONS = {
+  'grpc-node.flow_control_window': 4 * 1024 * 1024,
+  'grpc.max_receive_message_length': 64 * 1024 * 1024,
+} as const;
+
 /** The grpc-js definition of one method, serialising with protobuf-es (no proto-loader). */
 export function methodDefinition(service: DescService, method: DescMethod): MethodDefinition<unknown, unknown> & { originalName: string } {
   return {

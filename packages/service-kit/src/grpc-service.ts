@@ -8,8 +8,7 @@ import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Server as HttpServer } from 'node:http';
 import type { BaseServiceConfig } from './config.js';
 import { freePort } from './free-port.js';
-import { FLOW_CONTROL_WINDOW } from './grpc-client.js';
-import { packageDefinition, protoPackageOf } from './grpc-definition.js';
+import { CHANNEL_OPTIONS, packageDefinition, protoPackageOf } from './grpc-definition.js';
 import { NestPinoLogger, type Logger } from './logger.js';
 import { ServiceMetrics, startMetricsServer } from './metrics.js';
 import { GrpcExceptionFilter, GrpcObservabilityInterceptor } from './observability.js';
@@ -50,7 +49,7 @@ export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGr
     package: [...new Set(spec.services.map(protoPackageOf))],
     packageDefinition: packageDefinition(spec.services),
     gracefulShutdown: true,
-    channelOptions: { 'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW, 'grpc.max_receive_message_length': 64 * 1024 * 1024 },
+    channelOptions: { ...CHANNEL_OPTIONS },
     onLoadPackageDefinition: (_definition: unknown, server: GrpcServer) => {
       grpcServer = server;
       health.addToServer(server);
