@@ -1,6 +1,6 @@
-import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import { type create, type MessageInitShape } from '@bufbuild/protobuf';
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
-import { common, features } from '@recsys/contracts';
+import { features } from '@recsys/contracts';
 import { EncodedMessage, InvalidArgumentError, UnavailableError } from '@recsys/service-kit';
 import type { FeaturesConfig } from './config.js';
 import { StoreUnavailableError, type FeatureStore } from './store/index.js';
@@ -62,11 +62,9 @@ export class FeatureService {
     checkBatch('events', request.events.length, this.config);
     const now = this.now();
     // Every event is checked before any is stored: a bad batch changes nothing.
-    const events = request.events.map((event, i) =>
-      create(common.FeedbackEventSchema, { ...event, timestampMs: checkEvent(i, event, this.config, now) }),
-    );
-    if (events.length === 0) return { accepted: 0, duplicates: 0 };
-    return this.guard(() => this.store.recordEvents(events));
+    request.events.forEach((event, i) => checkEvent(i, event, this.config, now));
+    if (request.events.length === 0) return { accepted: 0, duplicates: 0 };
+    return this.guard(() => this.store.recordEvents(request.events));
   }
 
   async getPopularItems(request: features.GetPopularItemsRequest): Promise<Init<typeof features.GetPopularItemsResponseSchema>> {

@@ -1,5 +1,7 @@
 import { common, type features } from '@recsys/contracts';
 import { InvalidArgumentError } from '@recsys/service-kit';
+// Events further ahead than this are clock errors, not data; the store clamps by the same bound.
+import { MAX_FUTURE_SKEW_MS } from './store/index.js';
 
 export interface Limits {
   maxBatchSize: number;
@@ -8,8 +10,6 @@ export interface Limits {
 
 /** Longest accepted feature name; names are keys, not data. */
 const MAX_FEATURE_NAME = 128;
-/** Events more than this far in the future are clock errors, not data. */
-const MAX_FUTURE_SKEW_MS = 24 * 3600_000;
 
 /** Why an id is unacceptable, or undefined when it is fine. */
 export function idProblem(id: string, maxLength: number): string | undefined {
@@ -59,8 +59,8 @@ const knownEventTypes = new Set(
   Object.values(common.EventType).filter((v): v is number => typeof v === 'number' && v !== common.EventType.UNSPECIFIED),
 );
 
-/** Checks one feedback event; the error names `events[i].field`. Returns the timestamp to store. */
-export function checkEvent(index: number, event: common.FeedbackEvent, limits: Limits, nowMs: number): bigint {
+/** Checks one feedback event; the error names `events[i].field`. A time of 0 is stamped by the store. */
+export function checkEvent(index: number, event: common.FeedbackEvent, limits: Limits, nowMs: number): void {
   const at = (field: string) => `events[${index}].${field}`;
   checkId(at('event_id'), event.eventId, limits);
   checkId(at('user_id'), event.userId, limits);
@@ -77,5 +77,4 @@ export function checkEvent(index: number, event: common.FeedbackEvent, limits: L
   if (event.timestampMs > BigInt(nowMs + MAX_FUTURE_SKEW_MS)) {
     throw new InvalidArgumentError(at('timestamp_ms'), 'is more than a day in the future');
   }
-  return event.timestampMs === 0n ? BigInt(nowMs) : event.timestampMs;
 }

@@ -37,6 +37,7 @@ export interface FeatureStore {
   /**
    * Applies events that were not applied before (by event id): appends to the user's
    * history (capped) and adds the event's weight to the item's decayed popularity.
+   * An event time of 0 means now (the store's clock).
    */
   recordEvents(events: readonly common.FeedbackEvent[]): Promise<RecordResult>;
   /** The most popular items, best first, with scores decayed to `nowMs`. */
