@@ -15,10 +15,12 @@ const swc = [
 
 /** @type {import('jest').Config} */
 module.exports = {
-  testEnvironment: 'node',
-  transform: { '^.+\\.ts$': swc },
+  testEnvironment: '<rootDir>/test/harness/node-environment.js',
+  // onnx-buf (the ONNX protobuf definitions) ships ESM only: jest's CommonJS runtime needs it transformed.
+  transform: { '^.+\\.ts$': swc, '/onnx-buf/.+\\.js$': swc },
+  transformIgnorePatterns: ['/node_modules/(?!(\\.pnpm/onnx-buf[^/]*/node_modules/)?onnx-buf/)'],
   moduleNameMapper: {
-    '^@recsys/(contracts|service-kit|testing)$': '<rootDir>/packages/$1/src',
+    '^@recsys/(contracts|service-kit|testing|data|trainer)$': '<rootDir>/packages/$1/src',
     '^@recsys/features$': '<rootDir>/services/features/src',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
