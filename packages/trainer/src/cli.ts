@@ -1,0 +1,212 @@
+#!/usr/bin/env node
+import { generateSynthetic, writeDatasetFiles } from '@recsys/data';
+import { Presets, SingleBar } from 'cli-progress';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEFAULT_SYNTHETIC, type DataSource, describeSource } from './data-source.js';
+import { evaluateVersion } from './evaluate-version.js';
+import type { Progress } from './train/loop.js';
+import { trainRun } from './pipeline.js';
+
+const usage = `usage: recsys COMMAND [options]
+
+  train      trains the two-tower, DLRM and pre-ranking models, exports them to ONNX with
+             manifests into <out>/<model>/<version>/ and writes <out>/reports/<version>/report.{json,html}
+             --data SOURCE          synthetic (default) | ml100k[:DIR] | files:DIR
+             --out DIR              model root (default: models)
+             --seed N               (default 0)
+             --retrieval-epochs N --ranking-epochs N --preranking-epochs N
+             --no-baseline          skip the uncorrected two-tower trained for comparison
+             --threads N            onnxruntime threads per step (default 1: fastest for these models)
+             --users N --items N --interactions-per-user N --data-seed N   (synthetic data size)
+  evaluate   evaluates a published version from its files (ONNX graphs and manifests) on its data
+             --models DIR (default: models)  --version N (default: newest)
+  data synth writes a synthetic dataset as users.jsonl, items.csv, interactions.csv
+             --out DIR --data-seed N --users N --items N --interactions-per-user N
+
+Data: ml100k reads MovieLens 100K (u.data, u.item, u.user; default ../shared/datasets/ml-100k) with
+the PROTOCOL.md split; files:DIR reads users.jsonl|csv, items.csv|jsonl and interactions.csv.`;
+
+class UsageError extends Error {}
+
+function positiveInt(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${flag}: expected a positive whole number, got "${value}"`);
+  return n;
+}
+
+function wholeNumber(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${flag}: expected a whole number >= 0, got "${value}"`);
+  return n;
+}
+
+type Values = Record<string, string | boolean | undefined>;
+
+function syntheticOptions(values: Values) {
+  return {
+    seed: wholeNumber('data-seed', values['data-seed'] as string | undefined) ?? DEFAULT_SYNTHETIC.seed,
+    users: positiveInt('users', values.users as string | undefined) ?? DEFAULT_SYNTHETIC.users,
+    items: positiveInt('items', values.items as string | undefined) ?? DEFAULT_SYNTHETIC.items,
+    interactionsPerUser:
+      positiveInt('interactions-per-user', values['interactions-per-user'] as string | undefined) ?? DEFAULT_SYNTHETIC.interactionsPerUser,
+  };
+}
+
+function dataSource(values: Values): DataSource {
+  const spec = (values.data as string | undefined) ?? 'synthetic';
+  if (spec === 'synthetic') return { kind: 'synthetic', options: syntheticOptions(values) };
+  if (spec === 'ml100k' || spec.startsWith('ml100k:'))
+    return { kind: 'ml100k', dir: resolve(spec.slice('ml100k:'.length) || '../shared/datasets/ml-100k') };
+  if (spec.startsWith('files:') && spec.length > 'files:'.length) return { kind: 'files', dir: resolve(spec.slice('files:'.length)) };
+  throw new UsageError(`--data: expected synthetic, ml100k[:DIR] or files:DIR, got "${spec}"`);
+}
+
+/** A progress bar per model on a terminal; a line per epoch otherwise. */
+function progressReporter(): { onProgress: (p: Progress) => void; stop: () => void } {
+  let bar: SingleBar | undefined;
+  let model = '';
+  let lastEpoch = 0;
+  const tty = process.stderr.isTTY;
+  return {
+    onProgress(p) {
+      if (p.model !== model) {
+        bar?.stop();
+        model = p.model;
+        lastEpoch = 0;
+        bar = tty
+          ? new SingleBar(
+              {
+                format: `${p.model.padEnd(26)} {bar} {percentage}% | epoch {epoch}/{epochs} | loss {loss} | {rate} ex/s`,
+                hideCursor: true,
+              },
+              Presets.shades_classic,
+            )
+          : undefined;
+        bar?.start(p.epochs * p.stepsPerEpoch, 0, { epoch: 1, epochs: p.epochs, loss: '-', rate: '-' });
+      }
+      bar?.update(p.step, { epoch: p.epoch, epochs: p.epochs, loss: p.loss.toFixed(4), rate: Math.round(p.examplesPerS) });
+      if (!tty && p.step === p.epoch * p.stepsPerEpoch && p.epoch !== lastEpoch) {
+        lastEpoch = p.epoch;
+        process.stderr.write(`${p.model}: epoch ${p.epoch}/${p.epochs} loss ${p.loss.toFixed(4)} ${Math.round(p.examplesPerS)} ex/s\n`);
+      }
+    },
+    stop: () => bar?.stop(),
+  };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      data: { type: 'string' },
+      out: { type: 'string' },
+      models: { type: 'string' },
+      version: { type: 'string' },
+      seed: { type: 'string' },
+      'data-seed': { type: 'string' },
+      users: { type: 'string' },
+      items: { type: 'string' },
+      'interactions-per-user': { type: 'string' },
+      'retrieval-epochs': { type: 'string' },
+      'ranking-epochs': { type: 'string' },
+      'preranking-epochs': { type: 'string' },
+      threads: { type: 'string' },
+      'no-baseline': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [command, sub] = positionals;
+  if (values.help || command === undefined) {
+    console.log(usage);
+    return values.help ? 0 : 2;
+  }
+  if (command === 'train') {
+    const source = dataSource(values);
+    const out = resolve(values.out ?? 'models');
+    const epochs = (flag: string) => {
+      const n = positiveInt(flag, values[flag as keyof typeof values] as string | undefined);
+      return n === undefined ? {} : { epochs: n };
+    };
+    const progress = progressReporter();
+    process.stderr.write(`training on ${describeSource(source)} into ${out}\n`);
+    try {
+      const result = await trainRun(source, {
+        out,
+        seed: wholeNumber('seed', values.seed) ?? 0,
+        threads: wholeNumber('threads', values.threads) ?? 1,
+        retrieval: epochs('retrieval-epochs'),
+        ranking: epochs('ranking-epochs'),
+        preranking: epochs('preranking-epochs'),
+        compareUncorrected: !values['no-baseline'],
+        onProgress: progress.onProgress,
+        log: (line) => {
+          progress.stop();
+          process.stderr.write(`${line}\n`);
+        },
+      });
+      progress.stop();
+      console.log(
+        JSON.stringify({
+          version: result.version,
+          models: result.dirs,
+          report: result.reportFiles.html,
+          metrics: Object.fromEntries(Object.entries(result.manifests).map(([name, m]) => [name, m.metrics])),
+        }),
+      );
+      return 0;
+    } finally {
+      progress.stop();
+    }
+  }
+  if (command === 'evaluate') {
+    const result = await evaluateVersion(resolve(values.models ?? 'models'), values.version);
+    const strip = <T extends object>(e: T | undefined) =>
+      e ? Object.fromEntries(Object.entries(e).filter(([k]) => k !== 'roc' && k !== 'recallCurve')) : undefined;
+    console.log(
+      JSON.stringify(
+        {
+          version: result.version,
+          data: result.data.name,
+          twoTower: strip(result.twoTower),
+          dlrm: strip(result.dlrm),
+          preranker: strip(result.preranker),
+        },
+        null,
+        2,
+      ),
+    );
+    return 0;
+  }
+  if (command === 'data' && sub === 'synth') {
+    if (!values.out) throw new UsageError('data synth: --out DIR is required');
+    const dataset = generateSynthetic(syntheticOptions(values));
+    writeDatasetFiles(dataset, resolve(values.out));
+    console.log(
+      JSON.stringify({
+        out: resolve(values.out),
+        users: dataset.users.ids.length,
+        items: dataset.items.ids.length,
+        interactions: dataset.interactions.length,
+      }),
+    );
+    return 0;
+  }
+  throw new UsageError(`unknown command "${[command, sub].filter(Boolean).join(' ')}"`);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => (process.exitCode = code),
+  (error: unknown) => {
+    if (error instanceof UsageError || (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      console.error(`${(error as Error).message}\n\n${usage}`);
+      process.exitCode = 2;
+    } else {
+      console.error(`recsys: ${(error as Error).message}`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,362 @@
+import { type FeatureSpec, type TrainingSetup, fingerprint } from '@recsys/data';
+import { join } from 'node:path';
+import type { EvaluationReport, ModelReport, RankingEvaluation, RetrievalEvaluation } from './eval/report.js';
+import { writeReport } from './eval/report.js';
+import { type DataSource, loadSetup } from './data-source.js';
+import { evaluateDlrm, evaluatePreranker, evaluateRetrieval, towerVectors } from './evaluate-models.js';
+import { OPSET, exportGraph } from './export/exporter.js';
+import { type ModelManifest, type ModelName, MANIFEST_FORMAT, VersionWriter, nextVersion, sha256 } from './export/manifest.js';
+import { toOnnxModel } from './graph/onnx.js';
+import { OrtRunner } from './graph/ort-runner.js';
+import { batchFeeds, describeInputs } from './models/inputs.js';
+import type { Tower } from './models/two-tower.js';
+import type { LoopResult, ProgressListener } from './train/loop.js';
+import {
+  PRERANKING_DEFAULTS,
+  type PrerankingTrainOptions,
+  type TowerVectors,
+  type TrainedPreranking,
+  prerankerLayout,
+  prerankingFeeds,
+  trainPreranker,
+} from './train/preranking.js';
+import {
+  RANKING_DEFAULTS,
+  type RankingTrainOptions,
+  type TrainedRanking,
+  encodeSources,
+  rankingFeeds,
+  splitRows,
+  trainDlrm,
+} from './train/ranking.js';
+import { RETRIEVAL_DEFAULTS, type RetrievalTrainOptions, type TrainedRetrieval, trainTwoTower } from './train/retrieval.js';
+
+type Tunables<T> = Partial<Omit<T, 'seed' | 'onProgress' | 'threads'>>;
+
+export interface TrainRunOptions {
+  /** Model root: versions go to <out>/<model>/<version>/, the report to <out>/reports/<version>/. */
+  out: string;
+  seed?: number;
+  /** onnxruntime threads per training step; 1 is fastest for these small models. */
+  threads?: number;
+  retrieval?: Tunables<RetrievalTrainOptions>;
+  ranking?: Tunables<RankingTrainOptions>;
+  preranking?: Tunables<PrerankingTrainOptions>;
+  /** Also train the two-tower without logQ correction and report it as the baseline (not exported). */
+  compareUncorrected?: boolean;
+  onProgress?: ProgressListener;
+  log?: (line: string) => void;
+}
+
+export interface RunResult {
+  version: string;
+  dirs: Record<ModelName, string>;
+  manifests: Record<ModelName, ModelManifest>;
+  report: EvaluationReport;
+  reportFiles: { json: string; html: string };
+  /** The trained models in memory (their graphs and params), for checks against the exported files. */
+  trained: { twoTower: TrainedRetrieval; dlrm: TrainedRanking; preranker: TrainedPreranking; setup: TrainingSetup; vectors: TowerVectors };
+}
+
+const CHECK_ROWS = 64;
+
+function firstRows(n: number, count: number): Int32Array {
+  return Int32Array.from({ length: Math.min(n, count) }, (_, k) => k);
+}
+
+function trainingRecord(
+  o: { seed: number; epochs: number; batchSize: number; lr: number },
+  loop: LoopResult,
+  extra: Record<string, unknown> = {},
+) {
+  return {
+    seed: o.seed,
+    epochs: o.epochs,
+    batchSize: o.batchSize,
+    lr: o.lr,
+    examples: loop.examples,
+    seconds: loop.seconds,
+    examplesPerS: loop.examplesPerS,
+    ...extra,
+  };
+}
+
+function rankingMetrics(e: RankingEvaluation): Record<string, number> {
+  return { auc: e.auc, logloss: e.logloss, f1: e.f1, precision: e.precision, recall: e.recall, threshold: e.threshold };
+}
+
+/** In-memory onnxruntime sessions for a two-tower's towers (for the uncorrected baseline, which is not exported). */
+async function vectorsOf(setup: TrainingSetup, trained: TrainedRetrieval): Promise<TowerVectors> {
+  const session = (t: Tower, name: string) =>
+    OrtRunner.create(toOnnxModel({ name, outputs: { embedding: t.output }, params: 'initializer' }), { threads: 1 });
+  const user = await session(trained.model.user, 'user_tower');
+  const item = await session(trained.model.item, 'item_tower');
+  try {
+    return await towerVectors(setup, user, item, specOf(trained.model.user), specOf(trained.model.item));
+  } finally {
+    await user.release();
+    await item.release();
+  }
+}
+
+function specOf(t: Tower): FeatureSpec {
+  return { features: [...t.layout.categorical, ...t.layout.multi, ...t.layout.continuous] };
+}
+
+/**
+ * One training run: the two-tower (and its uncorrected baseline), DLRM and the pre-ranker are
+ * trained, exported (each graph checked against the trainer's forward pass), evaluated from the
+ * exported graphs, and published as one new version with manifests and an evaluation report.
+ */
+export async function trainRun(source: DataSource, options: TrainRunOptions): Promise<RunResult> {
+  const log = options.log ?? (() => undefined);
+  const seed = options.seed ?? 0;
+  const threads = options.threads ?? 1;
+  const common = { seed, threads, onProgress: options.onProgress };
+  const setup = loadSetup(source);
+  const { dataset } = setup;
+  const trainRows = setup.split.reduce((n, s) => n + s, 0);
+  const data = {
+    source,
+    name: dataset.name,
+    fingerprint: fingerprint(setup),
+    users: dataset.users.ids.length,
+    items: dataset.items.ids.length,
+    trainRows,
+    testRows: setup.split.length - trainRows,
+  };
+  const version = await nextVersion(options.out);
+  const createdAt = new Date().toISOString();
+  const metadata = (name: string) => ({ 'recsys.model': name, 'recsys.version': version, 'recsys.data.fingerprint': data.fingerprint });
+  log(
+    `data: ${dataset.name}, ${data.users} users, ${data.items} items, ${data.trainRows} train / ${data.testRows} test rows; version ${version}`,
+  );
+
+  const staged: VersionWriter[] = [];
+  const stage = async (name: ModelName) => {
+    const writer = await VersionWriter.open(options.out, name, version);
+    staged.push(writer);
+    return writer;
+  };
+  try {
+    return await trainStages();
+  } catch (error) {
+    // Nothing half-written stays behind: staged directories are removed, published versions untouched.
+    await Promise.all(staged.map((w) => w.abort()));
+    throw error;
+  }
+
+  async function trainStages(): Promise<RunResult> {
+    // Two-tower.
+    const rOpts = { ...RETRIEVAL_DEFAULTS, ...options.retrieval, ...common };
+    const tt = await trainTwoTower(setup, rOpts);
+    const ttWriter = await stage('two-tower');
+    const userCheck = batchFeeds(
+      tt.model.user.layout,
+      tt.userSources,
+      { user: firstRows(CHECK_ROWS, data.users) },
+      Math.min(CHECK_ROWS, data.users),
+      'user_',
+    );
+    const itemCheck = batchFeeds(
+      tt.model.item.layout,
+      tt.itemSources,
+      { item: firstRows(CHECK_ROWS, data.items) },
+      Math.min(CHECK_ROWS, data.items),
+      'item_',
+    );
+    const userGraph = await exportGraph(
+      ttWriter,
+      'user-tower.onnx',
+      'user_tower',
+      { embedding: tt.model.user.output },
+      describeInputs(tt.model.user.layout, 'user_'),
+      userCheck,
+      metadata('two-tower.user'),
+    );
+    const itemGraph = await exportGraph(
+      ttWriter,
+      'item-tower.onnx',
+      'item_tower',
+      { embedding: tt.model.item.output },
+      describeInputs(tt.model.item.layout, 'item_'),
+      itemCheck,
+      metadata('two-tower.item'),
+    );
+    const userRunner = await OrtRunner.create(userGraph.bytes, { threads: 1 });
+    const itemRunner = await OrtRunner.create(itemGraph.bytes, { threads: 1 });
+    const vectors = await towerVectors(setup, userRunner, itemRunner, specOf(tt.model.user), specOf(tt.model.item));
+    await userRunner.release();
+    await itemRunner.release();
+    const itemVectorBytes = new Uint8Array(vectors.items.buffer, vectors.items.byteOffset, vectors.items.byteLength);
+    await ttWriter.write('item-vectors.f32', itemVectorBytes);
+    await ttWriter.write('item-ids.txt', `${dataset.items.ids.join('\n')}\n`);
+    const retrieval = evaluateRetrieval(setup, vectors);
+    log(
+      `two-tower: ${Object.entries(retrieval.recall)
+        .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+        .join(', ')}`,
+    );
+    let baseline: RetrievalEvaluation | undefined;
+    if (options.compareUncorrected ?? true) {
+      const plain = await trainTwoTower(setup, { ...rOpts, correction: false });
+      baseline = evaluateRetrieval(setup, await vectorsOf(setup, plain));
+      log(
+        `two-tower without correction: ${Object.entries(baseline.recall)
+          .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+          .join(', ')}`,
+      );
+    }
+    const ttManifest: ModelManifest = {
+      format: MANIFEST_FORMAT,
+      name: 'two-tower',
+      version,
+      createdAt,
+      opset: OPSET,
+      graphs: { user_tower: userGraph.description, item_tower: itemGraph.description },
+      featureSpecs: { user: setup.userTower, item: setup.itemTower },
+      config: { ...tt.model.config },
+      training: trainingRecord(rOpts, tt.loop, { correction: rOpts.correction, estimator: rOpts.estimator }),
+      metrics: {
+        ...retrieval.recall,
+        ...(baseline ? Object.fromEntries(Object.entries(baseline.recall).map(([k, v]) => [`${k}_uncorrected`, v])) : {}),
+      },
+      data,
+      itemVectors: {
+        file: 'item-vectors.f32',
+        idsFile: 'item-ids.txt',
+        count: data.items,
+        dim: vectors.dim,
+        dtype: 'float32',
+        sha256: sha256(itemVectorBytes),
+      },
+    };
+
+    // DLRM.
+    const dOpts = { ...RANKING_DEFAULTS, ...options.ranking, ...common };
+    const dlrm = await trainDlrm(setup, dOpts);
+    const dWriter = await stage('dlrm');
+    const trainIdx = splitRows(setup, true);
+    const checkRows = trainIdx.subarray(0, CHECK_ROWS);
+    const dGraph = await exportGraph(
+      dWriter,
+      'model.onnx',
+      'dlrm',
+      { probability: dlrm.model.probability },
+      describeInputs(dlrm.model.layout),
+      rankingFeeds(dlrm.model.layout, setup, dlrm.sources, checkRows),
+      metadata('dlrm'),
+    );
+    const dRunner = await OrtRunner.create(dGraph.bytes, { threads: 1 });
+    const ranking = await evaluateDlrm(setup, dRunner, setup.ranking).finally(() => dRunner.release());
+    log(`dlrm: auc ${ranking.auc.toFixed(4)}, logloss ${ranking.logloss.toFixed(4)}, f1 ${ranking.f1.toFixed(4)}`);
+    const dManifest: ModelManifest = {
+      format: MANIFEST_FORMAT,
+      name: 'dlrm',
+      version,
+      createdAt,
+      opset: OPSET,
+      graphs: { model: dGraph.description },
+      featureSpecs: { model: setup.ranking },
+      config: { ...dlrm.model.config, interactionPairs: dlrm.model.interactionPairs },
+      training: trainingRecord(dOpts, dlrm.loop),
+      metrics: rankingMetrics(ranking),
+      data,
+    };
+
+    // Pre-ranker over the two-tower's vectors.
+    const pOpts = { ...PRERANKING_DEFAULTS, ...options.preranking, ...common };
+    const pre = await trainPreranker(setup, vectors, pOpts);
+    const pWriter = await stage('preranker');
+    const prerankSpec: FeatureSpec = { features: pre.layout?.continuous ?? [] };
+    const sources = encodeSources(setup, prerankSpec);
+    const pGraph = await exportGraph(
+      pWriter,
+      'model.onnx',
+      'preranker',
+      { probability: pre.model.probability },
+      [
+        { name: 'user_embedding', dtype: 'float32', shape: ['B', vectors.dim], features: ['two-tower user vector'] },
+        { name: 'item_embedding', dtype: 'float32', shape: ['B', vectors.dim], features: ['two-tower item vector'] },
+        ...describeInputs(prerankerLayout(prerankSpec) ?? { categorical: [], multi: [], continuous: [] }),
+      ],
+      prerankingFeeds(pre.layout, setup, sources, vectors, checkRows),
+      metadata('preranker'),
+    );
+    const pRunner = await OrtRunner.create(pGraph.bytes, { threads: 1 });
+    const preranking = await evaluatePreranker(setup, pRunner, prerankSpec, vectors).finally(() => pRunner.release());
+    log(`preranker: auc ${preranking.auc.toFixed(4)}, logloss ${preranking.logloss.toFixed(4)}`);
+    const pManifest: ModelManifest = {
+      format: MANIFEST_FORMAT,
+      name: 'preranker',
+      version,
+      createdAt,
+      opset: OPSET,
+      graphs: { model: pGraph.description },
+      featureSpecs: { model: prerankSpec },
+      config: { ...pre.model.config, embeddingDim: vectors.dim },
+      training: trainingRecord(pOpts, pre.loop),
+      metrics: rankingMetrics(preranking),
+      data,
+      dependsOn: { 'two-tower': version },
+    };
+
+    // Publish: each version directory appears whole; the pre-ranker last, as it depends on the two-tower.
+    const dirs = {
+      'two-tower': await ttWriter.commit(ttManifest),
+      dlrm: await dWriter.commit(dManifest),
+      preranker: await pWriter.commit(pManifest),
+    };
+    const models: ModelReport[] = [
+      {
+        name: 'two-tower',
+        version,
+        kind: 'two-tower',
+        trainExamplesPerS: tt.loop.examplesPerS,
+        epochs: rOpts.epochs,
+        trainingCurve: tt.loop.curve,
+        retrieval,
+        ...(baseline ? { baseline: { label: 'without logQ correction', retrieval: baseline } } : {}),
+      },
+      {
+        name: 'dlrm',
+        version,
+        kind: 'dlrm',
+        trainExamplesPerS: dlrm.loop.examplesPerS,
+        epochs: dOpts.epochs,
+        trainingCurve: dlrm.loop.curve,
+        ranking,
+      },
+      {
+        name: 'preranker',
+        version,
+        kind: 'preranker',
+        trainExamplesPerS: pre.loop.examplesPerS,
+        epochs: pOpts.epochs,
+        trainingCurve: pre.loop.curve,
+        ranking: preranking,
+      },
+    ];
+    const report: EvaluationReport = {
+      createdAt,
+      dataset: {
+        name: dataset.name,
+        fingerprint: data.fingerprint,
+        users: data.users,
+        items: data.items,
+        trainRows: data.trainRows,
+        testRows: data.testRows,
+      },
+      models,
+    };
+    const reportFiles = await writeReport(join(options.out, 'reports', version), report);
+    return {
+      version,
+      dirs,
+      manifests: { 'two-tower': ttManifest, dlrm: dManifest, preranker: pManifest },
+      report,
+      reportFiles,
+      trained: { twoTower: tt, dlrm, preranker: pre, setup, vectors },
+    };
+  }
+}
