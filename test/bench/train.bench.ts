@@ -52,7 +52,7 @@ async function ours(setup: TrainingSetup, seed: number): Promise<Figures> {
     const vectors = await towerVectors(setup, user, item, setup.userTower, setup.itemTower);
     await user.release();
     await item.release();
-    return { recall: evaluateRetrieval(setup, vectors).recall, examplesPerS: trained.loop.examplesPerS };
+    return { recall: (await evaluateRetrieval(setup, vectors)).recall, examplesPerS: trained.loop.examplesPerS };
   };
   const corrected = await retrieval(true);
   const plain = await retrieval(false);

@@ -22,8 +22,8 @@ export async function towerVectors(
 }
 
 /** Recall@k of the two-tower on the test positives (train items excluded from the candidates). */
-export function evaluateRetrieval(setup: TrainingSetup, vectors: TowerVectors): RetrievalEvaluation {
-  const { ranked, truth, corpusSize } = rankByVectors(setup, vectors, 100);
+export async function evaluateRetrieval(setup: TrainingSetup, vectors: TowerVectors): Promise<RetrievalEvaluation> {
+  const { ranked, truth, corpusSize } = await rankByVectors(setup, vectors, 100);
   return retrievalEvaluation(ranked, truth, corpusSize);
 }
 

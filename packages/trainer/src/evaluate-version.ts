@@ -77,7 +77,10 @@ export async function evaluateVersion(root: string, version?: string): Promise<V
   let towers: { vectors: TowerVectors; stored: Float32Array } | undefined;
   if (manifests.has('two-tower')) {
     towers = await vectorsOf(v);
-    result.twoTower = { ...evaluateRetrieval(setup, towers.vectors), itemVectorsMaxDiff: maxDiff(towers.vectors.items, towers.stored) };
+    result.twoTower = {
+      ...(await evaluateRetrieval(setup, towers.vectors)),
+      itemVectorsMaxDiff: maxDiff(towers.vectors.items, towers.stored),
+    };
   }
   const dlrm = manifests.get('dlrm');
   if (dlrm) {

@@ -191,7 +191,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
     const itemVectorBytes = new Uint8Array(vectors.items.buffer, vectors.items.byteOffset, vectors.items.byteLength);
     await ttWriter.write('item-vectors.f32', itemVectorBytes);
     await ttWriter.write('item-ids.txt', `${dataset.items.ids.join('\n')}\n`);
-    const retrieval = evaluateRetrieval(setup, vectors);
+    const retrieval = await evaluateRetrieval(setup, vectors);
     log(
       `two-tower: ${Object.entries(retrieval.recall)
         .map(([k, v]) => `${k} ${v.toFixed(4)}`)
@@ -200,7 +200,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
     let baseline: RetrievalEvaluation | undefined;
     if (options.compareUncorrected ?? true) {
       const plain = await trainTwoTower(setup, { ...rOpts, correction: false });
-      baseline = evaluateRetrieval(setup, await vectorsOf(setup, plain));
+      baseline = await evaluateRetrieval(setup, await vectorsOf(setup, plain));
       log(
         `two-tower without correction: ${Object.entries(baseline.recall)
           .map(([k, v]) => `${k} ${v.toFixed(4)}`)

@@ -1,7 +1,9 @@
 import type { TrainingSetup } from '@recsys/data';
 import { topK } from './eval/metrics.js';
 import type { Tensor } from './graph/evaluate.js';
-import type { OrtRunner } from './graph/ort-runner.js';
+import { g } from './graph/graph.js';
+import { toOnnxModel } from './graph/onnx.js';
+import { OrtRunner } from './graph/ort-runner.js';
 import { type EncodedSources, type InputLayout, batchFeeds } from './models/inputs.js';
 import { type TowerVectors, prerankingFeeds } from './train/preranking.js';
 import { rankingFeeds } from './train/ranking.js';
@@ -72,15 +74,21 @@ export function scorePreranking(
   );
 }
 
+/** At most this many users are ranked in an evaluation (an even, deterministic sample beyond it). */
+export const MAX_EVALUATION_USERS = 5000;
+const USER_CHUNK = 256;
+
 /**
  * The protocol's retrieval evaluation: for each user with test positives, the top `k` items by
- * user·item score, excluding the user's train items (any label).
+ * user·item score, excluding the user's train items (any label). Scores come from onnxruntime
+ * (one matmul per chunk of users), so large catalogues stay tractable.
  */
-export function rankByVectors(
+export async function rankByVectors(
   setup: TrainingSetup,
   vectors: TowerVectors,
   k: number,
-): { ranked: Int32Array[]; truth: Set<number>[]; corpusSize: number } {
+  maxUsers = MAX_EVALUATION_USERS,
+): Promise<{ ranked: Int32Array[]; truth: Set<number>[]; corpusSize: number }> {
   const { items, interactions } = setup.dataset;
   const { dim } = vectors;
   const seen = new Map<number, number[]>();
@@ -91,20 +99,27 @@ export function rankByVectors(
     else if (interactions.value[r]! >= setup.dataset.positiveThreshold)
       (truth.get(u) ?? truth.set(u, new Set()).get(u)!).add(interactions.item[r]!);
   }
+  let users = [...truth.keys()].sort((a, b) => a - b);
+  if (users.length > maxUsers) users = Array.from({ length: maxUsers }, (_, j) => users[Math.floor((j * users.length) / maxUsers)]!);
   const nItems = items.ids.length;
-  const scores = new Float32Array(nItems);
+  const u = g.input('users', ['B', dim]);
+  const v = g.input('items', ['N', dim]);
+  const runner = await OrtRunner.create(
+    toOnnxModel({ name: 'scores', outputs: { scores: g.matmul(u, g.transpose(v)) }, params: 'initializer' }),
+  );
   const ranked: Int32Array[] = [];
-  const truths: Set<number>[] = [];
-  for (const [u, positives] of [...truth].sort((a, b) => a[0] - b[0])) {
-    const uo = u * dim;
-    for (let i = 0; i < nItems; i++) {
-      let s = 0;
-      const io = i * dim;
-      for (let j = 0; j < dim; j++) s += vectors.users[uo + j]! * vectors.items[io + j]!;
-      scores[i] = s;
+  try {
+    for (let from = 0; from < users.length; from += USER_CHUNK) {
+      const chunk = users.slice(from, from + USER_CHUNK);
+      const userRows = new Float32Array(chunk.length * dim);
+      chunk.forEach((user, j) => userRows.set(vectors.users.subarray(user * dim, (user + 1) * dim), j * dim));
+      const scores = (
+        await runner.run({ users: { data: userRows, shape: [chunk.length, dim] }, items: { data: vectors.items, shape: [nItems, dim] } })
+      ).scores!.data as Float32Array;
+      chunk.forEach((user, j) => ranked.push(topK(scores.subarray(j * nItems, (j + 1) * nItems), k, new Set(seen.get(user) ?? []))));
     }
-    ranked.push(topK(scores, k, new Set(seen.get(u) ?? [])));
-    truths.push(positives);
+  } finally {
+    await runner.release();
   }
-  return { ranked, truth: truths, corpusSize: nItems };
+  return { ranked, truth: users.map((user) => truth.get(user)!), corpusSize: nItems };
 }

@@ -462,7 +462,7 @@ function lineChart(spec: ChartSpec): string {
     const d = pathData(s.points, sx, sy);
     if (!d) continue;
     const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
-    out.push(`<path class="series" d="${d}" stroke="${s.color}"${dash}/>`);
+    out.push(`<path class="series" d="${d}" fill="none" stroke="${s.color}"${dash}/>`);
   }
   out.push('</g>');
 

@@ -8,17 +8,24 @@ import { ADAM_DEFAULTS, type AdamConfig, AdamSlot } from './adam.js';
 export interface GraphTrainerOptions {
   lr: number;
   adam?: Partial<Omit<AdamConfig, 'lr'>>;
-  /** Update only the embedding rows a batch touched (LazyAdam): for large tables; dense Adam otherwise. */
-  lazyEmbeddings?: boolean;
+  /**
+   * Update only the embedding rows a batch touched (LazyAdam) instead of every row (dense Adam, as
+   * PyTorch). 'auto' (the default): lazy for tables of more than LAZY_TABLE_ROWS rows, where a dense
+   * update per step would cost more than the step itself.
+   */
+  lazyEmbeddings?: boolean | 'auto';
   /** onnxruntime intra-op threads (0: one per core). */
   threads?: number;
 }
+
+export const LAZY_TABLE_ROWS = 50_000;
 
 interface SparseSlot {
   param: Node;
   slot: AdamSlot;
   grad: Float32Array;
   width: number;
+  lazy: boolean;
   outputs: { indices: string; rows: string }[];
 }
 
@@ -35,7 +42,6 @@ export class GraphTrainer {
     private readonly dense: { param: Node; slot: AdamSlot; output: string }[],
     private readonly sparse: SparseSlot[],
     private readonly config: AdamConfig,
-    private readonly lazy: boolean,
   ) {}
 
   static async create(loss: Node, params: readonly Node[], options: GraphTrainerOptions): Promise<GraphTrainer> {
@@ -52,18 +58,21 @@ export class GraphTrainer {
         return { indices: `idx_${k}_${u}`, rows: `rows_${k}_${u}` };
       });
       const values = param.data as Float32Array;
-      return { param, slot: new AdamSlot(values), grad: new Float32Array(values.length), width: param.shape[1] as number, outputs: names };
+      const rows = param.shape[0] as number;
+      const lazy =
+        options.lazyEmbeddings === 'auto' || options.lazyEmbeddings === undefined ? rows > LAZY_TABLE_ROWS : options.lazyEmbeddings;
+      return {
+        param,
+        slot: new AdamSlot(values),
+        grad: new Float32Array(values.length),
+        width: param.shape[1] as number,
+        lazy,
+        outputs: names,
+      };
     });
     const model = toOnnxModel({ name: 'train_step', outputs, params: 'input' });
     const runner = await OrtRunner.create(model, { threads: options.threads ?? 0 });
-    return new GraphTrainer(
-      runner,
-      params,
-      dense,
-      sparse,
-      { lr: options.lr, ...ADAM_DEFAULTS, ...options.adam },
-      options.lazyEmbeddings ?? false,
-    );
+    return new GraphTrainer(runner, params, dense, sparse, { lr: options.lr, ...ADAM_DEFAULTS, ...options.adam });
   }
 
   /** One optimisation step on a batch; returns its loss. */
@@ -76,18 +85,21 @@ export class GraphTrainer {
     for (const s of this.sparse) {
       const touched = new Set<number>();
       const { grad, width } = s;
-      if (!this.lazy) grad.fill(0);
+      const { lazy } = s;
+      if (!lazy) grad.fill(0);
       for (const o of s.outputs) {
         const idx = out[o.indices]!.data;
         const rows = out[o.rows]!.data;
         for (let k = 0; k < idx.length; k++) {
           const r = idx[k]!;
-          if (this.lazy && !touched.has(r)) grad.fill(0, r * width, (r + 1) * width);
-          touched.add(r);
+          if (lazy && !touched.has(r)) {
+            grad.fill(0, r * width, (r + 1) * width);
+            touched.add(r);
+          }
           for (let j = 0; j < width; j++) grad[r * width + j]! += rows[k * width + j]!;
         }
       }
-      if (this.lazy) s.slot.updateRows(grad, touched, width, this.config);
+      if (lazy) s.slot.updateRows(grad, touched, width, this.config);
       else s.slot.update(grad, t, this.config);
     }
     return out.loss!.data[0]!;

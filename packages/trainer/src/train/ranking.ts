@@ -11,7 +11,7 @@ export interface RankingTrainOptions {
   lr: number;
   seed: number;
   threads?: number;
-  lazyEmbeddings?: boolean;
+  lazyEmbeddings?: boolean | 'auto';
   dlrm?: Partial<DlrmConfig>;
   onProgress?: ProgressListener;
 }

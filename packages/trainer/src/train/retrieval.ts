@@ -15,7 +15,7 @@ export interface RetrievalTrainOptions {
   correction: boolean;
   estimator?: { size: number; alpha: number };
   threads?: number;
-  lazyEmbeddings?: boolean;
+  lazyEmbeddings?: boolean | 'auto';
   twoTower?: Partial<TwoTowerConfig>;
   onProgress?: ProgressListener;
 }
