@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { tableFromRows, type Row, type RowValue } from './table.js';
+import { createInteractions, tableFromRows, type Row, type RowValue } from './table.js';
 import { readText, textLines } from './text-file.js';
 import { type Column, type Dataset, type EntityTable, type Interactions } from './types.js';
 
@@ -236,14 +236,7 @@ function readInteractions(dir: string, users: EntityTable, items: EntityTable): 
   if (missing.length > 0) throw new Error(`${file}: the header lacks ${missing.join(', ')} (header: ${header.join(',')})`);
   const [u, i, v, t] = INTERACTION_COLUMNS.map(at) as [number, number, number, number];
   const n = records.length;
-  const out: Interactions = {
-    length: n,
-    user: new Int32Array(n),
-    item: new Int32Array(n),
-    value: new Float32Array(n),
-    timestamp: new Float64Array(n),
-    context: {},
-  };
+  const out: Interactions = createInteractions(n);
   const contextColumns = columns.map((c, k) => ({ ...c, k })).filter((c) => !INTERACTION_COLUMNS.includes(c.name));
   for (const { name, type } of contextColumns) {
     out.context[name] = emptyColumn(type === 'num' ? 'numeric' : type === 'multi' ? 'multi' : 'categorical', n);

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createTable } from './table.js';
+import { createInteractions, createTable } from './table.js';
 import { readText, textLines } from './text-file.js';
 import { type Dataset, type Interactions } from './types.js';
 
@@ -114,14 +114,7 @@ export function loadMovieLens100k(dir: string): Dataset {
 
   const dataLines = textLines(readText(join(dir, 'u.data')));
   const n = dataLines.length;
-  const interactions: Interactions = {
-    length: n,
-    user: new Int32Array(n),
-    item: new Int32Array(n),
-    value: new Float32Array(n),
-    timestamp: new Float64Array(n),
-    context: {},
-  };
+  const interactions: Interactions = createInteractions(n);
   for (let r = 0; r < n; r++) {
     const { line, text } = dataLines[r]!;
     const [u, i, rating, time] = fields('u.data', line, text.trim(), /\s+/, 4) as [string, string, string, string];

@@ -1,6 +1,6 @@
 import { AliasTable } from './alias-table.js';
 import { Random } from './random.js';
-import { createTable } from './table.js';
+import { createInteractions, createTable } from './table.js';
 import { type Dataset, type Interactions } from './types.js';
 
 export interface SyntheticOptions {
@@ -149,14 +149,7 @@ export function generateSyntheticWithTruth(options: SyntheticOptions): { dataset
   const order = new Int32Array(n);
   for (let r = 0; r < n; r++) order[r] = r % users;
   random.shuffle(order);
-  const interactions: Interactions = {
-    length: n,
-    user: order,
-    item: new Int32Array(n),
-    value: new Float32Array(n),
-    timestamp: new Float64Array(n),
-    context: {},
-  };
+  const interactions: Interactions = createInteractions(n, order);
   const draw = (k: number): number => {
     if (random.next() < TARGETED) {
       const c = tasteByCluster[k]!.sample(random);

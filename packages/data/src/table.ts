@@ -1,4 +1,4 @@
-import { type Column, type EntityTable } from './types.js';
+import { type Column, type EntityTable, type Interactions } from './types.js';
 
 /** One row as a plain object: categorical → string, numeric → number, multi → string[]. */
 export type RowValue = string | number | string[];
@@ -81,4 +81,16 @@ export function withColumns(table: EntityTable, columns: Record<string, Column>)
     }
   }
   return { ids: table.ids, index: table.index, columns: { ...table.columns, ...columns } };
+}
+
+/** An interaction log of n zeroed rows (or the given users) without context columns, for loaders to fill. */
+export function createInteractions(n: number, user = new Int32Array(n)): Interactions {
+  return {
+    length: n,
+    user,
+    item: new Int32Array(n),
+    value: new Float32Array(n),
+    timestamp: new Float64Array(n),
+    context: {},
+  };
 }

@@ -8,7 +8,7 @@ import { OPSET, exportGraph } from './export/exporter.js';
 import { type ModelManifest, type ModelName, MANIFEST_FORMAT, VersionWriter, nextVersion, sha256 } from './export/manifest.js';
 import { toOnnxModel } from './graph/onnx.js';
 import { OrtRunner } from './graph/ort-runner.js';
-import { batchFeeds, describeInputs } from './models/inputs.js';
+import { type EncodedSources, batchFeeds, describeInputs } from './models/inputs.js';
 import type { Tower } from './models/two-tower.js';
 import type { LoopResult, ProgressListener } from './train/loop.js';
 import {
@@ -151,38 +151,18 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
     const rOpts = { ...RETRIEVAL_DEFAULTS, ...options.retrieval, ...common };
     const tt = await trainTwoTower(setup, rOpts);
     const ttWriter = await stage('two-tower');
-    const userCheck = batchFeeds(
-      tt.model.user.layout,
-      tt.userSources,
-      { user: firstRows(CHECK_ROWS, data.users) },
-      Math.min(CHECK_ROWS, data.users),
-      'user_',
-    );
-    const itemCheck = batchFeeds(
-      tt.model.item.layout,
-      tt.itemSources,
-      { item: firstRows(CHECK_ROWS, data.items) },
-      Math.min(CHECK_ROWS, data.items),
-      'item_',
-    );
-    const userGraph = await exportGraph(
-      ttWriter,
-      'user-tower.onnx',
-      'user_tower',
-      { embedding: tt.model.user.output },
-      describeInputs(tt.model.user.layout, 'user_'),
-      userCheck,
-      metadata('two-tower.user'),
-    );
-    const itemGraph = await exportGraph(
-      ttWriter,
-      'item-tower.onnx',
-      'item_tower',
-      { embedding: tt.model.item.output },
-      describeInputs(tt.model.item.layout, 'item_'),
-      itemCheck,
-      metadata('two-tower.item'),
-    );
+    const exportTower = (side: 'user' | 'item', tower: Tower, sources: EncodedSources, count: number) =>
+      exportGraph(
+        ttWriter,
+        `${side}-tower.onnx`,
+        `${side}_tower`,
+        { embedding: tower.output },
+        describeInputs(tower.layout, `${side}_`),
+        batchFeeds(tower.layout, sources, { [side]: firstRows(CHECK_ROWS, count) }, Math.min(CHECK_ROWS, count), `${side}_`),
+        metadata(`two-tower.${side}`),
+      );
+    const userGraph = await exportTower('user', tt.model.user, tt.userSources, data.users);
+    const itemGraph = await exportTower('item', tt.model.item, tt.itemSources, data.items);
     const userRunner = await OrtRunner.create(userGraph.bytes, { threads: 1 });
     const itemRunner = await OrtRunner.create(itemGraph.bytes, { threads: 1 });
     const vectors = await towerVectors(setup, userRunner, itemRunner, specOf(tt.model.user), specOf(tt.model.item));

@@ -1,7 +1,8 @@
 import type { Random } from '@recsys/data';
 import type { Tensor } from '../graph/evaluate.js';
+import type { Node } from '../graph/graph.js';
 import type { TrainingCurvePoint } from '../eval/report.js';
-import type { GraphTrainer } from './graph-trainer.js';
+import { GraphTrainer, type GraphTrainerOptions } from './graph-trainer.js';
 
 export interface Progress {
   model: string;
@@ -15,6 +16,28 @@ export interface Progress {
 
 export type ProgressListener = (progress: Progress) => void;
 
+/** What every model's training takes. */
+export interface TrainOptions {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  seed: number;
+  /** onnxruntime intra-op threads per step. */
+  threads?: number;
+  lazyEmbeddings?: GraphTrainerOptions['lazyEmbeddings'];
+  onProgress?: ProgressListener;
+}
+
+/** The loop settings that come straight from a model's TrainOptions. */
+export function fromTrainOptions(o: TrainOptions) {
+  return {
+    epochs: o.epochs,
+    batchSize: o.batchSize,
+    onProgress: o.onProgress,
+    optimizer: { lr: o.lr, threads: o.threads, lazyEmbeddings: o.lazyEmbeddings },
+  };
+}
+
 export interface LoopOptions {
   model: string;
   /** Number of training examples; batches are drawn from a fresh permutation of 0..count-1 each epoch. */
@@ -22,7 +45,10 @@ export interface LoopOptions {
   epochs: number;
   batchSize: number;
   rng: Random;
-  trainer: GraphTrainer;
+  /** The graph trained: a scalar loss and the params it moves. */
+  loss: Node;
+  params: readonly Node[];
+  optimizer: GraphTrainerOptions;
   /** Feeds for the examples `batch` (indices into 0..count-1); `step` is the 1-based global step. */
   feeds: (batch: Int32Array, step: number) => Record<string, Tensor>;
   onProgress?: ProgressListener;
@@ -39,6 +65,23 @@ export interface LoopResult {
 
 /** Epochs of shuffled mini-batches; records the loss curve and throughput (the whole loop is timed, feeds included). */
 export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
+  const trainer = await GraphTrainer.create(o.loss, o.params, o.optimizer);
+  try {
+    return await epochs(o, trainer);
+  } finally {
+    await trainer.release();
+  }
+}
+
+/** Feeds of a mean-BCE batch: its labels and 1/B. */
+export function labelFeeds(labels: Float32Array, batch: Int32Array): Record<string, Tensor> {
+  return {
+    labels: { data: Float32Array.from(batch, (k) => labels[k]!), shape: [batch.length] },
+    inv_batch: { data: Float32Array.of(1 / batch.length), shape: [] },
+  };
+}
+
+async function epochs(o: LoopOptions, trainer: GraphTrainer): Promise<LoopResult> {
   const stepsPerEpoch = Math.ceil(o.count / o.batchSize);
   const every = Math.max(1, Math.floor(stepsPerEpoch / (o.curvePoints ?? 20)));
   const curve: TrainingCurvePoint[] = [];
@@ -52,7 +95,7 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
     for (let s = 0; s < o.count; s += o.batchSize) {
       const batch = order.subarray(s, Math.min(o.count, s + o.batchSize));
       step++;
-      const loss = await o.trainer.train(o.feeds(batch, step));
+      const loss = await trainer.train(o.feeds(batch, step));
       if (!Number.isFinite(loss))
         throw new Error(`${o.model}: loss became ${loss} at step ${step} (epoch ${epoch}); lower the learning rate`);
       examples += batch.length;

@@ -2,18 +2,11 @@ import { type FeatureSpec, type TrainingSetup, Random } from '@recsys/data';
 import type { Tensor } from '../graph/evaluate.js';
 import { type EncodedSources, type InputLayout, batchFeeds, inputLayout } from '../models/inputs.js';
 import { PRERANKER_DEFAULTS, Preranker, type PrerankerConfig } from '../models/preranker.js';
-import { GraphTrainer } from './graph-trainer.js';
-import { type LoopResult, type ProgressListener, trainLoop } from './loop.js';
+import { type LoopResult, type TrainOptions, fromTrainOptions, labelFeeds, trainLoop } from './loop.js';
 import { encodeSources, labelsOf, splitRows } from './ranking.js';
 
-export interface PrerankingTrainOptions {
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  seed: number;
-  threads?: number;
+export interface PrerankingTrainOptions extends TrainOptions {
   preranker?: Partial<PrerankerConfig>;
-  onProgress?: ProgressListener;
 }
 
 export const PRERANKING_DEFAULTS: Omit<PrerankingTrainOptions, 'seed'> = { epochs: 3, batchSize: 256, lr: 1e-3 };
@@ -75,30 +68,23 @@ export async function trainPreranker(
   const sources = encodeSources(setup);
   const rows = splitRows(setup, true);
   const labels = labelsOf(setup, rows);
-  const trainer = await GraphTrainer.create(model.loss(), model.params, { lr: options.lr, threads: options.threads });
-  try {
-    const loop = await trainLoop({
-      model: 'preranker',
-      count: rows.length,
-      epochs: options.epochs,
-      batchSize: options.batchSize,
-      rng,
-      trainer,
-      onProgress: options.onProgress,
-      feeds: (batch) => ({
-        ...prerankingFeeds(
-          layout,
-          setup,
-          sources,
-          vectors,
-          Int32Array.from(batch, (k) => rows[k]!),
-        ),
-        labels: { data: Float32Array.from(batch, (k) => labels[k]!), shape: [batch.length] },
-        inv_batch: { data: Float32Array.of(1 / batch.length), shape: [] },
-      }),
-    });
-    return { model, layout, sources, loop };
-  } finally {
-    await trainer.release();
-  }
+  const loop = await trainLoop({
+    ...fromTrainOptions(options),
+    model: 'preranker',
+    count: rows.length,
+    rng,
+    loss: model.loss(),
+    params: model.params,
+    feeds: (batch) => ({
+      ...prerankingFeeds(
+        layout,
+        setup,
+        sources,
+        vectors,
+        Int32Array.from(batch, (k) => rows[k]!),
+      ),
+      ...labelFeeds(labels, batch),
+    }),
+  });
+  return { model, layout, sources, loop };
 }

@@ -2,18 +2,10 @@ import { type EncodedTable, type TrainingSetup, Random, encodeTable } from '@rec
 import type { Tensor } from '../graph/evaluate.js';
 import { DLRM_DEFAULTS, Dlrm, type DlrmConfig } from '../models/dlrm.js';
 import { type EncodedSources, type InputLayout, batchFeeds } from '../models/inputs.js';
-import { GraphTrainer } from './graph-trainer.js';
-import { type LoopResult, type ProgressListener, trainLoop } from './loop.js';
+import { type LoopResult, type TrainOptions, fromTrainOptions, labelFeeds, trainLoop } from './loop.js';
 
-export interface RankingTrainOptions {
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  seed: number;
-  threads?: number;
-  lazyEmbeddings?: boolean | 'auto';
+export interface RankingTrainOptions extends TrainOptions {
   dlrm?: Partial<DlrmConfig>;
-  onProgress?: ProgressListener;
 }
 
 export const RANKING_DEFAULTS: Omit<RankingTrainOptions, 'seed'> = { epochs: 3, batchSize: 256, lr: 1e-3 };
@@ -70,34 +62,22 @@ export async function trainDlrm(setup: TrainingSetup, options: RankingTrainOptio
   const sources = encodeSources(setup);
   const rows = splitRows(setup, true);
   const labels = labelsOf(setup, rows);
-  const { loss } = model.loss();
-  const trainer = await GraphTrainer.create(loss, model.params, {
-    lr: options.lr,
-    threads: options.threads,
-    lazyEmbeddings: options.lazyEmbeddings,
+  const loop = await trainLoop({
+    ...fromTrainOptions(options),
+    model: 'dlrm',
+    count: rows.length,
+    rng,
+    loss: model.loss().loss,
+    params: model.params,
+    feeds: (batch) => ({
+      ...rankingFeeds(
+        model.layout,
+        setup,
+        sources,
+        Int32Array.from(batch, (k) => rows[k]!),
+      ),
+      ...labelFeeds(labels, batch),
+    }),
   });
-  try {
-    const loop = await trainLoop({
-      model: 'dlrm',
-      count: rows.length,
-      epochs: options.epochs,
-      batchSize: options.batchSize,
-      rng,
-      trainer,
-      onProgress: options.onProgress,
-      feeds: (batch) => ({
-        ...rankingFeeds(
-          model.layout,
-          setup,
-          sources,
-          Int32Array.from(batch, (k) => rows[k]!),
-        ),
-        labels: { data: Float32Array.from(batch, (k) => labels[k]!), shape: [batch.length] },
-        inv_batch: { data: Float32Array.of(1 / batch.length), shape: [] },
-      }),
-    });
-    return { model, sources, loop };
-  } finally {
-    await trainer.release();
-  }
+  return { model, sources, loop };
 }

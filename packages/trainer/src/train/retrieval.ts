@@ -2,22 +2,14 @@ import { type TrainingSetup, Random } from '@recsys/data';
 import { type EncodedSources, batchFeeds } from '../models/inputs.js';
 import { TWO_TOWER_DEFAULTS, TwoTower, type TwoTowerConfig } from '../models/two-tower.js';
 import { FrequencyEstimator } from './frequency-estimator.js';
-import { GraphTrainer } from './graph-trainer.js';
-import { type LoopResult, type ProgressListener, trainLoop } from './loop.js';
+import { type LoopResult, type TrainOptions, fromTrainOptions, trainLoop } from './loop.js';
 import { encodeSources } from './ranking.js';
 
-export interface RetrievalTrainOptions {
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  seed: number;
+export interface RetrievalTrainOptions extends TrainOptions {
   /** Subtract log p(item) from the in-batch logits (Yi et al. 2019); off for comparison. */
   correction: boolean;
   estimator?: { size: number; alpha: number };
-  threads?: number;
-  lazyEmbeddings?: boolean | 'auto';
   twoTower?: Partial<TwoTowerConfig>;
-  onProgress?: ProgressListener;
 }
 
 export const RETRIEVAL_DEFAULTS: Omit<RetrievalTrainOptions, 'seed'> = {
@@ -53,47 +45,37 @@ export async function trainTwoTower(setup: TrainingSetup, options: RetrievalTrai
   const { user, item } = setup.dataset.interactions;
   const est = options.estimator ?? RETRIEVAL_DEFAULTS.estimator!;
   const estimator = new FrequencyEstimator(est.size, est.alpha);
-  const trainer = await GraphTrainer.create(model.loss(), model.params, {
-    lr: options.lr,
-    threads: options.threads,
-    lazyEmbeddings: options.lazyEmbeddings,
-  });
   const targetsCache = new Map<number, Float32Array>();
-  try {
-    const loop = await trainLoop({
-      model: options.correction ? 'two-tower' : 'two-tower (no correction)',
-      count: rows.length,
-      epochs: options.epochs,
-      batchSize: options.batchSize,
-      rng,
-      trainer,
-      onProgress: options.onProgress,
-      feeds: (batch, step) => {
-        const b = batch.length;
-        const users = Int32Array.from(batch, (k) => user[rows[k]!]!);
-        const items = Int32Array.from(batch, (k) => item[rows[k]!]!);
-        const logp = estimator.update(items, step);
-        if (!options.correction) logp.fill(0);
-        const mask = new Float32Array(b * b);
-        for (let i = 0; i < b; i++) for (let j = 0; j < b; j++) if (i !== j && items[i] === items[j]) mask[i * b + j] = -1e9;
-        let targets = targetsCache.get(b);
-        if (!targets) {
-          targets = new Float32Array(b * b);
-          for (let i = 0; i < b; i++) targets[i * b + i] = 1;
-          targetsCache.set(b, targets);
-        }
-        return {
-          ...batchFeeds(model.user.layout, userSources, { user: users }, b, 'user_'),
-          ...batchFeeds(model.item.layout, itemSources, { item: items }, b, 'item_'),
-          logq: { data: logp, shape: [b] },
-          mask: { data: mask, shape: [b, b] },
-          targets: { data: targets, shape: [b, b] },
-          inv_batch: { data: Float32Array.of(1 / b), shape: [] },
-        };
-      },
-    });
-    return { model, userSources, itemSources, loop, correction: options.correction };
-  } finally {
-    await trainer.release();
-  }
+  const loop = await trainLoop({
+    ...fromTrainOptions(options),
+    model: options.correction ? 'two-tower' : 'two-tower (no correction)',
+    count: rows.length,
+    rng,
+    loss: model.loss(),
+    params: model.params,
+    feeds: (batch, step) => {
+      const b = batch.length;
+      const users = Int32Array.from(batch, (k) => user[rows[k]!]!);
+      const items = Int32Array.from(batch, (k) => item[rows[k]!]!);
+      const logp = estimator.update(items, step);
+      if (!options.correction) logp.fill(0);
+      const mask = new Float32Array(b * b);
+      for (let i = 0; i < b; i++) for (let j = 0; j < b; j++) if (i !== j && items[i] === items[j]) mask[i * b + j] = -1e9;
+      let targets = targetsCache.get(b);
+      if (!targets) {
+        targets = new Float32Array(b * b);
+        for (let i = 0; i < b; i++) targets[i * b + i] = 1;
+        targetsCache.set(b, targets);
+      }
+      return {
+        ...batchFeeds(model.user.layout, userSources, { user: users }, b, 'user_'),
+        ...batchFeeds(model.item.layout, itemSources, { item: items }, b, 'item_'),
+        logq: { data: logp, shape: [b] },
+        mask: { data: mask, shape: [b, b] },
+        targets: { data: targets, shape: [b, b] },
+        inv_batch: { data: Float32Array.of(1 / b), shape: [] },
+      };
+    },
+  });
+  return { model, userSources, itemSources, loop, correction: options.correction };
 }
