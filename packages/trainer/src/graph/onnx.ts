@@ -37,20 +37,12 @@ function attr(name: string, value: number | number[] | boolean): AttributeProto 
   return create(AttributeProtoSchema, { name, type: AttributeProto_AttributeType.INT, i: BigInt(Number(value)) });
 }
 
-function floatTensor(name: string, data: Float32Array, dims: readonly number[]): TensorProto {
+/** A float32 or int32 tensor, stored as little-endian raw bytes. */
+function rawTensor(name: string, data: Float32Array | Int32Array, dims: readonly number[]): TensorProto {
   return create(TensorProtoSchema, {
     name,
     dims: dims.map((d) => BigInt(d)),
-    dataType: TensorProto_DataType.FLOAT,
-    rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice(),
-  });
-}
-
-function intTensor(name: string, data: Int32Array, dims: readonly number[]): TensorProto {
-  return create(TensorProtoSchema, {
-    name,
-    dims: dims.map((d) => BigInt(d)),
-    dataType: TensorProto_DataType.INT32,
+    dataType: data instanceof Int32Array ? TensorProto_DataType.INT32 : TensorProto_DataType.FLOAT,
     rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice(),
   });
 }
@@ -104,7 +96,7 @@ export function toOnnxModel(spec: OnnxGraphSpec): Uint8Array {
   };
   const constFloat = (value: number) => {
     const name = fresh('const');
-    initializers.push(floatTensor(name, Float32Array.of(value), []));
+    initializers.push(rawTensor(name, Float32Array.of(value), []));
     return name;
   };
 
@@ -118,16 +110,12 @@ export function toOnnxModel(spec: OnnxGraphSpec): Uint8Array {
         break;
       case 'param':
         name = n.name!;
-        if (spec.params === 'initializer') initializers.push(floatTensor(name, n.data as Float32Array, n.shape as number[]));
+        if (spec.params === 'initializer') initializers.push(rawTensor(name, n.data!, n.shape as number[]));
         else inputs.push(valueInfo(name, 'float32', n.shape));
         break;
       case 'constant':
         name = fresh('const');
-        initializers.push(
-          n.data instanceof Int32Array
-            ? intTensor(name, n.data, n.shape as number[])
-            : floatTensor(name, n.data as Float32Array, n.shape as number[]),
-        );
+        initializers.push(rawTensor(name, n.data!, n.shape as number[]));
         break;
       case 'gather':
         name = emit('Gather', [inName(0), inName(1)], [attr('axis', 0)]);
