@@ -4,7 +4,7 @@ import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', '**/src/gen/**', 'coverage/**', '.tools/**', '.data/**'] },
+  { ignores: ['models/**', '**/dist/**', '**/node_modules/**', '**/src/gen/**', 'coverage/**', '.tools/**', '.data/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
