@@ -105,7 +105,8 @@ describe('trainer: train, export, parity and evaluation on small synthetic data'
     expect(maxDiff(dlrmTs, await runFile(join(out, 'dlrm', '1', 'model.onnx'), dlrmFeeds, 'probability'))).toBeLessThanOrEqual(1e-5);
 
     const users = Int32Array.from({ length: 100 }, (_, k) => k * 3);
-    const userFeeds = batchFeeds(twoTower.model.user.layout, twoTower.userSources, { user: users }, users.length, 'user_');
+    // The user tower reads the request context too (recent items): interaction rows serve as contexts here.
+    const userFeeds = batchFeeds(twoTower.model.user.layout, twoTower.userSources, { user: users, context: users }, users.length, 'user_');
     const userTs = evaluate([twoTower.model.user.output], userFeeds)[0]!.data;
     expect(maxDiff(userTs, await runFile(join(out, 'two-tower', '1', 'user-tower.onnx'), userFeeds, 'embedding'))).toBeLessThanOrEqual(
       1e-5,

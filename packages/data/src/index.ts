@@ -3,6 +3,7 @@ export * from './encode.js';
 export * from './files.js';
 export * from './fingerprint.js';
 export * from './hash.js';
+export * from './history.js';
 export * from './movielens.js';
 export * from './protocol.js';
 export * from './random.js';

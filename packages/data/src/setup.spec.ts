@@ -66,7 +66,7 @@ describe('buildTrainingSetup', () => {
   it('builds the three specs from every usable column', () => {
     const setup = buildTrainingSetup(tiny(), { split: 'time' });
     const names = (features: { name: string }[]) => features.map((f) => f.name);
-    expect(names(setup.userTower.features)).toEqual(['user_id', 'country', 'user_category']);
+    expect(names(setup.userTower.features)).toEqual(['user_id', 'country', 'user_category', 'device', 'recent_items']);
     expect(names(setup.itemTower.features)).toEqual(['item_id', 'item_category', 'tags']);
     expect(names(setup.ranking.features)).toEqual([
       'user_id',
@@ -76,6 +76,7 @@ describe('buildTrainingSetup', () => {
       'item_category',
       'device',
       'tags',
+      'recent_items',
       'age',
       'price',
       'user_train_count',
@@ -109,6 +110,25 @@ describe('buildTrainingSetup', () => {
       expect(slots).toBe(spec.features.length);
     }
     expect(setup.ranking.features.some((f) => f.column === 'created_at')).toBe(false);
+  });
+
+  it("adds each interaction's recent positive items as context, with the item vocabulary", () => {
+    const setup = buildTrainingSetup(tiny(), { historyLength: 2 });
+    const recent = setup.dataset.interactions.context.recent_items!;
+    expect(recent.kind).toBe('multi');
+    // User row 0 has rows 0, 3, 6, 9 (times 1000, 1003, 1000, 1003; ties by row): order 0, 6, 3, 9.
+    // Positives (odd rows) are 3 and 9, both item 'a' (row 1).
+    expect(recent.values[0]).toEqual([]);
+    expect(recent.values[6]).toEqual([]);
+    expect(recent.values[3]).toEqual([]);
+    expect(recent.values[9]).toEqual(['a']);
+    expect(setup.userTower.features.at(-1)).toMatchObject({
+      kind: 'multi',
+      source: 'context',
+      vocabulary: ['<unk>', 'a', 'b'],
+      maxValues: 2,
+    });
+    expect(buildTrainingSetup(tiny(), { historyLength: 0 }).dataset.interactions.context.recent_items).toBeUndefined();
   });
 
   it('hashes vocabularies longer than maxVocabulary', () => {

@@ -1,5 +1,6 @@
 import { ID_COLUMNS } from './encode.js';
 import { hashSplit, timeSplit, trainCounts } from './split.js';
+import { RECENT_ITEMS, recentItemsColumn } from './history.js';
 import { withColumns } from './table.js';
 import {
   type CategoricalFeature,
@@ -21,6 +22,11 @@ export interface SetupOptions {
   maxVocabulary?: number;
   /** The most values a multi-valued feature keeps per row; defaults to 16 (fewer when no row has that many). */
   maxValues?: number;
+  /**
+   * Adds the `recent_items` context (each interaction's previous positive items, newest first) of this
+   * length to the user tower and the ranking model; defaults to 10, 0 leaves it out.
+   */
+  historyLength?: number;
 }
 
 // Bound once: global lookups are slow in hot loops under jest's sandbox.
@@ -64,7 +70,11 @@ function trainStats(length: number, split: Uint8Array, value: (r: number) => num
 
 /** A TrainingSetup for any dataset: split, train counts, and the three specs over every usable column. */
 export function buildTrainingSetup(dataset: Dataset, options: SetupOptions = {}): TrainingSetup {
-  const { interactions } = dataset;
+  const historyLength = options.historyLength ?? 10;
+  const interactions =
+    historyLength > 0
+      ? { ...dataset.interactions, context: { ...dataset.interactions.context, [RECENT_ITEMS]: recentItemsColumn(dataset, historyLength) } }
+      : dataset.interactions;
   const mode = options.split ?? 'hash';
   const split =
     mode === 'hash'
@@ -102,7 +112,8 @@ export function buildTrainingSetup(dataset: Dataset, options: SetupOptions = {})
       : { kind: 'categorical', name, source, column, vocabulary, unknown: 0 };
   };
   const multi = (source: FeatureSource, name: string, column: string, values: string[][]): MultiCategoricalFeature => {
-    const vocabulary = vocabularyOf(flat(values));
+    // Recent items share the item id vocabulary, so serving can encode any catalogue item.
+    const vocabulary = column === RECENT_ITEMS && source === 'context' ? vocabularyOf(dataset.items.ids) : vocabularyOf(flat(values));
     let longest = 1;
     for (const row of values) longest = max(longest, row.length);
     const maxValues = Math.max(1, Math.min(longest, maxValuesCap));
@@ -148,7 +159,7 @@ export function buildTrainingSetup(dataset: Dataset, options: SetupOptions = {})
   ];
 
   return {
-    dataset: { ...dataset, users, items },
+    dataset: { ...dataset, users, items, interactions },
     split,
     ranking: {
       features: [
@@ -164,7 +175,8 @@ export function buildTrainingSetup(dataset: Dataset, options: SetupOptions = {})
         ...numbers.context,
       ],
     },
-    userTower: { features: [...cats.user, ...multis.user] },
+    // The user tower embeds the request: the user's features and its context (recent items).
+    userTower: { features: [...cats.user, ...multis.user, ...cats.context, ...multis.context, ...numbers.context] },
     itemTower: { features: [...cats.item, ...multis.item] },
   };
 }

@@ -16,6 +16,8 @@ const usage = `usage: recsys COMMAND [options]
              --out DIR              model root (default: models)
              --seed N               (default 0)
              --retrieval-epochs N --ranking-epochs N --preranking-epochs N
+             --history N            recent positive items per request in the user tower and DLRM
+                                    (synthetic and files data; default 10, 0 leaves them out)
              --no-baseline          skip the uncorrected two-tower trained for comparison
              --threads N            onnxruntime threads per step (default 1: fastest for these models)
              --users N --items N --interactions-per-user N --data-seed N   (synthetic data size)
@@ -57,10 +59,15 @@ function syntheticOptions(values: Values) {
 
 function dataSource(values: Values): DataSource {
   const spec = (values.data as string | undefined) ?? 'synthetic';
-  if (spec === 'synthetic') return { kind: 'synthetic', options: syntheticOptions(values) };
+  const history = wholeNumber('history', values.history as string | undefined);
+  const setup = history === undefined ? {} : { setup: { historyLength: history } };
+  if (history !== undefined && (spec === 'ml100k' || spec.startsWith('ml100k:')))
+    throw new UsageError('--history: the ML-100K protocol fixes its features; use it with synthetic or files data');
+  if (spec === 'synthetic') return { kind: 'synthetic', options: syntheticOptions(values), ...setup };
   if (spec === 'ml100k' || spec.startsWith('ml100k:'))
     return { kind: 'ml100k', dir: resolve(spec.slice('ml100k:'.length) || '../shared/datasets/ml-100k') };
-  if (spec.startsWith('files:') && spec.length > 'files:'.length) return { kind: 'files', dir: resolve(spec.slice('files:'.length)) };
+  if (spec.startsWith('files:') && spec.length > 'files:'.length)
+    return { kind: 'files', dir: resolve(spec.slice('files:'.length)), ...setup };
   throw new UsageError(`--data: expected synthetic, ml100k[:DIR] or files:DIR, got "${spec}"`);
 }
 
@@ -115,6 +122,7 @@ async function main(argv: string[]): Promise<number> {
       'ranking-epochs': { type: 'string' },
       'preranking-epochs': { type: 'string' },
       threads: { type: 'string' },
+      history: { type: 'string' },
       'no-baseline': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },

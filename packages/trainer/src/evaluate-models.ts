@@ -1,4 +1,4 @@
-import type { FeatureSpec, TrainingSetup } from '@recsys/data';
+import { type FeatureSpec, type TrainingSetup, RECENT_ITEMS, encodeTable, userStateContext } from '@recsys/data';
 import type { RankingEvaluation, RetrievalEvaluation } from './eval/report.js';
 import { rankingEvaluation, retrievalEvaluation } from './evaluation.js';
 import type { OrtRunner } from './graph/ort-runner.js';
@@ -16,7 +16,13 @@ export async function towerVectors(
   itemSpec: FeatureSpec,
 ): Promise<TowerVectors> {
   const { users, items } = setup.dataset;
-  const userVectors = await embedRows(user, inputLayout(userSpec), encodeSources(setup, userSpec), 'user', users.ids.length);
+  const history = userSpec.features.find((f) => f.source === 'context' && f.column === RECENT_ITEMS);
+  const userSources = {
+    user: encodeTable(users, userSpec.features, 'user'),
+    // Users are embedded as of the end of the train data: their recent train items as context.
+    context: encodeTable(userStateContext(setup, history?.kind === 'multi' ? history.maxValues : 0), userSpec.features, 'context'),
+  };
+  const userVectors = await embedRows(user, inputLayout(userSpec), userSources, 'user', users.ids.length);
   const itemVectors = await embedRows(item, inputLayout(itemSpec), encodeSources(setup, itemSpec), 'item', items.ids.length);
   return { dim: userVectors.length / users.ids.length, users: userVectors, items: itemVectors };
 }

@@ -158,7 +158,13 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
         `${side}_tower`,
         { embedding: tower.output },
         describeInputs(tower.layout, `${side}_`),
-        batchFeeds(tower.layout, sources, { [side]: firstRows(CHECK_ROWS, count) }, Math.min(CHECK_ROWS, count), `${side}_`),
+        batchFeeds(
+          tower.layout,
+          sources,
+          { [side]: firstRows(CHECK_ROWS, count), context: firstRows(CHECK_ROWS, count) },
+          Math.min(CHECK_ROWS, count),
+          `${side}_`,
+        ),
         metadata(`two-tower.${side}`),
       );
     const userGraph = await exportTower('user', tt.model.user, tt.userSources, data.users);

@@ -41,7 +41,7 @@ export function scoreRanking(
   return predictInChunks(runner, rows.length, (a, b) => rankingFeeds(layout, setup, sources, rows.subarray(a, b)), 'probability');
 }
 
-/** A tower's output for every row of its table ([rows × dim]). */
+/** A tower's output for every row of its table ([rows × dim]); a user tower reads context row u for user u. */
 export function embedRows(
   runner: OrtRunner,
   layout: InputLayout,
@@ -52,7 +52,11 @@ export function embedRows(
   return predictInChunks(
     runner,
     rows,
-    (a, b) => batchFeeds(layout, sources, { [source]: Int32Array.from({ length: b - a }, (_, k) => a + k) }, b - a, `${source}_`),
+    (a, b) => {
+      const rows = Int32Array.from({ length: b - a }, (_, k) => a + k);
+      // A user row's context is that user's state row (see userStateContext).
+      return batchFeeds(layout, sources, source === 'user' ? { user: rows, context: rows } : { item: rows }, b - a, `${source}_`);
+    },
     'embedding',
   );
 }

@@ -68,7 +68,7 @@ export async function trainTwoTower(setup: TrainingSetup, options: RetrievalTrai
         targetsCache.set(b, targets);
       }
       return {
-        ...batchFeeds(model.user.layout, userSources, { user: users }, b, 'user_'),
+        ...batchFeeds(model.user.layout, userSources, { user: users, context: Int32Array.from(batch, (k) => rows[k]!) }, b, 'user_'),
         ...batchFeeds(model.item.layout, itemSources, { item: items }, b, 'item_'),
         logq: { data: logp, shape: [b] },
         mask: { data: mask, shape: [b, b] },
