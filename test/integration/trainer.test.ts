@@ -82,7 +82,13 @@ describe('trainer: train, export, parity and evaluation on small synthetic data'
       expect(readdirSync(join(out, name))).toEqual(['1']);
     }
     const tt = run.manifests['two-tower'];
-    expect(tt.featureSpecs.user!.features.map((f) => f.name)).toContain('user_id');
+    expect(tt.featureSpecs.user!.features.map((f) => f.name)).toEqual(expect.arrayContaining(['user_id', 'recent_items']));
+    expect(tt.graphs.user_tower!.inputs.map((i) => i.name)).toEqual([
+      'user_categorical',
+      'user_multi_recent_items',
+      'user_multi_recent_items_weights',
+    ]);
+    expect(run.manifests.dlrm.featureSpecs.model!.features.map((f) => f.name)).toContain('recent_items');
     expect(readFileSync(join(out, 'two-tower', '1', 'item-vectors.f32')).byteLength).toBe(200 * tt.itemVectors!.dim * 4);
     expect(
       readFileSync(join(out, 'two-tower', '1', 'item-ids.txt'), 'utf8')
