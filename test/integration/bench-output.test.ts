@@ -20,3 +20,13 @@ describe('bench:features', () => {
     expect(figures.ratio_p50).toBeCloseTo(figures.grpc_p50_ms / figures.redis_p50_ms, 1);
   }, 90000);
 });
+
+describe('bench:train', () => {
+  it('says plainly that it skipped when MovieLens 100K is absent, still ending with one JSON line', async () => {
+    const result = await runNode(builtEntry('test/dist/bench/train.bench.js'), [], { ML100K_DIR: '/nonexistent/ml-100k' }, 30000);
+    expect(result.code).toBe(0);
+    const lines = result.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/bench:train skipped: MovieLens 100K is not at \/nonexistent\/ml-100k/);
+    expect(JSON.parse(lines.at(-1)!)).toEqual({ skipped: true, reason: 'no ML-100K at /nonexistent/ml-100k' });
+  });
+});
