@@ -141,6 +141,8 @@ async function main(): Promise<void> {
   figures.examples_per_s_ratio = round(figures.examples_per_s! / figures.ref_examples_per_s!, 2);
   figures.tt_examples_per_s_ratio = round(figures.tt_examples_per_s! / figures.ref_tt_examples_per_s!, 2);
   figures.seeds = SEEDS.length;
+  // Peak resident memory of this process (the trainer side; the reference runs as child processes).
+  figures.max_rss_mib = round(process.resourceUsage().maxRSS / 1024, 1);
   console.log(JSON.stringify(figures));
 }
 
