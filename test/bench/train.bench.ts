@@ -11,7 +11,7 @@ import {
   evaluateDlrm,
   evaluateRetrieval,
   toOnnxModel,
-  towerVectors,
+  trainedTowerVectors,
   trainDlrm,
   trainTwoTower,
   RANKING_DEFAULTS,
@@ -42,16 +42,10 @@ async function ours(setup: TrainingSetup, seed: number): Promise<Figures> {
   const runner = await OrtRunner.create(
     toOnnxModel({ name: 'dlrm', outputs: { probability: dlrm.model.probability }, params: 'initializer' }),
   );
-  const ranking = await evaluateDlrm(setup, runner, setup.ranking).finally(() => runner.release());
+  const ranking = await evaluateDlrm(setup, runner, setup.ranking, dlrm.sources).finally(() => runner.release());
   const retrieval = async (correction: boolean) => {
     const trained = await trainTwoTower(setup, { ...RETRIEVAL_DEFAULTS, seed, correction, threads: THREADS });
-    const session = (output: typeof trained.model.user.output, name: string) =>
-      OrtRunner.create(toOnnxModel({ name, outputs: { embedding: output }, params: 'initializer' }));
-    const user = await session(trained.model.user.output, 'user_tower');
-    const item = await session(trained.model.item.output, 'item_tower');
-    const vectors = await towerVectors(setup, user, item, setup.userTower, setup.itemTower);
-    await user.release();
-    await item.release();
+    const vectors = await trainedTowerVectors(setup, trained.model);
     return { recall: (await evaluateRetrieval(setup, vectors)).recall, examplesPerS: trained.loop.examplesPerS };
   };
   const corrected = await retrieval(true);

@@ -1,8 +1,10 @@
 import { type FeatureSpec, type TrainingSetup, RECENT_ITEMS, encodeTable, userStateContext } from '@recsys/data';
 import type { RankingEvaluation, RetrievalEvaluation } from './eval/report.js';
 import { rankingEvaluation, retrievalEvaluation } from './evaluation.js';
-import type { OrtRunner } from './graph/ort-runner.js';
+import { toOnnxModel } from './graph/onnx.js';
+import { OrtRunner } from './graph/ort-runner.js';
 import { inputLayout } from './models/inputs.js';
+import type { Tower, TwoTower } from './models/two-tower.js';
 import { embedRows, rankByVectors, scorePreranking, scoreRanking } from './scoring.js';
 import { type TowerVectors, prerankerLayout } from './train/preranking.js';
 import { encodeSources, labelsOf, splitRows } from './train/ranking.js';
@@ -33,28 +35,44 @@ export async function evaluateRetrieval(setup: TrainingSetup, vectors: TowerVect
   return retrievalEvaluation(ranked, truth, corpusSize);
 }
 
-/** Test metrics of a ranking graph, with the F1 threshold chosen on its train predictions. */
-export async function evaluateDlrm(setup: TrainingSetup, runner: OrtRunner, spec: FeatureSpec): Promise<RankingEvaluation> {
-  const layout = inputLayout(spec);
-  const sources = encodeSources(setup, spec);
-  const score = async (rows: Int32Array) => ({
-    labels: labelsOf(setup, rows),
-    probs: await scoreRanking(runner, layout, setup, sources, rows),
-  });
+/** Test metrics of per-row probabilities, with the F1 threshold chosen on the train rows' probabilities. */
+async function rankingOnSplits(setup: TrainingSetup, probs: (rows: Int32Array) => Promise<Float32Array>): Promise<RankingEvaluation> {
+  const score = async (rows: Int32Array) => ({ labels: labelsOf(setup, rows), probs: await probs(rows) });
   return rankingEvaluation(await score(splitRows(setup, true)), await score(splitRows(setup, false)));
 }
 
-export async function evaluatePreranker(
+/** Test metrics of a ranking graph (DLRM); `sources` may be passed when already encoded for `spec`. */
+export function evaluateDlrm(
+  setup: TrainingSetup,
+  runner: OrtRunner,
+  spec: FeatureSpec,
+  sources = encodeSources(setup, spec),
+): Promise<RankingEvaluation> {
+  const layout = inputLayout(spec);
+  return rankingOnSplits(setup, (rows) => scoreRanking(runner, layout, setup, sources, rows));
+}
+
+export function evaluatePreranker(
   setup: TrainingSetup,
   runner: OrtRunner,
   spec: FeatureSpec,
   vectors: TowerVectors,
+  sources = encodeSources(setup, spec),
 ): Promise<RankingEvaluation> {
   const layout = prerankerLayout(spec);
-  const sources = encodeSources(setup, spec);
-  const score = async (rows: Int32Array) => ({
-    labels: labelsOf(setup, rows),
-    probs: await scorePreranking(runner, layout, setup, sources, vectors, rows),
-  });
-  return rankingEvaluation(await score(splitRows(setup, true)), await score(splitRows(setup, false)));
+  return rankingOnSplits(setup, (rows) => scorePreranking(runner, layout, setup, sources, vectors, rows));
+}
+
+/** Tower vectors of a two-tower held in memory, through in-memory onnxruntime sessions of its towers. */
+export async function trainedTowerVectors(setup: TrainingSetup, model: TwoTower): Promise<TowerVectors> {
+  const session = (t: Tower, name: string) =>
+    OrtRunner.create(toOnnxModel({ name, outputs: { embedding: t.output }, params: 'initializer' }), { threads: 1 });
+  const user = await session(model.user, 'user_tower');
+  const item = await session(model.item, 'item_tower');
+  try {
+    return await towerVectors(setup, user, item, model.user.spec, model.item.spec);
+  } finally {
+    await user.release();
+    await item.release();
+  }
 }

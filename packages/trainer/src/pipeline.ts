@@ -3,10 +3,9 @@ import { join } from 'node:path';
 import type { EvaluationReport, ModelReport, RankingEvaluation, RetrievalEvaluation } from './eval/report.js';
 import { writeReport } from './eval/report.js';
 import { type DataSource, loadSetup } from './data-source.js';
-import { evaluateDlrm, evaluatePreranker, evaluateRetrieval, towerVectors } from './evaluate-models.js';
+import { evaluateDlrm, evaluatePreranker, evaluateRetrieval, towerVectors, trainedTowerVectors } from './evaluate-models.js';
 import { OPSET, exportGraph } from './export/exporter.js';
 import { type ModelManifest, type ModelName, MANIFEST_FORMAT, VersionWriter, nextVersion, sha256 } from './export/manifest.js';
-import { toOnnxModel } from './graph/onnx.js';
 import { OrtRunner } from './graph/ort-runner.js';
 import { type EncodedSources, batchFeeds, describeInputs } from './models/inputs.js';
 import type { Tower } from './models/two-tower.js';
@@ -20,15 +19,7 @@ import {
   prerankingFeeds,
   trainPreranker,
 } from './train/preranking.js';
-import {
-  RANKING_DEFAULTS,
-  type RankingTrainOptions,
-  type TrainedRanking,
-  encodeSources,
-  rankingFeeds,
-  splitRows,
-  trainDlrm,
-} from './train/ranking.js';
+import { RANKING_DEFAULTS, type RankingTrainOptions, type TrainedRanking, rankingFeeds, splitRows, trainDlrm } from './train/ranking.js';
 import { RETRIEVAL_DEFAULTS, type RetrievalTrainOptions, type TrainedRetrieval, trainTwoTower } from './train/retrieval.js';
 
 type Tunables<T> = Partial<Omit<T, 'seed' | 'onProgress' | 'threads'>>;
@@ -83,24 +74,6 @@ function trainingRecord(
 
 function rankingMetrics(e: RankingEvaluation): Record<string, number> {
   return { auc: e.auc, logloss: e.logloss, f1: e.f1, precision: e.precision, recall: e.recall, threshold: e.threshold };
-}
-
-/** In-memory onnxruntime sessions for a two-tower's towers (for the uncorrected baseline, which is not exported). */
-async function vectorsOf(setup: TrainingSetup, trained: TrainedRetrieval): Promise<TowerVectors> {
-  const session = (t: Tower, name: string) =>
-    OrtRunner.create(toOnnxModel({ name, outputs: { embedding: t.output }, params: 'initializer' }), { threads: 1 });
-  const user = await session(trained.model.user, 'user_tower');
-  const item = await session(trained.model.item, 'item_tower');
-  try {
-    return await towerVectors(setup, user, item, specOf(trained.model.user), specOf(trained.model.item));
-  } finally {
-    await user.release();
-    await item.release();
-  }
-}
-
-function specOf(t: Tower): FeatureSpec {
-  return { features: [...t.layout.categorical, ...t.layout.multi, ...t.layout.continuous] };
 }
 
 /**
@@ -171,7 +144,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
     const itemGraph = await exportTower('item', tt.model.item, tt.itemSources, data.items);
     const userRunner = await OrtRunner.create(userGraph.bytes, { threads: 1 });
     const itemRunner = await OrtRunner.create(itemGraph.bytes, { threads: 1 });
-    const vectors = await towerVectors(setup, userRunner, itemRunner, specOf(tt.model.user), specOf(tt.model.item));
+    const vectors = await towerVectors(setup, userRunner, itemRunner, tt.model.user.spec, tt.model.item.spec);
     await userRunner.release();
     await itemRunner.release();
     const itemVectorBytes = new Uint8Array(vectors.items.buffer, vectors.items.byteOffset, vectors.items.byteLength);
@@ -186,7 +159,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
     let baseline: RetrievalEvaluation | undefined;
     if (options.compareUncorrected ?? true) {
       const plain = await trainTwoTower(setup, { ...rOpts, correction: false });
-      baseline = await evaluateRetrieval(setup, await vectorsOf(setup, plain));
+      baseline = await evaluateRetrieval(setup, await trainedTowerVectors(setup, plain.model));
       log(
         `two-tower without correction: ${Object.entries(baseline.recall)
           .map(([k, v]) => `${k} ${v.toFixed(4)}`)
@@ -234,7 +207,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
       metadata('dlrm'),
     );
     const dRunner = await OrtRunner.create(dGraph.bytes, { threads: 1 });
-    const ranking = await evaluateDlrm(setup, dRunner, setup.ranking).finally(() => dRunner.release());
+    const ranking = await evaluateDlrm(setup, dRunner, setup.ranking, dlrm.sources).finally(() => dRunner.release());
     log(`dlrm: auc ${ranking.auc.toFixed(4)}, logloss ${ranking.logloss.toFixed(4)}, f1 ${ranking.f1.toFixed(4)}`);
     const dManifest: ModelManifest = {
       format: MANIFEST_FORMAT,
@@ -255,7 +228,6 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
     const pre = await trainPreranker(setup, vectors, pOpts);
     const pWriter = await stage('preranker');
     const prerankSpec: FeatureSpec = { features: pre.layout?.continuous ?? [] };
-    const sources = encodeSources(setup, prerankSpec);
     const pGraph = await exportGraph(
       pWriter,
       'model.onnx',
@@ -266,11 +238,11 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
         { name: 'item_embedding', dtype: 'float32', shape: ['B', vectors.dim], features: ['two-tower item vector'] },
         ...describeInputs(prerankerLayout(prerankSpec) ?? { categorical: [], multi: [], continuous: [] }),
       ],
-      prerankingFeeds(pre.layout, setup, sources, vectors, checkRows),
+      prerankingFeeds(pre.layout, setup, pre.sources, vectors, checkRows),
       metadata('preranker'),
     );
     const pRunner = await OrtRunner.create(pGraph.bytes, { threads: 1 });
-    const preranking = await evaluatePreranker(setup, pRunner, prerankSpec, vectors).finally(() => pRunner.release());
+    const preranking = await evaluatePreranker(setup, pRunner, prerankSpec, vectors, pre.sources).finally(() => pRunner.release());
     log(`preranker: auc ${preranking.auc.toFixed(4)}, logloss ${preranking.logloss.toFixed(4)}`);
     const pManifest: ModelManifest = {
       format: MANIFEST_FORMAT,

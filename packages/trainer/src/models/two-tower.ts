@@ -35,6 +35,11 @@ export class Tower {
     this.output = nn.l2Normalize(mlp.apply(x));
     this.params = [...tables, ...mlp.params];
   }
+
+  /** The features this tower reads, in input order. */
+  get spec(): FeatureSpec {
+    return { features: [...this.layout.categorical, ...this.layout.multi, ...this.layout.continuous] };
+  }
 }
 
 /**
