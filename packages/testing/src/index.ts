@@ -1,2 +1,3 @@
 export * from './processes.js';
 export * from './redis-server.js';
+export * from './trained-models.js';

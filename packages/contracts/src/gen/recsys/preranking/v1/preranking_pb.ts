@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/preranking/v1/preranking.proto.
  */
 export const file_recsys_preranking_v1_preranking: GenFile = /*@__PURE__*/
-  fileDesc("CiVyZWNzeXMvcHJlcmFua2luZy92MS9wcmVyYW5raW5nLnByb3RvEhRyZWNzeXMucHJlcmFua2luZy52MSKRAQoOUHJlcmFua1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIuCgdjb250ZXh0GAIgASgLMh0ucmVjc3lzLmNvbW1vbi52MS5Vc2VyQ29udGV4dBIvCgpjYW5kaWRhdGVzGAMgAygLMhsucmVjc3lzLmNvbW1vbi52MS5DYW5kaWRhdGUSDQoFbGltaXQYBCABKAUiWQoPUHJlcmFua1Jlc3BvbnNlEi8KCmNhbmRpZGF0ZXMYASADKAsyGy5yZWNzeXMuY29tbW9uLnYxLkNhbmRpZGF0ZRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJMmsKEVByZXJhbmtpbmdTZXJ2aWNlElYKB1ByZXJhbmsSJC5yZWNzeXMucHJlcmFua2luZy52MS5QcmVyYW5rUmVxdWVzdBolLnJlY3N5cy5wcmVyYW5raW5nLnYxLlByZXJhbmtSZXNwb25zZWIGcHJvdG8z", [file_recsys_common_v1_common]);
+  fileDesc("CiVyZWNzeXMvcHJlcmFua2luZy92MS9wcmVyYW5raW5nLnByb3RvEhRyZWNzeXMucHJlcmFua2luZy52MSLKAQoOUHJlcmFua1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIuCgdjb250ZXh0GAIgASgLMh0ucmVjc3lzLmNvbW1vbi52MS5Vc2VyQ29udGV4dBIvCgpjYW5kaWRhdGVzGAMgAygLMhsucmVjc3lzLmNvbW1vbi52MS5DYW5kaWRhdGUSDQoFbGltaXQYBCABKAUSFgoOdXNlcl9lbWJlZGRpbmcYBSADKAISHwoXZW1iZWRkaW5nX21vZGVsX3ZlcnNpb24YBiABKAkiWQoPUHJlcmFua1Jlc3BvbnNlEi8KCmNhbmRpZGF0ZXMYASADKAsyGy5yZWNzeXMuY29tbW9uLnYxLkNhbmRpZGF0ZRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJMmsKEVByZXJhbmtpbmdTZXJ2aWNlElYKB1ByZXJhbmsSJC5yZWNzeXMucHJlcmFua2luZy52MS5QcmVyYW5rUmVxdWVzdBolLnJlY3N5cy5wcmVyYW5raW5nLnYxLlByZXJhbmtSZXNwb25zZWIGcHJvdG8z", [file_recsys_common_v1_common]);
 
 /**
  * @generated from message recsys.preranking.v1.PrerankRequest
@@ -41,6 +41,20 @@ export type PrerankRequest = Message<"recsys.preranking.v1.PrerankRequest"> & {
    * @generated from field: int32 limit = 4;
    */
   limit: number;
+
+  /**
+   * The user tower's output from retrieval; empty means the service embeds the user itself.
+   *
+   * @generated from field: repeated float user_embedding = 5;
+   */
+  userEmbedding: number[];
+
+  /**
+   * The two-tower version that produced user_embedding; it must match the one the pre-ranker was trained on.
+   *
+   * @generated from field: string embedding_model_version = 6;
+   */
+  embeddingModelVersion: string;
 };
 
 /**

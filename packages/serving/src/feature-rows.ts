@@ -1,0 +1,97 @@
+import { common, type features } from '@recsys/contracts';
+import { RECENT_ITEMS } from '@recsys/data';
+
+/** A raw feature value as stored: categorical text, a number, or several categorical values. */
+export type RawValue = string | number | readonly string[] | undefined;
+
+/** One user, item or request context as the model inputs read it: values by the training column name. */
+export interface FeatureRow {
+  /** The entity id ('' for a request context). */
+  readonly id: string;
+  get(column: string): RawValue;
+}
+
+function valueOf(value: common.FeatureValue | undefined): RawValue {
+  switch (value?.kind.case) {
+    case 'categorical':
+      return value.kind.value;
+    case 'numeric':
+      return value.kind.value;
+    case 'multi':
+      return value.kind.value.values;
+    default:
+      // Dense vectors are not model inputs of these specs.
+      return undefined;
+  }
+}
+
+class MapRow implements FeatureRow {
+  constructor(
+    readonly id: string,
+    private readonly values: Readonly<Record<string, RawValue>>,
+    private readonly stored: common.Features | undefined,
+  ) {}
+
+  get(column: string): RawValue {
+    return column in this.values ? this.values[column] : valueOf(this.stored?.values[column]);
+  }
+}
+
+/** A user as the feature service answered (features empty for an unknown user). */
+export function userRow(userId: string, user: features.User | undefined): FeatureRow {
+  return new MapRow(userId, {}, user?.features);
+}
+
+/** An item as the feature service answered; category and created_at are item fields, not features. */
+export function itemRow(itemId: string, item: features.Item | undefined): FeatureRow {
+  if (!item) return new MapRow(itemId, {}, undefined);
+  const fields: Record<string, RawValue> = {};
+  if (item.category !== '') fields.category = item.category;
+  // The trainer's tables keep created_at as Unix ms too.
+  if (item.createdAtMs > 0n) fields.created_at = Number(item.createdAtMs);
+  return new MapRow(itemId, fields, item.features);
+}
+
+/** Event types that make an item part of the user's recent positives (as the trainer's history counts them). */
+const POSITIVE_EVENTS: ReadonlySet<common.EventType> = new Set([
+  common.EventType.VIEW,
+  common.EventType.CLICK,
+  common.EventType.ADD_TO_CART,
+  common.EventType.PURCHASE,
+  common.EventType.LIKE,
+]);
+
+/**
+ * The request's recent positive items, newest first, at most `length`: the context's items, then the
+ * stored history without the items the context already reported (a client sends what it also records
+ * as feedback). Repeats within the history stay, as in the trainer's recent_items.
+ */
+export function recentItems(context: common.UserContext | undefined, history: readonly features.HistoryEntry[], length: number): string[] {
+  const out: string[] = [];
+  const fromContext = new Set<string>();
+  // Context items without a type were viewed; negative feedback never counts.
+  const positive = (type: common.EventType) => type === common.EventType.UNSPECIFIED || POSITIVE_EVENTS.has(type);
+  for (const item of context?.recentItems ?? []) {
+    if (out.length >= length) return out;
+    if (item.itemId === '' || fromContext.has(item.itemId) || !positive(item.eventType)) continue;
+    fromContext.add(item.itemId);
+    out.push(item.itemId);
+  }
+  for (const entry of history) {
+    if (out.length >= length) break;
+    if (fromContext.has(entry.itemId) || entry.eventType === common.EventType.UNSPECIFIED || !positive(entry.eventType)) continue;
+    out.push(entry.itemId);
+  }
+  return out;
+}
+
+/** The request context as a row: `recent_items`, and the request's attributes by name. */
+export function contextRow(
+  context: common.UserContext | undefined,
+  history: readonly features.HistoryEntry[],
+  historyLength: number,
+): FeatureRow {
+  const values: Record<string, RawValue> = { ...(context?.attributes ?? {}) };
+  values[RECENT_ITEMS] = recentItems(context, history, historyLength);
+  return new MapRow('', values, undefined);
+}

@@ -1,0 +1,58 @@
+import { type FeatureSpec } from '@recsys/data';
+import { type InputLayout, inputLayout } from '@recsys/trainer';
+import { assembleFeeds, concatFeeds, zeroFeeds } from './feeds.js';
+import type { FeatureRow } from './feature-rows.js';
+import type { ModelVersion } from './model-repository.js';
+import { ModelLoadError } from './model-repository.js';
+import { ModelSession, type ModelSessionOptions } from './onnx-session.js';
+
+/** The user tower's input prefix in the exported graph. */
+const PREFIX = 'user_';
+
+/** The two-tower's user tower served by onnxruntime: request rows in, L2-normalised embeddings out. */
+export class UserTower {
+  private constructor(
+    private readonly session: ModelSession,
+    readonly layout: InputLayout,
+    readonly version: string,
+    readonly dim: number,
+    /** The history length the model was trained with (recent_items slots). */
+    readonly historyLength: number,
+  ) {}
+
+  static async load(model: ModelVersion, options: Omit<ModelSessionOptions, 'label'>): Promise<UserTower> {
+    const graph = model.manifest.graphs.user_tower;
+    const bytes = model.graphs.user_tower;
+    const spec: FeatureSpec | undefined = model.manifest.featureSpecs.user;
+    if (!graph || !bytes || !spec)
+      throw new ModelLoadError(`${model.dir}: a two-tower version needs a user_tower graph and a user feature spec`);
+    const dim = Number(graph.outputs[0]?.shape[1]);
+    if (!(dim > 0)) throw new ModelLoadError(`${model.dir}: the user tower's output has no fixed dimension`);
+    const session = await ModelSession.create(bytes, graph.inputs, { ...options, label: `user tower v${model.version}` });
+    const recent = spec.features.find((f) => f.kind === 'multi' && f.source === 'context' && f.column === 'recent_items');
+    const tower = new UserTower(session, inputLayout(spec), model.version, dim, recent?.kind === 'multi' ? recent.maxValues : 0);
+    // The first run allocates; do it before traffic arrives.
+    await session.run(zeroFeeds(graph.inputs, 1));
+    return tower;
+  }
+
+  get provider(): string {
+    return this.session.provider;
+  }
+
+  /** Embeddings of several requests in one run: row k of the result (dim floats) is request k. */
+  async embed(requests: readonly { user: FeatureRow; context: FeatureRow }[]): Promise<Float32Array> {
+    if (requests.length === 0) return new Float32Array(0);
+    const { feeds } = concatFeeds(requests.map((r) => assembleFeeds(this.layout, r, PREFIX)));
+    const out = await this.session.run(feeds);
+    const embedding = out[this.session.outputNames[0]!];
+    if (!embedding || embedding.length !== requests.length * this.dim) {
+      throw new Error(`user tower v${this.version}: expected ${requests.length} × ${this.dim} outputs`);
+    }
+    return embedding;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
