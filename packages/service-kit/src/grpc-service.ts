@@ -22,6 +22,8 @@ export interface GrpcServiceSpec {
   services: readonly DescService[];
   config: BaseServiceConfig;
   logger: Logger;
+  /** The registry the service exports; pass one to register the stage's own metrics before start. */
+  metrics?: ServiceMetrics;
 }
 
 /** A started service: where it listens, its health, and a shutdown that drains in-flight calls. */
@@ -39,7 +41,7 @@ export interface RunningGrpcService {
 export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGrpcService> {
   const { config, logger } = spec;
   const grpcPort = config.grpcPort === 0 ? await freePort(config.grpcHost) : config.grpcPort;
-  const metrics = new ServiceMetrics(spec.name);
+  const metrics = spec.metrics ?? new ServiceMetrics(spec.name);
   const names = spec.services.map((s) => s.typeName);
   const health = new HealthImplementation(Object.fromEntries(['', ...names].map((n) => [n, 'SERVING' as ServingStatus])));
   let grpcServer: GrpcServer | undefined;
