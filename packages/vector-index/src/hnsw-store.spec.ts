@@ -1,0 +1,308 @@
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IndexFileError, StoreClosedError, VectorIndexArgumentError } from './errors.js';
+import { exactSearch, scoreRow } from './exact-search.js';
+import { buildHnswIndex, openHnswIndex, type HnswStore } from './hnsw-store.js';
+import { INDEX_FILES } from './index-files.js';
+import { clusteredUnitVectors } from './synthetic-vectors.js';
+import { type IndexBuildInput, type ItemPayload, type Metric, type Neighbour } from './vector-store.js';
+
+const DIM = 16;
+const COUNT = 3000;
+
+/** 3000 items in 10 clusters; category c<cluster> except 60 'rare' items and every 50th item without one. */
+function catalogue(metric: Metric = 'ip', version = '1'): IndexBuildInput {
+  const vectors = clusteredUnitVectors({ count: COUNT, dim: DIM, clusters: 10, spread: 0.6, seed: 11 });
+  const ids = Array.from({ length: COUNT }, (_, i) => `item-${i}`);
+  const payload: ItemPayload[] = ids.map((_, i) => {
+    if (i % 50 === 7) return i % 100 === 7 ? { createdAtMs: 1_700_000_000_000 + i } : {};
+    if (i % 50 === 3) return { category: 'rare' };
+    return { category: `c${i % 10}`, createdAtMs: 1_700_000_000_000 + i };
+  });
+  return { ids, vectors, dim: DIM, metric, payload, version, modelVersion: 'two-tower-test' };
+}
+
+function rowOf(id: string): number {
+  return Number(id.slice('item-'.length));
+}
+
+/** The exact answer with ids, for comparing a store's results. */
+function exactIds(input: IndexBuildInput, query: Float32Array, k: number, keep: (row: number) => boolean = () => true): string[] {
+  return exactSearch(input.vectors, input.dim, input.metric, query, k, { accept: keep }).map((m) => input.ids[m.row]!);
+}
+
+function overlap(got: Neighbour[], want: string[]): number {
+  const wanted = new Set(want);
+  return got.filter((n) => wanted.has(n.id)).length / want.length;
+}
+
+function expectBestFirst(results: Neighbour[]): void {
+  for (let i = 1; i < results.length; i++) expect(results[i - 1]!.score).toBeGreaterThanOrEqual(results[i]!.score);
+}
+
+describe('embedded HNSW store', () => {
+  let root: string;
+  let dir: string;
+  const input = catalogue();
+  const queries = clusteredUnitVectors({ count: 20, dim: DIM, clusters: 10, spread: 0.6, seed: 12 });
+  const query = (q: number) => queries.subarray(q * DIM, (q + 1) * DIM);
+  // exactScanMaxRows 0: every search goes through the graph, so filters exercise over-fetching and widening.
+  let graph: HnswStore;
+  let small: HnswStore;
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'vector-hnsw-'));
+    dir = join(root, '1');
+    await buildHnswIndex(input, dir, { hnsw: { connectivity: 16, expansionAdd: 64, expansionSearch: 64 } });
+    graph = await openHnswIndex(dir, { exactScanMaxRows: 0 });
+    small = await openHnswIndex(dir);
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  describe('files', () => {
+    it('writes one directory with every file, no staging left behind, and reads it back', async () => {
+      expect(readdirSync(root)).toEqual(['1']);
+      expect(readdirSync(dir).sort()).toEqual([...Object.values(INDEX_FILES), 'meta.json'].sort());
+      const meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8'));
+      expect(meta).toMatchObject({ version: '1', modelVersion: 'two-tower-test', metric: 'ip', dim: DIM, count: COUNT });
+      expect(meta.files[INDEX_FILES.vectors]).toEqual({ bytes: COUNT * DIM * 4, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+      expect(graph.info()).toEqual({
+        version: '1',
+        backend: 'embedded',
+        size: COUNT,
+        dimension: DIM,
+        metric: 'ip',
+        modelVersion: 'two-tower-test',
+      });
+
+      const vectors = await graph.getVectors(['item-5', 'nope', 'item-2999']);
+      expect(vectors[0]).toEqual(input.vectors.slice(5 * DIM, 6 * DIM));
+      expect(vectors[1]).toBeUndefined();
+      expect(vectors[2]).toEqual(input.vectors.slice(2999 * DIM, 3000 * DIM));
+      // Copies: writing into one does not change the store.
+      vectors[0]!.fill(0);
+      expect((await graph.getVectors(['item-5']))[0]).toEqual(input.vectors.slice(5 * DIM, 6 * DIM));
+
+      expect(graph.payloadOf('item-3')).toEqual({ category: 'rare' });
+      expect(graph.payloadOf('item-10')).toEqual({ category: 'c0', createdAtMs: 1_700_000_000_010 });
+      expect(graph.payloadOf('item-57')).toEqual({});
+      expect(graph.payloadOf('item-7')).toEqual({ createdAtMs: 1_700_000_000_007 });
+    });
+
+    it('answers the same from a loaded and a memory-mapped (view) index', async () => {
+      const viewed = await openHnswIndex(dir, { mode: 'view', exactScanMaxRows: 0, verify: 'size' });
+      for (let q = 0; q < 5; q++) expect(await viewed.search(query(q), 30)).toEqual(await graph.search(query(q), 30));
+    });
+
+    it('refuses to overwrite a version and names the first invalid input field', async () => {
+      await expect(buildHnswIndex(input, dir)).rejects.toThrow(/already exists: versions are immutable/);
+      const duplicate = { ...input, ids: input.ids.map((id, i) => (i === 9 ? 'item-4' : id)), version: '2' };
+      await expect(buildHnswIndex(duplicate, join(root, '2'))).rejects.toThrow('ids[9]: "item-4" appears twice');
+      const nan = { ...input, vectors: input.vectors.slice(), version: '2' };
+      nan.vectors[5 * DIM + 2] = NaN;
+      await expect(buildHnswIndex(nan, join(root, '2'))).rejects.toThrow(
+        'vectors: item "item-5" (row 5) has a non-finite value at position 2',
+      );
+      await expect(buildHnswIndex({ ...input, vectors: input.vectors.subarray(1) }, join(root, '2'))).rejects.toThrow(
+        VectorIndexArgumentError,
+      );
+      expect(readdirSync(root)).toEqual(['1']);
+    });
+  });
+
+  describe('corrupt or missing files', () => {
+    let copy: string;
+    beforeEach(() => {
+      copy = mkdtempSync(join(tmpdir(), 'vector-corrupt-'));
+      cpSync(dir, copy, { recursive: true });
+    });
+    afterEach(() => rmSync(copy, { recursive: true, force: true }));
+
+    const flipByte = (name: string, at: number) => {
+      const path = join(copy, name);
+      const bytes = readFileSync(path);
+      bytes[at] = bytes[at]! ^ 0xff;
+      writeFileSync(path, bytes);
+    };
+
+    it('refuses a changed byte, naming the file', async () => {
+      flipByte(INDEX_FILES.vectors, 1234);
+      await expect(openHnswIndex(copy)).rejects.toThrow(new RegExp(`${INDEX_FILES.vectors}: checksum mismatch .* the file is corrupt`));
+      await expect(openHnswIndex(copy)).rejects.toBeInstanceOf(IndexFileError);
+    });
+
+    it('refuses a changed graph file, naming it', async () => {
+      flipByte(INDEX_FILES.graph, 5000);
+      await expect(openHnswIndex(copy)).rejects.toThrow(`${join(copy, INDEX_FILES.graph)}: checksum mismatch`);
+    });
+
+    it('refuses a truncated file even when checksums are skipped', async () => {
+      truncateSync(join(copy, INDEX_FILES.graph), 1000);
+      await expect(openHnswIndex(copy, { verify: 'size' })).rejects.toThrow(
+        /index\.usearch: 1000 bytes, but meta\.json records \d+: the file is truncated/,
+      );
+    });
+
+    it('refuses a missing file or meta.json', async () => {
+      unlinkSync(join(copy, INDEX_FILES.ids));
+      await expect(openHnswIndex(copy)).rejects.toThrow(`${join(copy, INDEX_FILES.ids)}: missing`);
+      unlinkSync(join(copy, 'meta.json'));
+      await expect(openHnswIndex(copy)).rejects.toThrow(
+        `${join(copy, 'meta.json')}: missing: not an index directory, or an incomplete one`,
+      );
+    });
+
+    it('refuses a meta.json that is not JSON or disagrees with the data', async () => {
+      const metaPath = join(copy, 'meta.json');
+      const meta = JSON.parse(readFileSync(metaPath, 'utf8'));
+      writeFileSync(metaPath, JSON.stringify({ ...meta, count: COUNT + 1 }));
+      await expect(openHnswIndex(copy)).rejects.toThrow(
+        `${join(copy, INDEX_FILES.vectors)}: ${COUNT * DIM * 4} bytes, but ${COUNT + 1} items need`,
+      );
+      writeFileSync(metaPath, '{"format": ');
+      await expect(openHnswIndex(copy)).rejects.toThrow(/meta\.json: not valid JSON/);
+    });
+  });
+
+  describe('search', () => {
+    it('scans exactly below exactScanMaxRows: the exact answer, ties and all', async () => {
+      for (let q = 0; q < 5; q++) {
+        const got = await small.search(query(q), 40);
+        expect(got.map((n) => n.id)).toEqual(exactIds(input, query(q), 40));
+        expect(got[0]!.score).toBe(scoreRow(input.vectors, DIM, 'ip', query(q), rowOf(got[0]!.id)));
+      }
+    });
+
+    it('searches the graph with exact scores, best first', async () => {
+      let recall = 0;
+      for (let q = 0; q < 20; q++) {
+        const got = await graph.search(query(q), 50);
+        expect(got).toHaveLength(50);
+        expectBestFirst(got);
+        for (const n of got) expect(n.score).toBe(scoreRow(input.vectors, DIM, 'ip', query(q), rowOf(n.id)));
+        recall += overlap(got, exactIds(input, query(q), 50)) / 20;
+      }
+      expect(recall).toBeGreaterThanOrEqual(0.95);
+    });
+
+    it('returns k results when the top items are excluded, none of them excluded', async () => {
+      for (let q = 0; q < 5; q++) {
+        const excludeIds = new Set(exactIds(input, query(q), 300));
+        const got = await graph.search(query(q), 100, { excludeIds });
+        expect(got).toHaveLength(100);
+        expect(got.filter((n) => excludeIds.has(n.id))).toEqual([]);
+        expectBestFirst(got);
+        expect(
+          overlap(
+            got,
+            exactIds(input, query(q), 100, (row) => !excludeIds.has(input.ids[row]!)),
+          ),
+        ).toBeGreaterThanOrEqual(0.9);
+      }
+    });
+
+    it('returns k items of a rare included category, or all of them when fewer exist', async () => {
+      const rare = (row: number) => row % 50 === 3;
+      for (let q = 0; q < 5; q++) {
+        const got = await graph.search(query(q), 20, { includeCategories: ['rare'] });
+        expect(got).toHaveLength(20);
+        expect(got.every((n) => rare(rowOf(n.id)))).toBe(true);
+        expect(overlap(got, exactIds(input, query(q), 20, rare))).toBeGreaterThanOrEqual(0.9);
+      }
+      const all = await graph.search(query(0), 100, { includeCategories: ['rare', 'unknown-category'] });
+      expect(all.map((n) => n.id).sort()).toEqual(input.ids.filter((_, row) => rare(row)).sort());
+      expect(await graph.search(query(0), 10, { includeCategories: ['unknown-category'] })).toEqual([]);
+    });
+
+    it('widens past the graph when the only qualifying items are the farthest from the query', async () => {
+      // 'far' marks the 150 items least like the query: no fetch around the query reaches them, yet k must come back.
+      const farthest = exactSearch(
+        input.vectors,
+        DIM,
+        'ip',
+        query(0).map((x) => -x),
+        150,
+      ).map((m) => m.row);
+      const far = new Set(farthest);
+      const payload = input.ids.map((_, row) => ({ category: far.has(row) ? 'far' : 'near' }));
+      const farDir = join(root, 'far');
+      await buildHnswIndex({ ...input, payload, version: 'far' }, farDir);
+      const store = await openHnswIndex(farDir, { exactScanMaxRows: 0 });
+      const got = await store.search(query(0), 100, { includeCategories: ['far'] });
+      expect(got.map((n) => n.id)).toEqual(exactIds(input, query(0), 100, (row) => far.has(row)));
+      const excluded = await store.search(query(0), 100, {
+        excludeCategories: ['near'],
+        excludeIds: new Set(got.slice(0, 60).map((n) => n.id)),
+      });
+      expect(excluded.map((n) => n.id)).toEqual(exactIds(input, query(0), 150, (row) => far.has(row)).slice(60));
+    });
+
+    it('returns k results when excluded categories hold most items', async () => {
+      const excludeCategories = ['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c8'];
+      const kept = (row: number) => !(row % 50 !== 7 && row % 50 !== 3 && row % 10 !== 9);
+      const got = await graph.search(query(3), 100, { excludeCategories });
+      expect(got).toHaveLength(100);
+      expect(got.every((n) => kept(rowOf(n.id)))).toBe(true);
+      expect(overlap(got, exactIds(input, query(3), 100, kept))).toBeGreaterThanOrEqual(0.9);
+    });
+
+    it('combines included categories, excluded categories and excluded ids', async () => {
+      const top = await graph.search(query(1), 10, { includeCategories: ['c1', 'c2'] });
+      const excludeIds = new Set(top.slice(0, 5).map((n) => n.id));
+      const got = await graph.search(query(1), 30, { includeCategories: ['c1', 'c2', 'c3'], excludeCategories: ['c3'], excludeIds });
+      expect(got).toHaveLength(30);
+      expect(got.every((n) => [1, 2].includes(rowOf(n.id) % 10) && rowOf(n.id) % 50 !== 7 && rowOf(n.id) % 50 !== 3)).toBe(true);
+      expect(got.some((n) => excludeIds.has(n.id))).toBe(false);
+      expect(got.map((n) => n.id).slice(0, 5)).toEqual(top.slice(5, 10).map((n) => n.id));
+    });
+
+    it('returns every item when k exceeds the catalogue, and all but the excluded ones', async () => {
+      expect(await graph.search(query(0), COUNT + 10)).toHaveLength(COUNT);
+      expect(await graph.search(query(0), COUNT, { excludeIds: new Set(['item-1', 'item-2', 'not-an-item']) })).toHaveLength(COUNT - 2);
+    });
+
+    it('refuses bad arguments, naming them', async () => {
+      await expect(graph.search(new Float32Array(3), 10)).rejects.toThrow(
+        'vector: expected a Float32Array of 16 values, got Float32Array of length 3',
+      );
+      await expect(graph.search([...query(0)] as unknown as Float32Array, 10)).rejects.toThrow(
+        'vector: expected a Float32Array of 16 values, got an array',
+      );
+      const nan = query(0).slice();
+      nan[4] = NaN;
+      await expect(graph.search(nan, 10)).rejects.toThrow('vector: value 4 is not finite');
+      for (const k of [0, -1, 2.5, NaN]) await expect(graph.search(query(0), k)).rejects.toThrow(VectorIndexArgumentError);
+      await expect(graph.search(query(0), 10, { excludeIds: ['item-1'] as unknown as Set<string> })).rejects.toThrow(
+        'excludeIds: a Set of item ids is required',
+      );
+      await expect(graph.search(query(0), 10, { includeCategories: 'c1' as unknown as string[] })).rejects.toThrow(
+        'includeCategories: an array',
+      );
+    });
+  });
+
+  it.each<Metric>(['cos', 'l2'])('builds and searches a %s index, scores higher-is-closer and equal to the exact ones', async (metric) => {
+    const base = catalogue(metric, `m-${metric}`);
+    // Unnormalised rows: cos, ip and l2 then rank differently.
+    const vectors = base.vectors.slice();
+    for (let i = 0; i < COUNT; i++) for (let j = 0; j < DIM; j++) vectors[i * DIM + j] *= 1 + (i % 5) * 0.5;
+    const metricInput = { ...base, vectors };
+    const metricDir = join(root, `m-${metric}`);
+    await buildHnswIndex(metricInput, metricDir, { threads: 1 });
+    const store = await openHnswIndex(metricDir, { exactScanMaxRows: 0 });
+    expect(store.info().metric).toBe(metric);
+    const got = await store.search(query(2), 30);
+    expectBestFirst(got);
+    if (metric === 'l2') expect(got.every((n) => n.score <= 0)).toBe(true);
+    for (const n of got) expect(n.score).toBe(scoreRow(vectors, DIM, metric, query(2), rowOf(n.id)));
+    expect(overlap(got, exactIds(metricInput, query(2), 30))).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it('refuses calls once closed', async () => {
+    const store = await openHnswIndex(dir);
+    await store.close();
+    await expect(store.search(query(0), 5)).rejects.toBeInstanceOf(StoreClosedError);
+    await expect(store.getVectors(['item-1'])).rejects.toThrow('embedded index version 1 is closed');
+  });
+});

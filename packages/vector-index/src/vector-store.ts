@@ -1,0 +1,59 @@
+/** How closeness is measured; every backend reports scores where higher is closer. */
+export type Metric = 'ip' | 'cos' | 'l2';
+
+export const METRICS: readonly Metric[] = ['ip', 'cos', 'l2'];
+
+/** Per-item attributes that searches can filter on. */
+export interface ItemPayload {
+  category?: string;
+  createdAtMs?: number;
+}
+
+export interface IndexInfo {
+  version: string;
+  backend: 'embedded' | 'qdrant';
+  size: number;
+  dimension: number;
+  metric: Metric;
+  modelVersion: string;
+}
+
+export interface SearchOptions {
+  /** Items never returned (already seen, blocked). */
+  excludeIds?: ReadonlySet<string>;
+  /** When given, only items of these categories are returned. */
+  includeCategories?: readonly string[];
+  /** Items of these categories are never returned. */
+  excludeCategories?: readonly string[];
+}
+
+export interface Neighbour {
+  id: string;
+  /** Higher is closer, for every metric: ip → dot product, cos → cosine, l2 → minus the Euclidean distance. */
+  score: number;
+}
+
+export interface VectorStore {
+  info(): IndexInfo;
+  /**
+   * The k closest items, best first (ties broken by a fixed item order). Returns k results whenever k items pass the
+   * filters, fewer only when fewer qualify.
+   */
+  search(vector: Float32Array, k: number, options?: SearchOptions): Promise<Neighbour[]>;
+  /** Vectors of the given ids (undefined for unknown ids), e.g. for item-to-item from recently viewed items. */
+  getVectors(ids: readonly string[]): Promise<(Float32Array | undefined)[]>;
+  close(): Promise<void>;
+}
+
+export interface IndexBuildInput {
+  ids: string[];
+  /** Row-major, ids.length × dim. */
+  vectors: Float32Array;
+  dim: number;
+  metric: Metric;
+  /** One entry per id when given. */
+  payload?: ItemPayload[];
+  /** A version name: digits, letters, '.', '_' or '-', starting with a letter or digit; see compareVersions. */
+  version: string;
+  modelVersion: string;
+}
