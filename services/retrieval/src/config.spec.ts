@@ -1,0 +1,58 @@
+import { loadRetrievalConfig } from './config.js';
+
+const base = { MODELS_DIR: '/models', INDEX_DIR: '/index' };
+
+describe('loadRetrievalConfig', () => {
+  it('applies the defaults: port 50052, embedded index, the default quotas, cpu', () => {
+    const config = loadRetrievalConfig(base);
+    expect(config).toMatchObject({
+      grpcPort: 50052,
+      featuresAddress: '127.0.0.1:50051',
+      modelsDir: '/models',
+      index: { kind: 'embedded', root: '/index' },
+      quotas: { two_tower: 200, popular: 50, item_to_item: 100 },
+      defaultLimit: 200,
+      maxLimit: 1000,
+      providers: ['cpu'],
+      intraOpThreads: 1,
+    });
+  });
+
+  it('overrides some quotas by name and reads the Qdrant backend', () => {
+    const config = loadRetrievalConfig({
+      MODELS_DIR: '/m',
+      CHANNEL_QUOTAS: 'popular=0, item_to_item=30',
+      INDEX_BACKEND: 'qdrant',
+      QDRANT_URL: 'http://qdrant:6333',
+      QDRANT_COLLECTION: 'catalogue',
+      EXECUTION_PROVIDERS: 'cuda,cpu',
+    });
+    expect(config.quotas).toEqual({ two_tower: 200, popular: 0, item_to_item: 30 });
+    expect(config.index).toEqual({ kind: 'qdrant', url: 'http://qdrant:6333', collection: 'catalogue' });
+    expect(config.providers).toEqual(['cuda', 'cpu']);
+  });
+
+  it.each([
+    [{}, 'invalid configuration: MODELS_DIR'],
+    [{ MODELS_DIR: '/m' }, 'invalid configuration: INDEX_DIR: required with INDEX_BACKEND=embedded'],
+    [{ ...base, INDEX_BACKEND: 'faiss' }, 'invalid configuration: INDEX_BACKEND'],
+    [{ MODELS_DIR: '/m', INDEX_BACKEND: 'qdrant' }, 'invalid configuration: QDRANT_URL: required with INDEX_BACKEND=qdrant'],
+    [{ ...base, QDRANT_URL: 'qdrant:6333' }, 'invalid configuration: QDRANT_URL'],
+    [{ ...base, FEATURES_ADDRESS: 'localhost' }, 'invalid configuration: FEATURES_ADDRESS: must be HOST:PORT'],
+    [
+      { ...base, CHANNEL_QUOTAS: 'trending=5' },
+      'invalid configuration: CHANNEL_QUOTAS: "trending=5": channels are two_tower, popular, item_to_item',
+    ],
+    [{ ...base, CHANNEL_QUOTAS: 'popular=-1' }, 'invalid configuration: CHANNEL_QUOTAS'],
+    [{ ...base, CHANNEL_QUOTAS: 'popular=5000' }, 'invalid configuration: CHANNEL_QUOTAS: popular=5000 exceeds MAX_LIMIT (1000)'],
+    [{ ...base, DEFAULT_LIMIT: '2000' }, 'invalid configuration: DEFAULT_LIMIT: must not exceed MAX_LIMIT (1000)'],
+    [
+      { ...base, EXECUTION_PROVIDERS: 'tpu' },
+      'invalid configuration: EXECUTION_PROVIDERS: expected a comma-separated list of cuda, cpu, got "tpu"',
+    ],
+    [{ ...base, ITEM_TO_ITEM_DECAY: '0' }, 'invalid configuration: ITEM_TO_ITEM_DECAY'],
+    [{ ...base, FEATURES_TIMEOUT_MS: 'soon' }, 'invalid configuration: FEATURES_TIMEOUT_MS'],
+  ])('names the first invalid variable: %j', (env, message) => {
+    expect(() => loadRetrievalConfig(env)).toThrow(message);
+  });
+});

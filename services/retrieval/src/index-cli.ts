@@ -1,0 +1,137 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { features } from '@recsys/contracts';
+import { createServiceClient } from '@recsys/service-kit';
+import type { IndexTarget } from '@recsys/vector-index';
+import { buildIndexVersion } from './index-builder.js';
+
+const usage = `usage: recsys-index build --models DIR [--version N] (--index-dir DIR | --qdrant URL --collection NAME [--qdrant-api-key KEY])
+                         [--features HOST:PORT | --no-payload] [--batch N]
+
+Publishes a new index version (the next whole number at the target) from a two-tower version's item vectors
+(--version, default the newest under DIR/two-tower/). Item categories and creation times, which retrieval
+filters on, come from the feature service (--features, default $FEATURES_ADDRESS or 127.0.0.1:50051), read
+--batch ids per call (default 1000); items it does not know are indexed without them. --no-payload skips it.
+The retrieval service picks the new version up and serves it with that two-tower version's user tower.
+Exit codes: 0 published, 2 bad flags, 1 the build failed.`;
+
+class FlagError extends Error {}
+
+interface Parsed {
+  modelsDir: string;
+  modelVersion: string | undefined;
+  target: IndexTarget;
+  features: string | undefined;
+  batch: number;
+}
+
+function parseFlags(argv: string[]): Parsed | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        models: { type: 'string' },
+        version: { type: 'string' },
+        'index-dir': { type: 'string' },
+        qdrant: { type: 'string' },
+        collection: { type: 'string' },
+        'qdrant-api-key': { type: 'string' },
+        features: { type: 'string' },
+        'no-payload': { type: 'boolean', default: false },
+        batch: { type: 'string', default: '1000' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    throw new FlagError(error instanceof Error ? error.message : String(error));
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return 'help';
+  if (positionals.length !== 1 || positionals[0] !== 'build') {
+    throw new FlagError(
+      positionals.length === 0 ? 'a command is required: build' : `unknown command "${positionals.join(' ')}"; expected build`,
+    );
+  }
+  if (!values.models) throw new FlagError('--models: required (the trainer output root)');
+  if (values.version !== undefined && !/^\d+$/.test(values.version))
+    throw new FlagError(`--version: expected a whole number, got "${values.version}"`);
+  const dir = values['index-dir'];
+  const qdrant = values.qdrant;
+  if (dir !== undefined && qdrant !== undefined) throw new FlagError('--index-dir and --qdrant: give one, not both');
+  let target: IndexTarget;
+  if (dir !== undefined) {
+    if (dir === '') throw new FlagError('--index-dir: must not be empty');
+    target = { kind: 'embedded', root: dir };
+  } else if (qdrant !== undefined) {
+    if (!/^https?:\/\/\S+$/.test(qdrant)) throw new FlagError(`--qdrant: expected an http:// or https:// URL, got "${qdrant}"`);
+    if (!values.collection) throw new FlagError('--collection: required with --qdrant');
+    const apiKey = values['qdrant-api-key'] ?? process.env.QDRANT_API_KEY;
+    target = { kind: 'qdrant', url: qdrant, collection: values.collection, ...(apiKey ? { apiKey } : {}) };
+  } else {
+    throw new FlagError('--index-dir or --qdrant: one is required');
+  }
+  if (values['no-payload'] && values.features !== undefined) throw new FlagError('--features and --no-payload: give one, not both');
+  const address = values['no-payload'] ? undefined : (values.features ?? process.env.FEATURES_ADDRESS ?? '127.0.0.1:50051');
+  if (address !== undefined && !/^[^\s:]+:\d{1,5}$/.test(address)) throw new FlagError(`--features: expected HOST:PORT, got "${address}"`);
+  const batch = Number(values.batch);
+  if (!Number.isInteger(batch) || batch < 1 || batch > 100_000)
+    throw new FlagError(`--batch: expected a whole number from 1 to 100000, got "${values.batch}"`);
+  return { modelsDir: values.models, modelVersion: values.version, target, features: address, batch };
+}
+
+async function main(): Promise<number> {
+  let flags: Parsed | 'help';
+  try {
+    flags = parseFlags(process.argv.slice(2));
+  } catch (error) {
+    if (!(error instanceof FlagError)) throw error;
+    console.error(`recsys-index: ${error.message}\n\n${usage}`);
+    return 2;
+  }
+  if (flags === 'help') {
+    console.log(usage);
+    return 0;
+  }
+  const client = flags.features ? createServiceClient(features.FeatureService, flags.features, { defaultTimeoutMs: 30_000 }) : undefined;
+  try {
+    const payloadReader = client && {
+      batchGetItemFeatures: async (request: { itemIds: string[] }) => {
+        try {
+          return await client.batchGetItemFeatures(request);
+        } catch (error) {
+          throw new Error(
+            `reading item payload from the feature service at ${flags.features} failed (${error instanceof Error ? error.message : String(error)}); ` +
+              'start it, point --features at it, or pass --no-payload',
+          );
+        }
+      },
+    };
+    const result = await buildIndexVersion({
+      modelsDir: flags.modelsDir,
+      modelVersion: flags.modelVersion,
+      target: flags.target,
+      payloadReader,
+      payloadBatch: flags.batch,
+      log: (line) => console.log(line),
+    });
+    const { info, seconds } = result;
+    const where = flags.target.kind === 'embedded' ? flags.target.root : `${flags.target.url} (alias ${flags.target.collection})`;
+    console.log(
+      `index version ${info.version} published to ${where}: ${info.size} items, dimension ${info.dimension}, ${info.metric}, ` +
+        `two-tower ${info.modelVersion} (read ${seconds.read.toFixed(1)} s, payload ${seconds.payload.toFixed(1)} s, build ${seconds.publish.toFixed(1)} s)`,
+    );
+    return 0;
+  } finally {
+    client?.close();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(`recsys-index: build failed: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,93 @@
+import { features, retrieval } from '@recsys/contracts';
+import { createLogger, createServiceClient, startGrpcService, type Logger, type RunningGrpcService } from '@recsys/service-kit';
+import type { RetrievalConfig } from './config.js';
+import { createIndexSource, type IndexSource } from './index-source.js';
+import { IndexWatcher } from './index-watcher.js';
+import { RetrievalMetrics } from './retrieval-metrics.js';
+import { RetrievalModule } from './retrieval.module.js';
+import { RetrievalService } from './retrieval-service.js';
+import { loadServingIndex, ServingIndexHolder, type ServingIndex, type TowerOptions } from './serving-index.js';
+
+export interface RunningRetrievalService extends RunningGrpcService {
+  /** The pair serving now (index version and user tower). */
+  readonly serving: () => ServingIndex;
+  /** Looks for a new index version now instead of waiting for the next poll. */
+  readonly checkIndex: () => Promise<void>;
+}
+
+/** The newest index version with its user tower, or an error that says what is missing. */
+async function loadInitialIndex(source: IndexSource, modelsDir: string, towerOptions: TowerOptions): Promise<ServingIndex> {
+  const version = await source.latestVersion();
+  if (version === undefined) {
+    throw new Error(`no index version under ${source.location}: build one with \`recsys-index build --models ${modelsDir} ...\``);
+  }
+  return loadServingIndex(source, version, modelsDir, towerOptions);
+}
+
+/**
+ * Starts retrieval: the newest index version and the user tower of the two-tower version it was built from,
+ * the feature-service client, the gRPC service, and a watcher that swaps in new index versions.
+ */
+export async function startRetrievalService(
+  config: RetrievalConfig,
+  logger: Logger = createLogger('retrieval', config.logLevel),
+): Promise<RunningRetrievalService> {
+  const towerOptions: TowerOptions = {
+    providers: config.providers,
+    intraOpThreads: config.intraOpThreads,
+    cudaDeviceId: config.cudaDeviceId,
+    logger: logger.child({ component: 'onnx' }),
+  };
+  const source = createIndexSource(config.index, config.indexExpansionSearch);
+  const load = (version: string) => loadServingIndex(source, version, config.modelsDir, towerOptions);
+  let initial: ServingIndex;
+  try {
+    initial = await loadInitialIndex(source, config.modelsDir, towerOptions);
+  } catch (error) {
+    await source.close();
+    throw error;
+  }
+  const { info } = initial;
+  logger.info(
+    {
+      index: source.location,
+      version: info.version,
+      modelVersion: info.modelVersion,
+      size: info.size,
+      dimension: info.dimension,
+      metric: info.metric,
+    },
+    `index version ${info.version} serving (two-tower ${info.modelVersion}, ${initial.tower.provider})`,
+  );
+  const metrics = new RetrievalMetrics();
+  const holder = new ServingIndexHolder(initial, (error, index) =>
+    logger.warn({ err: error, version: index.info.version }, 'closing a retired index version failed'),
+  );
+  const featureClient = createServiceClient(features.FeatureService, config.featuresAddress, {
+    defaultTimeoutMs: config.featuresTimeoutMs,
+  });
+  const watcher = new IndexWatcher(source, holder, load, metrics, logger);
+  const service = new RetrievalService(featureClient, holder, config, metrics, logger);
+  const release = async () => {
+    await watcher.stop();
+    featureClient.close();
+    await holder.close();
+    await source.close();
+  };
+  let running: RunningGrpcService;
+  try {
+    running = await startGrpcService({
+      name: 'retrieval',
+      module: RetrievalModule.register(service, release),
+      services: [retrieval.RetrievalService],
+      config,
+      logger,
+    });
+  } catch (error) {
+    await release();
+    throw error;
+  }
+  metrics.register(running.metrics.registry);
+  if (config.indexPollMs > 0) watcher.start(config.indexPollMs);
+  return Object.assign(running, { serving: () => holder.current, checkIndex: () => watcher.check() });
+}
