@@ -1,0 +1,27 @@
+import { loadPrerankingConfig } from './config.js';
+
+describe('loadPrerankingConfig', () => {
+  it('applies the defaults: port 50053, CPU, keep 200 of at most 5000', () => {
+    expect(loadPrerankingConfig({})).toMatchObject({
+      grpcPort: 50053,
+      featuresAddress: '127.0.0.1:50051',
+      modelsDir: 'models',
+      executionProviders: ['cpu'],
+      defaultLimit: 200,
+      maxLimit: 1000,
+      maxCandidates: 5000,
+    });
+  });
+
+  it.each([
+    [{ PRERANKING_EXECUTION_PROVIDERS: 'cuda,npu' }, 'invalid configuration: PRERANKING_EXECUTION_PROVIDERS: unknown provider "npu"'],
+    [
+      { PRERANKING_DEFAULT_LIMIT: '50', PRERANKING_MAX_LIMIT: '10' },
+      'invalid configuration: PRERANKING_DEFAULT_LIMIT: must not exceed PRERANKING_MAX_LIMIT (10)',
+    ],
+    [{ PRERANKING_MAX_CANDIDATES: '0' }, 'invalid configuration: PRERANKING_MAX_CANDIDATES'],
+    [{ FEATURES_ADDRESS: 'nohost' }, 'invalid configuration: FEATURES_ADDRESS: must be host:port (or dns:///host:port)'],
+  ])('names the first invalid variable: %j', (env, message) => {
+    expect(() => loadPrerankingConfig(env)).toThrow(message);
+  });
+});

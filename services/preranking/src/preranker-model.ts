@@ -1,0 +1,155 @@
+import {
+  assembleFeeds,
+  type BatchRows,
+  type ExecutionProvider,
+  ModelLoadError,
+  ModelSession,
+  type ModelVersion,
+  type SessionLogger,
+  UserTower,
+  loadModelVersion,
+  readItemVectors,
+  warmUpSession,
+} from '@recsys/serving';
+import { type InputLayout, type Tensor, describeInputs, prerankerLayout } from '@recsys/trainer';
+
+export interface PrerankerModelOptions {
+  /** Where the two-tower version the pre-ranker depends on is read from. */
+  modelsDir: string;
+  providers: readonly ExecutionProvider[];
+  intraOpThreads: number;
+  cudaDeviceId: number;
+  logger?: SessionLogger;
+}
+
+/**
+ * One served pre-ranker version with the two-tower version it was trained on: the pre-ranker's session,
+ * that two-tower's user tower (for requests that bring no usable user embedding) and its item vectors.
+ * They load, and are replaced, together.
+ */
+export class PrerankerModel {
+  private constructor(
+    private readonly session: ModelSession,
+    readonly version: string,
+    readonly userTower: UserTower,
+    private readonly itemRows: ReadonlyMap<string, number>,
+    private readonly itemVectors: Float32Array,
+    readonly dim: number,
+    /** The spec's continuous features (undefined when the pre-ranker reads none). */
+    readonly continuous: InputLayout | undefined,
+    private readonly outputName: string,
+  ) {}
+
+  static async load(model: ModelVersion, options: PrerankerModelOptions): Promise<PrerankerModel> {
+    const graph = model.manifest.graphs.model;
+    const bytes = model.graphs.model;
+    const spec = model.manifest.featureSpecs.model;
+    const dependency = model.manifest.dependsOn?.['two-tower'];
+    if (!graph || !bytes || !spec) throw new ModelLoadError(`${model.dir}: a pre-ranker version needs a "model" graph and feature spec`);
+    if (!dependency) throw new ModelLoadError(`${model.dir}: the manifest names no two-tower version (dependsOn)`);
+    const output = graph.outputs[0];
+    if (!output || output.shape.slice(1).some((d) => d !== 1)) {
+      throw new ModelLoadError(`${model.dir}: the pre-ranker's first output must be one probability per row, got [${output?.shape ?? ''}]`);
+    }
+    const continuous = prerankerLayout(spec);
+    const expected = ['user_embedding', 'item_embedding', ...(continuous ? describeInputs(continuous).map((i) => i.name) : [])];
+    const declared = graph.inputs.map((i) => i.name);
+    if (expected.join() !== declared.join()) {
+      throw new ModelLoadError(
+        `${model.dir}: the pre-ranker's inputs should be [${expected.join(', ')}], the graph declares [${declared.join(', ')}]`,
+      );
+    }
+    const twoTower = await loadModelVersion(options.modelsDir, 'two-tower', dependency);
+    const vectors = await readItemVectors(twoTower);
+    for (const input of graph.inputs.slice(0, 2)) {
+      if (input.shape[1] !== vectors.dim) {
+        throw new ModelLoadError(
+          `${model.dir}: ${input.name} has ${input.shape[1]} dimensions, two-tower v${dependency} embeds in ${vectors.dim}`,
+        );
+      }
+    }
+    const sessionOptions = {
+      providers: options.providers,
+      intraOpThreads: options.intraOpThreads,
+      cudaDeviceId: options.cudaDeviceId,
+      logger: options.logger,
+    };
+    const userTower = await UserTower.load(twoTower, sessionOptions);
+    if (userTower.dim !== vectors.dim) {
+      await userTower.release();
+      throw new ModelLoadError(
+        `two-tower v${dependency}: the user tower embeds in ${userTower.dim} dimensions, the item vectors in ${vectors.dim}`,
+      );
+    }
+    let session: ModelSession | undefined;
+    try {
+      session = await ModelSession.create(bytes, graph.inputs, { ...sessionOptions, label: `preranker v${model.version}` });
+      await warmUpSession(session, graph);
+    } catch (error) {
+      await session?.release();
+      await userTower.release();
+      throw error;
+    }
+    const rows = new Map<string, number>();
+    vectors.ids.forEach((id, row) => rows.set(id, row));
+    return new PrerankerModel(session, model.version, userTower, rows, vectors.vectors, vectors.dim, continuous, output.name);
+  }
+
+  get twoTowerVersion(): string {
+    return this.userTower.version;
+  }
+
+  get provider(): ExecutionProvider {
+    return this.session.provider;
+  }
+
+  /** Whether the continuous features read the user or the item rows (and so need the feature service). */
+  reads(source: 'user' | 'item'): boolean {
+    return this.continuous?.continuous.some((f) => f.source === source) ?? false;
+  }
+
+  /**
+   * Scores of every candidate in one run: the user embedding repeated, each item's two-tower vector (a
+   * zero vector for an item the two-tower does not know; its ids are returned) and the continuous features.
+   */
+  async score(
+    userEmbedding: Float32Array,
+    itemIds: readonly string[],
+    rows: BatchRows,
+  ): Promise<{ scores: Float32Array; unknown: string[] }> {
+    const n = itemIds.length;
+    const dim = this.dim;
+    const user = new Float32Array(n * dim);
+    for (let k = 0; k < n; k++) user.set(userEmbedding, k * dim);
+    const items = new Float32Array(n * dim);
+    const unknown: string[] = [];
+    for (let k = 0; k < n; k++) {
+      const row = this.itemRows.get(itemIds[k]!);
+      if (row === undefined) unknown.push(itemIds[k]!);
+      else items.set(this.itemVectors.subarray(row * dim, (row + 1) * dim), k * dim);
+    }
+    const feeds: Record<string, Tensor> = {
+      user_embedding: { data: user, shape: [n, dim] },
+      item_embedding: { data: items, shape: [n, dim] },
+    };
+    if (this.continuous) {
+      const { continuous } = assembleFeeds(this.continuous, rows);
+      // Features of the user or context only come back as one row: every candidate shares it.
+      feeds.continuous = continuous!.shape[0] === n ? continuous! : repeatRow(continuous!, n);
+    }
+    const out = await this.session.run(feeds);
+    return { scores: out[this.outputName]!, unknown };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+    await this.userTower.release();
+  }
+}
+
+function repeatRow(t: Tensor, n: number): Tensor {
+  const width = t.shape[1]!;
+  const data = new Float32Array(n * width);
+  for (let k = 0; k < n; k++) data.set(t.data.subarray(0, width), k * width);
+  return { data, shape: [n, width] };
+}

@@ -1,0 +1,70 @@
+import { features, preranking } from '@recsys/contracts';
+import { createLogger, createServiceClient, startGrpcService, type Logger, type RunningGrpcService } from '@recsys/service-kit';
+import { ModelWatcher } from '@recsys/serving';
+import type { PrerankingConfig } from './config.js';
+import { PrerankerModel } from './preranker-model.js';
+import { PrerankingMetrics } from './preranking-metrics.js';
+import { PrerankingModule } from './preranking.module.js';
+import { PrerankingService } from './preranking-service.js';
+
+export interface RunningPrerankingService extends RunningGrpcService {
+  readonly models: ModelWatcher<PrerankerModel>;
+  /** Looks for a new model version now; the process does this on SIGHUP. */
+  checkModels(): Promise<void>;
+}
+
+/**
+ * Starts the pre-ranking stage: the newest loadable pre-ranker under MODELS_DIR with the two-tower version
+ * it depends on (then each newer pre-ranker as it is published), the feature-service client, and the gRPC
+ * server, which reports SERVING only once a model is loaded.
+ */
+export async function startPrerankingService(
+  config: PrerankingConfig,
+  logger: Logger = createLogger('preranking', config.logLevel),
+): Promise<RunningPrerankingService> {
+  const metrics = new PrerankingMetrics();
+  const models = await ModelWatcher.start<PrerankerModel>({
+    root: config.modelsDir,
+    name: 'preranker',
+    load: (version) =>
+      PrerankerModel.load(version, {
+        modelsDir: config.modelsDir,
+        providers: config.executionProviders,
+        intraOpThreads: config.intraOpThreads,
+        cudaDeviceId: config.cudaDeviceId,
+        logger,
+      }),
+    release: (model) => model.release(),
+    pollIntervalMs: config.modelPollIntervalMs,
+    logger,
+    onEvent: (event) => metrics.reload(event),
+  });
+  const lease = models.acquire();
+  logger.info(
+    { version: lease.version, twoTower: lease.model.twoTowerVersion, provider: lease.model.provider, preferred: config.executionProviders },
+    `preranker v${lease.version} (two-tower v${lease.model.twoTowerVersion}) serves on ${lease.model.provider}`,
+  );
+  lease.release();
+  const featureClient = createServiceClient(features.FeatureService, config.featuresAddress, {
+    defaultTimeoutMs: config.featuresTimeoutMs,
+  });
+  const release = async () => {
+    featureClient.close();
+    await models.close();
+  };
+  let running: RunningGrpcService;
+  try {
+    running = await startGrpcService({
+      name: 'preranking',
+      module: PrerankingModule.register(new PrerankingService(models, featureClient, config, logger, metrics), release),
+      services: [preranking.PrerankingService],
+      config,
+      logger,
+    });
+  } catch (error) {
+    await release();
+    throw error;
+  }
+  metrics.attach(running.metrics);
+  return Object.assign(running, { models, checkModels: () => models.check() });
+}

@@ -1,0 +1,49 @@
+import { loadRankingConfig } from './config.js';
+
+describe('loadRankingConfig', () => {
+  it('applies the defaults: port 50054, CPU, batching on', () => {
+    expect(loadRankingConfig({})).toMatchObject({
+      grpcPort: 50054,
+      featuresAddress: '127.0.0.1:50051',
+      modelsDir: 'models',
+      executionProviders: ['cpu'],
+      intraOpThreads: 1,
+      batching: true,
+      maxBatchSize: 2048,
+      maxQueueDelayMs: 1,
+      maxQueueLength: 512,
+      maxCandidates: 2000,
+    });
+  });
+
+  it('reads the provider preference in order and batching switches', () => {
+    const config = loadRankingConfig({
+      RANKING_EXECUTION_PROVIDERS: ' CUDA, cpu,cuda',
+      RANKING_BATCHING: 'off',
+      RANKING_MAX_QUEUE_DELAY_MS: '1.5',
+    });
+    expect(config).toMatchObject({ executionProviders: ['cuda', 'cpu'], batching: false, maxQueueDelayMs: 1.5 });
+  });
+
+  it.each(['features:50051', '10.0.0.7:50051', '[::1]:50051', 'dns:///features.recsys.svc:50051'])(
+    'accepts the feature address %s',
+    (address) => {
+      expect(loadRankingConfig({ FEATURES_ADDRESS: address }).featuresAddress).toBe(address);
+    },
+  );
+
+  it.each([
+    [
+      { RANKING_EXECUTION_PROVIDERS: 'tpu' },
+      'invalid configuration: RANKING_EXECUTION_PROVIDERS: unknown provider "tpu"; expected some of cuda, cpu',
+    ],
+    [{ RANKING_EXECUTION_PROVIDERS: ',' }, 'invalid configuration: RANKING_EXECUTION_PROVIDERS: no provider given'],
+    [{ RANKING_BATCHING: 'maybe' }, 'invalid configuration: RANKING_BATCHING: expected true or false, got "maybe"'],
+    [{ RANKING_MAX_BATCH_SIZE: '0' }, 'invalid configuration: RANKING_MAX_BATCH_SIZE'],
+    [{ RANKING_MAX_QUEUE_DELAY_MS: '-1' }, 'invalid configuration: RANKING_MAX_QUEUE_DELAY_MS'],
+    [{ FEATURES_ADDRESS: 'localhost' }, 'invalid configuration: FEATURES_ADDRESS: must be host:port (or dns:///host:port)'],
+    [{ GRPC_PORT: 'x' }, 'invalid configuration: GRPC_PORT'],
+  ])('names the first invalid variable: %j', (env, message) => {
+    expect(() => loadRankingConfig(env)).toThrow(message);
+  });
+});

@@ -1,0 +1,99 @@
+import { baseServiceConfig, baseServiceEnv, parseEnv, portVar, type BaseServiceConfig } from '@recsys/service-kit';
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from '@recsys/serving';
+import { z } from 'zod';
+
+export interface RankingConfig extends BaseServiceConfig {
+  featuresAddress: string;
+  /** Per feature call, when the caller's deadline is later or absent. */
+  featuresTimeoutMs: number;
+  /** Model root: the DLRM versions are `<modelsDir>/dlrm/<integer>/`. */
+  modelsDir: string;
+  /** Slow poll for new versions beside the directory watch; 0 turns it off. */
+  modelPollIntervalMs: number;
+  executionProviders: ExecutionProvider[];
+  intraOpThreads: number;
+  cudaDeviceId: number;
+  /** False: every inference run holds one request's candidates (the benchmark's unbatched case). */
+  batching: boolean;
+  /** Candidates per inference run at most; a larger request runs in chunks. */
+  maxBatchSize: number;
+  /** How long the oldest queued request waits for others to fill a batch. */
+  maxQueueDelayMs: number;
+  /** Requests waiting for inference at most; more are refused with RESOURCE_EXHAUSTED. */
+  maxQueueLength: number;
+  maxCandidates: number;
+  maxIdLength: number;
+}
+
+const positiveInt = z.coerce.number().int().positive();
+
+/** `true/false`, `1/0`, `yes/no`, `on/off`. */
+export const booleanVar = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .transform((text, ctx) => {
+    if (['true', '1', 'yes', 'on'].includes(text)) return true;
+    if (['false', '0', 'no', 'off'].includes(text)) return false;
+    ctx.addIssue({ code: 'custom', message: `expected true or false, got "${text}"` });
+    return z.NEVER;
+  });
+
+/** A comma-separated preference of execution providers, e.g. `cuda,cpu`. */
+export const providersVar = z.string().transform((text, ctx) => {
+  const names = text
+    .split(',')
+    .map((p) => p.trim().toLowerCase())
+    .filter(Boolean);
+  const unknown = names.find((n) => !(EXECUTION_PROVIDERS as readonly string[]).includes(n));
+  if (unknown !== undefined || names.length === 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `${unknown === undefined ? 'no provider given' : `unknown provider "${unknown}"`}; expected some of ${EXECUTION_PROVIDERS.join(', ')} in order of preference`,
+    });
+    return z.NEVER;
+  }
+  return [...new Set(names)] as ExecutionProvider[];
+});
+
+export const addressVar = z
+  .string()
+  .regex(/^(dns:\/\/\/)?(\[[\da-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}$/, 'must be host:port (or dns:///host:port)');
+
+export const rankingEnv = {
+  ...baseServiceEnv,
+  GRPC_PORT: portVar(50054),
+  FEATURES_ADDRESS: addressVar.default('127.0.0.1:50051'),
+  FEATURES_TIMEOUT_MS: positiveInt.max(60_000).default(2000),
+  MODELS_DIR: z.string().min(1).default('models'),
+  MODEL_POLL_INTERVAL_MS: z.coerce.number().int().min(0).default(10_000),
+  RANKING_EXECUTION_PROVIDERS: providersVar.default(['cpu']),
+  RANKING_INTRA_OP_THREADS: positiveInt.max(256).default(1),
+  RANKING_CUDA_DEVICE_ID: z.coerce.number().int().min(0).default(0),
+  RANKING_BATCHING: booleanVar.default(true),
+  RANKING_MAX_BATCH_SIZE: positiveInt.max(65_536).default(2048),
+  RANKING_MAX_QUEUE_DELAY_MS: z.coerce.number().min(0).max(1000).default(1),
+  RANKING_MAX_QUEUE_LENGTH: positiveInt.max(100_000).default(512),
+  RANKING_MAX_CANDIDATES: positiveInt.max(100_000).default(2000),
+  MAX_ID_LENGTH: positiveInt.max(4096).default(256),
+};
+
+export function loadRankingConfig(env: NodeJS.ProcessEnv = process.env): RankingConfig {
+  const e = parseEnv(rankingEnv, env);
+  return {
+    ...baseServiceConfig(e),
+    featuresAddress: e.FEATURES_ADDRESS,
+    featuresTimeoutMs: e.FEATURES_TIMEOUT_MS,
+    modelsDir: e.MODELS_DIR,
+    modelPollIntervalMs: e.MODEL_POLL_INTERVAL_MS,
+    executionProviders: e.RANKING_EXECUTION_PROVIDERS,
+    intraOpThreads: e.RANKING_INTRA_OP_THREADS,
+    cudaDeviceId: e.RANKING_CUDA_DEVICE_ID,
+    batching: e.RANKING_BATCHING,
+    maxBatchSize: e.RANKING_MAX_BATCH_SIZE,
+    maxQueueDelayMs: e.RANKING_MAX_QUEUE_DELAY_MS,
+    maxQueueLength: e.RANKING_MAX_QUEUE_LENGTH,
+    maxCandidates: e.RANKING_MAX_CANDIDATES,
+    maxIdLength: e.MAX_ID_LENGTH,
+  };
+}

@@ -1,0 +1,93 @@
+import { isIdFeature, RECENT_ITEMS } from '@recsys/data';
+import {
+  type ExecutionProvider,
+  ModelLoadError,
+  ModelSession,
+  type ModelVersion,
+  type SessionLogger,
+  warmUpSession,
+  zeroFeeds,
+} from '@recsys/serving';
+import { type InputLayout, describeInputs, inputLayout } from '@recsys/trainer';
+import { type BatcherOptions, InferenceBatcher } from './inference-batcher.js';
+import { ItemColumns } from './item-rows-wire.js';
+
+export interface DlrmModelOptions {
+  providers: readonly ExecutionProvider[];
+  intraOpThreads: number;
+  cudaDeviceId: number;
+  batcher: BatcherOptions;
+  logger?: SessionLogger;
+}
+
+/**
+ * One served DLRM version: its onnxruntime session, the feature layout its inputs are assembled by,
+ * and the queue that batches concurrent requests into its runs. Each version has its own queue, so a
+ * run never mixes two versions.
+ */
+export class DlrmModel {
+  private constructor(
+    private readonly session: ModelSession,
+    readonly version: string,
+    readonly layout: InputLayout,
+    /** recent_items slots the model reads (0 when it reads none). */
+    readonly historyLength: number,
+    /** The stored item columns the layout reads (item ids come from the request). */
+    readonly itemColumns: ItemColumns,
+    readonly batcher: InferenceBatcher,
+  ) {}
+
+  static async load(model: ModelVersion, options: DlrmModelOptions): Promise<DlrmModel> {
+    const graph = model.manifest.graphs.model;
+    const bytes = model.graphs.model;
+    const spec = model.manifest.featureSpecs.model;
+    if (!graph || !bytes || !spec) throw new ModelLoadError(`${model.dir}: a DLRM version needs a "model" graph and feature spec`);
+    const output = graph.outputs[0];
+    if (!output || output.shape.slice(1).some((d) => d !== 1)) {
+      throw new ModelLoadError(`${model.dir}: the DLRM's first output must be one probability per row, got [${output?.shape ?? ''}]`);
+    }
+    const layout = inputLayout(spec);
+    const expected = describeInputs(layout).map((i) => i.name);
+    const declared = graph.inputs.map((i) => i.name);
+    if (expected.join() !== declared.join()) {
+      throw new ModelLoadError(
+        `${model.dir}: the feature spec makes inputs [${expected.join(', ')}], the graph declares [${declared.join(', ')}]`,
+      );
+    }
+    const recent = spec.features.find((f) => f.kind === 'multi' && f.source === 'context' && f.column === RECENT_ITEMS);
+    const session = await ModelSession.create(bytes, graph.inputs, {
+      label: `dlrm v${model.version}`,
+      providers: options.providers,
+      intraOpThreads: options.intraOpThreads,
+      cudaDeviceId: options.cudaDeviceId,
+      logger: options.logger,
+    });
+    try {
+      await warmUpSession(session, graph);
+      const run = async (feeds: Parameters<ModelSession['run']>[0]) => (await session.run(feeds))[output.name]!;
+      const batcher = new InferenceBatcher(run, options.batcher);
+      // A full batch on zeros: allocates the largest buffers now and seeds the throughput estimate.
+      const rows = options.batcher.maxBatchSize;
+      const started = performance.now();
+      await run(zeroFeeds(graph.inputs, rows));
+      batcher.seedThroughput(rows, performance.now() - started);
+      const itemColumns = new ItemColumns([
+        ...new Set(spec.features.filter((f) => f.source === 'item' && !isIdFeature(f)).map((f) => f.column)),
+      ]);
+      return new DlrmModel(session, model.version, layout, recent?.kind === 'multi' ? recent.maxValues : 0, itemColumns, batcher);
+    } catch (error) {
+      await session.release();
+      throw error;
+    }
+  }
+
+  get provider(): ExecutionProvider {
+    return this.session.provider;
+  }
+
+  /** Called once no request holds this version any more. */
+  async release(): Promise<void> {
+    this.batcher.close();
+    await this.session.release();
+  }
+}

@@ -1,0 +1,158 @@
+import { common, ranking } from '@recsys/contracts';
+import { EncodedMessage } from '@recsys/service-kit';
+
+// Field numbers (proto/recsys/ranking/v1/ranking.proto, common/v1/common.proto): RankResponse {candidates = 1,
+// model_version = 2, missing_item_ids = 3}; Candidate {item_id = 1, score = 2, channels = 3, stage_scores = 4,
+// category = 5}; StageScore {stage = 1, score = 2}. Tags below are (field << 3) | wire type.
+const CANDIDATE = 0x0a;
+const MODEL_VERSION = 0x12;
+const MISSING_ID = 0x1a;
+const ITEM_ID = 0x0a;
+const SCORE = 0x15;
+const CHANNEL = 0x1a;
+const STAGE_SCORE = 0x22;
+const CATEGORY = 0x2a;
+const STAGE = 0x08;
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+/** UTF-8 length; ids and names are usually ASCII, which needs no native call. */
+function utf8Length(text: string): number {
+  for (let k = 0; k < text.length; k++) if (text.charCodeAt(k) >= 0x80) return Buffer.byteLength(text, 'utf8');
+  return text.length;
+}
+
+/** A string field's size: tag, length, bytes (0 when empty: proto3 leaves it out). */
+function stringFieldSize(text: string): number {
+  if (text === '') return 0;
+  const n = utf8Length(text);
+  return 1 + varintSize(n) + n;
+}
+
+function stageScoreSize(stage: number, score: number): number {
+  // An enum is an int32: negative values take 10 bytes.
+  return (stage !== 0 ? 1 + (stage < 0 ? 10 : varintSize(stage)) : 0) + (score !== 0 ? 5 : 0);
+}
+
+class Writer {
+  pos = 0;
+  readonly buf: Buffer;
+  private readonly view: DataView;
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(size);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, size);
+  }
+
+  byte(b: number): void {
+    this.buf[this.pos++] = b;
+  }
+
+  varint(n: number): void {
+    while (n >= 0x80) {
+      this.buf[this.pos++] = (n & 0x7f) | 0x80;
+      n = Math.floor(n / 128);
+    }
+    this.buf[this.pos++] = n;
+  }
+
+  int32(n: number): void {
+    if (n >= 0) return this.varint(n);
+    // Negative int32: the 64-bit two's complement, ten bytes.
+    let big = BigInt.asUintN(64, BigInt(n));
+    for (let k = 0; k < 9; k++) {
+      this.buf[this.pos++] = Number(big & 0x7fn) | 0x80;
+      big >>= 7n;
+    }
+    this.buf[this.pos++] = Number(big);
+  }
+
+  /** A proto3 singular string: left out when empty. */
+  string(tag: number, text: string): void {
+    if (text !== '') this.text(tag, text);
+  }
+
+  /** A string written even when empty (an element of a repeated field). */
+  text(tag: number, text: string): void {
+    this.byte(tag);
+    const n = utf8Length(text);
+    this.varint(n);
+    if (n === text.length) for (let k = 0; k < n; k++) this.buf[this.pos++] = text.charCodeAt(k);
+    else this.pos += this.buf.write(text, this.pos, 'utf8');
+  }
+
+  float(tag: number, value: number): void {
+    if (value === 0) return;
+    this.byte(tag);
+    this.view.setFloat32(this.pos, value, true);
+    this.pos += 4;
+  }
+
+  stageScore(stage: number, score: number): void {
+    this.byte(STAGE_SCORE);
+    this.varint(stageScoreSize(stage, score));
+    if (stage !== 0) {
+      this.byte(STAGE);
+      this.int32(stage);
+    }
+    this.float(SCORE, score);
+  }
+}
+
+/**
+ * The Rank answer written straight to protobuf bytes (the bytes protobuf-es would write for the same
+ * message): candidates in `order` (the first `count`), each as the caller sent it with `scores[k]` as its
+ * score and appended as the ranking stage's score. Building hundreds of Candidate messages only to
+ * serialise them was a large share of a request's time.
+ */
+export function encodeRankResponse(
+  candidates: readonly common.Candidate[],
+  scores: Float32Array,
+  order: ArrayLike<number>,
+  count: number,
+  modelVersion: string,
+  missingItemIds: readonly string[],
+): EncodedMessage<typeof ranking.RankResponseSchema> {
+  const sizes = new Array<number>(count);
+  let total = stringFieldSize(modelVersion);
+  for (const id of missingItemIds) total += 1 + varintSize(utf8Length(id)) + utf8Length(id);
+  for (let r = 0; r < count; r++) {
+    const k = order[r]!;
+    const c = candidates[k]!;
+    const score = Math.fround(scores[k]!);
+    let size = stringFieldSize(c.itemId) + (score !== 0 ? 5 : 0) + stringFieldSize(c.category);
+    for (const channel of c.channels) size += 1 + varintSize(utf8Length(channel)) + utf8Length(channel);
+    for (const s of c.stageScores) {
+      const inner = stageScoreSize(s.stage, Math.fround(s.score));
+      size += 1 + varintSize(inner) + inner;
+    }
+    const own = stageScoreSize(common.Stage.RANKING, score);
+    size += 1 + varintSize(own) + own;
+    sizes[r] = size;
+    total += 1 + varintSize(size) + size;
+  }
+  const w = new Writer(total);
+  for (let r = 0; r < count; r++) {
+    const k = order[r]!;
+    const c = candidates[k]!;
+    const score = Math.fround(scores[k]!);
+    w.byte(CANDIDATE);
+    w.varint(sizes[r]!);
+    w.string(ITEM_ID, c.itemId);
+    w.float(SCORE, score);
+    for (const channel of c.channels) w.text(CHANNEL, channel);
+    for (const s of c.stageScores) w.stageScore(s.stage, Math.fround(s.score));
+    w.stageScore(common.Stage.RANKING, score);
+    w.string(CATEGORY, c.category);
+  }
+  w.string(MODEL_VERSION, modelVersion);
+  for (const id of missingItemIds) w.text(MISSING_ID, id);
+  if (w.pos !== total) throw new Error(`encodeRankResponse: wrote ${w.pos} bytes of ${total}`);
+  return new EncodedMessage(ranking.RankResponseSchema, w.buf);
+}

@@ -1,0 +1,122 @@
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import { status } from '@grpc/grpc-js';
+import type { common, ranking } from '@recsys/contracts';
+import {
+  currentRequestContext,
+  type EncodedMessage,
+  grpcStatusOf,
+  InvalidArgumentError,
+  ServiceError,
+  UnavailableError,
+} from '@recsys/service-kit';
+import { assembleFeeds, type ModelWatcher, readUserState } from '@recsys/serving';
+import type { RankingConfig } from './config.js';
+import type { DlrmModel } from './dlrm-model.js';
+import type { RankingFeatures } from './feature-client.js';
+import { encodeRankResponse } from './rank-response-wire.js';
+import type { RankingMetrics } from './ranking-metrics.js';
+import { checkCandidateRequest } from './validation.js';
+
+type ModelInfoInit = MessageInitShape<typeof ranking.GetModelInfoResponseSchema>;
+
+/** The caller's deadline passed while the features were read. */
+class DeadlineExceededError extends ServiceError {
+  readonly code = status.DEADLINE_EXCEEDED;
+}
+
+/** History entries asked for: the model's slots plus room for context items the history repeats (they are skipped). */
+function historyLimit(historyLength: number, context: common.UserContext | undefined): number {
+  if (historyLength === 0) return 1;
+  return historyLength + Math.min(historyLength, context?.recentItems.length ?? 0);
+}
+
+/**
+ * The ranking stage's logic, transport-free: validation, one user read and one batch item read from the
+ * feature service, inputs assembled as the trainer's feature spec says, scores from the DLRM through the
+ * batching queue, candidates sorted by score.
+ */
+export class RankingService {
+  constructor(
+    private readonly models: ModelWatcher<DlrmModel>,
+    private readonly features: RankingFeatures,
+    private readonly config: RankingConfig,
+    private readonly metrics?: RankingMetrics,
+  ) {}
+
+  async rank(request: ranking.RankRequest): Promise<EncodedMessage<typeof ranking.RankResponseSchema>> {
+    const itemIds = checkCandidateRequest(request, this.config);
+    const deadlineMs = currentRequestContext()?.deadlineMs ?? Infinity;
+    // The whole request runs on the version it started with, even if a new one is swapped in meanwhile.
+    const lease = this.models.acquire();
+    try {
+      const model = lease.model;
+      const { scores, missing } = await this.score(model, request, itemIds, deadlineMs);
+      this.metrics?.missingItems(missing.length);
+      const order = bestFirst(scores);
+      const count = request.limit === 0 ? order.length : Math.min(request.limit, order.length);
+      return encodeRankResponse(request.candidates, scores, order, count, model.version, missing);
+    } finally {
+      lease.release();
+    }
+  }
+
+  /** Admitted before reading features: load is shed early, and a waiting batch knows this request is coming. */
+  private async score(model: DlrmModel, request: ranking.RankRequest, itemIds: string[], deadlineMs: number) {
+    const place = model.batcher.reserve(itemIds.length, deadlineMs);
+    try {
+      const [state, items] = await this.readFeatures(request, itemIds, model);
+      const scores = await place.submit(assembleFeeds(model.layout, { user: state.user, context: state.context, items: items.rows }));
+      return { scores, missing: items.missing };
+    } finally {
+      place.cancel();
+    }
+  }
+
+  modelInfo(): ModelInfoInit {
+    const lease = this.models.acquire();
+    try {
+      return {
+        modelName: 'dlrm',
+        modelVersion: lease.version,
+        executionProvider: lease.model.provider,
+        maxBatchSize: this.config.maxBatchSize,
+        maxQueueDelayMs: this.config.batching ? this.config.maxQueueDelayMs : 0,
+      };
+    } finally {
+      lease.release();
+    }
+  }
+
+  /**
+   * The user (a cold user is fine: defaults) and every candidate's features, read concurrently. Without
+   * the feature service there is no answer: scores of default item features would order the candidates
+   * by noise, and UNAVAILABLE lets the caller keep the pre-ranking order instead.
+   */
+  private async readFeatures(request: ranking.RankRequest, itemIds: string[], model: DlrmModel) {
+    const { historyLength } = model;
+    try {
+      return await Promise.all([
+        readUserState(this.features, request.userId, request.context, historyLength, historyLimit(historyLength, request.context)),
+        this.features.itemRows(itemIds, model.itemColumns),
+      ]);
+    } catch (error) {
+      const code = grpcStatusOf(error);
+      const detail = (error as { details?: string }).details || (error instanceof Error ? error.message : String(error));
+      if (code === status.DEADLINE_EXCEEDED || code === status.CANCELLED) {
+        throw new DeadlineExceededError(`the deadline passed while reading features: ${detail}`);
+      }
+      if (code === status.INVALID_ARGUMENT) throw new InvalidArgumentError('candidates', `the feature service refused them: ${detail}`);
+      throw new UnavailableError(
+        `feature service at ${this.config.featuresAddress} failed (${status[code]}: ${detail}); ranking needs item features, so it does not score without them`,
+        { cause: error },
+      );
+    }
+  }
+}
+
+/** Candidate indices by descending score; ties keep the caller's order. */
+function bestFirst(scores: Float32Array): Uint32Array {
+  const order = new Uint32Array(scores.length);
+  for (let k = 0; k < order.length; k++) order[k] = k;
+  return order.sort((a, b) => scores[b]! - scores[a]! || a - b);
+}
