@@ -1,13 +1,18 @@
 // Ranking throughput (items/s) and latency through the service: gRPC into the ranking service as its own
 // process, which reads a feature-service process on a real Redis and runs the DLRM, at concurrency 1, 8
-// and 32, with dynamic batching and without (two service processes), against a bare onnxruntime-node
-// session on the same model and pre-assembled inputs of the same size, in one run. Last line: one JSON object.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+// and 32, as configured by default (dynamic batching, item cache on), without dynamic batching, and
+// without the item cache (three service processes), against a bare onnxruntime-node session on the same
+// model and pre-assembled inputs of the same size, in one run. Every request asks for a fresh random set of
+// candidates from a catalogue of BENCH_CATALOGUE items (the trained ones and copies of their features under
+// new ids), so the cache hit rate, which is reported, is that of a catalogue of that size. CPU per request
+// of each process is reported too. Last line: one JSON object.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { features, ranking } from '@recsys/contracts';
+import { loadRankingConfig } from '@recsys/ranking';
 import { createServiceClient, freePort, type ServiceClient, waitForServing } from '@recsys/service-kit';
-import { assembleFeeds, loadFeatures, loadModelVersion, readItemRows, readUserState } from '@recsys/serving';
+import { assembleFeeds, itemRecords, loadFeatures, loadModelVersion, readItemRows, readUserState } from '@recsys/serving';
 import { builtEntry, RedisServer, startNode } from '@recsys/testing';
 import { DEFAULT_SYNTHETIC, type DataSource, inputLayout, loadSetup, trainRun } from '@recsys/trainer';
 import * as ort from 'onnxruntime-node';
@@ -18,8 +23,18 @@ const CANDIDATES = Number(process.env.BENCH_CANDIDATES ?? 300);
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 480);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 const CONCURRENCY = [1, 8, 32];
-/** Distinct requests (user and candidates) cycled through. */
+/** Items the candidates are drawn from (at least the trained catalogue). */
+const CATALOGUE = Number(process.env.BENCH_CATALOGUE ?? 50_000);
+/** Pre-assembled requests the bare session cycles through. */
 const DISTINCT = 64;
+const SIDES = ['batched', 'unbatched', 'uncached'] as const;
+type Side = (typeof SIDES)[number];
+/** Each side's service settings beyond the defaults. */
+const SIDE_ENV: Record<Side, Record<string, string>> = {
+  batched: {},
+  unbatched: { RANKING_BATCHING: 'false' },
+  uncached: { ITEM_CACHE_SIZE: '0' },
+};
 
 type RankingClient = ServiceClient<typeof ranking.RankingService.method>;
 
@@ -27,6 +42,24 @@ interface Block {
   latencies: number[];
   ms: number;
   items: number;
+}
+
+/** CPU milliseconds used by a process so far (user + system), from /proc (Linux). */
+function processCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+const clientCpuMs = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
+
+/** A counter's value in a Prometheus text exposition (0 when absent). */
+async function counter(metricsPort: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
 }
 
 const nowMs = () => performance.now();
@@ -75,8 +108,15 @@ async function modelRoot(): Promise<{ root: string; source: DataSource; temporar
 async function main(): Promise<void> {
   const { root, source, temporary } = await modelRoot();
   const setup = loadSetup(source);
-  const { users, items } = setup.dataset;
-  if (items.ids.length < CANDIDATES) throw new Error(`${CANDIDATES} candidates need as many items; the data has ${items.ids.length}`);
+  const { users } = setup.dataset;
+  const trained = itemRecords(setup);
+  const catalogueSize = Math.max(CATALOGUE, trained.length);
+  if (catalogueSize < CANDIDATES) throw new Error(`${CANDIDATES} candidates need as many items; the catalogue has ${catalogueSize}`);
+  // The trained items, then copies of their features under new ids (the DLRM scores an id it never saw as unknown).
+  const catalogue = Array.from({ length: catalogueSize }, (_, k) =>
+    k < trained.length ? trained[k]!.itemId! : `${trained[k % trained.length]!.itemId}~${Math.floor(k / trained.length)}`,
+  );
+  const itemCache = loadRankingConfig({}).itemCache;
 
   const redis = await RedisServer.start();
   const featuresPort = await freePort();
@@ -86,47 +126,58 @@ async function main(): Promise<void> {
     REDIS_URL: redis.url,
     LOG_LEVEL: 'warn',
   });
-  const rankingMain = builtEntry('services/ranking/dist/main.js');
-  const services: Record<'batched' | 'unbatched', { process: ReturnType<typeof startNode>; client: RankingClient; address: string }> =
-    {} as never;
+  // Another build of the service (BENCH_RANKING_MAIN, e.g. of an earlier commit) measures a change A/B against this bench.
+  const rankingMain = process.env.BENCH_RANKING_MAIN ?? builtEntry('services/ranking/dist/main.js');
+  const services = {} as Record<
+    Side,
+    { process: ReturnType<typeof startNode>; client: RankingClient; address: string; metricsPort: number }
+  >;
   const featureClient = createServiceClient(features.FeatureService, featuresAddress, { defaultTimeoutMs: 60_000 });
   let session: ort.InferenceSession | undefined;
   try {
     await waitForServing(featuresAddress, 20_000);
     const loaded = await loadFeatures(featureClient, setup);
-    console.log(`feature service: ${loaded.users} users, ${loaded.items} items, ${loaded.events} history events on Redis`);
+    for (let start = trained.length; start < catalogueSize; start += 1000) {
+      const ids = catalogue.slice(start, Math.min(catalogueSize, start + 1000));
+      await featureClient.upsertItems({ items: ids.map((itemId, j) => ({ ...trained[(start + j) % trained.length]!, itemId })) });
+    }
+    console.log(
+      `feature service: ${loaded.users} users, ${catalogueSize} items (${loaded.items} trained), ${loaded.events} history events on Redis`,
+    );
 
-    for (const [side, env] of [
-      ['batched', {}],
-      ['unbatched', { RANKING_BATCHING: 'false' }],
-    ] as const) {
+    for (const side of SIDES) {
       const port = await freePort();
+      const metricsPort = await freePort();
       const address = `127.0.0.1:${port}`;
       const child = startNode(rankingMain, {
         GRPC_PORT: String(port),
+        METRICS_PORT: String(metricsPort),
         FEATURES_ADDRESS: featuresAddress,
         MODELS_DIR: root,
         MODEL_POLL_INTERVAL_MS: '0',
         LOG_LEVEL: 'warn',
-        ...env,
+        ...SIDE_ENV[side],
       });
       services[side] = {
         process: child,
         address,
+        metricsPort,
         client: createServiceClient(ranking.RankingService, address, { defaultTimeoutMs: 30_000 }),
       };
     }
     for (const { address } of Object.values(services)) await waitForServing(address, 30_000);
     const info = await services.batched.client.getModelInfo({});
 
-    // Requests: a user and CANDIDATES distinct items each, from a fixed seed.
-    let seed = 12345;
-    const random = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
-    const requests = Array.from({ length: DISTINCT }, () => {
+    // Request i: a user and CANDIDATES distinct catalogue items, drawn uniformly from a seed of its own.
+    const requestFor = (i: number) => {
+      let seed = (Math.imul(i, 2654435761) + 12345) >>> 0;
+      const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
       const chosen = new Set<string>();
-      while (chosen.size < CANDIDATES) chosen.add(items.ids[Math.floor(random() * items.ids.length)]!);
+      while (chosen.size < CANDIDATES) chosen.add(catalogue[Math.floor(random() * catalogueSize)]!);
       return { userId: users.ids[Math.floor(random() * users.ids.length)]!, candidates: [...chosen].map((itemId) => ({ itemId })) };
-    });
+    };
+    // Every block of every side gets requests no block asked before: a cache hit is an item another request asked for.
+    let nextRequest = 0;
 
     // The bare session: the same graph, one request's inputs per run, assembled beforehand from the same features.
     const dlrm = await loadModelVersion(root, 'dlrm');
@@ -135,7 +186,8 @@ async function main(): Promise<void> {
     const history = recent?.kind === 'multi' ? recent.maxValues : 0;
     const layout = inputLayout(spec);
     const bareFeeds = await Promise.all(
-      requests.map(async (request) => {
+      Array.from({ length: DISTINCT }, async (_, i) => {
+        const request = requestFor(-1 - i);
         const state = await readUserState(featureClient, request.userId, undefined, history, Math.max(history, 1));
         const rows = await readItemRows(
           featureClient,
@@ -161,63 +213,114 @@ async function main(): Promise<void> {
       await bare.run(bareFeeds[i % DISTINCT]!);
       return CANDIDATES;
     };
-    const rank = (client: RankingClient) => async (i: number) => (await client.rank(requests[i % DISTINCT]!)).candidates.length;
+    const rank = (client: RankingClient) => {
+      const first = nextRequest;
+      nextRequest += 1_000_000;
+      return async (i: number) => (await client.rank(requestFor(first + i))).candidates.length;
+    };
 
-    // Warm-up: every path, every distinct request once.
+    // Warm-up: every path, then as many requests again on each service.
     await closedLoop(1, DISTINCT, runBare);
     for (const side of Object.values(services)) await closedLoop(8, DISTINCT, rank(side.client));
 
+    const cacheCounters = async () => ({
+      hits: await counter(services.batched.metricsPort, 'ranking_item_cache_hits_total'),
+      misses: await counter(services.batched.metricsPort, 'ranking_item_cache_misses_total'),
+    });
+    const cacheBefore = await cacheCounters();
     const bareBlocks: Block[] = [];
     const served: Record<string, Block[]> = {};
+    const cpu: Record<Side, { ranking: number; features: number; client: number; requests: number }> = {
+      batched: { ranking: 0, features: 0, client: 0, requests: 0 },
+      unbatched: { ranking: 0, features: 0, client: 0, requests: 0 },
+      uncached: { ranking: 0, features: 0, client: 0, requests: 0 },
+    };
     const perBlock = Math.ceil(REQUESTS / ROUNDS);
     // Rounds rotate the order of the sides, so none inherits the others' garbage or a colder cache more often.
     for (let r = 0; r < ROUNDS; r++) {
       (globalThis as { gc?: () => void }).gc?.();
       bareBlocks.push(await closedLoop(1, perBlock, runBare));
       for (const c of CONCURRENCY) {
-        const sides = (['batched', 'unbatched'] as const).slice();
-        if ((r + c) % 2 === 1) sides.reverse();
-        for (const side of sides) {
+        const shift = (r + c) % SIDES.length;
+        for (const side of [...SIDES.slice(shift), ...SIDES.slice(0, shift)]) {
           (globalThis as { gc?: () => void }).gc?.();
+          const pid = services[side].process.child.pid!;
+          const before = { ranking: processCpuMs(pid), features: processCpuMs(featureProcess.child.pid!), client: clientCpuMs() };
           const block = await closedLoop(c, perBlock, rank(services[side].client));
+          cpu[side].ranking += processCpuMs(pid) - before.ranking;
+          cpu[side].features += processCpuMs(featureProcess.child.pid!) - before.features;
+          cpu[side].client += clientCpuMs() - before.client;
+          cpu[side].requests += perBlock;
           (served[`${side}_c${c}`] ??= []).push(block);
         }
       }
     }
+    const cacheAfter = await cacheCounters();
+    const hits = cacheAfter.hits - cacheBefore.hits;
+    const lookups = hits + cacheAfter.misses - cacheBefore.misses;
 
     const throughput = (blocks: Block[]) => blocks.reduce((s, b) => s + b.items, 0) / (blocks.reduce((s, b) => s + b.ms, 0) / 1000);
     const latencies = (blocks: Block[]) => blocks.flatMap((b) => b.latencies);
     const result: Record<string, number | string | boolean> = {
       candidates: CANDIDATES,
+      catalogue_items: catalogueSize,
       requests_per_level: perBlock * ROUNDS,
       model_version: info.modelVersion,
       provider: info.executionProvider,
       max_batch_size: info.maxBatchSize,
       max_queue_delay_ms: info.maxQueueDelayMs,
+      // The default configuration ("batched"); "uncached" runs with ITEM_CACHE_SIZE=0.
+      // An earlier build without the cache exports no cache counters.
+      item_cache: itemCache.maxItems > 0 && lookups > 0,
+      item_cache_size: itemCache.maxItems,
+      item_cache_ttl_ms: itemCache.ttlMs,
+      item_cache_hit_rate: lookups > 0 ? round(hits / lookups) : 0,
       cores: availableParallelism(),
+      load_average_1m: round(loadavg()[0]!, 2),
       bare_items_per_s: Math.round(throughput(bareBlocks)),
       bare_p50_ms: round(quantile(latencies(bareBlocks), 0.5)),
     };
     for (const c of CONCURRENCY) {
-      const batched = served[`batched_c${c}`]!;
-      const unbatched = served[`unbatched_c${c}`]!;
-      result[`items_per_s_c${c}`] = Math.round(throughput(batched));
-      result[`p50_ms_c${c}`] = round(quantile(latencies(batched), 0.5));
-      result[`p99_ms_c${c}`] = round(quantile(latencies(batched), 0.99));
-      result[`items_per_s_c${c}_unbatched`] = Math.round(throughput(unbatched));
-      result[`p50_ms_c${c}_unbatched`] = round(quantile(latencies(unbatched), 0.5));
-      result[`p99_ms_c${c}_unbatched`] = round(quantile(latencies(unbatched), 0.99));
+      for (const side of SIDES) {
+        const blocks = served[`${side}_c${c}`]!;
+        const suffix = side === 'batched' ? '' : `_${side}`;
+        result[`items_per_s_c${c}${suffix}`] = Math.round(throughput(blocks));
+        result[`p50_ms_c${c}${suffix}`] = round(quantile(latencies(blocks), 0.5));
+        result[`p99_ms_c${c}${suffix}`] = round(quantile(latencies(blocks), 0.99));
+      }
     }
-    result.ratio_c32 = round((result.items_per_s_c32 as number) / (result.bare_items_per_s as number), 3);
-    result.ratio_c32_unbatched = round((result.items_per_s_c32_unbatched as number) / (result.bare_items_per_s as number), 3);
+    for (const side of SIDES) {
+      const suffix = side === 'batched' ? '' : `_${side}`;
+      result[`ratio_c32${suffix}`] = round((result[`items_per_s_c32${suffix}`] as number) / (result.bare_items_per_s as number), 3);
+    }
+    for (const side of SIDES) {
+      const suffix = side === 'batched' ? '' : `_${side}`;
+      const { requests } = cpu[side];
+      result[`cpu_ms_per_request_ranking${suffix}`] = round(cpu[side].ranking / requests, 2);
+      result[`cpu_ms_per_request_features${suffix}`] = round(cpu[side].features / requests, 2);
+      result[`cpu_ms_per_request_client${suffix}`] = round(cpu[side].client / requests, 2);
+    }
     result.ranking_rss_mib = rssMiB(services.batched.process.child.pid!);
     result.features_rss_mib = rssMiB(featureProcess.child.pid!);
     for (const c of CONCURRENCY) {
       console.log(
-        `c=${c}: batched ${result[`items_per_s_c${c}`]} items/s, p99 ${result[`p99_ms_c${c}`]} ms; ` +
-          `unbatched ${result[`items_per_s_c${c}_unbatched`]} items/s, p99 ${result[`p99_ms_c${c}_unbatched`]} ms`,
+        `c=${c}: ` +
+          SIDES.map((side) => {
+            const suffix = side === 'batched' ? '' : `_${side}`;
+            return `${side} ${result[`items_per_s_c${c}${suffix}`]} items/s, p99 ${result[`p99_ms_c${c}${suffix}`]} ms`;
+          }).join('; '),
       );
     }
+    console.log(
+      `item cache (batched): ${itemCache.maxItems} items, ${itemCache.ttlMs} ms; hit rate ${result.item_cache_hit_rate} over ${catalogueSize} items`,
+    );
+    console.log(
+      `CPU ms per request (ranking / features / bench client): ` +
+        SIDES.map((side) => {
+          const suffix = side === 'batched' ? '' : `_${side}`;
+          return `${side} ${result[`cpu_ms_per_request_ranking${suffix}`]} / ${result[`cpu_ms_per_request_features${suffix}`]} / ${result[`cpu_ms_per_request_client${suffix}`]}`;
+        }).join('; '),
+    );
     console.log(`bare session: ${result.bare_items_per_s} items/s (${CANDIDATES} per run); service/bare at c=32: ${result.ratio_c32}`);
     console.log(JSON.stringify(result));
   } finally {

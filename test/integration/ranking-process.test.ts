@@ -67,18 +67,22 @@ describe('bench:ranking', () => {
     const result = await runNode(
       builtEntry('test/dist/bench/ranking.bench.js'),
       [],
-      { BENCH_MODELS_DIR: models.root, BENCH_CANDIDATES: '40', BENCH_REQUESTS: '32', BENCH_ROUNDS: '1' },
+      { BENCH_MODELS_DIR: models.root, BENCH_CANDIDATES: '40', BENCH_REQUESTS: '32', BENCH_ROUNDS: '1', BENCH_CATALOGUE: '500' },
       90_000,
     );
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    const figures = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as Record<string, number>;
+    const figures = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as Record<string, number | boolean>;
     const keys = ['bare_items_per_s', 'ratio_c32'];
     for (const n of [1, 8, 32]) keys.push(`items_per_s_c${n}`, `p99_ms_c${n}`, `items_per_s_c${n}_unbatched`);
     for (const key of keys) {
       expect({ key, finite: Number.isFinite(figures[key]) }).toEqual({ key, finite: true });
       expect(figures[key]).toBeGreaterThan(0);
     }
-    expect(figures.ratio_c32).toBeCloseTo(figures.items_per_s_c32! / figures.bare_items_per_s!, 2);
+    expect(figures.ratio_c32).toBeCloseTo((figures.items_per_s_c32 as number) / (figures.bare_items_per_s as number), 2);
+    // The default configuration caches items; 500 catalogue items (200 trained, 300 copies) against ~100 requests of 40.
+    expect(figures).toMatchObject({ item_cache: true, catalogue_items: 500 });
+    expect(figures.item_cache_hit_rate).toBeGreaterThan(0);
+    expect(figures.item_cache_hit_rate).toBeLessThanOrEqual(1);
   }, 120_000);
 });

@@ -1,8 +1,18 @@
 import { create } from '@bufbuild/protobuf';
 import { common, features } from '@recsys/contracts';
-import type { CategoricalFeature, ContinuousFeature, MultiCategoricalFeature } from '@recsys/data';
-import { assembleFeeds, concatFeeds } from './feeds.js';
-import { itemRow, recentItems, userRow, contextRow } from './feature-rows.js';
+import {
+  type CategoricalFeature,
+  type ContinuousFeature,
+  type Feature,
+  type MultiCategoricalFeature,
+  encodeCategorical,
+  encodeContinuous,
+  encodeMulti,
+  isIdFeature,
+} from '@recsys/data';
+import type { InputLayout, Tensor } from '@recsys/trainer';
+import { assembleFeeds, type BatchRows, concatFeeds, FeedAssembler } from './feeds.js';
+import { type FeatureRow, itemRow, recentItems, userRow, contextRow, type RawValue } from './feature-rows.js';
 
 const history = (...ids: [string, common.EventType][]) =>
   ids.map(([itemId, eventType]) => create(features.HistoryEntrySchema, { itemId, eventType }));
@@ -95,5 +105,121 @@ describe('assembleFeeds', () => {
     expect(offsets).toEqual([0, 1]);
     expect(feeds.categorical!.shape).toEqual([3, 2]);
     expect(Array.from(feeds.categorical!.data)).toEqual([...a.categorical!.data, ...b.categorical!.data]);
+  });
+});
+
+/** The plain per-row encoding with @recsys/data's functions, feature by feature: what the assembler must equal. */
+function referenceFeeds(layout: InputLayout, rows: BatchRows): Record<string, Tensor> {
+  const batch = [...layout.categorical, ...layout.multi, ...layout.continuous].some((f) => f.source === 'item') ? rows.items!.length : 1;
+  const row = (f: Feature, k: number): FeatureRow => (f.source === 'item' ? rows.items![k]! : rows[f.source]!);
+  const raw = (f: Feature, k: number): RawValue => (isIdFeature(f) ? row(f, k).id : row(f, k).get(f.column));
+  const text = (v: RawValue) =>
+    v === undefined ? '' : typeof v === 'string' ? v : typeof v === 'number' ? (Number.isFinite(v) ? String(v) : '') : (v[0] ?? '');
+  const list = (v: RawValue): readonly string[] =>
+    v === undefined
+      ? []
+      : typeof v === 'string'
+        ? v === ''
+          ? []
+          : [v]
+        : typeof v === 'number'
+          ? Number.isFinite(v)
+            ? [String(v)]
+            : []
+          : v;
+  const number = (v: RawValue) => (typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN);
+  const feeds: Record<string, Tensor> = {};
+  const C = layout.categorical.length;
+  const categorical = new Int32Array(batch * C);
+  layout.categorical.forEach((f, c) => {
+    for (let k = 0; k < batch; k++) categorical[k * C + c] = encodeCategorical(f, text(raw(f, k)));
+  });
+  if (C) feeds.categorical = { data: categorical, shape: [batch, C] };
+  for (const f of layout.multi) {
+    const L = f.maxValues;
+    const codes = new Int32Array(batch * L);
+    const weights = new Float32Array(batch * L);
+    for (let k = 0; k < batch; k++) {
+      const n = encodeMulti(f, list(raw(f, k)), codes, k * L);
+      for (let j = 0; j < n; j++) weights[k * L + j] = 1 / n;
+    }
+    feeds[`multi_${f.name}`] = { data: codes, shape: [batch, L] };
+    feeds[`multi_${f.name}_weights`] = { data: weights, shape: [batch, L] };
+  }
+  const D = layout.continuous.length;
+  const continuous = new Float32Array(batch * D);
+  layout.continuous.forEach((f, d) => {
+    for (let k = 0; k < batch; k++) continuous[k * D + d] = encodeContinuous(f, number(raw(f, k)));
+  });
+  if (D) feeds.continuous = { data: continuous, shape: [batch, D] };
+  return feeds;
+}
+
+describe('FeedAssembler', () => {
+  // A vocabulary with a repeated value (the first position wins) and the empty string, hashed features, every kind and source.
+  const vocabulary = ['<unk>', 'a', 'b', 'a', 'c', ''];
+  const layout: InputLayout = {
+    categorical: [
+      { kind: 'categorical', name: 'item_id', source: 'item', column: 'item_id', hashBuckets: 11, unknown: 0 },
+      { kind: 'categorical', name: 'segment', source: 'user', column: 'segment', vocabulary, unknown: 0 },
+      { kind: 'categorical', name: 'label', source: 'item', column: 'label', vocabulary, unknown: 0 },
+      { kind: 'categorical', name: 'device', source: 'context', column: 'device', hashBuckets: 5, unknown: 1 },
+      { kind: 'categorical', name: 'user_id', source: 'user', column: 'user_id', vocabulary: ['<unk>', 'u1', 'u2'], unknown: 0 },
+    ],
+    multi: [
+      { kind: 'multi', name: 'tags', source: 'item', column: 'tags', vocabulary, unknown: 0, maxValues: 2 },
+      { kind: 'multi', name: 'recent_items', source: 'context', column: 'recent_items', hashBuckets: 13, unknown: 0, maxValues: 3 },
+      { kind: 'multi', name: 'hashed_tags', source: 'item', column: 'tags', hashBuckets: 7, unknown: 0, maxValues: 4 },
+    ],
+    continuous: [
+      { kind: 'continuous', name: 'price', source: 'item', column: 'price', transform: 'log1p', mean: 1, std: 2, missing: 0.5 },
+      { kind: 'continuous', name: 'age', source: 'user', column: 'age', transform: 'identity', mean: 30, std: 10, missing: 30 },
+      { kind: 'continuous', name: 'rank', source: 'item', column: 'rank', transform: 'identity', mean: 0.1, std: 3, missing: -1 },
+    ],
+  };
+  const values = (entries: Record<string, RawValue>): FeatureRow & { id: string } => ({ id: '', get: (column) => entries[column] });
+  const item = (id: string, entries: Record<string, RawValue>) => ({ ...values(entries), id });
+  const items = [
+    item('i1', { label: 'a', tags: ['c', 'a', 'b'], price: 3, rank: '2.5' }),
+    item('i2', { label: '', tags: 'b', price: Number.NaN, rank: 'x' }),
+    item('i3', { label: 4, tags: [], price: -0.5 }),
+    item('i4', { label: ['c', 'a'], tags: 7, price: Number.POSITIVE_INFINITY, rank: 1e-9 }),
+    item('', {}),
+    item('i6', { label: 'zz', tags: ['', 'zz', 'a', 'a', 'b'], price: 1e12, rank: -7 }),
+  ];
+  const shared = {
+    user: { ...values({ segment: 'c', age: 41 }), id: 'u2' },
+    context: values({ device: 'ios', recent_items: ['i1', 'i9'] }),
+  };
+
+  it('equals the plain encoding, feature by feature, for every kind, source and odd value', () => {
+    const rows = { ...shared, items };
+    const expected = referenceFeeds(layout, rows);
+    const assembled = assembleFeeds(layout, rows);
+    expect(Object.keys(assembled).sort()).toEqual(Object.keys(expected).sort());
+    for (const [name, tensor] of Object.entries(expected)) {
+      expect({ name, shape: assembled[name]!.shape, data: Array.from(assembled[name]!.data) }).toEqual({
+        name,
+        shape: tensor.shape,
+        data: Array.from(tensor.data),
+      });
+    }
+    // The same from items encoded once (as cached) and assembled in another order.
+    const assembler = FeedAssembler.of(layout);
+    const encoded = items.map((row) => assembler.encodeItem(row));
+    const reversed = assembler.assemble(shared, [...encoded].reverse());
+    const expectedReversed = referenceFeeds(layout, { ...shared, items: [...items].reverse() });
+    for (const [name, tensor] of Object.entries(expectedReversed))
+      expect(Array.from(reversed[name]!.data)).toEqual(Array.from(tensor.data));
+    expect(assembler.itemColumns.names).toEqual(['label', 'tags', 'price', 'rank']);
+  });
+
+  it('gives a batch of one to a layout without item features, and names a missing shared row', () => {
+    const userOnly: InputLayout = { categorical: [layout.categorical[1]!], multi: [], continuous: [layout.continuous[1]!] };
+    const feeds = assembleFeeds(userOnly, { user: shared.user, items });
+    expect(feeds.categorical!.shape).toEqual([1, 1]);
+    expect(Array.from(feeds.categorical!.data)).toEqual([4]); // 'c'
+    expect(FeedAssembler.of(userOnly).readsItems).toBe(false);
+    expect(() => assembleFeeds(layout, { context: shared.context, items })).toThrow('assembleFeeds: a user feature needs a user row');
   });
 });

@@ -1,37 +1,39 @@
 import {
+  type CategoricalFeature,
   type ContinuousFeature,
   type Feature,
   type FeatureSource,
   type MultiCategoricalFeature,
   encodeCategorical,
   encodeContinuous,
-  encodeMulti,
   isIdFeature,
 } from '@recsys/data';
 import type { InputDescription, InputLayout, Tensor } from '@recsys/trainer';
 import type { FeatureRow, RawValue } from './feature-rows.js';
+import { ItemColumns } from './item-rows-wire.js';
 
 /**
  * The rows one batch reads: the user and request context are shared by every example, item k is
  * example k. A layout that reads no item features has a batch of one.
  */
-export interface BatchRows {
-  user?: FeatureRow;
-  context?: FeatureRow;
+export interface BatchRows extends SharedRows {
   items?: readonly FeatureRow[];
 }
 
+/** The rows every example of a batch shares. */
+export interface SharedRows {
+  user?: FeatureRow;
+  context?: FeatureRow;
+}
+
+/**
+ * One item's features encoded for one layout: its categorical codes, then for each multi-valued feature
+ * the number of values and their codes, then its normalised continuous values (exact in a float64).
+ * Read only: a cache hands the same one to concurrent requests.
+ */
+export type EncodedItem = Float64Array;
+
 const EMPTY: readonly string[] = [];
-
-function rowFor(rows: BatchRows, source: FeatureSource, k: number): FeatureRow {
-  const row = source === 'item' ? rows.items?.[k] : rows[source];
-  if (!row) throw new Error(`assembleFeeds: a ${source} feature needs a ${source} row`);
-  return row;
-}
-
-function raw(feature: Feature, row: FeatureRow): RawValue {
-  return isIdFeature(feature) ? row.id : row.get(feature.column);
-}
 
 /** Stored values are typed loosely (a CSV number may be categorical): convert rather than drop. */
 function asCategory(value: RawValue): string {
@@ -54,8 +56,234 @@ function asNumber(value: RawValue): number {
   return NaN;
 }
 
-function isShared(source: FeatureSource): boolean {
-  return source !== 'item';
+type ReadValue = (row: FeatureRow) => RawValue;
+type EncodeCategory = (value: string) => number;
+
+/** The raw value of a feature in a row: the entity id for an id feature, else its column (decided once per feature). */
+function valueReader(feature: Feature): ReadValue {
+  if (isIdFeature(feature)) return (row) => row.id;
+  const column = feature.column;
+  return (row) => row.get(column);
+}
+
+/** `encodeCategorical` with the vocabulary indexed once per feature rather than looked up per value. */
+function categoryEncoder(feature: CategoricalFeature | MultiCategoricalFeature): EncodeCategory {
+  const { vocabulary, unknown } = feature;
+  if (vocabulary === undefined) return (value) => encodeCategorical(feature, value);
+  const index = new Map<string, number>();
+  // The first position wins, should a value appear twice (as encodeCategorical has it).
+  for (let k = vocabulary.length - 1; k >= 0; k--) index.set(vocabulary[k]!, k);
+  return (value) => (value === '' ? unknown : (index.get(value) ?? unknown));
+}
+
+interface CategoricalSlot {
+  source: FeatureSource;
+  read: ReadValue;
+  encode: EncodeCategory;
+  /** Column in the categorical input. */
+  column: number;
+}
+
+interface MultiSlot {
+  source: FeatureSource;
+  read: ReadValue;
+  encode: EncodeCategory;
+  maxValues: number;
+  codesName: string;
+  weightsName: string;
+  /** Where an encoded item holds its count and codes; -1 for a shared feature. */
+  offset: number;
+}
+
+interface ContinuousSlot {
+  feature: ContinuousFeature;
+  source: FeatureSource;
+  read: ReadValue;
+  /** Column in the continuous input. */
+  column: number;
+}
+
+function sharedRow(rows: SharedRows, source: FeatureSource): FeatureRow {
+  const row = source === 'item' ? undefined : rows[source];
+  if (!row) throw new Error(`assembleFeeds: a ${source} feature needs a ${source} row`);
+  return row;
+}
+
+const assemblers = new WeakMap<InputLayout, Map<string, FeedAssembler>>();
+
+/**
+ * A layout compiled once: how each feature is read and encoded, which are shared by the batch and which
+ * are per item. Items are encoded on their own (`encodeItem`, cacheable per model version), and a batch
+ * is then assembled by copying their slices (`assemble`), exactly as the trainer's feature spec encodes.
+ */
+export class FeedAssembler {
+  /** Whether the batch has one example per item (else one example). */
+  readonly readsItems: boolean;
+  /** The stored item columns the item features read (an item's id comes from the request). */
+  readonly itemColumns: ItemColumns;
+  /** Values in one encoded item. */
+  readonly itemWidth: number;
+  private readonly categoricalName: string;
+  private readonly categoricalWidth: number;
+  private readonly sharedCategorical: CategoricalSlot[] = [];
+  private readonly itemCategorical: CategoricalSlot[] = [];
+  /** Column in the categorical input of item categorical feature j (slice position j). */
+  private readonly itemCategoricalColumns: Int32Array;
+  private readonly multi: MultiSlot[] = [];
+  private readonly continuousName: string;
+  private readonly continuousWidth: number;
+  private readonly sharedContinuous: ContinuousSlot[] = [];
+  private readonly itemContinuous: ContinuousSlot[] = [];
+  /** Where an encoded item holds its continuous values. */
+  private readonly continuousOffset: number;
+  private readonly itemContinuousColumns: Int32Array;
+
+  private constructor(layout: InputLayout, prefix: string) {
+    const features = [...layout.categorical, ...layout.multi, ...layout.continuous];
+    this.readsItems = features.some((f) => f.source === 'item');
+    this.itemColumns = new ItemColumns([...new Set(features.filter((f) => f.source === 'item' && !isIdFeature(f)).map((f) => f.column))]);
+    this.categoricalName = `${prefix}categorical`;
+    this.categoricalWidth = layout.categorical.length;
+    layout.categorical.forEach((f, column) => {
+      const slot = { source: f.source, read: valueReader(f), encode: categoryEncoder(f), column };
+      (f.source === 'item' ? this.itemCategorical : this.sharedCategorical).push(slot);
+    });
+    this.itemCategoricalColumns = Int32Array.from(this.itemCategorical, (s) => s.column);
+    let offset = this.itemCategorical.length;
+    for (const f of layout.multi) {
+      const item = f.source === 'item';
+      this.multi.push({
+        source: f.source,
+        read: valueReader(f),
+        encode: categoryEncoder(f),
+        maxValues: f.maxValues,
+        codesName: `${prefix}multi_${f.name}`,
+        weightsName: `${prefix}multi_${f.name}_weights`,
+        offset: item ? offset : -1,
+      });
+      if (item) offset += 1 + f.maxValues;
+    }
+    this.continuousName = `${prefix}continuous`;
+    this.continuousWidth = layout.continuous.length;
+    layout.continuous.forEach((feature, column) => {
+      const slot = { feature, source: feature.source, read: valueReader(feature), column };
+      (feature.source === 'item' ? this.itemContinuous : this.sharedContinuous).push(slot);
+    });
+    this.itemContinuousColumns = Int32Array.from(this.itemContinuous, (s) => s.column);
+    this.continuousOffset = offset;
+    this.itemWidth = offset + this.itemContinuous.length;
+  }
+
+  /** The assembler of a layout (compiled on first use, then kept as long as the layout is). */
+  static of(layout: InputLayout, prefix = ''): FeedAssembler {
+    let byPrefix = assemblers.get(layout);
+    if (byPrefix === undefined) assemblers.set(layout, (byPrefix = new Map()));
+    let assembler = byPrefix.get(prefix);
+    if (assembler === undefined) byPrefix.set(prefix, (assembler = new FeedAssembler(layout, prefix)));
+    return assembler;
+  }
+
+  /** One item's features encoded (see EncodedItem). */
+  encodeItem(row: FeatureRow): EncodedItem {
+    const out = new Float64Array(this.itemWidth);
+    const categorical = this.itemCategorical;
+    for (let j = 0; j < categorical.length; j++) {
+      const slot = categorical[j]!;
+      out[j] = slot.encode(asCategory(slot.read(row)));
+    }
+    for (const slot of this.multi) {
+      if (slot.offset < 0) continue;
+      const values = asValues(slot.read(row));
+      const count = values.length < slot.maxValues ? values.length : slot.maxValues;
+      out[slot.offset] = count;
+      for (let j = 0; j < count; j++) out[slot.offset + 1 + j] = slot.encode(values[j]!);
+    }
+    const continuous = this.itemContinuous;
+    for (let j = 0; j < continuous.length; j++) {
+      const slot = continuous[j]!;
+      out[this.continuousOffset + j] = encodeContinuous(slot.feature, asNumber(slot.read(row)));
+    }
+    return out;
+  }
+
+  /**
+   * Model feeds for one batch: the shared rows encoded once and repeated, item k's encoded slice copied
+   * into example k. `items` are required when the layout reads item features (their count is the batch).
+   */
+  assemble(shared: SharedRows, items: readonly EncodedItem[] | undefined): Record<string, Tensor> {
+    const batch = this.readsItems ? (items?.length ?? 0) : 1;
+    const feeds: Record<string, Tensor> = {};
+
+    const C = this.categoricalWidth;
+    if (C) {
+      const data = new Int32Array(batch * C);
+      for (const slot of this.sharedCategorical) {
+        const code = slot.encode(asCategory(slot.read(sharedRow(shared, slot.source))));
+        for (let k = 0; k < batch; k++) data[k * C + slot.column] = code;
+      }
+      const columns = this.itemCategoricalColumns;
+      if (columns.length) {
+        for (let k = 0; k < batch; k++) {
+          const item = items![k]!;
+          const base = k * C;
+          for (let j = 0; j < columns.length; j++) data[base + columns[j]!] = item[j]!;
+        }
+      }
+      feeds[this.categoricalName] = { data, shape: [batch, C] };
+    }
+
+    for (const slot of this.multi) {
+      const L = slot.maxValues;
+      const codes = new Int32Array(batch * L);
+      const weights = new Float32Array(batch * L);
+      if (slot.offset < 0) {
+        const values = asValues(slot.read(sharedRow(shared, slot.source)));
+        const count = values.length < L ? values.length : L;
+        for (let j = 0; j < count; j++) {
+          codes[j] = slot.encode(values[j]!);
+          weights[j] = 1 / count;
+        }
+        for (let k = 1; k < batch; k++) {
+          codes.copyWithin(k * L, 0, L);
+          weights.copyWithin(k * L, 0, L);
+        }
+      } else {
+        const at = slot.offset;
+        for (let k = 0; k < batch; k++) {
+          const item = items![k]!;
+          const count = item[at]!;
+          const weight = 1 / count;
+          const base = k * L;
+          for (let j = 0; j < count; j++) {
+            codes[base + j] = item[at + 1 + j]!;
+            weights[base + j] = weight;
+          }
+        }
+      }
+      feeds[slot.codesName] = { data: codes, shape: [batch, L] };
+      feeds[slot.weightsName] = { data: weights, shape: [batch, L] };
+    }
+
+    const D = this.continuousWidth;
+    if (D) {
+      const data = new Float32Array(batch * D);
+      for (const slot of this.sharedContinuous) {
+        const value = encodeContinuous(slot.feature, asNumber(slot.read(sharedRow(shared, slot.source))));
+        for (let k = 0; k < batch; k++) data[k * D + slot.column] = value;
+      }
+      const columns = this.itemContinuousColumns;
+      if (columns.length) {
+        const at = this.continuousOffset;
+        for (let k = 0; k < batch; k++) {
+          const item = items![k]!;
+          const base = k * D;
+          for (let j = 0; j < columns.length; j++) data[base + columns[j]!] = item[at + j]!;
+        }
+      }
+      feeds[this.continuousName] = { data, shape: [batch, D] };
+    }
+    return feeds;
+  }
 }
 
 /**
@@ -64,61 +292,9 @@ function isShared(source: FeatureSource): boolean {
  * missing value). Shared rows are encoded once and repeated.
  */
 export function assembleFeeds(layout: InputLayout, rows: BatchRows, prefix = ''): Record<string, Tensor> {
-  const readsItems = [...layout.categorical, ...layout.multi, ...layout.continuous].some((f) => f.source === 'item');
-  const batch = readsItems ? (rows.items?.length ?? 0) : 1;
-  const feeds: Record<string, Tensor> = {};
-
-  if (layout.categorical.length) {
-    const C = layout.categorical.length;
-    const data = new Int32Array(batch * C);
-    layout.categorical.forEach((f, c) => {
-      if (isShared(f.source)) {
-        const code = encodeCategorical(f, asCategory(raw(f, rowFor(rows, f.source, 0))));
-        for (let k = 0; k < batch; k++) data[k * C + c] = code;
-      } else {
-        for (let k = 0; k < batch; k++) data[k * C + c] = encodeCategorical(f, asCategory(raw(f, rowFor(rows, f.source, k))));
-      }
-    });
-    feeds[`${prefix}categorical`] = { data, shape: [batch, C] };
-  }
-
-  for (const f of layout.multi) {
-    const L = f.maxValues;
-    const codes = new Int32Array(batch * L);
-    const weights = new Float32Array(batch * L);
-    const fill = (k: number, row: FeatureRow) => encodeMultiRow(f, raw(f, row), codes, weights, k * L);
-    if (isShared(f.source)) {
-      fill(0, rowFor(rows, f.source, 0));
-      for (let k = 1; k < batch; k++) {
-        codes.copyWithin(k * L, 0, L);
-        weights.copyWithin(k * L, 0, L);
-      }
-    } else {
-      for (let k = 0; k < batch; k++) fill(k, rowFor(rows, f.source, k));
-    }
-    feeds[`${prefix}multi_${f.name}`] = { data: codes, shape: [batch, L] };
-    feeds[`${prefix}multi_${f.name}_weights`] = { data: weights, shape: [batch, L] };
-  }
-
-  if (layout.continuous.length) {
-    const D = layout.continuous.length;
-    const data = new Float32Array(batch * D);
-    layout.continuous.forEach((f: ContinuousFeature, d) => {
-      if (isShared(f.source)) {
-        const value = encodeContinuous(f, asNumber(raw(f, rowFor(rows, f.source, 0))));
-        for (let k = 0; k < batch; k++) data[k * D + d] = value;
-      } else {
-        for (let k = 0; k < batch; k++) data[k * D + d] = encodeContinuous(f, asNumber(raw(f, rowFor(rows, f.source, k))));
-      }
-    });
-    feeds[`${prefix}continuous`] = { data, shape: [batch, D] };
-  }
-  return feeds;
-}
-
-function encodeMultiRow(f: MultiCategoricalFeature, value: RawValue, codes: Int32Array, weights: Float32Array, offset: number): void {
-  const n = encodeMulti(f, asValues(value), codes, offset);
-  for (let j = 0; j < n; j++) weights[offset + j] = 1 / n;
+  const assembler = FeedAssembler.of(layout, prefix);
+  const items = assembler.readsItems ? rows.items?.map((row) => assembler.encodeItem(row)) : undefined;
+  return assembler.assemble(rows, items);
 }
 
 /** Feeds of the given batch size that any model accepts (code 0, zeros): warm-up runs use them. */

@@ -5,6 +5,30 @@ import type { InputDescription, Tensor } from '@recsys/trainer';
 export const EXECUTION_PROVIDERS = ['cuda', 'cpu'] as const;
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 
+/** Where a zod `.transform` lets its function report a problem. */
+interface IssueSink {
+  addIssue(issue: { code: 'custom'; message: string }): void;
+}
+
+/**
+ * A comma-separated preference of execution providers (`cuda,cpu`): known names, in order, without
+ * repeats. A zod transform, so every stage's config reads its variable alike:
+ * `z.string().transform(parseExecutionProviders)`.
+ */
+export function parseExecutionProviders(text: string, ctx: IssueSink): ExecutionProvider[] {
+  const names = text
+    .split(',')
+    .map((p) => p.trim().toLowerCase())
+    .filter(Boolean);
+  const unknown = names.find((n) => !(EXECUTION_PROVIDERS as readonly string[]).includes(n));
+  if (unknown !== undefined || names.length === 0) {
+    const problem = unknown === undefined ? 'no provider given' : `unknown provider "${unknown}"`;
+    ctx.addIssue({ code: 'custom', message: `${problem}; expected some of ${EXECUTION_PROVIDERS.join(', ')} in order of preference` });
+    return [];
+  }
+  return [...new Set(names)] as ExecutionProvider[];
+}
+
 export interface SessionLogger {
   info(fields: object, message: string): void;
   warn(fields: object, message: string): void;

@@ -10,6 +10,7 @@ describe('loadPrerankingConfig', () => {
       defaultLimit: 200,
       maxLimit: 1000,
       maxCandidates: 5000,
+      itemCache: { maxItems: 100_000, ttlMs: 60_000, missingTtlMs: 5_000 },
     });
   });
 
@@ -20,6 +21,9 @@ describe('loadPrerankingConfig', () => {
       'invalid configuration: PRERANKING_DEFAULT_LIMIT: must not exceed PRERANKING_MAX_LIMIT (10)',
     ],
     [{ PRERANKING_MAX_CANDIDATES: '0' }, 'invalid configuration: PRERANKING_MAX_CANDIDATES'],
+    [{ PRERANKING_EXECUTION_PROVIDERS: ' , ' }, 'invalid configuration: PRERANKING_EXECUTION_PROVIDERS: no provider given'],
+    [{ ITEM_CACHE_SIZE: '1.5' }, 'invalid configuration: ITEM_CACHE_SIZE'],
+    [{ ITEM_CACHE_TTL_MS: '-5' }, 'invalid configuration: ITEM_CACHE_TTL_MS'],
     [{ FEATURES_ADDRESS: 'nohost' }, 'invalid configuration: FEATURES_ADDRESS: must be host:port (or dns:///host:port)'],
   ])('names the first invalid variable: %j', (env, message) => {
     expect(() => loadPrerankingConfig(env)).toThrow(message);

@@ -1,5 +1,5 @@
 import { baseServiceConfig, baseServiceEnv, ConfigError, parseEnv, portVar, type BaseServiceConfig } from '@recsys/service-kit';
-import { EXECUTION_PROVIDERS, type ExecutionProvider } from '@recsys/serving';
+import { type ExecutionProvider, ITEM_CACHE_DEFAULTS, type ItemCacheSettings, parseExecutionProviders } from '@recsys/serving';
 import { z } from 'zod';
 
 export interface PrerankingConfig extends BaseServiceConfig {
@@ -19,26 +19,18 @@ export interface PrerankingConfig extends BaseServiceConfig {
   /** Candidates scored per request at most (all in one run). */
   maxCandidates: number;
   maxIdLength: number;
+  /** The in-process cache of candidates' encoded item features (size 0: every request reads every item). */
+  itemCache: ItemCacheSettings;
 }
 
 const positiveInt = z.coerce.number().int().positive();
 
-/** A comma-separated preference of execution providers, e.g. `cuda,cpu`. */
-const providersVar = z.string().transform((text, ctx) => {
-  const names = text
-    .split(',')
-    .map((p) => p.trim().toLowerCase())
-    .filter(Boolean);
-  const unknown = names.find((n) => !(EXECUTION_PROVIDERS as readonly string[]).includes(n));
-  if (unknown !== undefined || names.length === 0) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `${unknown === undefined ? 'no provider given' : `unknown provider "${unknown}"`}; expected some of ${EXECUTION_PROVIDERS.join(', ')} in order of preference`,
-    });
-    return z.NEVER;
-  }
-  return [...new Set(names)] as ExecutionProvider[];
-});
+/** The item cache: `ITEM_CACHE_SIZE` 0 turns it off. */
+const itemCacheEnv = {
+  ITEM_CACHE_SIZE: z.coerce.number().int().min(0).max(100_000_000).default(ITEM_CACHE_DEFAULTS.maxItems),
+  ITEM_CACHE_TTL_MS: positiveInt.max(86_400_000).default(ITEM_CACHE_DEFAULTS.ttlMs),
+  ITEM_CACHE_MISSING_TTL_MS: z.coerce.number().int().min(0).max(86_400_000).default(ITEM_CACHE_DEFAULTS.missingTtlMs),
+};
 
 export const prerankingEnv = {
   ...baseServiceEnv,
@@ -50,13 +42,14 @@ export const prerankingEnv = {
   FEATURES_TIMEOUT_MS: positiveInt.max(60_000).default(2000),
   MODELS_DIR: z.string().min(1).default('models'),
   MODEL_POLL_INTERVAL_MS: z.coerce.number().int().min(0).default(10_000),
-  PRERANKING_EXECUTION_PROVIDERS: providersVar.default(['cpu']),
+  PRERANKING_EXECUTION_PROVIDERS: z.string().transform(parseExecutionProviders).default(['cpu']),
   PRERANKING_INTRA_OP_THREADS: positiveInt.max(256).default(1),
   PRERANKING_CUDA_DEVICE_ID: z.coerce.number().int().min(0).default(0),
   PRERANKING_DEFAULT_LIMIT: positiveInt.default(200),
   PRERANKING_MAX_LIMIT: positiveInt.max(100_000).default(1000),
   PRERANKING_MAX_CANDIDATES: positiveInt.max(100_000).default(5000),
   MAX_ID_LENGTH: positiveInt.max(4096).default(256),
+  ...itemCacheEnv,
 };
 
 export function loadPrerankingConfig(env: NodeJS.ProcessEnv = process.env): PrerankingConfig {
@@ -77,5 +70,6 @@ export function loadPrerankingConfig(env: NodeJS.ProcessEnv = process.env): Prer
     maxLimit: e.PRERANKING_MAX_LIMIT,
     maxCandidates: e.PRERANKING_MAX_CANDIDATES,
     maxIdLength: e.MAX_ID_LENGTH,
+    itemCache: { maxItems: e.ITEM_CACHE_SIZE, ttlMs: e.ITEM_CACHE_TTL_MS, missingTtlMs: e.ITEM_CACHE_MISSING_TTL_MS },
   };
 }

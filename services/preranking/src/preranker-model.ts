@@ -1,7 +1,9 @@
 import {
-  assembleFeeds,
-  type BatchRows,
+  type EncodedItem,
+  EncodedItemReader,
+  type EncodedItemReaderOptions,
   type ExecutionProvider,
+  FeedAssembler,
   ModelLoadError,
   ModelSession,
   type ModelVersion,
@@ -9,9 +11,10 @@ import {
   UserTower,
   loadModelVersion,
   readItemVectors,
+  type SharedRows,
   warmUpSession,
 } from '@recsys/serving';
-import { type InputLayout, type Tensor, describeInputs, prerankerLayout } from '@recsys/trainer';
+import { type Tensor, describeInputs, prerankerLayout } from '@recsys/trainer';
 
 export interface PrerankerModelOptions {
   /** Where the two-tower version the pre-ranker depends on is read from. */
@@ -19,6 +22,8 @@ export interface PrerankerModelOptions {
   providers: readonly ExecutionProvider[];
   intraOpThreads: number;
   cudaDeviceId: number;
+  /** This version's own cache of encoded items: a new version starts with an empty one. */
+  itemCache: EncodedItemReaderOptions;
   logger?: SessionLogger;
 }
 
@@ -35,8 +40,12 @@ export class PrerankerModel {
     private readonly itemRows: ReadonlyMap<string, number>,
     private readonly itemVectors: Float32Array,
     readonly dim: number,
-    /** The spec's continuous features (undefined when the pre-ranker reads none). */
-    readonly continuous: InputLayout | undefined,
+    /** Encodes the spec's continuous features (undefined when the pre-ranker reads none). */
+    private readonly continuous: FeedAssembler | undefined,
+    /** The candidates' encoded continuous item features (undefined when the pre-ranker reads none). */
+    readonly items: EncodedItemReader | undefined,
+    /** Whether the continuous features read the user's stored features (and so need the feature service). */
+    readonly readsUser: boolean,
     private readonly outputName: string,
   ) {}
 
@@ -92,7 +101,21 @@ export class PrerankerModel {
     }
     const rows = new Map<string, number>();
     vectors.ids.forEach((id, row) => rows.set(id, row));
-    return new PrerankerModel(session, model.version, userTower, rows, vectors.vectors, vectors.dim, continuous, output.name);
+    const assembler = continuous && FeedAssembler.of(continuous);
+    const items = assembler?.readsItems ? new EncodedItemReader(assembler, options.itemCache) : undefined;
+    const readsUser = continuous?.continuous.some((f) => f.source === 'user') ?? false;
+    return new PrerankerModel(
+      session,
+      model.version,
+      userTower,
+      rows,
+      vectors.vectors,
+      vectors.dim,
+      assembler,
+      items,
+      readsUser,
+      output.name,
+    );
   }
 
   get twoTowerVersion(): string {
@@ -103,11 +126,6 @@ export class PrerankerModel {
     return this.session.provider;
   }
 
-  /** Whether the continuous features read the user or the item rows (and so need the feature service). */
-  reads(source: 'user' | 'item'): boolean {
-    return this.continuous?.continuous.some((f) => f.source === source) ?? false;
-  }
-
   /**
    * Scores of every candidate in one run: the user embedding repeated, each item's two-tower vector (a
    * zero vector for an item the two-tower does not know; its ids are returned) and the continuous features.
@@ -115,25 +133,33 @@ export class PrerankerModel {
   async score(
     userEmbedding: Float32Array,
     itemIds: readonly string[],
-    rows: BatchRows,
+    shared: SharedRows,
+    encodedItems: readonly EncodedItem[] | undefined,
   ): Promise<{ scores: Float32Array; unknown: string[] }> {
     const n = itemIds.length;
     const dim = this.dim;
     const user = new Float32Array(n * dim);
     for (let k = 0; k < n; k++) user.set(userEmbedding, k * dim);
     const items = new Float32Array(n * dim);
+    const vectors = this.itemVectors;
     const unknown: string[] = [];
     for (let k = 0; k < n; k++) {
       const row = this.itemRows.get(itemIds[k]!);
-      if (row === undefined) unknown.push(itemIds[k]!);
-      else items.set(this.itemVectors.subarray(row * dim, (row + 1) * dim), k * dim);
+      if (row === undefined) {
+        unknown.push(itemIds[k]!);
+        continue;
+      }
+      // A copy loop: a subarray view per candidate would allocate a thousand objects per request.
+      const from = row * dim;
+      const to = k * dim;
+      for (let d = 0; d < dim; d++) items[to + d] = vectors[from + d]!;
     }
     const feeds: Record<string, Tensor> = {
       user_embedding: { data: user, shape: [n, dim] },
       item_embedding: { data: items, shape: [n, dim] },
     };
     if (this.continuous) {
-      const { continuous } = assembleFeeds(this.continuous, rows);
+      const { continuous } = this.continuous.assemble(shared, encodedItems);
       // Features of the user or context only come back as one row: every candidate shares it.
       feeds.continuous = continuous!.shape[0] === n ? continuous! : repeatRow(continuous!, n);
     }

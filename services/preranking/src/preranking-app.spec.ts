@@ -8,6 +8,7 @@ import { loadFeaturesConfig, startFeatureService } from '@recsys/features';
 import { createLogger, createServiceClient, freePort, type RunningGrpcService, type ServiceClient } from '@recsys/service-kit';
 import {
   assembleFeeds,
+  itemRecords,
   loadFeatures,
   loadModelVersion,
   ModelSession,
@@ -77,7 +78,7 @@ describe('pre-ranking service (real pre-ranker and two-tower, feature service on
     return root;
   }
 
-  async function start(env: Record<string, string>) {
+  async function start(env: Record<string, string>, clock?: () => number) {
     const config = loadPrerankingConfig({
       GRPC_PORT: '0',
       METRICS_PORT: '0',
@@ -88,7 +89,7 @@ describe('pre-ranking service (real pre-ranker and two-tower, feature service on
       PRERANKING_MAX_LIMIT: '100',
       ...env,
     });
-    const service = await startPrerankingService(config, createLogger('preranking', 'silent'));
+    const service = await startPrerankingService(config, createLogger('preranking', 'silent'), { clock });
     const client = createServiceClient(preranking.PrerankingService, service.address, { defaultTimeoutMs: 20_000 });
     running.push({ service, client });
     return { service, client };
@@ -211,6 +212,35 @@ describe('pre-ranking service (real pre-ranker and two-tower, feature service on
     const text = await (await fetch(`http://127.0.0.1:${service.metricsPort}/metrics`)).text();
     expect(text).toMatch(/preranking_model_reloads_total\{outcome="refused"[^}]*\} 1/);
     expect(text).toMatch(/preranking_model_reloads_total\{outcome="loaded"[^}]*\} 2/);
+  });
+
+  it('serves repeated candidates from its item cache with the answers of an uncached service, and sees a change after the TTL', async () => {
+    const root = modelRoot();
+    let now = 1_000;
+    const cached = await start({ MODELS_DIR: root }, () => now);
+    const uncached = await start({ MODELS_DIR: root, ITEM_CACHE_SIZE: '0' });
+    // An item of this test only (the other tests share the feature service); the two-tower does not know it.
+    const record = itemRecords(models.setup)[4]!;
+    const changing = `changing-${randomUUID()}`;
+    await featureClient.upsertItems({ items: [{ ...record, itemId: changing }] });
+    const request = { userId: userIds()[12]!, candidates: candidates([changing, ...itemIds().slice(30, 90)]), limit: 61 };
+
+    const first = await cached.client.prerank(request);
+    expect(first).toEqual(await uncached.client.prerank(request));
+    expect(await cached.client.prerank(request)).toEqual(first);
+    const text = await (await fetch(`http://127.0.0.1:${cached.service.metricsPort}/metrics`)).text();
+    expect(text).toMatch(/preranking_item_cache_misses_total\{[^}]*\} 61\n/);
+    expect(text).toMatch(/preranking_item_cache_hits_total\{[^}]*\} 61\n/);
+
+    await featureClient.upsertItems({
+      items: [{ itemId: changing, features: { values: { price: { kind: { case: 'numeric', value: 1e6 } } } } }],
+    });
+    const fresh = await uncached.client.prerank(request);
+    expect(scoresById(fresh).get(changing)).not.toBe(scoresById(first).get(changing));
+    now += 59_999;
+    expect(await cached.client.prerank(request)).toEqual(first);
+    now += 1;
+    expect(await cached.client.prerank(request)).toEqual(fresh);
   });
 
   it('names the field of an invalid request', async () => {

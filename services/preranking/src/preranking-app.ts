@@ -1,6 +1,6 @@
-import { features, preranking } from '@recsys/contracts';
-import { createLogger, createServiceClient, startGrpcService, type Logger, type RunningGrpcService } from '@recsys/service-kit';
-import { ModelWatcher } from '@recsys/serving';
+import { preranking } from '@recsys/contracts';
+import { createLogger, ServiceMetrics, startGrpcService, type Logger, type RunningGrpcService } from '@recsys/service-kit';
+import { FeatureServiceClient, ModelWatcher } from '@recsys/serving';
 import type { PrerankingConfig } from './config.js';
 import { PrerankerModel } from './preranker-model.js';
 import { PrerankingMetrics } from './preranking-metrics.js';
@@ -13,6 +13,11 @@ export interface RunningPrerankingService extends RunningGrpcService {
   checkModels(): Promise<void>;
 }
 
+export interface PrerankingServiceOptions {
+  /** The item cache's clock in milliseconds (monotonic by default); tests move it instead of sleeping. */
+  clock?: () => number;
+}
+
 /**
  * Starts the pre-ranking stage: the newest loadable pre-ranker under MODELS_DIR with the two-tower version
  * it depends on (then each newer pre-ranker as it is published), the feature-service client, and the gRPC
@@ -21,8 +26,10 @@ export interface RunningPrerankingService extends RunningGrpcService {
 export async function startPrerankingService(
   config: PrerankingConfig,
   logger: Logger = createLogger('preranking', config.logLevel),
+  options: PrerankingServiceOptions = {},
 ): Promise<RunningPrerankingService> {
-  const metrics = new PrerankingMetrics();
+  const serviceMetrics = new ServiceMetrics('preranking');
+  const metrics = new PrerankingMetrics(serviceMetrics);
   const models = await ModelWatcher.start<PrerankerModel>({
     root: config.modelsDir,
     name: 'preranker',
@@ -32,6 +39,7 @@ export async function startPrerankingService(
         providers: config.executionProviders,
         intraOpThreads: config.intraOpThreads,
         cudaDeviceId: config.cudaDeviceId,
+        itemCache: { ...config.itemCache, now: options.clock, observer: metrics },
         logger,
       }),
     release: (model) => model.release(),
@@ -41,13 +49,17 @@ export async function startPrerankingService(
   });
   const lease = models.acquire();
   logger.info(
-    { version: lease.version, twoTower: lease.model.twoTowerVersion, provider: lease.model.provider, preferred: config.executionProviders },
+    {
+      version: lease.version,
+      twoTower: lease.model.twoTowerVersion,
+      provider: lease.model.provider,
+      preferred: config.executionProviders,
+      itemCache: config.itemCache,
+    },
     `preranker v${lease.version} (two-tower v${lease.model.twoTowerVersion}) serves on ${lease.model.provider}`,
   );
   lease.release();
-  const featureClient = createServiceClient(features.FeatureService, config.featuresAddress, {
-    defaultTimeoutMs: config.featuresTimeoutMs,
-  });
+  const featureClient = FeatureServiceClient.connect(config.featuresAddress, config.featuresTimeoutMs);
   const release = async () => {
     featureClient.close();
     await models.close();
@@ -60,11 +72,11 @@ export async function startPrerankingService(
       services: [preranking.PrerankingService],
       config,
       logger,
+      metrics: serviceMetrics,
     });
   } catch (error) {
     await release();
     throw error;
   }
-  metrics.attach(running.metrics);
   return Object.assign(running, { models, checkModels: () => models.check() });
 }

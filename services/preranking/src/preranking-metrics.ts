@@ -1,62 +1,53 @@
-import type { ModelReloadEvent } from '@recsys/serving';
+import type { ItemReadObserver, ModelReloadEvent } from '@recsys/serving';
 import type { ServiceMetrics } from '@recsys/service-kit';
 
-interface CounterLike {
-  inc(labels: Record<string, string>, value?: number): void;
-}
-type CounterClass = new (config: { name: string; help: string; labelNames?: string[]; registers: unknown[] }) => CounterLike;
-
-interface Exported {
-  reloads: CounterLike;
-  unknownItems: CounterLike;
-  userEmbeddings: CounterLike;
-}
-
 /**
- * The pre-ranking stage's metrics: model reloads, candidates without a two-tower vector, and where user
- * embeddings came from. They join the service's Prometheus registry once it exists (`attach`); the first
- * model load, which happens before, is counted then.
+ * The pre-ranking stage's metrics: model reloads, candidates without a two-tower vector, where user
+ * embeddings came from, and the item cache, registered in the service's own registry before it starts
+ * (the first model load is counted too).
  */
-export class PrerankingMetrics {
-  private exported: Exported | undefined;
-  private readonly early: ModelReloadEvent[] = [];
+export class PrerankingMetrics implements ItemReadObserver {
+  private readonly reloads;
+  private readonly unknown;
+  private readonly userEmbeddings;
+  private readonly cacheHits;
+  private readonly cacheMisses;
+  private readonly cacheItems;
 
-  attach(serviceMetrics: ServiceMetrics): void {
-    // prom-client's Counter, reached through the service's own metrics: the stage does not depend on prom-client itself.
-    const Counter = serviceMetrics.handled.constructor as CounterClass;
-    const registers = [serviceMetrics.registry];
-    this.exported = {
-      reloads: new Counter({
-        name: 'preranking_model_reloads_total',
-        help: 'Model versions loaded or refused',
-        labelNames: ['outcome'],
-        registers,
-      }),
-      unknownItems: new Counter({
-        name: 'preranking_unknown_items_total',
-        help: 'Candidates the two-tower has no vector for, scored with a zero item embedding',
-        registers,
-      }),
-      userEmbeddings: new Counter({
-        name: 'preranking_user_embeddings_total',
-        help: 'User embeddings by source: the request (retrieval) or computed here',
-        labelNames: ['source'],
-        registers,
-      }),
-    };
-    for (const event of this.early.splice(0)) this.reload(event);
+  constructor(metrics: ServiceMetrics) {
+    this.reloads = metrics.counter('preranking_model_reloads_total', 'Model versions loaded or refused', ['outcome']);
+    this.unknown = metrics.counter(
+      'preranking_unknown_items_total',
+      'Candidates the two-tower has no vector for, scored with a zero item embedding',
+    );
+    this.userEmbeddings = metrics.counter(
+      'preranking_user_embeddings_total',
+      'User embeddings by source: the request (retrieval) or computed here',
+      ['source'],
+    );
+    this.cacheHits = metrics.counter('preranking_item_cache_hits_total', 'Candidates whose encoded features came from the item cache');
+    this.cacheMisses = metrics.counter(
+      'preranking_item_cache_misses_total',
+      'Candidates read from the feature service (not cached, expired, or the cache is off)',
+    );
+    this.cacheItems = metrics.gauge('preranking_item_cache_items', 'Items in the item cache of the serving model version');
   }
 
   reload(event: ModelReloadEvent): void {
-    if (this.exported) this.exported.reloads.inc({ outcome: event.outcome });
-    else this.early.push(event);
+    this.reloads.inc({ outcome: event.outcome });
   }
 
   unknownItems(count: number): void {
-    this.exported?.unknownItems.inc({}, count);
+    this.unknown.inc(count);
   }
 
   userEmbedding(source: 'request' | 'computed'): void {
-    this.exported?.userEmbeddings.inc({ source });
+    this.userEmbeddings.inc({ source });
+  }
+
+  itemsRead(hits: number, misses: number, cached: number): void {
+    if (hits > 0) this.cacheHits.inc(hits);
+    if (misses > 0) this.cacheMisses.inc(misses);
+    this.cacheItems.set(cached);
   }
 }

@@ -1,20 +1,29 @@
-import type { MessageInitShape } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
-import { common, type preranking } from '@recsys/contracts';
-import { grpcStatusOf, InvalidArgumentError, type Logger, ServiceError, UnavailableError } from '@recsys/service-kit';
-import { type FeatureReader, type FeatureRow, type ModelWatcher, contextOnlyState, readItemRows, readUserState } from '@recsys/serving';
+import { common, preranking } from '@recsys/contracts';
+import { type EncodedMessage, grpcStatusOf, InvalidArgumentError, type Logger, ServiceError, UnavailableError } from '@recsys/service-kit';
+import {
+  bestFirst,
+  encodeScoredCandidates,
+  type EncodedItem,
+  type FeatureReader,
+  type ItemBytesReader,
+  type ModelWatcher,
+  type UserState,
+  contextOnlyState,
+  readUserState,
+} from '@recsys/serving';
 import type { PrerankingConfig } from './config.js';
 import type { PrerankerModel } from './preranker-model.js';
 import type { PrerankingMetrics } from './preranking-metrics.js';
 import { checkPrerankRequest } from './validation.js';
 
-type PrerankResponseInit = MessageInitShape<typeof preranking.PrerankResponseSchema>;
-type CandidateInit = MessageInitShape<typeof common.CandidateSchema>;
-
 /** The caller's deadline passed while the features were read. */
 class DeadlineExceededError extends ServiceError {
   readonly code = status.DEADLINE_EXCEEDED;
 }
+
+/** What pre-ranking reads from the feature service: the user, and the candidates' items as bytes. */
+export type PrerankingFeatures = FeatureReader & ItemBytesReader;
 
 /** Unknown ids named in a log line at most. */
 const LOGGED_IDS = 20;
@@ -27,13 +36,13 @@ const LOGGED_IDS = 20;
 export class PrerankingService {
   constructor(
     private readonly models: ModelWatcher<PrerankerModel>,
-    private readonly features: FeatureReader,
+    private readonly features: PrerankingFeatures,
     private readonly config: PrerankingConfig,
     private readonly logger: Logger,
     private readonly metrics?: PrerankingMetrics,
   ) {}
 
-  async prerank(request: preranking.PrerankRequest): Promise<PrerankResponseInit> {
+  async prerank(request: preranking.PrerankRequest): Promise<EncodedMessage<typeof preranking.PrerankResponseSchema>> {
     const { itemIds, keep } = checkPrerankRequest(request, this.config);
     const lease = this.models.acquire();
     try {
@@ -42,7 +51,7 @@ export class PrerankingService {
       const historyLength = given ? 0 : model.userTower.historyLength;
       const [state, items] = await this.readFeatures(request, itemIds, model, historyLength, given !== undefined);
       const embedding = given ?? (await model.userTower.embed([state]));
-      const { scores, unknown } = await model.score(embedding, itemIds, { user: state.user, context: state.context, items });
+      const { scores, unknown } = await model.score(embedding, itemIds, state, items);
       if (unknown.length > 0) {
         // Kept with a zero vector: the continuous features still score them, and a new item gets its chance.
         this.metrics?.unknownItems(unknown.length);
@@ -52,7 +61,16 @@ export class PrerankingService {
         );
       }
       this.metrics?.userEmbedding(given ? 'request' : 'computed');
-      return { candidates: top(request, scores, keep), modelVersion: model.version };
+      // The `keep` best (ties keep the caller's order), each with its pre-ranking score appended.
+      return encodeScoredCandidates(
+        preranking.PrerankResponseSchema,
+        common.Stage.PRERANKING,
+        request.candidates,
+        scores,
+        bestFirst(scores),
+        keep,
+        model.version,
+      );
     } finally {
       lease.release();
     }
@@ -80,8 +98,9 @@ export class PrerankingService {
 
   /**
    * The user state (stored features and history, when the user must be embedded here or features read
-   * the user) and the candidates' item rows, read concurrently. Without the feature service there is no
-   * answer (UNAVAILABLE): the caller keeps the retrieval order rather than scores of default features.
+   * the user) and the candidates' encoded items (from the model's item cache, the rest in one batch read),
+   * read concurrently. Without the feature service there is no answer (UNAVAILABLE): the caller keeps the
+   * retrieval order rather than scores of default features.
    */
   private async readFeatures(
     request: preranking.PrerankRequest,
@@ -89,15 +108,15 @@ export class PrerankingService {
     model: PrerankerModel,
     historyLength: number,
     embedded: boolean,
-  ): Promise<[ReturnType<typeof contextOnlyState>, FeatureRow[] | undefined]> {
-    const needUser = !embedded || model.reads('user');
+  ): Promise<[UserState, EncodedItem[] | undefined]> {
+    const needUser = !embedded || model.readsUser;
     const historyLimit = historyLength === 0 ? 1 : historyLength + Math.min(historyLength, request.context?.recentItems.length ?? 0);
     try {
       return await Promise.all([
         needUser
           ? readUserState(this.features, request.userId, request.context, historyLength, historyLimit)
           : contextOnlyState(request.userId, request.context, 0),
-        model.reads('item') ? readItemRows(this.features, itemIds).then((read) => read.rows) : undefined,
+        model.items ? model.items.read(this.features, itemIds).then((read) => read.items) : undefined,
       ]);
     } catch (error) {
       const code = grpcStatusOf(error);
@@ -112,26 +131,4 @@ export class PrerankingService {
       );
     }
   }
-}
-
-/** The `keep` best candidates (ties keep the caller's order), each with its pre-ranking score appended. */
-function top(request: preranking.PrerankRequest, scores: Float32Array, keep: number): CandidateInit[] {
-  const n = scores.length;
-  const order = new Array<number>(n);
-  for (let k = 0; k < n; k++) order[k] = k;
-  order.sort((a, b) => scores[b]! - scores[a]! || a - b);
-  const out = new Array<CandidateInit>(keep);
-  for (let r = 0; r < keep; r++) {
-    const k = order[r]!;
-    const candidate = request.candidates[k]!;
-    const score = scores[k]!;
-    out[r] = {
-      itemId: candidate.itemId,
-      score,
-      channels: candidate.channels,
-      stageScores: [...candidate.stageScores, { stage: common.Stage.PRERANKING, score }],
-      category: candidate.category,
-    };
-  }
-  return out;
 }

@@ -13,6 +13,15 @@ describe('loadRankingConfig', () => {
       maxQueueDelayMs: 1,
       maxQueueLength: 512,
       maxCandidates: 2000,
+      itemCache: { maxItems: 100_000, ttlMs: 60_000, missingTtlMs: 5_000 },
+    });
+  });
+
+  it('reads the item cache settings; size 0 turns it off', () => {
+    expect(loadRankingConfig({ ITEM_CACHE_SIZE: '0', ITEM_CACHE_TTL_MS: '1500', ITEM_CACHE_MISSING_TTL_MS: '0' }).itemCache).toEqual({
+      maxItems: 0,
+      ttlMs: 1500,
+      missingTtlMs: 0,
     });
   });
 
@@ -43,6 +52,9 @@ describe('loadRankingConfig', () => {
     [{ RANKING_MAX_QUEUE_DELAY_MS: '-1' }, 'invalid configuration: RANKING_MAX_QUEUE_DELAY_MS'],
     [{ FEATURES_ADDRESS: 'localhost' }, 'invalid configuration: FEATURES_ADDRESS: must be host:port (or dns:///host:port)'],
     [{ GRPC_PORT: 'x' }, 'invalid configuration: GRPC_PORT'],
+    [{ ITEM_CACHE_SIZE: '-1' }, 'invalid configuration: ITEM_CACHE_SIZE'],
+    [{ ITEM_CACHE_TTL_MS: '0' }, 'invalid configuration: ITEM_CACHE_TTL_MS'],
+    [{ ITEM_CACHE_MISSING_TTL_MS: 'soon' }, 'invalid configuration: ITEM_CACHE_MISSING_TTL_MS'],
   ])('names the first invalid variable: %j', (env, message) => {
     expect(() => loadRankingConfig(env)).toThrow(message);
   });

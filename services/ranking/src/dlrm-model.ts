@@ -1,6 +1,9 @@
-import { isIdFeature, RECENT_ITEMS } from '@recsys/data';
+import { RECENT_ITEMS } from '@recsys/data';
 import {
+  EncodedItemReader,
+  type EncodedItemReaderOptions,
   type ExecutionProvider,
+  FeedAssembler,
   ModelLoadError,
   ModelSession,
   type ModelVersion,
@@ -10,30 +13,32 @@ import {
 } from '@recsys/serving';
 import { type InputLayout, describeInputs, inputLayout } from '@recsys/trainer';
 import { type BatcherOptions, InferenceBatcher } from './inference-batcher.js';
-import { ItemColumns } from './item-rows-wire.js';
 
 export interface DlrmModelOptions {
   providers: readonly ExecutionProvider[];
   intraOpThreads: number;
   cudaDeviceId: number;
   batcher: BatcherOptions;
+  /** This version's own cache of encoded items: a new version starts with an empty one. */
+  itemCache: EncodedItemReaderOptions;
   logger?: SessionLogger;
 }
 
 /**
- * One served DLRM version: its onnxruntime session, the feature layout its inputs are assembled by,
- * and the queue that batches concurrent requests into its runs. Each version has its own queue, so a
- * run never mixes two versions.
+ * One served DLRM version: its onnxruntime session, the feature layout its inputs are assembled by, its
+ * cache of encoded items, and the queue that batches concurrent requests into its runs. Each version has
+ * its own queue, so a run never mixes two versions, and its own cache, so an item is never fed as another
+ * version encoded it.
  */
 export class DlrmModel {
   private constructor(
     private readonly session: ModelSession,
     readonly version: string,
     readonly layout: InputLayout,
+    readonly assembler: FeedAssembler,
     /** recent_items slots the model reads (0 when it reads none). */
     readonly historyLength: number,
-    /** The stored item columns the layout reads (item ids come from the request). */
-    readonly itemColumns: ItemColumns,
+    readonly items: EncodedItemReader,
     readonly batcher: InferenceBatcher,
   ) {}
 
@@ -71,10 +76,9 @@ export class DlrmModel {
       const started = performance.now();
       await run(zeroFeeds(graph.inputs, rows));
       batcher.seedThroughput(rows, performance.now() - started);
-      const itemColumns = new ItemColumns([
-        ...new Set(spec.features.filter((f) => f.source === 'item' && !isIdFeature(f)).map((f) => f.column)),
-      ]);
-      return new DlrmModel(session, model.version, layout, recent?.kind === 'multi' ? recent.maxValues : 0, itemColumns, batcher);
+      const assembler = FeedAssembler.of(layout);
+      const items = new EncodedItemReader(assembler, options.itemCache);
+      return new DlrmModel(session, model.version, layout, assembler, recent?.kind === 'multi' ? recent.maxValues : 0, items, batcher);
     } catch (error) {
       await session.release();
       throw error;

@@ -7,7 +7,7 @@ import { status } from '@grpc/grpc-js';
 import { common, features, ranking } from '@recsys/contracts';
 import { loadFeaturesConfig, startFeatureService } from '@recsys/features';
 import { createLogger, createServiceClient, freePort, type RunningGrpcService, type ServiceClient } from '@recsys/service-kit';
-import { assembleFeeds, loadFeatures, loadModelVersion, ModelSession, readItemRows, readUserState } from '@recsys/serving';
+import { assembleFeeds, itemRecords, loadFeatures, loadModelVersion, ModelSession, readItemRows, readUserState } from '@recsys/serving';
 import { trainedModels, type TrainedModels } from '@recsys/testing';
 import { inputLayout, type ModelManifest, sha256 } from '@recsys/trainer';
 import { loadRankingConfig, type RankingConfig } from './config.js';
@@ -69,6 +69,7 @@ describe('ranking service (real DLRM, feature service on Redis, gRPC)', () => {
     env: Record<string, string>,
     override: Partial<RankingConfig> = {},
     logLines?: string[],
+    clock?: () => number,
   ): Promise<{ service: RunningRankingService; client: RankingClient }> {
     const config = {
       ...loadRankingConfig({
@@ -87,7 +88,7 @@ describe('ranking service (real DLRM, feature service on Redis, gRPC)', () => {
         done();
       },
     });
-    const service = await startRankingService(config, createLogger('ranking', config.logLevel, destination));
+    const service = await startRankingService(config, createLogger('ranking', config.logLevel, destination), { clock });
     const client = createServiceClient(ranking.RankingService, service.address, { defaultTimeoutMs: 20_000 });
     running.push({ service, client });
     return { service, client };
@@ -285,6 +286,54 @@ describe('ranking service (real DLRM, feature service on Redis, gRPC)', () => {
     arriving.cancel();
     expect((await first).candidates).toHaveLength(40);
     expect((await second).candidates).toHaveLength(10);
+  });
+
+  it('serves repeated candidates from its item cache with the answers of an uncached service, and sees changes after the TTLs', async () => {
+    const root = modelRoot();
+    let now = 1_000;
+    const cached = await start({ MODELS_DIR: root }, {}, undefined, () => now);
+    const uncached = await start({ MODELS_DIR: root, ITEM_CACHE_SIZE: '0' });
+    // Items of this test only: the other tests share the feature service.
+    const record = itemRecords(models.setup)[7]!;
+    const changing = `changing-${randomUUID()}`;
+    const late = `late-${randomUUID()}`;
+    await featureClient.upsertItems({ items: [{ ...record, itemId: changing }] });
+    const request = { userId: userIds()[9]!, candidates: candidates([changing, late, ...items(40, 3)]) };
+
+    const first = await cached.client.rank(request);
+    expect(first.missingItemIds).toEqual([late]);
+    expect(first).toEqual(await uncached.client.rank(request));
+    expect(await cached.client.rank(request)).toEqual(first);
+    const text = await metricsText(cached.service);
+    expect(text).toMatch(/ranking_item_cache_misses_total\{[^}]*\} 42\n/);
+    expect(text).toMatch(/ranking_item_cache_hits_total\{[^}]*\} 42\n/);
+    expect(text).toMatch(/ranking_item_cache_items\{[^}]*\} 42\n/);
+    expect(await metricsText(uncached.service)).toMatch(/ranking_item_cache_misses_total\{[^}]*\} 42\n/);
+
+    // The feature service changes one item and learns the unknown one: the uncached service sees both at once.
+    await featureClient.upsertItems({
+      items: [
+        {
+          itemId: changing,
+          category: 'a-new-category',
+          features: { values: { price: { kind: { case: 'numeric', value: 1e6 } } } },
+        },
+        { ...record, itemId: late },
+      ],
+    });
+    const fresh = await uncached.client.rank(request);
+    expect(fresh.missingItemIds).toEqual([]);
+    expect(scoresById(fresh).get(changing)).not.toBe(scoresById(first).get(changing));
+    // Within both TTLs the cached service still answers from what it read.
+    now += 4_999;
+    expect(await cached.client.rank(request)).toEqual(first);
+    // The unknown item is asked for again after ITEM_CACHE_MISSING_TTL_MS (5 s), the others after ITEM_CACHE_TTL_MS (60 s).
+    now += 1;
+    const lateFound = scoresById(await cached.client.rank(request));
+    expect(lateFound.get(late)).toBe(scoresById(fresh).get(late));
+    expect(lateFound.get(changing)).toBe(scoresById(first).get(changing));
+    now += 55_000;
+    expect(await cached.client.rank(request)).toEqual(fresh);
   });
 
   it('names the field of an invalid request', async () => {

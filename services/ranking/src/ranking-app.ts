@@ -1,9 +1,8 @@
 import { ranking } from '@recsys/contracts';
-import { createLogger, startGrpcService, type Logger, type RunningGrpcService } from '@recsys/service-kit';
-import { ModelWatcher } from '@recsys/serving';
+import { createLogger, ServiceMetrics, startGrpcService, type Logger, type RunningGrpcService } from '@recsys/service-kit';
+import { FeatureServiceClient, ModelWatcher } from '@recsys/serving';
 import type { RankingConfig } from './config.js';
 import { DlrmModel } from './dlrm-model.js';
-import { RankingFeatureClient } from './feature-client.js';
 import { RankingMetrics } from './ranking-metrics.js';
 import { RankingModule } from './ranking.module.js';
 import { RankingService } from './ranking-service.js';
@@ -14,6 +13,11 @@ export interface RunningRankingService extends RunningGrpcService {
   checkModels(): Promise<void>;
 }
 
+export interface RankingServiceOptions {
+  /** The item cache's clock in milliseconds (monotonic by default); tests move it instead of sleeping. */
+  clock?: () => number;
+}
+
 /**
  * Starts the ranking stage: the newest loadable DLRM under MODELS_DIR (then each newer version as it is
  * published), the feature-service client, and the gRPC server, which reports SERVING only once a model is loaded.
@@ -21,8 +25,10 @@ export interface RunningRankingService extends RunningGrpcService {
 export async function startRankingService(
   config: RankingConfig,
   logger: Logger = createLogger('ranking', config.logLevel),
+  options: RankingServiceOptions = {},
 ): Promise<RunningRankingService> {
-  const metrics = new RankingMetrics();
+  const serviceMetrics = new ServiceMetrics('ranking');
+  const metrics = new RankingMetrics(serviceMetrics);
   const models = await ModelWatcher.start<DlrmModel>({
     root: config.modelsDir,
     name: 'dlrm',
@@ -38,6 +44,7 @@ export async function startRankingService(
           maxQueueLength: config.maxQueueLength,
           observer: metrics,
         },
+        itemCache: { ...config.itemCache, now: options.clock, observer: metrics },
         logger,
       }),
     release: (model) => model.release(),
@@ -54,11 +61,12 @@ export async function startRankingService(
       batching: config.batching,
       maxBatchSize: config.maxBatchSize,
       maxQueueDelayMs: config.maxQueueDelayMs,
+      itemCache: config.itemCache,
     },
     `dlrm v${lease.version} serves on ${lease.model.provider}`,
   );
   lease.release();
-  const featureClient = new RankingFeatureClient(config.featuresAddress, config.featuresTimeoutMs);
+  const featureClient = FeatureServiceClient.connect(config.featuresAddress, config.featuresTimeoutMs);
   const release = async () => {
     featureClient.close();
     await models.close();
@@ -71,12 +79,12 @@ export async function startRankingService(
       services: [ranking.RankingService],
       config,
       logger,
+      metrics: serviceMetrics,
     });
   } catch (error) {
     await release();
     throw error;
   }
-  metrics.attach(running.metrics);
   const stop = running.close;
   let closing: Promise<void> | undefined;
   return Object.assign(running, {

@@ -1,103 +1,78 @@
-import type { ModelReloadEvent } from '@recsys/serving';
+import type { ItemReadObserver, ModelReloadEvent } from '@recsys/serving';
 import type { ServiceMetrics } from '@recsys/service-kit';
 import type { BatchObserver, RejectReason } from './inference-batcher.js';
-
-interface CounterLike {
-  inc(labels: Record<string, string>, value?: number): void;
-}
-interface HistogramLike {
-  observe(value: number): void;
-}
-type MetricClass<M> = new (config: { name: string; help: string; labelNames?: string[]; buckets?: number[]; registers: unknown[] }) => M;
 
 const MS_BUCKETS = [0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 const ROW_BUCKETS = [1, 8, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192];
 
-interface Exported {
-  batchRows: HistogramLike;
-  batchRequests: HistogramLike;
-  queueWait: HistogramLike;
-  inference: HistogramLike;
-  rejected: CounterLike;
-  reloads: CounterLike;
-  missingItems: CounterLike;
-}
-
 /**
- * The ranking stage's metrics: batch sizes, queue wait, inference time, rejections, model reloads and
- * missing items. They join the service's Prometheus registry once it exists (`attach`); what happened
- * before (the first model load) is counted then.
+ * The ranking stage's metrics: batch sizes, queue wait, inference time, rejections, model reloads, missing
+ * items and the item cache, registered in the service's own registry before it starts (the first model
+ * load is counted too).
  */
-export class RankingMetrics implements BatchObserver {
-  private exported: Exported | undefined;
-  private readonly early: ModelReloadEvent[] = [];
+export class RankingMetrics implements BatchObserver, ItemReadObserver {
+  private readonly batchRows;
+  private readonly batchRequests;
+  private readonly queueWaitSeconds;
+  private readonly inference;
+  private readonly rejections;
+  private readonly reloads;
+  private readonly missing;
+  private readonly cacheHits;
+  private readonly cacheMisses;
+  private readonly cacheItems;
 
-  attach(serviceMetrics: ServiceMetrics): void {
-    // prom-client's classes, reached through the service's own metrics: the stage does not depend on prom-client itself.
-    const Counter = serviceMetrics.handled.constructor as MetricClass<CounterLike>;
-    const Histogram = serviceMetrics.latency.constructor as MetricClass<HistogramLike>;
-    const registers = [serviceMetrics.registry];
-    this.exported = {
-      batchRows: new Histogram({ name: 'ranking_batch_rows', help: 'Candidates per inference run', buckets: ROW_BUCKETS, registers }),
-      batchRequests: new Histogram({
-        name: 'ranking_batch_requests',
-        help: 'Requests (or chunks of one) per inference run',
-        buckets: [1, 2, 4, 8, 16, 32, 64],
-        registers,
-      }),
-      queueWait: new Histogram({
-        name: 'ranking_queue_wait_seconds',
-        help: 'Time from queueing to the start of the first run',
-        buckets: MS_BUCKETS,
-        registers,
-      }),
-      inference: new Histogram({
-        name: 'ranking_inference_seconds',
-        help: 'Duration of one inference run',
-        buckets: MS_BUCKETS,
-        registers,
-      }),
-      rejected: new Counter({
-        name: 'ranking_rejected_total',
-        help: 'Requests refused with RESOURCE_EXHAUSTED, by reason',
-        labelNames: ['reason'],
-        registers,
-      }),
-      reloads: new Counter({
-        name: 'ranking_model_reloads_total',
-        help: 'Model versions loaded or refused',
-        labelNames: ['outcome'],
-        registers,
-      }),
-      missingItems: new Counter({
-        name: 'ranking_missing_items_total',
-        help: 'Candidates without stored features, scored on defaults',
-        registers,
-      }),
-    };
-    for (const event of this.early.splice(0)) this.reload(event);
+  constructor(metrics: ServiceMetrics) {
+    this.batchRows = metrics.histogram('ranking_batch_rows', 'Candidates per inference run', [], ROW_BUCKETS);
+    this.batchRequests = metrics.histogram(
+      'ranking_batch_requests',
+      'Requests (or chunks of one) per inference run',
+      [],
+      [1, 2, 4, 8, 16, 32, 64],
+    );
+    this.queueWaitSeconds = metrics.histogram(
+      'ranking_queue_wait_seconds',
+      'Time from queueing to the start of the first run',
+      [],
+      MS_BUCKETS,
+    );
+    this.inference = metrics.histogram('ranking_inference_seconds', 'Duration of one inference run', [], MS_BUCKETS);
+    this.rejections = metrics.counter('ranking_rejected_total', 'Requests refused with RESOURCE_EXHAUSTED, by reason', ['reason']);
+    this.reloads = metrics.counter('ranking_model_reloads_total', 'Model versions loaded or refused', ['outcome']);
+    this.missing = metrics.counter('ranking_missing_items_total', 'Candidates without stored features, scored on defaults');
+    this.cacheHits = metrics.counter('ranking_item_cache_hits_total', 'Candidates whose encoded features came from the item cache');
+    this.cacheMisses = metrics.counter(
+      'ranking_item_cache_misses_total',
+      'Candidates read from the feature service (not cached, expired, or the cache is off)',
+    );
+    this.cacheItems = metrics.gauge('ranking_item_cache_items', 'Items in the item cache of the serving model version');
   }
 
   run(rows: number, requests: number, ms: number): void {
-    this.exported?.batchRows.observe(rows);
-    this.exported?.batchRequests.observe(requests);
-    this.exported?.inference.observe(ms / 1000);
+    this.batchRows.observe(rows);
+    this.batchRequests.observe(requests);
+    this.inference.observe(ms / 1000);
   }
 
   queueWait(ms: number): void {
-    this.exported?.queueWait.observe(ms / 1000);
+    this.queueWaitSeconds.observe(ms / 1000);
   }
 
   rejected(reason: RejectReason): void {
-    this.exported?.rejected.inc({ reason });
+    this.rejections.inc({ reason });
   }
 
   reload(event: ModelReloadEvent): void {
-    if (this.exported) this.exported.reloads.inc({ outcome: event.outcome });
-    else this.early.push(event);
+    this.reloads.inc({ outcome: event.outcome });
   }
 
   missingItems(count: number): void {
-    if (count > 0) this.exported?.missingItems.inc({}, count);
+    if (count > 0) this.missing.inc(count);
+  }
+
+  itemsRead(hits: number, misses: number, cached: number): void {
+    if (hits > 0) this.cacheHits.inc(hits);
+    if (misses > 0) this.cacheMisses.inc(misses);
+    this.cacheItems.set(cached);
   }
 }

@@ -1,6 +1,6 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
-import type { common, ranking } from '@recsys/contracts';
+import { common, ranking } from '@recsys/contracts';
 import {
   currentRequestContext,
   type EncodedMessage,
@@ -9,11 +9,16 @@ import {
   ServiceError,
   UnavailableError,
 } from '@recsys/service-kit';
-import { assembleFeeds, type ModelWatcher, readUserState } from '@recsys/serving';
+import {
+  bestFirst,
+  encodeScoredCandidates,
+  type FeatureReader,
+  type ItemBytesReader,
+  type ModelWatcher,
+  readUserState,
+} from '@recsys/serving';
 import type { RankingConfig } from './config.js';
 import type { DlrmModel } from './dlrm-model.js';
-import type { RankingFeatures } from './feature-client.js';
-import { encodeRankResponse } from './rank-response-wire.js';
 import type { RankingMetrics } from './ranking-metrics.js';
 import { checkCandidateRequest } from './validation.js';
 
@@ -30,10 +35,13 @@ function historyLimit(historyLength: number, context: common.UserContext | undef
   return historyLength + Math.min(historyLength, context?.recentItems.length ?? 0);
 }
 
+/** What ranking reads from the feature service: the user, and the candidates' items as bytes. */
+export type RankingFeatures = FeatureReader & ItemBytesReader;
+
 /**
- * The ranking stage's logic, transport-free: validation, one user read and one batch item read from the
- * feature service, inputs assembled as the trainer's feature spec says, scores from the DLRM through the
- * batching queue, candidates sorted by score.
+ * The ranking stage's logic, transport-free: validation, one user read and the candidates' items (from the
+ * model's item cache, the rest in one batch read) from the feature service, inputs assembled as the
+ * trainer's feature spec says, scores from the DLRM through the batching queue, candidates sorted by score.
  */
 export class RankingService {
   constructor(
@@ -54,7 +62,16 @@ export class RankingService {
       this.metrics?.missingItems(missing.length);
       const order = bestFirst(scores);
       const count = request.limit === 0 ? order.length : Math.min(request.limit, order.length);
-      return encodeRankResponse(request.candidates, scores, order, count, model.version, missing);
+      return encodeScoredCandidates(
+        ranking.RankResponseSchema,
+        common.Stage.RANKING,
+        request.candidates,
+        scores,
+        order,
+        count,
+        model.version,
+        missing,
+      );
     } finally {
       lease.release();
     }
@@ -65,7 +82,7 @@ export class RankingService {
     const place = model.batcher.reserve(itemIds.length, deadlineMs);
     try {
       const [state, items] = await this.readFeatures(request, itemIds, model);
-      const scores = await place.submit(assembleFeeds(model.layout, { user: state.user, context: state.context, items: items.rows }));
+      const scores = await place.submit(model.assembler.assemble(state, items.items));
       return { scores, missing: items.missing };
     } finally {
       place.cancel();
@@ -88,16 +105,17 @@ export class RankingService {
   }
 
   /**
-   * The user (a cold user is fine: defaults) and every candidate's features, read concurrently. Without
-   * the feature service there is no answer: scores of default item features would order the candidates
-   * by noise, and UNAVAILABLE lets the caller keep the pre-ranking order instead.
+   * The user (a cold user is fine: defaults) and every candidate's encoded features (cached ones from
+   * memory), read concurrently. Without the feature service there is no answer: scores of default item
+   * features would order the candidates by noise, and UNAVAILABLE lets the caller keep the pre-ranking
+   * order instead.
    */
   private async readFeatures(request: ranking.RankRequest, itemIds: string[], model: DlrmModel) {
     const { historyLength } = model;
     try {
       return await Promise.all([
         readUserState(this.features, request.userId, request.context, historyLength, historyLimit(historyLength, request.context)),
-        this.features.itemRows(itemIds, model.itemColumns),
+        model.items.read(this.features, itemIds),
       ]);
     } catch (error) {
       const code = grpcStatusOf(error);
@@ -112,11 +130,4 @@ export class RankingService {
       );
     }
   }
-}
-
-/** Candidate indices by descending score; ties keep the caller's order. */
-function bestFirst(scores: Float32Array): Uint32Array {
-  const order = new Uint32Array(scores.length);
-  for (let k = 0; k < order.length; k++) order[k] = k;
-  return order.sort((a, b) => scores[b]! - scores[a]! || a - b);
 }

@@ -1,9 +1,10 @@
-import { common, ranking } from '@recsys/contracts';
+import type { common, preranking, ranking } from '@recsys/contracts';
 import { EncodedMessage } from '@recsys/service-kit';
 
-// Field numbers (proto/recsys/ranking/v1/ranking.proto, common/v1/common.proto): RankResponse {candidates = 1,
-// model_version = 2, missing_item_ids = 3}; Candidate {item_id = 1, score = 2, channels = 3, stage_scores = 4,
-// category = 5}; StageScore {stage = 1, score = 2}. Tags below are (field << 3) | wire type.
+// Field numbers (proto/recsys/{ranking,preranking}/v1/*.proto, common/v1/common.proto): RankResponse and
+// PrerankResponse {candidates = 1, model_version = 2}, RankResponse {missing_item_ids = 3}; Candidate {item_id = 1,
+// score = 2, channels = 3, stage_scores = 4, category = 5}; StageScore {stage = 1, score = 2}. Tags below are
+// (field << 3) | wire type.
 const CANDIDATE = 0x0a;
 const MODEL_VERSION = 0x12;
 const MISSING_ID = 0x1a;
@@ -105,20 +106,28 @@ class Writer {
   }
 }
 
+/** The answers that are scored candidates: `{ candidates = 1, model_version = 2 }`, RankResponse also `missing_item_ids = 3`. */
+export type ScoredCandidatesSchema = typeof ranking.RankResponseSchema | typeof preranking.PrerankResponseSchema;
+
 /**
- * The Rank answer written straight to protobuf bytes (the bytes protobuf-es would write for the same
+ * A stage's answer written straight to protobuf bytes (the bytes protobuf-es would write for the same
  * message): candidates in `order` (the first `count`), each as the caller sent it with `scores[k]` as its
- * score and appended as the ranking stage's score. Building hundreds of Candidate messages only to
- * serialise them was a large share of a request's time.
+ * score and appended as `stage`'s score. Building hundreds of Candidate messages only to serialise them
+ * was a large share of a request's time.
  */
-export function encodeRankResponse(
+export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
+  schema: S,
+  stage: common.Stage,
   candidates: readonly common.Candidate[],
   scores: Float32Array,
   order: ArrayLike<number>,
   count: number,
   modelVersion: string,
-  missingItemIds: readonly string[],
-): EncodedMessage<typeof ranking.RankResponseSchema> {
+  missingItemIds: readonly string[] = [],
+): EncodedMessage<S> {
+  if (missingItemIds.length > 0 && !schema.fields.some((f) => f.number === 3 && f.localName === 'missingItemIds')) {
+    throw new TypeError(`${schema.typeName} has no missing_item_ids`);
+  }
   const sizes = new Array<number>(count);
   let total = stringFieldSize(modelVersion);
   for (const id of missingItemIds) total += 1 + varintSize(utf8Length(id)) + utf8Length(id);
@@ -132,7 +141,7 @@ export function encodeRankResponse(
       const inner = stageScoreSize(s.stage, Math.fround(s.score));
       size += 1 + varintSize(inner) + inner;
     }
-    const own = stageScoreSize(common.Stage.RANKING, score);
+    const own = stageScoreSize(stage, score);
     size += 1 + varintSize(own) + own;
     sizes[r] = size;
     total += 1 + varintSize(size) + size;
@@ -148,11 +157,18 @@ export function encodeRankResponse(
     w.float(SCORE, score);
     for (const channel of c.channels) w.text(CHANNEL, channel);
     for (const s of c.stageScores) w.stageScore(s.stage, Math.fround(s.score));
-    w.stageScore(common.Stage.RANKING, score);
+    w.stageScore(stage, score);
     w.string(CATEGORY, c.category);
   }
   w.string(MODEL_VERSION, modelVersion);
   for (const id of missingItemIds) w.text(MISSING_ID, id);
-  if (w.pos !== total) throw new Error(`encodeRankResponse: wrote ${w.pos} bytes of ${total}`);
-  return new EncodedMessage(ranking.RankResponseSchema, w.buf);
+  if (w.pos !== total) throw new Error(`encodeScoredCandidates: wrote ${w.pos} bytes of ${total}`);
+  return new EncodedMessage(schema, w.buf);
+}
+
+/** Candidate indices by descending score; ties keep the caller's order. */
+export function bestFirst(scores: Float32Array): Uint32Array {
+  const order = new Uint32Array(scores.length);
+  for (let k = 0; k < order.length; k++) order[k] = k;
+  return order.sort((a, b) => scores[b]! - scores[a]! || a - b);
 }

@@ -1,7 +1,7 @@
 import { create, toBinary } from '@bufbuild/protobuf';
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { common, features } from '@recsys/contracts';
-import { itemRow } from '@recsys/serving';
+import { itemRow } from './feature-rows.js';
 import { decodeItemRows, ItemColumns } from './item-rows-wire.js';
 
 const cat = (value: string) => ({ kind: { case: 'categorical' as const, value } });
@@ -67,6 +67,7 @@ describe('decodeItemRows', () => {
     );
     expect(decoded.missing).toEqual(['missing']);
     expect(decoded.rows.map((r) => r.id)).toEqual(items.map((i) => i.id));
+    expect(decoded.rows.map((r) => r.found)).toEqual(items.map((i) => i.found));
     message.items.forEach((result, k) => {
       const expected = itemRow(items[k]!.id, result.found ? result.item : undefined);
       for (const column of columns.names) {
@@ -109,7 +110,7 @@ describe('decodeItemRows', () => {
     const rows = decodeItemRows(Buffer.from(answer.finish()), ['x', 'y'], columns).rows;
     expect(rows[0]!.get('category')).toBe('field');
     // An answer shorter than the question leaves the rest unknown.
-    expect(rows[1]).toMatchObject({ id: 'y' });
+    expect(rows[1]).toMatchObject({ id: 'y', found: false });
     expect(rows[1]!.get('category')).toBeUndefined();
   });
 

@@ -1,4 +1,4 @@
-import type { FeatureRow, RawValue } from '@recsys/serving';
+import type { FeatureRow, RawValue } from './feature-rows.js';
 
 // Field numbers (proto/recsys/features/v1/features.proto, common/v1/common.proto):
 // BatchGetItemFeaturesResponse {items = 1, missing_ids = 2}; ItemResult {found = 1, item = 2};
@@ -10,11 +10,11 @@ const LEN = 2;
 const FIXED32 = 5;
 const tag = (field: number, wireType: number) => (field << 3) | wireType;
 
-/** Item fields that serving reads as columns of the same name (see `itemRow` in @recsys/serving). */
+/** Item fields that serving reads as columns of the same name (see `itemRow`). */
 const CATEGORY = 'category';
 const CREATED_AT = 'created_at';
 
-/** The columns a model reads from items, each with its position in a row's values. */
+/** The stored columns a model reads from items, each with its position in a row's values. */
 export class ItemColumns {
   readonly index: ReadonlyMap<string, number>;
   private readonly category: number;
@@ -52,12 +52,14 @@ export class ItemColumns {
   }
 }
 
-/** An item with only the columns the model reads, as `itemRow` of @recsys/serving would give them. */
-class WireItemRow implements FeatureRow {
+/** An item with only the columns the model reads, as `itemRow` would give them, and whether the feature service knew it. */
+export class ItemColumnsRow implements FeatureRow {
   constructor(
     readonly id: string,
     private readonly columns: ItemColumns,
     private readonly values: RawValue[] | undefined,
+    /** False for an item the feature service does not know (every column reads as missing). */
+    readonly found: boolean,
   ) {}
 
   get(column: string): RawValue {
@@ -227,14 +229,20 @@ function readItem(c: Cursor, end: number, columns: ItemColumns): RawValue[] {
   return values;
 }
 
+/** Item rows in the order asked, and the ids the feature service did not know (its `missing_ids`). */
+export interface ItemColumnRows {
+  rows: ItemColumnsRow[];
+  missing: string[];
+}
+
 /**
  * The rows of a BatchGetItemFeaturesResponse for `itemIds` (the ids asked, in order), read straight from
- * the wire with only the model's item columns: the same values `readItemRows` of @recsys/serving gives
- * for those columns, without building a protobuf message per item (hundreds per ranking request).
+ * the wire with only the model's item columns: the same values `readItemRows` gives for those columns,
+ * without building a protobuf message per item (hundreds per request).
  */
-export function decodeItemRows(bytes: Buffer, itemIds: readonly string[], columns: ItemColumns): { rows: FeatureRow[]; missing: string[] } {
+export function decodeItemRows(bytes: Buffer, itemIds: readonly string[], columns: ItemColumns): ItemColumnRows {
   const c = new Cursor(bytes);
-  const rows: FeatureRow[] = [];
+  const rows: ItemColumnsRow[] = [];
   const missing: string[] = [];
   while (c.pos < bytes.length) {
     const t = c.varint();
@@ -254,11 +262,11 @@ export function decodeItemRows(bytes: Buffer, itemIds: readonly string[], column
           c.pos = itemEnd;
         } else c.skip(rt & 7);
       }
-      rows.push(new WireItemRow(id, columns, found ? values : undefined));
+      rows.push(new ItemColumnsRow(id, columns, found ? values : undefined, found));
     } else if (t === tag(2, LEN)) missing.push(c.string());
     else c.skip(t & 7);
   }
   // An answer shorter than the question leaves the rest as unknown items, as readItemRows does.
-  for (let k = rows.length; k < itemIds.length; k++) rows.push(new WireItemRow(itemIds[k]!, columns, undefined));
+  for (let k = rows.length; k < itemIds.length; k++) rows.push(new ItemColumnsRow(itemIds[k]!, columns, undefined, false));
   return { rows, missing };
 }
