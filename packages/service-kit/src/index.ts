@@ -5,6 +5,7 @@ export * from './free-port.js';
 export * from './grpc-client.js';
 export * from './grpc-definition.js';
 export * from './grpc-service.js';
+export * from './ids.js';
 export * from './logger.js';
 export * from './metrics.js';
 export * from './observability.js';

@@ -1,10 +1,10 @@
 import { type create, type MessageInitShape } from '@bufbuild/protobuf';
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { features } from '@recsys/contracts';
-import { EncodedMessage, InvalidArgumentError, UnavailableError } from '@recsys/service-kit';
+import { EncodedMessage, idProblem, InvalidArgumentError, UnavailableError } from '@recsys/service-kit';
 import type { FeaturesConfig } from './config.js';
 import { StoreUnavailableError, type FeatureStore } from './store/index.js';
-import { checkBatch, checkEvent, checkId, featuresProblem, idProblem } from './validation.js';
+import { checkBatch, checkEvent, checkId, featuresProblem } from './validation.js';
 
 type Init<S extends Parameters<typeof create>[0]> = MessageInitShape<S>;
 

@@ -1,5 +1,5 @@
 import { common, type features } from '@recsys/contracts';
-import { InvalidArgumentError } from '@recsys/service-kit';
+import { idProblem, InvalidArgumentError } from '@recsys/service-kit';
 // Events further ahead than this are clock errors, not data; the store clamps by the same bound.
 import { MAX_FUTURE_SKEW_MS } from './store/index.js';
 
@@ -10,15 +10,6 @@ export interface Limits {
 
 /** Longest accepted feature name; names are keys, not data. */
 const MAX_FEATURE_NAME = 128;
-
-/** Why an id is unacceptable, or undefined when it is fine. */
-export function idProblem(id: string, maxLength: number): string | undefined {
-  if (id.length === 0) return 'must not be empty';
-  if (id.length > maxLength) return `must be at most ${maxLength} characters (got ${id.length})`;
-  // Control characters would corrupt keys and logs; ids are opaque but printable.
-  if (/[\u0000-\u001f\u007f]/.test(id)) return 'must not contain control characters';
-  return undefined;
-}
 
 export function checkId(field: string, id: string, limits: Limits): void {
   const problem = idProblem(id, limits.maxIdLength);

@@ -1,0 +1,42 @@
+import { InvalidArgumentError } from './errors.js';
+
+/** Why a user or item id is unacceptable, or undefined when it is fine: every stage applies the same rule. */
+export function idProblem(id: string, maxLength: number): string | undefined {
+  if (id.length === 0) return 'must not be empty';
+  if (id.length > maxLength) return `must be at most ${maxLength} characters (got ${id.length})`;
+  // Control characters would corrupt keys and logs; ids are opaque but printable.
+  if (/[\u0000-\u001f\u007f]/.test(id)) return 'must not contain control characters';
+  return undefined;
+}
+
+/** Throws INVALID_ARGUMENT naming `field` when the id is unacceptable. */
+export function checkIdField(field: string, id: string, maxLength: number): void {
+  const problem = idProblem(id, maxLength);
+  if (problem) throw new InvalidArgumentError(field, problem);
+}
+
+/**
+ * Checks a stage's candidate list: present, at most maxCandidates, every item id valid and none repeated
+ * (a repeated item would be scored and shown twice: the caller's merge has a bug). Returns the ids in order.
+ */
+export function checkCandidateIds(
+  candidates: readonly { itemId: string }[],
+  limits: { maxCandidates: number; maxIdLength: number },
+): string[] {
+  const n = candidates.length;
+  if (n === 0) throw new InvalidArgumentError('candidates', 'must not be empty');
+  if (n > limits.maxCandidates) {
+    throw new InvalidArgumentError('candidates', `at most ${limits.maxCandidates} per request (got ${n}); split the request`);
+  }
+  const ids = new Array<string>(n);
+  const seen = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    const id = candidates[i]!.itemId;
+    checkIdField(`candidates[${i}].item_id`, id, limits.maxIdLength);
+    const first = seen.get(id);
+    if (first !== undefined) throw new InvalidArgumentError(`candidates[${i}].item_id`, `"${id}" repeats candidates[${first}]`);
+    seen.set(id, i);
+    ids[i] = id;
+  }
+  return ids;
+}
