@@ -1,143 +1,150 @@
-// Retrieve through the retrieval service's gRPC API (a separate process, embedded HNSW index over BENCH_ITEMS
-// item vectors, a real user tower, a feature-service process) against exact brute-force search over the same
-// vectors for the same user embeddings, in one run. Last line: one JSON object.
+// Retrieve through the retrieval service's gRPC API (a separate process, an embedded HNSW index over BENCH_ITEMS
+// item vectors, the user tower, a feature-service process) against exact brute-force search over the same vectors
+// for the same user embeddings, in one run. Last line: one JSON object.
 //
-// What is real and what is synthetic: a small two-tower is trained here on modest synthetic data (the trainer's
-// test data set); the index holds its item vectors for its catalogue, padded to BENCH_ITEMS with synthetic
-// L2-normalised vectors clustered around those trained item vectors (items like the trained ones, so the user
-// embeddings meet a catalogue shaped like the one they were trained against), recorded as that two-tower version
-// so the service serves it with that version's user tower. Queries are the user tower's embeddings of the data
-// set's users.
-import { mkdtempSync, rmSync } from 'node:fs';
+// Everything searched is real model output: a two-tower is trained here on synthetic data with BENCH_ITEMS items
+// (cached under BENCH_MODELS_DIR, keyed by the data and training settings, so a rerun skips training), its exported
+// item vectors are the catalogue, recsys-index's builder publishes the index (payload and query sample from the
+// feature service), and the queries are the user embeddings the service answers for the data set's users (users of
+// the index's query sample left out).
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { features, retrieval } from '@recsys/contracts';
+import { buildIndexVersion, DEFAULT_QUERY_SAMPLE, pickQueryUsers, trainedUserIds } from '@recsys/retrieval';
 import { createServiceClient, freePort, waitForServing } from '@recsys/service-kit';
 import { loadFeatures, loadModelVersion, readItemVectors } from '@recsys/serving';
-import { builtEntry, startNode, TEST_DATA } from '@recsys/testing';
-import { loadSetup, trainRun } from '@recsys/trainer';
-import { DEFAULT_HNSW_PARAMS, exactSearch, publishIndex, type ItemPayload } from '@recsys/vector-index';
+import { builtEntry, startNode } from '@recsys/testing';
+import { type DataSource, loadSetup, trainRun } from '@recsys/trainer';
+import { DEFAULT_HNSW_PARAMS, exactSearch } from '@recsys/vector-index';
 import { quantile, round, rssMiB, timeMs } from './stats';
 
-const ITEMS = Number(process.env.BENCH_ITEMS ?? 1_000_000);
-const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 300);
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 50);
+const env = (name: string, fallback: number) => {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number, got "${process.env[name]}"`);
+  return value;
+};
+const ITEMS = env('BENCH_ITEMS', 1_000_000);
+const USERS = env('BENCH_USERS', 50_000);
+const INTERACTIONS = env('BENCH_INTERACTIONS', 20);
+const EPOCHS = env('BENCH_EPOCHS', 1);
+const REQUESTS = env('BENCH_REQUESTS', 300);
+const WARMUP = env('BENCH_WARMUP', 50);
+const QUERY_SAMPLE = env('BENCH_QUERY_SAMPLE', DEFAULT_QUERY_SAMPLE);
+const HNSW = {
+  connectivity: env('BENCH_CONNECTIVITY', DEFAULT_HNSW_PARAMS.connectivity),
+  expansionAdd: env('BENCH_EXPANSION_ADD', DEFAULT_HNSW_PARAMS.expansionAdd),
+  expansionSearch: env('BENCH_EXPANSION_SEARCH', DEFAULT_HNSW_PARAMS.expansionSearch),
+};
+const MODELS_CACHE = process.env.BENCH_MODELS_DIR ?? join(tmpdir(), 'recsys-bench-models');
 const K = 100;
-/** Per-vector noise around its trained item, relative to the unit length (spread / √dim per coordinate). */
-const SPREAD = Number(process.env.BENCH_SPREAD ?? 1);
-/** The service's INDEX_EXPANSION_SEARCH; unset keeps the index's own beam width. */
-const EXPANSION_SEARCH = process.env.BENCH_EXPANSION_SEARCH;
+const SEED = 11;
 
-const { cos, log, PI, sqrt } = Math;
+const seconds = (since: bigint) => Number(process.hrtime.bigint() - since) / 1e9;
 
-/** `count` unit vectors, each a random trained item vector plus Gaussian noise, renormalised; seeded. */
-function aroundItems(centres: Float32Array, dim: number, count: number, spread: number, seed: number): Float32Array {
-  let state = seed >>> 0;
-  const uniform = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const normal = () => sqrt(-2 * log(1 - uniform())) * cos(2 * PI * uniform());
-  const centresCount = centres.length / dim;
-  const out = new Float32Array(count * dim);
-  const scale = spread / sqrt(dim);
-  const row = new Float64Array(dim);
-  for (let i = 0; i < count; i++) {
-    const centre = Math.floor(uniform() * centresCount) * dim;
-    let norm = 0;
-    for (let j = 0; j < dim; j++) {
-      row[j] = centres[centre + j]! + scale * normal();
-      norm += row[j]! * row[j]!;
-    }
-    const inverse = 1 / sqrt(norm);
-    for (let j = 0; j < dim; j++) out[i * dim + j] = row[j]! * inverse;
+/** A two-tower trained on the bench's data, from the cache when this configuration was trained before. */
+async function twoTowerModels(source: DataSource): Promise<{ root: string; reused: boolean; trainSeconds: number }> {
+  const key = `two-tower-s${SEED}-u${USERS}-i${ITEMS}-x${INTERACTIONS}-e${EPOCHS}`;
+  const root = join(MODELS_CACHE, key);
+  if (existsSync(join(root, 'READY'))) return { root, reused: true, trainSeconds: 0 };
+  mkdirSync(MODELS_CACHE, { recursive: true });
+  const staging = mkdtempSync(join(MODELS_CACHE, `.staging-${key}-`));
+  const started = process.hrtime.bigint();
+  try {
+    await trainRun(source, {
+      out: staging,
+      seed: 1,
+      models: ['two-tower'],
+      retrieval: { epochs: EPOCHS },
+      compareUncorrected: false,
+      log: (line) => console.log(line),
+    });
+    writeFileSync(join(staging, 'READY'), `${new Date().toISOString()}\n`);
+    rmSync(root, { recursive: true, force: true });
+    renameSync(staging, root);
+  } catch (error) {
+    rmSync(staging, { recursive: true, force: true });
+    throw error;
   }
-  return out;
+  return { root, reused: false, trainSeconds: seconds(started) };
 }
 
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'recsys-bench-retrieval-'));
-  const modelsRoot = join(work, 'models');
   const indexRoot = join(work, 'index');
   const log = (line: string) => console.log(line);
 
-  // A real two-tower (with its user tower), trained on the small synthetic test data.
-  let started = process.hrtime.bigint();
-  const setup = loadSetup(TEST_DATA);
-  await trainRun(TEST_DATA, {
-    out: modelsRoot,
-    seed: 1,
-    retrieval: { epochs: 3, batchSize: 128 },
-    ranking: { epochs: 1 },
-    preranking: { epochs: 1 },
-    compareUncorrected: false,
-  });
-  const model = await loadModelVersion(modelsRoot, 'two-tower');
-  const trained = await readItemVectors(model);
-  const trainSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-  log(`two-tower ${model.version} trained in ${round(trainSeconds, 1)} s: ${trained.ids.length} items, dimension ${trained.dim}`);
-  if (ITEMS < trained.ids.length) throw new Error(`BENCH_ITEMS must be at least the trained catalogue (${trained.ids.length})`);
-
-  // The catalogue: the trained item vectors, then synthetic clustered unit vectors up to ITEMS.
-  const { dim } = trained;
-  const padding = ITEMS - trained.ids.length;
-  const vectors = new Float32Array(ITEMS * dim);
-  vectors.set(trained.vectors);
-  vectors.set(aroundItems(trained.vectors, dim, padding, SPREAD, 7), trained.vectors.length);
-  const ids = [...trained.ids, ...Array.from({ length: padding }, (_, n) => `syn-${n}`)];
-  const category = setup.dataset.items.columns.category;
-  const payload: ItemPayload[] = ids.map((_, row) =>
-    row < trained.ids.length && category?.kind === 'categorical'
-      ? { category: category.values[row]! }
-      : { category: `syn-cat-${row % 20}` },
+  const source: DataSource = { kind: 'synthetic', options: { seed: SEED, users: USERS, items: ITEMS, interactionsPerUser: INTERACTIONS } };
+  const models = await twoTowerModels(source);
+  const model = await loadModelVersion(models.root, 'two-tower');
+  const { ids, vectors, dim } = await readItemVectors(model);
+  log(
+    `two-tower ${model.version} ${models.reused ? `reused from ${models.root}` : `trained in ${round(models.trainSeconds, 1)} s into ${models.root}`}: ` +
+      `${ids.length} items, dimension ${dim}`,
   );
-  started = process.hrtime.bigint();
-  await publishIndex(
-    { kind: 'embedded', root: indexRoot },
-    { ids, vectors, dim, metric: 'ip', payload, version: '1', modelVersion: model.version },
-  );
-  const buildSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-  log(`index of ${ITEMS} items built in ${round(buildSeconds, 1)} s`);
+  if (ids.length !== ITEMS) throw new Error(`the model holds ${ids.length} item vectors, expected ${ITEMS}`);
+  const setup = loadSetup(source);
 
   const featuresPort = await freePort();
   const featuresAddress = `127.0.0.1:${featuresPort}`;
   // The in-memory feature store: this measures retrieval, not Redis.
   const featureProcess = startNode(builtEntry('services/features/dist/main.js'), { GRPC_PORT: String(featuresPort), LOG_LEVEL: 'warn' });
-  const featureClient = createServiceClient(features.FeatureService, featuresAddress, { defaultTimeoutMs: 30_000 });
-  await waitForServing(featuresAddress, 20_000);
-  await loadFeatures(featureClient, setup);
+  const featureClient = createServiceClient(features.FeatureService, featuresAddress, { defaultTimeoutMs: 60_000 });
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
-  started = process.hrtime.bigint();
-  const service = startNode(builtEntry('services/retrieval/dist/main.js'), {
-    GRPC_PORT: String(port),
-    MODELS_DIR: modelsRoot,
-    INDEX_DIR: indexRoot,
-    FEATURES_ADDRESS: featuresAddress,
-    INDEX_POLL_MS: '0',
-    ...(EXPANSION_SEARCH ? { INDEX_EXPANSION_SEARCH: EXPANSION_SEARCH } : {}),
-    LOG_LEVEL: 'warn',
-    // Bounds failures on a shared machine; they never shape the figures.
-    FEATURES_TIMEOUT_MS: '2000',
-    CHANNEL_TIMEOUT_MS: '5000',
-  });
+  let service: ReturnType<typeof startNode> | undefined;
   const client = createServiceClient(retrieval.RetrievalService, address, { defaultTimeoutMs: 30_000 });
   try {
+    await waitForServing(featuresAddress, 20_000);
+    let started = process.hrtime.bigint();
+    const loaded = await loadFeatures(featureClient, setup);
+    const loadSeconds = seconds(started);
+    log(`feature service: ${loaded.users} users, ${loaded.items} items, ${loaded.events} history events in ${round(loadSeconds, 1)} s`);
+
+    // The production path: recsys-index's builder, payload and query sample from the feature service.
+    const built = await buildIndexVersion({
+      modelsDir: models.root,
+      target: { kind: 'embedded', root: indexRoot },
+      payloadReader: featureClient,
+      queryReader: featureClient,
+      querySample: QUERY_SAMPLE,
+      hnsw: HNSW,
+      log,
+    });
+    const buildSeconds = built.seconds.publish;
+    log(
+      `index of ${ITEMS} items built in ${round(buildSeconds, 1)} s (M ${HNSW.connectivity}, efConstruction ${HNSW.expansionAdd}; ` +
+        `query sample of ${built.querySample} users in ${round(built.seconds.querySample, 1)} s)`,
+    );
+
+    started = process.hrtime.bigint();
+    service = startNode(builtEntry('services/retrieval/dist/main.js'), {
+      GRPC_PORT: String(port),
+      MODELS_DIR: models.root,
+      INDEX_DIR: indexRoot,
+      FEATURES_ADDRESS: featuresAddress,
+      INDEX_POLL_MS: '0',
+      LOG_LEVEL: 'warn',
+      // Bounds failures on a shared machine; they never shape the figures.
+      FEATURES_TIMEOUT_MS: '2000',
+      CHANNEL_TIMEOUT_MS: '5000',
+    });
+    const running = service;
     // A service that exits (a bad index, a port taken) ends the wait at once, with its output.
     await Promise.race([
       waitForServing(address, 600_000),
-      service.exited.then((exit) => {
+      running.exited.then((exit) => {
         throw new Error(`the retrieval service exited (${exit.code ?? exit.signal}) before serving:\n${exit.stderr}${exit.stdout}`);
       }),
     ]);
-    const startSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const startSeconds = seconds(started);
     const info = await client.getIndexInfo({});
     if (Number(info.size) !== ITEMS) throw new Error(`the service serves ${info.size} items, expected ${ITEMS}`);
 
-    const users = setup.dataset.users.ids;
+    // Users whose embeddings shaped the graph are not queried: recall is measured on users it has not seen.
+    const sampled = new Set(pickQueryUsers(trainedUserIds(model), QUERY_SAMPLE));
+    const users = setup.dataset.users.ids.filter((user) => !sampled.has(user));
+    if (users.length === 0) throw new Error(`every user is in the query sample: raise BENCH_USERS above BENCH_QUERY_SAMPLE`);
     const request = (n: number) => ({ userId: users[(n * 13) % users.length]!, limit: 200 });
     let failedChannels = 0;
     for (let n = 0; n < WARMUP; n++) await client.retrieve(request(n));
@@ -158,13 +165,13 @@ async function main(): Promise<void> {
     // The same users, two-tower channel only, seen items kept: the service's ANN top 100 for each embedding.
     const annOnly: number[] = [];
     const annIds: string[][] = [];
+    const only = [
+      { channel: 'two_tower', limit: K },
+      { channel: 'popular', limit: 0 },
+      { channel: 'item_to_item', limit: 0 },
+    ];
     for (let n = 0; n < REQUESTS; n++) {
       let answer: retrieval.RetrieveResponse | undefined;
-      const only = [
-        { channel: 'two_tower', limit: K },
-        { channel: 'popular', limit: 0 },
-        { channel: 'item_to_item', limit: 0 },
-      ];
       annOnly.push(
         await timeMs(async () => (answer = await client.retrieve({ ...request(WARMUP + n), limit: K, quotas: only, includeSeen: true }))),
       );
@@ -187,11 +194,9 @@ async function main(): Promise<void> {
     const exactP50 = quantile(exact, 0.5);
     const result = {
       items: ITEMS,
+      users: USERS,
       dim,
       requests: REQUESTS,
-      synthetic_spread: SPREAD,
-      // The bench builds with the default HNSW parameters.
-      expansion_search: Number(EXPANSION_SEARCH ?? DEFAULT_HNSW_PARAMS.expansionSearch),
       p50_ms: round(p50),
       p99_ms: round(quantile(latency, 0.99)),
       two_tower_only_p50_ms: round(quantile(annOnly, 0.5)),
@@ -200,10 +205,15 @@ async function main(): Promise<void> {
       ratio_p50: round(exactP50 / p50, 2),
       channel_p50_ms: Object.fromEntries(Object.entries(channelMs).map(([channel, ms]) => [channel, round(quantile(ms, 0.5))])),
       failed_channel_reports: failedChannels,
+      hnsw: HNSW,
+      query_sample: built.querySample,
       build_s: round(buildSeconds, 1),
+      load_features_s: round(loadSeconds, 1),
       service_start_s: round(startSeconds, 1),
-      service_rss_mib: rssMiB(service.child.pid!),
-      trained_items: trained.ids.length,
+      service_rss_mib: rssMiB(running.child.pid!),
+      bench_rss_mib: rssMiB(),
+      model_reused: models.reused,
+      train_s: round(models.trainSeconds, 1),
       model_version: model.version,
     };
     console.log(
@@ -214,9 +224,9 @@ async function main(): Promise<void> {
   } finally {
     client.close();
     featureClient.close();
-    service.child.kill('SIGTERM');
+    service?.child.kill('SIGTERM');
     featureProcess.child.kill('SIGTERM');
-    await Promise.all([service.exited, featureProcess.exited]);
+    await Promise.all([service?.exited, featureProcess.exited]);
     rmSync(work, { recursive: true, force: true });
   }
 }

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { builtEntry, runNode } from '@recsys/testing';
 
 // Checks the benchmark's output contract on a tiny run; no timing is asserted.
@@ -29,4 +32,43 @@ describe('bench:train', () => {
     expect(lines[0]).toMatch(/bench:train skipped: MovieLens 100K is not at \/nonexistent\/ml-100k/);
     expect(JSON.parse(lines.at(-1)!)).toEqual({ skipped: true, reason: 'no ML-100K at /nonexistent/ml-100k' });
   });
+});
+
+describe('bench:retrieval', () => {
+  it('ends with one JSON line holding the contracted figures, on a small catalogue trained for it', async () => {
+    const cache = mkdtempSync(join(tmpdir(), 'recsys-bench-retrieval-models-'));
+    try {
+      const result = await runNode(
+        builtEntry('test/dist/bench/retrieval.bench.js'),
+        [],
+        {
+          BENCH_ITEMS: '20000',
+          BENCH_USERS: '2000',
+          BENCH_INTERACTIONS: '10',
+          BENCH_REQUESTS: '20',
+          BENCH_WARMUP: '5',
+          BENCH_QUERY_SAMPLE: '500',
+          BENCH_MODELS_DIR: cache,
+        },
+        90000,
+      );
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      const lines = result.stdout.trim().split('\n');
+      expect(lines.some((line) => /two-tower 1 trained in [\d.]+ s into /.test(line))).toBe(true);
+      const figures = JSON.parse(lines.at(-1)!) as Record<string, unknown>;
+      expect(figures).toMatchObject({ items: 20000, requests: 20, model_reused: false, query_sample: 500, failed_channel_reports: 0 });
+      for (const key of ['p50_ms', 'p99_ms', 'exact_p50_ms', 'ratio_p50', 'two_tower_only_p50_ms', 'build_s']) {
+        expect(Number.isFinite(figures[key])).toBe(true);
+        expect(figures[key]).toBeGreaterThanOrEqual(0);
+      }
+      const recall = figures['ann_recall@100'] as number;
+      expect(recall).toBeGreaterThanOrEqual(0);
+      expect(recall).toBeLessThanOrEqual(1);
+      expect(figures.p50_ms as number).toBeLessThanOrEqual(figures.p99_ms as number);
+      expect(figures.ratio_p50).toBeCloseTo((figures.exact_p50_ms as number) / (figures.p50_ms as number), 1);
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+    }
+  }, 120000);
 });

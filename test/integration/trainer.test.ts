@@ -166,6 +166,22 @@ describe('trainer runs', () => {
     expect(await weights(4)).not.toEqual(first);
   });
 
+  it('train only the models asked for, and refuse a pre-ranker without its two-tower', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'recsys-some-models-'));
+    try {
+      const source = { kind: 'synthetic' as const, options: { seed: 9, users: 150, items: 80, interactionsPerUser: 10 } };
+      await expect(trainRun(source, { out, models: ['preranker'] })).rejects.toThrow(/add 'two-tower'/);
+      const run = await trainRun(source, { out, models: ['two-tower'], retrieval: { epochs: 1 }, compareUncorrected: false });
+      expect([Object.keys(run.dirs), readdirSync(out).sort(), run.report.models.map((m) => m.name)]).toEqual([
+        ['two-tower'],
+        ['reports', 'two-tower'],
+        ['two-tower'],
+      ]);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
   it('train from files via the CLI; evaluate refuses data that changed since training', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'recsys-cli-'));
     try {

@@ -35,6 +35,8 @@ export interface TrainRunOptions {
   preranking?: Tunables<PrerankingTrainOptions>;
   /** Also train the two-tower without logQ correction and report it as the baseline (not exported). */
   compareUncorrected?: boolean;
+  /** Which models to train (default all); the pre-ranker reads the two-tower of its own run, so it needs 'two-tower'. */
+  models?: readonly ModelName[];
   onProgress?: ProgressListener;
   log?: (line: string) => void;
 }
@@ -47,6 +49,25 @@ export interface RunResult {
   reportFiles: { json: string; html: string };
   /** The trained models in memory (their graphs and params), for checks against the exported files. */
   trained: { twoTower: TrainedRetrieval; dlrm: TrainedRanking; preranker: TrainedPreranking; setup: TrainingSetup; vectors: TowerVectors };
+}
+
+/** A run of some of the models (`models` given): only those have a directory, a manifest and trained state. */
+export interface PartialRunResult extends Omit<RunResult, 'dirs' | 'manifests' | 'trained'> {
+  dirs: Partial<Record<ModelName, string>>;
+  manifests: Partial<Record<ModelName, ModelManifest>>;
+  trained: Partial<Omit<RunResult['trained'], 'setup'>> & { setup: TrainingSetup };
+}
+
+export const MODEL_NAMES: readonly ModelName[] = ['two-tower', 'dlrm', 'preranker'];
+
+function modelsToTrain(models: readonly ModelName[] | undefined): Set<ModelName> {
+  const wanted = new Set(models ?? MODEL_NAMES);
+  const unknown = [...wanted].find((name) => !MODEL_NAMES.includes(name));
+  if (unknown !== undefined) throw new Error(`trainRun: models: unknown model "${unknown}" (models are ${MODEL_NAMES.join(', ')})`);
+  if (wanted.size === 0) throw new Error('trainRun: models: name at least one model');
+  if (wanted.has('preranker') && !wanted.has('two-tower'))
+    throw new Error("trainRun: models: the pre-ranker is trained on the two-tower's vectors of the same run; add 'two-tower'");
+  return wanted;
 }
 
 const CHECK_ROWS = 64;
@@ -81,7 +102,10 @@ function rankingMetrics(e: RankingEvaluation): Record<string, number> {
  * trained, exported (each graph checked against the trainer's forward pass), evaluated from the
  * exported graphs, and published as one new version with manifests and an evaluation report.
  */
-export async function trainRun(source: DataSource, options: TrainRunOptions): Promise<RunResult> {
+export async function trainRun(source: DataSource, options: TrainRunOptions & { models?: undefined }): Promise<RunResult>;
+export async function trainRun(source: DataSource, options: TrainRunOptions): Promise<PartialRunResult>;
+export async function trainRun(source: DataSource, options: TrainRunOptions): Promise<PartialRunResult> {
+  const wanted = modelsToTrain(options.models);
   const log = options.log ?? (() => undefined);
   const seed = options.seed ?? 0;
   const threads = options.threads ?? 1;
@@ -105,6 +129,12 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
     `data: ${dataset.name}, ${data.users} users, ${data.items} items, ${data.trainRows} train / ${data.testRows} test rows; version ${version}`,
   );
 
+  // What each stage leaves: published by the commits, in order, once every stage has trained.
+  const dirs: Partial<Record<ModelName, string>> = {};
+  const manifests: Partial<Record<ModelName, ModelManifest>> = {};
+  const models: ModelReport[] = [];
+  const trained: PartialRunResult['trained'] = { setup };
+  const commits: (() => Promise<void>)[] = [];
   const staged: VersionWriter[] = [];
   const stage = async (name: ModelName) => {
     const writer = await VersionWriter.open(options.out, name, version);
@@ -119,8 +149,30 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
     throw error;
   }
 
-  async function trainStages(): Promise<RunResult> {
-    // Two-tower.
+  async function trainStages(): Promise<PartialRunResult> {
+    if (wanted.has('two-tower')) await trainTwoTowerStage();
+    if (wanted.has('dlrm')) await trainDlrmStage();
+    if (wanted.has('preranker')) await trainPrerankerStage();
+
+    // Publish: each version directory appears whole; the pre-ranker last, as it depends on the two-tower.
+    for (const commit of commits) await commit();
+    const report: EvaluationReport = {
+      createdAt,
+      dataset: {
+        name: dataset.name,
+        fingerprint: data.fingerprint,
+        users: data.users,
+        items: data.items,
+        trainRows: data.trainRows,
+        testRows: data.testRows,
+      },
+      models,
+    };
+    const reportFiles = await writeReport(join(options.out, 'reports', version), report);
+    return { version, dirs, manifests, report, reportFiles, trained };
+  }
+
+  async function trainTwoTowerStage(): Promise<void> {
     const rOpts = { ...RETRIEVAL_DEFAULTS, ...options.retrieval, ...common };
     const tt = await trainTwoTower(setup, rOpts);
     const ttWriter = await stage('two-tower');
@@ -190,13 +242,28 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
         sha256: sha256(itemVectorBytes),
       },
     };
+    manifests['two-tower'] = ttManifest;
+    Object.assign(trained, { twoTower: tt, vectors });
+    commits.push(async () => {
+      dirs['two-tower'] = await ttWriter.commit(ttManifest);
+    });
+    models.push({
+      name: 'two-tower',
+      version,
+      kind: 'two-tower',
+      trainExamplesPerS: tt.loop.examplesPerS,
+      epochs: rOpts.epochs,
+      trainingCurve: tt.loop.curve,
+      retrieval,
+      ...(baseline ? { baseline: { label: 'without logQ correction', retrieval: baseline } } : {}),
+    });
+  }
 
-    // DLRM.
+  async function trainDlrmStage(): Promise<void> {
     const dOpts = { ...RANKING_DEFAULTS, ...options.ranking, ...common };
     const dlrm = await trainDlrm(setup, dOpts);
     const dWriter = await stage('dlrm');
-    const trainIdx = splitRows(setup, true);
-    const checkRows = trainIdx.subarray(0, CHECK_ROWS);
+    const checkRows = splitRows(setup, true).subarray(0, CHECK_ROWS);
     const dGraph = await exportGraph(
       dWriter,
       'model.onnx',
@@ -222,8 +289,27 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
       metrics: rankingMetrics(ranking),
       data,
     };
+    manifests.dlrm = dManifest;
+    trained.dlrm = dlrm;
+    commits.push(async () => {
+      dirs.dlrm = await dWriter.commit(dManifest);
+    });
+    models.push({
+      name: 'dlrm',
+      version,
+      kind: 'dlrm',
+      trainExamplesPerS: dlrm.loop.examplesPerS,
+      epochs: dOpts.epochs,
+      trainingCurve: dlrm.loop.curve,
+      ranking,
+    });
+  }
 
-    // Pre-ranker over the two-tower's vectors.
+  /** The pre-ranker over the two-tower's vectors of this run (trained first). */
+  async function trainPrerankerStage(): Promise<void> {
+    const { vectors } = trained;
+    if (vectors === undefined) throw new Error('trainRun: the pre-ranker needs the two-tower of this run');
+    const checkRows = splitRows(setup, true).subarray(0, CHECK_ROWS);
     const pOpts = { ...PRERANKING_DEFAULTS, ...options.preranking, ...common };
     const pre = await trainPreranker(setup, vectors, pOpts);
     const pWriter = await stage('preranker');
@@ -258,63 +344,19 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
       data,
       dependsOn: { 'two-tower': version },
     };
-
-    // Publish: each version directory appears whole; the pre-ranker last, as it depends on the two-tower.
-    const dirs = {
-      'two-tower': await ttWriter.commit(ttManifest),
-      dlrm: await dWriter.commit(dManifest),
-      preranker: await pWriter.commit(pManifest),
-    };
-    const models: ModelReport[] = [
-      {
-        name: 'two-tower',
-        version,
-        kind: 'two-tower',
-        trainExamplesPerS: tt.loop.examplesPerS,
-        epochs: rOpts.epochs,
-        trainingCurve: tt.loop.curve,
-        retrieval,
-        ...(baseline ? { baseline: { label: 'without logQ correction', retrieval: baseline } } : {}),
-      },
-      {
-        name: 'dlrm',
-        version,
-        kind: 'dlrm',
-        trainExamplesPerS: dlrm.loop.examplesPerS,
-        epochs: dOpts.epochs,
-        trainingCurve: dlrm.loop.curve,
-        ranking,
-      },
-      {
-        name: 'preranker',
-        version,
-        kind: 'preranker',
-        trainExamplesPerS: pre.loop.examplesPerS,
-        epochs: pOpts.epochs,
-        trainingCurve: pre.loop.curve,
-        ranking: preranking,
-      },
-    ];
-    const report: EvaluationReport = {
-      createdAt,
-      dataset: {
-        name: dataset.name,
-        fingerprint: data.fingerprint,
-        users: data.users,
-        items: data.items,
-        trainRows: data.trainRows,
-        testRows: data.testRows,
-      },
-      models,
-    };
-    const reportFiles = await writeReport(join(options.out, 'reports', version), report);
-    return {
+    manifests.preranker = pManifest;
+    trained.preranker = pre;
+    commits.push(async () => {
+      dirs.preranker = await pWriter.commit(pManifest);
+    });
+    models.push({
+      name: 'preranker',
       version,
-      dirs,
-      manifests: { 'two-tower': ttManifest, dlrm: dManifest, preranker: pManifest },
-      report,
-      reportFiles,
-      trained: { twoTower: tt, dlrm, preranker: pre, setup, vectors },
-    };
+      kind: 'preranker',
+      trainExamplesPerS: pre.loop.examplesPerS,
+      epochs: pOpts.epochs,
+      trainingCurve: pre.loop.curve,
+      ranking: preranking,
+    });
   }
 }

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { IndexFileError, StoreClosedError, VectorIndexArgumentError } from './errors.js';
 import { exactSearch, scoreRow } from './exact-search.js';
 import { buildHnswIndex, openHnswIndex, type HnswStore } from './hnsw-store.js';
-import { INDEX_FILES } from './index-files.js';
-import { clusteredUnitVectors } from './synthetic-vectors.js';
+import { INDEX_FILES, QUERY_TRANSFORM_FILE } from './index-files.js';
+import { clusteredUnitVectors, modalityGapVectors } from './synthetic-vectors.js';
 import { type IndexBuildInput, type ItemPayload, type Metric, type Neighbour } from './vector-store.js';
 
 const DIM = 16;
@@ -262,6 +262,38 @@ describe('embedded HNSW store', () => {
       expect(await graph.search(query(0), COUNT, { excludeIds: new Set(['item-1', 'item-2', 'not-an-item']) })).toHaveLength(COUNT - 2);
     });
 
+    it('returns each result with its stored payload, and payloads by id', async () => {
+      const got = await graph.search(query(0), 60);
+      for (const n of got) expect(n.payload).toEqual(graph.payloadOf(n.id));
+      expect(got.some((n) => n.payload?.category !== undefined && n.payload.createdAtMs !== undefined)).toBe(true);
+      expect(await graph.payloads(['item-3', 'nope', 'item-57', 'item-10'])).toEqual([
+        { category: 'rare' },
+        undefined,
+        {},
+        { category: 'c0', createdAtMs: 1_700_000_000_010 },
+      ]);
+    });
+
+    it('answers a batch as one search per vector would, filters and widening included', async () => {
+      const vectors = [0, 1, 2, 3, 4].map(query);
+      const options = { excludeIds: new Set(exactIds(input, query(0), 30)), excludeCategories: ['c1', 'c2'] };
+      for (const [store, k, opts] of [
+        [graph, 40, {}],
+        [graph, 40, options],
+        [graph, 20, { includeCategories: ['rare'] }],
+        [small, 40, options],
+      ] as const) {
+        const batch = await store.searchBatch(vectors, k, opts);
+        const single = await Promise.all(vectors.map((v) => store.search(v, k, opts)));
+        expect(batch.map((hits) => hits.map((n) => n.id))).toEqual(single.map((hits) => hits.map((n) => n.id)));
+        for (const hits of batch) expect(hits).toHaveLength(k);
+      }
+      expect(await graph.searchBatch([], 10)).toEqual([]);
+      await expect(graph.searchBatch([query(0), new Float32Array(3)], 10)).rejects.toThrow(
+        'vectors[1]: expected a Float32Array of 16 values, got Float32Array of length 3',
+      );
+    });
+
     it('refuses bad arguments, naming them', async () => {
       await expect(graph.search(new Float32Array(3), 10)).rejects.toThrow(
         'vector: expected a Float32Array of 16 values, got Float32Array of length 3',
@@ -297,6 +329,65 @@ describe('embedded HNSW store', () => {
     if (metric === 'l2') expect(got.every((n) => n.score <= 0)).toBe(true);
     for (const n of got) expect(n.score).toBe(scoreRow(vectors, DIM, metric, query(2), rowOf(n.id)));
     expect(overlap(got, exactIds(metricInput, query(2), 30))).toBeGreaterThanOrEqual(0.9);
+  });
+
+  describe('query-aware graph', () => {
+    // Queries far from the items, each leaning towards several item clusters (what a two-tower's user vectors are).
+    const gap = modalityGapVectors({ items: 10_000, queries: 400, dim: DIM, seed: 3 });
+    const gapInput: IndexBuildInput = {
+      ids: Array.from({ length: 10_000 }, (_, i) => `item-${i}`),
+      vectors: gap.items,
+      dim: DIM,
+      metric: 'ip',
+      version: 'gap',
+      modelVersion: 'two-tower-test',
+    };
+    // The first 100 queries are measured; the others are the sample the space is fitted to.
+    const sample = gap.queries.subarray(100 * DIM);
+    const gapQuery = (q: number) => gap.queries.subarray(q * DIM, (q + 1) * DIM);
+    const hnsw = { connectivity: 16, expansionAdd: 64, expansionSearch: 64 };
+    const recall = async (store: HnswStore) => {
+      let sum = 0;
+      for (let q = 0; q < 100; q++) sum += overlap(await store.search(gapQuery(q), 50), exactIds(gapInput, gapQuery(q), 50)) / 100;
+      return sum;
+    };
+
+    it('finds far queries’ best items that a graph over the items alone misses, with exact scores', async () => {
+      await buildHnswIndex({ ...gapInput, version: 'plain' }, join(root, 'plain'), { hnsw, threads: 1 });
+      await buildHnswIndex(gapInput, join(root, 'gap'), { hnsw, threads: 1, querySample: sample });
+      const plain = await openHnswIndex(join(root, 'plain'), { exactScanMaxRows: 0, expansionPerResult: 1 });
+      const aware = await openHnswIndex(join(root, 'gap'), { exactScanMaxRows: 0, expansionPerResult: 1 });
+      const meta = JSON.parse(readFileSync(join(root, 'gap', 'meta.json'), 'utf8'));
+      expect(meta.querySpace).toEqual({ ridge: 1e-3, queries: 300 });
+      expect(meta.files[QUERY_TRANSFORM_FILE].bytes).toBe(DIM * DIM * 4);
+      const awareRecall = await recall(aware);
+      expect(awareRecall).toBeGreaterThanOrEqual(0.95);
+      expect(awareRecall).toBeGreaterThan((await recall(plain)) + 0.05);
+      const got = await aware.search(gapQuery(7), 30, { excludeIds: new Set(['item-1']) });
+      expectBestFirst(got);
+      for (const n of got) expect(n.score).toBe(scoreRow(gap.items, DIM, 'ip', gapQuery(7), rowOf(n.id)));
+      // The beam grows with k: more results asked for search wider, so a wider beam is not worse.
+      const wide = await openHnswIndex(join(root, 'gap'), { exactScanMaxRows: 0, expansionPerResult: 4 });
+      expect(await recall(wide)).toBeGreaterThanOrEqual(awareRecall);
+    });
+
+    it('refuses a query sample for an l2 index, and a corrupt or missing transform file', async () => {
+      await expect(
+        buildHnswIndex({ ...gapInput, metric: 'l2', version: 'gap-l2' }, join(root, 'gap-l2'), { querySample: sample }),
+      ).rejects.toThrow('querySample: the query-aware space serves ip and cos indexes');
+      const copy = mkdtempSync(join(tmpdir(), 'vector-gap-'));
+      try {
+        cpSync(join(root, 'gap'), copy, { recursive: true });
+        const bytes = readFileSync(join(copy, QUERY_TRANSFORM_FILE));
+        bytes[10] = bytes[10]! ^ 0xff;
+        writeFileSync(join(copy, QUERY_TRANSFORM_FILE), bytes);
+        await expect(openHnswIndex(copy)).rejects.toThrow(`${QUERY_TRANSFORM_FILE}: checksum mismatch`);
+        unlinkSync(join(copy, QUERY_TRANSFORM_FILE));
+        await expect(openHnswIndex(copy)).rejects.toThrow(`${join(copy, QUERY_TRANSFORM_FILE)}: missing`);
+      } finally {
+        rmSync(copy, { recursive: true, force: true });
+      }
+    });
   });
 
   it('refuses calls once closed', async () => {

@@ -24,6 +24,9 @@ export const INDEX_FILES = {
   createdAtMs: 'created-at-ms.f64',
 } as const;
 
+/** A⁻¹ of the query-aware space (dim × dim float32), present when the index was built with a query sample. */
+export const QUERY_TRANSFORM_FILE = 'query-transform.f32';
+
 export interface HnswParams {
   /** Graph degree M (usearch `connectivity`); the base layer keeps 2M. */
   connectivity: number;
@@ -49,6 +52,11 @@ export interface HnswIndexMeta {
   hnsw: HnswParams;
   /** Category dictionary for category.i32. */
   categories: string[];
+  /**
+   * Present when the graph lives in the query-aware space (query-space.ts): the graph then holds dim + 1 wide rows
+   * and searches map the query through query-transform.f32.
+   */
+  querySpace?: { ridge: number; queries: number };
   files: Record<string, FileDigest>;
 }
 
@@ -138,9 +146,15 @@ function metaProblem(meta: unknown): string | undefined {
   for (const key of ['connectivity', 'expansionAdd', 'expansionSearch'])
     if (!Number.isInteger(hnsw[key]) || (hnsw[key] as number) <= 0) return `"hnsw.${key}" is not a positive integer`;
   if (!Array.isArray(m.categories) || !m.categories.every((c) => typeof c === 'string')) return '"categories" is not an array of strings';
+  const space = m.querySpace as Record<string, unknown> | undefined;
+  if (
+    space !== undefined &&
+    (space === null || typeof space !== 'object' || !(Number(space.ridge) > 0) || !Number.isInteger(space.queries))
+  )
+    return '"querySpace" needs a positive ridge and a whole number of queries';
   const files = m.files as Record<string, unknown> | undefined;
   if (files === null || typeof files !== 'object') return '"files" is not an object';
-  for (const name of Object.values(INDEX_FILES)) {
+  for (const name of [...Object.values(INDEX_FILES), ...(space !== undefined ? [QUERY_TRANSFORM_FILE] : [])]) {
     const digest = files[name] as Record<string, unknown> | undefined;
     if (digest === undefined || digest === null || typeof digest !== 'object') return `"files" lacks ${name}`;
     if (!Number.isInteger(digest.bytes) || typeof digest.sha256 !== 'string') return `"files.${name}" needs bytes and sha256`;
@@ -153,6 +167,7 @@ export function expectedBytes(meta: HnswIndexMeta, name: string): number | undef
   if (name === INDEX_FILES.vectors) return meta.count * meta.dim * 4;
   if (name === INDEX_FILES.category) return meta.count * 4;
   if (name === INDEX_FILES.createdAtMs) return meta.count * 8;
+  if (name === QUERY_TRANSFORM_FILE) return meta.dim * meta.dim * 4;
   return undefined;
 }
 
@@ -162,7 +177,10 @@ function checkSize(path: string, meta: HnswIndexMeta, name: string, actual: numb
     throw new IndexFileError(path, `${actual} bytes, but meta.json records ${recorded}: the file is truncated or replaced`);
   const expected = expectedBytes(meta, name);
   if (expected !== undefined && actual !== expected)
-    throw new IndexFileError(path, `${actual} bytes, but ${meta.count} items need ${expected}: meta.json and the file disagree`);
+    throw new IndexFileError(
+      path,
+      `${actual} bytes, but ${name === QUERY_TRANSFORM_FILE ? `dimension ${meta.dim}` : `${meta.count} items`} need ${expected}: meta.json and the file disagree`,
+    );
 }
 
 function checkDigest(path: string, meta: HnswIndexMeta, name: string, sha256: string): void {

@@ -2,7 +2,15 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { exactSearch } from './exact-search.js';
 import { openStore, publishIndex, type IndexTarget, type ServingStore } from './publish.js';
-import { listQdrantVersions, qdrantClient, qdrantCollectionName, qdrantFilter, qdrantPointId } from './qdrant-store.js';
+import {
+  listQdrantVersions,
+  openQdrantStore,
+  qdrantClient,
+  qdrantCollectionName,
+  qdrantFilter,
+  qdrantItemPayload,
+  qdrantPointId,
+} from './qdrant-store.js';
 import { clusteredUnitVectors } from './synthetic-vectors.js';
 import { type IndexBuildInput } from './vector-store.js';
 
@@ -13,6 +21,12 @@ describe('Qdrant point ids and filters', () => {
     expect(qdrantPointId('item-42')).toBe(id);
     const many = new Set(Array.from({ length: 10_000 }, (_, i) => qdrantPointId(`item-${i}`)));
     expect(many.size).toBe(10_000);
+  });
+
+  it('reads an item payload from a point payload, leaving out what is missing or malformed', () => {
+    expect(qdrantItemPayload({ item_id: 'a', category: 'c1', created_at_ms: 5 })).toEqual({ category: 'c1', createdAtMs: 5 });
+    expect(qdrantItemPayload({ item_id: 'a', category: 3, created_at_ms: 'x' })).toEqual({});
+    expect(qdrantItemPayload(null)).toEqual({});
   });
 
   it('turns search options into one Qdrant filter', () => {
@@ -114,6 +128,19 @@ describeWithServer(QDRANT_URL === undefined ? SKIPPED : `Qdrant adapter against 
     expect(notC.every((n) => row(n.id) % 5 === 4 || row(n.id) % 40 === 1)).toBe(true);
   });
 
+  it('returns payloads with every result and by id, and answers a batch as single searches', async () => {
+    const got = await store.search(query(4), 20);
+    for (const n of got) {
+      const i = row(n.id);
+      expect(n.payload).toEqual(i % 40 === 1 ? {} : { category: i % 67 === 0 ? 'rare' : `c${i % 5}`, createdAtMs: 1_700_000_000_000 + i });
+    }
+    expect(await store.payloads(['v1-5', 'nope', 'v1-41'])).toEqual([{ category: 'c0', createdAtMs: 1_700_000_000_005 }, undefined, {}]);
+    const vectors = [5, 6, 7].map(query);
+    const options = { excludeCategories: ['c1'] };
+    const batch = await store.searchBatch(vectors, 15, options);
+    expect(batch).toEqual(await Promise.all(vectors.map((v) => store.search(v, 15, options))));
+  });
+
   it('returns vectors by item id, undefined for unknown ids', async () => {
     const [a, unknown, b] = await store.getVectors(['v1-3', 'nope', 'v1-1999']);
     expect(unknown).toBeUndefined();
@@ -148,6 +175,12 @@ describeWithServer(QDRANT_URL === undefined ? SKIPPED : `Qdrant adapter against 
     expect(seen.has('v3')).toBe(true);
     expect(await store.reload()).toMatchObject({ version: '3', size: 1000, modelVersion: 'model-3' });
     expect(await listQdrantVersions(connection, base)).toEqual(['2', '3']);
+    // A pinned version answers from its own collection, whatever the alias points at.
+    const pinned = await openQdrantStore(connection, base, { version: '2' });
+    expect(pinned.info()).toMatchObject({ version: '2', size: 1500, modelVersion: 'model-2' });
+    expect((await pinned.search(query(3), 10)).every((n) => n.id.startsWith('v2-'))).toBe(true);
+    await pinned.close();
+    await expect(openQdrantStore(connection, base, { version: '1' })).rejects.toThrow(`${qdrantCollectionName(base, '1')} (version 1`);
     await expect(publishIndex(target, version('3', 10))).rejects.toThrow(/already serving/);
   }, 120_000);
 });

@@ -2,11 +2,12 @@ import { createHash } from 'node:crypto';
 import { QdrantClient } from '@qdrant/js-client-rest';
 import { validateBuildInput } from './build-input.js';
 import { StoreClosedError, VectorIndexArgumentError } from './errors.js';
-import { compareVersions } from './versions.js';
+import { assertVersionName, compareVersions } from './versions.js';
 import {
   METRICS,
   type IndexBuildInput,
   type IndexInfo,
+  type ItemPayload,
   type Metric,
   type Neighbour,
   type SearchOptions,
@@ -178,49 +179,79 @@ async function deleteOldVersions(client: QdrantClient, base: string, serving: st
 export interface OpenQdrantOptions {
   /** Beam width of searches (default: Qdrant's, which is the collection's ef_construct); raised to k when k is larger. */
   hnswEf?: number;
-  /** How often info() re-reads which version the alias serves (default 10 s; 0 disables). */
+  /** How often info() re-reads which version the alias serves (default 10 s; 0 disables; never for a pinned version). */
   refreshIntervalMs?: number;
+  /**
+   * Pins one version: the store queries `<base>_v<version>` itself instead of the alias, so it answers from exactly
+   * that version (e.g. the one whose user tower is loaded) until it is closed, whatever the alias points at.
+   */
+  version?: string;
 }
 
-/** Opens the serving version through the alias `base`; fails clearly when the alias does not exist. */
+/**
+ * Opens the serving version through the alias `base`, or the pinned `version`; fails clearly when the alias or the
+ * version's collection does not exist.
+ */
 export async function openQdrantStore(connection: QdrantConnection, base: string, options: OpenQdrantOptions = {}): Promise<QdrantStore> {
   assertBaseName(base);
+  if (options.version !== undefined) assertVersionName(options.version);
   const store = new QdrantStore(qdrantClient(connection), base, options);
   await store.reload();
   const { refreshIntervalMs = 10_000 } = options;
-  if (refreshIntervalMs > 0) store.startRefresh(refreshIntervalMs);
+  if (refreshIntervalMs > 0 && options.version === undefined) store.startRefresh(refreshIntervalMs);
   return store;
 }
 
 /**
  * A VectorStore over the Qdrant alias `base`: every request names the alias, so an alias swap takes effect between
  * two requests and none fails. info() is the serving version as last read (on open, on reload(), every refresh).
+ * With `version`, every request names that version's collection instead.
  */
 export class QdrantStore implements VectorStore {
   private current: IndexInfo | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** The collection or alias every request names. */
+  readonly target: string;
 
   constructor(
     private readonly client: QdrantClient,
     readonly alias: string,
     private readonly options: OpenQdrantOptions = {},
-  ) {}
+  ) {
+    this.target = options.version === undefined ? alias : qdrantCollectionName(alias, options.version);
+  }
 
   info(): IndexInfo {
-    if (this.current === undefined) throw new Error(`Qdrant alias ${this.alias} has not been read yet: call reload()`);
+    if (this.current === undefined) throw new Error(`Qdrant ${this.describeTarget()} has not been read yet: call reload()`);
     return { ...this.current };
   }
 
-  /** Re-reads the alias and the serving collection's metadata. */
+  private describeTarget(): string {
+    return this.options.version === undefined ? `alias ${this.alias}` : `collection ${this.target}`;
+  }
+
+  /** Re-reads the alias (unless pinned) and the serving collection's metadata. */
   async reload(): Promise<IndexInfo> {
     this.assertOpen();
-    const collection = await aliasTarget(this.client, this.alias);
-    if (collection === undefined) throw new Error(`Qdrant alias ${this.alias} does not exist: publish a version first`);
+    const pinned = this.options.version;
+    let collection: string | undefined;
+    if (pinned === undefined) {
+      collection = await aliasTarget(this.client, this.alias);
+      if (collection === undefined) throw new Error(`Qdrant alias ${this.alias} does not exist: publish a version first`);
+    } else {
+      collection = this.target;
+      if (!(await this.client.collectionExists(collection)).exists)
+        throw new Error(`Qdrant collection ${collection} (version ${pinned} of ${this.alias}) does not exist`);
+    }
     const described = await this.client.getCollection(collection);
     const metadata = (described.config.metadata ?? {}) as Partial<CollectionMetadata>;
     if (typeof metadata.version !== 'string' || !METRICS.includes(metadata.metric as Metric) || typeof metadata.dim !== 'number')
       throw new Error(`Qdrant collection ${collection} lacks the version metadata publishQdrantIndex writes`);
+    if (pinned !== undefined && (metadata.version !== pinned || metadata.base !== this.alias))
+      throw new Error(
+        `Qdrant collection ${collection} holds version ${metadata.version} of ${metadata.base}, not version ${pinned} of ${this.alias}`,
+      );
     this.current = {
       version: metadata.version,
       backend: 'qdrant',
@@ -246,34 +277,83 @@ export class QdrantStore implements VectorStore {
 
   async search(vector: Float32Array, k: number, options: SearchOptions = {}): Promise<Neighbour[]> {
     this.assertOpen();
-    const { dimension, metric } = this.info();
+    this.checkQuery(vector, 'vector');
+    this.checkK(k);
+    const response = await this.client.query(this.target, this.queryRequest(vector, k, options));
+    return this.neighbours(response.points);
+  }
+
+  /** One batch request (Qdrant's query/batch) for every vector. */
+  async searchBatch(vectors: readonly Float32Array[], k: number, options: SearchOptions = {}): Promise<Neighbour[][]> {
+    this.assertOpen();
+    if (!Array.isArray(vectors)) throw new VectorIndexArgumentError('vectors', 'an array of Float32Array vectors is required');
+    vectors.forEach((vector, i) => this.checkQuery(vector, `vectors[${i}]`));
+    this.checkK(k);
+    if (vectors.length === 0) return [];
+    const responses = await this.client.queryBatch(this.target, { searches: vectors.map((v) => this.queryRequest(v, k, options)) });
+    return responses.map((response) => this.neighbours(response.points));
+  }
+
+  private checkQuery(vector: Float32Array, field: string): void {
+    const { dimension } = this.info();
     if (!(vector instanceof Float32Array) || vector.length !== dimension)
-      throw new VectorIndexArgumentError('vector', `expected a Float32Array of ${dimension} values`);
+      throw new VectorIndexArgumentError(field, `expected a Float32Array of ${dimension} values`);
     for (let j = 0; j < dimension; j++)
-      if (!Number.isFinite(vector[j])) throw new VectorIndexArgumentError('vector', `value ${j} is not finite`);
+      if (!Number.isFinite(vector[j])) throw new VectorIndexArgumentError(field, `value ${j} is not finite`);
+  }
+
+  private checkK(k: number): void {
     if (!Number.isInteger(k) || k <= 0) throw new VectorIndexArgumentError('k', `${k} is not a positive integer`);
+  }
+
+  private queryRequest(vector: Float32Array, k: number, options: SearchOptions) {
     const { hnswEf } = this.options;
-    const response = await this.client.query(this.alias, {
+    return {
       query: Array.from(vector),
       limit: k,
       filter: qdrantFilter(options),
-      with_payload: [QDRANT_PAYLOAD.itemId],
+      with_payload: [QDRANT_PAYLOAD.itemId, QDRANT_PAYLOAD.category, QDRANT_PAYLOAD.createdAtMs],
       ...(hnswEf !== undefined ? { params: { hnsw_ef: Math.max(hnswEf, k) } } : {}),
-    });
-    const out: Neighbour[] = response.points.map((point) => ({
+    };
+  }
+
+  private neighbours(points: { score: number; payload?: Record<string, unknown> | null }[]): Neighbour[] {
+    const { metric } = this.info();
+    const out: Neighbour[] = points.map((point) => ({
       id: String(point.payload?.[QDRANT_PAYLOAD.itemId]),
       // Qdrant scores Euclid as a distance (lower is closer); everything here is higher-is-closer.
       score: metric === 'l2' ? -point.score : point.score,
+      payload: qdrantItemPayload(point.payload),
     }));
     // Qdrant orders ties arbitrarily; the item id makes the order repeatable.
     return out.sort((a, b) => b.score - a.score || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  async payloads(ids: readonly string[]): Promise<(ItemPayload | undefined)[]> {
+    this.assertOpen();
+    if (!Array.isArray(ids)) throw new VectorIndexArgumentError('ids', 'an array of item ids is required');
+    if (ids.length === 0) return [];
+    const records = await this.client.retrieve(this.target, {
+      ids: [...new Set(ids)].map(qdrantPointId),
+      with_vector: false,
+      with_payload: [QDRANT_PAYLOAD.itemId, QDRANT_PAYLOAD.category, QDRANT_PAYLOAD.createdAtMs],
+    });
+    const byId = new Map<string, ItemPayload>();
+    for (const record of records) {
+      const itemId = record.payload?.[QDRANT_PAYLOAD.itemId];
+      if (typeof itemId === 'string') byId.set(itemId, qdrantItemPayload(record.payload));
+    }
+    return ids.map((id) => {
+      const payload = byId.get(id);
+      return payload === undefined ? undefined : { ...payload };
+    });
   }
 
   async getVectors(ids: readonly string[]): Promise<(Float32Array | undefined)[]> {
     this.assertOpen();
     if (!Array.isArray(ids)) throw new VectorIndexArgumentError('ids', 'an array of item ids is required');
     if (ids.length === 0) return [];
-    const records = await this.client.retrieve(this.alias, {
+    const records = await this.client.retrieve(this.target, {
       ids: [...new Set(ids)].map(qdrantPointId),
       with_vector: true,
       with_payload: [QDRANT_PAYLOAD.itemId],
@@ -297,8 +377,18 @@ export class QdrantStore implements VectorStore {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new StoreClosedError(`Qdrant store ${this.alias}`);
+    if (this.closed) throw new StoreClosedError(`Qdrant store ${this.target}`);
   }
+}
+
+/** The ItemPayload of a point's payload as publishQdrantIndex writes it. */
+export function qdrantItemPayload(payload: Record<string, unknown> | null | undefined): ItemPayload {
+  const category = payload?.[QDRANT_PAYLOAD.category];
+  const createdAtMs = payload?.[QDRANT_PAYLOAD.createdAtMs];
+  return {
+    ...(typeof category === 'string' ? { category } : {}),
+    ...(typeof createdAtMs === 'number' && Number.isFinite(createdAtMs) ? { createdAtMs } : {}),
+  };
 }
 
 /** The Qdrant filter for SearchOptions: excluded ids by point id, categories by the indexed keyword payload. */

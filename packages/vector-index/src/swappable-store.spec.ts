@@ -6,7 +6,7 @@ import { StoreClosedError } from './errors.js';
 import { buildHnswIndex, openHnswIndex, type HnswStore } from './hnsw-store.js';
 import { SwappableStore } from './swappable-store.js';
 import { clusteredUnitVectors } from './synthetic-vectors.js';
-import { type IndexInfo, type Neighbour, type SearchOptions, type VectorStore } from './vector-store.js';
+import { type IndexInfo, type ItemPayload, type Neighbour, type SearchOptions, type VectorStore } from './vector-store.js';
 
 const DIM = 8;
 
@@ -30,8 +30,16 @@ class RemoteLikeStore implements VectorStore {
     return this.call(() => this.inner.search(vector, k, options));
   }
 
+  async searchBatch(vectors: readonly Float32Array[], k: number, options?: SearchOptions): Promise<Neighbour[][]> {
+    return this.call(() => this.inner.searchBatch(vectors, k, options));
+  }
+
   async getVectors(ids: readonly string[]): Promise<(Float32Array | undefined)[]> {
     return this.call(() => this.inner.getVectors(ids));
+  }
+
+  async payloads(ids: readonly string[]): Promise<(ItemPayload | undefined)[]> {
+    return this.call(() => this.inner.payloads(ids));
   }
 
   private async call<T>(run: () => Promise<T>): Promise<T> {

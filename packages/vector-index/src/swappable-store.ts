@@ -1,5 +1,5 @@
 import { StoreClosedError } from './errors.js';
-import { type IndexInfo, type Neighbour, type SearchOptions, type VectorStore } from './vector-store.js';
+import { type IndexInfo, type ItemPayload, type Neighbour, type SearchOptions, type VectorStore } from './vector-store.js';
 
 /** A store plus the calls still running on it, so that it is closed only once they are done. */
 class Lease {
@@ -50,8 +50,16 @@ export class SwappableStore implements VectorStore {
     return this.active().run((store) => store.search(vector, k, options));
   }
 
+  async searchBatch(vectors: readonly Float32Array[], k: number, options?: SearchOptions): Promise<Neighbour[][]> {
+    return this.active().run((store) => store.searchBatch(vectors, k, options));
+  }
+
   async getVectors(ids: readonly string[]): Promise<(Float32Array | undefined)[]> {
     return this.active().run((store) => store.getVectors(ids));
+  }
+
+  async payloads(ids: readonly string[]): Promise<(ItemPayload | undefined)[]> {
+    return this.active().run((store) => store.payloads(ids));
   }
 
   /**

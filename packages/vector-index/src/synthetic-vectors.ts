@@ -64,3 +64,53 @@ function normaliseInPlace(target: Float64Array, offset: number, dim: number, val
   const scale = sum === 0 ? 0 : 1 / sqrt(sum);
   for (let j = 0; j < dim; j++) target[offset + j] *= scale;
 }
+
+export interface ModalityGapOptions {
+  items: number;
+  queries: number;
+  dim: number;
+  /** Item clusters (categories), default 20. */
+  clusters?: number;
+  seed?: number;
+}
+
+/**
+ * Items and queries the way a two-tower's towers place them: every item near one direction (a tight cap, clustered
+ * by category), every query on the far side of the sphere and leaning towards a few clusters, so its best items are
+ * spread over several clusters and sit far from it — the case a graph over the items alone searches badly.
+ */
+export function modalityGapVectors(options: ModalityGapOptions): { items: Float32Array; queries: Float32Array } {
+  const { dim, clusters = 20, seed = 1 } = options;
+  const uniform = seededUniform(seed);
+  const normal = (): number => gaussian(uniform);
+  const unit = (fill: (row: Float64Array) => void): Float64Array => {
+    const row = new Float64Array(dim);
+    fill(row);
+    normaliseInPlace(row, 0, dim, (j) => row[j]);
+    return row;
+  };
+  const axis = unit((row) => row.forEach((_, j) => (row[j] = normal())));
+  const centres = Array.from({ length: clusters }, () => unit((row) => row.forEach((_, j) => (row[j] = normal()))));
+  const items = new Float32Array(options.items * dim);
+  for (let i = 0; i < options.items; i++) {
+    const centre = centres[Math.floor(uniform() * clusters)];
+    items.set(
+      unit((row) => row.forEach((_, j) => (row[j] = axis[j] + 0.2 * centre[j] + (0.2 / sqrt(dim)) * normal()))),
+      i * dim,
+    );
+  }
+  // Users come in a few tastes, each leaning towards three clusters: queries span a few directions only.
+  const tastes = Array.from({ length: 4 }, () => {
+    const liked = [0, 1, 2].map(() => centres[Math.floor(uniform() * clusters)]);
+    return liked[0].map((v, j) => v + 0.7 * liked[1][j] + 0.5 * liked[2][j]);
+  });
+  const queries = new Float32Array(options.queries * dim);
+  for (let q = 0; q < options.queries; q++) {
+    const taste = tastes[Math.floor(uniform() * tastes.length)];
+    queries.set(
+      unit((row) => row.forEach((_, j) => (row[j] = -0.8 * axis[j] + 0.5 * taste[j] + (0.05 / sqrt(dim)) * normal()))),
+      q * dim,
+    );
+  }
+  return { items, queries };
+}

@@ -31,6 +31,8 @@ export interface Neighbour {
   id: string;
   /** Higher is closer, for every metric: ip → dot product, cos → cosine, l2 → minus the Euclidean distance. */
   score: number;
+  /** The item's stored attributes (both backends return them with every result). */
+  payload?: ItemPayload;
 }
 
 export interface VectorStore {
@@ -40,6 +42,13 @@ export interface VectorStore {
    * filters, fewer only when fewer qualify.
    */
   search(vector: Float32Array, k: number, options?: SearchOptions): Promise<Neighbour[]>;
+  /**
+   * One search per vector with the same k and options, answered together (embedded: one multi-threaded graph call;
+   * Qdrant: one batch request); result i is search(vectors[i], k, options)'s.
+   */
+  searchBatch(vectors: readonly Float32Array[], k: number, options?: SearchOptions): Promise<Neighbour[][]>;
+  /** Stored attributes of the given ids (undefined for unknown ids), e.g. for candidates another source proposed. */
+  payloads(ids: readonly string[]): Promise<(ItemPayload | undefined)[]>;
   /** Vectors of the given ids (undefined for unknown ids), e.g. for item-to-item from recently viewed items. */
   getVectors(ids: readonly string[]): Promise<(Float32Array | undefined)[]>;
   close(): Promise<void>;

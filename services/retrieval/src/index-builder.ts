@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { loadModelVersion, readItemVectors, type FeatureReader } from '@recsys/serving';
 import {
+  type HnswParams,
   listQdrantVersions,
   listVersions,
   publishIndex,
@@ -9,6 +10,7 @@ import {
   type IndexTarget,
   type ItemPayload,
 } from '@recsys/vector-index';
+import { DEFAULT_QUERY_SAMPLE, sampleUserQueries, type QuerySample } from './query-sample.js';
 
 export interface BuildIndexOptions {
   modelsDir: string;
@@ -19,6 +21,15 @@ export interface BuildIndexOptions {
   payloadReader?: Pick<FeatureReader, 'batchGetItemFeatures'>;
   /** Ids per BatchGetItemFeatures call (the feature service's MAX_BATCH_SIZE bounds it). */
   payloadBatch?: number;
+  /**
+   * Where the users of the query sample are read (embedded target only; see sampleUserQueries): the graph is built in
+   * the query-aware space the sample defines. Undefined builds the graph over the item vectors alone.
+   */
+  queryReader?: FeatureReader;
+  /** Users in the query sample (default DEFAULT_QUERY_SAMPLE; 0 takes none). */
+  querySample?: number;
+  /** Embedded HNSW parameters (default DEFAULT_HNSW_PARAMS). */
+  hnsw?: Partial<HnswParams>;
   log?: (line: string) => void;
 }
 
@@ -26,7 +37,9 @@ export interface BuildIndexResult {
   info: IndexInfo;
   /** Items the feature service did not know (indexed without category or creation time). */
   missingPayload: number;
-  seconds: { read: number; payload: number; publish: number };
+  /** Users whose embeddings shaped the graph (0: built over the item vectors alone). */
+  querySample: number;
+  seconds: { read: number; payload: number; querySample: number; publish: number };
 }
 
 /** One more than the largest whole-number version published so far (1 for the first). */
@@ -91,6 +104,18 @@ export async function buildIndexVersion(options: BuildIndexOptions): Promise<Bui
   const payloadSeconds = lap();
 
   const { target } = options;
+  const sampleSize = options.querySample ?? DEFAULT_QUERY_SAMPLE;
+  let sample: QuerySample | undefined;
+  if (options.queryReader && sampleSize > 0 && target.kind === 'embedded') {
+    sample = await sampleUserQueries(options.queryReader, model, sampleSize);
+    log(
+      sample
+        ? `query sample: ${sample.sampled} users embedded by the user tower (${sample.unknown} unknown to the feature service)`
+        : 'query sample: none (the user tower names no users, or the feature service knows none): graph over the items alone',
+    );
+  }
+  const sampleSeconds = lap();
+
   const existing =
     target.kind === 'embedded'
       ? await listVersions(target.root)
@@ -106,6 +131,14 @@ export async function buildIndexVersion(options: BuildIndexOptions): Promise<Bui
     modelVersion: model.version,
   };
   log(`publishing index version ${input.version} (${vectors.ids.length} items)`);
-  const info = await publishIndex(target, input);
-  return { info, missingPayload, seconds: { read, payload: payloadSeconds, publish: lap() } };
+  const info = await publishIndex(target, input, {
+    ...(sample ? { querySample: sample.vectors } : {}),
+    ...(options.hnsw ? { hnsw: options.hnsw } : {}),
+  });
+  return {
+    info,
+    missingPayload,
+    querySample: sample?.sampled ?? 0,
+    seconds: { read, payload: payloadSeconds, querySample: sampleSeconds, publish: lap() },
+  };
 }

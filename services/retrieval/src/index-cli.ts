@@ -4,14 +4,17 @@ import { features } from '@recsys/contracts';
 import { createServiceClient } from '@recsys/service-kit';
 import type { IndexTarget } from '@recsys/vector-index';
 import { buildIndexVersion } from './index-builder.js';
+import { DEFAULT_QUERY_SAMPLE } from './query-sample.js';
 
 const usage = `usage: recsys-index build --models DIR [--version N] (--index-dir DIR | --qdrant URL --collection NAME [--qdrant-api-key KEY])
-                         [--features HOST:PORT | --no-payload] [--batch N]
+                         [--features HOST:PORT | --no-payload] [--batch N] [--query-sample N]
 
 Publishes a new index version (the next whole number at the target) from a two-tower version's item vectors
 (--version, default the newest under DIR/two-tower/). Item categories and creation times, which retrieval
 filters on, come from the feature service (--features, default $FEATURES_ADDRESS or 127.0.0.1:50051), read
 --batch ids per call (default 1000); items it does not know are indexed without them. --no-payload skips it.
+An embedded index's graph is built in the query-aware space of --query-sample users (default 4096, 0 for none)
+embedded by the user tower from their features and history in the feature service (see the vector-index README).
 The retrieval service picks the new version up and serves it with that two-tower version's user tower.
 Exit codes: 0 published, 2 bad flags, 1 the build failed.`;
 
@@ -23,6 +26,7 @@ interface Parsed {
   target: IndexTarget;
   features: string | undefined;
   batch: number;
+  querySample: number;
 }
 
 function parseFlags(argv: string[]): Parsed | 'help' {
@@ -41,6 +45,7 @@ function parseFlags(argv: string[]): Parsed | 'help' {
         features: { type: 'string' },
         'no-payload': { type: 'boolean', default: false },
         batch: { type: 'string', default: '1000' },
+        'query-sample': { type: 'string', default: String(DEFAULT_QUERY_SAMPLE) },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -78,7 +83,10 @@ function parseFlags(argv: string[]): Parsed | 'help' {
   const batch = Number(values.batch);
   if (!Number.isInteger(batch) || batch < 1 || batch > 100_000)
     throw new FlagError(`--batch: expected a whole number from 1 to 100000, got "${values.batch}"`);
-  return { modelsDir: values.models, modelVersion: values.version, target, features: address, batch };
+  const querySample = Number(values['query-sample']);
+  if (!Number.isInteger(querySample) || querySample < 0 || querySample > 1_000_000)
+    throw new FlagError(`--query-sample: expected a whole number from 0 to 1000000, got "${values['query-sample']}"`);
+  return { modelsDir: values.models, modelVersion: values.version, target, features: address, batch, querySample };
 }
 
 async function main(): Promise<number> {
@@ -114,13 +122,16 @@ async function main(): Promise<number> {
       target: flags.target,
       payloadReader,
       payloadBatch: flags.batch,
+      ...(client ? { queryReader: client } : {}),
+      querySample: flags.querySample,
       log: (line) => console.log(line),
     });
     const { info, seconds } = result;
     const where = flags.target.kind === 'embedded' ? flags.target.root : `${flags.target.url} (alias ${flags.target.collection})`;
     console.log(
       `index version ${info.version} published to ${where}: ${info.size} items, dimension ${info.dimension}, ${info.metric}, ` +
-        `two-tower ${info.modelVersion} (read ${seconds.read.toFixed(1)} s, payload ${seconds.payload.toFixed(1)} s, build ${seconds.publish.toFixed(1)} s)`,
+        `two-tower ${info.modelVersion} (read ${seconds.read.toFixed(1)} s, payload ${seconds.payload.toFixed(1)} s, ` +
+        `query sample ${seconds.querySample.toFixed(1)} s, build ${seconds.publish.toFixed(1)} s)`,
     );
     return 0;
   } finally {

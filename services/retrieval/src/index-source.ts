@@ -43,8 +43,9 @@ class EmbeddedIndexSource implements IndexSource {
 type QdrantTarget = Extract<IndexTarget, { kind: 'qdrant' }>;
 
 /**
- * Qdrant versions are collections behind an alias. The store reads through the alias, so a new version is searched
- * as soon as it is published; the watcher's next poll brings the user tower of its two-tower version.
+ * Qdrant versions are collections behind an alias. The alias says which version is newest; each version is opened
+ * pinned to its own collection, so it is searched only together with the user tower of its two-tower version (a new
+ * version serves from the watcher's next poll, when its tower is loaded too).
  */
 class QdrantIndexSource implements IndexSource {
   readonly backend = 'qdrant';
@@ -59,11 +60,13 @@ class QdrantIndexSource implements IndexSource {
     return `${this.target.url} alias ${this.target.collection}`;
   }
 
-  private connect(): Promise<QdrantStore> {
+  /** The alias (version undefined) or one version's collection. */
+  private connect(version?: string): Promise<QdrantStore> {
     const { url, apiKey, collection } = this.target;
     return openQdrantStore({ url, ...(apiKey !== undefined ? { apiKey } : {}) }, collection, {
       refreshIntervalMs: 0,
       ...(this.hnswEf !== undefined ? { hnswEf: this.hnswEf } : {}),
+      ...(version !== undefined ? { version } : {}),
     });
   }
 
@@ -72,14 +75,8 @@ class QdrantIndexSource implements IndexSource {
     return (await this.probe.reload()).version;
   }
 
-  async open(version: string): Promise<VectorStore> {
-    const store = await this.connect();
-    const serving = store.info().version;
-    if (serving !== version) {
-      await store.close();
-      throw new Error(`Qdrant alias ${this.target.collection} moved to version ${serving} while version ${version} was being opened`);
-    }
-    return store;
+  open(version: string): Promise<VectorStore> {
+    return this.connect(version);
   }
 
   async close(): Promise<void> {

@@ -13,6 +13,8 @@ export interface MergedCandidate {
   score: number;
   channels: ChannelName[];
   channelScores: Partial<Record<ChannelName, number>>;
+  /** The item's category, from the first channel that knew it. */
+  category?: string;
 }
 
 /** The items a user has interacted with: the stored history and the request's context items. */
@@ -61,6 +63,7 @@ export function fuseChannels(lists: readonly ChannelList[], limit: number, k: nu
         entry = { itemId: candidate.itemId, score: 0, channels: [], channelScores: {} };
         merged.set(candidate.itemId, entry);
       }
+      if (entry.category === undefined && candidate.category !== undefined) entry.category = candidate.category;
       if (entry.channelScores[channel] !== undefined) continue;
       entry.score += 1 / (k + rank + 1);
       entry.channels.push(channel);

@@ -54,9 +54,12 @@ describe('retrieval service (trained models, embedded index, feature service on 
       modelsDir: models.root,
       target: { kind: 'embedded', root: indexRoot },
       payloadReader: featureClient,
+      queryReader: featureClient,
     });
     expect(built.info).toMatchObject({ version: '1', modelVersion: models.version, size: models.setup.dataset.items.ids.length });
     expect(built.missingPayload).toBe(0);
+    // Every trained user is known to the feature service: all of them shape the graph.
+    expect(built.querySample).toBe(models.setup.dataset.users.ids.length);
     vectors = await readItemVectors(await loadModelVersion(models.root, 'two-tower', models.version));
 
     const items = await featureClient.batchGetItemFeatures({ itemIds: vectors.ids });
@@ -189,6 +192,9 @@ describe('retrieval service (trained models, embedded index, feature service on 
     ]);
     const ids = answer.candidates.map((c) => c.itemId);
     expect(new Set(ids).size).toBe(ids.length);
+    // Every candidate carries its category from the index payload, popular-only ones too.
+    expect(answer.candidates.some((c) => c.channels.join() === 'popular')).toBe(true);
+    for (const c of answer.candidates) expect(c.category).toBe(categories.get(c.itemId));
     expect(ids.filter((id) => seen.has(id))).toEqual([]);
     for (const [channel, quota] of Object.entries(quotas)) {
       expect(answer.candidates.filter((c) => c.channels.includes(channel)).length).toBe(quota);
@@ -448,6 +454,8 @@ describe('retrieval service (trained models, embedded index, feature service on 
       expect(answer.channels.every((r) => r.error === '')).toBe(true);
       expect(answer.candidates.some((c) => c.channels.includes('two_tower'))).toBe(true);
       expect(answer.candidates.filter((c) => history.includes(c.itemId))).toEqual([]);
+      const categoryOf = new Map(models.setup.dataset.items.ids.map((id, row) => [id, itemCategory(models, row)]));
+      for (const c of answer.candidates) expect(c.category).toBe(categoryOf.get(c.itemId));
       const item = models.setup.dataset.items.ids[0]!;
       const similar = await client.getSimilarItems({ itemId: item, limit: 5 });
       expect(similar.candidates).toHaveLength(5);
@@ -460,3 +468,8 @@ describe('retrieval service (trained models, embedded index, feature service on 
     }
   });
 });
+
+function itemCategory(models: TrainedModels, row: number): string {
+  const column = models.setup.dataset.items.columns.category;
+  return column?.kind === 'categorical' ? column.values[row]! : '';
+}

@@ -1,5 +1,12 @@
 import { features, retrieval } from '@recsys/contracts';
-import { createLogger, createServiceClient, startGrpcService, type Logger, type RunningGrpcService } from '@recsys/service-kit';
+import {
+  createLogger,
+  createServiceClient,
+  ServiceMetrics,
+  startGrpcService,
+  type Logger,
+  type RunningGrpcService,
+} from '@recsys/service-kit';
 import type { RetrievalConfig } from './config.js';
 import { createIndexSource, type IndexSource } from './index-source.js';
 import { IndexWatcher } from './index-watcher.js';
@@ -59,7 +66,8 @@ export async function startRetrievalService(
     },
     `index version ${info.version} serving (two-tower ${info.modelVersion}, ${initial.tower.provider})`,
   );
-  const metrics = new RetrievalMetrics();
+  const serviceMetrics = new ServiceMetrics('retrieval');
+  const metrics = new RetrievalMetrics(serviceMetrics);
   const holder = new ServingIndexHolder(initial, (error, index) =>
     logger.warn({ err: error, version: index.info.version }, 'closing a retired index version failed'),
   );
@@ -82,12 +90,12 @@ export async function startRetrievalService(
       services: [retrieval.RetrievalService],
       config,
       logger,
+      metrics: serviceMetrics,
     });
   } catch (error) {
     await release();
     throw error;
   }
-  metrics.register(running.metrics.registry);
   if (config.indexPollMs > 0) watcher.start(config.indexPollMs);
   return Object.assign(running, { serving: () => holder.current, checkIndex: () => watcher.check() });
 }

@@ -2,7 +2,7 @@ import type { DescMessage, MessageInitShape } from '@bufbuild/protobuf';
 import { common, type retrieval } from '@recsys/contracts';
 import { NotFoundError, remainingMs, ServiceError, UnavailableError, type Logger } from '@recsys/service-kit';
 import { contextOnlyState, readUserState, recentItems, type FeatureReader, type UserState } from '@recsys/serving';
-import type { HnswStore, VectorStore } from '@recsys/vector-index';
+import type { VectorStore } from '@recsys/vector-index';
 import { performance } from 'node:perf_hooks';
 import { type ChannelCandidate, type ChannelName, type SourceFilter } from './channels/channel.js';
 import { itemToItemCandidates } from './channels/item-to-item.js';
@@ -54,12 +54,20 @@ class ChannelTimeoutError extends Error {
 }
 
 /**
- * The item's category from the index payload when the store keeps it in memory (the embedded HNSW store does;
- * Qdrant would cost a round trip, so its candidates go without).
+ * Popular items with their categories from the index payload (the feature service answers ids and scores only); a
+ * failed lookup leaves the categories out rather than failing the channel.
  */
-function categoryLookup(store: VectorStore): (id: string) => string {
-  const payloadOf = (store as Partial<Pick<HnswStore, 'payloadOf'>>).payloadOf?.bind(store);
-  return payloadOf ? (id) => payloadOf(id)?.category ?? '' : () => '';
+async function withCategories(store: VectorStore, candidates: ChannelCandidate[]): Promise<ChannelCandidate[]> {
+  let payloads;
+  try {
+    payloads = await store.payloads(candidates.map((c) => c.itemId));
+  } catch {
+    return candidates;
+  }
+  return candidates.map((c, k) => {
+    const category = payloads[k]?.category;
+    return category === undefined ? c : { ...c, category };
+  });
 }
 
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
@@ -94,8 +102,8 @@ export class RetrievalService {
     const historyLimit = Math.max(this.settings.historyLength, index.tower.historyLength);
     // Popular needs no user state: it starts at once and over-asks by as many items as may be dropped as seen.
     const overfetch = request.includeSeen ? 0 : historyLimit + (context?.recentItems.length ?? 0);
-    const popular = this.startChannel('popular', quotas.popular, (signal) =>
-      popularCandidates(this.features, quotas.popular, overfetch, filter, signal),
+    const popular = this.startChannel('popular', quotas.popular, async (signal) =>
+      withCategories(index.store, await popularCandidates(this.features, quotas.popular, overfetch, filter, signal)),
     );
 
     const { state, answered } = await this.userState(request.userId, context, index.tower.historyLength, historyLimit);
@@ -141,14 +149,13 @@ export class RetrievalService {
 
     const merged = fuseChannels(lists, plan.limit, this.settings.fusionK);
     const vector = embedding ? await embedding : undefined;
-    const categoryOf = categoryLookup(index.store);
     return {
       candidates: merged.map((c): CandidateInit => ({
         itemId: c.itemId,
         score: c.score,
         channels: c.channels,
         stageScores: [{ stage: common.Stage.RETRIEVAL, score: c.score }],
-        category: categoryOf(c.itemId),
+        category: c.category ?? '',
       })),
       channels: reports,
       indexVersion: index.info.version,
@@ -161,7 +168,6 @@ export class RetrievalService {
   async getSimilarItems(request: retrieval.GetSimilarItemsRequest): Promise<Init<typeof retrieval.GetSimilarItemsResponseSchema>> {
     const { limit } = checkSimilarItemsRequest(request, this.limits);
     return this.indexes.use(async ({ store, info }) => {
-      const categoryOf = categoryLookup(store);
       const hits = await this.guardStore(async () => {
         const [vector] = await store.getVectors([request.itemId]);
         if (!vector) throw new NotFoundError(`item_id: "${request.itemId}" is not in index version ${info.version}`);
@@ -178,7 +184,7 @@ export class RetrievalService {
           score: hit.score,
           channels: ['item_to_item'],
           stageScores: [{ stage: common.Stage.RETRIEVAL, score: hit.score }],
-          category: categoryOf(hit.id),
+          category: hit.payload?.category ?? '',
         })),
       };
     });

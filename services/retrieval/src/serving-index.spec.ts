@@ -8,7 +8,9 @@ function recordingPair(version: string, closed: string[]): ServingIndex {
   const store = {
     info: () => info,
     search: () => Promise.resolve([]),
+    searchBatch: () => Promise.resolve([]),
     getVectors: () => Promise.resolve([]),
+    payloads: () => Promise.resolve([]),
     close: () => {
       closed.push(`store ${version}`);
       return Promise.resolve();

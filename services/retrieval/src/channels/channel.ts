@@ -9,6 +9,14 @@ export function isChannelName(name: string): name is ChannelName {
 export interface ChannelCandidate {
   itemId: string;
   score: number;
+  /** From the index payload, when the channel's source knew it. */
+  category?: string;
+}
+
+/** The category of an index result, as a spreadable ChannelCandidate field. */
+export function categoryOf(hit: { payload?: { category?: string } }): { category?: string } {
+  const category = hit.payload?.category;
+  return category === undefined ? {} : { category };
 }
 
 /** Search filters a channel passes to its source so that its quota fills with acceptable items. */

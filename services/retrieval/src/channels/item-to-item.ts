@@ -1,5 +1,5 @@
 import type { VectorStore } from '@recsys/vector-index';
-import type { ChannelCandidate, SourceFilter } from './channel.js';
+import { categoryOf, type ChannelCandidate, type SourceFilter } from './channel.js';
 
 const { log } = Math;
 
@@ -20,21 +20,26 @@ export async function itemToItemCandidates(
   const unique = [...new Set(seeds)];
   if (unique.length === 0 || quota === 0) return [];
   const vectors = await store.getVectors(unique);
+  const known = unique.flatMap((_, k) => (vectors[k] ? [k] : []));
+  if (known.length === 0) return [];
   const excludeIds = new Set([...filter.blocked, ...unique]);
   const options = { excludeIds, includeCategories: filter.includeCategories, excludeCategories: filter.excludeCategories };
-  const lists = await Promise.all(vectors.map((vector) => (vector ? store.search(vector, quota, options) : Promise.resolve([]))));
+  // One batch: the embedded index searches every seed in one multi-threaded call, Qdrant in one request.
+  const lists = await store.searchBatch(
+    known.map((k) => vectors[k]!),
+    quota,
+    options,
+  );
   const penalty = log(decay);
-  const best = new Map<string, number>();
-  lists.forEach((hits, k) => {
+  const best = new Map<string, ChannelCandidate>();
+  lists.forEach((hits, j) => {
+    const age = known[j]!;
     for (const hit of hits) {
-      const score = hit.score + k * penalty;
+      const score = hit.score + age * penalty;
       const kept = best.get(hit.id);
-      if (kept === undefined || score > kept) best.set(hit.id, score);
+      if (kept === undefined || score > kept.score) best.set(hit.id, { itemId: hit.id, score, ...categoryOf(hit) });
     }
   });
   // Map order is first-seen order (newest seed, best hit first): the stable sort keeps it for equal scores.
-  return [...best]
-    .map(([itemId, score]) => ({ itemId, score }))
-    .sort((a, b) => b.score - a.score)
-    .slice(0, quota);
+  return [...best.values()].sort((a, b) => b.score - a.score).slice(0, quota);
 }
