@@ -16,6 +16,13 @@ const port = z.coerce.number().int().min(0).max(65535);
 /** A port variable with a service's own default. */
 export const portVar = (defaultPort: number) => port.default(defaultPort);
 
+/** Another service's gRPC address: host:port, [v6]:port, or dns:///host:port. */
+export const addressVar = (defaultAddress: string) =>
+  z
+    .string()
+    .regex(/^(dns:\/\/\/)?(\[[\da-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}$/, 'must be host:port (or dns:///host:port)')
+    .default(defaultAddress);
+
 /** Variables every service reads. */
 export const baseServiceEnv = {
   GRPC_HOST: z.string().min(1).default('127.0.0.1'),

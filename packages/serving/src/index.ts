@@ -4,6 +4,7 @@ export * from './feature-reader.js';
 export * from './feature-rows.js';
 export * from './feeds.js';
 export * from './item-cache.js';
+export * from './item-cache-env.js';
 export * from './item-rows-wire.js';
 export * from './model-repository.js';
 export * from './model-watcher.js';

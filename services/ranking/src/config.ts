@@ -1,5 +1,5 @@
-import { baseServiceConfig, baseServiceEnv, parseEnv, portVar, type BaseServiceConfig } from '@recsys/service-kit';
-import { type ExecutionProvider, ITEM_CACHE_DEFAULTS, type ItemCacheSettings, parseExecutionProviders } from '@recsys/serving';
+import { baseServiceConfig, baseServiceEnv, parseEnv, portVar, type BaseServiceConfig, addressVar } from '@recsys/service-kit';
+import { type ExecutionProvider, itemCacheEnv, itemCacheSettings, type ItemCacheSettings, parseExecutionProviders } from '@recsys/serving';
 import { z } from 'zod';
 
 export interface RankingConfig extends BaseServiceConfig {
@@ -41,21 +41,10 @@ export const booleanVar = z
     return z.NEVER;
   });
 
-export const addressVar = z
-  .string()
-  .regex(/^(dns:\/\/\/)?(\[[\da-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}$/, 'must be host:port (or dns:///host:port)');
-
-/** The item cache: `ITEM_CACHE_SIZE` 0 turns it off. */
-const itemCacheEnv = {
-  ITEM_CACHE_SIZE: z.coerce.number().int().min(0).max(100_000_000).default(ITEM_CACHE_DEFAULTS.maxItems),
-  ITEM_CACHE_TTL_MS: positiveInt.max(86_400_000).default(ITEM_CACHE_DEFAULTS.ttlMs),
-  ITEM_CACHE_MISSING_TTL_MS: z.coerce.number().int().min(0).max(86_400_000).default(ITEM_CACHE_DEFAULTS.missingTtlMs),
-};
-
 export const rankingEnv = {
   ...baseServiceEnv,
   GRPC_PORT: portVar(50054),
-  FEATURES_ADDRESS: addressVar.default('127.0.0.1:50051'),
+  FEATURES_ADDRESS: addressVar('127.0.0.1:50051'),
   FEATURES_TIMEOUT_MS: positiveInt.max(60_000).default(2000),
   MODELS_DIR: z.string().min(1).default('models'),
   MODEL_POLL_INTERVAL_MS: z.coerce.number().int().min(0).default(10_000),
@@ -88,6 +77,6 @@ export function loadRankingConfig(env: NodeJS.ProcessEnv = process.env): Ranking
     maxQueueLength: e.RANKING_MAX_QUEUE_LENGTH,
     maxCandidates: e.RANKING_MAX_CANDIDATES,
     maxIdLength: e.MAX_ID_LENGTH,
-    itemCache: { maxItems: e.ITEM_CACHE_SIZE, ttlMs: e.ITEM_CACHE_TTL_MS, missingTtlMs: e.ITEM_CACHE_MISSING_TTL_MS },
+    itemCache: itemCacheSettings(e),
   };
 }

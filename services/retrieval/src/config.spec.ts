@@ -38,7 +38,7 @@ describe('loadRetrievalConfig', () => {
     [{ ...base, INDEX_BACKEND: 'faiss' }, 'invalid configuration: INDEX_BACKEND'],
     [{ MODELS_DIR: '/m', INDEX_BACKEND: 'qdrant' }, 'invalid configuration: QDRANT_URL: required with INDEX_BACKEND=qdrant'],
     [{ ...base, QDRANT_URL: 'qdrant:6333' }, 'invalid configuration: QDRANT_URL'],
-    [{ ...base, FEATURES_ADDRESS: 'localhost' }, 'invalid configuration: FEATURES_ADDRESS: must be HOST:PORT'],
+    [{ ...base, FEATURES_ADDRESS: 'localhost' }, 'invalid configuration: FEATURES_ADDRESS: must be host:port (or dns:///host:port)'],
     [
       { ...base, CHANNEL_QUOTAS: 'trending=5' },
       'invalid configuration: CHANNEL_QUOTAS: "trending=5": channels are two_tower, popular, item_to_item',

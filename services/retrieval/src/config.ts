@@ -1,4 +1,13 @@
-import { baseServiceConfig, baseServiceEnv, ConfigError, numberMap, parseEnv, portVar, type BaseServiceConfig } from '@recsys/service-kit';
+import {
+  baseServiceConfig,
+  baseServiceEnv,
+  ConfigError,
+  numberMap,
+  parseEnv,
+  portVar,
+  type BaseServiceConfig,
+  addressVar,
+} from '@recsys/service-kit';
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from '@recsys/serving';
 import type { IndexTarget } from '@recsys/vector-index';
 import { z } from 'zod';
@@ -71,10 +80,7 @@ export const DEFAULT_QUOTAS: Readonly<Record<ChannelName, number>> = { two_tower
 export const retrievalEnv = {
   ...baseServiceEnv,
   GRPC_PORT: portVar(50052),
-  FEATURES_ADDRESS: z
-    .string()
-    .regex(/^[^\s:]+:\d{1,5}$/, 'must be HOST:PORT')
-    .default('127.0.0.1:50051'),
+  FEATURES_ADDRESS: addressVar('127.0.0.1:50051'),
   FEATURES_TIMEOUT_MS: positiveInt.max(60000).default(300),
   CHANNEL_TIMEOUT_MS: positiveInt.max(60000).default(500),
   MODELS_DIR: z.string({ error: 'required: the trainer output root (<dir>/two-tower/<version>/)' }).min(1),
