@@ -1,6 +1,6 @@
 import { type FeatureSpec } from '@recsys/data';
 import { type InputLayout, inputLayout } from '@recsys/trainer';
-import { assembleFeeds, concatFeeds, zeroFeeds } from './feeds.js';
+import { assembleFeeds, concatFeeds, FeedAssembler, zeroFeeds } from './feeds.js';
 import type { FeatureRow } from './feature-rows.js';
 import type { ModelVersion } from './model-repository.js';
 import { ModelLoadError } from './model-repository.js';
@@ -31,8 +31,10 @@ export class UserTower {
     const session = await ModelSession.create(bytes, graph.inputs, { ...options, label: `user tower v${model.version}` });
     const recent = spec.features.find((f) => f.kind === 'multi' && f.source === 'context' && f.column === 'recent_items');
     const tower = new UserTower(session, inputLayout(spec), model.version, dim, recent?.kind === 'multi' ? recent.maxValues : 0);
-    // The first run allocates; do it before traffic arrives.
+    // The first run allocates, and compiling the layout indexes its vocabularies (a million recent-item
+    // ids in a large catalogue): both before traffic arrives.
     await session.run(zeroFeeds(graph.inputs, 1));
+    FeedAssembler.of(tower.layout, PREFIX);
     return tower;
   }
 
