@@ -171,3 +171,44 @@ describe('graceful shutdown', () => {
     }
   });
 });
+
+describe('startGrpcService releases what the service holds', () => {
+  it('after the in-flight calls on close, and at once when the service cannot start', async () => {
+    const events: string[] = [];
+    const service = await startGrpcService({
+      name: 'release-test',
+      module: TestModule,
+      services: [features.FeatureService],
+      config,
+      logger,
+      release: () => {
+        events.push('released');
+      },
+    });
+    const client = createServiceClient(features.FeatureService, service.address, { defaultTimeoutMs: 5000 });
+    const slow = client.getUserFeatures({ userId: 'slow' }).then(() => events.push('slow call answered'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await service.close();
+    await slow;
+    client.close();
+    expect(events).toEqual(['slow call answered', 'released']);
+
+    // The port is taken by a second server on the same port: starting fails and releases.
+    const first = await startGrpcService({ name: 'holder', module: TestModule, services: [features.FeatureService], config, logger });
+    let released = 0;
+    await expect(
+      startGrpcService({
+        name: 'clash',
+        module: TestModule,
+        services: [features.FeatureService],
+        config: { ...config, grpcPort: first.grpcPort, metricsPort: -1 },
+        logger,
+        release: () => {
+          released++;
+        },
+      }),
+    ).rejects.toThrow();
+    expect(released).toBe(1);
+    await first.close();
+  });
+});

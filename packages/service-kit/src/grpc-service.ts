@@ -24,6 +24,11 @@ export interface GrpcServiceSpec {
   logger: Logger;
   /** The registry the service exports; pass one to register the stage's own metrics before start. */
   metrics?: ServiceMetrics;
+  /**
+   * Releases what the service holds (stores, model sessions, clients): after the server has drained its
+   * in-flight calls on close, or at once when the service fails to start.
+   */
+  release?: () => Promise<void> | void;
 }
 
 /** A started service: where it listens, its health, and a shutdown that drains in-flight calls. */
@@ -57,23 +62,30 @@ export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGr
       health.addToServer(server);
     },
   };
-  const app = await NestFactory.createMicroservice<MicroserviceOptions>(spec.module, {
-    transport: Transport.GRPC,
-    options,
-    logger: new NestPinoLogger(logger.child({ component: 'nest' })),
-    bufferLogs: false,
-  });
-  app.useGlobalInterceptors(new GrpcObservabilityInterceptor(metrics, logger));
-  app.useGlobalFilters(new GrpcExceptionFilter());
-  await app.listen();
-
+  let app: INestMicroservice | undefined;
   let metricsServer: HttpServer | undefined;
   let metricsPort = -1;
-  if (config.metricsPort >= 0) {
-    const started = await startMetricsServer(metrics.registry, config.metricsPort, config.metricsHost);
-    metricsServer = started.server;
-    metricsPort = started.port;
+  try {
+    app = await NestFactory.createMicroservice<MicroserviceOptions>(spec.module, {
+      transport: Transport.GRPC,
+      options,
+      logger: new NestPinoLogger(logger.child({ component: 'nest' })),
+      bufferLogs: false,
+    });
+    app.useGlobalInterceptors(new GrpcObservabilityInterceptor(metrics, logger));
+    app.useGlobalFilters(new GrpcExceptionFilter());
+    await app.listen();
+    if (config.metricsPort >= 0) {
+      const started = await startMetricsServer(metrics.registry, config.metricsPort, config.metricsHost);
+      metricsServer = started.server;
+      metricsPort = started.port;
+    }
+  } catch (error) {
+    await app?.close().catch(() => undefined);
+    await spec.release?.();
+    throw error;
   }
+  const started = app;
   logger.info({ grpcPort, metricsPort, services: names }, `${spec.name} service listening`);
 
   const setServing = (serving: boolean) => {
@@ -90,15 +102,16 @@ export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGr
         grpcServer?.forceShutdown();
       }, config.shutdownTimeoutMs);
       try {
-        await app.close();
+        await started.close();
       } finally {
         clearTimeout(timer);
         await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
+        await spec.release?.();
       }
       logger.info(`${spec.name} service stopped`);
     })());
 
-  return { app, grpcPort, address: `${config.grpcHost}:${grpcPort}`, metricsPort, metrics, setServing, close };
+  return { app: started, grpcPort, address: `${config.grpcHost}:${grpcPort}`, metricsPort, metrics, setServing, close };
 }
 
 /** SIGTERM or SIGINT drains and stops the service, then ends the process. */

@@ -24,6 +24,8 @@ export async function startFeatureService(
     services: [features.FeatureService],
     config,
     logger,
+    // The store closes after the gRPC server has drained its in-flight calls.
+    release: () => store.close(),
   });
 }
 

@@ -64,19 +64,14 @@ export async function startPrerankingService(
     featureClient.close();
     await models.close();
   };
-  let running: RunningGrpcService;
-  try {
-    running = await startGrpcService({
-      name: 'preranking',
-      module: PrerankingModule.register(new PrerankingService(models, featureClient, config, logger, metrics), release),
-      services: [preranking.PrerankingService],
-      config,
-      logger,
-      metrics: serviceMetrics,
-    });
-  } catch (error) {
-    await release();
-    throw error;
-  }
+  const running = await startGrpcService({
+    name: 'preranking',
+    module: PrerankingModule.register(new PrerankingService(models, featureClient, config, logger, metrics)),
+    services: [preranking.PrerankingService],
+    config,
+    logger,
+    metrics: serviceMetrics,
+    release: release,
+  });
   return Object.assign(running, { models, checkModels: () => models.check() });
 }

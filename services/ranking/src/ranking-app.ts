@@ -71,20 +71,15 @@ export async function startRankingService(
     featureClient.close();
     await models.close();
   };
-  let running: RunningGrpcService;
-  try {
-    running = await startGrpcService({
-      name: 'ranking',
-      module: RankingModule.register(new RankingService(models, featureClient, config, metrics), release),
-      services: [ranking.RankingService],
-      config,
-      logger,
-      metrics: serviceMetrics,
-    });
-  } catch (error) {
-    await release();
-    throw error;
-  }
+  const running = await startGrpcService({
+    name: 'ranking',
+    module: RankingModule.register(new RankingService(models, featureClient, config, metrics)),
+    services: [ranking.RankingService],
+    config,
+    logger,
+    metrics: serviceMetrics,
+    release: release,
+  });
   const stop = running.close;
   let closing: Promise<void> | undefined;
   return Object.assign(running, {

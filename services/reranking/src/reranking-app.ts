@@ -41,19 +41,13 @@ export async function startRerankingService(
   );
   const engine = new RuleEngine(rules, source, metrics, logger);
   const service = new RerankingService(engine, config);
-  let running: RunningGrpcService;
-  try {
-    running = await startGrpcService({
-      name: 'reranking',
-      module: RerankingModule.register(service, client),
-      services: [reranking.RerankingService],
-      config,
-      logger,
-      metrics: serviceMetrics,
-    });
-  } catch (error) {
-    client.close();
-    throw error;
-  }
-  return running;
+  return startGrpcService({
+    name: 'reranking',
+    module: RerankingModule.register(service),
+    services: [reranking.RerankingService],
+    config,
+    logger,
+    metrics: serviceMetrics,
+    release: () => client.close(),
+  });
 }

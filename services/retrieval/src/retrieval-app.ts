@@ -82,20 +82,15 @@ export async function startRetrievalService(
     await holder.close();
     await source.close();
   };
-  let running: RunningGrpcService;
-  try {
-    running = await startGrpcService({
-      name: 'retrieval',
-      module: RetrievalModule.register(service, release),
-      services: [retrieval.RetrievalService],
-      config,
-      logger,
-      metrics: serviceMetrics,
-    });
-  } catch (error) {
-    await release();
-    throw error;
-  }
+  const running = await startGrpcService({
+    name: 'retrieval',
+    module: RetrievalModule.register(service),
+    services: [retrieval.RetrievalService],
+    config,
+    logger,
+    metrics: serviceMetrics,
+    release: release,
+  });
   if (config.indexPollMs > 0) watcher.start(config.indexPollMs);
   return Object.assign(running, { serving: () => holder.current, checkIndex: () => watcher.check() });
 }
