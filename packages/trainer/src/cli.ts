@@ -21,10 +21,11 @@ const usage = `usage: recsys COMMAND [options]
              --no-baseline          skip the uncorrected two-tower trained for comparison
              --threads N            onnxruntime threads per step (default 1: fastest for these models)
              --users N --items N --interactions-per-user N --data-seed N   (synthetic data size)
+             --start-time UNIX_SECONDS   start of the synthetic 30-day window (default 2025-01-01)
   evaluate   evaluates a published version from its files (ONNX graphs and manifests) on its data
              --models DIR (default: models)  --version N (default: newest)
   data synth writes a synthetic dataset as users.jsonl, items.csv, interactions.csv
-             --out DIR --data-seed N --users N --items N --interactions-per-user N
+             --out DIR --data-seed N --users N --items N --interactions-per-user N --start-time UNIX_SECONDS
 
 Data: ml100k reads MovieLens 100K (u.data, u.item, u.user; default ../shared/datasets/ml-100k) with
 the PROTOCOL.md split; files:DIR reads users.jsonl|csv, items.csv|jsonl and interactions.csv.`;
@@ -48,12 +49,15 @@ function wholeNumber(flag: string, value: string | undefined): number | undefine
 type Values = Record<string, string | boolean | undefined>;
 
 function syntheticOptions(values: Values) {
+  const startTime = wholeNumber('start-time', values['start-time'] as string | undefined);
   return {
     seed: wholeNumber('data-seed', values['data-seed'] as string | undefined) ?? DEFAULT_SYNTHETIC.seed,
     users: positiveInt('users', values.users as string | undefined) ?? DEFAULT_SYNTHETIC.users,
     items: positiveInt('items', values.items as string | undefined) ?? DEFAULT_SYNTHETIC.items,
     interactionsPerUser:
       positiveInt('interactions-per-user', values['interactions-per-user'] as string | undefined) ?? DEFAULT_SYNTHETIC.interactionsPerUser,
+    // Absent unless given, so the data source (and its fingerprint) of runs without it stays as it was.
+    ...(startTime === undefined ? {} : { startTime }),
   };
 }
 
@@ -118,6 +122,7 @@ async function main(argv: string[]): Promise<number> {
       users: { type: 'string' },
       items: { type: 'string' },
       'interactions-per-user': { type: 'string' },
+      'start-time': { type: 'string' },
       'retrieval-epochs': { type: 'string' },
       'ranking-epochs': { type: 'string' },
       'preranking-epochs': { type: 'string' },
