@@ -1,0 +1,48 @@
+import type { BudgetConfig, StageName } from './config.js';
+
+/** The stages in the order a request runs them. */
+export const PIPELINE: readonly StageName[] = ['retrieval', 'preranking', 'ranking', 'reranking'];
+
+/** The request's budget in ms: its own when set, clamped to the configured bounds, else the default. */
+export function requestBudgetMs(requested: number, config: BudgetConfig): number {
+  if (requested <= 0) return config.defaultMs;
+  return Math.min(config.maxMs, Math.max(config.minMs, requested));
+}
+
+/**
+ * One request's deadline and how it is split: a stage may use its share of what is left, over the shares
+ * of the stages still to run, so time a fast stage did not use passes to the later ones.
+ */
+export class RequestBudget {
+  readonly deadlineMs: number;
+
+  constructor(
+    readonly totalMs: number,
+    private readonly config: BudgetConfig,
+    readonly startedMs: number,
+    /** The caller's own deadline (a gRPC caller's), when earlier than the budget. */
+    callerDeadlineMs = Infinity,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.deadlineMs = Math.min(startedMs + totalMs, callerDeadlineMs);
+  }
+
+  remainingMs(): number {
+    return this.deadlineMs - this.config.reserveMs - this.now();
+  }
+
+  /** The time this stage may take: its share of what is left over the stages from it to the end; 0 when none is left. */
+  stageTimeoutMs(stage: StageName): number {
+    const remaining = this.remainingMs();
+    if (remaining <= 0) return 0;
+    const from = PIPELINE.indexOf(stage);
+    let total = 0;
+    for (let i = from; i < PIPELINE.length; i++) total += this.config.shares[PIPELINE[i]!];
+    return Math.floor((remaining * this.config.shares[stage]) / total);
+  }
+
+  /** Whether the stage has enough time to be worth calling. */
+  affords(timeoutMs: number): boolean {
+    return timeoutMs >= this.config.minStageMs;
+  }
+}

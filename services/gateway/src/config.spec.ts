@@ -1,0 +1,50 @@
+import { ConfigError } from '@recsys/service-kit';
+import { loadGatewayConfig } from './config.js';
+
+const base = { AUTH_DISABLED: 'true' };
+
+function problem(env: Record<string, string>): string {
+  try {
+    loadGatewayConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('gateway configuration', () => {
+  it('has working defaults for local use once auth is explicitly off', () => {
+    const config = loadGatewayConfig(base);
+    expect(config.grpcPort).toBe(50050);
+    expect(config.httpPort).toBe(8080);
+    expect(config.addresses.ranking).toBe('127.0.0.1:50054');
+    expect(config.budget.defaultMs).toBe(250);
+    expect(config.adaptive.channelShares).toEqual({ two_tower: 0.6, popular: 0.15, item_to_item: 0.25 });
+    expect(config.access.corsOrigins).toEqual([]);
+  });
+
+  it('refuses to start without API keys unless auth is explicitly disabled', () => {
+    expect(problem({})).toContain('API_KEYS: no API key configured');
+    expect(loadGatewayConfig({ API_KEYS: 'ci:0123456789abcdef0123' }).access.authDisabled).toBe(false);
+  });
+
+  it('names the variable that is wrong or inconsistent', () => {
+    expect(problem({ ...base, RANKING_ADDRESS: 'nowhere' })).toContain('RANKING_ADDRESS: must be host:port');
+    expect(problem({ ...base, BUDGET_DEFAULT_MS: '5000' })).toContain('BUDGET_DEFAULT_MS: must lie within');
+    expect(problem({ ...base, RANK_MIN: '500' })).toContain('RANK_MIN: must not exceed RANK_MAX');
+    expect(problem({ ...base, RANK_MAX: '2000' })).toContain('RANK_MAX: must not exceed RETRIEVE_MAX');
+    expect(problem({ ...base, DEFAULT_K: '500' })).toContain('DEFAULT_K: must not exceed MAX_K');
+    expect(problem({ ...base, CHANNEL_SHARES: 'two_tower=2' })).toContain('CHANNEL_SHARES: "two_tower=2"');
+    expect(problem({ ...base, CHANNEL_SHARES: 'popular=0' })).toContain('CHANNEL_SHARES: at least one channel');
+    expect(problem({ ...base, AUTH_DISABLED: 'yes' })).toContain('AUTH_DISABLED');
+    expect(problem({ ...base, MAX_ID_LENGTH: '20' })).toContain('MAX_ID_LENGTH');
+  });
+
+  it('reads CORS origins as a list', () => {
+    expect(loadGatewayConfig({ ...base, CORS_ORIGINS: 'https://a.example, https://b.example' }).access.corsOrigins).toEqual([
+      'https://a.example',
+      'https://b.example',
+    ]);
+  });
+});

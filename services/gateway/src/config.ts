@@ -1,0 +1,234 @@
+import {
+  addressVar,
+  baseServiceConfig,
+  baseServiceEnv,
+  ConfigError,
+  numberMap,
+  parseEnv,
+  portVar,
+  type BaseServiceConfig,
+} from '@recsys/service-kit';
+import { z } from 'zod';
+
+/** The downstream stages the gateway calls, by the name used in logs, metrics and degradation reports. */
+export const STAGE_NAMES = ['retrieval', 'preranking', 'ranking', 'reranking'] as const;
+export type StageName = (typeof STAGE_NAMES)[number];
+
+export interface AccessConfig {
+  /** Explicitly off (AUTH_DISABLED=true) for local use only; otherwise at least one key is required. */
+  authDisabled: boolean;
+  /** `name:key` pairs from API_KEYS; API_KEYS_FILE adds more (a file of lines or a directory of files, as a Kubernetes Secret mounts them). */
+  apiKeys: string | undefined;
+  apiKeysFile: string | undefined;
+  /** Sustained requests per second per key (token bucket refill); 0 turns rate limiting off. */
+  rateLimitPerSecond: number;
+  /** Bucket size: requests a key may send at once. */
+  rateLimitBurst: number;
+  /** Allowed CORS origins; empty: no CORS headers at all. */
+  corsOrigins: string[];
+  /** Largest request body accepted, in bytes (413 above it). */
+  maxBodyBytes: number;
+}
+
+export interface LimitsConfig {
+  defaultK: number;
+  maxK: number;
+  maxContextItems: number;
+  maxFilterValues: number;
+  maxFeedbackEvents: number;
+  maxIdLength: number;
+  maxAttributes: number;
+}
+
+export interface BudgetConfig {
+  /** The whole request's budget when the request sets none. */
+  defaultMs: number;
+  /** A request may lower its budget down to minMs, never raise it above maxMs. */
+  minMs: number;
+  maxMs: number;
+  /** Kept back from the budget for the gateway's own work (merging, answering). */
+  reserveMs: number;
+  /** A stage with less than this left is skipped (BUDGET_EXHAUSTED) rather than called. */
+  minStageMs: number;
+  /** Relative shares of the budget; a stage's deadline is its share of what is left over the stages still to run. */
+  shares: Record<StageName, number>;
+}
+
+/** Retrieval channels the gateway sizes per request, as fractions of the retrieved count. */
+export const RETRIEVAL_CHANNELS = ['two_tower', 'popular', 'item_to_item'] as const;
+export type RetrievalChannel = (typeof RETRIEVAL_CHANNELS)[number];
+
+export interface AdaptiveConfig {
+  enabled: boolean;
+  /** Candidates asked of retrieval (and pre-ranked), at most and at least. */
+  retrieveMax: number;
+  retrieveMin: number;
+  /** Candidates kept by pre-ranking for ranking, at most and at least. */
+  rankMax: number;
+  rankMin: number;
+  /** The percentile of recent stage latencies compared with its target. */
+  percentile: number;
+  /** Latency targets per stage, ms: above it the counts shrink, well under it they grow back. */
+  targetMs: Record<StageName, number>;
+  /** Recent calls per stage the percentile is taken over. */
+  window: number;
+  /** Each channel's quota as a fraction of the retrieved count, so the channels shrink and grow with it. */
+  channelShares: Record<RetrievalChannel, number>;
+}
+
+export interface GatewayConfig extends BaseServiceConfig {
+  httpHost: string;
+  /** 0 picks a free port; -1 turns the REST API off. */
+  httpPort: number;
+  addresses: Record<StageName | 'features', string>;
+  /** Feedback writes and the popular-items fallback. */
+  featuresTimeoutMs: number;
+  budget: BudgetConfig;
+  adaptive: AdaptiveConfig;
+  access: AccessConfig;
+  limits: LimitsConfig;
+  /** How often the popular-items fallback list is refreshed from the feature service. */
+  popularRefreshMs: number;
+}
+
+const positiveInt = z.coerce.number().int().positive();
+
+const channelShares = numberMap.transform((map, ctx) => {
+  const out: Record<RetrievalChannel, number> = { two_tower: 0, popular: 0, item_to_item: 0 };
+  for (const [name, value] of Object.entries(map)) {
+    if (!(RETRIEVAL_CHANNELS as readonly string[]).includes(name) || !(value >= 0 && value <= 1)) {
+      ctx.addIssue({ code: 'custom', message: `"${name}=${value}": channels are ${RETRIEVAL_CHANNELS.join(', ')}; shares lie in 0..1` });
+      return z.NEVER;
+    }
+    out[name as RetrievalChannel] = value;
+  }
+  if (Object.values(out).every((v) => v === 0)) {
+    ctx.addIssue({ code: 'custom', message: 'at least one channel needs a share above 0' });
+    return z.NEVER;
+  }
+  return out;
+});
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const share = z.coerce.number().positive().max(100);
+
+export const gatewayEnv = {
+  ...baseServiceEnv,
+  GRPC_PORT: portVar(50050),
+  HTTP_HOST: z.string().min(1).default('127.0.0.1'),
+  HTTP_PORT: z.coerce.number().int().min(-1).max(65535).default(8080),
+  FEATURES_ADDRESS: addressVar('127.0.0.1:50051'),
+  RETRIEVAL_ADDRESS: addressVar('127.0.0.1:50052'),
+  PRERANKING_ADDRESS: addressVar('127.0.0.1:50053'),
+  RANKING_ADDRESS: addressVar('127.0.0.1:50054'),
+  RERANKING_ADDRESS: addressVar('127.0.0.1:50055'),
+  FEATURES_TIMEOUT_MS: positiveInt.max(60000).default(200),
+  BUDGET_DEFAULT_MS: positiveInt.max(60000).default(250),
+  BUDGET_MIN_MS: positiveInt.max(60000).default(20),
+  BUDGET_MAX_MS: positiveInt.max(60000).default(1000),
+  BUDGET_RESERVE_MS: z.coerce.number().int().min(0).max(10000).default(5),
+  MIN_STAGE_MS: positiveInt.max(10000).default(3),
+  SHARE_RETRIEVAL: share.default(35),
+  SHARE_PRERANKING: share.default(15),
+  SHARE_RANKING: share.default(35),
+  SHARE_RERANKING: share.default(15),
+  ADAPTIVE_CANDIDATES: bool.default(true),
+  RETRIEVE_MAX: positiveInt.max(100000).default(1000),
+  RETRIEVE_MIN: positiveInt.max(100000).default(200),
+  RANK_MAX: positiveInt.max(100000).default(300),
+  RANK_MIN: positiveInt.max(100000).default(60),
+  ADAPTIVE_PERCENTILE: z.coerce.number().min(50).max(99.9).default(95),
+  ADAPTIVE_WINDOW: positiveInt.min(10).max(100000).default(200),
+  CHANNEL_SHARES: channelShares.default({ two_tower: 0.6, popular: 0.15, item_to_item: 0.25 }),
+  TARGET_RETRIEVAL_MS: positiveInt.default(60),
+  TARGET_PRERANKING_MS: positiveInt.default(25),
+  TARGET_RANKING_MS: positiveInt.default(60),
+  TARGET_RERANKING_MS: positiveInt.default(25),
+  AUTH_DISABLED: bool.default(false),
+  API_KEYS: z.string().optional(),
+  API_KEYS_FILE: z.string().optional(),
+  RATE_LIMIT_PER_SECOND: z.coerce.number().min(0).max(1e6).default(50),
+  RATE_LIMIT_BURST: positiveInt.max(1e6).default(100),
+  CORS_ORIGINS: z.string().optional(),
+  MAX_BODY_BYTES: positiveInt.max(64 * 1024 * 1024).default(256 * 1024),
+  DEFAULT_K: positiveInt.default(20),
+  MAX_K: positiveInt.max(10000).default(200),
+  MAX_CONTEXT_ITEMS: positiveInt.max(10000).default(100),
+  MAX_FILTER_VALUES: positiveInt.max(100000).default(1000),
+  MAX_FEEDBACK_EVENTS: positiveInt.max(100000).default(1000),
+  MAX_ID_LENGTH: positiveInt.min(36).max(4096).default(256),
+  MAX_ATTRIBUTES: positiveInt.max(1000).default(32),
+  POPULAR_REFRESH_MS: positiveInt.default(10000),
+};
+
+/** The environment, validated once; the first problem is named. */
+export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const e = parseEnv(gatewayEnv, env);
+  if (e.BUDGET_MIN_MS > e.BUDGET_MAX_MS) throw new ConfigError('BUDGET_MIN_MS', `must not exceed BUDGET_MAX_MS (${e.BUDGET_MAX_MS})`);
+  if (e.BUDGET_DEFAULT_MS < e.BUDGET_MIN_MS || e.BUDGET_DEFAULT_MS > e.BUDGET_MAX_MS)
+    throw new ConfigError('BUDGET_DEFAULT_MS', `must lie within BUDGET_MIN_MS..BUDGET_MAX_MS (${e.BUDGET_MIN_MS}..${e.BUDGET_MAX_MS})`);
+  if (e.RETRIEVE_MIN > e.RETRIEVE_MAX) throw new ConfigError('RETRIEVE_MIN', `must not exceed RETRIEVE_MAX (${e.RETRIEVE_MAX})`);
+  if (e.RANK_MIN > e.RANK_MAX) throw new ConfigError('RANK_MIN', `must not exceed RANK_MAX (${e.RANK_MAX})`);
+  if (e.RANK_MAX > e.RETRIEVE_MAX) throw new ConfigError('RANK_MAX', `must not exceed RETRIEVE_MAX (${e.RETRIEVE_MAX})`);
+  if (e.DEFAULT_K > e.MAX_K) throw new ConfigError('DEFAULT_K', `must not exceed MAX_K (${e.MAX_K})`);
+  if (!e.AUTH_DISABLED && !e.API_KEYS && !e.API_KEYS_FILE)
+    throw new ConfigError('API_KEYS', 'no API key configured: set API_KEYS or API_KEYS_FILE, or AUTH_DISABLED=true for local use only');
+  return {
+    ...baseServiceConfig(e),
+    httpHost: e.HTTP_HOST,
+    httpPort: e.HTTP_PORT,
+    addresses: {
+      features: e.FEATURES_ADDRESS,
+      retrieval: e.RETRIEVAL_ADDRESS,
+      preranking: e.PRERANKING_ADDRESS,
+      ranking: e.RANKING_ADDRESS,
+      reranking: e.RERANKING_ADDRESS,
+    },
+    featuresTimeoutMs: e.FEATURES_TIMEOUT_MS,
+    budget: {
+      defaultMs: e.BUDGET_DEFAULT_MS,
+      minMs: e.BUDGET_MIN_MS,
+      maxMs: e.BUDGET_MAX_MS,
+      reserveMs: e.BUDGET_RESERVE_MS,
+      minStageMs: e.MIN_STAGE_MS,
+      shares: { retrieval: e.SHARE_RETRIEVAL, preranking: e.SHARE_PRERANKING, ranking: e.SHARE_RANKING, reranking: e.SHARE_RERANKING },
+    },
+    adaptive: {
+      enabled: e.ADAPTIVE_CANDIDATES,
+      retrieveMax: e.RETRIEVE_MAX,
+      retrieveMin: e.RETRIEVE_MIN,
+      rankMax: e.RANK_MAX,
+      rankMin: e.RANK_MIN,
+      percentile: e.ADAPTIVE_PERCENTILE,
+      window: e.ADAPTIVE_WINDOW,
+      channelShares: e.CHANNEL_SHARES,
+      targetMs: {
+        retrieval: e.TARGET_RETRIEVAL_MS,
+        preranking: e.TARGET_PRERANKING_MS,
+        ranking: e.TARGET_RANKING_MS,
+        reranking: e.TARGET_RERANKING_MS,
+      },
+    },
+    access: {
+      authDisabled: e.AUTH_DISABLED,
+      apiKeys: e.API_KEYS,
+      apiKeysFile: e.API_KEYS_FILE,
+      rateLimitPerSecond: e.RATE_LIMIT_PER_SECOND,
+      rateLimitBurst: e.RATE_LIMIT_BURST,
+      corsOrigins: (e.CORS_ORIGINS ?? '')
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean),
+      maxBodyBytes: e.MAX_BODY_BYTES,
+    },
+    limits: {
+      defaultK: e.DEFAULT_K,
+      maxK: e.MAX_K,
+      maxContextItems: e.MAX_CONTEXT_ITEMS,
+      maxFilterValues: e.MAX_FILTER_VALUES,
+      maxFeedbackEvents: e.MAX_FEEDBACK_EVENTS,
+      maxIdLength: e.MAX_ID_LENGTH,
+      maxAttributes: e.MAX_ATTRIBUTES,
+    },
+    popularRefreshMs: e.POPULAR_REFRESH_MS,
+  };
+}

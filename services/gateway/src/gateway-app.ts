@@ -1,0 +1,81 @@
+import { features, gateway, preranking, ranking, reranking, retrieval } from '@recsys/contracts';
+import {
+  createLogger,
+  createServiceClient,
+  ServiceMetrics,
+  startGrpcService,
+  type Logger,
+  type RunningGrpcService,
+} from '@recsys/service-kit';
+import { AdaptiveCounts } from './adaptive-counts.js';
+import type { GatewayConfig } from './config.js';
+import { GatewayMetrics } from './gateway-metrics.js';
+import { GatewayModule } from './gateway.module.js';
+import { GrpcAccess } from './http/grpc-access.js';
+import { startHttpServer } from './http/http-app.js';
+import { Orchestrator, type StageClients } from './orchestrator.js';
+import { PopularFallback } from './popular-fallback.js';
+
+export interface RunningGateway extends RunningGrpcService {
+  /** The REST API's port; -1 when it is off. */
+  readonly httpPort: number;
+  readonly orchestrator: Orchestrator;
+}
+
+/** Connects the stage clients and starts the gateway's gRPC service and REST API over one orchestrator. */
+export async function startGatewayService(
+  config: GatewayConfig,
+  logger: Logger = createLogger('gateway', config.logLevel),
+): Promise<RunningGateway> {
+  const serviceMetrics = new ServiceMetrics('gateway');
+  const metrics = new GatewayMetrics(serviceMetrics);
+  // A restarted stage is used again within a second: grpc-js's default reconnect backoff grows to two minutes.
+  const options = { channelOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 } };
+  const clients: StageClients = {
+    features: createServiceClient(features.FeatureService, config.addresses.features, options),
+    retrieval: createServiceClient(retrieval.RetrievalService, config.addresses.retrieval, options),
+    preranking: createServiceClient(preranking.PrerankingService, config.addresses.preranking, options),
+    ranking: createServiceClient(ranking.RankingService, config.addresses.ranking, options),
+    reranking: createServiceClient(reranking.RerankingService, config.addresses.reranking, options),
+  };
+  const adaptive = new AdaptiveCounts(config.adaptive, (change) => {
+    metrics.countChanges.inc({ count: change.count, direction: change.to < change.from ? 'down' : 'up' });
+    metrics.candidateCount.set({ count: change.count }, change.to);
+    logger.info(change, 'candidate count adapted');
+  });
+  const initial = adaptive.current();
+  metrics.candidateCount.set({ count: 'retrieve' }, initial.retrieve);
+  metrics.candidateCount.set({ count: 'rank' }, initial.rank);
+  const popular = new PopularFallback(
+    clients.features,
+    { limit: config.adaptive.retrieveMax, refreshMs: config.popularRefreshMs, timeoutMs: config.featuresTimeoutMs },
+    metrics,
+    logger,
+  );
+  const orchestrator = new Orchestrator(clients, config, adaptive, popular, metrics, logger);
+  const access = GrpcAccess.fromConfig(config.access, serviceMetrics, logger);
+  let http: { port: number; close(): Promise<void> } | undefined;
+  const release = async () => {
+    popular.close();
+    await http?.close();
+    for (const client of Object.values(clients)) client.close();
+  };
+  const service = await startGrpcService({
+    name: 'gateway',
+    module: GatewayModule.register(orchestrator, access),
+    services: [gateway.GatewayService],
+    config,
+    logger,
+    metrics: serviceMetrics,
+    release,
+  });
+  try {
+    if (config.httpPort >= 0) http = await startHttpServer(orchestrator, config, logger, serviceMetrics, access);
+  } catch (error) {
+    await service.close();
+    throw error;
+  }
+  popular.start();
+  logger.info({ httpPort: http?.port ?? -1, stages: config.addresses }, 'gateway ready');
+  return Object.assign(service, { httpPort: http?.port ?? -1, orchestrator });
+}

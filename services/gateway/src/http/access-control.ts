@@ -1,0 +1,69 @@
+import type { Logger, ServiceMetrics } from '@recsys/service-kit';
+import type { AccessConfig } from '../config.js';
+import { ApiKeyStore } from './api-keys.js';
+import { RateLimitedError, UnauthenticatedError } from './errors.js';
+import { RateLimiter } from './rate-limiter.js';
+
+// prom-client is service-kit's dependency, not the gateway's: name its Counter through ServiceMetrics.
+type Counter = ReturnType<ServiceMetrics['counter']>;
+
+export interface AccessCounters {
+  rateLimited: Counter;
+  authFailures: Counter;
+}
+
+/** The access counters of a registry, created once: the HTTP and gRPC transports share them. */
+export function accessCounters(metrics: ServiceMetrics): AccessCounters {
+  const existing = <T>(name: string) => metrics.registry.getSingleMetric(name) as T | undefined;
+  return {
+    rateLimited:
+      existing<Counter>('gateway_rate_limited_total') ??
+      metrics.counter('gateway_rate_limited_total', 'Requests refused by the rate limiter, by API key name', ['key']),
+    authFailures:
+      existing<Counter>('gateway_auth_failures_total') ??
+      metrics.counter('gateway_auth_failures_total', 'Requests refused for a missing or unknown API key'),
+  };
+}
+
+/**
+ * API key check then rate limit, shared by both transports so that one key has one budget whichever it
+ * calls through. Create one per process and hand it to GrpcAccess and startHttpServer.
+ */
+export class AccessControl {
+  private readonly counters: AccessCounters;
+
+  constructor(
+    readonly keys: ApiKeyStore,
+    readonly limiter: RateLimiter,
+    metrics: ServiceMetrics,
+    private readonly logger: Logger,
+  ) {
+    this.counters = accessCounters(metrics);
+  }
+
+  static fromConfig(access: AccessConfig, metrics: ServiceMetrics, logger: Logger, now?: () => number): AccessControl {
+    const keys = ApiKeyStore.fromConfig(access, logger);
+    const limiter = new RateLimiter({ perSecond: access.rateLimitPerSecond, burst: access.rateLimitBurst }, now);
+    return new AccessControl(keys, limiter, metrics, logger);
+  }
+
+  /** The caller's key name; throws UnauthenticatedError (no or unknown key) or RateLimitedError. */
+  admit(presented: string | undefined, method: string): string {
+    const key = this.keys.authenticate(presented);
+    if (!key) {
+      this.counters.authFailures.inc();
+      this.logger.debug({ method, keyPresented: presented !== undefined }, 'request refused: missing or unknown API key');
+      throw new UnauthenticatedError(
+        presented === undefined
+          ? 'an API key is required: send "Authorization: Bearer <key>" or "x-api-key: <key>"'
+          : 'the API key is not valid',
+      );
+    }
+    const decision = this.limiter.take(key.name);
+    if (!decision.allowed) {
+      this.counters.rateLimited.inc({ key: key.name });
+      throw new RateLimitedError(key.name, decision.retryAfterS);
+    }
+    return key.name;
+  }
+}

@@ -1,0 +1,246 @@
+import { create } from '@bufbuild/protobuf';
+import { status } from '@grpc/grpc-js';
+import { common, gateway, type features, type preranking, type ranking, type reranking, type retrieval } from '@recsys/contracts';
+import { currentRequestContext, NotFoundError, UnavailableError, type Logger, type ServiceClient } from '@recsys/service-kit';
+import type { AdaptiveCounts } from './adaptive-counts.js';
+import { RequestBudget, requestBudgetMs } from './budget.js';
+import { RETRIEVAL_CHANNELS, type GatewayConfig, type StageName } from './config.js';
+import { causeLabel, causeOf, detailOf } from './degradation.js';
+import type { Caller, GatewayApi } from './gateway-api.js';
+import type { GatewayMetrics } from './gateway-metrics.js';
+import type { PopularFallback } from './popular-fallback.js';
+import { validateFeedbackRequest, validateRecommendRequest, validateSimilarRequest, withEventIds } from './validation.js';
+
+export interface StageClients {
+  features: ServiceClient<typeof features.FeatureService.method>;
+  retrieval: ServiceClient<typeof retrieval.RetrievalService.method>;
+  preranking: ServiceClient<typeof preranking.PrerankingService.method>;
+  ranking: ServiceClient<typeof ranking.RankingService.method>;
+  reranking: ServiceClient<typeof reranking.RerankingService.method>;
+}
+
+const STAGE: Record<StageName, common.Stage> = {
+  retrieval: common.Stage.RETRIEVAL,
+  preranking: common.Stage.PRERANKING,
+  ranking: common.Stage.RANKING,
+  reranking: common.Stage.RERANKING,
+};
+
+/** What replaces each stage's answer when it fails, as the response names it. */
+const FALLBACK: Record<StageName, string> = {
+  retrieval: 'popular items',
+  preranking: 'retrieval order',
+  ranking: 'pre-ranking order',
+  reranking: 'ranked order',
+};
+
+type StageResult<T> = { ok: true; value: T; ms: number } | { ok: false; ms: number; cause: common.DegradationCause; detail: string };
+
+/** One request on its way through the stages: the candidates so far and what the answer will report. */
+class Trace {
+  readonly timings: common.StageTiming[] = [];
+  readonly degradations: common.Degradation[] = [];
+  readonly debug: gateway.StageDebug[] = [];
+
+  constructor(readonly wantDebug: boolean) {}
+
+  stage(stage: StageName, ms: number, input: number, output: common.Candidate[], rules: common.RuleReport[] = []): void {
+    this.timings.push(
+      create(common.StageTimingSchema, { stage: STAGE[stage], durationMs: ms, candidatesIn: input, candidatesOut: output.length }),
+    );
+    if (this.wantDebug) this.debug.push(create(gateway.StageDebugSchema, { stage: STAGE[stage], candidates: output, rules }));
+  }
+
+  degrade(stage: StageName, cause: common.DegradationCause, detail: string, fallback = FALLBACK[stage]): void {
+    this.degradations.push(create(common.DegradationSchema, { stage: STAGE[stage], cause, detail, fallback }));
+  }
+}
+
+const toItem = (c: common.Candidate): gateway.RecommendedItem =>
+  create(gateway.RecommendedItemSchema, { itemId: c.itemId, score: c.score, category: c.category, channels: c.channels });
+
+/**
+ * Runs retrieval → pre-ranking → ranking → re-ranking within one budget. Each stage gets a gRPC deadline
+ * from what is left; a stage that fails, is late, or has no time left is replaced by its fallback and
+ * reported, so the request itself never fails for a stage.
+ */
+export class Orchestrator implements GatewayApi {
+  constructor(
+    private readonly clients: StageClients,
+    private readonly config: GatewayConfig,
+    private readonly adaptive: AdaptiveCounts,
+    private readonly popular: PopularFallback,
+    private readonly metrics: GatewayMetrics,
+    private readonly logger: Logger,
+  ) {}
+
+  async recommend(request: gateway.RecommendRequest, caller: Caller): Promise<gateway.RecommendResponse> {
+    validateRecommendRequest(request, this.config.limits);
+    const started = performance.now();
+    const budget = new RequestBudget(
+      requestBudgetMs(request.budgetMs, this.config.budget),
+      this.config.budget,
+      Date.now(),
+      currentRequestContext()?.deadlineMs ?? Infinity,
+    );
+    const trace = new Trace(request.debug);
+    const k = request.k > 0 ? request.k : this.config.limits.defaultK;
+    const counts = this.adaptive.current();
+    const rankCount = Math.max(counts.rank, k);
+    const retrieveCount = Math.max(counts.retrieve, rankCount);
+    const userId = request.userId;
+    const context = request.context ?? create(common.UserContextSchema);
+    const filter = request.filter;
+    // Never answer with what the user is looking at or the caller excluded, whatever stage degraded.
+    const excluded = new Set<string>([...context.recentItems.map((item) => item.itemId), ...(filter?.excludeItemIds ?? [])]);
+
+    // Retrieval; popular items when it fails.
+    let candidates: common.Candidate[];
+    let userEmbedding: number[] = [];
+    let embeddingModelVersion = '';
+    const retrieved = await this.run('retrieval', budget, (timeoutMs) =>
+      this.clients.retrieval.retrieve({ userId, context, limit: retrieveCount, quotas: this.quotas(retrieveCount), filter }, { timeoutMs }),
+    );
+    if (retrieved.ok) {
+      candidates = retrieved.value.candidates;
+      userEmbedding = retrieved.value.userEmbedding;
+      embeddingModelVersion = retrieved.value.modelVersion;
+    } else {
+      const popularMs = Math.min(this.config.featuresTimeoutMs, budget.remainingMs());
+      const popular = await this.popular.candidates(retrieveCount, filter, excluded, budget.affords(popularMs) ? popularMs : 0);
+      candidates = popular.candidates;
+      trace.degrade('retrieval', retrieved.cause, retrieved.detail, popular.source === 'none' ? popular.detail : popular.detail);
+    }
+    trace.stage('retrieval', retrieved.ms, 0, candidates);
+
+    // Pre-ranking; retrieval order cut to the ranked count when it fails.
+    if (candidates.length > 0) {
+      const input = candidates;
+      const preranked = await this.run('preranking', budget, (timeoutMs) =>
+        this.clients.preranking.prerank(
+          { userId, context, candidates: input, limit: rankCount, userEmbedding, embeddingModelVersion },
+          { timeoutMs },
+        ),
+      );
+      candidates = preranked.ok ? preranked.value.candidates : input.slice(0, rankCount);
+      if (!preranked.ok) trace.degrade('preranking', preranked.cause, preranked.detail);
+      trace.stage('preranking', preranked.ms, input.length, candidates);
+    }
+
+    // Ranking; pre-ranking order when it fails.
+    if (candidates.length > 0) {
+      const input = candidates;
+      const ranked = await this.run('ranking', budget, (timeoutMs) =>
+        this.clients.ranking.rank({ userId, context, candidates: input, limit: 0 }, { timeoutMs }),
+      );
+      if (ranked.ok) candidates = ranked.value.candidates;
+      else trace.degrade('ranking', ranked.cause, ranked.detail);
+      trace.stage('ranking', ranked.ms, input.length, candidates);
+    }
+
+    // Re-ranking; ranked order when it fails.
+    let rules: common.RuleReport[] = [];
+    if (candidates.length > 0) {
+      const input = candidates;
+      const reranked = await this.run('reranking', budget, (timeoutMs) =>
+        this.clients.reranking.rerank({ userId, context, candidates: input, limit: k }, { timeoutMs }),
+      );
+      if (reranked.ok) {
+        candidates = reranked.value.candidates;
+        rules = reranked.value.rules;
+      } else {
+        trace.degrade('reranking', reranked.cause, reranked.detail);
+      }
+      trace.stage('reranking', reranked.ms, input.length, candidates, rules);
+    }
+
+    const items: gateway.RecommendedItem[] = [];
+    for (const candidate of candidates) {
+      if (items.length >= k) break;
+      if (!excluded.has(candidate.itemId)) items.push(toItem(candidate));
+    }
+    const totalMs = performance.now() - started;
+    this.metrics.recommendSeconds.observe({ degraded: trace.degradations.length > 0 ? 'true' : 'false' }, totalMs / 1000);
+    if (trace.degradations.length > 0) {
+      this.logger.warn(
+        { requestId: caller.requestId, degraded: trace.degradations.map((d) => `${common.Stage[d.stage]}: ${causeLabel(d.cause)}`) },
+        'answered with fallbacks',
+      );
+    }
+    return create(gateway.RecommendResponseSchema, {
+      items,
+      requestId: caller.requestId,
+      timings: trace.timings,
+      degradations: trace.degradations,
+      totalMs,
+      debug: trace.debug,
+    });
+  }
+
+  /** Each channel's share of the retrieved count, so the channels follow the adaptive count. */
+  private quotas(retrieveCount: number): { channel: string; limit: number }[] {
+    return RETRIEVAL_CHANNELS.map((channel) => ({
+      channel,
+      limit: Math.ceil(this.config.adaptive.channelShares[channel] * retrieveCount),
+    }));
+  }
+
+  /** Calls a stage within its share of the budget; skips it when too little is left. Never throws. */
+  private async run<T>(stage: StageName, budget: RequestBudget, call: (timeoutMs: number) => Promise<T>): Promise<StageResult<T>> {
+    const timeoutMs = budget.stageTimeoutMs(stage);
+    if (!budget.affords(timeoutMs)) {
+      const cause = common.DegradationCause.BUDGET_EXHAUSTED;
+      this.count(stage, cause, 'skipped', 0);
+      return { ok: false, ms: 0, cause, detail: `skipped: ${Math.max(0, Math.round(budget.remainingMs()))} ms of the budget left` };
+    }
+    const started = performance.now();
+    try {
+      const value = await call(timeoutMs);
+      const ms = performance.now() - started;
+      this.adaptive.observe(stage, ms);
+      this.metrics.stageSeconds.observe({ stage, outcome: 'ok' }, ms / 1000);
+      return { ok: true, value, ms };
+    } catch (error) {
+      const ms = performance.now() - started;
+      const cause = causeOf(error);
+      // A late or shedding stage is a load signal; a stopped one says nothing about candidate counts.
+      if (cause === common.DegradationCause.DEADLINE_EXCEEDED || cause === common.DegradationCause.OVERLOADED)
+        this.adaptive.observe(stage, ms);
+      this.count(stage, cause, 'degraded', ms);
+      return { ok: false, ms, cause, detail: `${stage}: ${detailOf(error)}` };
+    }
+  }
+
+  private count(stage: StageName, cause: common.DegradationCause, outcome: string, ms: number): void {
+    this.metrics.degradations.inc({ stage, cause: causeLabel(cause) });
+    this.metrics.stageSeconds.observe({ stage, outcome }, ms / 1000);
+  }
+
+  async sendFeedback(request: gateway.SendFeedbackRequest, _caller: Caller): Promise<gateway.SendFeedbackResponse> {
+    validateFeedbackRequest(request, this.config.limits);
+    const events = withEventIds(request).events;
+    try {
+      const answer = await this.clients.features.recordFeedback({ events }, { timeoutMs: this.config.featuresTimeoutMs });
+      return create(gateway.SendFeedbackResponseSchema, { accepted: answer.accepted, duplicates: answer.duplicates });
+    } catch (error) {
+      // Nothing was half-stored: each event applies atomically and ids make a retry safe.
+      throw new UnavailableError(`feedback not recorded, retry: feature service: ${detailOf(error)}`, { cause: error });
+    }
+  }
+
+  async similarItems(request: gateway.GetSimilarItemsRequest, _caller: Caller): Promise<gateway.GetSimilarItemsResponse> {
+    validateSimilarRequest(request, this.config.limits);
+    const limit = request.k > 0 ? request.k : this.config.limits.defaultK;
+    try {
+      const answer = await this.clients.retrieval.getSimilarItems(
+        { itemId: request.itemId, limit, filter: request.filter },
+        { timeoutMs: this.config.budget.defaultMs },
+      );
+      return create(gateway.GetSimilarItemsResponseSchema, { items: answer.candidates.map(toItem) });
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (code === status.NOT_FOUND) throw new NotFoundError(detailOf(error));
+      throw new UnavailableError(`similar items unavailable: retrieval: ${detailOf(error)}`, { cause: error });
+    }
+  }
+}
