@@ -1,0 +1,11 @@
+export {
+  type PipelineOptions,
+  type RunningPipeline,
+  type ServiceName,
+  HEALTH_TIMEOUT_MS,
+  STOP_TIMEOUT_MS,
+  ServiceStartError,
+  preparePipeline,
+  startPipeline,
+} from './pipeline.js';
+export { DEFAULT_PORTS, SERVICE_NAMES } from './services.js';

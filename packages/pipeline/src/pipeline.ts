@@ -1,0 +1,422 @@
+import { spawn } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { features } from '@recsys/contracts';
+import { type SyntheticOptions, fingerprint } from '@recsys/data';
+import { checkHealth, createServiceClient, freePort } from '@recsys/service-kit';
+import { loadFeatures, loadModelVersion } from '@recsys/serving';
+import { DEFAULT_SYNTHETIC, type DataSource, type Progress, describeSource, loadSetup, trainRun } from '@recsys/trainer';
+import { indexIsCurrent, modelsDecision, twoTowerIdentity } from './model-cache.js';
+import { type ExitResult, ServiceProcess } from './service-process.js';
+import {
+  DEFAULT_PORTS,
+  HOST,
+  INDEX_CLI,
+  SERVICE_ENTRIES,
+  SERVICE_NAMES,
+  type ServiceName,
+  type ServiceWiring,
+  address,
+  builtScript,
+  serviceEnv,
+} from './services.js';
+import { readState, windowStart, writeState } from './state-file.js';
+import { newestIndexVersion } from './versions.js';
+
+export type { ServiceName } from './services.js';
+
+export interface PipelineOptions {
+  workDir: string;
+  /** Use these trained models (root with two-tower/dlrm/preranker) instead of making data and training. */
+  modelsDir?: string;
+  /** Feature store: Redis URL; in memory when absent. */
+  redisUrl?: string;
+  /** Ports per service (gateway: grpc; httpPort for REST); 0 = a free port. Defaults: the fixed ports above. */
+  ports?: Partial<Record<ServiceName, number>> & { http?: number };
+  /** Extra env per service (e.g. { gateway: { API_KEYS: 'test:...' } }). */
+  env?: Partial<Record<ServiceName, Record<string, string>>>;
+  /** Synthetic data size when training (defaults: the trainer's DEFAULT_SYNTHETIC). */
+  synthetic?: Partial<SyntheticOptions>;
+  /** Leave services out (e.g. ['gateway'] before it exists). */
+  skip?: ServiceName[];
+  log?: (line: string) => void;
+}
+
+export interface RunningPipeline {
+  /** gRPC host:port per service ('' for a skipped one). */
+  addresses: Record<ServiceName, string>;
+  /** The gateway's REST base URL, e.g. http://127.0.0.1:8080 ('' when the gateway is skipped). */
+  httpUrl: string;
+  modelsDir: string;
+  indexDir: string;
+  /** Stop one service (SIGTERM, wait for exit). */
+  stop(name: ServiceName): Promise<void>;
+  /** Start a stopped service again with the same env and port; resolves when healthy. */
+  start(name: ServiceName): Promise<void>;
+  /** The service's collected log output (for test failure messages). */
+  output(name: ServiceName): string;
+  /** Process id per running service (benchmarks read CPU/RSS). */
+  pid(name: ServiceName): number | undefined;
+  close(): Promise<void>;
+}
+
+/** A service that ended during start-up, or never became healthy; the message carries its last output. */
+export class ServiceStartError extends Error {
+  constructor(
+    readonly service: ServiceName,
+    problem: string,
+    output: string,
+  ) {
+    super(`${service} ${problem}${output.trim() ? `; its last output:\n${lastLines(output, 30)}` : ' (it wrote nothing)'}`);
+    this.name = 'ServiceStartError';
+  }
+}
+
+/** Services drain in-flight calls for up to SHUTDOWN_TIMEOUT_MS (10 s by default) before they exit. */
+export const STOP_TIMEOUT_MS = 15_000;
+/** Loading models and the index on a busy 2-core machine takes seconds; a minute means something is wrong. */
+export const HEALTH_TIMEOUT_MS = 60_000;
+const POLL_MS = 100;
+
+const silent = () => undefined;
+
+function lastLines(text: string, count: number): string {
+  return text.trimEnd().split('\n').slice(-count).join('\n');
+}
+
+/** The synthetic data this work directory trains on: the options given over the trainer's defaults, dated to end near today. */
+export async function trainingSource(workDir: string, synthetic: Partial<SyntheticOptions> = {}, nowMs = Date.now()): Promise<DataSource> {
+  const options: SyntheticOptions = { ...DEFAULT_SYNTHETIC, ...synthetic };
+  if (options.startTime === undefined) {
+    const state = await readState(workDir);
+    const { startTime, chosen } = windowStart(state, nowMs, options.days ?? 30);
+    if (chosen) await writeState(workDir, { ...state, syntheticStartTime: startTime });
+    options.startTime = startTime;
+  }
+  return { kind: 'synthetic', options };
+}
+
+/** Per model, a line at the end of each epoch (and every few seconds within a long one). */
+function progressLines(log: (line: string) => void): (p: Progress) => void {
+  let lastAt = Date.now();
+  let lastEpoch = '';
+  return (p) => {
+    const epochDone = p.step === p.epoch * p.stepsPerEpoch;
+    const key = `${p.model}:${p.epoch}`;
+    const now = Date.now();
+    if ((epochDone && key !== lastEpoch) || now - lastAt > 5000) {
+      if (epochDone) lastEpoch = key;
+      lastAt = now;
+      const share = Math.round((100 * (p.step - (p.epoch - 1) * p.stepsPerEpoch)) / p.stepsPerEpoch);
+      log(
+        `  ${p.model}: epoch ${p.epoch}/${p.epochs}${epochDone ? '' : ` (${share}%)`}, loss ${p.loss.toFixed(4)}, ` +
+          `${Math.round(p.examplesPerS)} examples/s`,
+      );
+    }
+  };
+}
+
+/** Data and models: the given model root, or synthetic data trained into <workDir>/models unless the newest version holds it. */
+export async function preparePipeline(options: PipelineOptions): Promise<{ modelsDir: string }> {
+  const log = options.log ?? silent;
+  if (options.modelsDir !== undefined) return { modelsDir: resolve(options.modelsDir) };
+  const workDir = resolve(options.workDir);
+  await mkdir(workDir, { recursive: true });
+  const source = await trainingSource(workDir, options.synthetic);
+  const modelsDir = join(workDir, 'models');
+  const decision = await modelsDecision(modelsDir, source);
+  if (!decision.train) {
+    log(`models: version ${decision.version} in ${modelsDir} is trained on this data; training skipped`);
+    return { modelsDir };
+  }
+  const synthetic = (source as Extract<DataSource, { kind: 'synthetic' }>).options;
+  const start = synthetic.startTime!;
+  const end = start + (synthetic.days ?? 30) * 86_400;
+  const day = (seconds: number) => new Date(seconds * 1000).toISOString().slice(0, 10);
+  log(`training (${decision.reason}) on ${describeSource(source)} dated ${day(start)} to ${day(end)}, into ${modelsDir}`);
+  const started = Date.now();
+  const result = await trainRun(source, {
+    out: modelsDir,
+    // The uncorrected baseline is for reports only; serving never reads it.
+    compareUncorrected: false,
+    onProgress: progressLines(log),
+    log: (line) => log(`  ${line}`),
+  });
+  log(`models: version ${result.version} trained in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return { modelsDir };
+}
+
+/** Whether a fixed port can be bound on loopback now: a clear message beats a service dying on EADDRINUSE. */
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const server = createServer();
+    server.once('error', () => done(false));
+    server.listen(port, HOST, () => server.close(() => done(true)));
+  });
+}
+
+async function resolvePort(label: string, wanted: number): Promise<number> {
+  if (!Number.isInteger(wanted) || wanted < 0 || wanted > 65535) throw new Error(`ports.${label}: expected 0..65535, got ${wanted}`);
+  if (wanted === 0) return freePort(HOST);
+  if (!(await portIsFree(wanted)))
+    throw new Error(`ports.${label}: ${HOST}:${wanted} is in use (another pipeline running?); free it or pick another port`);
+  return wanted;
+}
+
+/** Runs a node script to completion, its lines shown with a prefix; rejects with its last output when it fails. */
+function runScript(label: string, script: string, args: string[], log: (line: string) => void): Promise<void> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const kill = () => child.kill('SIGKILL');
+    process.on('exit', kill);
+    let output = '';
+    for (const stream of [child.stdout, child.stderr]) {
+      let partial = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => {
+        output += chunk;
+        const lines = (partial + chunk).split('\n');
+        partial = lines.pop()!;
+        for (const line of lines) if (line.trim()) log(`[${label}] ${line}`);
+      });
+    }
+    child.on('error', fail);
+    child.on('close', (code, signal) => {
+      process.off('exit', kill);
+      if (code === 0) done();
+      else fail(new Error(`${label} failed (${signal ?? `exit ${code}`}): ${lastLines(output, 20)}`));
+    });
+  });
+}
+
+async function loadFeatureData(modelsDir: string, featuresAddress: string, log: (line: string) => void): Promise<void> {
+  const model = await loadModelVersion(modelsDir, 'dlrm');
+  const source = model.manifest.data.source;
+  const setup = loadSetup(source);
+  if (fingerprint(setup) !== model.manifest.data.fingerprint)
+    throw new Error(`the data at ${describeSource(source)} has changed since version ${model.version} was trained; retrain first`);
+  const client = createServiceClient(features.FeatureService, featuresAddress, { defaultTimeoutMs: 60_000 });
+  try {
+    const started = Date.now();
+    const result = await loadFeatures(client, setup, {});
+    if (result.rejected.length > 0) {
+      const examples = result.rejected.slice(0, 5).map((r) => `${r.kind} ${r.id}: ${r.reason}`);
+      throw new Error(`the feature service rejected ${result.rejected.length} rows, e.g. ${examples.join('; ')}`);
+    }
+    log(
+      `features: loaded ${result.users} users, ${result.items} items, ${result.events} events ` +
+        `(model version ${model.version}) in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
+  } finally {
+    client.close();
+  }
+}
+
+/** The one pipeline a launch made; the CLI also watches for services that end on their own. */
+export class Pipeline implements RunningPipeline {
+  readonly addresses: Record<ServiceName, string>;
+  readonly httpUrl: string;
+  private readonly processes = new Map<ServiceName, ServiceProcess>();
+  private readonly killOnExit = () => this.processes.forEach((p) => p.kill());
+  private closed = false;
+  /** Services that reported healthy and were not stopped since: an exit of any other is a start-up failure, reported by start(). */
+  private readonly healthy = new Set<ServiceName>();
+  /** Called when a healthy service ends without being asked to. */
+  onUnexpectedExit: (name: ServiceName, result: ExitResult, lastOutput: string[]) => void = () => undefined;
+
+  constructor(
+    readonly modelsDir: string,
+    readonly indexDir: string,
+    private readonly wiring: ServiceWiring,
+    private readonly running: readonly ServiceName[],
+    private readonly logDir: string,
+    /** Each service's environment as it runs. */
+    readonly envOf: (name: ServiceName) => Record<string, string>,
+    private readonly log: (line: string) => void,
+  ) {
+    this.addresses = Object.fromEntries(SERVICE_NAMES.map((n) => [n, running.includes(n) ? address(wiring.ports[n]) : ''])) as Record<
+      ServiceName,
+      string
+    >;
+    this.httpUrl = running.includes('gateway') ? `http://${HOST}:${wiring.httpPort}` : '';
+    process.on('exit', this.killOnExit);
+  }
+
+  private service(name: ServiceName): ServiceProcess {
+    if (!this.running.includes(name)) throw new Error(`${name}: not part of this pipeline (skipped)`);
+    let service = this.processes.get(name);
+    if (service === undefined) {
+      service = new ServiceProcess({
+        name,
+        script: builtScript(SERVICE_ENTRIES[name]),
+        env: this.envOf(name),
+        logFile: join(this.logDir, `${name}.log`),
+        log: this.log,
+        onUnexpectedExit: (s, result) => {
+          if (this.closed || !this.healthy.delete(name)) return;
+          const how = result.signal ? `signal ${result.signal}` : `exit code ${result.code}`;
+          this.log(`${name} ended unexpectedly (${how}); its last lines:\n${s.lastLines(20).join('\n')}`);
+          this.onUnexpectedExit(name, result, s.lastLines(20));
+        },
+      });
+      this.processes.set(name, service);
+    }
+    return service;
+  }
+
+  /** Starts a service and waits until its gRPC health (and the gateway's REST /healthz) says SERVING. */
+  async start(name: ServiceName): Promise<void> {
+    if (this.closed) throw new Error('the pipeline is closed');
+    const service = this.service(name);
+    service.start();
+    const until = Date.now() + HEALTH_TIMEOUT_MS;
+    const grpcAddress = address(this.wiring.ports[name]);
+    while (!(await serving(grpcAddress))) await this.waitOrFail(service, until, `did not report SERVING on ${grpcAddress}`);
+    if (name === 'gateway') {
+      while (!(await restHealthy(this.httpUrl))) await this.waitOrFail(service, until, `did not answer GET ${this.httpUrl}/healthz`);
+    }
+    this.healthy.add(name);
+    this.log(`${name}: serving on ${grpcAddress}${name === 'gateway' ? ` and ${this.httpUrl}` : ''} (pid ${service.pid})`);
+  }
+
+  private async waitOrFail(service: ServiceProcess, until: number, problem: string): Promise<void> {
+    if (!service.running) {
+      const { code, signal } = await service.exited;
+      throw new ServiceStartError(
+        service.name as ServiceName,
+        `exited during start-up (${signal ?? `exit code ${code}`})`,
+        service.output(),
+      );
+    }
+    if (Date.now() > until) {
+      await service.stop(STOP_TIMEOUT_MS);
+      throw new ServiceStartError(service.name as ServiceName, `${problem} within ${HEALTH_TIMEOUT_MS} ms`, service.output());
+    }
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+
+  async stop(name: ServiceName): Promise<void> {
+    this.healthy.delete(name);
+    await this.processes.get(name)?.stop(STOP_TIMEOUT_MS);
+  }
+
+  output(name: ServiceName): string {
+    return this.processes.get(name)?.output() ?? '';
+  }
+
+  pid(name: ServiceName): number | undefined {
+    return this.processes.get(name)?.pid;
+  }
+
+  /** Stops every service, the last started first, each given time to drain. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const name of [...SERVICE_NAMES].reverse()) {
+      const service = this.processes.get(name);
+      if (service?.running) {
+        this.log(`${name}: stopping`);
+        await service.stop(STOP_TIMEOUT_MS);
+      }
+    }
+    await Promise.all([...this.processes.values()].map((p) => p.closeLog()));
+    process.off('exit', this.killOnExit);
+  }
+}
+
+async function serving(grpcAddress: string): Promise<boolean> {
+  try {
+    return (await checkHealth(grpcAddress, '', 500)) === 'SERVING';
+  } catch {
+    return false;
+  }
+}
+
+async function restHealthy(baseUrl: string): Promise<boolean> {
+  try {
+    const response = await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
+    await response.arrayBuffer();
+    return response.ok;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Makes data and trains (cached), starts the feature service and loads it, builds the index (cached), then starts every
+ * other service as its own process on loopback and waits until all are healthy. On any failure the services already
+ * started are stopped and the error names the failing step or service, with its output.
+ */
+export async function launchPipeline(options: PipelineOptions, onCreated?: (pipeline: Pipeline) => void): Promise<Pipeline> {
+  const log = options.log ?? silent;
+  const skip = new Set(options.skip ?? []);
+  const unknown = [...skip].find((name) => !SERVICE_NAMES.includes(name));
+  if (unknown !== undefined) throw new Error(`skip: unknown service "${unknown}" (services are ${SERVICE_NAMES.join(', ')})`);
+  if (skip.has('features')) throw new Error('skip: the feature service cannot be left out: every other step reads it');
+  const running = SERVICE_NAMES.filter((name) => !skip.has(name));
+  // Fail before training when a build is missing.
+  for (const name of running) builtScript(SERVICE_ENTRIES[name]);
+  const indexCli = running.includes('retrieval') ? builtScript(INDEX_CLI) : undefined;
+
+  const workDir = resolve(options.workDir);
+  const indexDir = join(workDir, 'indexes');
+  const logDir = join(workDir, 'logs');
+  await mkdir(indexDir, { recursive: true });
+  await mkdir(logDir, { recursive: true });
+
+  const ports = {} as Record<ServiceName, number>;
+  for (const name of running) ports[name] = await resolvePort(name, options.ports?.[name] ?? DEFAULT_PORTS[name]);
+  const httpPort = running.includes('gateway') ? await resolvePort('http', options.ports?.http ?? DEFAULT_PORTS.http) : -1;
+  const { modelsDir } = await preparePipeline(options);
+  const wiring: ServiceWiring = { ports, httpPort, modelsDir, indexDir, redisUrl: options.redisUrl };
+  const pipeline = new Pipeline(
+    modelsDir,
+    indexDir,
+    wiring,
+    running,
+    logDir,
+    (name) => serviceEnv(name, wiring, process.env, options.env?.[name]),
+    log,
+  );
+  onCreated?.(pipeline);
+  try {
+    log(`features: starting (${options.redisUrl ? `Redis at ${options.redisUrl}` : 'in-memory store'}); logs in ${logDir}`);
+    await pipeline.start('features');
+    await loadFeatureData(modelsDir, pipeline.addresses.features, log);
+    if (indexCli !== undefined) await buildIndex(workDir, modelsDir, indexDir, indexCli, pipeline.addresses.features, log);
+    await Promise.all(running.filter((n) => n !== 'features' && n !== 'gateway').map((n) => pipeline.start(n)));
+    if (running.includes('gateway')) await pipeline.start('gateway');
+    return pipeline;
+  } catch (error) {
+    await pipeline.close();
+    throw error;
+  }
+}
+
+/** Builds an index version of the newest two-tower, unless the one built last here holds it and is still the newest. */
+async function buildIndex(
+  workDir: string,
+  modelsDir: string,
+  indexDir: string,
+  indexCli: string,
+  featuresAddress: string,
+  log: (line: string) => void,
+): Promise<void> {
+  const twoTower = await twoTowerIdentity(modelsDir);
+  const state = await readState(workDir);
+  const newest = await newestIndexVersion(indexDir);
+  if (indexIsCurrent(state.index, newest, twoTower)) {
+    log(`index: version ${newest} in ${indexDir} holds two-tower version ${twoTower.version}; build skipped`);
+    return;
+  }
+  log(`index: building from two-tower version ${twoTower.version} into ${indexDir}`);
+  await runScript('index', indexCli, ['build', '--models', modelsDir, '--index-dir', indexDir, '--features', featuresAddress], log);
+  const version = await newestIndexVersion(indexDir);
+  if (version === undefined) throw new Error(`index: the build reported success but ${indexDir} holds no index version`);
+  await writeState(workDir, { ...(await readState(workDir)), index: { version, twoTower } });
+}
+
+export async function startPipeline(options: PipelineOptions): Promise<RunningPipeline> {
+  return launchPipeline(options);
+}

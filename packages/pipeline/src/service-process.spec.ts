@@ -1,0 +1,93 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ExitResult, ServiceProcess, noteworthyLine } from './service-process.js';
+
+describe('noteworthyLine', () => {
+  it('shows warnings, errors and plain lines, and hides routine JSON logs', () => {
+    expect(noteworthyLine('ranking', '{"level":"info","msg":"ranking service listening"}')).toBeUndefined();
+    expect(noteworthyLine('ranking', '{"level":"warn","msg":"cuda unavailable"}')).toBe('[ranking] WARN cuda unavailable');
+    expect(noteworthyLine('ranking', '{"level":"error","msg":"reload failed","err":{"message":"bad checksum"}}')).toBe(
+      '[ranking] ERROR reload failed: bad checksum',
+    );
+    expect(noteworthyLine('features', 'invalid configuration: REDIS_URL: must be a redis:// URL')).toBe(
+      '[features] invalid configuration: REDIS_URL: must be a redis:// URL',
+    );
+    expect(noteworthyLine('features', '{not json')).toBe('[features] {not json');
+    expect(noteworthyLine('features', '   ')).toBeUndefined();
+  });
+});
+
+describe('ServiceProcess', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'recsys-up-process-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  function serviceFor(name: string, source: string) {
+    const script = join(dir, `${name}.js`);
+    writeFileSync(script, source);
+    const shown: string[] = [];
+    const unexpected: ExitResult[] = [];
+    const service = new ServiceProcess({
+      name,
+      script,
+      env: { PATH: process.env.PATH ?? '' },
+      logFile: join(dir, `${name}.log`),
+      log: (line) => shown.push(line),
+      onUnexpectedExit: (_, result) => unexpected.push(result),
+    });
+    return { service, shown, unexpected };
+  }
+
+  it('keeps and logs all output, shows what matters, and stops on SIGTERM without calling it unexpected', async () => {
+    const { service, shown, unexpected } = serviceFor(
+      'calm',
+      `console.log(JSON.stringify({ level: 'info', msg: 'listening' }));
+       console.log(JSON.stringify({ level: 'warn', msg: 'slow disk' }));
+       console.error('plain trouble');
+       process.on('SIGTERM', () => { console.log(JSON.stringify({ level: 'info', msg: 'stopped' })); process.exit(0); });
+       setInterval(() => {}, 1000);`,
+    );
+    service.start();
+    expect(service.pid).toBeGreaterThan(0);
+    while (!service.output().includes('plain trouble')) await new Promise((r) => setTimeout(r, 20));
+    await service.stop(5000);
+    expect(await service.exited).toEqual({ code: 0, signal: null });
+    expect(service.running).toBe(false);
+    expect(service.pid).toBeUndefined();
+    expect(unexpected).toEqual([]);
+    expect(shown.sort()).toEqual(['[calm] WARN slow disk', '[calm] plain trouble']);
+    expect(service.output()).toContain('"msg":"stopped"');
+    await service.closeLog();
+    const file = readFileSync(join(dir, 'calm.log'), 'utf8');
+    expect(file).toContain('"msg":"listening"');
+    expect(file).toContain('"msg":"stopped"');
+    // A restart appends to the same log.
+    service.start();
+    while (service.output().split('"msg":"listening"').length < 3) await new Promise((r) => setTimeout(r, 20));
+    await service.stop(5000);
+    await service.closeLog();
+    expect(readFileSync(join(dir, 'calm.log'), 'utf8').split('"msg":"listening"')).toHaveLength(3);
+  });
+
+  it('kills a process that ignores SIGTERM once the timeout passes', async () => {
+    const { service, shown } = serviceFor('stubborn', `process.on('SIGTERM', () => {}); console.log('up'); setInterval(() => {}, 1000);`);
+    service.start();
+    while (!service.output().includes('up')) await new Promise((r) => setTimeout(r, 20));
+    await service.stop(300);
+    expect((await service.exited).signal).toBe('SIGKILL');
+    expect(shown).toContain('[stubborn] did not stop within 300 ms; killing it');
+    await service.closeLog();
+  });
+
+  it('reports a process that ends on its own, with its last lines', async () => {
+    const { service, unexpected } = serviceFor('fragile', `console.error('line 1'); console.error('boom'); process.exit(3);`);
+    service.start();
+    expect(await service.exited).toEqual({ code: 3, signal: null });
+    expect(unexpected).toEqual([{ code: 3, signal: null }]);
+    expect(service.lastLines(1)).toEqual(['boom']);
+    await service.closeLog();
+  });
+});

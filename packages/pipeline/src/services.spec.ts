@@ -1,0 +1,63 @@
+import { DEFAULT_PORTS, type ServiceWiring, serviceEnv } from './services.js';
+
+const wiring: ServiceWiring = {
+  ports: { features: 41001, retrieval: 41002, preranking: 41003, ranking: 41004, reranking: 41005, gateway: 41000 },
+  httpPort: 41080,
+  modelsDir: '/w/models',
+  indexDir: '/w/indexes',
+  redisUrl: undefined,
+};
+
+describe('service environments', () => {
+  it('keep the defaults every service config has', () => {
+    expect(DEFAULT_PORTS).toEqual({
+      features: 50051,
+      retrieval: 50052,
+      preranking: 50053,
+      ranking: 50054,
+      reranking: 50055,
+      gateway: 50050,
+      http: 8080,
+    });
+  });
+
+  it('wire every service to loopback ports and the work directory, dropping inherited values of the variables they control', () => {
+    const inherited = { PATH: '/bin', LOG_LEVEL: 'warn', REDIS_URL: 'redis://stray:6379', MODELS_DIR: '/stray', GRPC_PORT: '1' };
+    const features = serviceEnv('features', wiring, inherited);
+    expect(features).toMatchObject({ PATH: '/bin', LOG_LEVEL: 'warn', GRPC_HOST: '127.0.0.1', GRPC_PORT: '41001' });
+    expect(features.REDIS_URL).toBeUndefined();
+    expect(features.MODELS_DIR).toBeUndefined();
+    expect(serviceEnv('features', { ...wiring, redisUrl: 'redis://127.0.0.1:7000' }, inherited).REDIS_URL).toBe('redis://127.0.0.1:7000');
+    expect(serviceEnv('retrieval', wiring, inherited)).toMatchObject({
+      GRPC_PORT: '41002',
+      FEATURES_ADDRESS: '127.0.0.1:41001',
+      MODELS_DIR: '/w/models',
+      INDEX_BACKEND: 'embedded',
+      INDEX_DIR: '/w/indexes',
+    });
+    expect(serviceEnv('ranking', wiring, inherited)).toMatchObject({ GRPC_PORT: '41004', MODELS_DIR: '/w/models' });
+    const reranking = serviceEnv('reranking', wiring, inherited);
+    expect(reranking).toMatchObject({ GRPC_PORT: '41005', FEATURES_ADDRESS: '127.0.0.1:41001' });
+    expect(reranking.MODELS_DIR).toBeUndefined();
+  });
+
+  it('run the gateway without auth only when no API key is configured, inherited or given', () => {
+    const gateway = serviceEnv('gateway', wiring, { AUTH_DISABLED: 'false' });
+    expect(gateway).toMatchObject({
+      GRPC_PORT: '41000',
+      HTTP_HOST: '127.0.0.1',
+      HTTP_PORT: '41080',
+      FEATURES_ADDRESS: '127.0.0.1:41001',
+      RETRIEVAL_ADDRESS: '127.0.0.1:41002',
+      PRERANKING_ADDRESS: '127.0.0.1:41003',
+      RANKING_ADDRESS: '127.0.0.1:41004',
+      RERANKING_ADDRESS: '127.0.0.1:41005',
+      AUTH_DISABLED: 'true',
+    });
+    const inheritedKeys = serviceEnv('gateway', wiring, { API_KEYS: 'me:secret' });
+    expect(inheritedKeys.AUTH_DISABLED).toBeUndefined();
+    expect(inheritedKeys.API_KEYS).toBe('me:secret');
+    expect(serviceEnv('gateway', wiring, {}, { API_KEYS_FILE: '/keys' }).AUTH_DISABLED).toBeUndefined();
+    expect(serviceEnv('gateway', wiring, {}, { RETRIEVAL_ADDRESS: '127.0.0.1:1' }).RETRIEVAL_ADDRESS).toBe('127.0.0.1:1');
+  });
+});

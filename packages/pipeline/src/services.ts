@@ -1,0 +1,126 @@
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+
+export type ServiceName = 'features' | 'retrieval' | 'preranking' | 'ranking' | 'reranking' | 'gateway';
+
+/** Start order: each service only calls the ones before it. */
+export const SERVICE_NAMES: readonly ServiceName[] = ['features', 'retrieval', 'preranking', 'ranking', 'reranking', 'gateway'];
+
+/** The ports every service's config defaults to (gateway: gRPC), and the gateway's REST port. */
+export const DEFAULT_PORTS: Readonly<Record<ServiceName | 'http', number>> = {
+  features: 50051,
+  retrieval: 50052,
+  preranking: 50053,
+  ranking: 50054,
+  reranking: 50055,
+  gateway: 50050,
+  http: 8080,
+};
+
+export const HOST = '127.0.0.1';
+
+/** Each service's built entry point, relative to the repository root. */
+export const SERVICE_ENTRIES: Readonly<Record<ServiceName, string>> = {
+  features: 'services/features/dist/main.js',
+  retrieval: 'services/retrieval/dist/main.js',
+  preranking: 'services/preranking/dist/main.js',
+  ranking: 'services/ranking/dist/main.js',
+  reranking: 'services/reranking/dist/main.js',
+  gateway: 'services/gateway/dist/main.js',
+};
+
+export const INDEX_CLI = 'services/retrieval/dist/index-cli.js';
+
+/** The workspace root, found from here whether this runs as source (jest) or compiled. */
+export const repoRoot = (() => {
+  let dir = __dirname;
+  while (!existsSync(resolve(dir, 'pnpm-workspace.yaml'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`no pnpm-workspace.yaml above ${__dirname}`);
+    dir = parent;
+  }
+  return dir;
+})();
+
+/** A built entry point; a clear error naming the build to run when it is missing. */
+export function builtScript(relative: string): string {
+  const path = resolve(repoRoot, relative);
+  if (!existsSync(path)) throw new Error(`${relative} is missing: build first (pnpm run build, or bash scripts/up.sh)`);
+  return path;
+}
+
+export interface ServiceWiring {
+  /** gRPC port per service (gateway: its gRPC port), all resolved (no 0). */
+  ports: Record<ServiceName, number>;
+  httpPort: number;
+  modelsDir: string;
+  indexDir: string;
+  redisUrl: string | undefined;
+}
+
+/** Variables the launcher decides; inherited values of these are dropped so a stray shell export cannot rewire a service. */
+const CONTROLLED = [
+  'GRPC_HOST',
+  'GRPC_PORT',
+  'HTTP_HOST',
+  'HTTP_PORT',
+  'REDIS_URL',
+  'MODELS_DIR',
+  'INDEX_DIR',
+  'INDEX_BACKEND',
+  'FEATURES_ADDRESS',
+  'RETRIEVAL_ADDRESS',
+  'PRERANKING_ADDRESS',
+  'RANKING_ADDRESS',
+  'RERANKING_ADDRESS',
+  'AUTH_DISABLED',
+];
+
+export const address = (port: number) => `${HOST}:${port}`;
+
+/**
+ * One service's environment: the inherited one without the variables the launcher controls, the wiring, then the caller's extras.
+ * The gateway runs with auth off unless API keys are configured (inherited or given).
+ */
+export function serviceEnv(
+  name: ServiceName,
+  wiring: ServiceWiring,
+  inherited: NodeJS.ProcessEnv,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(inherited)) if (value !== undefined && !CONTROLLED.includes(key)) env[key] = value;
+  env.GRPC_HOST = HOST;
+  env.GRPC_PORT = String(wiring.ports[name]);
+  if (name !== 'features') env.FEATURES_ADDRESS = address(wiring.ports.features);
+  switch (name) {
+    case 'features':
+      if (wiring.redisUrl !== undefined) env.REDIS_URL = wiring.redisUrl;
+      break;
+    case 'retrieval':
+      Object.assign(env, { MODELS_DIR: wiring.modelsDir, INDEX_BACKEND: 'embedded', INDEX_DIR: wiring.indexDir });
+      break;
+    case 'preranking':
+    case 'ranking':
+      env.MODELS_DIR = wiring.modelsDir;
+      break;
+    case 'reranking':
+      break;
+    case 'gateway':
+      Object.assign(env, {
+        HTTP_HOST: HOST,
+        HTTP_PORT: String(wiring.httpPort),
+        RETRIEVAL_ADDRESS: address(wiring.ports.retrieval),
+        PRERANKING_ADDRESS: address(wiring.ports.preranking),
+        RANKING_ADDRESS: address(wiring.ports.ranking),
+        RERANKING_ADDRESS: address(wiring.ports.reranking),
+      });
+      if (!gatewayHasKeys({ ...env, ...extra })) env.AUTH_DISABLED = 'true';
+      break;
+  }
+  return { ...env, ...extra };
+}
+
+export function gatewayHasKeys(env: Record<string, string | undefined>): boolean {
+  return Boolean(env.API_KEYS || env.API_KEYS_FILE);
+}
