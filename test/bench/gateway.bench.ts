@@ -1,0 +1,269 @@
+// The whole pipeline through the gateway's REST API: every service as its own process (startPipeline, default
+// synthetic data and the trainer's defaults, cached in BENCH_WORK_DIR), the feature store on a real Redis, auth
+// off. One client sends BENCH_REQUESTS POST /v1/recommendations (k=20) for random users, one at a time: p50/p99
+// end to end. The floor, from the same run and the same requests: the same models and index loaded here, and per
+// request only the model and search work the pipeline did for it (user tower, index search for the retrieved
+// count, pre-ranker over the retrieved candidates, DLRM over the ranked ones, inputs assembled beforehand), with
+// each request's candidate sets taken from a debug answer of the same request. Last line: one JSON object.
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { features } from '@recsys/contracts';
+import { startPipeline, type RunningPipeline, type ServiceName } from '@recsys/pipeline';
+import { createServiceClient } from '@recsys/service-kit';
+import {
+  assembleFeeds,
+  loadModelVersion,
+  ModelSession,
+  readItemRows,
+  readItemVectors,
+  readUserState,
+  UserTower,
+  type FeatureRow,
+} from '@recsys/serving';
+import { RedisServer } from '@recsys/testing';
+import { inputLayout, loadSetup, prerankerLayout, type Tensor } from '@recsys/trainer';
+import { openStore } from '@recsys/vector-index';
+import { quantile, round, rssMiB } from './stats';
+
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 500);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 50);
+const K = 20;
+const WORK_DIR = process.env.BENCH_WORK_DIR ?? join(tmpdir(), 'recsys-bench-pipeline');
+/** Trained models to use instead of training on the default synthetic data (the contract test passes small ones). */
+const MODELS_DIR = process.env.BENCH_MODELS_DIR;
+const SERVICES: readonly ServiceName[] = ['features', 'retrieval', 'preranking', 'ranking', 'reranking', 'gateway'];
+const STAGES = ['retrieval', 'preranking', 'ranking', 'reranking'] as const;
+const FLOOR_PARTS = ['embed', 'search', 'prerank', 'rank'] as const;
+
+interface RecommendJson {
+  items: { item_id: string }[];
+  timings: { stage: string; duration_ms: number; candidates_out: number }[];
+  degradations: { stage: string; cause: string }[];
+  total_ms: number;
+  debug: { stage: string; candidates: { item_id: string }[] }[];
+}
+
+const nowMs = () => performance.now();
+
+/** Request i's user, drawn from a seed of its own (the same users in every run). */
+function userFor(i: number, users: readonly string[]): string {
+  const seed = (Math.imul(i + 1, 2654435761) + 12345) >>> 0;
+  return users[((Math.imul(seed, 1103515245) + 12345) >>> 0) % users.length]!;
+}
+
+async function recommend(url: string, body: Record<string, unknown>): Promise<RecommendJson> {
+  const response = await fetch(`${url}/v1/recommendations`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`POST /v1/recommendations ${JSON.stringify(body)}: ${response.status} ${text}`);
+  return JSON.parse(text) as RecommendJson;
+}
+
+/** The pre-ranker's feeds for one request's candidates, as the pre-ranking service assembles them. */
+function prerankerFeeds(
+  layout: ReturnType<typeof prerankerLayout>,
+  userEmbedding: Float32Array,
+  rows: { user: FeatureRow; context: FeatureRow; items: FeatureRow[] },
+  vectors: { rowOf: Map<string, number>; data: Float32Array; dim: number },
+): Record<string, Tensor> {
+  const n = rows.items.length;
+  const { dim } = vectors;
+  const user = new Float32Array(n * dim);
+  const items = new Float32Array(n * dim);
+  rows.items.forEach((row, k) => {
+    user.set(userEmbedding, k * dim);
+    const at = vectors.rowOf.get(row.id);
+    if (at !== undefined) items.set(vectors.data.subarray(at * dim, (at + 1) * dim), k * dim);
+  });
+  const feeds: Record<string, Tensor> = {
+    user_embedding: { data: user, shape: [n, dim] },
+    item_embedding: { data: items, shape: [n, dim] },
+  };
+  if (layout) {
+    const continuous = assembleFeeds(layout, rows).continuous!;
+    const width = continuous.shape[1]!;
+    // User-only features come back as one row: every candidate shares it.
+    if (continuous.shape[0] === n) feeds.continuous = continuous;
+    else {
+      const data = new Float32Array(n * width);
+      for (let k = 0; k < n; k++) data.set(continuous.data.subarray(0, width) as Float32Array, k * width);
+      feeds.continuous = { data, shape: [n, width] };
+    }
+  }
+  return feeds;
+}
+
+async function main(): Promise<void> {
+  const external = process.env.REDIS_URL;
+  const redis = external ? undefined : await RedisServer.start();
+  let pipeline: RunningPipeline | undefined;
+  let summary: Record<string, number | string> | undefined;
+  const started = nowMs();
+  try {
+    pipeline = await startPipeline({
+      workDir: WORK_DIR,
+      ...(MODELS_DIR ? { modelsDir: MODELS_DIR } : {}),
+      redisUrl: external ?? redis!.url,
+      ports: { features: 0, retrieval: 0, preranking: 0, ranking: 0, reranking: 0, gateway: 0, http: 0 },
+      // One client at full speed: the rate limiter would refuse it, and there is no key to limit.
+      env: { gateway: { AUTH_DISABLED: 'true', RATE_LIMIT_PER_SECOND: '0' } },
+      log: (line) => console.log(line),
+    });
+    const url = pipeline.httpUrl;
+    console.log(
+      `pipeline up in ${round((nowMs() - started) / 1000, 1)} s (models in ${pipeline.modelsDir}, index in ${pipeline.indexDir})`,
+    );
+
+    const dlrmVersion = await loadModelVersion(pipeline.modelsDir, 'dlrm');
+    const prerankerVersion = await loadModelVersion(pipeline.modelsDir, 'preranker');
+    const twoTowerVersion = await loadModelVersion(pipeline.modelsDir, 'two-tower', prerankerVersion.manifest.dependsOn?.['two-tower']);
+    const users = loadSetup(dlrmVersion.manifest.data.source).dataset.users.ids;
+
+    // Warm-up on users the measured requests do not ask for first.
+    for (let i = 0; i < WARMUP; i++) await recommend(url, { user_id: userFor(REQUESTS + i, users), k: K });
+
+    // Each request's candidate sets: what retrieval returned and what pre-ranking passed to ranking.
+    const plans: { userId: string; retrieved: string[]; ranked: string[] }[] = [];
+    for (let i = 0; i < REQUESTS; i++) {
+      const userId = userFor(i, users);
+      const answer = await recommend(url, { user_id: userId, k: K, debug: true });
+      const stage = (name: string) => answer.debug.find((d) => d.stage === `STAGE_${name.toUpperCase()}`)?.candidates.map((c) => c.item_id);
+      plans.push({ userId, retrieved: stage('retrieval') ?? [], ranked: stage('preranking') ?? [] });
+    }
+
+    // The measured requests, one at a time.
+    const latencies: number[] = [];
+    const stageMs: Record<string, number[]> = Object.fromEntries(STAGES.map((s) => [s, []]));
+    const gatewayMs: number[] = [];
+    let degraded = 0;
+    const loopStarted = nowMs();
+    for (let i = 0; i < REQUESTS; i++) {
+      const t0 = nowMs();
+      const answer = await recommend(url, { user_id: plans[i]!.userId, k: K });
+      latencies.push(nowMs() - t0);
+      if (answer.items.length !== K) throw new Error(`request ${i}: ${answer.items.length} items, expected ${K}`);
+      if (answer.degradations.length > 0) degraded++;
+      gatewayMs.push(answer.total_ms);
+      for (const timing of answer.timings) stageMs[timing.stage.replace('STAGE_', '').toLowerCase()]?.push(timing.duration_ms);
+    }
+    const loopMs = nowMs() - loopStarted;
+    const rss: Record<string, number> = {};
+    for (const name of SERVICES) {
+      const pid = pipeline.pid(name);
+      rss[`${name}_rss_mib`] = pid === undefined ? Number.NaN : rssMiB(pid);
+    }
+
+    // The floor: the same models and index in this process, the same requests' inputs assembled beforehand.
+    const options = { providers: ['cpu' as const], intraOpThreads: 1 };
+    const tower = await UserTower.load(twoTowerVersion, options);
+    const store = await openStore({ kind: 'embedded', root: pipeline.indexDir });
+    const prerankerGraph = prerankerVersion.manifest.graphs.model!;
+    const preranker = await ModelSession.create(prerankerVersion.graphs.model!, prerankerGraph.inputs, { ...options, label: 'preranker' });
+    const dlrmGraph = dlrmVersion.manifest.graphs.model!;
+    const dlrm = await ModelSession.create(dlrmVersion.graphs.model!, dlrmGraph.inputs, { ...options, label: 'dlrm' });
+    const featureClient = createServiceClient(features.FeatureService, pipeline.addresses.features, { defaultTimeoutMs: 30_000 });
+    const parts: Record<(typeof FLOOR_PARTS)[number], number[]> = { embed: [], search: [], prerank: [], rank: [] };
+    const floor: number[] = [];
+    try {
+      const item = await readItemVectors(twoTowerVersion);
+      const vectors = { rowOf: new Map(item.ids.map((id, row) => [id, row])), data: item.vectors, dim: item.dim };
+      const dlrmSpec = dlrmVersion.manifest.featureSpecs.model!;
+      const dlrmLayout = inputLayout(dlrmSpec);
+      const prerankLayout = prerankerLayout(prerankerVersion.manifest.featureSpecs.model!);
+      const recent = dlrmSpec.features.find((f) => f.name === 'recent_items');
+      const dlrmHistory = recent?.kind === 'multi' ? recent.maxValues : 0;
+      const timed = async (part: keyof typeof parts, work: () => Promise<unknown>) => {
+        const t0 = nowMs();
+        const value = await work();
+        const ms = nowMs() - t0;
+        parts[part].push(ms);
+        return { value, ms };
+      };
+      for (let pass = 0; pass < 2; pass++) {
+        // Pass 0 warms every session and the index on a few requests; pass 1 measures every request.
+        const count = pass === 0 ? Math.min(WARMUP, REQUESTS) : REQUESTS;
+        if (pass === 1) for (const list of Object.values(parts)) list.length = 0;
+        for (let i = 0; i < count; i++) {
+          const plan = plans[i]!;
+          const towerState = await readUserState(featureClient, plan.userId, undefined, tower.historyLength, 200);
+          const dlrmState = await readUserState(featureClient, plan.userId, undefined, dlrmHistory, 200);
+          const seen = new Set(towerState.history.map((h) => h.itemId));
+          const retrievedRows = (await readItemRows(featureClient, plan.retrieved)).rows;
+          const rankedRows = (await readItemRows(featureClient, plan.ranked)).rows;
+          const dlrmFeeds = assembleFeeds(dlrmLayout, { user: dlrmState.user, context: dlrmState.context, items: rankedRows });
+
+          const embed = await timed('embed', () => tower.embed([{ user: towerState.user, context: towerState.context }]));
+          const embedding = embed.value as Float32Array;
+          const search = await timed('search', () => store.search(embedding, plan.retrieved.length, { excludeIds: seen }));
+          const prerankFeeds = prerankerFeeds(
+            prerankLayout,
+            embedding,
+            { user: dlrmState.user, context: dlrmState.context, items: retrievedRows },
+            vectors,
+          );
+          const prerank = await timed('prerank', () => preranker.run(prerankFeeds));
+          const rank = await timed('rank', () => dlrm.run(dlrmFeeds));
+          if (pass === 1) floor.push(embed.ms + search.ms + prerank.ms + rank.ms);
+        }
+      }
+    } finally {
+      featureClient.close();
+      await tower.release();
+      await preranker.release();
+      await dlrm.release();
+      await store.close();
+    }
+
+    const p50 = quantile(latencies, 0.5);
+    const floorP50 = quantile(floor, 0.5);
+    const result: Record<string, number | string> = {
+      requests: REQUESTS,
+      k: K,
+      users: users.length,
+      p50_ms: round(p50),
+      p99_ms: round(quantile(latencies, 0.99)),
+      qps: round(REQUESTS / (loopMs / 1000), 1),
+      gateway_total_p50_ms: round(quantile(gatewayMs, 0.5)),
+      floor_p50_ms: round(floorP50),
+      ratio_p50: round(p50 / floorP50, 3),
+      degraded_requests: degraded,
+      cores: availableParallelism(),
+      load_average_1m: round(loadavg()[0]!, 2),
+      retrieved_p50: quantile(
+        plans.map((p) => p.retrieved.length),
+        0.5,
+      ),
+      ranked_p50: quantile(
+        plans.map((p) => p.ranked.length),
+        0.5,
+      ),
+    };
+    for (const stage of STAGES) result[`${stage}_p50_ms`] = round(quantile(stageMs[stage]!, 0.5));
+    for (const part of FLOOR_PARTS) result[`floor_${part}_p50_ms`] = round(quantile(parts[part], 0.5));
+    Object.assign(result, rss);
+    summary = result;
+  } finally {
+    await pipeline?.close();
+    await redis?.destroy();
+  }
+  // After the services stopped, whose shutdown lines would otherwise follow: the JSON line is the last.
+  const result = summary!;
+  console.log(
+    `REST end to end: p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms, ${result.qps} requests/s (one client); ` +
+      `stages p50: ${STAGES.map((s) => `${s} ${result[`${s}_p50_ms`]}`).join(', ')} ms`,
+  );
+  console.log(
+    `floor (models and search in process): p50 ${result.floor_p50_ms} ms (` +
+      FLOOR_PARTS.map((p) => `${p} ${result[`floor_${p}_p50_ms`]}`).join(', ') +
+      ` ms); end to end / floor: ${result.ratio_p50}`,
+  );
+  console.log(JSON.stringify(result));
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,368 @@
+// The whole pipeline end to end: every service as its own process (startPipeline), real models trained on
+// small synthetic data, the feature store on the real Redis, auth on. REST through fetch, gRPC through the
+// typed client, as a client of the gateway would call them.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Metadata, status } from '@grpc/grpc-js';
+import { common, features, gateway } from '@recsys/contracts';
+import { startPipeline, type RunningPipeline, type ServiceName } from '@recsys/pipeline';
+import { createServiceClient, type ServiceClient } from '@recsys/service-kit';
+import { trainedModels } from '@recsys/testing';
+
+jest.setTimeout(60_000);
+
+const API_KEY = randomBytes(16).toString('hex');
+const AUTH = { authorization: `Bearer ${API_KEY}` };
+const STAGES = ['STAGE_RETRIEVAL', 'STAGE_PRERANKING', 'STAGE_RANKING', 'STAGE_RERANKING'];
+
+interface ItemJson {
+  item_id: string;
+  score: number;
+  category: string;
+  channels: string[];
+}
+interface CandidateJson {
+  item_id: string;
+  score: number;
+  channels: string[];
+  stage_scores: { stage: string; score: number }[];
+  category: string;
+}
+interface RuleReportJson {
+  rule: string;
+  removed_item_ids: string[];
+  changed_item_ids: string[];
+  error: string;
+}
+interface RecommendJson {
+  items: ItemJson[];
+  request_id: string;
+  timings: { stage: string; duration_ms: number; candidates_in: number; candidates_out: number }[];
+  degradations: { stage: string; cause: string; detail: string; fallback: string }[];
+  total_ms: number;
+  debug: { stage: string; candidates: CandidateJson[]; rules: RuleReportJson[] }[];
+}
+interface ErrorJson {
+  error: { code: string; field?: string; message: string };
+}
+
+let pipeline: RunningPipeline;
+let workDir: string;
+let catalogue: Set<string>;
+let grpcGateway: ServiceClient<typeof gateway.GatewayService.method>;
+let featureClient: ServiceClient<typeof features.FeatureService.method>;
+const metadata = new Metadata();
+metadata.set('authorization', `Bearer ${API_KEY}`);
+
+beforeAll(async () => {
+  const models = await trainedModels();
+  catalogue = new Set(models.setup.dataset.items.ids);
+  workDir = mkdtempSync(join(tmpdir(), 'recsys-e2e-'));
+  const ports = { features: 0, retrieval: 0, preranking: 0, ranking: 0, reranking: 0, gateway: 0, http: 0 };
+  pipeline = await startPipeline({
+    workDir,
+    modelsDir: models.root,
+    redisUrl: process.env.REDIS_TEST_URL,
+    ports,
+    // A key prefix of its own: other test files share this Redis.
+    env: {
+      features: { REDIS_KEY_PREFIX: `e2e-${randomUUID().slice(0, 8)}:` },
+      // A roomy default budget: these tests check behaviour, not latency, on a busy 2-core machine (the frozen-stage test sets its own).
+      gateway: { API_KEYS: `e2e:${API_KEY}`, BUDGET_DEFAULT_MS: '3000', BUDGET_MAX_MS: '5000' },
+    },
+  });
+  grpcGateway = createServiceClient(gateway.GatewayService, pipeline.addresses.gateway, { defaultTimeoutMs: 10_000 });
+  featureClient = createServiceClient(features.FeatureService, pipeline.addresses.features, { defaultTimeoutMs: 10_000 });
+}, 180_000);
+
+afterAll(async () => {
+  grpcGateway?.close();
+  featureClient?.close();
+  await pipeline?.close();
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+}, 60_000);
+
+async function call(
+  path: string,
+  init: RequestInit & { json?: unknown } = {},
+): Promise<{ status: number; body: unknown; headers: Headers }> {
+  const { json, ...rest } = init;
+  const response = await fetch(`${pipeline.httpUrl}${path}`, {
+    ...rest,
+    headers: { ...(json !== undefined ? { 'content-type': 'application/json' } : {}), ...(rest.headers as Record<string, string>) },
+    ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+  });
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // Not JSON: kept as text for the failure message.
+  }
+  return { status: response.status, body, headers: response.headers };
+}
+
+/** POST /v1/recommendations with the test key; fails with the gateway's answer when it is not 200. */
+async function recommend(body: Record<string, unknown>): Promise<RecommendJson> {
+  const answer = await call('/v1/recommendations', { method: 'POST', headers: AUTH, json: body });
+  if (answer.status !== 200)
+    throw new Error(`POST /v1/recommendations ${JSON.stringify(body)}: ${answer.status} ${JSON.stringify(answer.body)}`);
+  return answer.body as RecommendJson;
+}
+
+const ids = (answer: { items: { item_id: string }[] }) => answer.items.map((item) => item.item_id);
+
+async function similar(itemId: string, k: number): Promise<string[]> {
+  const answer = await call(`/v1/items/${encodeURIComponent(itemId)}/similar?k=${k}`, { headers: AUTH });
+  expect(answer.status).toBe(200);
+  return ids(answer.body as { items: ItemJson[] });
+}
+
+async function historyOf(userId: string): Promise<string[]> {
+  const answer = await featureClient.getUserFeatures({ userId, historyLimit: 200 });
+  return answer.history.map((entry) => entry.itemId);
+}
+
+/** A healthy answer: k distinct catalogue items, one timing per stage, nothing degraded. */
+function expectHealthy(answer: { items: { item_id: string }[]; timings: { stage: string }[]; degradations: unknown[] }, k: number): void {
+  const items = ids(answer);
+  expect(answer.degradations).toEqual([]);
+  expect(items).toHaveLength(k);
+  expect(new Set(items).size).toBe(k);
+  expect(items.filter((id) => !catalogue.has(id))).toEqual([]);
+  expect(answer.timings.map((t) => t.stage)).toEqual(STAGES);
+}
+
+async function withStopped<T>(name: ServiceName, work: () => Promise<T>): Promise<T> {
+  await pipeline.stop(name);
+  try {
+    return await work();
+  } finally {
+    await pipeline.start(name);
+  }
+}
+
+describe('the pipeline end to end', () => {
+  it('answers recommendations over REST (POST and GET) and gRPC', async () => {
+    const posted = await recommend({ user_id: 'user-1', k: 10 });
+    expectHealthy(posted, 10);
+    expect(posted.request_id).not.toBe('');
+    for (const timing of posted.timings) expect(timing.duration_ms).toBeGreaterThan(0);
+
+    const got = await call('/v1/recommendations?user_id=user-1&k=10', { headers: AUTH });
+    expect(got.status).toBe(200);
+    expectHealthy(got.body as RecommendJson, 10);
+
+    const answer = await grpcGateway.recommend({ userId: 'user-1', k: 10 }, { metadata });
+    expectHealthy(
+      {
+        items: answer.items.map((item) => ({ item_id: item.itemId })),
+        timings: answer.timings.map((t) => ({ stage: `STAGE_${common.Stage[t.stage]}` })),
+        degradations: answer.degradations,
+      },
+      10,
+    );
+    expect(answer.requestId).not.toBe(posted.request_id);
+  });
+
+  it('never answers with what the user saw (stored history or the request context)', async () => {
+    for (const userId of ['user-11', 'user-12', 'user-13', 'user-14']) {
+      const history = await historyOf(userId);
+      expect(history.length).toBeGreaterThan(0);
+      // The items the user would get first without a context are the ones a context must take out.
+      const context = ids(await recommend({ user_id: userId, k: 3 }));
+      const answer = await recommend({ user_id: userId, k: 50, context: { recent_items: context.map((item_id) => ({ item_id })) } });
+      expectHealthy(answer, 50);
+      const seen = new Set([...history, ...context]);
+      expect(ids(answer).filter((id) => seen.has(id))).toEqual([]);
+    }
+  });
+
+  it('feedback changes the next answer: the viewed item leaves it, its nearest neighbours rise in retrieval', async () => {
+    const users = ['user-21', 'user-22', 'user-23', 'user-24'];
+    let countBefore = 0;
+    let countAfter = 0;
+    for (const userId of users) {
+      const before = await recommend({ user_id: userId, k: 50, debug: true });
+      // X: the last item of a wide answer, so that it is there to disappear once viewed.
+      const x = ids(before).at(-1)!;
+      expect((await historyOf(userId)).includes(x)).toBe(false);
+      const neighbours = new Set(await similar(x, 20));
+      expect(neighbours.size).toBe(20);
+      // Retrieval's item-to-item channel seeds on the most recent items and the user tower reads them: after ten
+      // views X is all of them, so its neighbours must move up the retrieved list.
+      const retrieved = (answer: RecommendJson) =>
+        answer.debug.find((d) => d.stage === 'STAGE_RETRIEVAL')!.candidates.map((c) => c.item_id);
+      const positions = (list: string[]) => list.flatMap((id, r) => (neighbours.has(id) ? [r] : []));
+      const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / values.length;
+
+      const events = Array.from({ length: 10 }, () => ({
+        event_id: randomUUID(),
+        user_id: userId,
+        item_id: x,
+        event_type: 'view',
+        dwell_seconds: 60,
+      }));
+      const feedback = await call('/v1/feedback', { method: 'POST', headers: AUTH, json: { events } });
+      expect(feedback).toMatchObject({ status: 200, body: { accepted: 10, duplicates: 0 } });
+      const replay = await call('/v1/feedback', { method: 'POST', headers: AUTH, json: { events: events.slice(0, 2) } });
+      expect(replay).toMatchObject({ status: 200, body: { accepted: 0, duplicates: 2 } });
+
+      const after = await recommend({ user_id: userId, k: 50, debug: true });
+      expectHealthy(after, 50);
+      expect(ids(after)).not.toEqual(ids(before));
+      expect(ids(after)).not.toContain(x);
+      const [was, now] = [positions(retrieved(before)), positions(retrieved(after))];
+      expect({ userId, x, mean: mean(now) < mean(was) }).toEqual({ userId, x, mean: true });
+      countBefore += was.filter((r) => r < 20).length;
+      countAfter += now.filter((r) => r < 20).length;
+    }
+    expect(countAfter).toBeGreaterThan(countBefore);
+  });
+
+  it('refuses bad input with 400 naming the field (INVALID_ARGUMENT over gRPC), 413 for an oversize body', async () => {
+    const refused = async (body: string | Record<string, unknown>, field: string) => {
+      const answer = await call('/v1/recommendations', {
+        method: 'POST',
+        headers: { ...AUTH, 'content-type': 'application/json' },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      expect({ status: answer.status, field: (answer.body as ErrorJson).error?.field }).toEqual({ status: 400, field });
+      expect((answer.body as ErrorJson).error.code).toBe('INVALID_ARGUMENT');
+      return (answer.body as ErrorJson).error.message;
+    };
+    await refused({ k: 5 }, 'user_id');
+    await refused({ user_id: 'user-1', k: 100_000 }, 'k');
+    await refused({ user_id: 'user-1', context: { recent_items: [{ item_id: 7 }] } }, 'context.recent_items[0].item_id');
+    await refused({ user_id: 'user-1', colour: 'blue' }, 'colour');
+
+    const malformed = await call('/v1/recommendations', {
+      method: 'POST',
+      headers: { ...AUTH, 'content-type': 'application/json' },
+      body: '{"user_id": "user-1", ',
+    });
+    expect(malformed.status).toBe(400);
+    expect((malformed.body as ErrorJson).error.message).toMatch(/not valid JSON/);
+
+    const oversize = await call('/v1/recommendations', {
+      method: 'POST',
+      headers: AUTH,
+      json: { user_id: 'user-1', context: { attributes: { note: 'x'.repeat(512 * 1024) } } },
+    });
+    expect(oversize.status).toBe(413);
+
+    const unknownItem = await call('/v1/items/no-such-item/similar', { headers: AUTH });
+    expect({ status: unknownItem.status, code: (unknownItem.body as ErrorJson).error?.code }).toEqual({ status: 404, code: 'NOT_FOUND' });
+
+    const badGet = await call('/v1/recommendations?user_id=user-1&k=abc', { headers: AUTH });
+    expect({ status: badGet.status, field: (badGet.body as ErrorJson).error?.field }).toEqual({ status: 400, field: 'k' });
+
+    for (const [request, field] of [
+      [{ userId: '', k: 5 }, 'user_id'],
+      [{ userId: 'user-1', k: 100_000 }, 'k'],
+    ] as const) {
+      const error = await grpcGateway.recommend(request, { metadata }).then(
+        () => undefined,
+        (e: { code: number; details: string }) => e,
+      );
+      expect(error?.code).toBe(status.INVALID_ARGUMENT);
+      expect(error?.details).toContain(field);
+    }
+  });
+
+  it('requires an API key (401 without or with a wrong one) and serves its OpenAPI document', async () => {
+    const body = { user_id: 'user-1', k: 5 };
+    const none = await call('/v1/recommendations', { method: 'POST', json: body });
+    expect(none.status).toBe(401);
+    expect((none.body as ErrorJson).error.code).toBe('UNAUTHENTICATED');
+    const wrong = await call('/v1/recommendations', { method: 'POST', headers: { authorization: `Bearer ${'0'.repeat(32)}` }, json: body });
+    expect(wrong.status).toBe(401);
+    const header = await call('/v1/recommendations', { method: 'POST', headers: { 'x-api-key': API_KEY }, json: body });
+    expect(header.status).toBe(200);
+
+    const noKey = await grpcGateway.recommend({ userId: 'user-1', k: 5 }).then(
+      () => undefined,
+      (e: { code: number }) => e,
+    );
+    expect(noKey?.code).toBe(status.UNAUTHENTICATED);
+
+    const openapi = await call('/openapi.json');
+    expect(openapi.status).toBe(200);
+    const document = openapi.body as { openapi: string; paths: Record<string, unknown> };
+    expect(document.openapi).toMatch(/^3\./);
+    expect(Object.keys(document.paths)).toEqual(
+      expect.arrayContaining(['/v1/recommendations', '/v1/feedback', expect.stringMatching(/^\/v1\/items\/\{[a-z_]+\}\/similar$/)]),
+    );
+  });
+
+  it('returns every stage candidates with scores and the re-ranking rule reports when asked to debug', async () => {
+    const answer = await recommend({ user_id: 'user-41', k: 10, debug: true });
+    expectHealthy(answer, 10);
+    expect(answer.debug.map((d) => d.stage)).toEqual(STAGES);
+    for (const stage of answer.debug) {
+      expect(stage.candidates.length).toBeGreaterThanOrEqual(10);
+      for (const candidate of stage.candidates) {
+        expect(Number.isFinite(candidate.score)).toBe(true);
+        expect(candidate.stage_scores.at(-1)?.stage).toBe(stage.stage);
+      }
+    }
+    const timing = (stage: string) => answer.timings.find((t) => t.stage === stage)!;
+    for (const stage of answer.debug) expect(stage.candidates).toHaveLength(timing(stage.stage).candidates_out);
+    const reranking = answer.debug.at(-1)!;
+    expect(reranking.rules.map((r) => r.rule)).toEqual(['drop_seen', 'boost_new', 'shuffle', 'diversity']);
+    expect(reranking.rules.map((r) => r.error)).toEqual(['', '', '', '']);
+    expect(ids(answer)).toEqual(reranking.candidates.slice(0, 10).map((c) => c.item_id));
+    const plain = await recommend({ user_id: 'user-41', k: 10 });
+    expect(plain.debug).toEqual([]);
+  });
+
+  it('degrades a frozen stage with DEADLINE_EXCEEDED within a small budget', async () => {
+    const pid = pipeline.pid('preranking')!;
+    expect(pid).toBeGreaterThan(0);
+    process.kill(pid, 'SIGSTOP');
+    let answer: RecommendJson;
+    try {
+      answer = await recommend({ user_id: 'user-32', k: 10, budget_ms: 150 });
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    expect(answer.degradations).toEqual([
+      expect.objectContaining({ stage: 'STAGE_PRERANKING', cause: 'DEGRADATION_CAUSE_DEADLINE_EXCEEDED', fallback: 'retrieval order' }),
+    ]);
+    expect(new Set(ids(answer)).size).toBe(10);
+  });
+
+  it('drops the context items itself when re-ranking is down', async () => {
+    const context = ids(await recommend({ user_id: 'user-33', k: 5 }));
+    const answer = await withStopped('reranking', () =>
+      recommend({ user_id: 'user-33', k: 20, context: { recent_items: context.map((item_id) => ({ item_id })) } }),
+    );
+    expect(answer.degradations).toContainEqual(
+      expect.objectContaining({ stage: 'STAGE_RERANKING', cause: 'DEGRADATION_CAUSE_UNAVAILABLE', fallback: 'ranked order' }),
+    );
+    expect(answer.items).toHaveLength(20);
+    expect(ids(answer).filter((id) => context.includes(id))).toEqual([]);
+  });
+
+  // Last: a restarted stage must be called again at once (the answer after start() is checked), and the
+  // other tests need every stage connected.
+  it('degrades instead of failing when ranking is down, and recovers when it is back', async () => {
+    const k = 10;
+    const degraded = await withStopped('ranking', async () => recommend({ user_id: 'user-31', k }));
+    expect(degraded.degradations).toContainEqual(
+      expect.objectContaining({ stage: 'STAGE_RANKING', cause: 'DEGRADATION_CAUSE_UNAVAILABLE', fallback: 'pre-ranking order' }),
+    );
+    expect(new Set(ids(degraded)).size).toBe(k);
+    expect(ids(degraded).filter((id) => !catalogue.has(id))).toEqual([]);
+    // The gateway reconnects within its reconnect backoff (at most 1 s); until then ranking still reads as down.
+    const deadline = Date.now() + 10_000;
+    let answer = await recommend({ user_id: 'user-31', k });
+    while (answer.degradations.length > 0 && Date.now() < deadline) {
+      await new Promise((done) => setTimeout(done, 100));
+      answer = await recommend({ user_id: 'user-31', k });
+    }
+    expectHealthy(answer, k);
+  });
+});
