@@ -346,8 +346,7 @@ describe('the pipeline end to end', () => {
     expect(ids(answer).filter((id) => context.includes(id))).toEqual([]);
   });
 
-  // Last: a restarted stage must be called again at once (the answer after start() is checked), and the
-  // other tests need every stage connected.
+  // Last: the other tests need every stage connected, and this one waits for the gateway to reconnect.
   it('degrades instead of failing when ranking is down, and recovers when it is back', async () => {
     const k = 10;
     const degraded = await withStopped('ranking', async () => recommend({ user_id: 'user-31', k }));
