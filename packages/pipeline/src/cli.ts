@@ -2,7 +2,7 @@
 import { UsageError, parseUpArgs, usage } from './cli-args.js';
 import { type Pipeline, launchPipeline } from './pipeline.js';
 import { firstApiKey, readyMessage } from './ready-message.js';
-import { repoRoot } from './services.js';
+import { repoRoot } from '@recsys/service-kit';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 

@@ -1,5 +1,4 @@
-import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { builtEntry } from '@recsys/service-kit';
 
 export type ServiceName = 'features' | 'retrieval' | 'preranking' | 'ranking' | 'reranking' | 'gateway';
 
@@ -31,22 +30,9 @@ export const SERVICE_ENTRIES: Readonly<Record<ServiceName, string>> = {
 
 export const INDEX_CLI = 'services/retrieval/dist/index-cli.js';
 
-/** The workspace root, found from here whether this runs as source (jest) or compiled. */
-export const repoRoot = (() => {
-  let dir = __dirname;
-  while (!existsSync(resolve(dir, 'pnpm-workspace.yaml'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`no pnpm-workspace.yaml above ${__dirname}`);
-    dir = parent;
-  }
-  return dir;
-})();
-
 /** A built entry point; a clear error naming the build to run when it is missing. */
 export function builtScript(relative: string): string {
-  const path = resolve(repoRoot, relative);
-  if (!existsSync(path)) throw new Error(`${relative} is missing: build first (pnpm run build, or bash scripts/up.sh)`);
-  return path;
+  return builtEntry(relative, '`pnpm run build` (or bash scripts/up.sh)');
 }
 
 export interface ServiceWiring {

@@ -11,3 +11,4 @@ export * from './metrics.js';
 export * from './observability.js';
 export * from './request-context.js';
 export * from './health-client.js';
+export * from './workspace.js';

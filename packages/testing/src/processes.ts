@@ -1,24 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 
-/** The workspace root, found from here whether this runs as source (jest) or compiled (benchmarks). */
-export const repoRoot = (() => {
-  let dir = __dirname;
-  while (!existsSync(resolve(dir, 'pnpm-workspace.yaml'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`no pnpm-workspace.yaml above ${__dirname}`);
-    dir = parent;
-  }
-  return dir;
-})();
-
-/** A built entry point (`pnpm build` runs before the tests); a clear error when it is missing. */
-export function builtEntry(relative: string): string {
-  const path = resolve(repoRoot, relative);
-  if (!existsSync(path)) throw new Error(`${relative} is missing: run \`pnpm build\` before these tests`);
-  return path;
-}
+// Where the workspace is and its built entry points: shared with the pipeline launcher.
+export { builtEntry, repoRoot } from '@recsys/service-kit';
 
 export interface RunResult {
   code: number | null;

@@ -1,7 +1,14 @@
 import { create } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
 import { common, gateway, type features, type preranking, type ranking, type reranking, type retrieval } from '@recsys/contracts';
-import { currentRequestContext, NotFoundError, UnavailableError, type Logger, type ServiceClient } from '@recsys/service-kit';
+import {
+  currentRequestContext,
+  InvalidArgumentError,
+  NotFoundError,
+  UnavailableError,
+  type Logger,
+  type ServiceClient,
+} from '@recsys/service-kit';
 import type { AdaptiveCounts } from './adaptive-counts.js';
 import { RequestBudget, requestBudgetMs } from './budget.js';
 import { RETRIEVAL_CHANNELS, type GatewayConfig, type StageName } from './config.js';
@@ -240,6 +247,14 @@ export class Orchestrator implements GatewayApi {
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       if (code === status.NOT_FOUND) throw new NotFoundError(detailOf(error));
+      if (code === status.INVALID_ARGUMENT) {
+        // Retrieval names the field first ("filter.include_categories[0]: ..."); keep it for the caller.
+        const detail = detailOf(error);
+        const colon = detail.indexOf(':');
+        throw colon > 0
+          ? new InvalidArgumentError(detail.slice(0, colon), detail.slice(colon + 1).trim())
+          : new InvalidArgumentError('request', detail);
+      }
       throw new UnavailableError(`similar items unavailable: retrieval: ${detailOf(error)}`, { cause: error });
     }
   }
