@@ -1,3 +1,4 @@
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { Controller, Module } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import { Metadata, status } from '@grpc/grpc-js';
@@ -69,6 +70,16 @@ describe('startGrpcService', () => {
     downstream?.close();
     await front.close();
     await back.close();
+  });
+
+  it('calls with bytes in and bytes out through raw, with the same deadline and errors', async () => {
+    const request = toBinary(features.GetUserFeaturesRequestSchema, create(features.GetUserFeaturesRequestSchema, { userId: 'u7' }));
+    const bytes = await client.raw('getUserFeatures', request);
+    expect(bytes).toBeInstanceOf(Uint8Array);
+    expect(fromBinary(features.GetUserFeaturesResponseSchema, bytes)).toEqual(await client.getUserFeatures({ userId: 'u7' }));
+    const slow = toBinary(features.GetUserFeaturesRequestSchema, create(features.GetUserFeaturesRequestSchema, { userId: 'slow' }));
+    await expect(client.raw('getUserFeatures', slow, { timeoutMs: 50 })).rejects.toMatchObject({ code: status.DEADLINE_EXCEEDED });
+    await expect(client.raw('nope' as 'getUserFeatures', request)).rejects.toThrow('has no unary method nope');
   });
 
   it('serves protobuf-es messages over grpc-js', async () => {

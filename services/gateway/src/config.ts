@@ -89,6 +89,8 @@ export interface GatewayConfig extends BaseServiceConfig {
   limits: LimitsConfig;
   /** How often the popular-items fallback list is refreshed from the feature service. */
   popularRefreshMs: number;
+  /** Ranked candidates handed to re-ranking: max(k × factor, min) of the best, the pool its rules pick from. */
+  rerankPool: { factor: number; min: number };
 }
 
 const positiveInt = z.coerce.number().int().positive();
@@ -158,6 +160,8 @@ export const gatewayEnv = {
   MAX_ID_LENGTH: positiveInt.min(36).max(4096).default(256),
   MAX_ATTRIBUTES: positiveInt.max(1000).default(32),
   POPULAR_REFRESH_MS: positiveInt.default(10000),
+  RERANK_POOL_FACTOR: positiveInt.max(1000).default(5),
+  RERANK_POOL_MIN: positiveInt.max(100000).default(100),
 };
 
 /** The environment, validated once; the first problem is named. */
@@ -230,5 +234,6 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       maxAttributes: e.MAX_ATTRIBUTES,
     },
     popularRefreshMs: e.POPULAR_REFRESH_MS,
+    rerankPool: { factor: e.RERANK_POOL_FACTOR, min: e.RERANK_POOL_MIN },
   };
 }

@@ -1,6 +1,6 @@
-import { create } from '@bufbuild/protobuf';
+import { create, toBinary } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
-import { common, gateway, type features, type preranking, type ranking, type reranking, type retrieval } from '@recsys/contracts';
+import { common, gateway, retrieval, type features, type preranking, type ranking, type reranking } from '@recsys/contracts';
 import {
   currentRequestContext,
   InvalidArgumentError,
@@ -10,6 +10,7 @@ import {
   type ServiceClient,
 } from '@recsys/service-kit';
 import type { AdaptiveCounts } from './adaptive-counts.js';
+import { CandidateList, decodeRules, encodeContext, readStageAnswer, writeStageRequest } from './candidate-wire.js';
 import { RequestBudget, requestBudgetMs } from './budget.js';
 import { RETRIEVAL_CHANNELS, type GatewayConfig, type StageName } from './config.js';
 import { causeLabel, causeOf, detailOf } from './degradation.js';
@@ -51,11 +52,13 @@ class Trace {
 
   constructor(readonly wantDebug: boolean) {}
 
-  stage(stage: StageName, ms: number, input: number, output: common.Candidate[], rules: common.RuleReport[] = []): void {
+  stage(stage: StageName, ms: number, input: number, output: CandidateList, rules: readonly Uint8Array[] = []): void {
     this.timings.push(
       create(common.StageTimingSchema, { stage: STAGE[stage], durationMs: ms, candidatesIn: input, candidatesOut: output.length }),
     );
-    if (this.wantDebug) this.debug.push(create(gateway.StageDebugSchema, { stage: STAGE[stage], candidates: output, rules }));
+    if (this.wantDebug) {
+      this.debug.push(create(gateway.StageDebugSchema, { stage: STAGE[stage], candidates: output.decodeAll(), rules: decodeRules(rules) }));
+    }
   }
 
   degrade(stage: StageName, cause: common.DegradationCause, detail: string, fallback = FALLBACK[stage]): void {
@@ -101,12 +104,16 @@ export class Orchestrator implements GatewayApi {
     // Never answer with what the user is looking at or the caller excluded, whatever stage degraded.
     const excluded = new Set<string>([...context.recentItems.map((item) => item.itemId), ...(filter?.excludeItemIds ?? [])]);
 
-    // Retrieval; popular items when it fails.
-    let candidates: common.Candidate[];
+    // Retrieval; popular items when it fails. Candidates then travel as the bytes they came in (CandidateList).
+    let candidates: CandidateList;
     let userEmbedding: number[] = [];
     let embeddingModelVersion = '';
-    const retrieved = await this.run('retrieval', budget, (timeoutMs) =>
-      this.clients.retrieval.retrieve({ userId, context, limit: retrieveCount, quotas: this.quotas(retrieveCount), filter }, { timeoutMs }),
+    const retrieveRequest = toBinary(
+      retrieval.RetrieveRequestSchema,
+      create(retrieval.RetrieveRequestSchema, { userId, context, limit: retrieveCount, quotas: this.quotas(retrieveCount), filter }),
+    );
+    const retrieved = await this.run('retrieval', budget, async (timeoutMs) =>
+      readStageAnswer(await this.clients.retrieval.raw('retrieve', retrieveRequest, { timeoutMs }), 'retrieve'),
     );
     if (retrieved.ok) {
       candidates = retrieved.value.candidates;
@@ -115,56 +122,55 @@ export class Orchestrator implements GatewayApi {
     } else {
       const popularMs = Math.min(this.config.featuresTimeoutMs, budget.remainingMs());
       const popular = await this.popular.candidates(retrieveCount, filter, excluded, budget.affords(popularMs) ? popularMs : 0);
-      candidates = popular.candidates;
-      trace.degrade('retrieval', retrieved.cause, retrieved.detail, popular.source === 'none' ? popular.detail : popular.detail);
+      candidates = CandidateList.of(popular.candidates);
+      trace.degrade('retrieval', retrieved.cause, retrieved.detail, popular.detail);
     }
     trace.stage('retrieval', retrieved.ms, 0, candidates);
+
+    const contextBytes = encodeContext(request.context);
+    const stageRequest = (input: CandidateList, limit: number, embedding?: { userEmbedding: number[]; embeddingModelVersion: string }) =>
+      writeStageRequest({ userId, context: contextBytes, candidates: input, limit, ...embedding });
 
     // Pre-ranking; retrieval order cut to the ranked count when it fails.
     if (candidates.length > 0) {
       const input = candidates;
-      const preranked = await this.run('preranking', budget, (timeoutMs) =>
-        this.clients.preranking.prerank(
-          { userId, context, candidates: input, limit: rankCount, userEmbedding, embeddingModelVersion },
-          { timeoutMs },
-        ),
+      const body = stageRequest(input, rankCount, { userEmbedding, embeddingModelVersion });
+      const preranked = await this.run('preranking', budget, async (timeoutMs) =>
+        readStageAnswer(await this.clients.preranking.raw('prerank', body, { timeoutMs }), 'prerank'),
       );
-      candidates = preranked.ok ? preranked.value.candidates : input.slice(0, rankCount);
+      candidates = preranked.ok ? preranked.value.candidates : input.slice(rankCount);
       if (!preranked.ok) trace.degrade('preranking', preranked.cause, preranked.detail);
       trace.stage('preranking', preranked.ms, input.length, candidates);
     }
 
-    // Ranking; pre-ranking order when it fails.
+    // Ranking, keeping the re-ranking pool; pre-ranking order when it fails.
+    const pool = Math.max(k * this.config.rerankPool.factor, this.config.rerankPool.min);
     if (candidates.length > 0) {
       const input = candidates;
-      const ranked = await this.run('ranking', budget, (timeoutMs) =>
-        this.clients.ranking.rank({ userId, context, candidates: input, limit: 0 }, { timeoutMs }),
+      const body = stageRequest(input, pool);
+      const ranked = await this.run('ranking', budget, async (timeoutMs) =>
+        readStageAnswer(await this.clients.ranking.raw('rank', body, { timeoutMs }), 'rank'),
       );
       if (ranked.ok) candidates = ranked.value.candidates;
       else trace.degrade('ranking', ranked.cause, ranked.detail);
       trace.stage('ranking', ranked.ms, input.length, candidates);
     }
 
-    // Re-ranking; ranked order when it fails.
-    let rules: common.RuleReport[] = [];
+    // Re-ranking over the best `pool`; ranked order when it fails.
     if (candidates.length > 0) {
-      const input = candidates;
-      const reranked = await this.run('reranking', budget, (timeoutMs) =>
-        this.clients.reranking.rerank({ userId, context, candidates: input, limit: k }, { timeoutMs }),
+      const input = candidates.slice(pool);
+      const body = stageRequest(input, k);
+      const reranked = await this.run('reranking', budget, async (timeoutMs) =>
+        readStageAnswer(await this.clients.reranking.raw('rerank', body, { timeoutMs }), 'rerank'),
       );
-      if (reranked.ok) {
-        candidates = reranked.value.candidates;
-        rules = reranked.value.rules;
-      } else {
-        trace.degrade('reranking', reranked.cause, reranked.detail);
-      }
-      trace.stage('reranking', reranked.ms, input.length, candidates, rules);
+      if (reranked.ok) candidates = reranked.value.candidates;
+      else trace.degrade('reranking', reranked.cause, reranked.detail);
+      trace.stage('reranking', reranked.ms, input.length, candidates, reranked.ok ? reranked.value.rules : []);
     }
 
     const items: gateway.RecommendedItem[] = [];
-    for (const candidate of candidates) {
-      if (items.length >= k) break;
-      if (!excluded.has(candidate.itemId)) items.push(toItem(candidate));
+    for (let i = 0; i < candidates.length && items.length < k; i++) {
+      if (!excluded.has(candidates.ids[i]!)) items.push(toItem(candidates.decode(i)));
     }
     const totalMs = performance.now() - started;
     this.metrics.recommendSeconds.observe({ degraded: trace.degradations.length > 0 ? 'true' : 'false' }, totalMs / 1000);

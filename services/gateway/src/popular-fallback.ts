@@ -1,3 +1,4 @@
+import { create } from '@bufbuild/protobuf';
 import { common, type features } from '@recsys/contracts';
 import type { Logger, ServiceClient } from '@recsys/service-kit';
 import type { GatewayMetrics } from './gateway-metrics.js';
@@ -12,7 +13,7 @@ export interface PopularAnswer {
 }
 
 const candidate = (itemId: string, score: number): common.Candidate =>
-  ({ itemId, score, channels: ['popular'], stageScores: [{ stage: common.Stage.RETRIEVAL, score }], category: '' }) as common.Candidate;
+  create(common.CandidateSchema, { itemId, score, channels: ['popular'], stageScores: [{ stage: common.Stage.RETRIEVAL, score }] });
 
 /**
  * Popular items for when retrieval fails: asked of the feature service within what is left of the budget,

@@ -1,0 +1,97 @@
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { common, preranking, ranking, reranking, retrieval } from '@recsys/contracts';
+import { CandidateList, decodeRules, encodeContext, readStageAnswer, writeStageRequest } from './candidate-wire.js';
+
+const { Stage, EventType } = common;
+
+/** Candidates as stages write them, with the awkward cases: non-ASCII ids, zero scores, no category, several stage scores. */
+function candidates(n: number, seed = 1): common.Candidate[] {
+  return Array.from({ length: n }, (_, i) =>
+    create(common.CandidateSchema, {
+      itemId: i % 17 === 3 ? `ítem-ß-${seed}-${i}` : `item-${seed}-${i}`,
+      score: i % 11 === 0 ? 0 : Math.fround(((seed * 7919 + i * 104729) % 1000) / 997 - 0.3),
+      channels: i % 3 === 0 ? ['two_tower', 'item_to_item'] : ['popular'],
+      stageScores: [{ stage: Stage.RETRIEVAL, score: 0.25 * i }, ...(i % 2 ? [{ stage: Stage.PRERANKING, score: -1.5 }] : [])],
+      category: i % 5 === 0 ? '' : `cat-${i % 4}`,
+    }),
+  );
+}
+
+const context = create(common.UserContextSchema, {
+  recentItems: [
+    { itemId: 'item-9', timestampMs: 1_700_000_000_123n, dwellSeconds: 12.5, eventType: EventType.VIEW },
+    { itemId: 'ünïcode', eventType: EventType.PURCHASE },
+  ],
+  attributes: { device: 'ios', locale: 'de-DE' },
+  requestTimeMs: 1_700_000_000_999n,
+});
+
+describe('candidate wire: what the gateway reads and writes equals protobuf-es', () => {
+  it('reads a RetrieveResponse: candidates (ids and bytes), user embedding, model version; other fields skipped', () => {
+    const list = candidates(300);
+    const message = create(retrieval.RetrieveResponseSchema, {
+      candidates: list,
+      channels: [{ channel: 'two_tower', returned: 3, durationMs: 1.25, error: '' }],
+      indexVersion: '7',
+      coldStart: true,
+      userEmbedding: [0.5, -0.25, 1e-7, 3.5],
+      modelVersion: '12',
+    });
+    const answer = readStageAnswer(toBinary(retrieval.RetrieveResponseSchema, message), 'retrieve');
+    expect(answer.candidates.ids).toEqual(list.map((c) => c.itemId));
+    expect(answer.candidates.decodeAll()).toEqual(list);
+    expect(answer.userEmbedding).toEqual([0.5, -0.25, Math.fround(1e-7), 3.5]);
+    expect(answer.modelVersion).toBe('12');
+  });
+
+  it('reads rule reports of a RerankResponse only when asked', () => {
+    const rules = [
+      create(common.RuleReportSchema, { rule: 'drop_seen', removedItemIds: ['a', 'b'], detail: 'x', durationMs: 0.5 }),
+      create(common.RuleReportSchema, { rule: 'shuffle', error: 'skipped' }),
+    ];
+    const bytes = toBinary(reranking.RerankResponseSchema, create(reranking.RerankResponseSchema, { candidates: candidates(5), rules }));
+    const answer = readStageAnswer(bytes, 'rerank');
+    expect(answer.candidates.length).toBe(5);
+    expect(decodeRules(answer.rules)).toEqual(rules);
+  });
+
+  it('writes Prerank, Rank and Rerank requests that decode to what protobuf-es would build', () => {
+    const list = candidates(120, 3);
+    const passed = readStageAnswer(toBinary(ranking.RankResponseSchema, create(ranking.RankResponseSchema, { candidates: list })), 'rank');
+    const embedding = [0.125, -2, 0.333];
+    const prerank = writeStageRequest({
+      userId: 'user-ü',
+      context: encodeContext(context),
+      candidates: passed.candidates,
+      limit: 60,
+      userEmbedding: embedding,
+      embeddingModelVersion: '4',
+    });
+    expect(fromBinary(preranking.PrerankRequestSchema, prerank)).toEqual(
+      create(preranking.PrerankRequestSchema, {
+        userId: 'user-ü',
+        context,
+        candidates: list,
+        limit: 60,
+        userEmbedding: embedding.map(Math.fround),
+        embeddingModelVersion: '4',
+      }),
+    );
+    const rank = writeStageRequest({ userId: 'u', context: undefined, candidates: passed.candidates.slice(10), limit: 0 });
+    expect(fromBinary(ranking.RankRequestSchema, rank)).toEqual(
+      create(ranking.RankRequestSchema, { userId: 'u', candidates: list.slice(0, 10) }),
+    );
+    const rerank = writeStageRequest({ userId: 'u', context: encodeContext(context), candidates: CandidateList.of(list), limit: 20 });
+    expect(fromBinary(reranking.RerankRequestSchema, rerank)).toEqual(
+      create(reranking.RerankRequestSchema, { userId: 'u', context, candidates: list, limit: 20 }),
+    );
+  });
+
+  it('grows its buffer for large requests and refuses truncated answers', () => {
+    const list = candidates(5000, 9);
+    const bytes = writeStageRequest({ userId: 'u', context: undefined, candidates: CandidateList.of(list), limit: 1 });
+    expect(fromBinary(ranking.RankRequestSchema, bytes).candidates).toEqual(list);
+    const answer = toBinary(ranking.RankResponseSchema, create(ranking.RankResponseSchema, { candidates: list.slice(0, 3) }));
+    expect(() => readStageAnswer(answer.subarray(0, answer.length - 3), 'rank')).toThrow(RangeError);
+  });
+});

@@ -1,0 +1,261 @@
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { common } from '@recsys/contracts';
+
+// Field numbers (proto/recsys/*/v1/*.proto). Every stage answer keeps its candidates in field 1; the
+// pre-ranking, ranking and re-ranking requests share user_id = 1, context = 2, candidates = 3, limit = 4,
+// and PrerankRequest adds user_embedding = 5 (packed float) and embedding_model_version = 6.
+// RetrieveResponse: user_embedding = 5, model_version = 6; RerankResponse: rules = 2. Candidate: item_id = 1.
+const VARINT = 0;
+const FIXED64 = 1;
+const LENGTH = 2;
+const FIXED32 = 5;
+
+/**
+ * A stage's candidates kept as the protobuf bytes each arrived in, with their item ids: the gateway passes
+ * them on to the next stage by copying bytes, and decodes whole candidates only for the answer's top k and
+ * for debug. Decoding and re-encoding every candidate at every hop was a third of the gateway's CPU.
+ */
+export class CandidateList {
+  constructor(
+    readonly ids: readonly string[],
+    readonly spans: readonly Uint8Array[],
+  ) {}
+
+  static readonly empty = new CandidateList([], []);
+
+  static of(candidates: readonly common.Candidate[]): CandidateList {
+    return new CandidateList(
+      candidates.map((c) => c.itemId),
+      candidates.map((c) => toBinary(common.CandidateSchema, c)),
+    );
+  }
+
+  get length(): number {
+    return this.ids.length;
+  }
+
+  slice(count: number): CandidateList {
+    return count >= this.length ? this : new CandidateList(this.ids.slice(0, count), this.spans.slice(0, count));
+  }
+
+  decode(index: number): common.Candidate {
+    return fromBinary(common.CandidateSchema, this.spans[index]!);
+  }
+
+  decodeAll(): common.Candidate[] {
+    return this.spans.map((span) => fromBinary(common.CandidateSchema, span));
+  }
+}
+
+/** Reads the fields of one message: tag, then a value the caller takes or skips. */
+class Reader {
+  pos = 0;
+  private view: DataView | undefined;
+
+  constructor(readonly buf: Uint8Array) {}
+
+  get done(): boolean {
+    return this.pos >= this.buf.length;
+  }
+
+  varint(): number {
+    let result = 0;
+    let shift = 0;
+    for (;;) {
+      if (this.pos >= this.buf.length) throw new RangeError('truncated varint');
+      const byte = this.buf[this.pos++]!;
+      // Lengths and tags fit in 32 bits; higher bytes (negative int32s) only matter to skip.
+      if (shift < 28) result |= (byte & 0x7f) << shift;
+      else if (shift < 53) result += (byte & 0x7f) * 2 ** shift;
+      if ((byte & 0x80) === 0) return result;
+      shift += 7;
+    }
+  }
+
+  bytes(): Uint8Array {
+    const n = this.varint();
+    const end = this.pos + n;
+    if (end > this.buf.length) throw new RangeError('truncated length-delimited field');
+    const out = this.buf.subarray(this.pos, end);
+    this.pos = end;
+    return out;
+  }
+
+  float(): number {
+    if (this.pos + 4 > this.buf.length) throw new RangeError('truncated fixed32');
+    this.view ??= new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    const value = this.view.getFloat32(this.pos, true);
+    this.pos += 4;
+    return value;
+  }
+
+  skip(wireType: number): void {
+    if (wireType === VARINT) this.varint();
+    else if (wireType === FIXED64) this.pos += 8;
+    else if (wireType === LENGTH) this.bytes();
+    else if (wireType === FIXED32) this.pos += 4;
+    else throw new RangeError(`unsupported wire type ${wireType}`);
+    if (this.pos > this.buf.length) throw new RangeError('truncated field');
+  }
+}
+
+const decoder = new TextDecoder();
+
+/** A UTF-8 string from buf[start, end); short ASCII (every id here) without the native decoder. */
+function text(buf: Uint8Array, start = 0, end = buf.length): string {
+  if (end - start > 64) return decoder.decode(buf.subarray(start, end));
+  let out = '';
+  for (let k = start; k < end; k++) {
+    const byte = buf[k]!;
+    if (byte >= 0x80) return decoder.decode(buf.subarray(start, end));
+    out += String.fromCharCode(byte);
+  }
+  return out;
+}
+
+/** The item id of one Candidate message: its first field as every writer here puts it, else found by scanning. */
+function itemIdOf(span: Uint8Array): string {
+  if (span.length >= 2 && span[0] === 0x0a && span[1]! < 0x80 && 2 + span[1]! <= span.length) return text(span, 2, 2 + span[1]!);
+  const reader = new Reader(span);
+  while (!reader.done) {
+    const tag = reader.varint();
+    if (tag >>> 3 === 1 && (tag & 7) === LENGTH) return text(reader.bytes());
+    reader.skip(tag & 7);
+  }
+  return '';
+}
+
+export interface StageAnswer {
+  candidates: CandidateList;
+  /** RetrieveResponse only. */
+  userEmbedding: number[];
+  modelVersion: string;
+  /** RerankResponse only: each RuleReport's bytes, decoded when asked. */
+  rules: Uint8Array[];
+}
+
+/** A stage's answer (RetrieveResponse, PrerankResponse, RankResponse or RerankResponse) read for what the gateway needs. */
+export function readStageAnswer(bytes: Uint8Array, kind: 'retrieve' | 'prerank' | 'rank' | 'rerank'): StageAnswer {
+  const reader = new Reader(bytes);
+  const ids: string[] = [];
+  const spans: Uint8Array[] = [];
+  const userEmbedding: number[] = [];
+  let modelVersion = '';
+  const rules: Uint8Array[] = [];
+  while (!reader.done) {
+    const tag = reader.varint();
+    const field = tag >>> 3;
+    const wire = tag & 7;
+    if (field === 1 && wire === LENGTH) {
+      const span = reader.bytes();
+      spans.push(span);
+      ids.push(itemIdOf(span));
+    } else if (kind === 'retrieve' && field === 5 && wire === LENGTH) {
+      const packed = new Reader(reader.bytes());
+      while (!packed.done) userEmbedding.push(packed.float());
+    } else if (kind === 'retrieve' && field === 5 && wire === FIXED32) {
+      userEmbedding.push(reader.float());
+    } else if (kind === 'retrieve' && field === 6 && wire === LENGTH) {
+      modelVersion = text(reader.bytes());
+    } else if (kind === 'rerank' && field === 2 && wire === LENGTH) {
+      rules.push(reader.bytes());
+    } else {
+      reader.skip(wire);
+    }
+  }
+  return { candidates: new CandidateList(ids, spans), userEmbedding, modelVersion, rules };
+}
+
+export const decodeRules = (rules: readonly Uint8Array[]): common.RuleReport[] => rules.map((r) => fromBinary(common.RuleReportSchema, r));
+
+/** Grows as written; one per request. */
+class Writer {
+  private buf: Uint8Array;
+  private view: DataView;
+  pos = 0;
+
+  constructor(expectedSize: number) {
+    this.buf = new Uint8Array(Math.max(256, expectedSize));
+    this.view = new DataView(this.buf.buffer);
+  }
+
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  varint(n: number): void {
+    this.ensure(10);
+    while (n >= 0x80) {
+      this.buf[this.pos++] = (n & 0x7f) | 0x80;
+      n = Math.floor(n / 128);
+    }
+    this.buf[this.pos++] = n;
+  }
+
+  bytesField(field: number, bytes: Uint8Array): void {
+    this.varint((field << 3) | LENGTH);
+    this.varint(bytes.length);
+    this.ensure(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+  }
+
+  stringField(field: number, value: string): void {
+    if (value !== '') this.bytesField(field, Buffer.from(value, 'utf8'));
+  }
+
+  packedFloats(field: number, values: readonly number[]): void {
+    if (values.length === 0) return;
+    this.varint((field << 3) | LENGTH);
+    this.varint(values.length * 4);
+    this.ensure(values.length * 4);
+    for (const v of values) {
+      this.view.setFloat32(this.pos, v, true);
+      this.pos += 4;
+    }
+  }
+
+  finish(): Uint8Array {
+    return this.buf.subarray(0, this.pos);
+  }
+}
+
+export interface StageRequest {
+  userId: string;
+  /** The request's UserContext, encoded once for every stage. */
+  context: Uint8Array | undefined;
+  candidates: CandidateList;
+  limit: number;
+  /** PrerankRequest only. */
+  userEmbedding?: readonly number[];
+  embeddingModelVersion?: string;
+}
+
+/** A PrerankRequest, RankRequest or RerankRequest, with the candidates copied as the bytes they came in. */
+export function writeStageRequest(request: StageRequest): Uint8Array {
+  let size = 64 + request.userId.length * 3 + (request.context?.length ?? 0) + (request.userEmbedding?.length ?? 0) * 4;
+  for (const span of request.candidates.spans) size += span.length + 4;
+  const writer = new Writer(size);
+  writer.stringField(1, request.userId);
+  if (request.context !== undefined) writer.bytesField(2, request.context);
+  for (const span of request.candidates.spans) writer.bytesField(3, span);
+  if (request.limit !== 0) {
+    writer.varint((4 << 3) | VARINT);
+    // An int32: negative values would take ten bytes; limits are never negative here.
+    writer.varint(Math.max(0, request.limit));
+  }
+  writer.packedFloats(5, request.userEmbedding ?? []);
+  writer.stringField(6, request.embeddingModelVersion ?? '');
+  return writer.finish();
+}
+
+/** The context's bytes for writeStageRequest; undefined when the request had none. */
+export function encodeContext(context: common.UserContext | undefined): Uint8Array | undefined {
+  return context === undefined ? undefined : toBinary(common.UserContextSchema, create(common.UserContextSchema, context));
+}
