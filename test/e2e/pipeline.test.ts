@@ -167,6 +167,24 @@ describe('the pipeline end to end', () => {
     expect(answer.requestId).not.toBe(posted.request_id);
   });
 
+  it('honours category filters and excluded items', async () => {
+    const open = await recommend({ user_id: 'user-5', k: 20 });
+    const categories = [...new Set(open.items.map((item) => item.category))];
+    expect(categories.length).toBeGreaterThan(1);
+    const [first, second] = categories as [string, string];
+    const included = await recommend({ user_id: 'user-5', k: 5, filter: { include_categories: [first] } });
+    expect(included.items.length).toBeGreaterThan(0);
+    expect(new Set(included.items.map((item) => item.category))).toEqual(new Set([first]));
+    const excluded = await recommend({
+      user_id: 'user-5',
+      k: 20,
+      filter: { exclude_categories: [second], exclude_item_ids: open.items.slice(0, 3).map((item) => item.item_id) },
+    });
+    expectHealthy(excluded, 20);
+    expect(excluded.items.filter((item) => item.category === second)).toEqual([]);
+    expect(ids(excluded).filter((id) => ids(open).slice(0, 3).includes(id))).toEqual([]);
+  });
+
   it('never answers with what the user saw (stored history or the request context)', async () => {
     for (const userId of ['user-11', 'user-12', 'user-13', 'user-14']) {
       const history = await historyOf(userId);

@@ -113,6 +113,26 @@ describe('gateway with stages down: fallbacks, never a failed request', () => {
     expect(metrics).toMatch(/\{(?=[^}]*stage="retrieval")(?=[^}]*cause="unavailable")[^}]*\} [1-9]/);
   });
 
+  it('shrinks the ranked count when re-ranking runs over its latency target, and exports it', async () => {
+    // A 1 ms target no re-ranking over gRPC with a feature read meets: every window of 10 calls is over it.
+    const strict = await startGatewayService(
+      loadGatewayConfig(await gatewayEnv({ TARGET_RERANKING_MS: '1', ADAPTIVE_WINDOW: '10', RANK_MAX: '100', RANK_MIN: '20' })),
+      silent,
+    );
+    const strictClient = createServiceClient(gateway.GatewayService, strict.address, { defaultTimeoutMs: 10000 });
+    try {
+      await refreshed(strict);
+      expect(strict.orchestrator.candidateCounts()).toMatchObject({ rank: 100 });
+      for (let i = 0; i < 20; i++) await strictClient.recommend({ userId: user, k: 5 });
+      expect(strict.orchestrator.candidateCounts()).toMatchObject({ rank: 56 });
+      const gauge = await strict.metrics.registry.getSingleMetricAsString('gateway_candidate_count');
+      expect(gauge).toMatch(/count="rank"[^}]*\} 56/);
+    } finally {
+      strictClient.close();
+      await strict.close();
+    }
+  });
+
   it('answers the cached popular list when the feature service is down too, and nothing when a category filter cannot be honoured', async () => {
     await featureService!.close();
     featureService = undefined;

@@ -9,7 +9,7 @@ import {
   type Logger,
   type ServiceClient,
 } from '@recsys/service-kit';
-import type { AdaptiveCounts } from './adaptive-counts.js';
+import type { AdaptiveCounts, CandidateCounts } from './adaptive-counts.js';
 import { CandidateList, decodeRules, encodeContext, readStageAnswer, writeStageRequest } from './candidate-wire.js';
 import { RequestBudget, requestBudgetMs } from './budget.js';
 import { RETRIEVAL_CHANNELS, type GatewayConfig, type StageName } from './config.js';
@@ -188,6 +188,11 @@ export class Orchestrator implements GatewayApi {
       totalMs,
       debug: trace.debug,
     });
+  }
+
+  /** The adaptive candidate counts new requests use now. */
+  candidateCounts(): CandidateCounts {
+    return this.adaptive.current();
   }
 
   /** Each channel's share of the retrieved count, so the channels follow the adaptive count. */
