@@ -20,6 +20,8 @@ export interface AccessConfig {
   /** `name:key` pairs from API_KEYS; API_KEYS_FILE adds more (a file of lines or a directory of files, as a Kubernetes Secret mounts them). */
   apiKeys: string | undefined;
   apiKeysFile: string | undefined;
+  /** How often API_KEYS_FILE is checked for rotated keys; 0 never (SIGHUP still reloads). */
+  apiKeysReloadMs: number;
   /** Sustained requests per second per key (token bucket refill); 0 turns rate limiting off. */
   rateLimitPerSecond: number;
   /** Bucket size: requests a key may send at once. */
@@ -148,6 +150,7 @@ export const gatewayEnv = {
   AUTH_DISABLED: bool.default(false),
   API_KEYS: z.string().optional(),
   API_KEYS_FILE: z.string().optional(),
+  API_KEYS_RELOAD_MS: z.coerce.number().int().min(0).max(86_400_000).default(10000),
   RATE_LIMIT_PER_SECOND: z.coerce.number().min(0).max(1e6).default(500),
   RATE_LIMIT_BURST: positiveInt.max(1e6).default(1000),
   CORS_ORIGINS: z.string().optional(),
@@ -216,6 +219,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       authDisabled: e.AUTH_DISABLED,
       apiKeys: e.API_KEYS,
       apiKeysFile: e.API_KEYS_FILE,
+      apiKeysReloadMs: e.API_KEYS_RELOAD_MS,
       rateLimitPerSecond: e.RATE_LIMIT_PER_SECOND,
       rateLimitBurst: e.RATE_LIMIT_BURST,
       corsOrigins: (e.CORS_ORIGINS ?? '')

@@ -12,6 +12,7 @@ import type { GatewayConfig } from './config.js';
 import { GatewayMetrics } from './gateway-metrics.js';
 import { GatewayModule } from './gateway.module.js';
 import { GrpcAccess } from './http/grpc-access.js';
+import { KeyFileWatcher } from './http/key-file-watcher.js';
 import { startHttpServer } from './http/http-app.js';
 import { Orchestrator, type StageClients } from './orchestrator.js';
 import { PopularFallback } from './popular-fallback.js';
@@ -20,6 +21,8 @@ export interface RunningGateway extends RunningGrpcService {
   /** The REST API's port; -1 when it is off. */
   readonly httpPort: number;
   readonly orchestrator: Orchestrator;
+  /** Reads the API keys again (SIGHUP, or the keys file changed); the current keys stay when the new ones do not validate. */
+  reloadKeys(): boolean;
 }
 
 /** Connects the stage clients and starts the gateway's gRPC service and REST API over one orchestrator. */
@@ -54,8 +57,12 @@ export async function startGatewayService(
   );
   const orchestrator = new Orchestrator(clients, config, adaptive, popular, metrics, logger);
   const access = GrpcAccess.fromConfig(config.access, serviceMetrics, logger);
+  const reloadKeys = () => access.control.reloadKeys(config.access);
+  const keyWatcher =
+    config.access.apiKeysFile && !config.access.authDisabled ? new KeyFileWatcher(config.access.apiKeysFile, reloadKeys) : undefined;
   let http: { port: number; close(): Promise<void> } | undefined;
   const release = async () => {
+    keyWatcher?.close();
     popular.close();
     await http?.close();
     for (const client of Object.values(clients)) client.close();
@@ -76,6 +83,7 @@ export async function startGatewayService(
     throw error;
   }
   popular.start();
+  if (keyWatcher && config.access.apiKeysReloadMs > 0) keyWatcher.start(config.access.apiKeysReloadMs);
   logger.info({ httpPort: http?.port ?? -1, stages: config.addresses }, 'gateway ready');
-  return Object.assign(service, { httpPort: http?.port ?? -1, orchestrator });
+  return Object.assign(service, { httpPort: http?.port ?? -1, orchestrator, reloadKeys });
 }

@@ -7,6 +7,8 @@ async function main(): Promise<void> {
   const logger = createLogger('gateway', config.logLevel);
   const service = await startGatewayService(config, logger);
   exitOnSignals(service, logger);
+  // SIGHUP reloads the API keys (as the stages reload their models on it).
+  process.on('SIGHUP', () => service.reloadKeys());
 }
 
 main().catch((error: unknown) => {

@@ -33,7 +33,7 @@ export class AccessControl {
   private readonly counters: AccessCounters;
 
   constructor(
-    readonly keys: ApiKeyStore,
+    private keys: ApiKeyStore,
     readonly limiter: RateLimiter,
     metrics: ServiceMetrics,
     private readonly logger: Logger,
@@ -45,6 +45,28 @@ export class AccessControl {
     const keys = ApiKeyStore.fromConfig(access, logger);
     const limiter = new RateLimiter({ perSecond: access.rateLimitPerSecond, burst: access.rateLimitBurst }, now);
     return new AccessControl(keys, limiter, metrics, logger);
+  }
+
+  /** The key names accepted now. */
+  get keyNames(): string[] {
+    return this.keys.names;
+  }
+
+  /**
+   * Reads the keys again (a rotated Kubernetes Secret, an edited env file) and swaps them in at once; a file that
+   * does not validate leaves the current keys serving and is reported. Returns whether the keys were replaced.
+   */
+  reloadKeys(access: AccessConfig): boolean {
+    try {
+      const next = ApiKeyStore.fromConfig(access);
+      const before = this.keys.names;
+      this.keys = next;
+      this.logger.info({ keys: next.names, before }, 'API keys reloaded');
+      return true;
+    } catch (error) {
+      this.logger.error({ err: error }, 'API keys not reloaded: the new keys do not validate; the previous keys still serve');
+      return false;
+    }
   }
 
   /** The caller's key name; throws UnauthenticatedError (no or unknown key) or RateLimitedError. */

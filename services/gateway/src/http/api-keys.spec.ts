@@ -12,6 +12,7 @@ const access = (init: Partial<AccessConfig>): AccessConfig => ({
   authDisabled: false,
   apiKeys: undefined,
   apiKeysFile: undefined,
+  apiKeysReloadMs: 0,
   rateLimitPerSecond: 0,
   rateLimitBurst: 1,
   corsOrigins: [],

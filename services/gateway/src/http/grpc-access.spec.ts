@@ -11,6 +11,7 @@ const access: AccessConfig = {
   authDisabled: false,
   apiKeys: `svc:${KEY}`,
   apiKeysFile: undefined,
+  apiKeysReloadMs: 0,
   rateLimitPerSecond: 1,
   rateLimitBurst: 2,
   corsOrigins: [],
