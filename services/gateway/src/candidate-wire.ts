@@ -1,5 +1,5 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { common } from '@recsys/contracts';
+import { common, retrieval } from '@recsys/contracts';
 
 // Field numbers (proto/recsys/*/v1/*.proto). Every stage answer keeps its candidates in field 1; the
 // pre-ranking, ranking and re-ranking requests share user_id = 1, context = 2, candidates = 3, limit = 4,
@@ -132,6 +132,8 @@ export interface StageAnswer {
   modelVersion: string;
   /** RerankResponse only: each RuleReport's bytes, decoded when asked. */
   rules: Uint8Array[];
+  /** RetrieveResponse only: each ChannelReport's bytes. */
+  channels: Uint8Array[];
 }
 
 /** A stage's answer (RetrieveResponse, PrerankResponse, RankResponse or RerankResponse) read for what the gateway needs. */
@@ -142,6 +144,7 @@ export function readStageAnswer(bytes: Uint8Array, kind: 'retrieve' | 'prerank' 
   const userEmbedding: number[] = [];
   let modelVersion = '';
   const rules: Uint8Array[] = [];
+  const channels: Uint8Array[] = [];
   while (!reader.done) {
     const tag = reader.varint();
     const field = tag >>> 3;
@@ -159,14 +162,19 @@ export function readStageAnswer(bytes: Uint8Array, kind: 'retrieve' | 'prerank' 
       modelVersion = text(reader.bytes());
     } else if (kind === 'rerank' && field === 2 && wire === LENGTH) {
       rules.push(reader.bytes());
+    } else if (kind === 'retrieve' && field === 2 && wire === LENGTH) {
+      channels.push(reader.bytes());
     } else {
       reader.skip(wire);
     }
   }
-  return { candidates: new CandidateList(ids, spans), userEmbedding, modelVersion, rules };
+  return { candidates: new CandidateList(ids, spans), userEmbedding, modelVersion, rules, channels };
 }
 
 export const decodeRules = (rules: readonly Uint8Array[]): common.RuleReport[] => rules.map((r) => fromBinary(common.RuleReportSchema, r));
+
+export const decodeChannels = (channels: readonly Uint8Array[]): retrieval.ChannelReport[] =>
+  channels.map((c) => fromBinary(retrieval.ChannelReportSchema, c));
 
 /** Grows as written; one per request. */
 class Writer {

@@ -13,6 +13,7 @@ export class GatewayMetrics {
   readonly candidateCount: Gauge;
   readonly countChanges: Counter;
   readonly popularFallbackRefreshes: Counter;
+  readonly channelFailures: Counter;
 
   constructor(metrics: ServiceMetrics) {
     this.degradations = metrics.counter('gateway_degradations_total', 'Stage answers replaced by a fallback, by stage and cause', [
@@ -36,6 +37,11 @@ export class GatewayMetrics {
       'count',
       'direction',
     ]);
+    this.channelFailures = metrics.counter(
+      'gateway_retrieval_channel_failures_total',
+      'Retrieval channels that failed while the others answered, by channel and cause',
+      ['channel', 'cause'],
+    );
     this.popularFallbackRefreshes = metrics.counter(
       'gateway_popular_fallback_refreshes_total',
       'Refreshes of the cached popular items used when retrieval and the feature service both fail',

@@ -10,7 +10,7 @@ import {
   type ServiceClient,
 } from '@recsys/service-kit';
 import type { AdaptiveCounts, CandidateCounts } from './adaptive-counts.js';
-import { CandidateList, decodeRules, encodeContext, readStageAnswer, writeStageRequest } from './candidate-wire.js';
+import { CandidateList, decodeChannels, decodeRules, encodeContext, readStageAnswer, writeStageRequest } from './candidate-wire.js';
 import { RequestBudget, requestBudgetMs } from './budget.js';
 import { RETRIEVAL_CHANNELS, type GatewayConfig, type StageName } from './config.js';
 import { causeLabel, causeOf, detailOf } from './degradation.js';
@@ -119,6 +119,7 @@ export class Orchestrator implements GatewayApi {
       candidates = retrieved.value.candidates;
       userEmbedding = retrieved.value.userEmbedding;
       embeddingModelVersion = retrieved.value.modelVersion;
+      this.reportChannels(trace, retrieved.value.channels);
     } else {
       const popularMs = Math.min(this.config.featuresTimeoutMs, budget.remainingMs());
       const popular = await this.popular.candidates(retrieveCount, filter, excluded, budget.affords(popularMs) ? popularMs : 0);
@@ -188,6 +189,20 @@ export class Orchestrator implements GatewayApi {
       totalMs,
       debug: trace.debug,
     });
+  }
+
+  /**
+   * A retrieval channel that failed while the others answered is a partial degradation: listed, with the
+   * other channels as what stood in, and counted by channel. A channel skipped by design (cold start) is not.
+   */
+  private reportChannels(trace: Trace, channels: readonly Uint8Array[]): void {
+    for (const report of decodeChannels(channels)) {
+      if (report.error === '' || report.error.startsWith('skipped')) continue;
+      const timedOut = /timed out|deadline/i.test(report.error);
+      const cause = timedOut ? common.DegradationCause.DEADLINE_EXCEEDED : common.DegradationCause.ERROR;
+      this.metrics.channelFailures.inc({ channel: report.channel, cause: causeLabel(cause) });
+      trace.degrade('retrieval', cause, `retrieval channel ${report.channel}: ${report.error}`, 'the other retrieval channels');
+    }
   }
 
   /** The adaptive candidate counts new requests use now. */
