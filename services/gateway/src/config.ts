@@ -93,6 +93,8 @@ export interface GatewayConfig extends BaseServiceConfig {
   popularRefreshMs: number;
   /** Ranked candidates handed to re-ranking: max(k × factor, min) of the best, the pool its rules pick from. */
   rerankPool: { factor: number; min: number };
+  /** Per stage: consecutive failures (down, or late with at least its latency target) that skip it for openMs. */
+  breaker: { failures: number; openMs: number };
 }
 
 const positiveInt = z.coerce.number().int().positive();
@@ -165,6 +167,8 @@ export const gatewayEnv = {
   POPULAR_REFRESH_MS: positiveInt.default(10000),
   RERANK_POOL_FACTOR: positiveInt.max(1000).default(5),
   RERANK_POOL_MIN: positiveInt.max(100000).default(100),
+  BREAKER_FAILURES: z.coerce.number().int().min(0).max(1000).default(5),
+  BREAKER_OPEN_MS: positiveInt.max(600000).default(2000),
 };
 
 /** The environment, validated once; the first problem is named. */
@@ -239,5 +243,6 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     },
     popularRefreshMs: e.POPULAR_REFRESH_MS,
     rerankPool: { factor: e.RERANK_POOL_FACTOR, min: e.RERANK_POOL_MIN },
+    breaker: { failures: e.BREAKER_FAILURES, openMs: e.BREAKER_OPEN_MS },
   };
 }

@@ -32,8 +32,15 @@ export async function startGatewayService(
 ): Promise<RunningGateway> {
   const serviceMetrics = new ServiceMetrics('gateway');
   const metrics = new GatewayMetrics(serviceMetrics);
-  // A restarted stage is used again within a second: grpc-js's default reconnect backoff grows to two minutes.
-  const options = { channelOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 } };
+  // A restarted stage is used again within a second (grpc-js's default reconnect backoff grows to two minutes), and
+  // calls spread over every address a dns:/// name resolves to (a headless Kubernetes Service's replicas).
+  const options = {
+    channelOptions: {
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 1000,
+      'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
+    },
+  };
   const clients: StageClients = {
     features: createServiceClient(features.FeatureService, config.addresses.features, options),
     retrieval: createServiceClient(retrieval.RetrievalService, config.addresses.retrieval, options),

@@ -14,6 +14,8 @@ export class GatewayMetrics {
   readonly countChanges: Counter;
   readonly popularFallbackRefreshes: Counter;
   readonly channelFailures: Counter;
+  readonly circuitOpen: Gauge;
+  readonly circuitOpens: Counter;
 
   constructor(metrics: ServiceMetrics) {
     this.degradations = metrics.counter('gateway_degradations_total', 'Stage answers replaced by a fallback, by stage and cause', [
@@ -37,6 +39,14 @@ export class GatewayMetrics {
       'count',
       'direction',
     ]);
+    this.circuitOpen = metrics.gauge('gateway_circuit_open', 'Whether a stage is skipped after repeated failures (1) or called (0)', [
+      'stage',
+    ]);
+    this.circuitOpens = metrics.counter(
+      'gateway_circuit_opens_total',
+      'Times a stage was skipped for a cool-down after repeated failures',
+      ['stage'],
+    );
     this.channelFailures = metrics.counter(
       'gateway_retrieval_channel_failures_total',
       'Retrieval channels that failed while the others answered, by channel and cause',

@@ -58,17 +58,15 @@ const retrieved = Array.from({ length: 400 }, (_, i) => candidate(`item-${i}`, M
 function passThrough(kind: 'prerank' | 'rank' | 'rerank', stage: common.Stage) {
   return (request: Uint8Array) => {
     const decoded = fromBinary(preranking.PrerankRequestSchema, request);
-    const kept = decoded.candidates
-      .slice(0, decoded.limit || undefined)
-      .map((c) =>
-        create(common.CandidateSchema, {
-          itemId: c.itemId,
-          score: c.score,
-          channels: c.channels,
-          category: c.category,
-          stageScores: [...c.stageScores, create(common.StageScoreSchema, { stage, score: 0.5 })],
-        }),
-      );
+    const kept = decoded.candidates.slice(0, decoded.limit || undefined).map((c) =>
+      create(common.CandidateSchema, {
+        itemId: c.itemId,
+        score: c.score,
+        channels: c.channels,
+        category: c.category,
+        stageScores: [...c.stageScores, create(common.StageScoreSchema, { stage, score: 0.5 })],
+      }),
+    );
     const schema = { prerank: preranking.PrerankResponseSchema, rank: ranking.RankResponseSchema, rerank: reranking.RerankResponseSchema }[
       kind
     ];
@@ -140,5 +138,25 @@ describe('orchestrator: what each stage is asked and how answers and failures be
     expect(answer.degradations[0]!.detail).toBe('retrieval channel popular: timed out after 500 ms');
     expect(answer.degradations[1]!.detail).toMatch(/^preranking: truncated/);
     expect(answer.items.map((i) => i.itemId)).toEqual(['item-0', 'item-1', 'item-2', 'item-3', 'item-4']);
+  });
+
+  it('stops calling a stage that keeps failing for a cool-down, answering with its fallback at once', async () => {
+    const { clients, calls } = scripted({
+      retrieve: () => bytes(retrieval.RetrieveResponseSchema, { candidates: retrieved.slice(0, 30) }),
+      prerank: passThrough('prerank', Stage.PRERANKING),
+      rank: () => ({ code: status.UNAVAILABLE, details: 'connect ECONNREFUSED' }),
+      rerank: passThrough('rerank', Stage.RERANKING),
+    });
+    const gatewayOrchestrator = orchestrator(clients);
+    const ask = () => gatewayOrchestrator.recommend(create(gateway.RecommendRequestSchema, { userId: 'u', k: 5 }), caller);
+    for (let i = 0; i < 5; i++) expect((await ask()).degradations[0]!.detail).toBe('ranking: connect ECONNREFUSED');
+    const skipped = await ask();
+    expect(calls.rank).toHaveLength(5);
+    expect(skipped.degradations.map((d) => [Stage[d.stage], DegradationCause[d.cause], d.fallback])).toEqual([
+      ['RANKING', 'UNAVAILABLE', 'pre-ranking order'],
+    ]);
+    expect(skipped.degradations[0]!.detail).toMatch(/^ranking: skipped after 5 consecutive failures; tried again in \d+ ms$/);
+    expect(skipped.items).toHaveLength(5);
+    expect(calls.rerank).toHaveLength(6); // the other stages are still called
   });
 });

@@ -10,9 +10,10 @@ import {
   type ServiceClient,
 } from '@recsys/service-kit';
 import type { AdaptiveCounts, CandidateCounts } from './adaptive-counts.js';
+import { CircuitBreaker } from './circuit-breaker.js';
 import { CandidateList, decodeChannels, decodeRules, encodeContext, readStageAnswer, writeStageRequest } from './candidate-wire.js';
 import { RequestBudget, requestBudgetMs } from './budget.js';
-import { RETRIEVAL_CHANNELS, type GatewayConfig, type StageName } from './config.js';
+import { RETRIEVAL_CHANNELS, STAGE_NAMES, type GatewayConfig, type StageName } from './config.js';
 import { causeLabel, causeOf, detailOf } from './degradation.js';
 import type { Caller, GatewayApi } from './gateway-api.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
@@ -75,6 +76,8 @@ const toItem = (c: common.Candidate): gateway.RecommendedItem =>
  * reported, so the request itself never fails for a stage.
  */
 export class Orchestrator implements GatewayApi {
+  private readonly breakers: Record<StageName, CircuitBreaker>;
+
   constructor(
     private readonly clients: StageClients,
     private readonly config: GatewayConfig,
@@ -82,7 +85,28 @@ export class Orchestrator implements GatewayApi {
     private readonly popular: PopularFallback,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    const breaker = (stage: StageName) =>
+      new CircuitBreaker(config.breaker, (state) => {
+        metrics.circuitOpen.set({ stage }, state === 'open' ? 1 : 0);
+        if (state === 'open') {
+          metrics.circuitOpens.inc({ stage });
+          logger.warn(
+            { stage, failures: config.breaker.failures, openMs: config.breaker.openMs },
+            'stage keeps failing: skipped for a cool-down',
+          );
+        } else {
+          logger.info({ stage }, 'stage answers again');
+        }
+      });
+    this.breakers = {
+      retrieval: breaker('retrieval'),
+      preranking: breaker('preranking'),
+      ranking: breaker('ranking'),
+      reranking: breaker('reranking'),
+    };
+    for (const stage of STAGE_NAMES) metrics.circuitOpen.set({ stage }, 0);
+  }
 
   async recommend(request: gateway.RecommendRequest, caller: Caller): Promise<gateway.RecommendResponse> {
     validateRecommendRequest(request, this.config.limits);
@@ -226,10 +250,18 @@ export class Orchestrator implements GatewayApi {
       this.count(stage, cause, 'skipped', 0);
       return { ok: false, ms: 0, cause, detail: `skipped: ${Math.max(0, Math.round(budget.remainingMs()))} ms of the budget left` };
     }
+    const breaker = this.breakers[stage];
+    if (!breaker.allow()) {
+      const cause = common.DegradationCause.UNAVAILABLE;
+      this.count(stage, cause, 'skipped', 0);
+      const detail = `${stage}: skipped after ${this.config.breaker.failures} consecutive failures; tried again in ${breaker.retryInMs} ms`;
+      return { ok: false, ms: 0, cause, detail };
+    }
     const started = performance.now();
     try {
       const value = await call(timeoutMs);
       const ms = performance.now() - started;
+      breaker.success();
       this.adaptive.observe(stage, ms);
       this.metrics.stageSeconds.observe({ stage, outcome: 'ok' }, ms / 1000);
       return { ok: true, value, ms };
@@ -239,6 +271,12 @@ export class Orchestrator implements GatewayApi {
       // A late or shedding stage is a load signal; a stopped one says nothing about candidate counts.
       if (cause === common.DegradationCause.DEADLINE_EXCEEDED || cause === common.DegradationCause.OVERLOADED)
         this.adaptive.observe(stage, ms);
+      // Down, or late although given at least its latency target: a failure of the stage, not of a tight budget.
+      const stageFailed =
+        cause === common.DegradationCause.UNAVAILABLE ||
+        (cause === common.DegradationCause.DEADLINE_EXCEEDED && timeoutMs >= this.config.adaptive.targetMs[stage]);
+      if (stageFailed) breaker.failure();
+      else breaker.release();
       this.count(stage, cause, 'degraded', ms);
       return { ok: false, ms, cause, detail: `${stage}: ${detailOf(error)}` };
     }
