@@ -136,8 +136,10 @@ export interface StageAnswer {
   channels: Uint8Array[];
 }
 
+export type StageAnswerKind = 'retrieve' | 'prerank' | 'rank' | 'rerank';
+
 /** A stage's answer (RetrieveResponse, PrerankResponse, RankResponse or RerankResponse) read for what the gateway needs. */
-export function readStageAnswer(bytes: Uint8Array, kind: 'retrieve' | 'prerank' | 'rank' | 'rerank'): StageAnswer {
+export function readStageAnswer(bytes: Uint8Array, kind: StageAnswerKind): StageAnswer {
   const reader = new Reader(bytes);
   const ids: string[] = [];
   const spans: Uint8Array[] = [];

@@ -11,7 +11,15 @@ import {
 } from '@recsys/service-kit';
 import type { AdaptiveCounts, CandidateCounts } from './adaptive-counts.js';
 import { CircuitBreaker } from './circuit-breaker.js';
-import { CandidateList, decodeChannels, decodeRules, encodeContext, readStageAnswer, writeStageRequest } from './candidate-wire.js';
+import {
+  CandidateList,
+  decodeChannels,
+  decodeRules,
+  encodeContext,
+  readStageAnswer,
+  writeStageRequest,
+  type StageAnswerKind,
+} from './candidate-wire.js';
 import { RequestBudget, requestBudgetMs } from './budget.js';
 import { RETRIEVAL_CHANNELS, STAGE_NAMES, type GatewayConfig, type StageName } from './config.js';
 import { causeLabel, causeOf, detailOf } from './degradation.js';
@@ -77,6 +85,10 @@ const toItem = (c: common.Candidate): gateway.RecommendedItem =>
  */
 export class Orchestrator implements GatewayApi {
   private readonly breakers: Record<StageName, CircuitBreaker>;
+  private readonly stageCalls: Record<
+    Exclude<StageName, 'retrieval'>,
+    [call: (body: Uint8Array, options: { timeoutMs: number }) => Promise<Uint8Array>, kind: StageAnswerKind]
+  >;
 
   constructor(
     private readonly clients: StageClients,
@@ -106,6 +118,11 @@ export class Orchestrator implements GatewayApi {
       reranking: breaker('reranking'),
     };
     for (const stage of STAGE_NAMES) metrics.circuitOpen.set({ stage }, 0);
+    this.stageCalls = {
+      preranking: [(body, options) => clients.preranking.raw('prerank', body, options), 'prerank'],
+      ranking: [(body, options) => clients.ranking.raw('rank', body, options), 'rank'],
+      reranking: [(body, options) => clients.reranking.raw('rerank', body, options), 'rerank'],
+    };
   }
 
   async recommend(request: gateway.RecommendRequest, caller: Caller): Promise<gateway.RecommendResponse> {
@@ -156,41 +173,18 @@ export class Orchestrator implements GatewayApi {
     const stageRequest = (input: CandidateList, limit: number, embedding?: { userEmbedding: number[]; embeddingModelVersion: string }) =>
       writeStageRequest({ userId, context: contextBytes, candidates: input, limit, ...embedding });
 
-    // Pre-ranking; retrieval order cut to the ranked count when it fails.
-    if (candidates.length > 0) {
-      const input = candidates;
-      const body = stageRequest(input, rankCount, { userEmbedding, embeddingModelVersion });
-      const preranked = await this.run('preranking', budget, async (timeoutMs) =>
-        readStageAnswer(await this.clients.preranking.raw('prerank', body, { timeoutMs }), 'prerank'),
-      );
-      candidates = preranked.ok ? preranked.value.candidates : input.slice(rankCount);
-      if (!preranked.ok) trace.degrade('preranking', preranked.cause, preranked.detail);
-      trace.stage('preranking', preranked.ms, input.length, candidates);
-    }
-
-    // Ranking, keeping the re-ranking pool; pre-ranking order when it fails.
+    // Pre-ranking (retrieval order cut to the ranked count when it fails), ranking into the re-ranking pool
+    // (pre-ranking order when it fails), re-ranking over the pool (ranked order when it fails).
     const pool = Math.max(k * this.config.rerankPool.factor, this.config.rerankPool.min);
     if (candidates.length > 0) {
-      const input = candidates;
-      const body = stageRequest(input, pool);
-      const ranked = await this.run('ranking', budget, async (timeoutMs) =>
-        readStageAnswer(await this.clients.ranking.raw('rank', body, { timeoutMs }), 'rank'),
-      );
-      if (ranked.ok) candidates = ranked.value.candidates;
-      else trace.degrade('ranking', ranked.cause, ranked.detail);
-      trace.stage('ranking', ranked.ms, input.length, candidates);
+      const body = stageRequest(candidates, rankCount, { userEmbedding, embeddingModelVersion });
+      candidates = await this.step(trace, budget, 'preranking', candidates, body, candidates.slice(rankCount));
     }
-
-    // Re-ranking over the best `pool`; ranked order when it fails.
+    if (candidates.length > 0)
+      candidates = await this.step(trace, budget, 'ranking', candidates, stageRequest(candidates, pool), candidates);
     if (candidates.length > 0) {
       const input = candidates.slice(pool);
-      const body = stageRequest(input, k);
-      const reranked = await this.run('reranking', budget, async (timeoutMs) =>
-        readStageAnswer(await this.clients.reranking.raw('rerank', body, { timeoutMs }), 'rerank'),
-      );
-      if (reranked.ok) candidates = reranked.value.candidates;
-      else trace.degrade('reranking', reranked.cause, reranked.detail);
-      trace.stage('reranking', reranked.ms, input.length, candidates, reranked.ok ? reranked.value.rules : []);
+      candidates = await this.step(trace, budget, 'reranking', input, stageRequest(input, k), input);
     }
 
     const items: gateway.RecommendedItem[] = [];
@@ -240,6 +234,23 @@ export class Orchestrator implements GatewayApi {
       channel,
       limit: Math.ceil(this.config.adaptive.channelShares[channel] * retrieveCount),
     }));
+  }
+
+  /** One of the stages after retrieval: its answer's candidates, or `fallback` (reported) when it fails. */
+  private async step(
+    trace: Trace,
+    budget: RequestBudget,
+    stage: Exclude<StageName, 'retrieval'>,
+    input: CandidateList,
+    body: Uint8Array,
+    fallback: CandidateList,
+  ): Promise<CandidateList> {
+    const [call, kind] = this.stageCalls[stage];
+    const result = await this.run(stage, budget, async (timeoutMs) => readStageAnswer(await call(body, { timeoutMs }), kind));
+    const output = result.ok ? result.value.candidates : fallback;
+    if (!result.ok) trace.degrade(stage, result.cause, result.detail);
+    trace.stage(stage, result.ms, input.length, output, result.ok ? result.value.rules : []);
+    return output;
   }
 
   /** Calls a stage within its share of the budget; skips it when too little is left. Never throws. */
