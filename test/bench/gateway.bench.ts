@@ -4,7 +4,8 @@
 // end to end. The floor, from the same run and the same requests: the same models and index loaded here, and per
 // request only the model and search work the pipeline did for it (user tower, index search for the retrieved
 // count, pre-ranker over the retrieved candidates, DLRM over the ranked ones, inputs assembled beforehand), with
-// each request's candidate sets taken from a debug answer of the same request. Last line: one JSON object.
+// each request's candidate sets taken from a debug answer of the same request. Then the same requests from
+// BENCH_CONCURRENCY clients at once (throughput, degraded answers under load). Last line: one JSON object.
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { features } from '@recsys/contracts';
@@ -28,6 +29,8 @@ import { quantile, round, rssMiB } from './stats';
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 500);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 50);
 const K = 20;
+/** Clients of the concurrent phase (after the single-client one). */
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
 const WORK_DIR = process.env.BENCH_WORK_DIR ?? join(tmpdir(), 'recsys-bench-pipeline');
 /** Trained models to use instead of training on the default synthetic data (the contract test passes small ones). */
 const MODELS_DIR = process.env.BENCH_MODELS_DIR;
@@ -150,6 +153,23 @@ async function main(): Promise<void> {
       for (const timing of answer.timings) stageMs[timing.stage.replace('STAGE_', '').toLowerCase()]?.push(timing.duration_ms);
     }
     const loopMs = nowMs() - loopStarted;
+
+    // The same requests from CONCURRENCY clients at once: throughput, and what the budget and fallbacks do under load.
+    const concurrentLatencies: number[] = [];
+    let concurrentDegraded = 0;
+    let next = 0;
+    const concurrentStarted = nowMs();
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        for (let i = next++; i < REQUESTS; i = next++) {
+          const t0 = nowMs();
+          const answer = await recommend(url, { user_id: plans[i]!.userId, k: K });
+          concurrentLatencies.push(nowMs() - t0);
+          if (answer.degradations.length > 0) concurrentDegraded++;
+        }
+      }),
+    );
+    const concurrentMs = nowMs() - concurrentStarted;
     const rss: Record<string, number> = {};
     for (const name of SERVICES) {
       const pid = pipeline.pid(name);
@@ -230,6 +250,11 @@ async function main(): Promise<void> {
       floor_p50_ms: round(floorP50),
       ratio_p50: round(p50 / floorP50, 3),
       degraded_requests: degraded,
+      concurrency: CONCURRENCY,
+      qps_concurrent: round(REQUESTS / (concurrentMs / 1000), 1),
+      p50_ms_concurrent: round(quantile(concurrentLatencies, 0.5)),
+      p99_ms_concurrent: round(quantile(concurrentLatencies, 0.99)),
+      degraded_requests_concurrent: concurrentDegraded,
       cores: availableParallelism(),
       load_average_1m: round(loadavg()[0]!, 2),
       retrieved_p50: quantile(
@@ -254,6 +279,10 @@ async function main(): Promise<void> {
   console.log(
     `REST end to end: p50 ${result.p50_ms} ms, p99 ${result.p99_ms} ms, ${result.qps} requests/s (one client); ` +
       `stages p50: ${STAGES.map((s) => `${s} ${result[`${s}_p50_ms`]}`).join(', ')} ms`,
+  );
+  console.log(
+    `${result.concurrency} clients: ${result.qps_concurrent} requests/s, p50 ${result.p50_ms_concurrent} ms, ` +
+      `p99 ${result.p99_ms_concurrent} ms, ${result.degraded_requests_concurrent} of ${result.requests} answers degraded`,
   );
   console.log(
     `floor (models and search in process): p50 ${result.floor_p50_ms} ms (` +

@@ -20,12 +20,17 @@ describe('bench:gateway', () => {
       const figures = JSON.parse(line) as Record<string, number>;
       expect(figures).toMatchObject({ requests: 20, k: 20 });
       expect(Number.isInteger(figures.degraded_requests)).toBe(true);
+      expect(Number.isInteger(figures.degraded_requests_concurrent)).toBe(true);
+      expect(figures.concurrency).toBe(8);
       const positive = [
         'p50_ms',
         'p99_ms',
         'floor_p50_ms',
         'ratio_p50',
         'qps',
+        'qps_concurrent',
+        'p50_ms_concurrent',
+        'p99_ms_concurrent',
         'gateway_total_p50_ms',
         ...['retrieval', 'preranking', 'ranking', 'reranking'].map((stage) => `${stage}_p50_ms`),
         ...['embed', 'search', 'prerank', 'rank'].map((part) => `floor_${part}_p50_ms`),

@@ -5,7 +5,7 @@ describe('circuit breaker', () => {
     let now = 0;
     const changes: CircuitState[] = [];
     const breaker = new CircuitBreaker(
-      { failures: 3, openMs: 1000 },
+      { failures: 3, openMs: 1000, minFailingMs: 0 },
       (s) => changes.push(s),
       () => now,
     );
@@ -38,7 +38,7 @@ describe('circuit breaker', () => {
 
   it('a probe that ends without a verdict frees the slot for the next one', () => {
     let now = 0;
-    const breaker = new CircuitBreaker({ failures: 1, openMs: 10 }, undefined, () => now);
+    const breaker = new CircuitBreaker({ failures: 1, openMs: 10, minFailingMs: 0 }, undefined, () => now);
     breaker.failure();
     now = 10;
     expect(breaker.allow()).toBe(true);
@@ -47,9 +47,22 @@ describe('circuit breaker', () => {
   });
 
   it('never opens with failures = 0', () => {
-    const breaker = new CircuitBreaker({ failures: 0, openMs: 1000 });
+    const breaker = new CircuitBreaker({ failures: 0, openMs: 1000, minFailingMs: 0 });
     for (let i = 0; i < 100; i++) breaker.failure();
     expect(breaker.state).toBe('closed');
     expect(breaker.allow()).toBe(true);
+  });
+
+  it('does not open for a stage that still answered within minFailingMs (loaded, not down)', () => {
+    let now = 0;
+    const breaker = new CircuitBreaker({ failures: 3, openMs: 1000, minFailingMs: 500 }, undefined, () => now);
+    now = 100;
+    breaker.success();
+    now = 200;
+    for (let i = 0; i < 10; i++) breaker.failure();
+    expect(breaker.state).toBe('closed'); // ten failures in a row, but a success 100 ms ago
+    now = 600;
+    breaker.failure(); // nothing answered for 500 ms
+    expect(breaker.state).toBe('open');
   });
 });

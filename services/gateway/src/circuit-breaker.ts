@@ -6,6 +6,11 @@ export interface CircuitBreakerOptions {
   failures: number;
   /** How long an open circuit skips the stage before one probe call is let through. */
   openMs: number;
+  /**
+   * How long the stage must have gone without a success before it opens: a stage that is down or hung has
+   * none, an overloaded one still answers some calls (adaptive candidate counts deal with load, not this).
+   */
+  minFailingMs: number;
 }
 
 /**
@@ -15,17 +20,21 @@ export interface CircuitBreakerOptions {
  */
 export class CircuitBreaker {
   private consecutive = 0;
+  private opened = false;
   private openUntil = 0;
   private probing = false;
+  private lastSuccess: number;
 
   constructor(
     private readonly options: CircuitBreakerOptions,
     private readonly onChange: (state: CircuitState) => void = () => undefined,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.lastSuccess = now();
+  }
 
   get state(): CircuitState {
-    if (this.options.failures === 0 || this.consecutive < this.options.failures) return 'closed';
+    if (!this.opened) return 'closed';
     return this.now() < this.openUntil ? 'open' : 'half_open';
   }
 
@@ -44,17 +53,22 @@ export class CircuitBreaker {
   }
 
   success(): void {
-    const was = this.state;
+    const was = this.opened;
     this.consecutive = 0;
+    this.opened = false;
     this.probing = false;
-    if (was !== 'closed') this.onChange('closed');
+    this.lastSuccess = this.now();
+    if (was) this.onChange('closed');
   }
 
   failure(): void {
     this.consecutive++;
     this.probing = false;
-    if (this.options.failures > 0 && this.consecutive >= this.options.failures) {
-      this.openUntil = this.now() + this.options.openMs;
+    const now = this.now();
+    const failing = this.consecutive >= this.options.failures && now - this.lastSuccess >= this.options.minFailingMs;
+    if (this.options.failures > 0 && (this.opened || failing)) {
+      this.opened = true;
+      this.openUntil = now + this.options.openMs;
       this.onChange('open');
     }
   }

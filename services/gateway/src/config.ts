@@ -94,7 +94,7 @@ export interface GatewayConfig extends BaseServiceConfig {
   /** Ranked candidates handed to re-ranking: max(k × factor, min) of the best, the pool its rules pick from. */
   rerankPool: { factor: number; min: number };
   /** Per stage: consecutive failures (down, or late with at least its latency target) that skip it for openMs. */
-  breaker: { failures: number; openMs: number };
+  breaker: { failures: number; openMs: number; minFailingMs: number };
 }
 
 const positiveInt = z.coerce.number().int().positive();
@@ -133,10 +133,10 @@ export const gatewayEnv = {
   BUDGET_MAX_MS: positiveInt.max(60000).default(1000),
   BUDGET_RESERVE_MS: z.coerce.number().int().min(0).max(10000).default(5),
   MIN_STAGE_MS: positiveInt.max(10000).default(3),
-  SHARE_RETRIEVAL: share.default(35),
-  SHARE_PRERANKING: share.default(15),
-  SHARE_RANKING: share.default(35),
-  SHARE_RERANKING: share.default(15),
+  SHARE_RETRIEVAL: share.default(30),
+  SHARE_PRERANKING: share.default(25),
+  SHARE_RANKING: share.default(25),
+  SHARE_RERANKING: share.default(20),
   ADAPTIVE_CANDIDATES: bool.default(true),
   RETRIEVE_MAX: positiveInt.max(100000).default(1000),
   RETRIEVE_MIN: positiveInt.max(100000).default(200),
@@ -169,6 +169,7 @@ export const gatewayEnv = {
   RERANK_POOL_MIN: positiveInt.max(100000).default(100),
   BREAKER_FAILURES: z.coerce.number().int().min(0).max(1000).default(5),
   BREAKER_OPEN_MS: positiveInt.max(600000).default(2000),
+  BREAKER_MIN_FAILING_MS: z.coerce.number().int().min(0).max(600000).default(1000),
 };
 
 /** The environment, validated once; the first problem is named. */
@@ -243,6 +244,6 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     },
     popularRefreshMs: e.POPULAR_REFRESH_MS,
     rerankPool: { factor: e.RERANK_POOL_FACTOR, min: e.RERANK_POOL_MIN },
-    breaker: { failures: e.BREAKER_FAILURES, openMs: e.BREAKER_OPEN_MS },
+    breaker: { failures: e.BREAKER_FAILURES, openMs: e.BREAKER_OPEN_MS, minFailingMs: e.BREAKER_MIN_FAILING_MS },
   };
 }

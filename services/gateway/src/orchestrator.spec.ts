@@ -44,7 +44,13 @@ function scripted(answers: Partial<Record<'retrieve' | 'prerank' | 'rank' | 'rer
 }
 
 function orchestrator(clients: StageClients) {
-  const config = loadGatewayConfig({ AUTH_DISABLED: 'true', BUDGET_DEFAULT_MS: '5000', BUDGET_MAX_MS: '5000' });
+  // BREAKER_MIN_FAILING_MS=0: the scripted failures come within milliseconds of each other.
+  const config = loadGatewayConfig({
+    AUTH_DISABLED: 'true',
+    BUDGET_DEFAULT_MS: '5000',
+    BUDGET_MAX_MS: '5000',
+    BREAKER_MIN_FAILING_MS: '0',
+  });
   const metrics = new GatewayMetrics(new ServiceMetrics('gateway'));
   const popular = new PopularFallback(clients.features, { limit: 10, refreshMs: 60000, timeoutMs: 100 }, metrics, logger);
   return new Orchestrator(clients, config, new AdaptiveCounts(config.adaptive), popular, metrics, logger);
@@ -155,7 +161,9 @@ describe('orchestrator: what each stage is asked and how answers and failures be
     expect(skipped.degradations.map((d) => [Stage[d.stage], DegradationCause[d.cause], d.fallback])).toEqual([
       ['RANKING', 'UNAVAILABLE', 'pre-ranking order'],
     ]);
-    expect(skipped.degradations[0]!.detail).toMatch(/^ranking: skipped after 5 consecutive failures; tried again in \d+ ms$/);
+    expect(skipped.degradations[0]!.detail).toMatch(
+      /^ranking: skipped: 5\+ failures in a row and no answer for 0\+ ms; tried again in \d+ ms$/,
+    );
     expect(skipped.items).toHaveLength(5);
     expect(calls.rerank).toHaveLength(6); // the other stages are still called
   });

@@ -265,7 +265,8 @@ export class Orchestrator implements GatewayApi {
     if (!breaker.allow()) {
       const cause = common.DegradationCause.UNAVAILABLE;
       this.count(stage, cause, 'skipped', 0);
-      const detail = `${stage}: skipped after ${this.config.breaker.failures} consecutive failures; tried again in ${breaker.retryInMs} ms`;
+      const { failures, minFailingMs } = this.config.breaker;
+      const detail = `${stage}: skipped: ${failures}+ failures in a row and no answer for ${minFailingMs}+ ms; tried again in ${breaker.retryInMs} ms`;
       return { ok: false, ms: 0, cause, detail };
     }
     const started = performance.now();
