@@ -1,7 +1,4 @@
-import type { BudgetConfig, StageName } from './config.js';
-
-/** The stages in the order a request runs them. */
-export const PIPELINE: readonly StageName[] = ['retrieval', 'preranking', 'ranking', 'reranking'];
+import { STAGE_NAMES, type BudgetConfig, type StageName } from './config.js';
 
 /** The request's budget in ms: its own when set, clamped to the configured bounds, else the default. */
 export function requestBudgetMs(requested: number, config: BudgetConfig): number {
@@ -35,9 +32,10 @@ export class RequestBudget {
   stageTimeoutMs(stage: StageName): number {
     const remaining = this.remainingMs();
     if (remaining <= 0) return 0;
-    const from = PIPELINE.indexOf(stage);
+    // STAGE_NAMES is the order a request runs the stages in.
+    const from = STAGE_NAMES.indexOf(stage);
     let total = 0;
-    for (let i = from; i < PIPELINE.length; i++) total += this.config.shares[PIPELINE[i]!];
+    for (let i = from; i < STAGE_NAMES.length; i++) total += this.config.shares[STAGE_NAMES[i]!];
     return Math.floor((remaining * this.config.shares[stage]) / total);
   }
 

@@ -10,7 +10,7 @@ import {
 } from '@recsys/service-kit';
 import { z } from 'zod';
 
-/** The downstream stages the gateway calls, by the name used in logs, metrics and degradation reports. */
+/** The downstream stages the gateway calls, in the order a request runs them, by the name used in logs, metrics and degradation reports. */
 export const STAGE_NAMES = ['retrieval', 'preranking', 'ranking', 'reranking'] as const;
 export type StageName = (typeof STAGE_NAMES)[number];
 

@@ -40,10 +40,6 @@ export class PopularFallback {
     clearInterval(this.timer);
   }
 
-  get cachedCount(): number {
-    return this.cached.length;
-  }
-
   async refresh(): Promise<void> {
     try {
       const answer = await this.client.getPopularItems({ limit: this.options.limit }, { timeoutMs: this.options.timeoutMs });
