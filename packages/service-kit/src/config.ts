@@ -16,6 +16,18 @@ const port = z.coerce.number().int().min(0).max(65535);
 /** A port variable with a service's own default. */
 export const portVar = (defaultPort: number) => port.default(defaultPort);
 
+/** A boolean variable: `true/false`, `1/0`, `yes/no`, `on/off`; anything else names the variable. */
+export const booleanVar = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .transform((text, ctx) => {
+    if (['true', '1', 'yes', 'on'].includes(text)) return true;
+    if (['false', '0', 'no', 'off'].includes(text)) return false;
+    ctx.addIssue({ code: 'custom', message: `expected true or false, got "${text}"` });
+    return z.NEVER;
+  });
+
 /** Another service's gRPC address: host:port, [v6]:port, or dns:///host:port. */
 export const addressVar = (defaultAddress: string) =>
   z

@@ -37,7 +37,7 @@ describe('gateway configuration', () => {
     expect(problem({ ...base, DEFAULT_K: '500' })).toContain('DEFAULT_K: must not exceed MAX_K');
     expect(problem({ ...base, CHANNEL_SHARES: 'two_tower=2' })).toContain('CHANNEL_SHARES: "two_tower=2"');
     expect(problem({ ...base, CHANNEL_SHARES: 'popular=0' })).toContain('CHANNEL_SHARES: at least one channel');
-    expect(problem({ ...base, AUTH_DISABLED: 'yes' })).toContain('AUTH_DISABLED');
+    expect(problem({ ...base, AUTH_DISABLED: 'maybe' })).toContain('AUTH_DISABLED: expected true or false, got "maybe"');
     expect(problem({ ...base, MAX_ID_LENGTH: '20' })).toContain('MAX_ID_LENGTH');
   });
 

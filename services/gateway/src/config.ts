@@ -2,6 +2,7 @@ import {
   addressVar,
   baseServiceConfig,
   baseServiceEnv,
+  booleanVar,
   ConfigError,
   numberMap,
   parseEnv,
@@ -114,7 +115,6 @@ const channelShares = numberMap.transform((map, ctx) => {
   }
   return out;
 });
-const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const share = z.coerce.number().positive().max(100);
 
 export const gatewayEnv = {
@@ -137,7 +137,7 @@ export const gatewayEnv = {
   SHARE_PRERANKING: share.default(25),
   SHARE_RANKING: share.default(25),
   SHARE_RERANKING: share.default(20),
-  ADAPTIVE_CANDIDATES: bool.default(true),
+  ADAPTIVE_CANDIDATES: booleanVar.default(true),
   RETRIEVE_MAX: positiveInt.max(100000).default(1000),
   RETRIEVE_MIN: positiveInt.max(100000).default(200),
   RANK_MAX: positiveInt.max(100000).default(300),
@@ -149,7 +149,7 @@ export const gatewayEnv = {
   TARGET_PRERANKING_MS: positiveInt.default(25),
   TARGET_RANKING_MS: positiveInt.default(60),
   TARGET_RERANKING_MS: positiveInt.default(25),
-  AUTH_DISABLED: bool.default(false),
+  AUTH_DISABLED: booleanVar.default(false),
   API_KEYS: z.string().optional(),
   API_KEYS_FILE: z.string().optional(),
   API_KEYS_RELOAD_MS: z.coerce.number().int().min(0).max(86_400_000).default(10000),

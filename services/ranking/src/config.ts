@@ -1,4 +1,4 @@
-import { baseServiceConfig, baseServiceEnv, parseEnv, portVar, type BaseServiceConfig, addressVar } from '@recsys/service-kit';
+import { addressVar, baseServiceConfig, baseServiceEnv, booleanVar, parseEnv, portVar, type BaseServiceConfig } from '@recsys/service-kit';
 import { type ExecutionProvider, itemCacheEnv, itemCacheSettings, type ItemCacheSettings, parseExecutionProviders } from '@recsys/serving';
 import { z } from 'zod';
 
@@ -28,18 +28,6 @@ export interface RankingConfig extends BaseServiceConfig {
 }
 
 const positiveInt = z.coerce.number().int().positive();
-
-/** `true/false`, `1/0`, `yes/no`, `on/off`. */
-export const booleanVar = z
-  .string()
-  .trim()
-  .toLowerCase()
-  .transform((text, ctx) => {
-    if (['true', '1', 'yes', 'on'].includes(text)) return true;
-    if (['false', '0', 'no', 'off'].includes(text)) return false;
-    ctx.addIssue({ code: 'custom', message: `expected true or false, got "${text}"` });
-    return z.NEVER;
-  });
 
 export const rankingEnv = {
   ...baseServiceEnv,
