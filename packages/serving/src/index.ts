@@ -11,3 +11,4 @@ export * from './model-watcher.js';
 export * from './onnx-session.js';
 export * from './scored-candidates-wire.js';
 export * from './user-tower.js';
+export * from './model-stage-env.js';
