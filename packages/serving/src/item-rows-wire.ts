@@ -60,6 +60,8 @@ export class ItemColumnsRow implements FeatureRow {
     private readonly values: RawValue[] | undefined,
     /** False for an item the feature service does not know (every column reads as missing). */
     readonly found: boolean,
+    /** The Item's created_at_ms (0 when unknown), whether or not the model reads it: answers carry it on. */
+    readonly createdAtMs = 0,
   ) {}
 
   get(column: string): RawValue {
@@ -193,7 +195,11 @@ function readFeatures(c: Cursor, end: number, columns: ItemColumns, values: RawV
   }
 }
 
+/** The item's created_at_ms, as the last readItem saw it (0 when absent). */
+let lastCreatedAt = 0;
+
 function readItem(c: Cursor, end: number, columns: ItemColumns): RawValue[] {
+  lastCreatedAt = 0;
   const values = new Array<RawValue>(columns.names.length).fill(undefined);
   // Which slots the Item's own fields filled: they take precedence over a feature of the same name.
   const fromFields = new Array<boolean>(columns.names.length).fill(false);
@@ -209,6 +215,7 @@ function readItem(c: Cursor, end: number, columns: ItemColumns): RawValue[] {
       }
     } else if (t === tag(3, VARINT)) {
       const createdAt = c.int64();
+      lastCreatedAt = createdAt > 0 ? createdAt : 0;
       if (createdAt > 0 && columns.createdAtSlot >= 0) {
         values[columns.createdAtSlot] = createdAt;
         fromFields[columns.createdAtSlot] = true;
@@ -253,16 +260,18 @@ export function decodeItemRows(bytes: Buffer, itemIds: readonly string[], column
       if (id === undefined) throw new RangeError(`the answer holds more than the ${itemIds.length} items asked`);
       let found = false;
       let values: RawValue[] | undefined;
+      let createdAtMs = 0;
       while (c.pos < end) {
         const rt = c.varint();
         if (rt === tag(1, VARINT)) found = c.varint() !== 0;
         else if (rt === tag(2, LEN)) {
           const itemEnd = c.end();
           values = readItem(c, itemEnd, columns);
+          createdAtMs = lastCreatedAt;
           c.pos = itemEnd;
         } else c.skip(rt & 7);
       }
-      rows.push(new ItemColumnsRow(id, columns, found ? values : undefined, found));
+      rows.push(new ItemColumnsRow(id, columns, found ? values : undefined, found, found ? createdAtMs : 0));
     } else if (t === tag(2, LEN)) missing.push(c.string());
     else c.skip(t & 7);
   }

@@ -1,4 +1,4 @@
-import type { common, preranking, ranking } from '@recsys/contracts';
+import { common, type preranking, type ranking } from '@recsys/contracts';
 import { EncodedMessage } from '@recsys/service-kit';
 
 // Field numbers (proto/recsys/{ranking,preranking}/v1/*.proto, common/v1/common.proto): RankResponse and
@@ -13,6 +13,8 @@ const SCORE = 0x15;
 const CHANNEL = 0x1a;
 const STAGE_SCORE = 0x22;
 const CATEGORY = 0x2a;
+// Candidate {created_at_ms = 6}, from the generated descriptor.
+const CREATED_AT = (common.CandidateSchema.fields.find((f) => f.localName === 'createdAtMs')!.number << 3) | 0;
 const STAGE = 0x08;
 
 function varintSize(n: number): number {
@@ -112,7 +114,8 @@ export type ScoredCandidatesSchema = typeof ranking.RankResponseSchema | typeof 
 /**
  * A stage's answer written straight to protobuf bytes (the bytes protobuf-es would write for the same
  * message): candidates in `order` (the first `count`), each as the caller sent it with `scores[k]` as its
- * score and appended as `stage`'s score. Building hundreds of Candidate messages only to serialise them
+ * score and appended as `stage`'s score, and with `createdAtMs[k]` (the item's creation time as this stage read
+ * it) when the candidate came without one. Building hundreds of Candidate messages only to serialise them
  * was a large share of a request's time.
  */
 export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
@@ -124,6 +127,7 @@ export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
   count: number,
   modelVersion: string,
   missingItemIds: readonly string[] = [],
+  createdAtMs?: ArrayLike<number>,
 ): EncodedMessage<S> {
   if (missingItemIds.length > 0 && !schema.fields.some((f) => f.number === 3 && f.localName === 'missingItemIds')) {
     throw new TypeError(`${schema.typeName} has no missing_item_ids`);
@@ -143,6 +147,8 @@ export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
     }
     const own = stageScoreSize(stage, score);
     size += 1 + varintSize(own) + own;
+    const created = createdOf(c, createdAtMs?.[k]);
+    if (created > 0) size += 1 + varintSize(created);
     sizes[r] = size;
     total += 1 + varintSize(size) + size;
   }
@@ -159,11 +165,23 @@ export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
     for (const s of c.stageScores) w.stageScore(s.stage, Math.fround(s.score));
     w.stageScore(stage, score);
     w.string(CATEGORY, c.category);
+    const created = createdOf(c, createdAtMs?.[k]);
+    if (created > 0) {
+      w.byte(CREATED_AT);
+      w.varint(created);
+    }
   }
   w.string(MODEL_VERSION, modelVersion);
   for (const id of missingItemIds) w.text(MISSING_ID, id);
   if (w.pos !== total) throw new Error(`encodeScoredCandidates: wrote ${w.pos} bytes of ${total}`);
   return new EncodedMessage(schema, w.buf);
+}
+
+/** The candidate's own creation time, else the one read here; 0 (left out) when neither is known or it is not positive. */
+function createdOf(c: common.Candidate, read: number | undefined): number {
+  const own = Number(c.createdAtMs);
+  if (own > 0) return own;
+  return read !== undefined && read > 0 && Number.isSafeInteger(read) ? read : 0;
 }
 
 /** Candidate indices by descending score; ties keep the caller's order. */

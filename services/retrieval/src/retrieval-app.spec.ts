@@ -374,15 +374,21 @@ describe('retrieval service (trained models, embedded index, feature service on 
   });
 
   // Last: it stops the feature service.
-  it('answers degraded when the feature service is down: popular reports the error, two-tower runs on the context', async () => {
+  it('answers degraded when the feature service is down: popular from memory (or its error), two-tower runs on the context', async () => {
     await featureService.close();
     const { userId } = users[0]!;
     const context = { recentItems: [{ itemId: vectors.ids[5]! }, { itemId: vectors.ids[6]! }] };
     const answer = await client.retrieve({ userId, context, limit: 100 });
     expect(answer.coldStart).toBe(false);
     const reports = Object.fromEntries(answer.channels.map((r) => [r.channel, r]));
-    expect(reports.popular!.error).not.toBe('');
-    expect(reports.popular!.returned).toBe(0);
+    // The unfiltered popular list was read by earlier calls: it keeps serving from memory.
+    expect(reports.popular!.error).toBe('');
+    expect(reports.popular!.returned).toBeGreaterThan(0);
+    // A filter never read before has no list in memory: that channel reports the feature service's error.
+    const filtered = await client.retrieve({ userId, context, limit: 100, filter: { excludeCategories: ['never-read-before'] } });
+    const filteredPopular = filtered.channels.find((r) => r.channel === 'popular')!;
+    expect(filteredPopular.error).not.toBe('');
+    expect(filteredPopular.returned).toBe(0);
     expect(reports.two_tower!.error).toBe('');
     expect(reports.two_tower!.returned).toBeGreaterThan(0);
     expect(reports.item_to_item!.error).toBe('');
@@ -396,7 +402,9 @@ describe('retrieval service (trained models, embedded index, feature service on 
     expect(i2i.candidates.map((c) => c.itemId)).toEqual(expectedItemToItem([vectors.ids[5]!, vectors.ids[6]!], 10, seen));
 
     // When every channel that runs fails, the call fails.
-    const error = await grpcError(client.retrieve({ userId, quotas: only('popular', 10) }));
+    const error = await grpcError(
+      client.retrieve({ userId, quotas: only('popular', 10), filter: { includeCategories: ['never-read-before'] } }),
+    );
     expect(error.code).toBe(status.UNAVAILABLE);
     expect(error.details).toContain('every retrieval channel failed: popular:');
     const metrics = await service.metrics.registry.metrics();
