@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Metadata, status } from '@grpc/grpc-js';
 import { common, features, gateway } from '@recsys/contracts';
 import { startPipeline, type RunningPipeline, type ServiceName } from '@recsys/pipeline';
-import { createServiceClient, type ServiceClient } from '@recsys/service-kit';
+import { createServiceClient, freePort, type ServiceClient } from '@recsys/service-kit';
 import { trainedModels } from '@recsys/testing';
 
 jest.setTimeout(60_000);
@@ -53,6 +53,7 @@ let workDir: string;
 let catalogue: Set<string>;
 let grpcGateway: ServiceClient<typeof gateway.GatewayService.method>;
 let featureClient: ServiceClient<typeof features.FeatureService.method>;
+let featuresMetricsPort: number;
 const metadata = new Metadata();
 metadata.set('authorization', `Bearer ${API_KEY}`);
 
@@ -61,6 +62,7 @@ beforeAll(async () => {
   catalogue = new Set(models.setup.dataset.items.ids);
   workDir = mkdtempSync(join(tmpdir(), 'recsys-e2e-'));
   const ports = { features: 0, retrieval: 0, preranking: 0, ranking: 0, reranking: 0, gateway: 0, http: 0 };
+  featuresMetricsPort = await freePort();
   pipeline = await startPipeline({
     workDir,
     modelsDir: models.root,
@@ -68,7 +70,7 @@ beforeAll(async () => {
     ports,
     // A key prefix of its own: other test files share this Redis.
     env: {
-      features: { REDIS_KEY_PREFIX: `e2e-${randomUUID().slice(0, 8)}:` },
+      features: { REDIS_KEY_PREFIX: `e2e-${randomUUID().slice(0, 8)}:`, METRICS_PORT: String(featuresMetricsPort) },
       // A roomy default budget: these tests check behaviour, not latency, on a busy 2-core machine (the frozen-stage test sets its own).
       gateway: { API_KEYS: `e2e:${API_KEY}`, BUDGET_DEFAULT_MS: '3000', BUDGET_MAX_MS: '5000' },
     },
@@ -125,6 +127,16 @@ async function historyOf(userId: string): Promise<string[]> {
   return answer.history.map((entry) => entry.itemId);
 }
 
+/** Calls the feature service has answered so far, by method (its grpc_server_handled_total). */
+async function featureCalls(): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${featuresMetricsPort}/metrics`)).text();
+  const calls: Record<string, number> = {};
+  for (const match of text.matchAll(/^grpc_server_handled_total\{method="\/recsys\.features\.v1\.FeatureService\/(\w+)",[^}]*\} (\d+)/gm)) {
+    calls[match[1]!] = (calls[match[1]!] ?? 0) + Number(match[2]);
+  }
+  return calls;
+}
+
 /** A healthy answer: k distinct catalogue items, one timing per stage, nothing degraded. */
 function expectHealthy(answer: { items: { item_id: string }[]; timings: { stage: string }[]; degradations: unknown[] }, k: number): void {
   const items = ids(answer);
@@ -165,6 +177,22 @@ describe('the pipeline end to end', () => {
       10,
     );
     expect(answer.requestId).not.toBe(posted.request_id);
+  });
+
+  it('reads the user once per request and nothing else from the feature service on the warm path', async () => {
+    const users = ['user-21', 'user-22', 'user-23', 'user-24', 'user-25'];
+    // Warm: the stages' item caches and retrieval's popular list fill.
+    for (const userId of users) expectHealthy(await recommend({ user_id: userId, k: 10 }), 10);
+    const before = await featureCalls();
+    const started = Date.now();
+    for (const userId of users) expectHealthy(await recommend({ user_id: userId, k: 10 }), 10);
+    const seconds = (Date.now() - started) / 1000;
+    const after = await featureCalls();
+    const delta = (method: string) => (after[method] ?? 0) - (before[method] ?? 0);
+    expect(delta('GetUserFeatures')).toBe(users.length);
+    expect(delta('BatchGetItemFeatures')).toBe(0);
+    // The popular list is refreshed in the background once a second at most, whatever the request rate.
+    expect(delta('GetPopularItems')).toBeLessThanOrEqual(Math.ceil(seconds) + 1);
   });
 
   it('honours category filters and excluded items', async () => {

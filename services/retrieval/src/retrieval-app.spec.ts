@@ -174,6 +174,28 @@ describe('retrieval service (trained models, embedded index, feature service on 
     }
   });
 
+  it('answers the same with the user passed down (user_state) as when it reads the user, and embeds what it is given', async () => {
+    const { userId } = users[1]!;
+    const plain = await client.retrieve({ userId, limit: 60 });
+    const userState = await featureClient.getUserFeatures({ userId, historyLimit: 100 });
+    const passed = await client.retrieve({ userId, limit: 60, userState, userHistoryLimit: 100 });
+    expect(passed.candidates.map((c) => c.itemId)).toEqual(plain.candidates.map((c) => c.itemId));
+    expect(passed.userEmbedding).toEqual(plain.userEmbedding);
+    // A state deep enough is used as it is: another history gives another embedding.
+    const other = await featureClient.getUserFeatures({ userId: users[2]!.userId, historyLimit: 100 });
+    const doctored = await client.retrieve({
+      userId,
+      limit: 60,
+      userState: { ...userState, history: other.history },
+      userHistoryLimit: 100,
+    });
+    expect(doctored.userEmbedding).not.toEqual(plain.userEmbedding);
+    // Another user's state is refused, naming the field.
+    const refused = await grpcError(client.retrieve({ userId, limit: 60, userState: other, userHistoryLimit: 100 }));
+    expect(refused.code).toBe(status.INVALID_ARGUMENT);
+    expect(refused.details).toContain('user_state.user.user_id');
+  });
+
   it('merges every channel: duplicates once with all their channels, seen items dropped, quotas respected', async () => {
     const { userId, history, entries } = users[1]!;
     const context = { recentItems: [{ itemId: vectors.ids[7]! }, { itemId: vectors.ids[42]! }] };
