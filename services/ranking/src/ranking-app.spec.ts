@@ -7,9 +7,10 @@ import { status } from '@grpc/grpc-js';
 import { common, features, ranking } from '@recsys/contracts';
 import { loadFeaturesConfig, startFeatureService } from '@recsys/features';
 import { createLogger, createServiceClient, freePort, type RunningGrpcService, type ServiceClient } from '@recsys/service-kit';
-import { assembleFeeds, itemRecords, loadFeatures, loadModelVersion, ModelSession, readItemRows, readUserState } from '@recsys/serving';
+import { assembleFeeds, loadModelVersion, ModelSession, readItemRows, readUserState } from '@recsys/serving';
+import { itemRecords, loadFeatures } from '@recsys/offline';
 import { trainedModels, type TrainedModels } from '@recsys/testing';
-import { inputLayout, type ModelManifest, sha256 } from '@recsys/trainer';
+import { inputLayout, type ModelManifest, sha256 } from '@recsys/model-format';
 import { loadRankingConfig, type RankingConfig } from './config.js';
 import { startRankingService, type RunningRankingService } from './ranking-app.js';
 
