@@ -50,6 +50,8 @@ export interface DoubleRequest {
   path: string;
   bytes: number;
   status: number;
+  /** The body, when under 64 KiB. */
+  body?: string;
 }
 
 class HttpError extends Error {
@@ -88,6 +90,10 @@ export class QdrantHttpDouble {
     this.faults.push({ times: 1, ...fault });
   }
 
+  clearFaults(): void {
+    this.faults.length = 0;
+  }
+
   async close(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -105,7 +111,7 @@ export class QdrantHttpDouble {
     const raw = Buffer.concat(chunks);
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';
-    const record: DoubleRequest = { method, path, bytes: raw.length, status: 0 };
+    const record: DoubleRequest = { method, path, bytes: raw.length, status: 0, ...(raw.length < 65536 ? { body: raw.toString('utf8') } : {}) };
     this.requests.push(record);
     const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       record.status = status;
