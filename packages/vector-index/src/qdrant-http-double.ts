@@ -100,7 +100,9 @@ export class QdrantHttpDouble {
   }
 
   private takeFault(method: string, path: string): DoubleFault | undefined {
-    const fault = this.faults.find((f) => (f.method === undefined || f.method === method) && (f.path === undefined || f.path.test(path)) && (f.times ?? 1) > 0);
+    const fault = this.faults.find(
+      (f) => (f.method === undefined || f.method === method) && (f.path === undefined || f.path.test(path)) && (f.times ?? 1) > 0,
+    );
     if (fault) fault.times = (fault.times ?? 1) - 1;
     return fault;
   }
@@ -111,7 +113,13 @@ export class QdrantHttpDouble {
     const raw = Buffer.concat(chunks);
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';
-    const record: DoubleRequest = { method, path, bytes: raw.length, status: 0, ...(raw.length < 65536 ? { body: raw.toString('utf8') } : {}) };
+    const record: DoubleRequest = {
+      method,
+      path,
+      bytes: raw.length,
+      status: 0,
+      ...(raw.length < 65536 ? { body: raw.toString('utf8') } : {}),
+    };
     this.requests.push(record);
     const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       record.status = status;
@@ -212,7 +220,8 @@ export class QdrantHttpDouble {
         };
       }
       case 'PUT /collections/:name': {
-        if (this.collections.has(name) || this.aliases.has(name)) throw new HttpError(409, `Wrong input: Collection \`${name}\` already exists!`);
+        if (this.collections.has(name) || this.aliases.has(name))
+          throw new HttpError(409, `Wrong input: Collection \`${name}\` already exists!`);
         const vectors = body.vectors as DoubleCollection['vectors'];
         const optimizers = body.optimizers_config as { indexing_threshold?: number } | undefined;
         this.collections.set(name, {
@@ -255,7 +264,10 @@ export class QdrantHttpDouble {
           for (const [vname, params] of Object.entries(c.vectors)) {
             const v = point.vector?.[vname];
             if (!Array.isArray(v) || v.length !== params.size)
-              throw new HttpError(400, `Wrong input: Vector dimension error: expected dim: ${params.size}, got ${Array.isArray(v) ? v.length : 'none'} (${vname})`);
+              throw new HttpError(
+                400,
+                `Wrong input: Vector dimension error: expected dim: ${params.size}, got ${Array.isArray(v) ? v.length : 'none'} (${vname})`,
+              );
             vector[vname] = params.distance === 'Cosine' ? normalise(v) : v.map(Math.fround);
           }
           c.points.set(point.id, { vector, payload: point.payload ?? {} });
@@ -290,7 +302,11 @@ export class QdrantHttpDouble {
       const prefetch = request.prefetch as Record<string, unknown>;
       candidates = this.rank(c, candidates, prefetch).map((m) => m.id);
     }
-    return this.rank(c, candidates, request).map(({ id, score }) => ({ id, score, payload: select(c.points.get(id)!.payload, request.with_payload) }));
+    return this.rank(c, candidates, request).map(({ id, score }) => ({
+      id,
+      score,
+      payload: select(c.points.get(id)!.payload, request.with_payload),
+    }));
   }
 
   /** The best `limit` of `ids` for the request's query on its `using` vector, after its filter (exact). */
@@ -300,7 +316,10 @@ export class QdrantHttpDouble {
     if (!params) throw new HttpError(400, `Wrong input: Not existing vector name error: ${using}`);
     const query = request.query as number[];
     if (!Array.isArray(query) || query.length !== params.size)
-      throw new HttpError(400, `Wrong input: Vector dimension error: expected dim: ${params.size}, got ${Array.isArray(query) ? query.length : 'none'}`);
+      throw new HttpError(
+        400,
+        `Wrong input: Vector dimension error: expected dim: ${params.size}, got ${Array.isArray(query) ? query.length : 'none'}`,
+      );
     const q = params.distance === 'Cosine' ? normalise(query) : query;
     const scored = ids
       .filter((id) => passes(request.filter, id, c.points.get(id)!))

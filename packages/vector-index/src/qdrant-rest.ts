@@ -115,10 +115,14 @@ export class QdrantRest {
       if (value !== undefined) merged[key as TimeoutKind] = positive(`timeouts.${key}`, value);
     }
     this.timeouts = merged;
-    if (!Number.isInteger(retries) || retries < 0) throw new VectorIndexArgumentError('retries', `${retries} is not a non-negative integer`);
+    if (!Number.isInteger(retries) || retries < 0)
+      throw new VectorIndexArgumentError('retries', `${retries} is not a non-negative integer`);
     this.retries = retries;
     this.retryBaseMs = positive('retryBaseMs', retryBaseMs);
-    this.agent = origin.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, maxSockets: 16 }) : new HttpAgent({ keepAlive: true, maxSockets: 16 });
+    this.agent =
+      origin.protocol === 'https:'
+        ? new HttpsAgent({ keepAlive: true, maxSockets: 16 })
+        : new HttpAgent({ keepAlive: true, maxSockets: 16 });
     this.headers = { 'content-type': 'application/json', accept: 'application/json', ...(apiKey ? { 'api-key': apiKey } : {}) };
   }
 
@@ -158,7 +162,8 @@ export class QdrantRest {
       try {
         return await attempt();
       } catch (error) {
-        if (!options.retry || !(error instanceof QdrantRequestError) || !error.transient || tried >= this.retries || this.closed) throw error;
+        if (!options.retry || !(error instanceof QdrantRequestError) || !error.transient || tried >= this.retries || this.closed)
+          throw error;
         const backoff = Math.min(10_000, this.retryBaseMs * 2 ** tried);
         await sleep(error.retryAfterMs ?? backoff);
       }
@@ -205,7 +210,15 @@ export class QdrantRest {
                 typeof parsed?.status === 'object' && parsed.status !== null && 'error' in parsed.status
                   ? String((parsed.status as { error: unknown }).error)
                   : text.slice(0, 300) || res.statusMessage || '';
-              fail(new QdrantRequestError(method, path, status, `${status} ${reason}`.trim(), status === 429 ? retryAfter(res, parsed) : undefined));
+              fail(
+                new QdrantRequestError(
+                  method,
+                  path,
+                  status,
+                  `${status} ${reason}`.trim(),
+                  status === 429 ? retryAfter(res, parsed) : undefined,
+                ),
+              );
               return;
             }
             if (parsed === undefined) {
@@ -246,7 +259,12 @@ function retryAfter(res: IncomingMessage, parsed: { status?: unknown } | undefin
 
 /** Compares dotted version numbers ("1.16.2" < "1.17.0"); a pre-release suffix is ignored. */
 export function compareSemver(a: string, b: string): number {
-  const parts = (v: string) => v.replace(/^v/, '').split(/[-+]/)[0]!.split('.').map((p) => Number(p) || 0);
+  const parts = (v: string) =>
+    v
+      .replace(/^v/, '')
+      .split(/[-+]/)[0]!
+      .split('.')
+      .map((p) => Number(p) || 0);
   const pa = parts(a);
   const pb = parts(b);
   for (let i = 0; i < Math.max(pa.length, pb.length); i++) {

@@ -3,6 +3,7 @@
  * the adapter calls, with injected faults. This is not the Qdrant path: qdrant-store.spec.ts runs the adapter against a
  * real server when QDRANT_URL is set. Searches in the double are exact, so recall is not measured here.
  */
+import { type Server } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { exactSearch } from './exact-search.js';
 import { openStore, publishIndex, type IndexTarget } from './publish.js';
@@ -42,7 +43,8 @@ describe('Qdrant adapter against the HTTP test double (not Qdrant: control logic
   let double: QdrantHttpDouble;
   let connection: QdrantConnection;
   const base = 'items';
-  const meta = (version: string) => double.collections.get(qdrantCollectionName(base, version))?.metadata as unknown as QdrantVersionMetadata;
+  const meta = (version: string) =>
+    double.collections.get(qdrantCollectionName(base, version))?.metadata as unknown as QdrantVersionMetadata;
 
   beforeEach(async () => {
     double = await QdrantHttpDouble.start();
@@ -60,7 +62,15 @@ describe('Qdrant adapter against the HTTP test double (not Qdrant: control logic
       metric: 'ip',
       modelVersion: 'model-1',
     });
-    expect(meta('1')).toMatchObject({ base, version: '1', model_version: 'model-1', metric: 'ip', dim: DIM, count: 300, state: 'complete' });
+    expect(meta('1')).toMatchObject({
+      base,
+      version: '1',
+      model_version: 'model-1',
+      metric: 'ip',
+      dim: DIM,
+      count: 300,
+      state: 'complete',
+    });
     expect(double.aliases.get(base)).toBe('items_v1');
     const paths = double.requests.map((r) => `${r.method} ${r.path.split('?')[0]}`);
     const created = paths.indexOf('PUT /collections/items_v1');
@@ -69,8 +79,13 @@ describe('Qdrant adapter against the HTTP test double (not Qdrant: control logic
     const completed = double.requests.findIndex((r) => r.method === 'PATCH' && r.body?.includes('"state":"complete"'));
     const swapped = paths.indexOf('POST /collections/aliases');
     // Created building with indexing off; the alias moves after the last upsert, indexing and the completed flag.
-    expect(JSON.parse(double.requests[created]!.body!)).toMatchObject({ optimizers_config: { indexing_threshold: 0 }, metadata: { state: 'building' } });
-    expect([created, lastUpsert, indexingOn, completed, swapped]).toEqual([...[created, lastUpsert, indexingOn, completed, swapped]].sort((a, b) => a - b));
+    expect(JSON.parse(double.requests[created]!.body!)).toMatchObject({
+      optimizers_config: { indexing_threshold: 0 },
+      metadata: { state: 'building' },
+    });
+    expect([created, lastUpsert, indexingOn, completed, swapped]).toEqual(
+      [...[created, lastUpsert, indexingOn, completed, swapped]].sort((a, b) => a - b),
+    );
     expect(created).toBeGreaterThan(0);
     expect(await listQdrantVersions(connection, base)).toEqual(['1']);
 
@@ -123,7 +138,9 @@ describe('Qdrant adapter against the HTTP test double (not Qdrant: control logic
   it('aborts a publish that keeps failing: deletes the collection, leaves the alias and earlier versions alone', async () => {
     await publishQdrantIndex(connection, base, build('1'));
     double.fault({ method: 'PUT', path: /\/points/, status: 500, times: 100 });
-    await expect(publishQdrantIndex(connection, base, build('2', 900), { batchSize: 300 })).rejects.toThrow(/PUT \/collections\/items_v2\/points\?wait=true: 500/);
+    await expect(publishQdrantIndex(connection, base, build('2', 900), { batchSize: 300 })).rejects.toThrow(
+      /PUT \/collections\/items_v2\/points\?wait=true: 500/,
+    );
     expect([...double.collections.keys()]).toEqual(['items_v1']);
     expect(double.aliases.get(base)).toBe('items_v1');
     expect(await listQdrantVersions(connection, base)).toEqual(['1']);
@@ -145,7 +162,8 @@ describe('Qdrant adapter against the HTTP test double (not Qdrant: control logic
     const poll = (async () => {
       while (polling) {
         const c = double.collections.get('items_v2');
-        if (c && double.aliases.get(base) === 'items_v2' && Date.now() - (c.indexingSince ?? 0) < double.indexingMs) sawUnindexedServing = true;
+        if (c && double.aliases.get(base) === 'items_v2' && Date.now() - (c.indexingSince ?? 0) < double.indexingMs)
+          sawUnindexedServing = true;
         await sleep(5);
       }
     })();
@@ -212,14 +230,18 @@ describe('Qdrant adapter against the HTTP test double (not Qdrant: control logic
     expect(await listQdrantVersions(connection, 'items_vx')).toEqual(['1']);
     expect(double.collections.has('items_vx_v1')).toBe(true);
     expect(double.collections.has('items_v7')).toBe(true);
-    await expect(publishQdrantIndex(connection, base, build('7'))).rejects.toThrow('collection items_v7 exists but was not published for items');
+    await expect(publishQdrantIndex(connection, base, build('7'))).rejects.toThrow(
+      'collection items_v7 exists but was not published for items',
+    );
   });
 
   it('never drops a complete version on republish; drops an abandoned build, refuses one still being built', async () => {
     await publishQdrantIndex(connection, base, build('1'));
     await publishQdrantIndex(connection, base, build('2'));
     const pinned = await openQdrantStore(connection, base, { version: '1' });
-    await expect(publishQdrantIndex(connection, base, build('1'))).rejects.toThrow('"1" does not sort after the latest complete version "2"');
+    await expect(publishQdrantIndex(connection, base, build('1'))).rejects.toThrow(
+      '"1" does not sort after the latest complete version "2"',
+    );
     await expect(publishQdrantIndex(connection, base, build('2'))).rejects.toThrow(/does not sort after/);
     expect(await pinned.search(query(53), 3)).toHaveLength(3);
     await pinned.close();
@@ -241,7 +263,9 @@ describe('Qdrant adapter against the HTTP test double (not Qdrant: control logic
   it('refuses to open a version whose points do not match its recorded count', async () => {
     await publishQdrantIndex(connection, base, build('1'));
     double.collections.get('items_v1')!.points.delete(qdrantPointId('v1-0'));
-    await expect(openQdrantStore(connection, base, { version: '1' })).rejects.toThrow('items_v1 holds 299 points, its metadata records 300');
+    await expect(openQdrantStore(connection, base, { version: '1' })).rejects.toThrow(
+      'items_v1 holds 299 points, its metadata records 300',
+    );
   });
 
   it('ends with the alias on the newest version when two publishers swap concurrently', async () => {
@@ -276,7 +300,7 @@ describe('Qdrant adapter against the HTTP test double (not Qdrant: control logic
     await publishQdrantIndex(connection, base, build('1'));
     const store = await openQdrantStore(connection, base, { refreshIntervalMs: 0 });
     await store.search(query(55), 5);
-    const server = (double as unknown as { server: import('node:http').Server }).server;
+    const server = (double as unknown as { server: Server }).server;
     const open = () => new Promise<number>((resolve, reject) => server.getConnections((e, n) => (e ? reject(e) : resolve(n))));
     expect(await open()).toBeGreaterThan(0);
     await store.close();
@@ -299,7 +323,9 @@ describe('Qdrant adapter against the HTTP test double (not Qdrant: control logic
     const batchRequests = double.requests.slice(before);
     const singles = await Promise.all(vectors.map((v) => store.search(v, 10, options)));
     expect(batch).toEqual(singles);
-    expect(batch.every((list) => list.length === 10 && list.every((n) => !excludeIds.has(n.id) && n.payload?.category !== 'c2'))).toBe(true);
+    expect(batch.every((list) => list.length === 10 && list.every((n) => !excludeIds.has(n.id) && n.payload?.category !== 'c2'))).toBe(
+      true,
+    );
     const oneList = JSON.stringify([...excludeIds].map(qdrantPointId)).length;
     expect(batchRequests.length).toBe(2);
     // First request: no list at all; second: the list once, for the one search left short.
@@ -339,7 +365,9 @@ describe('Qdrant adapter against the HTTP test double (not Qdrant: control logic
       const [v] = await store.getVectors(['v1-17']);
       expect(v).toHaveLength(DIM);
       await store.close();
-      await expect(publishQdrantIndex(connection, base, { ...build('2', 10, 'l2') }, { querySample: sample })).rejects.toThrow(/querySample/);
+      await expect(publishQdrantIndex(connection, base, { ...build('2', 10, 'l2') }, { querySample: sample })).rejects.toThrow(
+        /querySample/,
+      );
     },
   );
 });

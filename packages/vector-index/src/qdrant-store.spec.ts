@@ -82,7 +82,8 @@ describeWithServer(QDRANT_URL === undefined ? SKIPPED : `Qdrant adapter against 
     if ((await aliases()).some((a) => a.alias_name === b))
       await rest.call('POST', '/collections/aliases', { actions: [{ delete_alias: { alias_name: b } }] }, { timeout: 'write' });
     const { collections } = await rest.get<{ collections: { name: string }[] }>('/collections');
-    for (const { name } of collections) if (name.startsWith(`${b}_v`)) await rest.call('DELETE', `/collections/${name}`, undefined, { timeout: 'delete' });
+    for (const { name } of collections)
+      if (name.startsWith(`${b}_v`)) await rest.call('DELETE', `/collections/${name}`, undefined, { timeout: 'delete' });
   };
   const first = version('1');
   const queries = clusteredUnitVectors({ count: 10, dim: DIM, clusters: 8, spread: 0.6, seed: 32 });
@@ -109,11 +110,25 @@ describeWithServer(QDRANT_URL === undefined ? SKIPPED : `Qdrant adapter against 
     expect(collection.payload_schema.created_at_ms?.data_type).toBe('integer');
     expect(collection.points_count).toBe(COUNT);
     // Metadata read back from the server: the completed flag and what the store relies on.
-    expect(collection.config.metadata).toMatchObject({ base, version: '1', model_version: 'model-1', metric: 'ip', dim: DIM, count: COUNT, layout: 2, state: 'complete' });
+    expect(collection.config.metadata).toMatchObject({
+      base,
+      version: '1',
+      model_version: 'model-1',
+      metric: 'ip',
+      dim: DIM,
+      count: COUNT,
+      layout: 2,
+      state: 'complete',
+    });
     expect(typeof collection.config.metadata.completed_at_ms).toBe('number');
     expect((await aliases()).find((a) => a.alias_name === base)?.collection_name).toBe(qdrantCollectionName(base, '1'));
     expect(store.info()).toEqual({ version: '1', backend: 'qdrant', size: COUNT, dimension: DIM, metric: 'ip', modelVersion: 'model-1' });
-    const [point] = await rest.call<{ payload: unknown }[]>('POST', `/collections/${base}/points`, { ids: [qdrantPointId('v1-5')], with_payload: true }, { timeout: 'read' });
+    const [point] = await rest.call<{ payload: unknown }[]>(
+      'POST',
+      `/collections/${base}/points`,
+      { ids: [qdrantPointId('v1-5')], with_payload: true },
+      { timeout: 'read' },
+    );
     expect(point?.payload).toEqual({ item_id: 'v1-5', category: 'c0', created_at_ms: 1_700_000_000_005 });
   });
 
@@ -231,26 +246,34 @@ describeWithServer(QDRANT_URL === undefined ? SKIPPED : `Qdrant adapter against 
     expect(await listQdrantVersions(connection, base)).toEqual(before);
   }, 120_000);
 
-  it.each(['cos', 'l2'] as Metric[])('scores %s like the exact search, higher-is-closer', async (metric) => {
-    const b = `${base}_${metric}`;
-    bases.add(b);
-    const input = { ...version('1', 1000), metric };
-    input.vectors = input.vectors.map((x, i) => x * (1 + (Math.floor(i / DIM) % 4)));
-    await publishQdrantIndex(connection, b, input);
-    const s = await openQdrantStore(connection, b, { refreshIntervalMs: 0 });
-    for (let q = 0; q < 5; q++) {
-      const got = await s.search(query(q), 10);
-      const exact = exactSearch(input.vectors, DIM, metric, query(q), 10);
-      expect(got[0]!.score).toBeCloseTo(exact[0]!.score, 3);
-      expect(got.filter((n) => exact.some((m) => input.ids[m.row] === n.id)).length).toBeGreaterThanOrEqual(9);
-    }
-    await s.close();
-  }, 120_000);
+  it.each(['cos', 'l2'] as Metric[])(
+    'scores %s like the exact search, higher-is-closer',
+    async (metric) => {
+      const b = `${base}_${metric}`;
+      bases.add(b);
+      const input = { ...version('1', 1000), metric };
+      input.vectors = input.vectors.map((x, i) => x * (1 + (Math.floor(i / DIM) % 4)));
+      await publishQdrantIndex(connection, b, input);
+      const s = await openQdrantStore(connection, b, { refreshIntervalMs: 0 });
+      for (let q = 0; q < 5; q++) {
+        const got = await s.search(query(q), 10);
+        const exact = exactSearch(input.vectors, DIM, metric, query(q), 10);
+        expect(got[0]!.score).toBeCloseTo(exact[0]!.score, 3);
+        expect(got.filter((n) => exact.some((m) => input.ids[m.row] === n.id)).length).toBeGreaterThanOrEqual(9);
+      }
+      await s.close();
+    },
+    120_000,
+  );
 
   it('publishes 4096-dim vectors (requests sized by bytes) and reads them back', async () => {
     const b = `${base}_wide`;
     bases.add(b);
-    const input: IndexBuildInput = { ...version('1', 600), dim: 4096, vectors: clusteredUnitVectors({ count: 600, dim: 4096, clusters: 4, seed: 5 }) };
+    const input: IndexBuildInput = {
+      ...version('1', 600),
+      dim: 4096,
+      vectors: clusteredUnitVectors({ count: 600, dim: 4096, clusters: 4, seed: 5 }),
+    };
     await publishQdrantIndex(connection, b, input);
     const s = await openQdrantStore(connection, b, { refreshIntervalMs: 0 });
     expect(s.info()).toMatchObject({ size: 600, dimension: 4096 });
@@ -277,15 +300,23 @@ describeWithServer(QDRANT_URL === undefined ? SKIPPED : `Qdrant adapter against 
     const sample = users.slice(0, 4096 * dim);
     const ids = Array.from({ length: count }, (_, i) => `t-${i}`);
     const recall: Record<string, number> = {};
-    for (const [name, querySample] of [['items alone', undefined], ['query-aware', sample]] as const) {
+    for (const [name, querySample] of [
+      ['items alone', undefined],
+      ['query-aware', sample],
+    ] as const) {
       const b = `${base}_tt_${name === 'items alone' ? 'plain' : 'qa'}`;
       bases.add(b);
       // 40k × 33 floats ≈ 5 MB, above the 1000 KB threshold: Qdrant builds the graph before the alias moves.
-      await publishQdrantIndex(connection, b, { ids, vectors: items, dim, metric: 'ip', version: '1', modelVersion: 'tt' }, {
-        indexingThresholdKb: 1000,
-        hnsw: { m: 16, efConstruct: 128 },
-        ...(querySample ? { querySample } : {}),
-      });
+      await publishQdrantIndex(
+        connection,
+        b,
+        { ids, vectors: items, dim, metric: 'ip', version: '1', modelVersion: 'tt' },
+        {
+          indexingThresholdKb: 1000,
+          hnsw: { m: 16, efConstruct: 128 },
+          ...(querySample ? { querySample } : {}),
+        },
+      );
       const info = await rest.get<{ status: string; indexed_vectors_count: number; points_count: number }>(`/collections/${b}`);
       expect(info.status).toBe('green');
       expect(info.indexed_vectors_count).toBeGreaterThan(count / 2);

@@ -282,9 +282,15 @@ export async function publishQdrantIndex(
   let space: QuerySpace | undefined;
   if (options.querySample !== undefined) {
     if (metric === 'l2')
-      throw new VectorIndexArgumentError('querySample', 'the query-aware space serves ip and cos indexes (an l2 ranking is not an inner product)');
+      throw new VectorIndexArgumentError(
+        'querySample',
+        'the query-aware space serves ip and cos indexes (an l2 ranking is not an inner product)',
+      );
     if (dim > QDRANT_QUERY_SPACE_MAX_DIM)
-      throw new VectorIndexArgumentError('querySample', `the query transform is kept in collection metadata: dim ${dim} > ${QDRANT_QUERY_SPACE_MAX_DIM}`);
+      throw new VectorIndexArgumentError(
+        'querySample',
+        `the query transform is kept in collection metadata: dim ${dim} > ${QDRANT_QUERY_SPACE_MAX_DIM}`,
+      );
     space = fitQuerySpace(options.querySample, dim);
   }
 
@@ -307,9 +313,16 @@ export async function publishQdrantIndex(
       state: 'building',
       publish_id: publishId,
       heartbeat_ms: Date.now(),
-      ...(space !== undefined ? { query_space: { ridge: space.ridge, queries: space.queries, transform: encodeTransform(space.queryTransform) } } : {}),
+      ...(space !== undefined
+        ? { query_space: { ridge: space.ridge, queries: space.queries, transform: encodeTransform(space.queryTransform) } }
+        : {}),
     };
-    const hnsw = options.hnsw ? { ...(options.hnsw.m !== undefined ? { m: options.hnsw.m } : {}), ...(options.hnsw.efConstruct !== undefined ? { ef_construct: options.hnsw.efConstruct } : {}) } : undefined;
+    const hnsw = options.hnsw
+      ? {
+          ...(options.hnsw.m !== undefined ? { m: options.hnsw.m } : {}),
+          ...(options.hnsw.efConstruct !== undefined ? { ef_construct: options.hnsw.efConstruct } : {}),
+        }
+      : undefined;
     const vectorsConfig =
       space === undefined
         ? { [QDRANT_VECTORS.raw]: { size: dim, distance: DISTANCE[metric] } }
@@ -373,27 +386,42 @@ export async function publishQdrantIndex(
         const point = pointJson(i);
         const size = Buffer.byteLength(point) + 1;
         if (size + envelope > settings.batchBytes)
-          throw new VectorIndexArgumentError('batchBytes', `item "${ids[i]}" alone needs ${size} bytes of JSON, over ${settings.batchBytes}`);
+          throw new VectorIndexArgumentError(
+            'batchBytes',
+            `item "${ids[i]}" alone needs ${size} bytes of JSON, over ${settings.batchBytes}`,
+          );
         if (batch.length >= settings.batchSize || bytes + size > settings.batchBytes) await flush();
         batch.push(point);
         bytes += size;
       }
       await flush();
 
-      const { count } = await rest.call<{ count: number }>('POST', collectionPath(name, '/points/count'), { exact: true }, { timeout: 'read', retry: true });
+      const { count } = await rest.call<{ count: number }>(
+        'POST',
+        collectionPath(name, '/points/count'),
+        { exact: true },
+        { timeout: 'read', retry: true },
+      );
       if (count !== ids.length) throw new Error(`${name}: holds ${count} points after upserting ${ids.length} items`);
 
-      await rest.call('PATCH', collectionPath(name), { optimizers_config: { indexing_threshold: settings.indexingThresholdKb } }, { timeout: 'write', retry: true });
+      await rest.call(
+        'PATCH',
+        collectionPath(name),
+        { optimizers_config: { indexing_threshold: settings.indexingThresholdKb } },
+        { timeout: 'write', retry: true },
+      );
       const bytesPerVector = 4 * (graphRows === undefined ? dim : dim + 1);
       const deadline = Date.now() + rest.timeouts.indexing;
       for (let wait = 200; ; wait = Math.min(5_000, wait * 1.5)) {
         const info = await rest.get<CollectionInfo>(collectionPath(name));
-        if (typeof info.optimizer_status === 'object') throw new Error(`${name}: Qdrant's optimizer failed: ${info.optimizer_status.error}`);
+        if (typeof info.optimizer_status === 'object')
+          throw new Error(`${name}: Qdrant's optimizer failed: ${info.optimizer_status.error}`);
         if (info.status === 'red') throw new Error(`${name}: Qdrant reports the collection red (an operation failed)`);
         if ((info.points_count ?? 0) !== ids.length) throw new Error(`${name}: holds ${info.points_count} points, expected ${ids.length}`);
         if (indexed(info, settings.indexingThresholdKb, bytesPerVector)) break;
         // Grey: optimisations are pending but not triggered; an empty optimizer update triggers them.
-        if (info.status === 'grey') await rest.call('PATCH', collectionPath(name), { optimizers_config: {} }, { timeout: 'write', retry: true });
+        if (info.status === 'grey')
+          await rest.call('PATCH', collectionPath(name), { optimizers_config: {} }, { timeout: 'write', retry: true });
         if (Date.now() + wait > deadline)
           throw new Error(
             `${name}: not indexed within ${rest.timeouts.indexing} ms (timeouts.indexing): status ${info.status}, ` +
@@ -438,12 +466,18 @@ async function claimVersion(rest: QdrantRest, base: string, name: string, versio
   const versions = await ownedVersions(rest, base);
   const latest = versions.filter((v) => v.meta.state === 'complete').at(-1);
   if (latest !== undefined && compareVersions(version, latest.version) <= 0)
-    throw new VectorIndexArgumentError('version', `"${version}" does not sort after the latest complete version "${latest.version}" of ${base}`);
+    throw new VectorIndexArgumentError(
+      'version',
+      `"${version}" does not sort after the latest complete version "${latest.version}" of ${base}`,
+    );
   const existing = await describeCollection(rest, name);
   if (existing === undefined) return;
   const meta = ownedMetadata(existing, base, name);
   if (meta === undefined)
-    throw new VectorIndexArgumentError('version', `collection ${name} exists but was not published for ${base} by this adapter: not touching it`);
+    throw new VectorIndexArgumentError(
+      'version',
+      `collection ${name} exists but was not published for ${base} by this adapter: not touching it`,
+    );
   // A complete one would have sorted last above; so this is a build, live or abandoned.
   const silentMs = Date.now() - meta.heartbeat_ms;
   if (silentMs < staleBuildMs)
@@ -510,7 +544,8 @@ async function swapAlias(rest: QdrantRest, base: string, name: string, version: 
 /** Latest lease renewal of any pinned store on the version (0 when none). */
 function lastPinMs(meta: QdrantVersionMetadata): number {
   let last = 0;
-  for (const [key, value] of Object.entries(meta)) if (key.startsWith(PIN_PREFIX) && typeof value === 'number') last = Math.max(last, value);
+  for (const [key, value] of Object.entries(meta))
+    if (key.startsWith(PIN_PREFIX) && typeof value === 'number') last = Math.max(last, value);
   return last;
 }
 
@@ -665,7 +700,9 @@ export class QdrantStore implements VectorStore {
     if (metadata.state !== 'complete')
       throw new Error(`Qdrant collection ${collection} (version ${metadata.version}) is not complete: its publish is unfinished or failed`);
     if ((described.points_count ?? 0) !== metadata.count)
-      throw new Error(`Qdrant collection ${collection} holds ${described.points_count ?? 0} points, its metadata records ${metadata.count}`);
+      throw new Error(
+        `Qdrant collection ${collection} holds ${described.points_count ?? 0} points, its metadata records ${metadata.count}`,
+      );
     this.current = {
       collection,
       info: {
@@ -676,7 +713,9 @@ export class QdrantStore implements VectorStore {
         metric: metadata.metric,
         modelVersion: metadata.model_version ?? '',
       },
-      ...(metadata.query_space !== undefined ? { queryTransform: decodeTransform(metadata.query_space.transform, metadata.dim, collection) } : {}),
+      ...(metadata.query_space !== undefined
+        ? { queryTransform: decodeTransform(metadata.query_space.transform, metadata.dim, collection) }
+        : {}),
     };
     return this.info();
   }
@@ -715,9 +754,14 @@ export class QdrantStore implements VectorStore {
     this.checkQuery(vector, 'vector');
     this.checkK(k);
     const filter = qdrantFilter(options);
-    const response = await this.rest.call<{ points: QdrantPoint[] }>('POST', collectionPath(this.target, '/points/query'), this.queryRequest(vector, k, filter), {
-      timeout: 'search',
-    });
+    const response = await this.rest.call<{ points: QdrantPoint[] }>(
+      'POST',
+      collectionPath(this.target, '/points/query'),
+      this.queryRequest(vector, k, filter),
+      {
+        timeout: 'search',
+      },
+    );
     return this.neighbours(response.points);
   }
 
@@ -733,7 +777,8 @@ export class QdrantStore implements VectorStore {
     this.checkK(k);
     if (vectors.length === 0) return [];
     const excluded = options.excludeIds;
-    if (excluded !== undefined && !(excluded instanceof Set)) throw new VectorIndexArgumentError('excludeIds', 'a Set of item ids is required');
+    if (excluded !== undefined && !(excluded instanceof Set))
+      throw new VectorIndexArgumentError('excludeIds', 'a Set of item ids is required');
     if (vectors.length === 1 || excluded === undefined || excluded.size <= QDRANT_BATCH_INLINE_EXCLUSIONS) {
       const filter = qdrantFilter(options);
       return (await this.batch(vectors.map((v) => this.queryRequest(v, k, filter)))).map((points) => this.neighbours(points));
@@ -758,9 +803,14 @@ export class QdrantStore implements VectorStore {
   }
 
   private async batch(searches: object[]): Promise<QdrantPoint[][]> {
-    const responses = await this.rest.call<{ points: QdrantPoint[] }[]>('POST', collectionPath(this.target, '/points/query/batch'), { searches }, {
-      timeout: 'search',
-    });
+    const responses = await this.rest.call<{ points: QdrantPoint[] }[]>(
+      'POST',
+      collectionPath(this.target, '/points/query/batch'),
+      { searches },
+      {
+        timeout: 'search',
+      },
+    );
     return responses.map((r) => r.points);
   }
 
@@ -768,7 +818,8 @@ export class QdrantStore implements VectorStore {
     const { dimension } = this.info();
     if (!(vector instanceof Float32Array) || vector.length !== dimension)
       throw new VectorIndexArgumentError(field, `expected a Float32Array of ${dimension} values`);
-    for (let j = 0; j < dimension; j++) if (!Number.isFinite(vector[j])) throw new VectorIndexArgumentError(field, `value ${j} is not finite`);
+    for (let j = 0; j < dimension; j++)
+      if (!Number.isFinite(vector[j])) throw new VectorIndexArgumentError(field, `value ${j} is not finite`);
   }
 
   private checkK(k: number): void {
