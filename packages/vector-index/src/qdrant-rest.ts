@@ -83,8 +83,8 @@ function positive(field: string, value: number): number {
 
 /**
  * The REST calls the vector index makes to Qdrant: JSON over one keep-alive agent that close() destroys, a time limit
- * per kind of operation, and retries with backoff (honouring a 429's retry-after) for the idempotent ones. The
- * official client (@qdrant/js-client-rest) has one timeout for every call and an undici agent that is never closed.
+ * per kind of operation, and retries with backoff (honouring a 429's retry-after) for the idempotent ones (the
+ * official JS client, used before, had one timeout for every call and an undici agent that was never closed).
  */
 export class QdrantRest {
   readonly url: string;
