@@ -1,21 +1,39 @@
-import { common, type preranking, type ranking } from '@recsys/contracts';
+import { common, fieldNumber, fieldTag, preranking, ranking, WIRE } from '@recsys/contracts';
 import { EncodedMessage } from '@recsys/service-kit';
 
-// Field numbers (proto/recsys/{ranking,preranking}/v1/*.proto, common/v1/common.proto): RankResponse and
-// PrerankResponse {candidates = 1, model_version = 2}, RankResponse {missing_item_ids = 3}; Candidate {item_id = 1,
-// score = 2, channels = 3, stage_scores = 4, category = 5}; StageScore {stage = 1, score = 2}. Tags below are
-// (field << 3) | wire type.
-const CANDIDATE = 0x0a;
-const MODEL_VERSION = 0x12;
-const MISSING_ID = 0x1a;
-const ITEM_ID = 0x0a;
-const SCORE = 0x15;
-const CHANNEL = 0x1a;
-const STAGE_SCORE = 0x22;
-const CATEGORY = 0x2a;
-// Candidate {created_at_ms = 6}, from the generated descriptor.
-const CREATED_AT = (common.CandidateSchema.fields.find((f) => f.localName === 'createdAtMs')!.number << 3) | 0;
-const STAGE = 0x08;
+// Tags (field << 3 | wire type) from the generated descriptors: RankResponse and PrerankResponse share
+// candidates, model_version (checked below), RankResponse adds missing_item_ids.
+const CANDIDATE = fieldTag(ranking.RankResponseSchema, 'candidates', WIRE.length);
+const MODEL_VERSION = fieldTag(ranking.RankResponseSchema, 'modelVersion', WIRE.length);
+const MISSING_ID = fieldTag(ranking.RankResponseSchema, 'missingItemIds', WIRE.length);
+for (const name of ['candidates', 'modelVersion'] as const) {
+  if (fieldNumber(preranking.PrerankResponseSchema, name) !== fieldNumber(ranking.RankResponseSchema, name))
+    throw new TypeError(`PrerankResponse.${name} and RankResponse.${name} must share a field number: one writer serves both`);
+}
+const ITEM_ID = fieldTag(common.CandidateSchema, 'itemId', WIRE.length);
+const SCORE = fieldTag(common.CandidateSchema, 'score', WIRE.fixed32);
+const CHANNEL = fieldTag(common.CandidateSchema, 'channels', WIRE.length);
+const STAGE_SCORE = fieldTag(common.CandidateSchema, 'stageScores', WIRE.length);
+const CATEGORY = fieldTag(common.CandidateSchema, 'category', WIRE.length);
+const CREATED_AT = fieldTag(common.CandidateSchema, 'createdAtMs', WIRE.varint);
+const STAGE = fieldTag(common.StageScoreSchema, 'stage', WIRE.varint);
+const STAGE_SCORE_VALUE = fieldTag(common.StageScoreSchema, 'score', WIRE.fixed32);
+// Every tag here fits one byte (fields 1–15).
+for (const tag of [
+  CANDIDATE,
+  MODEL_VERSION,
+  MISSING_ID,
+  ITEM_ID,
+  SCORE,
+  CHANNEL,
+  STAGE_SCORE,
+  CATEGORY,
+  CREATED_AT,
+  STAGE,
+  STAGE_SCORE_VALUE,
+]) {
+  if (tag >= 0x80) throw new TypeError(`tag ${tag} takes more than one byte: the size arithmetic below assumes one`);
+}
 
 function varintSize(n: number): number {
   let size = 1;
@@ -104,7 +122,7 @@ class Writer {
       this.byte(STAGE);
       this.int32(stage);
     }
-    this.float(SCORE, score);
+    this.float(STAGE_SCORE_VALUE, score);
   }
 }
 
@@ -129,7 +147,7 @@ export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
   missingItemIds: readonly string[] = [],
   createdAtMs?: ArrayLike<number>,
 ): EncodedMessage<S> {
-  if (missingItemIds.length > 0 && !schema.fields.some((f) => f.number === 3 && f.localName === 'missingItemIds')) {
+  if (missingItemIds.length > 0 && !schema.fields.some((f) => f.localName === 'missingItemIds')) {
     throw new TypeError(`${schema.typeName} has no missing_item_ids`);
   }
   const sizes = new Array<number>(count);

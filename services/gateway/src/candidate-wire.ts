@@ -1,12 +1,5 @@
 import { create, type DescMessage, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { common, preranking, ranking, reranking, retrieval } from '@recsys/contracts';
-
-/** A field's number as the generated descriptor has it (never typed by hand). */
-function fieldNumber(schema: DescMessage, localName: string): number {
-  const field = schema.fields.find((f) => f.localName === localName);
-  if (field === undefined) throw new TypeError(`${schema.typeName} has no field ${localName}`);
-  return field.number;
-}
+import { common, fieldNumber, fieldTag, preranking, ranking, reranking, retrieval, WIRE } from '@recsys/contracts';
 
 /** Field numbers that must be equal in every schema given (one writer or reader serves them all). */
 function sharedFields<const N extends string>(schemas: readonly DescMessage[], names: readonly N[]): Record<N, number> {
@@ -43,7 +36,7 @@ const ANSWER = {
   rerankRules: fieldNumber(reranking.RerankResponseSchema, 'rules'),
 };
 const CANDIDATE_ITEM_ID = fieldNumber(common.CandidateSchema, 'itemId');
-const ITEM_ID_TAG = (CANDIDATE_ITEM_ID << 3) | 2;
+const ITEM_ID_TAG = fieldTag(common.CandidateSchema, 'itemId', WIRE.length);
 
 const VARINT = 0;
 const FIXED64 = 1;
