@@ -1,5 +1,5 @@
-// The dependency directions we keep (pnpm lint runs this): services -> stage layer -> service-kit -> contracts;
-// services -> model runtime (@recsys/serving) -> model format <- trainer. Production code only: specs may reach for
+// The dependency directions we keep (pnpm lint runs this): services -> stage layer (@recsys/stage) -> service-kit ->
+// contracts; services -> model runtime (@recsys/serving) -> model format <- trainer. Production code only: specs may reach for
 // the test kit (which trains models) and start other services through it.
 const PRODUCTION = '\\.spec\\.ts$';
 
@@ -28,18 +28,26 @@ module.exports = {
       to: { path: '^services/([^/]+)/', pathNot: '^services/$1/' },
     },
     {
-      name: 'no-transport-in-trainer-or-model-format',
-      comment: 'The trainer and the model format know no transport: no service-kit, gRPC, Nest or contracts.',
+      name: 'no-transport-in-the-model-runtime-trainer-or-format',
+      comment:
+        'The model runtime (@recsys/serving), the trainer and the model format know no transport: no service-kit, stage layer, gRPC or Nest.',
+      severity: 'error',
+      from: { path: '^packages/(serving|trainer|model-format)/src/', pathNot: PRODUCTION },
+      to: { path: ['^packages/(service-kit|stage|offline|pipeline)/', '^services/', 'node_modules/(@grpc|@nestjs)/'] },
+    },
+    {
+      name: 'trainer-and-format-read-no-contracts',
+      comment: 'The trainer and the model format are independent of the serving contracts.',
       severity: 'error',
       from: { path: '^packages/(trainer|model-format)/src/', pathNot: PRODUCTION },
-      to: { path: ['^packages/(service-kit|contracts|serving|offline|pipeline)/', '^services/', 'node_modules/(@grpc|@nestjs)/'] },
+      to: { path: '^packages/contracts/' },
     },
     {
       name: 'service-kit-knows-no-service',
       comment: 'service-kit is below every stage: it depends on the contracts only.',
       severity: 'error',
       from: { path: '^packages/service-kit/src/', pathNot: PRODUCTION },
-      to: { path: ['^services/', '^packages/(serving|trainer|model-format|offline|pipeline|vector-index|testing)/'] },
+      to: { path: ['^services/', '^packages/(serving|stage|trainer|model-format|offline|pipeline|vector-index|testing)/'] },
     },
     {
       name: 'model-runtime-is-no-service',

@@ -11,16 +11,8 @@ import { join } from 'node:path';
 import { features } from '@recsys/contracts';
 import { startPipeline, type RunningPipeline, type ServiceName } from '@recsys/pipeline';
 import { createServiceClient } from '@recsys/service-kit';
-import {
-  assembleFeeds,
-  loadModelVersion,
-  ModelSession,
-  readItemRows,
-  readItemVectors,
-  readUserState,
-  UserTower,
-  type FeatureRow,
-} from '@recsys/serving';
+import { assembleFeeds, loadModelVersion, ModelSession, readItemVectors, UserTower, type FeatureRow } from '@recsys/serving';
+import { readItemRows, readUserState } from '@recsys/stage';
 import { RedisServer } from '@recsys/testing';
 import { inputLayout, loadSetup, prerankerLayout, type Tensor } from '@recsys/trainer';
 import { openStore } from '@recsys/vector-index';

@@ -9,7 +9,6 @@ export * from './ids.js';
 export * from './logger.js';
 export * from './metrics.js';
 export * from './observability.js';
-export * from './passed-user.js';
 export * from './request-context.js';
 export * from './health-client.js';
 export * from './workspace.js';

@@ -1,5 +1,4 @@
-import type { ItemBytesReader } from './feature-client.js';
-import { readItemColumns } from './feature-client.js';
+import { type ItemBytesReader, readItemColumns } from './item-rows-wire.js';
 import type { EncodedItem, FeedAssembler } from './feeds.js';
 
 export interface ItemCacheSettings {

@@ -1,17 +1,8 @@
 import { status } from '@grpc/grpc-js';
 import { common, preranking } from '@recsys/contracts';
 import { type EncodedMessage, grpcStatusOf, InvalidArgumentError, type Logger, ServiceError, UnavailableError } from '@recsys/service-kit';
-import {
-  bestFirst,
-  encodeScoredCandidates,
-  type EncodedItem,
-  type FeatureReader,
-  type ItemBytesReader,
-  type ModelWatcher,
-  type UserState,
-  contextOnlyState,
-  readUserState,
-} from '@recsys/serving';
+import { type EncodedItem, type ItemBytesReader, type ModelWatcher } from '@recsys/serving';
+import { bestFirst, encodeScoredCandidates, type FeatureReader, type UserState, contextOnlyState, readUserState } from '@recsys/stage';
 import type { PrerankingConfig } from './config.js';
 import type { PrerankerModel } from './preranker-model.js';
 import type { PrerankingMetrics } from './preranking-metrics.js';

@@ -9,14 +9,8 @@ import {
   ServiceError,
   UnavailableError,
 } from '@recsys/service-kit';
-import {
-  bestFirst,
-  encodeScoredCandidates,
-  type FeatureReader,
-  type ItemBytesReader,
-  type ModelWatcher,
-  readUserState,
-} from '@recsys/serving';
+import { type ItemBytesReader, type ModelWatcher } from '@recsys/serving';
+import { bestFirst, encodeScoredCandidates, type FeatureReader, readUserState } from '@recsys/stage';
 import type { RankingConfig } from './config.js';
 import type { DlrmModel } from './dlrm-model.js';
 import type { RankingMetrics } from './ranking-metrics.js';

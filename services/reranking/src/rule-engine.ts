@@ -1,4 +1,5 @@
-import { passedUserAnswer, ServiceError, type Logger, type PassedUser } from '@recsys/service-kit';
+import { ServiceError, type Logger } from '@recsys/service-kit';
+import { passedUserAnswer, type PassedUser } from '@recsys/stage';
 import { seenEvents } from './feature-source.js';
 import { RULE_TYPES, type Entry, type ItemInfo, type RecentItem, type Rule, type RuleContext, type SeenEvent } from './rules/rule.js';
 

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import { loadModelVersion, readItemVectors, type FeatureReader } from '@recsys/serving';
+import { loadModelVersion, readItemVectors } from '@recsys/serving';
+import { type FeatureReader } from '@recsys/stage';
 import {
   connectionOf,
   type HnswParams,

@@ -1,7 +1,8 @@
 import type { DescMessage, MessageInitShape } from '@bufbuild/protobuf';
 import { common, type retrieval } from '@recsys/contracts';
 import { InvalidArgumentError, NotFoundError, remainingMs, ServiceError, UnavailableError, type Logger } from '@recsys/service-kit';
-import { contextOnlyState, readUserState, recentItems, type FeatureReader, type UserState } from '@recsys/serving';
+import { recentItems } from '@recsys/serving';
+import { contextOnlyState, readUserState, type FeatureReader, type UserState } from '@recsys/stage';
 import type { VectorStore } from '@recsys/vector-index';
 import { performance } from 'node:perf_hooks';
 import { type ChannelCandidate, type ChannelName, type SourceFilter } from './channels/channel.js';

@@ -5,11 +5,11 @@ import { loadFeaturesConfig, startFeatureService } from '@recsys/features';
 import { createLogger, createServiceClient, type RunningGrpcService, type ServiceClient } from '@recsys/service-kit';
 import { type TrainedModels, trainedModels } from '@recsys/testing';
 import { type InputLayout, inputLayout } from '@recsys/model-format';
-import type { ItemBytesReader } from './feature-client.js';
+import type { ItemBytesReader } from '@recsys/serving';
 import { itemRecords, loadFeatures } from '@recsys/offline';
 import { readItemRows } from './feature-reader.js';
-import { FeedAssembler } from './feeds.js';
-import { EncodedItemReader, ItemCache, type ItemCacheSettings } from './item-cache.js';
+import { FeedAssembler } from '@recsys/serving';
+import { EncodedItemReader, ItemCache, type ItemCacheSettings } from '@recsys/serving';
 import { loadModelVersion } from '@recsys/model-format';
 
 describe('ItemCache', () => {

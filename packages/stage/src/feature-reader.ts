@@ -1,6 +1,6 @@
 import type { common, features } from '@recsys/contracts';
-import { type PassedUser, passedUserAnswer } from '@recsys/service-kit';
-import { type FeatureRow, contextRow, itemRow, userRow } from './feature-rows.js';
+import { type PassedUser, passedUserAnswer } from './passed-user.js';
+import { type FeatureRow, contextRow, itemRow, userRow } from '@recsys/serving';
 
 /** The feature-service calls serving needs; the typed gRPC client satisfies it. */
 export interface FeatureReader {

@@ -1,5 +1,5 @@
 import type { features } from '@recsys/contracts';
-import { InvalidArgumentError } from './errors.js';
+import { InvalidArgumentError } from '@recsys/service-kit';
 
 /**
  * The user as every stage request may carry it (fields user_state and user_history_limit): read once by the
