@@ -1,0 +1,82 @@
+/**
+ * Where the Redis store keeps what, under a key prefix. One Redis uses the plain layout; a Redis
+ * Cluster uses hash tags (`{...}`: only the text inside the first braces picks the slot) so that
+ * what one command or script touches lives in one slot:
+ *
+ *   key                      plain          cluster
+ *   user features            u:<user>       u:{<user>}
+ *   recent history           h:<user>       h:{<user>}              (slot of the user)
+ *   item features            i:<item>       i:{<item>}              (each item its own slot)
+ *   event marker             e:<event>      e:{<user>}:<event>      (slot of the user)
+ *   popularity sorted set    pop            pop:{pop.<s>}           (s = shard of the item, 0..shards-1)
+ *   popularity event marker  (the marker)   pe:{pop.<s>}:<event>    (slot of the shard)
+ *
+ * Ids inside braces are escaped (`\` -> `\\`, `}` -> `\)`) so a brace in an id can neither end the
+ * tag early nor leave it empty (an empty tag would hash the whole key: a user's keys would part).
+ */
+export interface RedisKeyLayout {
+  readonly cluster: boolean;
+  user(userId: string): string;
+  history(userId: string): string;
+  item(itemId: string): string;
+  /** The event's marker beside the user's history: set once, when the event is applied there. */
+  event(eventId: string, userId: string): string;
+  /** The sorted set that holds the item's popularity. */
+  popularity(itemId: string): string;
+  /** Cluster: the marker beside the item's popularity shard; plain: undefined (one marker covers both). */
+  popularityEvent(eventId: string, itemId: string): string | undefined;
+  /** Every popularity sorted set: a read takes the best of each. */
+  popularityShards(): string[];
+}
+
+export function plainKeyLayout(prefix: string): RedisKeyLayout {
+  const popularity = `${prefix}pop`;
+  return {
+    cluster: false,
+    user: (userId) => `${prefix}u:${userId}`,
+    history: (userId) => `${prefix}h:${userId}`,
+    item: (itemId) => `${prefix}i:${itemId}`,
+    event: (eventId) => `${prefix}e:${eventId}`,
+    popularity: () => popularity,
+    popularityEvent: () => undefined,
+    popularityShards: () => [popularity],
+  };
+}
+
+export const MAX_POPULARITY_SHARDS = 1024;
+
+export function clusterKeyLayout(prefix: string, popularityShards: number): RedisKeyLayout {
+  if (!Number.isInteger(popularityShards) || popularityShards < 1 || popularityShards > MAX_POPULARITY_SHARDS) {
+    throw new RangeError(`popularityShards must be an integer from 1 to ${MAX_POPULARITY_SHARDS}, got ${popularityShards}`);
+  }
+  const shardTag = (itemId: string) => `{pop.${popularityShard(itemId, popularityShards)}}`;
+  const shards = Array.from({ length: popularityShards }, (_, s) => `${prefix}pop:{pop.${s}}`);
+  return {
+    cluster: true,
+    user: (userId) => `${prefix}u:{${hashTag(userId)}}`,
+    history: (userId) => `${prefix}h:{${hashTag(userId)}}`,
+    item: (itemId) => `${prefix}i:{${hashTag(itemId)}}`,
+    event: (eventId, userId) => `${prefix}e:{${hashTag(userId)}}:${eventId}`,
+    popularity: (itemId) => `${prefix}pop:${shardTag(itemId)}`,
+    popularityEvent: (eventId, itemId) => `${prefix}pe:${shardTag(itemId)}:${eventId}`,
+    popularityShards: () => shards,
+  };
+}
+
+/** An id as hash-tag text: never empty (ids are not), never containing `}`, one-to-one. */
+export function hashTag(id: string): string {
+  return id.replace(/[\\}]/g, (c) => (c === '\\' ? '\\\\' : '\\)'));
+}
+
+/**
+ * The popularity shard of an item: FNV-1a (32 bit) of its UTF-8 bytes, modulo the shard count.
+ * Part of the stored layout: changing it (or the count) strands scores in the old shards.
+ */
+export function popularityShard(itemId: string, shards: number): number {
+  let hash = 0x811c9dc5;
+  for (const byte of Buffer.from(itemId, 'utf8')) {
+    hash ^= byte;
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash % shards;
+}
