@@ -41,6 +41,13 @@ export class RedisCluster {
     return cluster;
   }
 
+  /** Which node serves `slot` (slots are assigned in equal ranges, node 0 first). */
+  nodeOfSlot(slot: number): number {
+    const n = this.nodes.length;
+    for (let i = n - 1; i > 0; i--) if (slot >= firstSlot(i, n)) return i;
+    return 0;
+  }
+
   /** Stops node `index` (SIGKILL models a crash); its slots are unserved until it is started again. */
   async stopNode(index: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     await this.node(index).stop(signal);
@@ -89,9 +96,7 @@ export class RedisCluster {
     try {
       await Promise.all(
         clients.map(async (client, i) => {
-          const first = Math.floor((SLOTS * i) / masters);
-          const last = Math.floor((SLOTS * (i + 1)) / masters) - 1;
-          await client.call('CLUSTER', 'ADDSLOTSRANGE', first, last);
+          await client.call('CLUSTER', 'ADDSLOTSRANGE', firstSlot(i, masters), firstSlot(i + 1, masters) - 1);
           // Distinct epochs up front, so no collision has to be resolved while the nodes meet.
           await client.call('CLUSTER', 'SET-CONFIG-EPOCH', i + 1);
         }),
@@ -104,6 +109,11 @@ export class RedisCluster {
     }
     await this.waitUntilHealthy();
   }
+}
+
+/** The first slot of node `index` of `nodes`: equal ranges in node order. */
+function firstSlot(index: number, nodes: number): number {
+  return Math.floor((SLOTS * index) / nodes);
 }
 
 async function clusterInfo(port: number): Promise<Record<string, string>> {

@@ -30,6 +30,7 @@ export interface RedisFeatureStoreOptions extends FeatureStoreOptions {
 }
 
 export const DEFAULT_POPULARITY_SHARDS = 16;
+const CLUSTER_SLOTS = 16384;
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
@@ -108,8 +109,11 @@ interface RecordEventPipeline {
   [RECORD_POPULARITY_COMMAND](eventKey: string, popularityKey: string, dedupTtlMs: number, logWeight: string, itemId: string): ChainableCommander;
 }
 
-/** Server answers that mean "not now" rather than "wrong request". */
-const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|NOREPLICAS|MISCONF)\b/;
+/**
+ * Server answers that mean "not now" rather than "wrong request". On a cluster a redirection the
+ * client could not follow (MOVED, ASK: e.g. to a master that is down) is one of them.
+ */
+const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|NOREPLICAS|MISCONF|MOVED|ASK)\b/;
 
 /**
  * Client settings that fail fast while Redis is away (no offline queue, one retry) and keep
@@ -327,22 +331,32 @@ export class RedisFeatureStore implements FeatureStore {
     });
   }
 
-  /** On a cluster: every master answers (a call may touch any slot). */
+  /** On a cluster: every master that serves slots answers (a call may touch any slot). */
   async ping(): Promise<void> {
     await this.call(async () => {
       if (!this.cluster) {
         await this.client.ping();
         return;
       }
-      if (this.cluster.status !== 'ready') throw new Error(`cluster connection is ${this.cluster.status}`);
-      const masters = this.cluster.nodes('master');
-      if (masters.length === 0) throw new Error('no master node known');
+      const cluster = this.cluster;
+      if (cluster.status !== 'ready') throw new Error(`cluster connection is ${cluster.status}`);
+      const owners = new Set<string>();
+      for (let slot = 0; slot < CLUSTER_SLOTS; slot++) {
+        const owner = cluster.slots[slot]?.[0];
+        if (!owner) throw new Error(`no node serves slot ${slot}`);
+        owners.add(owner);
+      }
+      const connected = new Map(cluster.nodes('master').map((node) => [`${node.options.host}:${node.options.port}`, node]));
       await Promise.all(
-        masters.map((node) =>
-          node.ping().catch((err: unknown) => {
-            throw new Error(`node ${node.options.host}:${node.options.port}: ${errorMessage(err)}`, { cause: err });
-          }),
-        ),
+        [...owners].map(async (owner) => {
+          const node = connected.get(owner);
+          if (!node) throw new Error(`node ${owner} is not connected`);
+          try {
+            await node.ping();
+          } catch (err) {
+            throw new Error(`node ${owner}: ${errorMessage(err)}`, { cause: err });
+          }
+        }),
       );
     });
   }
@@ -480,7 +494,11 @@ export class RedisFeatureStore implements FeatureStore {
     try {
       return await work();
     } catch (err) {
-      throw this.translate(err);
+      const error = this.translate(err);
+      // ioredis drops a node whose connection ended and does not always learn by itself that it is
+      // back (or that its slots moved): each outage seen asks for a fresh slot map (coalesced).
+      if (this.cluster && error instanceof StoreUnavailableError) this.cluster.refreshSlotsCache();
+      throw error;
     }
   }
 
