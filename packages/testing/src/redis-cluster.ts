@@ -65,7 +65,8 @@ export class RedisCluster {
     for (;;) {
       const states = await Promise.all(this.nodes.filter((n) => n.running).map((n) => clusterInfo(n.port)));
       if (states.every((s) => s.cluster_state === 'ok' && s.cluster_slots_ok === String(SLOTS))) return;
-      if (Date.now() > until) throw new Error(`Redis Cluster on ${this.seeds} not healthy within ${timeoutMs} ms: ${JSON.stringify(states)}`);
+      if (Date.now() > until)
+        throw new Error(`Redis Cluster on ${this.seeds} not healthy within ${timeoutMs} ms: ${JSON.stringify(states)}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
@@ -121,7 +122,12 @@ async function clusterInfo(port: number): Promise<Record<string, string>> {
   client.on('error', () => undefined);
   try {
     const text = (await client.call('CLUSTER', 'INFO')) as string;
-    return Object.fromEntries(text.split('\r\n').filter(Boolean).map((line) => line.split(':') as [string, string]));
+    return Object.fromEntries(
+      text
+        .split('\r\n')
+        .filter(Boolean)
+        .map((line) => line.split(':') as [string, string]),
+    );
   } catch (error) {
     return { error: String(error) };
   } finally {

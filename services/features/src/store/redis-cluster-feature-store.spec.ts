@@ -90,7 +90,10 @@ describe('RedisFeatureStore on a Redis Cluster', () => {
     const odd = '}starts-with-brace';
     await store.upsertUsers([user(odd)]);
     await store.upsertItems([item('}x')]);
-    await expect(store.recordEvents([click('odd-1', odd, '}x'), click('odd-2', odd, 'i1')])).resolves.toEqual({ accepted: 2, duplicates: 0 });
+    await expect(store.recordEvents([click('odd-1', odd, '}x'), click('odd-2', odd, 'i1')])).resolves.toEqual({
+      accepted: 2,
+      duplicates: 0,
+    });
     const got = await store.getUser(odd, 10);
     expect(got.user?.userId).toBe(odd);
     expect(got.history.map((h) => h.itemId)).toEqual(['i1', '}x']);
@@ -130,7 +133,9 @@ describe('RedisFeatureStore on a Redis Cluster', () => {
 
   it('spreads popularity over shards and merges them best first', async () => {
     const store = await connect('pop:');
-    const events = Array.from({ length: 40 }, (_, n) => click(`p-${n}`, `u${n}`, `item-${n % 20}`, n < 20 ? EventType.CLICK : EventType.PURCHASE));
+    const events = Array.from({ length: 40 }, (_, n) =>
+      click(`p-${n}`, `u${n}`, `item-${n % 20}`, n < 20 ? EventType.CLICK : EventType.PURCHASE),
+    );
     await expect(store.recordEvents(events)).resolves.toEqual({ accepted: 40, duplicates: 0 });
     const shardsUsed = new Set(Array.from({ length: 20 }, (_, n) => store.keyLayout.popularity(`item-${n}`)));
     expect(shardsUsed.size).toBeGreaterThan(5);

@@ -105,8 +105,20 @@ type RecordEventArgs = [
 
 interface RecordEventPipeline {
   [RECORD_EVENT_COMMAND](...args: RecordEventArgs): ChainableCommander;
-  [RECORD_HISTORY_COMMAND](eventKey: string, historyKey: string, dedupTtlMs: number, entry: Buffer | string, cap: number): ChainableCommander;
-  [RECORD_POPULARITY_COMMAND](eventKey: string, popularityKey: string, dedupTtlMs: number, logWeight: string, itemId: string): ChainableCommander;
+  [RECORD_HISTORY_COMMAND](
+    eventKey: string,
+    historyKey: string,
+    dedupTtlMs: number,
+    entry: Buffer | string,
+    cap: number,
+  ): ChainableCommander;
+  [RECORD_POPULARITY_COMMAND](
+    eventKey: string,
+    popularityKey: string,
+    dedupTtlMs: number,
+    logWeight: string,
+    itemId: string,
+  ): ChainableCommander;
 }
 
 /**
@@ -420,11 +432,21 @@ export class RedisFeatureStore implements FeatureStore {
         key: markerKey,
         event: index,
         add: (commands) =>
-          commands[RECORD_POPULARITY_COMMAND](markerKey, this.keys.popularity(event.itemId), this.options.dedupTtlMs, logWeight, event.itemId),
+          commands[RECORD_POPULARITY_COMMAND](
+            markerKey,
+            this.keys.popularity(event.itemId),
+            this.options.dedupTtlMs,
+            logWeight,
+            event.itemId,
+          ),
       });
     });
     // Per node the scripts keep the planned (time) order, so a user's history ends newest first.
-    const answers = await this.perNode(ops, (pipeline, op) => op.add(pipeline as unknown as RecordEventPipeline), (op) => op.key);
+    const answers = await this.perNode(
+      ops,
+      (pipeline, op) => op.add(pipeline as unknown as RecordEventPipeline),
+      (op) => op.key,
+    );
     const applied = new Array<boolean>(chunk.length).fill(false);
     answers.forEach((answer, i) => {
       if (Number(answer) === 1) applied[ops[i]!.event] = true;
@@ -439,7 +461,11 @@ export class RedisFeatureStore implements FeatureStore {
         const entries = rows.slice(start, start + WRITE_CHUNK).map(entry);
         if (this.cluster) {
           // A SET per key, pipelined per node in row order: a later duplicate id still wins.
-          await this.perNode(entries, (pipeline, [key, value]) => pipeline.set(key, value), ([key]) => key);
+          await this.perNode(
+            entries,
+            (pipeline, [key, value]) => pipeline.set(key, value),
+            ([key]) => key,
+          );
         } else {
           // One MSET per chunk: a single command, and a later duplicate id replaces an earlier one.
           await this.client.mset(new Map(entries));
@@ -453,7 +479,11 @@ export class RedisFeatureStore implements FeatureStore {
    * unit's slot), all nodes at once, and returns the answers in the units' order. A unit is a slot
    * number, or anything `keyOf` gives a key for. Each pipeline keeps its units' order.
    */
-  private async perNode<U>(units: readonly U[], add: (pipeline: ChainableCommander, unit: U) => void, keyOf?: (unit: U) => string): Promise<unknown[]> {
+  private async perNode<U>(
+    units: readonly U[],
+    add: (pipeline: ChainableCommander, unit: U) => void,
+    keyOf?: (unit: U) => string,
+  ): Promise<unknown[]> {
     const cluster = this.cluster!;
     if (cluster.status !== 'ready') throw new Error(`cluster connection is ${cluster.status}`);
     const groups = new Map<string, number[]>();
