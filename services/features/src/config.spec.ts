@@ -45,6 +45,8 @@ describe('loadFeaturesConfig', () => {
     [{ REDIS_CLUSTER_POPULARITY_SHARDS: '8' }, 'invalid configuration: REDIS_CLUSTER_POPULARITY_SHARDS: applies only to a Redis Cluster'],
     [{ REDIS_CLUSTER_NODES: 'a:1', REDIS_CLUSTER_POPULARITY_SHARDS: '0' }, 'invalid configuration: REDIS_CLUSTER_POPULARITY_SHARDS'],
     [{ REDIS_CLUSTER_NODES: 'a:1', REDIS_CLUSTER_POPULARITY_SHARDS: '2000' }, 'invalid configuration: REDIS_CLUSTER_POPULARITY_SHARDS'],
+    [{ REDIS_CLUSTER_ITEM_BUCKETS: '8' }, 'invalid configuration: REDIS_CLUSTER_ITEM_BUCKETS: applies only to a Redis Cluster'],
+    [{ REDIS_CLUSTER_NODES: 'a:1', REDIS_CLUSTER_ITEM_BUCKETS: '16385' }, 'invalid configuration: REDIS_CLUSTER_ITEM_BUCKETS'],
     [{ HISTORY_CAP: '0' }, 'invalid configuration: HISTORY_CAP'],
     [{ EVENT_WEIGHTS: 'VIEW=x' }, 'invalid configuration: EVENT_WEIGHTS: expected key=number pairs'],
     [{ EVENT_WEIGHTS: 'SNEEZE=1' }, 'invalid configuration: EVENT_WEIGHTS: "SNEEZE=1": event types are'],
@@ -57,7 +59,11 @@ describe('loadFeaturesConfig', () => {
 
   it('reads Redis Cluster seed nodes: host:port, [v6]:port or URLs with shared credentials', () => {
     expect(
-      loadFeaturesConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis-1:7001,[::1]:7002', REDIS_CLUSTER_POPULARITY_SHARDS: '4' }),
+      loadFeaturesConfig({
+        REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis-1:7001,[::1]:7002',
+        REDIS_CLUSTER_POPULARITY_SHARDS: '4',
+        REDIS_CLUSTER_ITEM_BUCKETS: '256',
+      }),
     ).toMatchObject({
       redisUrl: undefined,
       redisCluster: {
@@ -69,6 +75,7 @@ describe('loadFeaturesConfig', () => {
         tls: false,
       },
       redisClusterPopularityShards: 4,
+      redisClusterItemBuckets: 256,
     });
     expect(loadFeaturesConfig({ REDIS_CLUSTER_NODES: 'rediss://app:p%40ss@a:6379,rediss://app:p%40ss@b:6379/' }).redisCluster).toEqual({
       nodes: [

@@ -1,7 +1,14 @@
 import { baseServiceConfig, baseServiceEnv, ConfigError, numberMap, parseEnv, portVar, type BaseServiceConfig } from '@recsys/service-kit';
 import { common } from '@recsys/contracts';
 import { z } from 'zod';
-import { DEFAULT_POPULARITY_SHARDS, MAX_POPULARITY_SHARDS, parseClusterNodes, type RedisClusterNodes } from './store/index.js';
+import {
+  DEFAULT_ITEM_BUCKETS,
+  DEFAULT_POPULARITY_SHARDS,
+  MAX_ITEM_BUCKETS,
+  MAX_POPULARITY_SHARDS,
+  parseClusterNodes,
+  type RedisClusterNodes,
+} from './store/index.js';
 
 export interface FeaturesConfig extends BaseServiceConfig {
   /** One Redis; unset (and no cluster): the in-memory store (laptop default). */
@@ -10,6 +17,8 @@ export interface FeaturesConfig extends BaseServiceConfig {
   redisCluster: RedisClusterNodes | undefined;
   /** Redis Cluster only: how many slots popularity is spread over. */
   redisClusterPopularityShards: number;
+  /** Redis Cluster only: how many slot groups item features are spread over. */
+  redisClusterItemBuckets: number;
   /** Prepended to every key, so several deployments can share one Redis database. */
   redisKeyPrefix: string;
   historyCap: number;
@@ -78,6 +87,7 @@ export const featuresEnv = {
     })
     .optional(),
   REDIS_CLUSTER_POPULARITY_SHARDS: positiveInt.max(MAX_POPULARITY_SHARDS).default(DEFAULT_POPULARITY_SHARDS),
+  REDIS_CLUSTER_ITEM_BUCKETS: positiveInt.max(MAX_ITEM_BUCKETS).default(DEFAULT_ITEM_BUCKETS),
   REDIS_KEY_PREFIX: z
     .string()
     .max(64)
@@ -114,8 +124,8 @@ export function loadFeaturesConfig(env: NodeJS.ProcessEnv = process.env): Featur
   if (e.REDIS_URL && e.REDIS_CLUSTER_NODES) {
     throw new ConfigError('REDIS_CLUSTER_NODES', 'set either REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both');
   }
-  if (env.REDIS_CLUSTER_POPULARITY_SHARDS && !e.REDIS_CLUSTER_NODES) {
-    throw new ConfigError('REDIS_CLUSTER_POPULARITY_SHARDS', 'applies only to a Redis Cluster (REDIS_CLUSTER_NODES)');
+  for (const variable of ['REDIS_CLUSTER_POPULARITY_SHARDS', 'REDIS_CLUSTER_ITEM_BUCKETS']) {
+    if (env[variable] && !e.REDIS_CLUSTER_NODES) throw new ConfigError(variable, 'applies only to a Redis Cluster (REDIS_CLUSTER_NODES)');
   }
   if (e.HISTORY_DEFAULT_LIMIT > e.HISTORY_CAP) {
     throw new ConfigError('HISTORY_DEFAULT_LIMIT', `must not exceed HISTORY_CAP (${e.HISTORY_CAP})`);
@@ -128,6 +138,7 @@ export function loadFeaturesConfig(env: NodeJS.ProcessEnv = process.env): Featur
     redisUrl: e.REDIS_URL,
     redisCluster: e.REDIS_CLUSTER_NODES,
     redisClusterPopularityShards: e.REDIS_CLUSTER_POPULARITY_SHARDS,
+    redisClusterItemBuckets: e.REDIS_CLUSTER_ITEM_BUCKETS,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     historyCap: e.HISTORY_CAP,
     historyDefaultLimit: e.HISTORY_DEFAULT_LIMIT,

@@ -15,6 +15,7 @@ export async function startFeatureService(
   const store = await createFeatureStore(config, {
     keyPrefix: config.redisKeyPrefix,
     popularityShards: config.redisClusterPopularityShards,
+    itemBuckets: config.redisClusterItemBuckets,
     historyCap: config.historyCap,
     popularityHalfLifeMs: config.popularityHalfLifeMs,
     dedupTtlMs: config.dedupTtlMs,

@@ -6,6 +6,7 @@ import { RedisFeatureStore, type RedisFeatureStoreOptions } from './redis-featur
 export * from './feature-store.js';
 export { MemoryFeatureStore, type MemoryFeatureStoreOptions } from './memory-feature-store.js';
 export {
+  DEFAULT_ITEM_BUCKETS,
   DEFAULT_POPULARITY_SHARDS,
   RedisFeatureStore,
   redisClientOptions,
@@ -13,7 +14,16 @@ export {
   type RedisFeatureStoreOptions,
 } from './redis-feature-store.js';
 export { describeClusterNodes, parseClusterNodes, type RedisClusterNodes } from './redis-cluster-nodes.js';
-export { clusterKeyLayout, hashTag, MAX_POPULARITY_SHARDS, plainKeyLayout, popularityShard, type RedisKeyLayout } from './redis-keys.js';
+export {
+  clusterKeyLayout,
+  hashTag,
+  MAX_ITEM_BUCKETS,
+  MAX_POPULARITY_SHARDS,
+  plainKeyLayout,
+  stableHash,
+  type ClusterKeyCounts,
+  type RedisKeyLayout,
+} from './redis-keys.js';
 export { POPULARITY_LANDMARK_MS, MAX_FUTURE_SKEW_MS } from './popularity-decay.js';
 
 /** Where the features live: one Redis (a URL), a Redis Cluster (seed nodes), or neither (in memory). */

@@ -27,9 +27,12 @@ export interface RedisFeatureStoreOptions extends FeatureStoreOptions {
   connectTimeoutMs?: number;
   /** Redis Cluster only: how many sorted sets (slots) popularity is spread over. */
   popularityShards?: number;
+  /** Redis Cluster only: how many slot groups item features are spread over (a batch read is one MGET per bucket). */
+  itemBuckets?: number;
 }
 
 export const DEFAULT_POPULARITY_SHARDS = 16;
+export const DEFAULT_ITEM_BUCKETS = 64;
 const CLUSTER_SLOTS = 16384;
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
@@ -169,7 +172,7 @@ export function redisClusterOptions(
  *
  * On a cluster every call keeps the one-round-trip property per node: the commands of a call are
  * grouped by the node that serves their slot, one pipeline per node, all nodes at once. A batch item
- * read is one MGET per slot (an item's key is its own slot), pipelined per node, answered in request
+ * read is one MGET per slot (items share slots by bucket), pipelined per node, answered in request
  * order. A feedback event is two scripts, each atomic and idempotent in its own slot: the history
  * part in the user's slot and the popularity part in the item's popularity shard, each with its own
  * event marker; a retried batch completes whichever part a failure left out.
@@ -197,7 +200,10 @@ export class RedisFeatureStore implements FeatureStore {
     this.client = typeof client === 'string' ? new Redis(client, redisClientOptions(options)) : client;
     if (this.client instanceof Cluster) {
       this.cluster = this.client;
-      this.keys = clusterKeyLayout(prefix, options.popularityShards ?? DEFAULT_POPULARITY_SHARDS);
+      this.keys = clusterKeyLayout(prefix, {
+        popularityShards: options.popularityShards ?? DEFAULT_POPULARITY_SHARDS,
+        itemBuckets: options.itemBuckets ?? DEFAULT_ITEM_BUCKETS,
+      });
       this.commandTimeoutMs = this.cluster.options.redisOptions?.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS;
       this.where = clusterSeeds ? `Redis Cluster (${clusterSeeds})` : 'Redis Cluster';
     } else {
@@ -280,7 +286,7 @@ export class RedisFeatureStore implements FeatureStore {
         const raws = await this.client.mgetBuffer(keys);
         return raws.map((raw) => raw ?? undefined);
       }
-      // One MGET per slot, pipelined per node; answers go back to their places in the request.
+      // One MGET per slot (per item bucket), pipelined per node; answers go back to their places.
       const bySlot = groupBySlot(keys);
       const slots = [...bySlot.keys()];
       const answers = await this.perNode(slots, (pipeline, slot) => pipeline.mgetBuffer(bySlot.get(slot)!.map((i) => keys[i]!)));

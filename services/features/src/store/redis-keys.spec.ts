@@ -1,5 +1,5 @@
 import calculateSlot from 'cluster-key-slot';
-import { clusterKeyLayout, hashTag, plainKeyLayout, popularityShard } from './redis-keys.js';
+import { clusterKeyLayout, hashTag, plainKeyLayout, stableHash } from './redis-keys.js';
 
 describe('Redis key layouts', () => {
   it('keeps the plain layout of one Redis as it was', () => {
@@ -16,13 +16,15 @@ describe('Redis key layouts', () => {
   });
 
   it('hash-tags cluster keys so what one script touches shares a slot', () => {
-    const keys = clusterKeyLayout('p:', 16);
-    expect([keys.user('u1'), keys.history('u1'), keys.item('i1'), keys.event('e{1}', 'u1')]).toEqual([
+    const keys = clusterKeyLayout('p:', { popularityShards: 16, itemBuckets: 64 });
+    expect([keys.user('u1'), keys.history('u1'), keys.item('item-2'), keys.event('e{1}', 'u1')]).toEqual([
       'p:u:{u1}',
       'p:h:{u1}',
-      'p:i:{i1}',
+      'p:i:{i.25}:item-2',
       'p:e:{u1}:e{1}',
     ]);
+    // An item's braces do not move it: its bucket's tag comes first.
+    expect(calculateSlot(keys.item('{x}'))).toBe(calculateSlot(`{i.${stableHash('{x}') % 64}}`));
     expect(keys.popularity('item-2')).toBe('p:pop:{pop.9}');
     expect(keys.popularityEvent('e1', 'item-2')).toBe('p:pe:{pop.9}:e1');
     expect(keys.popularityShards()).toHaveLength(16);
@@ -39,9 +41,14 @@ describe('Redis key layouts', () => {
     for (const tag of tags) expect(tag).not.toContain('}');
   });
 
-  it('pins the popularity shard function (it is part of the stored layout)', () => {
-    expect(['item-1', 'item-2', '}x', 'é'].map((id) => popularityShard(id, 16))).toEqual([0, 9, 0, 1]);
-    expect(popularityShard('item-1', 1000)).toBe(840);
-    expect(() => clusterKeyLayout('', 0)).toThrow('popularityShards must be an integer from 1 to 1024, got 0');
+  it('pins the shard and bucket hash (it is part of the stored layout)', () => {
+    expect(['item-1', 'item-2', '}x', 'é'].map((id) => stableHash(id) % 16)).toEqual([0, 9, 0, 1]);
+    expect(stableHash('item-1') % 1000).toBe(840);
+    expect(() => clusterKeyLayout('', { popularityShards: 0, itemBuckets: 1 })).toThrow(
+      'popularityShards must be an integer from 1 to 1024, got 0',
+    );
+    expect(() => clusterKeyLayout('', { popularityShards: 1, itemBuckets: 20000 })).toThrow(
+      'itemBuckets must be an integer from 1 to 16384, got 20000',
+    );
   });
 });
