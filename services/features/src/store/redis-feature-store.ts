@@ -146,20 +146,24 @@ export function redisClientOptions(options: Pick<RedisFeatureStoreOptions, 'comm
 }
 
 /**
- * Cluster client settings: as redisClientOptions() per node (fail fast, no offline queue), and the
- * cluster itself reconnects forever with capped backoff. Credentials and TLS apply to every node.
+ * Cluster client settings: redisClientOptions()'s timeouts and retry count per node, no offline
+ * queue (a call while the cluster is not ready fails at once), and the cluster reconnects forever
+ * with capped backoff. Credentials and TLS apply to every node.
  */
 export function redisClusterOptions(
   cluster: RedisClusterNodes,
   options: Pick<RedisFeatureStoreOptions, 'commandTimeoutMs' | 'connectTimeoutMs'>,
 ): ClusterOptions {
-  const { enableOfflineQueue: _queue, retryStrategy: _retry, lazyConnect: _lazy, ...node } = redisClientOptions(options);
+  // Per node: the timeouts and retries of one Redis; the cluster owns queueing and reconnecting.
+  const { connectTimeout, commandTimeout, maxRetriesPerRequest } = redisClientOptions(options);
   return {
     enableOfflineQueue: false,
     clusterRetryStrategy: (attempts: number) => Math.min(attempts * 100, 2000),
     slotsRefreshTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     redisOptions: {
-      ...node,
+      connectTimeout,
+      commandTimeout,
+      maxRetriesPerRequest,
       ...(cluster.username !== undefined ? { username: cluster.username } : {}),
       ...(cluster.password !== undefined ? { password: cluster.password } : {}),
       ...(cluster.tls ? { tls: {} } : {}),
