@@ -64,6 +64,7 @@ const clusterKind: StoreKind = {
   cleanup: async () => {
     const admin = new Cluster(parseClusterNodes(clusterSeeds()).nodes);
     try {
+      await admin.ping(); // waits until the client knows the masters
       for (const prefix of clusterPrefixes.splice(0)) {
         for (const node of admin.nodes('master')) {
           const keys = await node.keys(`${prefix}*`);
@@ -370,6 +371,15 @@ describe.each([memoryKind, redisKind, clusterKind])('FeatureStore contract: $nam
     const after = await store.popular(1, now);
     expect(after.map((p) => p.itemId)).toEqual(['hour-old']);
     expectClose(after[0]!.score, 4.5);
+  });
+
+  it('orders items of equal popularity by id, highest first, as Redis does', async () => {
+    // On a cluster these items sit in different popularity shards, so the merge decides the order.
+    const ids = ['item-1', 'item-2', 'b', 'a', 'item-10', 'é'];
+    await store.recordEvents(ids.map((id, n) => event(`u${n}`, id, EventType.CLICK, now)));
+    const popular = await store.popular(10, now);
+    expect(popular.map((p) => p.itemId)).toEqual(['é', 'item-2', 'item-10', 'item-1', 'b', 'a']);
+    expect(new Set(popular.map((p) => p.score)).size).toBe(1);
   });
 
   it('decays a single event by half per half-life', async () => {

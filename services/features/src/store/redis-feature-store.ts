@@ -470,12 +470,10 @@ export class RedisFeatureStore implements FeatureStore {
       for (let start = 0; start < rows.length; start += WRITE_CHUNK) {
         const entries = rows.slice(start, start + WRITE_CHUNK).map(entry);
         if (this.cluster) {
-          // A SET per key, pipelined per node in row order: a later duplicate id still wins.
-          await this.perNode(
-            entries,
-            (pipeline, [key, value]) => pipeline.set(key, value),
-            ([key]) => key,
-          );
+          // One MSET per slot (items share slots by bucket), pipelined per node; within a slot the
+          // rows keep their order, so a later duplicate id still wins.
+          const bySlot = groupBySlot(entries.map(([key]) => key));
+          await this.perNode([...bySlot.keys()], (pipeline, slot) => pipeline.mset(new Map(bySlot.get(slot)!.map((i) => entries[i]!))));
         } else {
           // One MSET per chunk: a single command, and a later duplicate id replaces an earlier one.
           await this.client.mset(new Map(entries));
