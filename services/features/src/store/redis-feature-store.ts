@@ -188,7 +188,10 @@ export class RedisFeatureStore implements FeatureStore {
   private readonly keys: RedisKeyLayout;
   private readonly options: RedisFeatureStoreOptions;
   private readonly commandTimeoutMs: number;
+  /** host:port (or socket path) of the Redis, or the cluster's seed list; no credentials. */
   private readonly where: string;
+  /** "Redis at <where>" or "Redis Cluster (<where>)", for error messages. */
+  private readonly label: string;
   /** Why the connection is down, for error messages; cleared once it is ready again. */
   private connectionProblem: string | undefined;
   private closed = false;
@@ -209,13 +212,15 @@ export class RedisFeatureStore implements FeatureStore {
         itemBuckets: options.itemBuckets ?? DEFAULT_ITEM_BUCKETS,
       });
       this.commandTimeoutMs = this.cluster.options.redisOptions?.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS;
-      this.where = clusterSeeds ? `Redis Cluster (${clusterSeeds})` : 'Redis Cluster';
+      this.where = clusterSeeds ?? 'seed nodes not named';
+      this.label = `Redis Cluster (${this.where})`;
     } else {
       this.cluster = undefined;
       this.keys = plainKeyLayout(prefix);
       this.commandTimeoutMs = this.client.options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS;
       const { path, host, port } = this.client.options;
-      this.where = `Redis at ${path ? path : `${host ?? '127.0.0.1'}:${port ?? 6379}`}`;
+      this.where = path ? path : `${host ?? '127.0.0.1'}:${port ?? 6379}`;
+      this.label = `Redis at ${this.where}`;
     }
     // Without an 'error' listener ioredis reports every failed reconnect as an unhandled error.
     this.client.on('error', (err: unknown) => {
@@ -253,7 +258,7 @@ export class RedisFeatureStore implements FeatureStore {
     return store;
   }
 
-  /** "Redis at host:port" or "Redis Cluster (seed,seed,...)", without credentials. */
+  /** host:port (or socket path) of the Redis server, or a cluster's seed list, without credentials. */
   get address(): string {
     return this.where;
   }
@@ -550,7 +555,7 @@ export class RedisFeatureStore implements FeatureStore {
     else if (this.client.status !== 'ready' && this.connectionProblem) detail = this.connectionProblem;
     else if (this.client.status !== 'ready') detail = `connection is ${this.client.status}`;
     else detail = message;
-    return new StoreUnavailableError(`${this.where} is unreachable: ${detail}`, { cause: err });
+    return new StoreUnavailableError(`${this.label} is unreachable: ${detail}`, { cause: err });
   }
 
   /** Resolves once the client is ready, has reported a connection error, or `timeoutMs` passed. */
