@@ -2,9 +2,9 @@ import { common } from '@recsys/contracts';
 import { loadFeaturesConfig } from './config.js';
 
 describe('loadFeaturesConfig', () => {
-  it('applies the defaults: in-memory store, port 50051', () => {
+  it('applies the defaults: in-memory store, port 15051', () => {
     const config = loadFeaturesConfig({});
-    expect(config).toMatchObject({ redisUrl: undefined, grpcPort: 50051, historyCap: 200, maxBatchSize: 5000, metricsPort: -1 });
+    expect(config).toMatchObject({ redisUrl: undefined, grpcPort: 15051, historyCap: 200, maxBatchSize: 5000, metricsPort: -1 });
     expect(config.eventWeights[common.EventType.PURCHASE]).toBe(4);
     expect(config.historyEventTypes.has(common.EventType.IMPRESSION)).toBe(false);
   });
