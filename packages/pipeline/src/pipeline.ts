@@ -274,7 +274,9 @@ export class Pipeline implements RunningPipeline {
         return await this.startOnce(name, service);
       } catch (error) {
         if (!(error instanceof ServiceStartError && error.addressInUse) || attempt >= START_ATTEMPTS || this.closed) throw error;
-        this.log(`${name}: a port of its was taken between the check and its listen; starting it again (${attempt + 1} of ${START_ATTEMPTS})`);
+        this.log(
+          `${name}: a port of its was taken between the check and its listen; starting it again (${attempt + 1} of ${START_ATTEMPTS})`,
+        );
       }
     }
   }

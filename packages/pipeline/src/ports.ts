@@ -33,12 +33,12 @@ export class PortInUseError extends Error {
   }
 }
 
-/** Listens on the port now: the server, or the error's code (EADDRINUSE, EACCES, …). */
-function listenNow(port: number): Promise<Server | NodeJS.ErrnoException> {
+/** Listens on the port now: the server, or the error (EADDRINUSE, EACCES, …). */
+function listenNow(port: number): Promise<{ server: Server; error?: undefined } | { server?: undefined; error: NodeJS.ErrnoException }> {
   return new Promise((done) => {
     const server = createServer();
-    server.once('error', (error: NodeJS.ErrnoException) => done(error));
-    server.listen({ port, host: HOST, exclusive: true }, () => done(server));
+    server.once('error', (error: NodeJS.ErrnoException) => done({ error }));
+    server.listen({ port, host: HOST, exclusive: true }, () => done({ server }));
   });
 }
 
@@ -67,16 +67,15 @@ export class PortReservation {
    */
   static async take(label: PortLabel, wanted: number, log: (line: string) => void): Promise<PortReservation> {
     if (!Number.isInteger(wanted) || wanted < 0 || wanted > 65535) throw new Error(`--${label}-port: expected 0..65535, got ${wanted}`);
-    const result = await listenNow(wanted);
-    if (!(result instanceof Error)) {
-      const address = result.address();
-      return new PortReservation(label, typeof address === 'object' && address !== null ? address.port : wanted, result);
+    const { server, error } = await listenNow(wanted);
+    if (error === undefined) {
+      const address = server.address();
+      return new PortReservation(label, typeof address === 'object' && address !== null ? address.port : wanted, server);
     }
-    if (result.code !== 'EADDRINUSE')
-      throw new Error(`${label} port ${HOST}:${wanted}: cannot listen on it (${result.message}); choose another with --${label}-port N`);
+    if (error.code !== 'EADDRINUSE')
+      throw new Error(`${label} port ${HOST}:${wanted}: cannot listen on it (${error.message}); choose another with --${label}-port N`);
     const holders = await blockers(wanted);
-    if (holders.some(isListener))
-      throw new PortInUseError(label, wanted, holders.filter(isListener), 'is taken by another program');
+    if (holders.some(isListener)) throw new PortInUseError(label, wanted, holders.filter(isListener), 'is taken by another program');
     log(
       `${label}: ${HOST}:${wanted} is in use for now by ${holders.length > 0 ? holders.map(describeHolder).join('; ') : 'an unknown socket'}; ` +
         `checked again when ${label === 'http' ? 'the gateway' : 'it'} starts`,
@@ -104,9 +103,9 @@ export async function waitForPort(label: PortLabel, port: number, log: (line: st
   const until = Date.now() + waitMs;
   let said = false;
   for (;;) {
-    const result = await listenNow(port);
-    if (!(result instanceof Error)) return closeServer(result);
-    if (result.code !== 'EADDRINUSE') throw new Error(`${label} port ${HOST}:${port}: cannot listen on it (${result.message})`);
+    const { server, error } = await listenNow(port);
+    if (error === undefined) return closeServer(server);
+    if (error.code !== 'EADDRINUSE') throw new Error(`${label} port ${HOST}:${port}: cannot listen on it (${error.message})`);
     const holders = await blockers(port);
     if (holders.some(isListener)) throw new PortInUseError(label, port, holders.filter(isListener), 'is taken by another program');
     if (Date.now() >= until)

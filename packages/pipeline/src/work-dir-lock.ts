@@ -65,7 +65,9 @@ export function holderRuns(holder: LockHolder): boolean {
 function parseHolder(text: string): LockHolder | undefined {
   try {
     const value = JSON.parse(text) as Partial<LockHolder>;
-    return value.format === LOCK_FORMAT && Number.isInteger(value.pid) && typeof value.host === 'string' ? (value as LockHolder) : undefined;
+    return value.format === LOCK_FORMAT && Number.isInteger(value.pid) && typeof value.host === 'string'
+      ? (value as LockHolder)
+      : undefined;
   } catch {
     return undefined;
   }
@@ -140,9 +142,12 @@ export class WorkDirLock {
     const temporary = `${path}.${process.pid}.${mine.token}.tmp`;
     writeFileSync(temporary, text);
     try {
+      /** What this run removed as stale, said once the lock is its own. */
+      let removed: string | undefined;
       for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
         try {
           linkSync(temporary, path);
+          if (removed !== undefined) log(removed);
           return new WorkDirLock(path, text);
         } catch (error) {
           if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
@@ -152,11 +157,10 @@ export class WorkDirLock {
         const holder = parseHolder(seen);
         if (holder !== undefined && holderRuns(holder)) throw new WorkDirLockedError(workDir, holder);
         if (removeStale(path, seen)) {
-          log(
+          removed =
             holder === undefined
               ? `work dir: replaced an unreadable lock file ${path}`
-              : `work dir: took over the lock of pid ${holder.pid} (since ${holder.since}), which no longer runs`,
-          );
+              : `work dir: took over the lock of pid ${holder.pid} (since ${holder.since}), which no longer runs`;
         } else {
           await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
         }

@@ -1,4 +1,13 @@
-import { baseServiceConfig, baseServiceEnv, ConfigError, numberMap, parseEnv, portVar, DEFAULT_PORTS, type BaseServiceConfig } from '@recsys/service-kit';
+import {
+  baseServiceConfig,
+  baseServiceEnv,
+  ConfigError,
+  numberMap,
+  parseEnv,
+  portVar,
+  DEFAULT_PORTS,
+  type BaseServiceConfig,
+} from '@recsys/service-kit';
 import { common } from '@recsys/contracts';
 import { z } from 'zod';
 

@@ -1,4 +1,12 @@
-import { baseServiceConfig, baseServiceEnv, ConfigError, parseEnv, portVar, DEFAULT_PORTS, type BaseServiceConfig } from '@recsys/service-kit';
+import {
+  baseServiceConfig,
+  baseServiceEnv,
+  ConfigError,
+  parseEnv,
+  portVar,
+  DEFAULT_PORTS,
+  type BaseServiceConfig,
+} from '@recsys/service-kit';
 import { modelStageConfig, modelStageEnv, sessionEnv, type ModelStageConfig } from '@recsys/serving';
 import { z } from 'zod';
 

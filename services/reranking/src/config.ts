@@ -1,4 +1,14 @@
-import { baseServiceConfig, baseServiceEnv, ConfigError, parseEnv, portVar, DEFAULT_PORTS, defaultAddress, type BaseServiceConfig, addressVar } from '@recsys/service-kit';
+import {
+  baseServiceConfig,
+  baseServiceEnv,
+  ConfigError,
+  parseEnv,
+  portVar,
+  DEFAULT_PORTS,
+  defaultAddress,
+  type BaseServiceConfig,
+  addressVar,
+} from '@recsys/service-kit';
 import { z } from 'zod';
 import { defaultRules, loadRulesFile, RulesFileError, type RulesConfig } from './rules-file.js';
 
