@@ -275,7 +275,7 @@ export class Pipeline implements RunningPipeline {
       } catch (error) {
         if (!(error instanceof ServiceStartError && error.addressInUse) || attempt >= START_ATTEMPTS || this.closed) throw error;
         this.log(
-          `${name}: a port of its was taken between the check and its listen; starting it again (${attempt + 1} of ${START_ATTEMPTS})`,
+          `${name}: its port was taken (EADDRINUSE) between the launcher's check and its listen; starting it again (${attempt + 1} of ${START_ATTEMPTS})`,
         );
       }
     }
