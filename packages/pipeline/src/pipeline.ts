@@ -1,14 +1,14 @@
 import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { features } from '@recsys/contracts';
 import { type SyntheticOptions, fingerprint } from '@recsys/data';
-import { checkHealth, createServiceClient, freePort } from '@recsys/service-kit';
+import { checkHealth, createServiceClient } from '@recsys/service-kit';
 import { loadModelVersion } from '@recsys/serving';
 import { loadFeatures } from '@recsys/offline';
 import { DEFAULT_SYNTHETIC, type DataSource, type Progress, describeSource, loadSetup, trainRun } from '@recsys/trainer';
 import { indexIsCurrent, modelsDecision, twoTowerIdentity } from './model-cache.js';
+import { PORT_WAIT_MS, type PortLabel, PortReservation, waitForPort } from './ports.js';
 import { type ExitResult, ServiceProcess } from './service-process.js';
 import {
   DEFAULT_PORTS,
@@ -24,6 +24,7 @@ import {
 } from './services.js';
 import { readState, windowStart, writeState } from './state-file.js';
 import { newestIndexVersion } from './versions.js';
+import { WorkDirLock } from './work-dir-lock.js';
 
 export type { ServiceName } from './services.js';
 
@@ -41,6 +42,8 @@ export interface PipelineOptions {
   synthetic?: Partial<SyntheticOptions>;
   /** Leave services out (e.g. ['gateway'] before it exists). */
   skip?: ServiceName[];
+  /** Longest wait, when a service starts, for a connection that holds its port to let it go (default PORT_WAIT_MS). */
+  portWaitMs?: number;
   log?: (line: string) => void;
 }
 
@@ -68,11 +71,16 @@ export class ServiceStartError extends Error {
     readonly service: ServiceName,
     problem: string,
     output: string,
+    /** It ended because a port it listens on was in use (EADDRINUSE). */
+    readonly addressInUse = false,
   ) {
     super(`${service} ${problem}${output.trim() ? `; its last output:\n${lastLines(output, 30)}` : ' (it wrote nothing)'}`);
     this.name = 'ServiceStartError';
   }
 }
+
+/** Starts after a lost race for a port (taken between the launcher's check and the service's listen) before giving up. */
+export const START_ATTEMPTS = 3;
 
 /** Services drain in-flight calls for up to SHUTDOWN_TIMEOUT_MS (10 s by default) before they exit. */
 export const STOP_TIMEOUT_MS = 15_000;
@@ -148,23 +156,6 @@ export async function preparePipeline(options: PipelineOptions): Promise<{ model
   return { modelsDir };
 }
 
-/** Whether a fixed port can be bound on loopback now: a clear message beats a service dying on EADDRINUSE. */
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const server = createServer();
-    server.once('error', () => done(false));
-    server.listen(port, HOST, () => server.close(() => done(true)));
-  });
-}
-
-async function resolvePort(label: string, wanted: number): Promise<number> {
-  if (!Number.isInteger(wanted) || wanted < 0 || wanted > 65535) throw new Error(`ports.${label}: expected 0..65535, got ${wanted}`);
-  if (wanted === 0) return freePort(HOST);
-  if (!(await portIsFree(wanted)))
-    throw new Error(`ports.${label}: ${HOST}:${wanted} is in use (another pipeline running?); free it or pick another port`);
-  return wanted;
-}
-
 /** Runs a node script to completion, its lines shown with a prefix; rejects with its last output when it fails. */
 function runScript(label: string, script: string, args: string[], log: (line: string) => void): Promise<void> {
   return new Promise((done, fail) => {
@@ -235,6 +226,11 @@ export class Pipeline implements RunningPipeline {
     /** Each service's environment as it runs. */
     readonly envOf: (name: ServiceName) => Record<string, string>,
     private readonly log: (line: string) => void,
+    /** Ports held for services not started yet (by service name, 'http' for the gateway's REST port). */
+    private readonly reservations = new Map<PortLabel, PortReservation>(),
+    private readonly portWaitMs = PORT_WAIT_MS,
+    /** The work directory's lock, let go on close. */
+    private readonly lock?: WorkDirLock,
   ) {
     this.addresses = Object.fromEntries(SERVICE_NAMES.map((n) => [n, running.includes(n) ? address(wiring.ports[n]) : ''])) as Record<
       ServiceName,
@@ -266,10 +262,38 @@ export class Pipeline implements RunningPipeline {
     return service;
   }
 
-  /** Starts a service and waits until its gRPC health (and the gateway's REST /healthz) says SERVING. */
+  /**
+   * Starts a service once its ports can be listened on, and waits until its gRPC health (and the gateway's REST /healthz)
+   * says SERVING. A service that ends on EADDRINUSE (its port taken after the check) is started again once the port is free.
+   */
   async start(name: ServiceName): Promise<void> {
     if (this.closed) throw new Error('the pipeline is closed');
     const service = this.service(name);
+    for (let attempt = 1; ; attempt++) {
+      await this.portsReady(name);
+      try {
+        return await this.startOnce(name, service);
+      } catch (error) {
+        if (!(error instanceof ServiceStartError && error.addressInUse) || attempt >= START_ATTEMPTS || this.closed) throw error;
+        this.log(
+          `${name}: its port was taken (EADDRINUSE) between the launcher's check and its listen; starting it again (${attempt + 1} of ${START_ATTEMPTS})`,
+        );
+      }
+    }
+  }
+
+  /** Lets go of the ports held for the service, then waits until nothing else holds them. */
+  private async portsReady(name: ServiceName): Promise<void> {
+    const ports: [PortLabel, number][] = [[name, this.wiring.ports[name]]];
+    if (name === 'gateway') ports.push(['http', this.wiring.httpPort]);
+    for (const [label, port] of ports) {
+      await this.reservations.get(label)?.release();
+      this.reservations.delete(label);
+      await waitForPort(label, port, this.log, this.portWaitMs);
+    }
+  }
+
+  private async startOnce(name: ServiceName, service: ServiceProcess): Promise<void> {
     service.start();
     const until = Date.now() + HEALTH_TIMEOUT_MS;
     const grpcAddress = address(this.wiring.ports[name]);
@@ -284,10 +308,12 @@ export class Pipeline implements RunningPipeline {
   private async waitOrFail(service: ServiceProcess, until: number, problem: string): Promise<void> {
     if (!service.running) {
       const { code, signal } = await service.exited;
+      const output = service.output();
       throw new ServiceStartError(
         service.name as ServiceName,
         `exited during start-up (${signal ?? `exit code ${code}`})`,
-        service.output(),
+        output,
+        /EADDRINUSE/.test(lastLines(output, 30)),
       );
     }
     if (Date.now() > until) {
@@ -322,7 +348,9 @@ export class Pipeline implements RunningPipeline {
       }
     }
     await Promise.all([...this.processes.values()].map((p) => p.closeLog()));
+    await Promise.all([...this.reservations.values()].map((r) => r.release()));
     process.off('exit', this.killOnExit);
+    this.lock?.release();
   }
 }
 
@@ -363,29 +391,48 @@ export async function launchPipeline(options: PipelineOptions, onCreated?: (pipe
   const workDir = resolve(options.workDir);
   const indexDir = join(workDir, 'indexes');
   const logDir = join(workDir, 'logs');
-  await mkdir(indexDir, { recursive: true });
-  await mkdir(logDir, { recursive: true });
-
-  const ports = {} as Record<ServiceName, number>;
-  for (const name of running) ports[name] = await resolvePort(name, options.ports?.[name] ?? DEFAULT_PORTS[name]);
-  const httpPort = running.includes('gateway') ? await resolvePort('http', options.ports?.http ?? DEFAULT_PORTS.http) : -1;
-  const { modelsDir } = await preparePipeline(options);
-  const wiring: ServiceWiring = { ports, httpPort, modelsDir, indexDir, redisUrl: options.redisUrl };
-  const pipeline = new Pipeline(
-    modelsDir,
-    indexDir,
-    wiring,
-    running,
-    logDir,
-    (name) => serviceEnv(name, wiring, process.env, options.env?.[name]),
-    log,
-  );
+  // One run per work directory: a second would train and build into the same place.
+  const lock = await WorkDirLock.acquire(workDir, log);
+  const reservations = new Map<PortLabel, PortReservation>();
+  let pipeline: Pipeline;
+  try {
+    await mkdir(indexDir, { recursive: true });
+    await mkdir(logDir, { recursive: true });
+    // Every port held from here until its service starts (see PortReservation); another server on one fails here, before training.
+    const wanted: [PortLabel, number][] = running.map((name) => [name, options.ports?.[name] ?? DEFAULT_PORTS[name]]);
+    if (running.includes('gateway')) wanted.push(['http', options.ports?.http ?? DEFAULT_PORTS.http]);
+    for (const [label, port] of wanted) {
+      const twin = wanted.find(([other, p]) => other !== label && p === port && port !== 0);
+      if (twin !== undefined) throw new Error(`--${label}-port and --${twin[0]}-port: both ${port}; each needs a port of its own`);
+    }
+    for (const [label, port] of wanted) reservations.set(label, await PortReservation.take(label, port, log));
+    const ports = Object.fromEntries(running.map((name) => [name, reservations.get(name)!.port])) as Record<ServiceName, number>;
+    const httpPort = reservations.get('http')?.port ?? -1;
+    const { modelsDir } = await preparePipeline(options);
+    const wiring: ServiceWiring = { ports, httpPort, modelsDir, indexDir, redisUrl: options.redisUrl };
+    pipeline = new Pipeline(
+      modelsDir,
+      indexDir,
+      wiring,
+      running,
+      logDir,
+      (name) => serviceEnv(name, wiring, process.env, options.env?.[name]),
+      log,
+      reservations,
+      options.portWaitMs,
+      lock,
+    );
+  } catch (error) {
+    await Promise.all([...reservations.values()].map((r) => r.release()));
+    lock.release();
+    throw error;
+  }
   onCreated?.(pipeline);
   try {
     log(`features: starting (${options.redisUrl ? `Redis at ${options.redisUrl}` : 'in-memory store'}); logs in ${logDir}`);
     await pipeline.start('features');
-    await loadFeatureData(modelsDir, pipeline.addresses.features, log);
-    if (indexCli !== undefined) await buildIndex(workDir, modelsDir, indexDir, indexCli, pipeline.addresses.features, log);
+    await loadFeatureData(pipeline.modelsDir, pipeline.addresses.features, log);
+    if (indexCli !== undefined) await buildIndex(workDir, pipeline.modelsDir, indexDir, indexCli, pipeline.addresses.features, log);
     await Promise.all(running.filter((n) => n !== 'features' && n !== 'gateway').map((n) => pipeline.start(n)));
     if (running.includes('gateway')) await pipeline.start('gateway');
     return pipeline;

@@ -11,12 +11,12 @@ const wiring: ServiceWiring = {
 describe('service environments', () => {
   it('keep the defaults every service config has', () => {
     expect(DEFAULT_PORTS).toEqual({
-      features: 50051,
-      retrieval: 50052,
-      preranking: 50053,
-      ranking: 50054,
-      reranking: 50055,
-      gateway: 50050,
+      features: 15051,
+      retrieval: 15052,
+      preranking: 15053,
+      ranking: 15054,
+      reranking: 15055,
+      gateway: 15050,
       http: 8080,
     });
   });

@@ -9,6 +9,7 @@ export * from './ids.js';
 export * from './logger.js';
 export * from './metrics.js';
 export * from './observability.js';
+export * from './ports.js';
 export * from './request-context.js';
 export * from './health-client.js';
 export * from './workspace.js';

@@ -2,13 +2,13 @@ import { common } from '@recsys/contracts';
 import { loadFeaturesConfig } from './config.js';
 
 describe('loadFeaturesConfig', () => {
-  it('applies the defaults: in-memory store, port 50051', () => {
+  it('applies the defaults: in-memory store, port 15051', () => {
     const config = loadFeaturesConfig({});
     expect(config).toMatchObject({
       redisUrl: undefined,
       redisCluster: undefined,
       redisClusterPopularityShards: 16,
-      grpcPort: 50051,
+      grpcPort: 15051,
       historyCap: 200,
       maxBatchSize: 5000,
       metricsPort: -1,

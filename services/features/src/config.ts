@@ -1,4 +1,13 @@
-import { baseServiceConfig, baseServiceEnv, ConfigError, numberMap, parseEnv, portVar, type BaseServiceConfig } from '@recsys/service-kit';
+import {
+  baseServiceConfig,
+  baseServiceEnv,
+  ConfigError,
+  numberMap,
+  parseEnv,
+  portVar,
+  DEFAULT_PORTS,
+  type BaseServiceConfig,
+} from '@recsys/service-kit';
 import { common } from '@recsys/contracts';
 import { z } from 'zod';
 import {
@@ -70,7 +79,7 @@ const eventTypeSet = z.string().transform((text, ctx) => {
 
 export const featuresEnv = {
   ...baseServiceEnv,
-  GRPC_PORT: portVar(50051),
+  GRPC_PORT: portVar(DEFAULT_PORTS.features),
   REDIS_URL: z
     .string()
     .regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL')

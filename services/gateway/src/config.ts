@@ -7,6 +7,8 @@ import {
   numberMap,
   parseEnv,
   portVar,
+  DEFAULT_PORTS,
+  defaultAddress,
   type BaseServiceConfig,
 } from '@recsys/service-kit';
 import { z } from 'zod';
@@ -124,14 +126,14 @@ const share = z.coerce.number().positive().max(100);
 
 export const gatewayEnv = {
   ...baseServiceEnv,
-  GRPC_PORT: portVar(50050),
+  GRPC_PORT: portVar(DEFAULT_PORTS.gateway),
   HTTP_HOST: z.string().min(1).default('127.0.0.1'),
-  HTTP_PORT: z.coerce.number().int().min(-1).max(65535).default(8080),
-  FEATURES_ADDRESS: addressVar('127.0.0.1:50051'),
-  RETRIEVAL_ADDRESS: addressVar('127.0.0.1:50052'),
-  PRERANKING_ADDRESS: addressVar('127.0.0.1:50053'),
-  RANKING_ADDRESS: addressVar('127.0.0.1:50054'),
-  RERANKING_ADDRESS: addressVar('127.0.0.1:50055'),
+  HTTP_PORT: z.coerce.number().int().min(-1).max(65535).default(DEFAULT_PORTS.http),
+  FEATURES_ADDRESS: addressVar(defaultAddress('features')),
+  RETRIEVAL_ADDRESS: addressVar(defaultAddress('retrieval')),
+  PRERANKING_ADDRESS: addressVar(defaultAddress('preranking')),
+  RANKING_ADDRESS: addressVar(defaultAddress('ranking')),
+  RERANKING_ADDRESS: addressVar(defaultAddress('reranking')),
   FEATURES_TIMEOUT_MS: positiveInt.max(60000).default(200),
   USER_HISTORY_LIMIT: z.coerce.number().int().min(0).max(10000).default(100),
   BUDGET_DEFAULT_MS: positiveInt.max(60000).default(250),
