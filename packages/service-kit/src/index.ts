@@ -10,5 +10,6 @@ export * from './logger.js';
 export * from './metrics.js';
 export * from './observability.js';
 export * from './request-context.js';
+export * from './tracing.js';
 export * from './health-client.js';
 export * from './workspace.js';

@@ -1,7 +1,14 @@
 import { fromBinary } from '@bufbuild/protobuf';
 import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import { features } from '@recsys/contracts';
-import { CHANNEL_OPTIONS, currentRequestContext, effectiveDeadline, methodDefinition, REQUEST_ID_HEADER } from '@recsys/service-kit';
+import {
+  CHANNEL_OPTIONS,
+  currentRequestContext,
+  effectiveDeadline,
+  methodDefinition,
+  REQUEST_ID_HEADER,
+  startClientSpan,
+} from '@recsys/service-kit';
 import type { FeatureReader } from './feature-reader.js';
 import { decodeItemRows, type ItemColumnRows, type ItemColumns } from './item-rows-wire.js';
 
@@ -17,7 +24,7 @@ const asBytes = (bytes: Buffer) => bytes;
 /**
  * The feature service as the serving stages read it, on one channel: users and items through protobuf-es
  * (`FeatureReader`), and item batches as bytes for `readItemColumns` (hundreds of items per request: the
- * hot path). Like service-kit's typed client, each call carries the request id and the earlier of its own
+ * hot path). Like service-kit's typed client, each call carries the request id (and trace context) and the earlier of its own
  * timeout and the caller's deadline.
  */
 export class FeatureServiceClient implements FeatureReader, ItemBytesReader {
@@ -55,6 +62,7 @@ export class FeatureServiceClient implements FeatureReader, ItemBytesReader {
     const context = currentRequestContext();
     if (context) metadata.set(REQUEST_ID_HEADER, context.requestId);
     const deadline = effectiveDeadline(this.timeoutMs, context?.deadlineMs);
+    const span = startClientSpan(path, metadata, this.address);
     return new Promise<T>((resolve, reject) => {
       this.channel.makeUnaryRequest(
         path,
@@ -63,7 +71,11 @@ export class FeatureServiceClient implements FeatureReader, ItemBytesReader {
         request,
         metadata,
         deadline === Infinity ? {} : { deadline },
-        (error, value) => (error ? reject(error) : resolve(value!)),
+        (error, value) => {
+          span?.endGrpc(error ? error.code : 0, error);
+          if (error) reject(error);
+          else resolve(value!);
+        },
       );
     });
   }
