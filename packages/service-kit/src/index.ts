@@ -6,6 +6,7 @@ export * from './grpc-client.js';
 export * from './grpc-definition.js';
 export * from './grpc-service.js';
 export * from './ids.js';
+export * from './log-rate-limiter.js';
 export * from './logger.js';
 export * from './metrics.js';
 export * from './observability.js';
