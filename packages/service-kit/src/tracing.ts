@@ -48,7 +48,7 @@ const SAMPLERS = [
   'parentbased_traceidratio',
 ] as const;
 
-const url = z.string().url('must be a URL such as http://otel-collector:4318');
+const url = z.string().regex(/^https?:\/\/[^\s/]+/, 'must be an http(s) URL such as http://otel-collector:4318');
 const positiveInt = z.coerce.number().int().positive();
 
 /** The standard variables this module reads itself; the OTLP exporter reads its own (endpoint, headers, timeout, TLS). */
