@@ -95,7 +95,7 @@ async function main(): Promise<void> {
           };
     // The exporter reads its endpoint from the process environment, as in a service.
     process.env.OTEL_EXPORTER_OTLP_ENDPOINT = endpoint;
-    const tracing = startTracing({ serviceName: 'bench', env });
+    const tracing = phase === 'off' ? undefined : startTracing({ serviceName: 'bench', env });
     const wallUs: number[] = [];
     try {
       const cpu = process.cpuUsage();
@@ -114,7 +114,8 @@ async function main(): Promise<void> {
     }
   };
 
-  const phases: Phase[] = ['off', 'unsampled', 'sampled'];
+  // BENCH_PHASES=off runs the baseline alone (e.g. against another build of service-kit).
+  const phases = (process.env.BENCH_PHASES ?? 'off,unsampled,sampled').split(',') as Phase[];
   for (const phase of phases) await run(phase, Math.min(300, REQUESTS)); // warm-up
   const samples: Record<Phase, Sample[]> = { off: [], unsampled: [], sampled: [] };
   for (let round = 0; round < ROUNDS; round++) for (const phase of phases) samples[phase].push(await run(phase, REQUESTS));
@@ -128,7 +129,7 @@ async function main(): Promise<void> {
     }
     traceLogFields();
   };
-  for (let i = 0; i < 10_000; i++) hooks();
+  for (let i = 0; i < Math.min(HOOK_LOOPS, 10_000); i++) hooks();
   // CPU time, not wall time: other processes on a loaded machine do not count.
   const hookCpu = process.cpuUsage();
   for (let i = 0; i < HOOK_LOOPS; i++) hooks();
