@@ -13,7 +13,7 @@ import { grpcStatusOf } from './errors.js';
 import type { Logger } from './logger.js';
 import type { ServiceMetrics } from './metrics.js';
 import { requestIdFrom, runWithRequestContext } from './request-context.js';
-import { inSpan, startServerSpan } from './tracing.js';
+import { startServerSpan } from './tracing.js';
 
 type GrpcArgs = [unknown, Metadata | undefined, ServerUnaryCall<unknown, unknown> | undefined];
 
@@ -37,9 +37,10 @@ export class GrpcObservabilityInterceptor implements NestInterceptor {
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const [, metadata, call] = context.getArgs<GrpcArgs>();
     const method = call?.getPath?.() ?? `${context.getClass().name}.${context.getHandler().name}`;
-    const requestContext = { requestId: requestIdFrom(metadata), deadlineMs: deadlineMsOf(call), method };
+    const requestId = requestIdFrom(metadata);
+    const span = startServerSpan(method, metadata, requestId);
+    const requestContext = { requestId, deadlineMs: deadlineMsOf(call), method, span };
     const started = process.hrtime.bigint();
-    const span = startServerSpan(method, metadata, requestContext.requestId);
     const finish = (code: status, error?: unknown) => {
       this.metrics.handled.inc({ method, code: status[code] });
       this.metrics.latency.observe({ method }, Number(process.hrtime.bigint() - started) / 1e9);
@@ -48,24 +49,22 @@ export class GrpcObservabilityInterceptor implements NestInterceptor {
     // The handler runs on subscription, so subscribing inside the context covers all it awaits.
     return new Observable((subscriber) =>
       runWithRequestContext(requestContext, () =>
-        inSpan(span, () =>
-          next.handle().subscribe({
-            next: (value) => subscriber.next(value),
-            error: (error: unknown) => {
-              const code = grpcStatusOf(error);
-              finish(code, error);
-              const fields = { code: status[code], err: error };
-              if (code === status.INTERNAL || code === status.UNKNOWN) this.logger.error(fields, 'rpc failed');
-              else if (code === status.UNAVAILABLE) this.logger.warn(fields, 'rpc failed: dependency unavailable');
-              else this.logger.debug(fields, 'rpc rejected');
-              subscriber.error(error);
-            },
-            complete: () => {
-              finish(status.OK);
-              subscriber.complete();
-            },
-          }),
-        ),
+        next.handle().subscribe({
+          next: (value) => subscriber.next(value),
+          error: (error: unknown) => {
+            const code = grpcStatusOf(error);
+            finish(code, error);
+            const fields = { code: status[code], err: error };
+            if (code === status.INTERNAL || code === status.UNKNOWN) this.logger.error(fields, 'rpc failed');
+            else if (code === status.UNAVAILABLE) this.logger.warn(fields, 'rpc failed: dependency unavailable');
+            else this.logger.debug(fields, 'rpc rejected');
+            subscriber.error(error);
+          },
+          complete: () => {
+            finish(status.OK);
+            subscriber.complete();
+          },
+        }),
       ),
     );
   }

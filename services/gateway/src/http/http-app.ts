@@ -28,7 +28,6 @@ import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
 import { gateway } from '@recsys/contracts';
 import {
-  inSpan,
   NestPinoLogger,
   REQUEST_ID_HEADER,
   runWithRequestContext,
@@ -122,11 +121,9 @@ class RequestContextInterceptor implements NestInterceptor {
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const req = context.switchToHttp().getRequest<Request>();
     const { requestId, route, span } = localsOf(context.switchToHttp().getResponse<Response>());
-    const requestContext = { requestId, deadlineMs: Infinity, method: `${req.method} ${route}` };
+    const requestContext = { requestId, deadlineMs: Infinity, method: `${req.method} ${route}`, span };
     // The handler runs on subscription: subscribing inside the context covers everything it awaits.
-    return new Observable((subscriber) =>
-      runWithRequestContext(requestContext, () => inSpan(span, () => next.handle().subscribe(subscriber))),
-    );
+    return new Observable((subscriber) => runWithRequestContext(requestContext, () => next.handle().subscribe(subscriber)));
   }
 }
 
