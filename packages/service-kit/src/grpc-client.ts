@@ -3,6 +3,7 @@ import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2
 import { Client, credentials, Metadata, type ServiceError as GrpcServiceError } from '@grpc/grpc-js';
 import { CHANNEL_OPTIONS, methodDefinition } from './grpc-definition.js';
 import { currentRequestContext, REQUEST_ID_HEADER } from './request-context.js';
+import { startClientSpan } from './tracing.js';
 
 export interface CallOptions {
   /** This call's own timeout; the effective deadline is the earlier of it and the caller's. */
@@ -63,6 +64,7 @@ export function createServiceClient<S extends GenServiceMethods>(
       const context = currentRequestContext();
       if (context && metadata.get(REQUEST_ID_HEADER).length === 0) metadata.set(REQUEST_ID_HEADER, context.requestId);
       const deadline = effectiveDeadline(callOptions.timeoutMs ?? options.defaultTimeoutMs, context?.deadlineMs);
+      const span = startClientSpan(path, metadata, address);
       const call = client.makeUnaryRequest(
         path,
         serialize,
@@ -70,7 +72,11 @@ export function createServiceClient<S extends GenServiceMethods>(
         request,
         metadata,
         deadline === Infinity ? {} : { deadline },
-        (error: GrpcServiceError | null, response?: unknown) => (error ? reject(error) : resolve(response)),
+        (error: GrpcServiceError | null, response?: unknown) => {
+          span?.endGrpc(error ? error.code : 0, error);
+          if (error) reject(error);
+          else resolve(response);
+        },
       );
       callOptions.signal?.addEventListener('abort', () => call.cancel(), { once: true });
     });

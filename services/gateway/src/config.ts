@@ -103,6 +103,8 @@ export interface GatewayConfig extends BaseServiceConfig {
   rerankPool: { factor: number; min: number };
   /** Per stage: consecutive failures (down, or late with at least its latency target) that skip it for openMs. */
   breaker: { failures: number; openMs: number; minFailingMs: number };
+  /** "answered with fallbacks" lines per stage and cause per window; what is left out is summed in one line per window. */
+  degradedLog: { perWindow: number; windowMs: number };
 }
 
 const positiveInt = z.coerce.number().int().positive();
@@ -178,6 +180,8 @@ export const gatewayEnv = {
   BREAKER_FAILURES: z.coerce.number().int().min(0).max(1000).default(5),
   BREAKER_OPEN_MS: positiveInt.max(600000).default(2000),
   BREAKER_MIN_FAILING_MS: z.coerce.number().int().min(0).max(600000).default(1000),
+  DEGRADED_LOG_LIMIT: z.coerce.number().int().min(0).max(100000).default(10),
+  DEGRADED_LOG_WINDOW_MS: positiveInt.max(3_600_000).default(60000),
 };
 
 /** The environment, validated once; the first problem is named. */
@@ -254,5 +258,6 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     popularRefreshMs: e.POPULAR_REFRESH_MS,
     rerankPool: { factor: e.RERANK_POOL_FACTOR, min: e.RERANK_POOL_MIN },
     breaker: { failures: e.BREAKER_FAILURES, openMs: e.BREAKER_OPEN_MS, minFailingMs: e.BREAKER_MIN_FAILING_MS },
+    degradedLog: { perWindow: e.DEGRADED_LOG_LIMIT, windowMs: e.DEGRADED_LOG_WINDOW_MS },
   };
 }
