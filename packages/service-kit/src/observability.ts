@@ -43,8 +43,10 @@ export class GrpcObservabilityInterceptor implements NestInterceptor {
       this.metrics.latency.observe({ method }, Number(process.hrtime.bigint() - started) / 1e9);
     };
     // The handler runs on subscription, so subscribing inside the context covers all it awaits.
-    return new Observable((subscriber) =>
-      runWithRequestContext(requestContext, () =>
+    return new Observable((subscriber) => {
+      // In flight from subscription to the end of the call however it ends (answered, failed or cancelled).
+      this.metrics.inFlight.inc();
+      const subscription = runWithRequestContext(requestContext, () =>
         next.handle().subscribe({
           next: (value) => subscriber.next(value),
           error: (error: unknown) => {
@@ -61,8 +63,13 @@ export class GrpcObservabilityInterceptor implements NestInterceptor {
             subscriber.complete();
           },
         }),
-      ),
-    );
+      );
+      // Teardown runs once, after completion, an error or the caller's cancellation.
+      return () => {
+        subscription.unsubscribe();
+        this.metrics.inFlight.dec();
+      };
+    });
   }
 }
 
