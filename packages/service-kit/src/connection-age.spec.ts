@@ -8,7 +8,6 @@ import { connectionAgeOptions, startGrpcService, type RunningGrpcService } from 
 import { createLogger } from './logger.js';
 
 const logger = createLogger('test', 'silent');
-const ROUND_ROBIN = { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function configWith(env: Record<string, string>): BaseServiceConfig {
@@ -67,7 +66,7 @@ experimental.registerResolver('scaled', ScaledResolverDouble as unknown as Param
 
 /** Calls every 25 ms until `until` holds for the answers so far or `ms` pass; returns who answered, in order. */
 async function callRepeatedly(address: string, ms: number, until: (answers: string[]) => boolean = () => false): Promise<string[]> {
-  const client = createServiceClient(features.FeatureService, address, { defaultTimeoutMs: 2000, channelOptions: ROUND_ROBIN });
+  const client = createServiceClient(features.FeatureService, address, { defaultTimeoutMs: 2000 });
   const answers: string[] = [];
   try {
     const end = Date.now() + ms;
@@ -112,7 +111,6 @@ describe('GRPC_MAX_CONNECTION_AGE_MS', () => {
       scaled.addresses.set('stage', [first.address]);
       const client = createServiceClient(features.FeatureService, 'scaled:///stage', {
         defaultTimeoutMs: 2000,
-        channelOptions: ROUND_ROBIN,
       });
       try {
         expect((await client.getUserFeatures({ userId: 'u' })).user!.userId).toBe('first');
@@ -126,7 +124,7 @@ describe('GRPC_MAX_CONNECTION_AGE_MS', () => {
         }
         expect(answers).toContain('added');
         expect(scaled.resolutions.get('stage')).toBeGreaterThanOrEqual(2);
-        // Once both are resolved, round robin spreads the calls over them.
+        // Once both are resolved, the client's default round robin spreads the calls over them.
         const spread = await Promise.all(Array.from({ length: 8 }, () => client.getUserFeatures({ userId: 'u' })));
         expect(new Set(spread.map((r) => r.user!.userId))).toEqual(new Set(['first', 'added']));
       } finally {
@@ -145,7 +143,6 @@ describe('GRPC_MAX_CONNECTION_AGE_MS', () => {
       scaled.addresses.set('control', [first.address]);
       const client = createServiceClient(features.FeatureService, 'scaled:///control', {
         defaultTimeoutMs: 2000,
-        channelOptions: ROUND_ROBIN,
       });
       try {
         await client.getUserFeatures({ userId: 'u' });
@@ -181,8 +178,9 @@ describe('grpc_server_in_flight_requests', () => {
     try {
       expect(await gauge()).toBe(0);
       const slow = [client.getUserFeatures({ userId: 'slow' }), client.getUserFeatures({ userId: 'slow' })];
-      const cancelled = client.getUserFeatures({ userId: 'slow' }, { timeoutMs: 100 });
-      await sleep(50);
+      const cancelled = client.getUserFeatures({ userId: 'slow' }, { timeoutMs: 300 });
+      // The handlers sleep 400 ms: all three are in flight as soon as they have arrived.
+      for (let i = 0; i < 20 && (await gauge()) < 3; i++) await sleep(10);
       expect(await gauge()).toBe(3);
       await expect(cancelled).rejects.toMatchObject({ code: status.DEADLINE_EXCEEDED });
       await Promise.all(slow);

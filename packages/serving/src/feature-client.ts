@@ -1,7 +1,7 @@
 import { fromBinary } from '@bufbuild/protobuf';
 import { Client, credentials, Metadata } from '@grpc/grpc-js';
 import { features } from '@recsys/contracts';
-import { CHANNEL_OPTIONS, currentRequestContext, effectiveDeadline, methodDefinition, REQUEST_ID_HEADER } from '@recsys/service-kit';
+import { CLIENT_CHANNEL_OPTIONS, currentRequestContext, effectiveDeadline, methodDefinition, REQUEST_ID_HEADER } from '@recsys/service-kit';
 import type { FeatureReader } from './feature-reader.js';
 import { decodeItemRows, type ItemColumnRows, type ItemColumns } from './item-rows-wire.js';
 
@@ -29,7 +29,7 @@ export class FeatureServiceClient implements FeatureReader, ItemBytesReader {
 
   /** A client of the feature service at `address`; `timeoutMs` bounds each call when the caller's deadline is later or absent. */
   static connect(address: string, timeoutMs: number): FeatureServiceClient {
-    return new FeatureServiceClient(new Client(address, credentials.createInsecure(), { ...CHANNEL_OPTIONS }), address, timeoutMs);
+    return new FeatureServiceClient(new Client(address, credentials.createInsecure(), { ...CLIENT_CHANNEL_OPTIONS }), address, timeoutMs);
   }
 
   getUserFeatures(request: { userId: string; historyLimit?: number }): Promise<features.GetUserFeaturesResponse> {
