@@ -25,7 +25,9 @@ async function main() {
   const answer = JSON.parse(text);
   if (!Array.isArray(answer.items) || answer.items.length === 0) throw new Error(`no items in the answer: ${text}`);
   const degraded = (answer.degradations ?? []).map((d) => `${d.stage}: ${d.cause}`);
-  console.log(`${answer.items.length} items for ${userId} in ${answer.total_ms} ms${degraded.length ? `; degraded: ${degraded.join(', ')}` : ''}`);
+  console.log(
+    `${answer.items.length} items for ${userId} in ${answer.total_ms} ms${degraded.length ? `; degraded: ${degraded.join(', ')}` : ''}`,
+  );
 }
 
 main().catch((error) => {
