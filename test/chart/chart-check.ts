@@ -450,6 +450,64 @@ async function checkFetchBundle(objects: K8sObject[]): Promise<void> {
   }
 }
 
+/**
+ * The `helm test` pod's command, as rendered, run against a test double of the gateway's REST API (a local HTTP
+ * server that answers like the gateway): it sends the first key of the mounted Secret directory, and passes only
+ * on a 200 answer with items.
+ */
+async function checkHelmTestPod(objects: K8sObject[]): Promise<void> {
+  const pod = objects.find((o) => o.kind === 'Pod' && componentOf(o) === 'test') as Json;
+  assert.equal(pod.metadata.annotations['helm.sh/hook'], 'test');
+  const [node, flag, script, gatewayUrl, userId, keysDir] = pod.spec.containers[0].command as string[];
+  assert.deepEqual([node, flag], ['node', '-e']);
+  assert.match(gatewayUrl!, /^http:\/\/recsys-gateway\.recsys\.svc\.cluster\.local:8080$/);
+  assert.equal(keysDir, '/etc/recsys/api-keys');
+  assert.ok(
+    pod.spec.volumes.some((v: Json) => v.secret?.secretName === 'recsys-api-keys'),
+    'the pod mounts the API keys',
+  );
+  const scratch = mkdtempSync(join(tmpdir(), 'recsys-helm-test-'));
+  writeFileSync(join(scratch, 'a-key'), 'secret-key-1\n');
+  let answer: { status: number; body: unknown } = { status: 200, body: { items: [{ item_id: 'i1' }], total_ms: 3, degradations: [] } };
+  const seen: Array<{ url?: string; authorization?: string; body: string }> = [];
+  const gatewayDouble = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    req.on('end', () => {
+      seen.push({ url: req.url, authorization: req.headers.authorization, body });
+      res.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.body));
+    });
+  });
+  try {
+    await new Promise<void>((resolve) => gatewayDouble.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(gatewayDouble.address() as AddressInfo).port}`;
+    const runTest = async () => {
+      const child = spawn(process.execPath, ['-e', script!, base, userId!, scratch], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const [code] = (await once(child, 'exit')) as [number];
+      return { code, output };
+    };
+    const ok = await runTest();
+    assert.equal(ok.code, 0, ok.output);
+    assert.deepEqual(seen[0], {
+      url: '/v1/recommendations',
+      authorization: 'Bearer secret-key-1',
+      body: JSON.stringify({ user_id: 'user-1', k: 10 }),
+    });
+    answer = { status: 200, body: { items: [] } };
+    assert.equal((await runTest()).code, 1, 'an answer without items fails the test');
+    answer = { status: 401, body: { error: 'unauthorized' } };
+    const refused = await runTest();
+    assert.equal(refused.code, 1);
+    assert.match(refused.output, /HTTP 401/);
+  } finally {
+    gatewayDouble.close();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const tools = kubeTools();
@@ -466,6 +524,10 @@ async function main(): Promise<void> {
     const values = c.files.length ? (parseObjects(readFileSync(c.files[0]!, 'utf8'))[0] as Json) : {};
     results.push(checkRender(c.name, objects, values));
     checkStageConfigs(c.name, objects);
+    if (c.name === 'default') {
+      await checkHelmTestPod(objects);
+      console.log('default: the helm test pod passes against a gateway double answering items, fails on none and on 401');
+    }
     if (c.name === 'bundle-qdrant') {
       await checkFetchBundle(objects);
       console.log('bundle-qdrant: the init container unpacks a bundle with the right sha256 and refuses a wrong one');
