@@ -264,6 +264,11 @@ function checkRender(name: string, objects: K8sObject[], values: Json): Checked 
 
   // Offline jobs: a CronJob never overlaps itself; every job runs the one image.
   for (const cron of byKind(objects, 'CronJob') as Json[]) assert.equal(cron.spec.concurrencyPolicy, 'Forbid');
+  if (values.jobs?.train?.schedule)
+    assert.ok(
+      byKind(objects, 'CronJob').some((c) => componentOf(c) === 'train'),
+      `${name}: a training CronJob`,
+    );
   for (const job of [...byKind(objects, 'Job'), ...byKind(objects, 'CronJob')]) {
     assert.match(podSpecOf(job).containers[0].image, /^recsys[:@]/, `${name}: ${job.metadata.name} uses the recsys image`);
   }
@@ -534,6 +539,11 @@ async function main(): Promise<void> {
     }
     console.log(`${c.name}: lint --strict ok, ${objects.length} objects rendered and validated`);
   }
+  // NOTES.txt, rendered as an install would (no cluster needed with --dry-run=client).
+  const notes = run(tools.helm, ['install', 'recsys', CHART, '--namespace', 'recsys', '--dry-run=client']);
+  assert.match(notes, /REST {2}http:\/\/recsys-gateway\.recsys\.svc\.cluster\.local:8080/);
+  assert.match(notes, /helm test recsys -n recsys/);
+  console.log('NOTES.txt renders for an install');
   const bad = checkBadValues(tools);
   console.log(`bad values: ${bad} refused with the expected message`);
   const overlays = checkKustomize(tools, validated);
