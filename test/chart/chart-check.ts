@@ -539,6 +539,13 @@ async function main(): Promise<void> {
     }
     console.log(`${c.name}: lint --strict ok, ${objects.length} objects rendered and validated`);
   }
+  // A configuration change rolls exactly the pods it concerns: their checksum/config changes, no other's.
+  const checksums = (objects: K8sObject[]) =>
+    new Map(byKind(objects, 'Deployment').map((d) => [componentOf(d), (d as Json).spec.template.metadata.annotations['checksum/config']]));
+  const before = checksums(helmTemplate(tools, []));
+  const after = checksums(helmTemplate(tools, [], ['--set', 'stages.ranking.config.LOG_LEVEL=debug']));
+  for (const stage of STAGES) assert.equal(before.get(stage) !== after.get(stage), stage === 'ranking', `checksum/config of ${stage}`);
+  console.log('checksum/config: a ranking config change rolls ranking only');
   // NOTES.txt, rendered as an install would (no cluster needed with --dry-run=client).
   const notes = run(tools.helm, ['install', 'recsys', CHART, '--namespace', 'recsys', '--dry-run=client']);
   assert.match(notes, /REST {2}http:\/\/recsys-gateway\.recsys\.svc\.cluster\.local:8080/);
