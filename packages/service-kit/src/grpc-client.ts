@@ -1,7 +1,7 @@
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import { Client, credentials, Metadata, type ServiceError as GrpcServiceError } from '@grpc/grpc-js';
-import { CHANNEL_OPTIONS, methodDefinition } from './grpc-definition.js';
+import { CLIENT_CHANNEL_OPTIONS, methodDefinition } from './grpc-definition.js';
 import { currentRequestContext, REQUEST_ID_HEADER } from './request-context.js';
 import { startClientSpan } from './tracing.js';
 
@@ -49,7 +49,7 @@ export function createServiceClient<S extends GenServiceMethods>(
   options: ClientOptions = {},
 ): ServiceClient<S> {
   const client = new Client(address, credentials.createInsecure(), {
-    ...CHANNEL_OPTIONS,
+    ...CLIENT_CHANNEL_OPTIONS,
     ...options.channelOptions,
   });
   const unary = <T>(

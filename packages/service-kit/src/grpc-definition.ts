@@ -13,6 +13,16 @@ export const CHANNEL_OPTIONS = {
   'grpc.max_receive_message_length': 64 * 1024 * 1024,
 } as const;
 
+/**
+ * What every client adds: calls spread round robin over every address its target resolves to, so a
+ * `dns:///` name of a headless Kubernetes Service balances per call over the replicas (a plain host:port
+ * has one address and behaves as before).
+ */
+export const CLIENT_CHANNEL_OPTIONS = {
+  ...CHANNEL_OPTIONS,
+  'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
+} as const;
+
 /** The grpc-js definition of one method, serialising with protobuf-es (no proto-loader). */
 export function methodDefinition(service: DescService, method: DescMethod): MethodDefinition<unknown, unknown> & { originalName: string } {
   return {

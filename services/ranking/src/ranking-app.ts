@@ -53,6 +53,15 @@ export async function startRankingService(
     logger,
     onEvent: (event) => metrics.reload(event),
   });
+  // The autoscaling signal for a KEDA ScaledObject: requests waiting for inference, read at each scrape.
+  serviceMetrics.sampledGauge('ranking_queue_depth', 'Requests waiting for inference (the serving model version)', () => {
+    const serving = models.acquire();
+    try {
+      return serving.model.batcher.queueLength;
+    } finally {
+      serving.release();
+    }
+  });
   const lease = models.acquire();
   logger.info(
     {
