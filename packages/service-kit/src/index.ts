@@ -12,3 +12,4 @@ export * from './observability.js';
 export * from './request-context.js';
 export * from './health-client.js';
 export * from './workspace.js';
+export * from './in-process.js';
