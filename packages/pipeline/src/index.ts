@@ -1,4 +1,5 @@
 export {
+  type PipelineMode,
   type PipelineOptions,
   type RunningPipeline,
   type ServiceName,
@@ -8,4 +9,4 @@ export {
   preparePipeline,
   startPipeline,
 } from './pipeline.js';
-export { DEFAULT_PORTS, SERVICE_NAMES } from './services.js';
+export { DEFAULT_PORTS, PIPELINE_MODES, SERVICE_NAMES } from './services.js';

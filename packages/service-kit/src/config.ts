@@ -37,7 +37,7 @@ export const addressVar = (defaultAddress: string) =>
     .string()
     .regex(
       /^((dns:\/\/\/)?(\[[\da-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}|inproc:\/\/[a-z][a-z0-9-]*)$/,
-      'must be host:port (or dns:///host:port, or inproc://NAME for a service in this process)',
+      'must be host:port (or dns:///host:port), or inproc://NAME for a service in this process',
     )
     .default(defaultAddress);
 

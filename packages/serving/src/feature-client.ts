@@ -1,7 +1,6 @@
-import { fromBinary } from '@bufbuild/protobuf';
-import { Client, credentials, Metadata } from '@grpc/grpc-js';
+import { create, toBinary } from '@bufbuild/protobuf';
 import { features } from '@recsys/contracts';
-import { CHANNEL_OPTIONS, currentRequestContext, effectiveDeadline, methodDefinition, REQUEST_ID_HEADER } from '@recsys/service-kit';
+import { createServiceClient, type ServiceClient } from '@recsys/service-kit';
 import type { FeatureReader } from './feature-reader.js';
 import { decodeItemRows, type ItemColumnRows, type ItemColumns } from './item-rows-wire.js';
 
@@ -10,62 +9,41 @@ export interface ItemBytesReader {
   batchGetItemFeatureBytes(request: { itemIds: string[] }): Promise<Buffer>;
 }
 
-const getUser = methodDefinition(features.FeatureService, features.FeatureService.method.getUserFeatures);
-const batchGetItems = methodDefinition(features.FeatureService, features.FeatureService.method.batchGetItemFeatures);
-const asBytes = (bytes: Buffer) => bytes;
+const toBuffer = (bytes: Uint8Array): Buffer =>
+  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
 /**
- * The feature service as the serving stages read it, on one channel: users and items through protobuf-es
- * (`FeatureReader`), and item batches as bytes for `readItemColumns` (hundreds of items per request: the
- * hot path). Like service-kit's typed client, each call carries the request id and the earlier of its own
- * timeout and the caller's deadline.
+ * The feature service as the serving stages read it, on service-kit's one client (so on one channel, or in-process in
+ * the all-in-one mode): users and items through protobuf-es (`FeatureReader`), and item batches as bytes for
+ * `readItemColumns` (hundreds of items per request: the hot path). Each call carries the request id and the earlier of
+ * its own timeout and the caller's deadline.
  */
 export class FeatureServiceClient implements FeatureReader, ItemBytesReader {
   private constructor(
-    private readonly channel: Client,
+    private readonly client: ServiceClient<typeof features.FeatureService.method>,
     readonly address: string,
-    private readonly timeoutMs: number,
   ) {}
 
   /** A client of the feature service at `address`; `timeoutMs` bounds each call when the caller's deadline is later or absent. */
   static connect(address: string, timeoutMs: number): FeatureServiceClient {
-    return new FeatureServiceClient(new Client(address, credentials.createInsecure(), { ...CHANNEL_OPTIONS }), address, timeoutMs);
+    return new FeatureServiceClient(createServiceClient(features.FeatureService, address, { defaultTimeoutMs: timeoutMs }), address);
   }
 
   getUserFeatures(request: { userId: string; historyLimit?: number }): Promise<features.GetUserFeaturesResponse> {
-    const output = features.FeatureService.method.getUserFeatures.output;
-    return this.call(getUser.path, getUser.requestSerialize, request, (bytes) => fromBinary(output, bytes));
+    return this.client.getUserFeatures(request);
   }
 
   batchGetItemFeatures(request: { itemIds: string[] }): Promise<features.BatchGetItemFeaturesResponse> {
-    const output = features.FeatureService.method.batchGetItemFeatures.output;
-    return this.call(batchGetItems.path, batchGetItems.requestSerialize, request, (bytes) => fromBinary(output, bytes));
+    return this.client.batchGetItemFeatures(request);
   }
 
-  batchGetItemFeatureBytes(request: { itemIds: string[] }): Promise<Buffer> {
-    return this.call(batchGetItems.path, batchGetItems.requestSerialize, request, asBytes);
+  async batchGetItemFeatureBytes(request: { itemIds: string[] }): Promise<Buffer> {
+    const bytes = toBinary(features.BatchGetItemFeaturesRequestSchema, create(features.BatchGetItemFeaturesRequestSchema, request));
+    return toBuffer(await this.client.raw('batchGetItemFeatures', bytes));
   }
 
   close(): void {
-    this.channel.close();
-  }
-
-  private call<T>(path: string, serialize: (value: unknown) => Buffer, request: object, decode: (bytes: Buffer) => T): Promise<T> {
-    const metadata = new Metadata();
-    const context = currentRequestContext();
-    if (context) metadata.set(REQUEST_ID_HEADER, context.requestId);
-    const deadline = effectiveDeadline(this.timeoutMs, context?.deadlineMs);
-    return new Promise<T>((resolve, reject) => {
-      this.channel.makeUnaryRequest(
-        path,
-        serialize,
-        decode,
-        request,
-        metadata,
-        deadline === Infinity ? {} : { deadline },
-        (error, value) => (error ? reject(error) : resolve(value!)),
-      );
-    });
+    this.client.close();
   }
 }
 
