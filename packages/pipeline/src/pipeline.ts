@@ -6,7 +6,15 @@ import { features } from '@recsys/contracts';
 import { type SyntheticOptions, fingerprint } from '@recsys/data';
 import { checkHealth, createServiceClient, freePort } from '@recsys/service-kit';
 import { loadFeatures, loadModelVersion } from '@recsys/serving';
-import { DEFAULT_SYNTHETIC, type DataSource, type Progress, describeSource, loadSetup, trainRun } from '@recsys/trainer';
+import {
+  DEFAULT_SYNTHETIC,
+  type DataSource,
+  type Progress,
+  type TrainRunOptions,
+  describeSource,
+  loadSetup,
+  trainRun,
+} from '@recsys/trainer';
 import { indexIsCurrent, modelsDecision, twoTowerIdentity } from './model-cache.js';
 import { type ExitResult, ServiceProcess } from './service-process.js';
 import {
@@ -42,6 +50,10 @@ export interface PipelineOptions {
   env?: Partial<Record<ServiceName, Record<string, string>>>;
   /** Synthetic data size when training (defaults: the trainer's DEFAULT_SYNTHETIC). */
   synthetic?: Partial<SyntheticOptions>;
+  /** Training settings per model when training (e.g. fewer epochs for a large catalogue); the trainer's defaults otherwise. */
+  training?: Pick<TrainRunOptions, 'retrieval' | 'ranking' | 'preranking'>;
+  /** false: the feature store holds this data already (a Redis an earlier launch loaded); default true. */
+  loadFeatures?: boolean;
   /** Leave services out (e.g. ['gateway'] before it exists); split mode only. */
   skip?: ServiceName[];
   /**
@@ -154,6 +166,7 @@ export async function preparePipeline(options: PipelineOptions): Promise<{ model
     out: modelsDir,
     // The uncorrected baseline is for reports only; serving never reads it.
     compareUncorrected: false,
+    ...options.training,
     onProgress: progressLines(log),
     log: (line) => log(`  ${line}`),
   });
@@ -454,7 +467,8 @@ export async function launchPipeline(options: PipelineOptions, onCreated?: (pipe
     if (mode === 'all-in-one') log(`all-in-one: starting one process, the feature service first (${store}); log in ${logDir}`);
     else log(`features: starting (${store}); logs in ${logDir}`);
     await pipeline.startProcess('features');
-    await loadFeatureData(modelsDir, pipeline.addresses.features, log);
+    if (options.loadFeatures === false) log('features: loading skipped (the store holds them already)');
+    else await loadFeatureData(modelsDir, pipeline.addresses.features, log);
     if (indexCli !== undefined) await buildIndex(workDir, modelsDir, indexDir, indexCli, pipeline.addresses.features, log);
     if (mode === 'all-in-one') {
       await pipeline.startStagesInProcess();
