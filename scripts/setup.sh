@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh Debian machine, idempotently:
-# redis-server (tests start their own on a free port), the pinned Node LTS (.node-version; from the npm registry's
-# node-linux-<arch> build into .tools/ when the machine's node is another version), pnpm 12.4.2, the workspace's packages.
+# redis-server (tests start their own on a free port), wrk (bench:pipeline's REST load), the pinned Node LTS
+# (.node-version; from the npm registry's node-linux-<arch> build into .tools/ when the machine's node is another version),
+# pnpm 12.4.2, the workspace's packages.
 # --reference also installs Debian's PyTorch and scikit-learn for the PyTorch yardstick of bench:train.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# wrk: the REST load generator of bench:pipeline.
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 if [ "${1:-}" = "--reference" ] && ! /usr/bin/python3 -c 'import torch, sklearn' >/dev/null 2>&1; then
   missing+=(python3-torch python3-sklearn)
 fi

@@ -8,14 +8,11 @@
 // BENCH_CONCURRENCY clients at once (throughput, degraded answers under load). Last line: one JSON object.
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { features } from '@recsys/contracts';
 import { startPipeline, type RunningPipeline, type ServiceName } from '@recsys/pipeline';
-import { createServiceClient } from '@recsys/service-kit';
-import { assembleFeeds, loadModelVersion, ModelSession, readItemVectors, UserTower, type FeatureRow } from '@recsys/serving';
-import { readItemRows, readUserState } from '@recsys/stage';
+import { loadModelVersion } from '@recsys/serving';
 import { RedisServer } from '@recsys/testing';
-import { inputLayout, loadSetup, prerankerLayout, type Tensor } from '@recsys/trainer';
-import { openStore } from '@recsys/vector-index';
+import { loadSetup } from '@recsys/trainer';
+import { FLOOR_PARTS, measureFloor } from './floor';
 import { quantile, round, rssMiB } from './stats';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 500);
@@ -28,7 +25,6 @@ const WORK_DIR = process.env.BENCH_WORK_DIR ?? join(tmpdir(), 'recsys-bench-pipe
 const MODELS_DIR = process.env.BENCH_MODELS_DIR;
 const SERVICES: readonly ServiceName[] = ['features', 'retrieval', 'preranking', 'ranking', 'reranking', 'gateway'];
 const STAGES = ['retrieval', 'preranking', 'ranking', 'reranking'] as const;
-const FLOOR_PARTS = ['embed', 'search', 'prerank', 'rank'] as const;
 
 interface RecommendJson {
   items: { item_id: string }[];
@@ -57,40 +53,6 @@ async function recommend(url: string, body: Record<string, unknown>): Promise<Re
   return JSON.parse(text) as RecommendJson;
 }
 
-/** The pre-ranker's feeds for one request's candidates, as the pre-ranking service assembles them. */
-function prerankerFeeds(
-  layout: ReturnType<typeof prerankerLayout>,
-  userEmbedding: Float32Array,
-  rows: { user: FeatureRow; context: FeatureRow; items: FeatureRow[] },
-  vectors: { rowOf: Map<string, number>; data: Float32Array; dim: number },
-): Record<string, Tensor> {
-  const n = rows.items.length;
-  const { dim } = vectors;
-  const user = new Float32Array(n * dim);
-  const items = new Float32Array(n * dim);
-  rows.items.forEach((row, k) => {
-    user.set(userEmbedding, k * dim);
-    const at = vectors.rowOf.get(row.id);
-    if (at !== undefined) items.set(vectors.data.subarray(at * dim, (at + 1) * dim), k * dim);
-  });
-  const feeds: Record<string, Tensor> = {
-    user_embedding: { data: user, shape: [n, dim] },
-    item_embedding: { data: items, shape: [n, dim] },
-  };
-  if (layout) {
-    const continuous = assembleFeeds(layout, rows).continuous!;
-    const width = continuous.shape[1]!;
-    // User-only features come back as one row: every candidate shares it.
-    if (continuous.shape[0] === n) feeds.continuous = continuous;
-    else {
-      const data = new Float32Array(n * width);
-      for (let k = 0; k < n; k++) data.set(continuous.data.subarray(0, width) as Float32Array, k * width);
-      feeds.continuous = { data, shape: [n, width] };
-    }
-  }
-  return feeds;
-}
-
 async function main(): Promise<void> {
   const external = process.env.REDIS_URL;
   const redis = external ? undefined : await RedisServer.start();
@@ -113,8 +75,6 @@ async function main(): Promise<void> {
     );
 
     const dlrmVersion = await loadModelVersion(pipeline.modelsDir, 'dlrm');
-    const prerankerVersion = await loadModelVersion(pipeline.modelsDir, 'preranker');
-    const twoTowerVersion = await loadModelVersion(pipeline.modelsDir, 'two-tower', prerankerVersion.manifest.dependsOn?.['two-tower']);
     const users = loadSetup(dlrmVersion.manifest.data.source).dataset.users.ids;
 
     // Warm-up on users the measured requests do not ask for first.
@@ -169,65 +129,7 @@ async function main(): Promise<void> {
     }
 
     // The floor: the same models and index in this process, the same requests' inputs assembled beforehand.
-    const options = { providers: ['cpu' as const], intraOpThreads: 1 };
-    const tower = await UserTower.load(twoTowerVersion, options);
-    const store = await openStore({ kind: 'embedded', root: pipeline.indexDir });
-    const prerankerGraph = prerankerVersion.manifest.graphs.model!;
-    const preranker = await ModelSession.create(prerankerVersion.graphs.model!, prerankerGraph.inputs, { ...options, label: 'preranker' });
-    const dlrmGraph = dlrmVersion.manifest.graphs.model!;
-    const dlrm = await ModelSession.create(dlrmVersion.graphs.model!, dlrmGraph.inputs, { ...options, label: 'dlrm' });
-    const featureClient = createServiceClient(features.FeatureService, pipeline.addresses.features, { defaultTimeoutMs: 30_000 });
-    const parts: Record<(typeof FLOOR_PARTS)[number], number[]> = { embed: [], search: [], prerank: [], rank: [] };
-    const floor: number[] = [];
-    try {
-      const item = await readItemVectors(twoTowerVersion);
-      const vectors = { rowOf: new Map(item.ids.map((id, row) => [id, row])), data: item.vectors, dim: item.dim };
-      const dlrmSpec = dlrmVersion.manifest.featureSpecs.model!;
-      const dlrmLayout = inputLayout(dlrmSpec);
-      const prerankLayout = prerankerLayout(prerankerVersion.manifest.featureSpecs.model!);
-      const recent = dlrmSpec.features.find((f) => f.name === 'recent_items');
-      const dlrmHistory = recent?.kind === 'multi' ? recent.maxValues : 0;
-      const timed = async (part: keyof typeof parts, work: () => Promise<unknown>) => {
-        const t0 = nowMs();
-        const value = await work();
-        const ms = nowMs() - t0;
-        parts[part].push(ms);
-        return { value, ms };
-      };
-      for (let pass = 0; pass < 2; pass++) {
-        // Pass 0 warms every session and the index on a few requests; pass 1 measures every request.
-        const count = pass === 0 ? Math.min(WARMUP, REQUESTS) : REQUESTS;
-        if (pass === 1) for (const list of Object.values(parts)) list.length = 0;
-        for (let i = 0; i < count; i++) {
-          const plan = plans[i]!;
-          const towerState = await readUserState(featureClient, plan.userId, undefined, tower.historyLength, 200);
-          const dlrmState = await readUserState(featureClient, plan.userId, undefined, dlrmHistory, 200);
-          const seen = new Set(towerState.history.map((h) => h.itemId));
-          const retrievedRows = (await readItemRows(featureClient, plan.retrieved)).rows;
-          const rankedRows = (await readItemRows(featureClient, plan.ranked)).rows;
-          const dlrmFeeds = assembleFeeds(dlrmLayout, { user: dlrmState.user, context: dlrmState.context, items: rankedRows });
-
-          const embed = await timed('embed', () => tower.embed([{ user: towerState.user, context: towerState.context }]));
-          const embedding = embed.value as Float32Array;
-          const search = await timed('search', () => store.search(embedding, plan.retrieved.length, { excludeIds: seen }));
-          const prerankFeeds = prerankerFeeds(
-            prerankLayout,
-            embedding,
-            { user: dlrmState.user, context: dlrmState.context, items: retrievedRows },
-            vectors,
-          );
-          const prerank = await timed('prerank', () => preranker.run(prerankFeeds));
-          const rank = await timed('rank', () => dlrm.run(dlrmFeeds));
-          if (pass === 1) floor.push(embed.ms + search.ms + prerank.ms + rank.ms);
-        }
-      }
-    } finally {
-      featureClient.close();
-      await tower.release();
-      await preranker.release();
-      await dlrm.release();
-      await store.close();
-    }
+    const { floor, parts } = await measureFloor(pipeline, plans, WARMUP);
 
     const p50 = quantile(latencies, 0.5);
     const floorP50 = quantile(floor, 0.5);

@@ -1,15 +1,17 @@
-// The whole pipeline end to end: every service as its own process (startPipeline), real models trained on
-// small synthetic data, the feature store on the real Redis, auth on. REST through fetch, gRPC through the
-// typed client, as a client of the gateway would call them.
+// The whole pipeline end to end, in both modes: every service as its own process (split, the default), and every
+// service in one process calling each other in-process (all-in-one); real models trained on small synthetic data, the
+// feature store on a real Redis, auth on. REST through fetch, gRPC through the typed client, as a client of the gateway
+// would call them. The fault tests freeze or stop a stage's process in split mode; in all-in-one mode, where the stages
+// share a process, the feature store's Redis goes away instead.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Metadata, status } from '@grpc/grpc-js';
 import { common, features, gateway } from '@recsys/contracts';
-import { startPipeline, type RunningPipeline, type ServiceName } from '@recsys/pipeline';
-import { createServiceClient, freePort, type ServiceClient } from '@recsys/service-kit';
-import { trainedModels } from '@recsys/testing';
+import { startPipeline, type PipelineMode, type RunningPipeline, type ServiceName } from '@recsys/pipeline';
+import { createServiceClient, type ServiceClient } from '@recsys/service-kit';
+import { RedisServer, trainedModels } from '@recsys/testing';
 
 jest.setTimeout(60_000);
 
@@ -53,38 +55,9 @@ let workDir: string;
 let catalogue: Set<string>;
 let grpcGateway: ServiceClient<typeof gateway.GatewayService.method>;
 let featureClient: ServiceClient<typeof features.FeatureService.method>;
-let featuresMetricsPort: number;
+let ownRedis: RedisServer | undefined;
 const metadata = new Metadata();
 metadata.set('authorization', `Bearer ${API_KEY}`);
-
-beforeAll(async () => {
-  const models = await trainedModels();
-  catalogue = new Set(models.setup.dataset.items.ids);
-  workDir = mkdtempSync(join(tmpdir(), 'recsys-e2e-'));
-  const ports = { features: 0, retrieval: 0, preranking: 0, ranking: 0, reranking: 0, gateway: 0, http: 0 };
-  featuresMetricsPort = await freePort();
-  pipeline = await startPipeline({
-    workDir,
-    modelsDir: models.root,
-    redisUrl: process.env.REDIS_TEST_URL,
-    ports,
-    // A key prefix of its own: other test files share this Redis.
-    env: {
-      features: { REDIS_KEY_PREFIX: `e2e-${randomUUID().slice(0, 8)}:`, METRICS_PORT: String(featuresMetricsPort) },
-      // A roomy default budget: these tests check behaviour, not latency, on a busy 2-core machine (the frozen-stage test sets its own).
-      gateway: { API_KEYS: `e2e:${API_KEY}`, BUDGET_DEFAULT_MS: '3000', BUDGET_MAX_MS: '5000' },
-    },
-  });
-  grpcGateway = createServiceClient(gateway.GatewayService, pipeline.addresses.gateway, { defaultTimeoutMs: 10_000 });
-  featureClient = createServiceClient(features.FeatureService, pipeline.addresses.features, { defaultTimeoutMs: 10_000 });
-}, 180_000);
-
-afterAll(async () => {
-  grpcGateway?.close();
-  featureClient?.close();
-  await pipeline?.close();
-  if (workDir) rmSync(workDir, { recursive: true, force: true });
-}, 60_000);
 
 async function call(
   path: string,
@@ -129,7 +102,7 @@ async function historyOf(userId: string): Promise<string[]> {
 
 /** Calls the feature service has answered so far, by method (its grpc_server_handled_total). */
 async function featureCalls(): Promise<Record<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${featuresMetricsPort}/metrics`)).text();
+  const text = await (await fetch(pipeline.metricsUrl('features')!)).text();
   const calls: Record<string, number> = {};
   for (const match of text.matchAll(/^grpc_server_handled_total\{method="\/recsys\.features\.v1\.FeatureService\/(\w+)",[^}]*\} (\d+)/gm)) {
     calls[match[1]!] = (calls[match[1]!] ?? 0) + Number(match[2]);
@@ -156,7 +129,47 @@ async function withStopped<T>(name: ServiceName, work: () => Promise<T>): Promis
   }
 }
 
-describe('the pipeline end to end', () => {
+/** Starts the pipeline in a mode (all-in-one with a Redis of its own, which its fault test stops). */
+async function startIn(mode: PipelineMode): Promise<void> {
+  const models = await trainedModels();
+  catalogue = new Set(models.setup.dataset.items.ids);
+  workDir = mkdtempSync(join(tmpdir(), 'recsys-e2e-'));
+  const ports = { features: 0, retrieval: 0, preranking: 0, ranking: 0, reranking: 0, gateway: 0, http: 0 };
+  if (mode === 'all-in-one') ownRedis = await RedisServer.start();
+  pipeline = await startPipeline({
+    mode,
+    // Metrics on: the feature service's own counts of the calls it answered.
+    metrics: true,
+    workDir,
+    modelsDir: models.root,
+    redisUrl: ownRedis?.url ?? process.env.REDIS_TEST_URL,
+    ports,
+    // A key prefix of its own: other test files share this Redis.
+    env: {
+      features: { REDIS_KEY_PREFIX: `e2e-${randomUUID().slice(0, 8)}:` },
+      // A roomy default budget: these tests check behaviour, not latency, on a busy 2-core machine (the frozen-stage test sets its own).
+      gateway: { API_KEYS: `e2e:${API_KEY}`, BUDGET_DEFAULT_MS: '3000', BUDGET_MAX_MS: '5000' },
+    },
+  });
+  grpcGateway = createServiceClient(gateway.GatewayService, pipeline.addresses.gateway, { defaultTimeoutMs: 10_000 });
+  featureClient = createServiceClient(features.FeatureService, pipeline.addresses.features, { defaultTimeoutMs: 10_000 });
+}
+
+async function stopPipeline(): Promise<void> {
+  grpcGateway?.close();
+  featureClient?.close();
+  await pipeline?.close();
+  await ownRedis?.destroy();
+  ownRedis = undefined;
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+}
+
+const MODES: PipelineMode[] = ['split', 'all-in-one'];
+
+describe.each(MODES)('the pipeline end to end (%s)', (mode) => {
+  beforeAll(() => startIn(mode), 180_000);
+  afterAll(stopPipeline, 60_000);
+
   it('answers recommendations over REST (POST and GET) and gRPC', async () => {
     const posted = await recommend({ user_id: 'user-1', k: 10 });
     expectHealthy(posted, 10);
@@ -363,6 +376,38 @@ describe('the pipeline end to end', () => {
     const plain = await recommend({ user_id: 'user-41', k: 10 });
     expect(plain.debug).toEqual([]);
   });
+
+  if (mode === 'all-in-one') {
+    it('runs every stage in one process, behind the gateway and the feature service ports', async () => {
+      const pid = pipeline.pid('gateway');
+      expect(pid).toBeGreaterThan(0);
+      for (const name of ['features', 'retrieval', 'preranking', 'ranking', 'reranking'] as const) expect(pipeline.pid(name)).toBe(pid);
+      expect(pipeline.addresses).toMatchObject({ retrieval: 'inproc://retrieval', ranking: 'inproc://ranking' });
+      await expect(pipeline.stop('ranking')).rejects.toThrow('all-in-one mode');
+    });
+
+    it('degrades instead of failing while the feature store is gone, and recovers when it is back', async () => {
+      const k = 10;
+      await ownRedis!.stop();
+      let degraded: RecommendJson;
+      try {
+        degraded = await recommend({ user_id: 'user-34', k, budget_ms: 1000 });
+      } finally {
+        await ownRedis!.resume();
+      }
+      expect(degraded.degradations.length).toBeGreaterThan(0);
+      expect(new Set(ids(degraded)).size).toBe(k);
+      expect(ids(degraded).filter((id) => !catalogue.has(id))).toEqual([]);
+      const deadline = Date.now() + 15_000;
+      let answer = await recommend({ user_id: 'user-34', k });
+      while (answer.degradations.length > 0 && Date.now() < deadline) {
+        await new Promise((done) => setTimeout(done, 200));
+        answer = await recommend({ user_id: 'user-34', k });
+      }
+      expectHealthy(answer, k);
+    });
+    return;
+  }
 
   it('degrades a frozen stage with DEADLINE_EXCEEDED within a small budget', async () => {
     const pid = pipeline.pid('preranking')!;

@@ -55,5 +55,14 @@ describe('recsys-up flags', () => {
     fails(['--redis-url', 'localhost:6379'], '--redis-url: expected a redis:// or rediss:// URL');
     fails(['--models', '/m', '--items', '10'], '--models and --users/--items');
     fails(['--shards', '3'], "'--shards'");
+    fails(['--mode', 'monolith'], '--mode: expected split or all-in-one, got "monolith"');
+    fails(['--mode', 'all-in-one', '--skip', 'gateway'], '--skip: the all-in-one mode runs every service');
+  });
+
+  it('runs every service in one process with --mode all-in-one (or RECSYS_MODE)', () => {
+    expect(optionsOf(['--mode', 'all-in-one'])).toMatchObject({ mode: 'all-in-one' });
+    expect(parseUpArgs([], { RECSYS_MODE: 'all-in-one' }, root)).toMatchObject({ options: { mode: 'all-in-one' } });
+    expect(optionsOf(['--mode', 'split'])).toMatchObject({ mode: 'split' });
+    expect(optionsOf([])).not.toHaveProperty('mode');
   });
 });

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { PipelineOptions } from './pipeline.js';
-import { SERVICE_NAMES, type ServiceName } from './services.js';
+import { PIPELINE_MODES, SERVICE_NAMES, type PipelineMode, type ServiceName } from './services.js';
 
 export const usage = `usage: recsys-up [options]
 
@@ -10,6 +10,8 @@ Runs the whole recommender on this machine: makes the synthetic dataset (dated t
 vector index (skipped when it holds the newest two-tower), then starts retrieval, pre-ranking, ranking, re-ranking
 and the gateway, each as its own process on 127.0.0.1, and waits until all are healthy. Ctrl-C stops them.
 
+  --mode MODE           split (default): each service its own process, as on Kubernetes; all-in-one: every service in
+                        one process, the stages calling each other in-process (same code and contracts, no HTTP/2)
   --work-dir DIR        models, indexes, logs and state (default: $RECSYS_WORK_DIR or .recsys at the repository root)
   --models DIR          serve these trained models (<DIR>/{two-tower,dlrm,preranker}/<version>/) instead of training
   --redis-url URL       feature store in Redis (default: $REDIS_URL; unset: in memory)
@@ -48,6 +50,7 @@ export function parseUpArgs(argv: string[], env: NodeJS.ProcessEnv, repoRoot: st
     ({ values } = parseArgs({
       args: argv,
       options: {
+        mode: { type: 'string' },
         'work-dir': { type: 'string' },
         models: { type: 'string' },
         'redis-url': { type: 'string' },
@@ -86,6 +89,10 @@ export function parseUpArgs(argv: string[], env: NodeJS.ProcessEnv, repoRoot: st
   const items = positive('items', text('items'));
   if (users !== undefined) synthetic.users = users;
   if (items !== undefined) synthetic.items = items;
+  const mode = (text('mode') ?? env.RECSYS_MODE) || undefined;
+  if (mode !== undefined && !PIPELINE_MODES.includes(mode as PipelineMode))
+    throw new UsageError(`--mode: expected ${PIPELINE_MODES.join(' or ')}, got "${mode}"`);
+  if (mode === 'all-in-one' && skip.length > 0) throw new UsageError('--skip: the all-in-one mode runs every service; leave --skip out');
   const models = text('models');
   if (models !== undefined && (users !== undefined || items !== undefined))
     throw new UsageError('--models and --users/--items: trained models come with their data; give one or the other');
@@ -93,6 +100,7 @@ export function parseUpArgs(argv: string[], env: NodeJS.ProcessEnv, repoRoot: st
     help: false,
     options: {
       workDir: resolve(workDir),
+      ...(mode !== undefined ? { mode: mode as PipelineMode } : {}),
       ...(models !== undefined ? { modelsDir: resolve(models) } : {}),
       ...(redisUrl !== undefined ? { redisUrl } : {}),
       ...(skip.length > 0 ? { skip: skip as ServiceName[] } : {}),

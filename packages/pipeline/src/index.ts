@@ -1,4 +1,5 @@
 export {
+  type PipelineMode,
   type PipelineOptions,
   type RunningPipeline,
   type ServiceName,
@@ -9,6 +10,6 @@ export {
   preparePipeline,
   startPipeline,
 } from './pipeline.js';
-export { DEFAULT_PORTS, SERVICE_NAMES } from './services.js';
+export { DEFAULT_PORTS, PIPELINE_MODES, SERVICE_NAMES } from './services.js';
 export { PORT_WAIT_MS, PortInUseError } from './ports.js';
 export { LOCK_FILE, WorkDirLock, WorkDirLockedError } from './work-dir-lock.js';

@@ -3,16 +3,28 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { features } from '@recsys/contracts';
 import { type SyntheticOptions, fingerprint } from '@recsys/data';
-import { checkHealth, createServiceClient } from '@recsys/service-kit';
+import { checkHealth, createServiceClient, freePort } from '@recsys/service-kit';
 import { loadModelVersion } from '@recsys/serving';
 import { loadFeatures } from '@recsys/offline';
-import { DEFAULT_SYNTHETIC, type DataSource, type Progress, describeSource, loadSetup, trainRun } from '@recsys/trainer';
+import {
+  DEFAULT_SYNTHETIC,
+  type DataSource,
+  type Progress,
+  type TrainRunOptions,
+  describeSource,
+  loadSetup,
+  trainRun,
+} from '@recsys/trainer';
 import { indexIsCurrent, modelsDecision, twoTowerIdentity } from './model-cache.js';
 import { PORT_WAIT_MS, type PortLabel, PortReservation, waitForPort } from './ports.js';
 import { type ExitResult, ServiceProcess } from './service-process.js';
 import {
+  ALL_IN_ONE_ENTRY,
   DEFAULT_PORTS,
   HOST,
+  PIPELINE_MODES,
+  type PipelineMode,
+  allInOneEnv,
   INDEX_CLI,
   SERVICE_ENTRIES,
   SERVICE_NAMES,
@@ -26,7 +38,7 @@ import { readState, windowStart, writeState } from './state-file.js';
 import { newestIndexVersion } from './versions.js';
 import { WorkDirLock } from './work-dir-lock.js';
 
-export type { ServiceName } from './services.js';
+export type { PipelineMode, ServiceName } from './services.js';
 
 export interface PipelineOptions {
   workDir: string;
@@ -40,28 +52,42 @@ export interface PipelineOptions {
   env?: Partial<Record<ServiceName, Record<string, string>>>;
   /** Synthetic data size when training (defaults: the trainer's DEFAULT_SYNTHETIC). */
   synthetic?: Partial<SyntheticOptions>;
-  /** Leave services out (e.g. ['gateway'] before it exists). */
+  /** Training settings per model when training (e.g. fewer epochs for a large catalogue); the trainer's defaults otherwise. */
+  training?: Pick<TrainRunOptions, 'retrieval' | 'ranking' | 'preranking'>;
+  /** false: the feature store holds this data already (a Redis an earlier launch loaded); default true. */
+  loadFeatures?: boolean;
+  /** Leave services out (e.g. ['gateway'] before it exists); split mode only. */
   skip?: ServiceName[];
   /** Longest wait, when a service starts, for a connection that holds its port to let it go (default PORT_WAIT_MS). */
   portWaitMs?: number;
+  /**
+   * split (default): every service its own process, as on Kubernetes. all-in-one: one process runs them all, the stages
+   * calling each other over the in-process transport; the gateway (gRPC, REST) and the feature service listen as in split.
+   */
+  mode?: PipelineMode;
+  /** Every process exports Prometheus metrics on a free port (metricsUrl); all-in-one: one endpoint for all. */
+  metrics?: boolean;
   log?: (line: string) => void;
 }
 
 export interface RunningPipeline {
-  /** gRPC host:port per service ('' for a skipped one). */
+  readonly mode: PipelineMode;
+  /** gRPC host:port per service ('' for a skipped one; inproc://NAME for a stage inside the all-in-one process). */
   addresses: Record<ServiceName, string>;
   /** The gateway's REST base URL, e.g. http://127.0.0.1:8080 ('' when the gateway is skipped). */
   httpUrl: string;
   modelsDir: string;
   indexDir: string;
-  /** Stop one service (SIGTERM, wait for exit). */
+  /** Stop one service (SIGTERM, wait for exit); split mode only. */
   stop(name: ServiceName): Promise<void>;
-  /** Start a stopped service again with the same env and port; resolves when healthy. */
+  /** Start a stopped service again with the same env and port; resolves when healthy; split mode only. */
   start(name: ServiceName): Promise<void>;
   /** The service's collected log output (for test failure messages). */
   output(name: ServiceName): string;
-  /** Process id per running service (benchmarks read CPU/RSS). */
+  /** Process id per running service (benchmarks read CPU/RSS); all-in-one: the one process's for every name. */
   pid(name: ServiceName): number | undefined;
+  /** The service's metrics URL (http://host:port/metrics) when started with `metrics`; all-in-one: the one endpoint. */
+  metricsUrl(name: ServiceName): string | undefined;
   close(): Promise<void>;
 }
 
@@ -149,6 +175,7 @@ export async function preparePipeline(options: PipelineOptions): Promise<{ model
     out: modelsDir,
     // The uncorrected baseline is for reports only; serving never reads it.
     compareUncorrected: false,
+    ...options.training,
     onProgress: progressLines(log),
     log: (line) => log(`  ${line}`),
   });
@@ -209,13 +236,14 @@ async function loadFeatureData(modelsDir: string, featuresAddress: string, log: 
 export class Pipeline implements RunningPipeline {
   readonly addresses: Record<ServiceName, string>;
   readonly httpUrl: string;
-  private readonly processes = new Map<ServiceName, ServiceProcess>();
+  /** One process per service, or (all-in-one) one for all of them under the name 'all-in-one'. */
+  private readonly processes = new Map<ServiceName | 'all-in-one', ServiceProcess>();
   private readonly killOnExit = () => this.processes.forEach((p) => p.kill());
   private closed = false;
   /** Services that reported healthy and were not stopped since: an exit of any other is a start-up failure, reported by start(). */
   private readonly healthy = new Set<ServiceName>();
-  /** Called when a healthy service ends without being asked to. */
-  onUnexpectedExit: (name: ServiceName, result: ExitResult, lastOutput: string[]) => void = () => undefined;
+  /** Called when a healthy service (all-in-one: the process) ends without being asked to. */
+  onUnexpectedExit: (name: ServiceName | 'all-in-one', result: ExitResult, lastOutput: string[]) => void = () => undefined;
 
   constructor(
     readonly modelsDir: string,
@@ -226,47 +254,56 @@ export class Pipeline implements RunningPipeline {
     /** Each service's environment as it runs. */
     readonly envOf: (name: ServiceName) => Record<string, string>,
     private readonly log: (line: string) => void,
+    readonly mode: PipelineMode = 'split',
     /** Ports held for services not started yet (by service name, 'http' for the gateway's REST port). */
     private readonly reservations = new Map<PortLabel, PortReservation>(),
     private readonly portWaitMs = PORT_WAIT_MS,
     /** The work directory's lock, let go on close. */
     private readonly lock?: WorkDirLock,
   ) {
-    this.addresses = Object.fromEntries(SERVICE_NAMES.map((n) => [n, running.includes(n) ? address(wiring.ports[n]) : ''])) as Record<
-      ServiceName,
-      string
-    >;
+    const where = (n: ServiceName) =>
+      !running.includes(n) ? '' : mode === 'all-in-one' && n !== 'features' && n !== 'gateway' ? `inproc://${n}` : address(wiring.ports[n]);
+    this.addresses = Object.fromEntries(SERVICE_NAMES.map((n) => [n, where(n)])) as Record<ServiceName, string>;
     this.httpUrl = running.includes('gateway') ? `http://${HOST}:${wiring.httpPort}` : '';
     process.on('exit', this.killOnExit);
   }
 
   private service(name: ServiceName): ServiceProcess {
     if (!this.running.includes(name)) throw new Error(`${name}: not part of this pipeline (skipped)`);
-    let service = this.processes.get(name);
+    const unit = this.mode === 'all-in-one' ? 'all-in-one' : name;
+    let service = this.processes.get(unit);
     if (service === undefined) {
       service = new ServiceProcess({
-        name,
-        script: builtScript(SERVICE_ENTRIES[name]),
+        name: unit,
+        script: builtScript(unit === 'all-in-one' ? ALL_IN_ONE_ENTRY : SERVICE_ENTRIES[name]),
         env: this.envOf(name),
-        logFile: join(this.logDir, `${name}.log`),
+        logFile: join(this.logDir, `${unit}.log`),
         log: this.log,
         onUnexpectedExit: (s, result) => {
           if (this.closed || !this.healthy.delete(name)) return;
           const how = result.signal ? `signal ${result.signal}` : `exit code ${result.code}`;
-          this.log(`${name} ended unexpectedly (${how}); its last lines:\n${s.lastLines(20).join('\n')}`);
-          this.onUnexpectedExit(name, result, s.lastLines(20));
+          this.log(`${unit} ended unexpectedly (${how}); its last lines:\n${s.lastLines(20).join('\n')}`);
+          this.onUnexpectedExit(unit, result, s.lastLines(20));
         },
       });
-      this.processes.set(name, service);
+      this.processes.set(unit, service);
     }
     return service;
   }
 
-  /**
-   * Starts a service once its ports can be listened on, and waits until its gRPC health (and the gateway's REST /healthz)
-   * says SERVING. A service that ends on EADDRINUSE (its port taken after the check) is started again once the port is free.
-   */
+  private splitOnly(what: string): void {
+    if (this.mode === 'all-in-one')
+      throw new Error(`${what}: the services share one process in all-in-one mode; close the pipeline instead`);
+  }
+
+  /** Starts a stopped service again with the same env and ports, and waits until it serves (split mode). */
   async start(name: ServiceName): Promise<void> {
+    this.splitOnly(`start(${name})`);
+    await this.startProcess(name);
+  }
+
+  /** Starts a service's process (all-in-one: the one process, which serves the feature service first) and waits for its health. */
+  async startProcess(name: ServiceName): Promise<void> {
     if (this.closed) throw new Error('the pipeline is closed');
     const service = this.service(name);
     for (let attempt = 1; ; attempt++) {
@@ -305,6 +342,24 @@ export class Pipeline implements RunningPipeline {
     this.log(`${name}: serving on ${grpcAddress}${name === 'gateway' ? ` and ${this.httpUrl}` : ''} (pid ${service.pid})`);
   }
 
+  /**
+   * All-in-one: the process runs the feature service alone until the features are loaded and the index is built; then
+   * SIGUSR2 starts the stages and the gateway, and this resolves once the gateway serves gRPC and REST.
+   */
+  async startStagesInProcess(): Promise<void> {
+    const service = this.service('gateway');
+    if (!service.running || service.pid === undefined) throw new Error('all-in-one: the process is not running');
+    // The gateway's gRPC and REST ports were held by the launcher until now.
+    await this.portsReady('gateway');
+    process.kill(service.pid, 'SIGUSR2');
+    const until = Date.now() + HEALTH_TIMEOUT_MS;
+    const grpcAddress = address(this.wiring.ports.gateway);
+    while (!(await serving(grpcAddress))) await this.waitOrFail(service, until, `did not report SERVING on ${grpcAddress}`);
+    while (!(await restHealthy(this.httpUrl))) await this.waitOrFail(service, until, `did not answer GET ${this.httpUrl}/healthz`);
+    for (const name of this.running) this.healthy.add(name);
+    this.log(`all-in-one: every stage serving in one process (pid ${service.pid}); gateway on ${grpcAddress} and ${this.httpUrl}`);
+  }
+
   private async waitOrFail(service: ServiceProcess, until: number, problem: string): Promise<void> {
     if (!service.running) {
       const { code, signal } = await service.exited;
@@ -324,23 +379,33 @@ export class Pipeline implements RunningPipeline {
   }
 
   async stop(name: ServiceName): Promise<void> {
+    this.splitOnly(`stop(${name})`);
     this.healthy.delete(name);
     await this.processes.get(name)?.stop(STOP_TIMEOUT_MS);
   }
 
+  private unit(name: ServiceName): ServiceProcess | undefined {
+    return this.processes.get(this.mode === 'all-in-one' ? 'all-in-one' : name);
+  }
+
   output(name: ServiceName): string {
-    return this.processes.get(name)?.output() ?? '';
+    return this.unit(name)?.output() ?? '';
   }
 
   pid(name: ServiceName): number | undefined {
-    return this.processes.get(name)?.pid;
+    return this.unit(name)?.pid;
+  }
+
+  metricsUrl(name: ServiceName): string | undefined {
+    const port = this.wiring.metricsPorts?.[this.mode === 'all-in-one' ? 'gateway' : name];
+    return port === undefined ? undefined : `http://${HOST}:${port}/metrics`;
   }
 
   /** Stops every service, the last started first, each given time to drain. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const name of [...SERVICE_NAMES].reverse()) {
+    for (const name of ['all-in-one' as const, ...[...SERVICE_NAMES].reverse()]) {
       const service = this.processes.get(name);
       if (service?.running) {
         this.log(`${name}: stopping`);
@@ -379,13 +444,17 @@ async function restHealthy(baseUrl: string): Promise<boolean> {
  */
 export async function launchPipeline(options: PipelineOptions, onCreated?: (pipeline: Pipeline) => void): Promise<Pipeline> {
   const log = options.log ?? silent;
+  const mode = options.mode ?? 'split';
+  if (!PIPELINE_MODES.includes(mode)) throw new Error(`mode: expected ${PIPELINE_MODES.join(' or ')}, got "${String(mode)}"`);
   const skip = new Set(options.skip ?? []);
+  if (mode === 'all-in-one' && skip.size > 0) throw new Error('skip: the all-in-one mode runs every service; leave skip out');
   const unknown = [...skip].find((name) => !SERVICE_NAMES.includes(name));
   if (unknown !== undefined) throw new Error(`skip: unknown service "${unknown}" (services are ${SERVICE_NAMES.join(', ')})`);
   if (skip.has('features')) throw new Error('skip: the feature service cannot be left out: every other step reads it');
   const running = SERVICE_NAMES.filter((name) => !skip.has(name));
   // Fail before training when a build is missing.
-  for (const name of running) builtScript(SERVICE_ENTRIES[name]);
+  if (mode === 'all-in-one') builtScript(ALL_IN_ONE_ENTRY);
+  else for (const name of running) builtScript(SERVICE_ENTRIES[name]);
   const indexCli = running.includes('retrieval') ? builtScript(INDEX_CLI) : undefined;
 
   const workDir = resolve(options.workDir);
@@ -398,26 +467,36 @@ export async function launchPipeline(options: PipelineOptions, onCreated?: (pipe
   try {
     await mkdir(indexDir, { recursive: true });
     await mkdir(logDir, { recursive: true });
+    // All-in-one: the stages take calls in-process; only the feature service and the gateway have ports.
+    const listens = (name: ServiceName) => mode !== 'all-in-one' || name === 'features' || name === 'gateway';
     // Every port held from here until its service starts (see PortReservation); another server on one fails here, before training.
-    const wanted: [PortLabel, number][] = running.map((name) => [name, options.ports?.[name] ?? DEFAULT_PORTS[name]]);
+    const wanted: [PortLabel, number][] = running.filter(listens).map((name) => [name, options.ports?.[name] ?? DEFAULT_PORTS[name]]);
     if (running.includes('gateway')) wanted.push(['http', options.ports?.http ?? DEFAULT_PORTS.http]);
     for (const [label, port] of wanted) {
       const twin = wanted.find(([other, p]) => other !== label && p === port && port !== 0);
       if (twin !== undefined) throw new Error(`--${label}-port and --${twin[0]}-port: both ${port}; each needs a port of its own`);
     }
     for (const [label, port] of wanted) reservations.set(label, await PortReservation.take(label, port, log));
-    const ports = Object.fromEntries(running.map((name) => [name, reservations.get(name)!.port])) as Record<ServiceName, number>;
+    const ports = Object.fromEntries(running.map((name) => [name, reservations.get(name)?.port ?? 0])) as Record<ServiceName, number>;
     const httpPort = reservations.get('http')?.port ?? -1;
+    let metricsPorts: ServiceWiring['metricsPorts'];
+    if (options.metrics) {
+      metricsPorts = {};
+      for (const name of mode === 'all-in-one' ? (['gateway'] as const) : running) metricsPorts[name] = await freePort(HOST);
+    }
     const { modelsDir } = await preparePipeline(options);
-    const wiring: ServiceWiring = { ports, httpPort, modelsDir, indexDir, redisUrl: options.redisUrl };
+    const wiring: ServiceWiring = { ports, httpPort, metricsPorts, modelsDir, indexDir, redisUrl: options.redisUrl };
     pipeline = new Pipeline(
       modelsDir,
       indexDir,
       wiring,
       running,
       logDir,
-      (name) => serviceEnv(name, wiring, process.env, options.env?.[name]),
+      mode === 'all-in-one'
+        ? () => allInOneEnv(wiring, process.env, options.env)
+        : (name) => serviceEnv(name, wiring, process.env, options.env?.[name]),
       log,
+      mode,
       reservations,
       options.portWaitMs,
       lock,
@@ -429,10 +508,18 @@ export async function launchPipeline(options: PipelineOptions, onCreated?: (pipe
   }
   onCreated?.(pipeline);
   try {
-    log(`features: starting (${options.redisUrl ? `Redis at ${options.redisUrl}` : 'in-memory store'}); logs in ${logDir}`);
-    await pipeline.start('features');
-    await loadFeatureData(pipeline.modelsDir, pipeline.addresses.features, log);
-    if (indexCli !== undefined) await buildIndex(workDir, pipeline.modelsDir, indexDir, indexCli, pipeline.addresses.features, log);
+    const { modelsDir } = pipeline;
+    const store = options.redisUrl ? `Redis at ${options.redisUrl}` : 'in-memory store';
+    if (mode === 'all-in-one') log(`all-in-one: starting one process, the feature service first (${store}); log in ${logDir}`);
+    else log(`features: starting (${store}); logs in ${logDir}`);
+    await pipeline.startProcess('features');
+    if (options.loadFeatures === false) log('features: loading skipped (the store holds them already)');
+    else await loadFeatureData(modelsDir, pipeline.addresses.features, log);
+    if (indexCli !== undefined) await buildIndex(workDir, modelsDir, indexDir, indexCli, pipeline.addresses.features, log);
+    if (mode === 'all-in-one') {
+      await pipeline.startStagesInProcess();
+      return pipeline;
+    }
     await Promise.all(running.filter((n) => n !== 'features' && n !== 'gateway').map((n) => pipeline.start(n)));
     if (running.includes('gateway')) await pipeline.start('gateway');
     return pipeline;

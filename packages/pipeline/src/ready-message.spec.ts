@@ -43,4 +43,27 @@ describe('ready message', () => {
     expect(message).toContain(`  curl -s 'http://127.0.0.1:8080/v1/recommendations?user_id=user-1&k=10'`);
     expect(message).toContain('/w/logs/<service>.log');
   });
+
+  it('points at the one log of the all-in-one process', () => {
+    const inproc = (name: string) => `inproc://${name}`;
+    const message = readyMessage({
+      addresses: {
+        features: '127.0.0.1:50051',
+        retrieval: inproc('retrieval'),
+        preranking: inproc('preranking'),
+        ranking: inproc('ranking'),
+        reranking: inproc('reranking'),
+        gateway: '127.0.0.1:50050',
+      },
+      httpUrl: 'http://127.0.0.1:8080',
+      workDir: '/w',
+      modelsDir: '/w/models',
+      indexDir: '/w/indexes',
+      redisUrl: undefined,
+      gatewayEnv: { AUTH_DISABLED: 'true' },
+      seconds: 1,
+    });
+    expect(message).toContain('  ranking     inproc://ranking');
+    expect(message).toContain('/w/logs/all-in-one.log');
+  });
 });

@@ -55,7 +55,10 @@ export function readyMessage(facts: ReadyFacts): string {
           : '';
     lines.push(`  ${name.padEnd(11)} ${where}${extra}`);
   }
-  lines.push(`  models      ${facts.modelsDir}`, `  index       ${facts.indexDir}`, `  logs        ${facts.workDir}/logs/<service>.log`);
+  // All-in-one mode: the stages answer in-process, in the one process whose log holds every service's lines.
+  const allInOne = Object.values(facts.addresses).some((where) => where.startsWith('inproc://'));
+  const logs = `${facts.workDir}/logs/${allInOne ? 'all-in-one' : '<service>'}.log`;
+  lines.push(`  models      ${facts.modelsDir}`, `  index       ${facts.indexDir}`, `  logs        ${logs}`);
   if (facts.httpUrl) {
     const authOff = ['true', '1'].includes(facts.gatewayEnv.AUTH_DISABLED ?? '');
     lines.push(

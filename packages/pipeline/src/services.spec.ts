@@ -1,4 +1,4 @@
-import { DEFAULT_PORTS, type ServiceWiring, serviceEnv } from './services.js';
+import { DEFAULT_PORTS, type ServiceWiring, allInOneEnv, serviceEnv } from './services.js';
 
 const wiring: ServiceWiring = {
   ports: { features: 41001, retrieval: 41002, preranking: 41003, ranking: 41004, reranking: 41005, gateway: 41000 },
@@ -67,5 +67,28 @@ describe('service environments', () => {
     expect(inheritedKeys.API_KEYS).toBe('me:secret');
     expect(serviceEnv('gateway', wiring, {}, { API_KEYS_FILE: '/keys' }).AUTH_DISABLED).toBeUndefined();
     expect(serviceEnv('gateway', wiring, {}, { RETRIEVAL_ADDRESS: '127.0.0.1:1' }).RETRIEVAL_ADDRESS).toBe('127.0.0.1:1');
+  });
+
+  it('give the all-in-one process every service variable, the gateway ports as its own and the stages started on SIGUSR2', () => {
+    const inherited = { PATH: '/bin', FEATURES_ADDRESS: '10.0.0.1:1', GRPC_LISTEN: 'network', STAGES_START: 'now' };
+    const metricsWiring = { ...wiring, redisUrl: 'redis://127.0.0.1:7000', metricsPorts: { gateway: 41099 } };
+    const env = allInOneEnv(metricsWiring, inherited, { features: { REDIS_KEY_PREFIX: 'p:' }, gateway: { API_KEYS: 'me:k' } });
+    expect(env).toMatchObject({
+      PATH: '/bin',
+      GRPC_HOST: '127.0.0.1',
+      GRPC_PORT: '41000',
+      HTTP_PORT: '41080',
+      FEATURES_GRPC_PORT: '41001',
+      STAGES_START: 'on-sigusr2',
+      REDIS_URL: 'redis://127.0.0.1:7000',
+      REDIS_KEY_PREFIX: 'p:',
+      MODELS_DIR: '/w/models',
+      INDEX_DIR: '/w/indexes',
+      API_KEYS: 'me:k',
+      METRICS_PORT: '41099',
+    });
+    // The process wires the stages to each other in-process; no inherited address or listen mode leaks in.
+    for (const key of ['FEATURES_ADDRESS', 'RETRIEVAL_ADDRESS', 'RANKING_ADDRESS', 'GRPC_LISTEN', 'AUTH_DISABLED'])
+      expect(env[key]).toBeUndefined();
   });
 });

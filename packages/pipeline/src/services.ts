@@ -22,15 +22,24 @@ export const SERVICE_ENTRIES: Readonly<Record<ServiceName, string>> = {
 
 export const INDEX_CLI = 'services/retrieval/dist/index-cli.js';
 
+/** How the services run: each as its own process (the default, and the Kubernetes shape), or all in one process. */
+export type PipelineMode = 'split' | 'all-in-one';
+export const PIPELINE_MODES: readonly PipelineMode[] = ['split', 'all-in-one'];
+
+/** The all-in-one process's entry point: every service, calling each other in-process. */
+export const ALL_IN_ONE_ENTRY = 'packages/all-in-one/dist/main.js';
+
 /** A built entry point; a clear error naming the build to run when it is missing. */
 export function builtScript(relative: string): string {
   return builtEntry(relative, '`pnpm run build` (or bash scripts/up.sh)');
 }
 
 export interface ServiceWiring {
-  /** gRPC port per service (gateway: its gRPC port), all resolved (no 0). */
+  /** gRPC port per service (gateway: its gRPC port), all resolved (no 0); in all-in-one mode only features and gateway. */
   ports: Record<ServiceName, number>;
   httpPort: number;
+  /** Metrics port per service when the launcher turns metrics on (all-in-one: the gateway's is the process's). */
+  metricsPorts?: Partial<Record<ServiceName, number>>;
   modelsDir: string;
   indexDir: string;
   redisUrl: string | undefined;
@@ -55,6 +64,9 @@ const CONTROLLED = [
   'RANKING_ADDRESS',
   'RERANKING_ADDRESS',
   'AUTH_DISABLED',
+  'GRPC_LISTEN',
+  'FEATURES_GRPC_PORT',
+  'STAGES_START',
 ];
 
 export const address = (port: number) => `${HOST}:${port}`;
@@ -73,6 +85,8 @@ export function serviceEnv(
   for (const [key, value] of Object.entries(inherited)) if (value !== undefined && !CONTROLLED.includes(key)) env[key] = value;
   env.GRPC_HOST = HOST;
   env.GRPC_PORT = String(wiring.ports[name]);
+  const metricsPort = wiring.metricsPorts?.[name];
+  if (metricsPort !== undefined) Object.assign(env, { METRICS_HOST: HOST, METRICS_PORT: String(metricsPort) });
   if (name !== 'features') env.FEATURES_ADDRESS = address(wiring.ports.features);
   switch (name) {
     case 'features':
@@ -100,6 +114,31 @@ export function serviceEnv(
       break;
   }
   return { ...env, ...extra };
+}
+
+/**
+ * The all-in-one process's environment: what each service would get alone, merged (the variables are the same; the
+ * process wires the addresses itself, in-process), the gateway's ports as the process's, the feature service's port as
+ * FEATURES_GRPC_PORT (for loading features and building the index), and the stages started on SIGUSR2 once both are done.
+ */
+export function allInOneEnv(
+  wiring: ServiceWiring,
+  inherited: NodeJS.ProcessEnv,
+  extras: Partial<Record<ServiceName, Record<string, string>>> = {},
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of SERVICE_NAMES) Object.assign(env, serviceEnv(name, wiring, inherited, extras[name]));
+  const gateway = serviceEnv('gateway', wiring, inherited, extras.gateway);
+  for (const key of ['FEATURES_ADDRESS', 'RETRIEVAL_ADDRESS', 'PRERANKING_ADDRESS', 'RANKING_ADDRESS', 'RERANKING_ADDRESS'])
+    delete env[key];
+  Object.assign(env, {
+    GRPC_PORT: gateway.GRPC_PORT,
+    FEATURES_GRPC_PORT: String(wiring.ports.features),
+    STAGES_START: 'on-sigusr2',
+  });
+  // The process's one metrics endpoint is the gateway's setting.
+  if (gateway.METRICS_PORT !== undefined) env.METRICS_PORT = gateway.METRICS_PORT;
+  return env;
 }
 
 export function gatewayHasKeys(env: Record<string, string | undefined>): boolean {

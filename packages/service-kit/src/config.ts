@@ -28,12 +28,22 @@ export const booleanVar = z
     return z.NEVER;
   });
 
-/** Another service's gRPC address: host:port, [v6]:port, or dns:///host:port. */
+/**
+ * Another service's gRPC address: host:port, [v6]:port, dns:///host:port, or inproc://NAME for a service in this
+ * process (the all-in-one mode).
+ */
 export const addressVar = (defaultAddress: string) =>
   z
     .string()
-    .regex(/^(dns:\/\/\/)?(\[[\da-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}$/, 'must be host:port (or dns:///host:port)')
+    .regex(
+      /^((dns:\/\/\/)?(\[[\da-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}|inproc:\/\/[a-z][a-z0-9-]*)$/,
+      'must be host:port (or dns:///host:port), or inproc://NAME for a service in this process',
+    )
     .default(defaultAddress);
+
+/** Where a service takes calls: a gRPC port, this process's in-process transport (all-in-one mode), or both. */
+export const GRPC_LISTEN_MODES = ['network', 'in-process', 'both'] as const;
+export type GrpcListen = (typeof GRPC_LISTEN_MODES)[number];
 
 /** Variables every service reads. */
 export const baseServiceEnv = {
@@ -44,6 +54,8 @@ export const baseServiceEnv = {
   /** 0 picks a free port; -1 disables the metrics endpoint. */
   METRICS_PORT: z.coerce.number().int().min(-1).max(65535).default(-1),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** network: a gRPC port; in-process: only callers in this process, at inproc://<service>; both. */
+  GRPC_LISTEN: z.enum(GRPC_LISTEN_MODES).default('network'),
   /** Longest wait for in-flight calls to finish at shutdown before they are cut. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10000),
   /**
@@ -63,6 +75,8 @@ export interface BaseServiceConfig {
   shutdownTimeoutMs: number;
   /** 0: unlimited. */
   maxConnectionAgeMs: number;
+  /** Absent: network. */
+  grpcListen?: GrpcListen;
 }
 
 /** Validates the environment once; the first problem is named in the error. */
@@ -87,6 +101,7 @@ export function baseServiceConfig(env: z.infer<z.ZodObject<typeof baseServiceEnv
     logLevel: env.LOG_LEVEL,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     maxConnectionAgeMs: env.GRPC_MAX_CONNECTION_AGE_MS,
+    grpcListen: env.GRPC_LISTEN,
   };
 }
 

@@ -1,7 +1,8 @@
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
-import { Client, credentials, Metadata, type ServiceError as GrpcServiceError } from '@grpc/grpc-js';
+import { Client, credentials, Metadata, status, type ServiceError as GrpcServiceError } from '@grpc/grpc-js';
 import { CLIENT_CHANNEL_OPTIONS, methodDefinition } from './grpc-definition.js';
+import { callInProcess, grpcCallError, isInProcessAddress } from './in-process.js';
 import { currentRequestContext, REQUEST_ID_HEADER } from './request-context.js';
 import { startClientSpan } from './tracing.js';
 
@@ -39,47 +40,54 @@ export interface ClientOptions {
   channelOptions?: Record<string, string | number>;
 }
 
+/** How a client sends one unary call: over a grpc-js channel, or to a handler in this process. */
+type UnaryTransport = <T>(
+  path: string,
+  serialize: (value: T) => Buffer,
+  deserialize: (bytes: Buffer) => unknown,
+  request: T,
+  metadata: Metadata,
+  deadline: number,
+  signal: AbortSignal | undefined,
+) => Promise<unknown>;
+
 /**
  * A typed client whose calls carry the deadline of the request being served (deadline
  * propagation) and its request id, so one user request keeps one budget and one id across stages.
+ * An `inproc://NAME` address calls the service NAME started in this process (all-in-one mode) with the same
+ * request bytes, deadline, metadata and status codes, without a channel.
  */
 export function createServiceClient<S extends GenServiceMethods>(
   service: GenService<S>,
   address: string,
   options: ClientOptions = {},
 ): ServiceClient<S> {
-  const client = new Client(address, credentials.createInsecure(), {
-    ...CLIENT_CHANNEL_OPTIONS,
-    ...options.channelOptions,
-  });
+  const { transport, close } = isInProcessAddress(address) ? inProcessTransport(address) : channelTransport(address, options);
   const unary = <T>(
     path: string,
     serialize: (value: T) => Buffer,
     deserialize: (bytes: Buffer) => unknown,
     request: T,
     callOptions: CallOptions,
-  ): Promise<unknown> =>
-    new Promise((resolve, reject) => {
-      const metadata = callOptions.metadata?.clone() ?? new Metadata();
-      const context = currentRequestContext();
-      if (context && metadata.get(REQUEST_ID_HEADER).length === 0) metadata.set(REQUEST_ID_HEADER, context.requestId);
-      const deadline = effectiveDeadline(callOptions.timeoutMs ?? options.defaultTimeoutMs, context?.deadlineMs);
-      const span = startClientSpan(path, metadata, address);
-      const call = client.makeUnaryRequest(
-        path,
-        serialize,
-        deserialize,
-        request,
-        metadata,
-        deadline === Infinity ? {} : { deadline },
-        (error: GrpcServiceError | null, response?: unknown) => {
-          span?.endGrpc(error ? error.code : 0, error);
-          if (error) reject(error);
-          else resolve(response);
-        },
-      );
-      callOptions.signal?.addEventListener('abort', () => call.cancel(), { once: true });
-    });
+  ): Promise<unknown> => {
+    const metadata = callOptions.metadata?.clone() ?? new Metadata();
+    const context = currentRequestContext();
+    if (context && metadata.get(REQUEST_ID_HEADER).length === 0) metadata.set(REQUEST_ID_HEADER, context.requestId);
+    const deadline = effectiveDeadline(callOptions.timeoutMs ?? options.defaultTimeoutMs, context?.deadlineMs);
+    const span = startClientSpan(path, metadata, address);
+    const answer = transport(path, serialize, deserialize, request, metadata, deadline, callOptions.signal);
+    if (span === undefined) return answer;
+    return answer.then(
+      (response) => {
+        span.endGrpc(0, null);
+        return response;
+      },
+      (error: GrpcServiceError) => {
+        span.endGrpc(typeof error?.code === 'number' ? error.code : status.UNKNOWN, error);
+        throw error;
+      },
+    );
+  };
   const methods: Record<string, unknown> = {};
   const paths = new Map<string, string>();
   for (const method of service.methods) {
@@ -103,8 +111,44 @@ export function createServiceClient<S extends GenServiceMethods>(
   return Object.assign(methods, {
     address,
     raw,
-    close: () => client.close(),
+    close,
   }) as unknown as ServiceClient<S>;
+}
+
+function channelTransport(address: string, options: ClientOptions): { transport: UnaryTransport; close: () => void } {
+  const client = new Client(address, credentials.createInsecure(), {
+    ...CLIENT_CHANNEL_OPTIONS,
+    ...options.channelOptions,
+  });
+  const transport: UnaryTransport = (path, serialize, deserialize, request, metadata, deadline, signal) =>
+    new Promise((resolve, reject) => {
+      const call = client.makeUnaryRequest(
+        path,
+        serialize,
+        deserialize,
+        request,
+        metadata,
+        deadline === Infinity ? {} : { deadline },
+        (error: GrpcServiceError | null, response?: unknown) => (error ? reject(error) : resolve(response)),
+      );
+      signal?.addEventListener('abort', () => call.cancel(), { once: true });
+    });
+  return { transport, close: () => client.close() };
+}
+
+/** The same serialisers as the channel's, so the handler receives, and the caller reads, exactly the network's bytes. */
+function inProcessTransport(address: string): { transport: UnaryTransport; close: () => void } {
+  let closed = false;
+  const transport: UnaryTransport = async (path, serialize, deserialize, request, metadata, deadline, signal) => {
+    if (closed) throw new Error(`the client for ${address} is closed`);
+    const answer = await callInProcess(address, path, serialize(request), metadata, deadline, signal);
+    try {
+      return deserialize(answer);
+    } catch {
+      throw grpcCallError(status.INTERNAL, 'Failed to parse server response');
+    }
+  };
+  return { transport, close: () => (closed = true) };
 }
 
 const toBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -3,12 +3,13 @@ import type { DescService } from '@bufbuild/protobuf';
 import type { Server as GrpcServer } from '@grpc/grpc-js';
 import type { DynamicModule, INestMicroservice, Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { Transport, type GrpcOptions, type MicroserviceOptions } from '@nestjs/microservices';
+import { ServerGrpc, Transport, type GrpcOptions, type MicroserviceOptions } from '@nestjs/microservices';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Server as HttpServer } from 'node:http';
 import type { BaseServiceConfig } from './config.js';
 import { freePort } from './free-port.js';
 import { CHANNEL_OPTIONS, packageDefinition, protoPackageOf } from './grpc-definition.js';
+import { InProcessServer, inProcessAddress } from './in-process.js';
 import { NestPinoLogger, type Logger } from './logger.js';
 import { ServiceMetrics, startMetricsServer } from './metrics.js';
 import { GrpcExceptionFilter, GrpcObservabilityInterceptor } from './observability.js';
@@ -35,8 +36,12 @@ export interface GrpcServiceSpec {
 /** A started service: where it listens, its health, and a shutdown that drains in-flight calls. */
 export interface RunningGrpcService {
   readonly app: INestMicroservice;
+  /** -1 when the service takes calls in-process only. */
   readonly grpcPort: number;
+  /** host:port, or inproc://<name> when the service takes calls in-process only. */
   readonly address: string;
+  /** inproc://<name> when callers in this process reach it without the network (GRPC_LISTEN in-process or both). */
+  readonly inProcessAddress: string | undefined;
   /** -1 when the metrics endpoint is disabled. */
   readonly metricsPort: number;
   readonly metrics: ServiceMetrics;
@@ -46,7 +51,10 @@ export interface RunningGrpcService {
 
 export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGrpcService> {
   const { config, logger } = spec;
-  const grpcPort = config.grpcPort === 0 ? await freePort(config.grpcHost) : config.grpcPort;
+  const listen = config.grpcListen ?? 'network';
+  const network = listen !== 'in-process';
+  const inProcess = listen === 'network' ? undefined : inProcessAddress(spec.name);
+  const grpcPort = !network ? -1 : config.grpcPort === 0 ? await freePort(config.grpcHost) : config.grpcPort;
   const metrics = spec.metrics ?? new ServiceMetrics(spec.name);
   const names = spec.services.map((s) => s.typeName);
   const health = new HealthImplementation(Object.fromEntries(['', ...names].map((n) => [n, 'SERVING' as ServingStatus])));
@@ -71,8 +79,9 @@ export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGr
     // OTEL_* variables: off unless OTEL_TRACES_EXPORTER=otlp; a bad value fails the start naming the variable.
     tracing = startTracing({ serviceName: spec.name, logger });
     app = await NestFactory.createMicroservice<MicroserviceOptions>(spec.module, {
-      transport: Transport.GRPC,
-      options,
+      ...(inProcess === undefined
+        ? { transport: Transport.GRPC, options }
+        : { strategy: new InProcessGrpcTransport(options, inProcess, network) }),
       logger: new NestPinoLogger(logger.child({ component: 'nest' })),
       bufferLogs: false,
     });
@@ -92,7 +101,7 @@ export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGr
   }
   const started = app;
   logger.info(
-    { grpcPort, metricsPort, services: names, ...(tracing ? { tracing: tracing.serviceName } : {}) },
+    { grpcPort, inProcess, metricsPort, services: names, ...(tracing ? { tracing: tracing.serviceName } : {}) },
     `${spec.name} service listening`,
   );
 
@@ -121,7 +130,27 @@ export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGr
       logger.info(`${spec.name} service stopped`);
     })());
 
-  return { app: started, grpcPort, address: `${config.grpcHost}:${grpcPort}`, metricsPort, metrics, setServing, close };
+  const address = network ? `${config.grpcHost}:${grpcPort}` : inProcess!;
+  return { app: started, grpcPort, address, inProcessAddress: inProcess, metricsPort, metrics, setServing, close };
+}
+
+/**
+ * Nest's gRPC transport with the grpc-js Server replaced by the in-process one (which also forwards to a network server
+ * when the service listens on a port too): the same controllers, interceptor and exception filter serve both.
+ */
+class InProcessGrpcTransport extends ServerGrpc {
+  constructor(
+    options: GrpcOptions['options'],
+    private readonly inProcess: string,
+    private readonly network: boolean,
+  ) {
+    super(options);
+  }
+
+  override async createClient(): Promise<GrpcServer> {
+    const server = this.network ? await super.createClient() : undefined;
+    return new InProcessServer(this.inProcess, server) as unknown as GrpcServer;
+  }
 }
 
 /**

@@ -15,3 +15,4 @@ export * from './request-context.js';
 export * from './tracing.js';
 export * from './health-client.js';
 export * from './workspace.js';
+export * from './in-process.js';

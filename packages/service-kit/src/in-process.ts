@@ -1,0 +1,238 @@
+import { EventEmitter } from 'node:events';
+import {
+  Metadata,
+  status,
+  type MethodDefinition,
+  type ServiceDefinition,
+  type ServiceError as GrpcServiceError,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+
+/**
+ * The in-process transport of the all-in-one mode: a service started with GRPC_LISTEN=in-process (or both) registers its
+ * grpc-js handlers here under `inproc://<service name>`, and a client created for such an address calls them directly.
+ * The request and the answer still cross as the same protobuf bytes the network path carries (the method's own
+ * serialisers run on both sides), and the same Nest handlers, interceptor (request context, metrics) and exception filter
+ * serve the call; what is left out is HTTP/2 framing, the socket and the event-loop turns around them.
+ *
+ * Kept on a global (not in this module's scope) so a second copy of this package in one process still finds the services.
+ */
+export const IN_PROCESS_SCHEME = 'inproc://';
+
+export const inProcessAddress = (serviceName: string) => `${IN_PROCESS_SCHEME}${serviceName}`;
+
+export const isInProcessAddress = (address: string) => address.startsWith(IN_PROCESS_SCHEME);
+
+type UnaryHandler = (call: InProcessUnaryCall, callback: (error: unknown, value?: unknown) => void) => void;
+
+interface RegisteredMethod {
+  definition: MethodDefinition<unknown, unknown>;
+  handler: UnaryHandler;
+}
+
+const REGISTRY_KEY = Symbol.for('recsys.service-kit.in-process-registry');
+type Registry = Map<string, InProcessServer>;
+const globals = globalThis as unknown as Record<symbol, Registry | undefined>;
+const registry: Registry = (globals[REGISTRY_KEY] ??= new Map());
+
+/** The in-process services of this process (for tests and diagnostics). */
+export function inProcessAddresses(): string[] {
+  return [...registry.keys()];
+}
+
+/** A grpc-js ServiceError as a network call would produce it, so callers' handling of codes is unchanged. */
+export function grpcCallError(code: status, details: string, metadata = new Metadata()): GrpcServiceError {
+  return Object.assign(new Error(`${code} ${status[code]}: ${details}`), { code, details, metadata });
+}
+
+/**
+ * What a handler sees of an in-process call: the parts of grpc-js's ServerUnaryCall the handlers and Nest use
+ * (request, metadata, deadline, path, cancellation).
+ */
+export class InProcessUnaryCall extends EventEmitter {
+  cancelled = false;
+
+  constructor(
+    readonly request: unknown,
+    readonly metadata: Metadata,
+    private readonly deadlineMs: number,
+    private readonly path: string,
+  ) {
+    super();
+  }
+
+  getDeadline(): Date | number {
+    return Number.isFinite(this.deadlineMs) ? new Date(this.deadlineMs) : Infinity;
+  }
+
+  getPath(): string {
+    return this.path;
+  }
+
+  getPeer(): string {
+    return 'in-process';
+  }
+
+  getHost(): string {
+    return 'in-process';
+  }
+
+  sendMetadata(): void {
+    // Answers carry no header metadata in-process.
+  }
+
+  cancel(): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.emit('cancelled', 'cancelled');
+  }
+}
+
+/**
+ * Stands where Nest's gRPC transport expects a grpc-js Server: it takes the services Nest (and the health service) add,
+ * registers their unary methods under the in-process address, and forwards everything to the network server too when
+ * the service also listens on a port.
+ */
+export class InProcessServer {
+  private readonly methods = new Map<string, RegisteredMethod>();
+  private readonly inFlight = new Set<InProcessUnaryCall>();
+  private drained: (() => void) | undefined;
+  private shuttingDown = false;
+
+  constructor(
+    readonly address: string,
+    private readonly network?: {
+      addService(service: ServiceDefinition, implementation: UntypedServiceImplementation): void;
+      tryShutdown(callback: (error?: Error) => void): void;
+      forceShutdown(): void;
+    },
+  ) {
+    if (!isInProcessAddress(address)) throw new TypeError(`an in-process address starts with ${IN_PROCESS_SCHEME}: ${address}`);
+    const existing = registry.get(address);
+    if (existing !== undefined) throw new Error(`${address} is already served in this process`);
+    registry.set(address, this);
+  }
+
+  addService(service: ServiceDefinition, implementation: UntypedServiceImplementation): void {
+    this.network?.addService(service, implementation);
+    for (const [name, definition] of Object.entries(service) as [string, MethodDefinition<unknown, unknown>][]) {
+      if (definition.requestStream || definition.responseStream) continue;
+      const handler = (implementation[name] ?? implementation[definition.originalName ?? '']) as unknown as UnaryHandler | undefined;
+      if (handler !== undefined) this.methods.set(definition.path, { definition, handler: handler.bind(implementation) });
+    }
+  }
+
+  /** One unary call: the request's bytes in, the answer's bytes out, or a grpc-js-shaped error. */
+  call(path: string, request: Uint8Array, metadata: Metadata, deadlineMs: number, signal?: AbortSignal): Promise<Buffer> {
+    if (this.shuttingDown) return Promise.reject(grpcCallError(status.UNAVAILABLE, `${this.address} is shutting down`));
+    const method = this.methods.get(path);
+    if (method === undefined) return Promise.reject(grpcCallError(status.UNIMPLEMENTED, `${path} is not served at ${this.address}`));
+    if (deadlineMs <= Date.now()) return Promise.reject(grpcCallError(status.DEADLINE_EXCEEDED, 'Deadline exceeded'));
+    if (signal?.aborted) return Promise.reject(grpcCallError(status.CANCELLED, 'Cancelled on client'));
+    let decoded: unknown;
+    try {
+      decoded = method.definition.requestDeserialize(request as Buffer);
+    } catch {
+      return Promise.reject(grpcCallError(status.INTERNAL, 'Error deserializing request'));
+    }
+    return new Promise<Buffer>((resolve, reject) => {
+      const call = new InProcessUnaryCall(decoded, metadata, deadlineMs, path);
+      this.inFlight.add(call);
+      let timer: NodeJS.Timeout | undefined;
+      let done = false;
+      const onAbort = () => stop(status.CANCELLED, 'Cancelled on client');
+      const settle = () => {
+        done = true;
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.inFlight.delete(call);
+        if (this.inFlight.size === 0) this.drained?.();
+      };
+      // The caller's deadline or cancellation ends the call for the caller at once; the handler learns it through
+      // `cancelled`, as on the network path.
+      const stop = (code: status, details: string) => {
+        if (done) return;
+        settle();
+        call.cancel();
+        reject(grpcCallError(code, details));
+      };
+      if (Number.isFinite(deadlineMs))
+        timer = setTimeout(() => stop(status.DEADLINE_EXCEEDED, 'Deadline exceeded'), deadlineMs - Date.now());
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const callback = (error: unknown, value?: unknown) => {
+        if (done) return;
+        settle();
+        if (error) {
+          reject(fromHandlerError(error));
+          return;
+        }
+        try {
+          resolve(method.definition.responseSerialize(value));
+        } catch {
+          reject(grpcCallError(status.INTERNAL, 'Failed to serialize response'));
+        }
+      };
+      try {
+        method.handler(call, callback);
+      } catch (error) {
+        callback(error);
+      }
+    });
+  }
+
+  /** Stops taking calls and calls back once those in flight have finished. */
+  tryShutdown(callback: (error?: Error) => void): void {
+    this.shuttingDown = true;
+    let pending = 1 + (this.network ? 1 : 0);
+    let failure: Error | undefined;
+    const one = (error?: Error) => {
+      failure ??= error;
+      if (--pending === 0) {
+        this.unregister();
+        callback(failure);
+      }
+    };
+    this.network?.tryShutdown(one);
+    if (this.inFlight.size === 0) one();
+    else this.drained = () => one();
+  }
+
+  /** Ends every call in flight (UNAVAILABLE to their callers) and leaves the registry. */
+  forceShutdown(): void {
+    this.shuttingDown = true;
+    this.network?.forceShutdown();
+    for (const call of [...this.inFlight]) call.cancel();
+    this.unregister();
+  }
+
+  private unregister(): void {
+    if (registry.get(this.address) === this) registry.delete(this.address);
+  }
+}
+
+/** A handler's error as the caller receives it: its gRPC code (UNKNOWN without one) and details, as grpc-js sends them. */
+function fromHandlerError(error: unknown): GrpcServiceError {
+  const { code, details, message, metadata } = (error ?? {}) as {
+    code?: unknown;
+    details?: unknown;
+    message?: unknown;
+    metadata?: unknown;
+  };
+  const grpcCode = typeof code === 'number' && status[code] !== undefined ? (code as status) : status.UNKNOWN;
+  const text = typeof details === 'string' ? details : typeof message === 'string' ? message : 'Unknown Error';
+  return grpcCallError(grpcCode, text, metadata instanceof Metadata ? metadata : new Metadata());
+}
+
+/** A unary call to a service registered in this process; UNAVAILABLE when none is at the address (not started, or stopped). */
+export function callInProcess(
+  address: string,
+  path: string,
+  request: Uint8Array,
+  metadata: Metadata,
+  deadlineMs: number,
+  signal?: AbortSignal,
+): Promise<Buffer> {
+  const server = registry.get(address);
+  if (server === undefined) return Promise.reject(grpcCallError(status.UNAVAILABLE, `no service at ${address} in this process`));
+  return server.call(path, request, metadata, deadlineMs, signal);
+}

@@ -1,0 +1,409 @@
+// The whole pipeline under load at a large catalogue, in both modes. A synthetic catalogue of BENCH_ITEMS items (1M by
+// default; BENCH_USERS users) with a two-tower, pre-ranker and DLRM trained on it (trainRun through the launcher, cached
+// in BENCH_WORK_DIR, default .recsys/bench-pipeline), a real redis-server on a free port, the default funnel (retrieve
+// 1,000, rank 200, return 20). For each mode (every service its own process, then all in one process), load from
+// separate processes: wrk (REST, test/bench/wrk/recommend.lua) and grpc-load.js (the gateway's gRPC) at 1, 8, 32 and
+// 64 concurrent requests for BENCH_DURATION_S each: requests/s, p50/p95/p99, answers with a fallback, CPU ms per
+// request of every pipeline process (/proc utime+stime over the level), gRPC and feature-service calls per request
+// (grpc_server_handled_total deltas). The floor (user tower, index search, pre-ranker, DLRM of the same requests in
+// this process) is measured in the same run. Writes a markdown table (BENCH_RESULTS, default
+// test/bench/results/pipeline.md); the last line is one JSON object.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { startPipeline, type PipelineMode, type RunningPipeline, type ServiceName } from '@recsys/pipeline';
+import { repoRoot } from '@recsys/service-kit';
+import { loadModelVersion } from '@recsys/serving';
+import { RedisServer } from '@recsys/testing';
+import { FLOOR_PARTS, measureFloor, type RequestPlan } from './floor';
+import { quantile, round, rssMiB } from './stats';
+
+const number = (name: string, fallback: number) => {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got "${process.env[name]}"`);
+  return value;
+};
+const ITEMS = number('BENCH_ITEMS', 1_000_000);
+const USERS = number('BENCH_USERS', 50_000);
+const INTERACTIONS = number('BENCH_INTERACTIONS', 20);
+/** Epochs of each model: one pass over 800k impressions already takes minutes on two cores. */
+const EPOCHS = number('BENCH_EPOCHS', 1);
+/** Seconds of load per level and generator. */
+const DURATION_S = number('BENCH_DURATION_S', 15);
+const WARMUP_S = number('BENCH_WARMUP_S', 5);
+/** Requests whose floor is measured (their candidate sets come from debug answers). */
+const FLOOR_REQUESTS = number('BENCH_FLOOR_REQUESTS', 200);
+const MODES = (process.env.BENCH_MODES ?? 'split,all-in-one').split(',') as PipelineMode[];
+const WORK_DIR = resolve(process.env.BENCH_WORK_DIR ?? join(repoRoot, '.recsys', 'bench-pipeline'));
+/** Trained models to use instead of training (the contract test passes small ones). */
+const MODELS_DIR = process.env.BENCH_MODELS_DIR;
+const RESULTS = resolve(process.env.BENCH_RESULTS ?? join(repoRoot, 'test', 'bench', 'results', 'pipeline.md'));
+const LEVELS = [1, 8, 32, 64] as const;
+const K = 20;
+const FUNNEL = { RETRIEVE_MAX: '1000', RANK_MAX: '200' };
+const SERVICES: readonly ServiceName[] = ['features', 'retrieval', 'preranking', 'ranking', 'reranking', 'gateway'];
+const WRK_SCRIPT = join(repoRoot, 'test', 'bench', 'wrk', 'recommend.lua');
+const GRPC_LOAD = join(__dirname, 'grpc-load.js');
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+type Generator = 'rest' | 'grpc';
+
+interface LoadResult {
+  requests: number;
+  qps: number;
+  p50_ms: number;
+  p95_ms: number;
+  p99_ms: number;
+  /** Answers with a fallback, as a share of the answers. */
+  degraded: number;
+  failed: number;
+}
+
+interface Level extends LoadResult {
+  mode: PipelineMode;
+  generator: Generator;
+  concurrency: number;
+  /** CPU ms per answered request, per process (all-in-one: one). */
+  cpuMs: Record<string, number>;
+  cpuMsTotal: number;
+  grpcCalls: number;
+  featureCalls: number;
+}
+
+/** utime + stime of a process, in ms. */
+function cpuMsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+
+/** The pipeline's processes by the name their CPU is reported under. */
+function processesOf(pipeline: RunningPipeline): Record<string, number> {
+  if (pipeline.mode === 'all-in-one') return { 'all-in-one': pipeline.pid('gateway')! };
+  return Object.fromEntries(SERVICES.map((name) => [name, pipeline.pid(name)!]));
+}
+
+/** grpc_server_handled_total by service, summed over the pipeline's metrics endpoints. */
+async function handledCalls(pipeline: RunningPipeline): Promise<Record<string, number>> {
+  const urls = new Set(SERVICES.map((name) => pipeline.metricsUrl(name)!));
+  const totals: Record<string, number> = {};
+  for (const url of urls) {
+    const text = await (await fetch(url)).text();
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('grpc_server_handled_total{')) continue;
+      const service = /service="([^"]+)"/.exec(line)?.[1] ?? '?';
+      totals[service] = (totals[service] ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return totals;
+}
+
+/** Runs a command to its end; its stdout's last line parsed as JSON. */
+function runJson(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Record<string, unknown>> {
+  return new Promise((done, fail) => {
+    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    child.on('error', (error) =>
+      fail(
+        new Error(`${command}: ${error.message}${command === 'wrk' ? ' (install it: apt-get install wrk, or bash scripts/setup.sh)' : ''}`),
+      ),
+    );
+    child.on('close', (code) => {
+      const last = out.trim().split('\n').at(-1) ?? '';
+      if (code !== 0 || !last.startsWith('{'))
+        fail(new Error(`${command} ${args.join(' ')} failed (exit ${code}): ${err.trim() || out.trim()}`));
+      else done(JSON.parse(last) as Record<string, unknown>);
+    });
+  });
+}
+
+async function restLoad(url: string, concurrency: number, seconds: number, users: number): Promise<LoadResult> {
+  const threads = Math.min(concurrency, 2);
+  const r = (await runJson('wrk', [`-t${threads}`, `-c${concurrency}`, `-d${seconds}s`, '--timeout', '10s', '-s', WRK_SCRIPT, url], {
+    ...process.env,
+    BENCH_WRK_USERS: String(users),
+    BENCH_WRK_K: String(K),
+  })) as Record<string, number>;
+  const answered = r.answered!;
+  return {
+    requests: answered,
+    qps: round(answered / (r.duration_us! / 1e6), 1),
+    p50_ms: round(r.p50_us! / 1000),
+    p95_ms: round(r.p95_us! / 1000),
+    p99_ms: round(r.p99_us! / 1000),
+    degraded: round(answered > 0 ? r.degraded! / answered : 0, 4),
+    failed: r.non200! + r.socket_errors!,
+  };
+}
+
+async function grpcLoad(address: string, concurrency: number, seconds: number, users: number): Promise<LoadResult> {
+  const r = (await runJson(process.execPath, [
+    GRPC_LOAD,
+    '--address',
+    address,
+    '--concurrency',
+    String(concurrency),
+    '--duration-s',
+    String(seconds),
+    '--users',
+    String(users),
+    '--k',
+    String(K),
+  ])) as Record<string, number>;
+  return {
+    requests: r.requests!,
+    qps: r.qps!,
+    p50_ms: r.p50_ms!,
+    p95_ms: r.p95_ms!,
+    p99_ms: r.p99_ms!,
+    degraded: round(r.requests! > 0 ? r.degraded! / r.requests! : 0, 4),
+    failed: r.errors!,
+  };
+}
+
+/** One level: the load, and what every process spent and called meanwhile. */
+async function measureLevel(pipeline: RunningPipeline, generator: Generator, concurrency: number, users: number): Promise<Level> {
+  const pids = processesOf(pipeline);
+  const cpuBefore = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuMsOf(pid)]));
+  const callsBefore = await handledCalls(pipeline);
+  const load =
+    generator === 'rest'
+      ? await restLoad(pipeline.httpUrl, concurrency, DURATION_S, users)
+      : await grpcLoad(pipeline.addresses.gateway, concurrency, DURATION_S, users);
+  const callsAfter = await handledCalls(pipeline);
+  const perRequest = (value: number) => (load.requests > 0 ? value / load.requests : Number.NaN);
+  const cpuMs = Object.fromEntries(
+    Object.entries(pids).map(([name, pid]) => [name, round(perRequest(cpuMsOf(pid) - cpuBefore[name]!), 2)]),
+  );
+  const delta = (service: string) => (callsAfter[service] ?? 0) - (callsBefore[service] ?? 0);
+  // Calls between the pipeline's services: the gateway's own gRPC server counts the load generator's calls.
+  const internal = Object.keys(callsAfter)
+    .filter((service) => service !== 'gateway')
+    .reduce((sum, service) => sum + delta(service), 0);
+  return {
+    mode: pipeline.mode,
+    generator,
+    concurrency,
+    ...load,
+    cpuMs,
+    cpuMsTotal: round(
+      Object.values(cpuMs).reduce((a, b) => a + b, 0),
+      2,
+    ),
+    grpcCalls: round(perRequest(internal), 2),
+    featureCalls: round(perRequest(delta('features')), 2),
+  };
+}
+
+interface RecommendJson {
+  items: { item_id: string }[];
+  degradations: unknown[];
+  debug: { stage: string; candidates: { item_id: string }[] }[];
+}
+
+async function debugPlans(url: string, users: number, count: number): Promise<RequestPlan[]> {
+  const plans: RequestPlan[] = [];
+  for (let i = 0; i < count; i++) {
+    const userId = `user-${1 + ((Math.imul(i + 1, 2654435761) >>> 0) % users)}`;
+    const response = await fetch(`${url}/v1/recommendations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ user_id: userId, k: K, debug: true }),
+    });
+    const answer = (await response.json()) as RecommendJson;
+    const stage = (name: string) => answer.debug.find((d) => d.stage === name)?.candidates.map((c) => c.item_id) ?? [];
+    plans.push({ userId, retrieved: stage('STAGE_RETRIEVAL'), ranked: stage('STAGE_PRERANKING') });
+  }
+  return plans;
+}
+
+/** The highest requests/s among levels meeting the p99 with under 1% of answers carrying a fallback (0: none). */
+function maxQps(levels: readonly Level[], p99Ms: number): number {
+  return Math.max(0, ...levels.filter((l) => l.p99_ms <= p99Ms && l.degraded < 0.01 && l.failed === 0).map((l) => l.qps));
+}
+
+function modeSummary(levels: readonly Level[], floorP50: number): Record<string, number> {
+  const rest = levels.filter((l) => l.generator === 'rest');
+  const grpc = levels.filter((l) => l.generator === 'grpc');
+  const summary: Record<string, number> = {};
+  for (const l of rest) {
+    summary[`qps_c${l.concurrency}`] = l.qps;
+    summary[`p50_ms_c${l.concurrency}`] = l.p50_ms;
+    summary[`p95_ms_c${l.concurrency}`] = l.p95_ms;
+    summary[`p99_ms_c${l.concurrency}`] = l.p99_ms;
+    summary[`degraded_c${l.concurrency}`] = l.degraded;
+  }
+  for (const l of grpc) {
+    summary[`grpc_qps_c${l.concurrency}`] = l.qps;
+    summary[`grpc_p50_ms_c${l.concurrency}`] = l.p50_ms;
+    summary[`grpc_p99_ms_c${l.concurrency}`] = l.p99_ms;
+    summary[`grpc_degraded_c${l.concurrency}`] = l.degraded;
+  }
+  summary.max_qps_p99_under_100ms = maxQps(rest, 100);
+  summary.max_qps_p99_under_50ms = maxQps(rest, 50);
+  summary.grpc_max_qps_p99_under_100ms = maxQps(grpc, 100);
+  summary.grpc_max_qps_p99_under_50ms = maxQps(grpc, 50);
+  const c32 = rest.find((l) => l.concurrency === 32)!;
+  summary.cpu_ms_per_request = c32.cpuMsTotal;
+  summary.p50_ms_c1_over_floor = round(rest.find((l) => l.concurrency === 1)!.p50_ms / floorP50, 2);
+  return summary;
+}
+
+function markdown(levels: readonly Level[], facts: Record<string, string | number>, floor: Record<string, number>): string {
+  const lines = [
+    '# bench:pipeline',
+    '',
+    `Run ${facts.date} with \`pnpm bench:pipeline\`: ${facts.items} items, ${facts.users} users, funnel retrieve ` +
+      `${FUNNEL.RETRIEVE_MAX} / rank ${FUNNEL.RANK_MAX} / return ${K}; ${DURATION_S} s per level; Node ${facts.node}; ` +
+      `${facts.cores} cores (${facts.cpu}), ${facts.memory_gib} GiB; load average before the run ${facts.load_before}. ` +
+      'The load generators (wrk for REST, grpc-load.js for gRPC) run on the same cores as the pipeline. The machine is ' +
+      'shared: the figures are noisy, compare them only within one run.',
+    '',
+    `Floor of the same requests in one process (p50): ${floor.floor_p50_ms} ms (` +
+      FLOOR_PARTS.map((p) => `${p} ${floor[`floor_${p}_p50_ms`]}`).join(', ') +
+      ` ms). Candidates per request (p50): ${facts.retrieved_p50} retrieved, ${facts.ranked_p50} ranked.`,
+    '',
+    '"fallback" is the share of answers with at least one degradation (a stage skipped, late or down). CPU is ' +
+      'utime+stime of the pipeline processes over the level divided by the answers (load generator excluded). ' +
+      'Calls are grpc_server_handled_total deltas of the stages and the feature service per answer (in-process calls ' +
+      'in all-in-one mode).',
+    '',
+    '| mode | load | clients | requests/s | p50 ms | p95 ms | p99 ms | fallback | failed | CPU ms/request | per process | calls/request (features) |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
+  ];
+  for (const l of levels) {
+    const per = Object.entries(l.cpuMs)
+      .map(([name, ms]) => `${name} ${ms}`)
+      .join(', ');
+    lines.push(
+      `| ${l.mode} | ${l.generator === 'rest' ? 'REST (wrk)' : 'gRPC'} | ${l.concurrency} | ${l.qps} | ${l.p50_ms} | ${l.p95_ms} | ` +
+        `${l.p99_ms} | ${(l.degraded * 100).toFixed(1)}% | ${l.failed} | ${l.cpuMsTotal} | ${per} | ${l.grpcCalls} (${l.featureCalls}) |`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function main(): Promise<void> {
+  const loadBefore = round(loadavg()[0]!, 2);
+  const redis = await RedisServer.start();
+  const levels: Level[] = [];
+  let floor: Record<string, number> | undefined;
+  let facts: Record<string, string | number> = {};
+  let pipeline: RunningPipeline | undefined;
+  const rss: Record<string, number> = {};
+  let warnings = 0;
+  try {
+    for (const [index, mode] of MODES.entries()) {
+      const started = performance.now();
+      pipeline = await startPipeline({
+        mode,
+        workDir: WORK_DIR,
+        ...(MODELS_DIR
+          ? { modelsDir: MODELS_DIR }
+          : {
+              synthetic: { users: USERS, items: ITEMS, interactionsPerUser: INTERACTIONS },
+              training: { retrieval: { epochs: EPOCHS }, ranking: { epochs: EPOCHS }, preranking: { epochs: EPOCHS } },
+            }),
+        redisUrl: redis.url,
+        // The Redis the first mode loaded serves the second as it is.
+        loadFeatures: index === 0,
+        metrics: true,
+        ports: { features: 0, retrieval: 0, preranking: 0, ranking: 0, reranking: 0, gateway: 0, http: 0 },
+        env: { gateway: { AUTH_DISABLED: 'true', RATE_LIMIT_PER_SECOND: '0', ...FUNNEL } },
+        // Service warnings (answers with fallbacks under load) stay in the services' log files; the count is shown.
+        log: (line) => (/^\[[\w-]+\] WARN /.test(line) ? warnings++ : console.log(line)),
+      });
+      console.log(`${mode}: up in ${round((performance.now() - started) / 1000, 1)} s`);
+      const manifest = (await loadModelVersion(pipeline.modelsDir, 'dlrm')).manifest;
+      const users = manifest.data.users;
+      facts = { ...facts, items: manifest.data.items, users };
+      // Warm-up: code paths optimised, connections open, the adaptive counts settled.
+      await restLoad(pipeline.httpUrl, 8, WARMUP_S, users);
+      await grpcLoad(pipeline.addresses.gateway, 8, Math.min(WARMUP_S, 2), users);
+      for (const concurrency of LEVELS) {
+        for (const generator of ['rest', 'grpc'] as const) {
+          const level = await measureLevel(pipeline, generator, concurrency, users);
+          levels.push(level);
+          console.log(
+            `${mode} ${generator} c=${concurrency}: ${level.qps} requests/s, p50 ${level.p50_ms} ms, p99 ${level.p99_ms} ms, ` +
+              `${(level.degraded * 100).toFixed(1)}% with a fallback, ${level.failed} failed, CPU ${level.cpuMsTotal} ms/request ` +
+              `(${Object.entries(level.cpuMs)
+                .map(([n, ms]) => `${n} ${ms}`)
+                .join(', ')}), ${level.grpcCalls} calls/request (${level.featureCalls} to features)`,
+          );
+        }
+      }
+      for (const [name, pid] of Object.entries(processesOf(pipeline))) rss[`${mode}_${name}_rss_mib`] = rssMiB(pid);
+      if (floor === undefined) {
+        const plans = await debugPlans(pipeline.httpUrl, users, FLOOR_REQUESTS);
+        const samples = await measureFloor(pipeline, plans, Math.min(20, plans.length));
+        floor = { floor_p50_ms: round(quantile(samples.floor, 0.5)) };
+        for (const part of FLOOR_PARTS) floor[`floor_${part}_p50_ms`] = round(quantile(samples.parts[part], 0.5));
+        facts.retrieved_p50 = quantile(
+          plans.map((p) => p.retrieved.length),
+          0.5,
+        );
+        facts.ranked_p50 = quantile(
+          plans.map((p) => p.ranked.length),
+          0.5,
+        );
+        console.log(`floor: p50 ${floor.floor_p50_ms} ms (${FLOOR_PARTS.map((p) => `${p} ${floor![`floor_${p}_p50_ms`]}`).join(', ')} ms)`);
+      }
+      await pipeline.close();
+      pipeline = undefined;
+      if (warnings > 0) console.log(`${mode}: ${warnings} service warnings, in ${join(WORK_DIR, 'logs')}`);
+      warnings = 0;
+    }
+  } finally {
+    await pipeline?.close();
+    await redis.destroy();
+  }
+  facts = {
+    ...facts,
+    date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+    node: process.versions.node,
+    cores: availableParallelism(),
+    cpu: cpus()[0]?.model ?? 'unknown',
+    memory_gib: round(totalmem() / 2 ** 30, 1),
+    load_before: loadBefore,
+  };
+  mkdirSync(dirname(RESULTS), { recursive: true });
+  writeFileSync(RESULTS, markdown(levels, facts, floor!));
+  console.log(`results: ${RESULTS}`);
+
+  const floorP50 = floor!.floor_p50_ms!;
+  const splitC1 = levels.find((l) => l.mode === MODES[0] && l.generator === 'rest' && l.concurrency === 1)!;
+  const result: Record<string, unknown> = {
+    items: facts.items,
+    users: facts.users,
+    ...Object.fromEntries(
+      MODES.map((mode) => [
+        `mode_${mode.replace(/-/g, '_')}`,
+        modeSummary(
+          levels.filter((l) => l.mode === mode),
+          floorP50,
+        ),
+      ]),
+    ),
+    ...floor,
+    retrieved_p50: facts.retrieved_p50,
+    ranked_p50: facts.ranked_p50,
+    feature_calls_per_request: splitC1.featureCalls,
+    grpc_calls_per_request: splitC1.grpcCalls,
+    duration_s_per_level: DURATION_S,
+    cores: facts.cores,
+    load_average_before: loadBefore,
+    node_version: process.versions.node,
+    ...rss,
+  };
+  console.log(JSON.stringify(result));
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

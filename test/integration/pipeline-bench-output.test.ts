@@ -1,0 +1,61 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { builtEntry, runNode, trainedModels } from '@recsys/testing';
+
+// Checks bench:pipeline's output contract on a tiny run (the test models, one second per level, both modes, wrk and the
+// gRPC load generator as at full size); no timing is asserted.
+describe('bench:pipeline', () => {
+  it('ends with one JSON line holding the contracted figures for both modes, and writes its markdown table', async () => {
+    const models = await trainedModels();
+    const workDir = mkdtempSync(join(tmpdir(), 'recsys-bench-pipeline-'));
+    const results = join(workDir, 'pipeline.md');
+    try {
+      const result = await runNode(
+        builtEntry('test/dist/bench/pipeline.bench.js'),
+        [],
+        {
+          BENCH_MODELS_DIR: models.root,
+          BENCH_WORK_DIR: workDir,
+          BENCH_RESULTS: results,
+          BENCH_DURATION_S: '1',
+          BENCH_WARMUP_S: '1',
+          BENCH_FLOOR_REQUESTS: '10',
+        },
+        170_000,
+      );
+      expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+      const line = result.stdout.trim().split('\n').at(-1)!;
+      const figures = JSON.parse(line) as Record<string, unknown>;
+      expect(figures).toMatchObject({ items: 200, node_version: process.versions.node });
+      const bad: string[] = [];
+      const positive = (key: string, value: unknown) => {
+        if (!(typeof value === 'number' && Number.isFinite(value) && value > 0)) bad.push(key);
+      };
+      for (const key of ['floor_p50_ms', 'feature_calls_per_request', 'grpc_calls_per_request']) positive(key, figures[key]);
+      for (const mode of ['mode_split', 'mode_all_in_one']) {
+        const m = figures[mode] as Record<string, number> | undefined;
+        if (m === undefined) {
+          bad.push(mode);
+          continue;
+        }
+        for (const n of [1, 8, 32, 64]) {
+          for (const key of [`qps_c${n}`, `p50_ms_c${n}`, `p99_ms_c${n}`]) positive(`${mode}.${key}`, m[key]);
+          const degraded = m[`degraded_c${n}`];
+          if (!(typeof degraded === 'number' && degraded >= 0 && degraded <= 1)) bad.push(`${mode}.degraded_c${n}`);
+          if (!(m[`p50_ms_c${n}`]! <= m[`p99_ms_c${n}`]!)) bad.push(`${mode}.p50 <= p99 at c${n}`);
+        }
+        for (const key of ['cpu_ms_per_request', 'p50_ms_c1_over_floor']) positive(`${mode}.${key}`, m[key]);
+        for (const key of ['max_qps_p99_under_100ms', 'max_qps_p99_under_50ms'])
+          if (!(typeof m[key] === 'number' && m[key] >= 0)) bad.push(`${mode}.${key}`);
+      }
+      // All at once, with the whole line, so that a failure says which and what else was measured.
+      expect({ bad, line }).toEqual({ bad: [], line });
+      const table = readFileSync(results, 'utf8');
+      expect(table).toContain('| all-in-one | REST (wrk) | 64 |');
+      expect(table).toContain('| split | gRPC | 1 |');
+    } finally {
+      rmSync(workDir, { recursive: true, force: true });
+    }
+  }, 200_000);
+});
