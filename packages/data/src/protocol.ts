@@ -17,11 +17,9 @@ function continuous(name: string, source: FeatureSource, column: string, transfo
 export function ml100kProtocol(dir: string): TrainingSetup {
   const data = loadMovieLens100k(dir);
   const { interactions } = data;
-  const split = hashSplit(
-    interactions,
-    (u) => Number(data.users.ids[u]),
-    (i) => Number(data.items.ids[i]),
-  );
+  const userKey = (u: number) => Number(data.users.ids[u]);
+  const itemKey = (i: number) => Number(data.items.ids[i]);
+  const split = hashSplit(interactions, userKey, itemKey);
   const counts = trainCounts(interactions, split, data.users.ids.length, data.items.ids.length);
   const users = withColumns(data.users, { train_count: { kind: 'numeric', values: counts.user } });
   const years = data.items.columns.release_year!.values as Float64Array;
@@ -48,6 +46,7 @@ export function ml100kProtocol(dir: string): TrainingSetup {
   return {
     dataset: { ...data, users, items },
     split,
+    splitRule: { kind: 'hash', userKey, itemKey },
     ranking: {
       features: [
         userId,

@@ -1,4 +1,7 @@
 import {
+  type UserHistoryOptions,
+  holdOutValidation,
+  withUserHistory,
   type SetupOptions,
   type SyntheticOptions,
   type TrainingSetup,
@@ -27,6 +30,32 @@ export function loadSetup(source: DataSource): TrainingSetup {
     case 'files':
       return buildTrainingSetup(loadDatasetFiles(resolve(source.dir), { positiveThreshold: source.positiveThreshold }), source.setup);
   }
+}
+
+/** What a run builds on top of its data: the user history features and a validation slice held out of train. */
+export interface SetupPreparation {
+  history?: UserHistoryOptions;
+  /** Fit on train minus the validation slice (PROTOCOL.md's rule; the latest train rows for a time split). */
+  validation?: boolean;
+}
+
+export interface PreparedSetup {
+  /** Fitted rows are split 1, test rows 0: what the models are evaluated on (the validation rows count as train). */
+  setup: TrainingSetup;
+  /** Fitted rows 1, the validation slice 0, test rows 2 (never read); the same as setup without validation. */
+  fit: TrainingSetup;
+}
+
+/**
+ * The setup a run trains on. History columns and train counts come from the fitted rows only, so the
+ * validation slice of a run that holds one out never leaks into its features.
+ */
+export function prepareSetup(source: DataSource | TrainingSetup, preparation: SetupPreparation = {}): PreparedSetup {
+  const base = 'dataset' in source ? source : loadSetup(source);
+  const held = preparation.validation ? holdOutValidation(base) : base;
+  const fit = preparation.history ? withUserHistory(held, preparation.history) : held;
+  if (!preparation.validation) return { setup: fit, fit };
+  return { setup: { ...fit, split: base.split }, fit };
 }
 
 export function describeSource(source: DataSource): string {

@@ -44,6 +44,11 @@ export interface ModelReport {
   retrieval?: RetrievalEvaluation;
   /** E.g. the two-tower without logQ correction, for comparison. */
   baseline?: { label: string; retrieval?: RetrievalEvaluation; ranking?: RankingEvaluation };
+  /** The settings the model was trained with (architecture, negatives, history, learning rate). */
+  options?: Record<string, unknown>;
+  /** Per-epoch metrics on the validation slice, when one was held out; the model keeps bestEpoch. */
+  validation?: { epoch: number; score: number; metrics: Record<string, number> }[];
+  bestEpoch?: number;
 }
 
 export interface EvaluationReport {

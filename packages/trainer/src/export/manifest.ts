@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FeatureSpec } from '@recsys/data';
-import type { DataSource } from '../data-source.js';
+import type { DataSource, SetupPreparation } from '../data-source.js';
 import type { InputDescription } from '../models/inputs.js';
 
 export const MANIFEST_FORMAT = 'recsys.model.v1';
@@ -40,7 +40,17 @@ export interface ModelManifest {
     examplesPerS: number;
   } & Record<string, unknown>;
   metrics: Record<string, number>;
-  data: { source: DataSource; name: string; fingerprint: string; users: number; items: number; trainRows: number; testRows: number };
+  data: {
+    source: DataSource;
+    name: string;
+    fingerprint: string;
+    users: number;
+    items: number;
+    trainRows: number;
+    testRows: number;
+    /** User history and validation slice the run built on the data (absent: neither). */
+    preparation?: SetupPreparation;
+  };
   /** Two-tower: the item tower's output for the whole catalogue, for the index builder. */
   itemVectors?: { file: string; idsFile: string; count: number; dim: number; dtype: 'float32'; sha256: string };
   /** Models this one reads the outputs of (the pre-ranker reads the two-tower's vectors). */

@@ -1,6 +1,6 @@
 import { type FeatureSpec, Random } from '@recsys/data';
 import { evaluate } from '../graph/evaluate';
-import { Dlrm, lowerTrianglePairs } from './dlrm';
+import { DLRM_DEFAULTS, Dlrm, lowerTrianglePairs } from './dlrm';
 
 const spec: FeatureSpec = {
   features: [
@@ -32,7 +32,7 @@ describe('Dlrm', () => {
   });
 
   it('computes bottom MLP, dot interaction of [bottom, embeddings] and the top MLP as the reference', () => {
-    const model = new Dlrm(spec, { embeddingDim: 2, bottom: [3, 2], top: [4] }, new Random(1));
+    const model = new Dlrm(spec, { ...DLRM_DEFAULTS, embeddingDim: 2, bottom: [3, 2], top: [4] }, new Random(1));
     expect(model.interactionPairs).toBe(3);
     const byName = new Map(model.params.map((p) => [p.name!, p.data as Float32Array]));
     const p = (name: string) => byName.get(name)!;
@@ -57,12 +57,12 @@ describe('Dlrm', () => {
   });
 
   it('initialises as the DLRM reference: embeddings within ±sqrt(1/n)', () => {
-    const model = new Dlrm(spec, { embeddingDim: 2, bottom: [3, 2], top: [4] }, new Random(2));
+    const model = new Dlrm(spec, { ...DLRM_DEFAULTS, embeddingDim: 2, bottom: [3, 2], top: [4] }, new Random(2));
     const table = model.params.find((q) => q.name === 'emb.b')!.data!;
     expect(Math.max(...Array.from(table, Math.abs))).toBeLessThanOrEqual(Math.sqrt(1 / 4));
   });
 
   it('refuses a bottom MLP that does not end at the embedding dim', () => {
-    expect(() => new Dlrm(spec, { embeddingDim: 4, bottom: [3, 2], top: [4] }, new Random(1))).toThrow(/embedding dim 4/);
+    expect(() => new Dlrm(spec, { ...DLRM_DEFAULTS, embeddingDim: 4, bottom: [3, 2], top: [4] }, new Random(1))).toThrow(/embedding dim 4/);
   });
 });
