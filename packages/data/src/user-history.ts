@@ -19,7 +19,11 @@ export interface UserHistoryOptions {
   tower: number;
   /** Slots of the ranking model's history; 0 leaves it out. */
   ranking: number;
-  /** Which of the user's fitted items the ranking history holds: any value (the protocol's choice) or positives only. */
+  /**
+   * Which of the user's fitted items the ranking history holds: any value (PROTOCOL.md's choice: it cannot
+   * reveal the label) or positives only (what the feature service's history holds when it is loaded with
+   * positive events, as recsys-up does).
+   */
   rankingItems: 'all' | 'positive';
 }
 
@@ -80,27 +84,25 @@ function historyFeature(setup: TrainingSetup, name: string, maxValues: number): 
  * of a tuning run must not hold its validation rows.
  */
 export function withUserHistory(setup: TrainingSetup, options: UserHistoryOptions): TrainingSetup {
-  if (options.tower <= 0 && options.ranking <= 0) return setup;
   for (const [field, n] of [
     ['tower', options.tower],
     ['ranking', options.ranking],
   ] as const)
     if (!Number.isInteger(n) || n < 0) throw new Error(`user history: ${field} length must be a whole number >= 0, got ${n}`);
+  if (options.tower === 0 && options.ranking === 0) return setup;
   const context: Record<string, Column> = { ...setup.dataset.interactions.context };
   const userTower = { features: [...setup.userTower.features] };
   const ranking = { features: [...setup.ranking.features] };
-  if (options.tower > 0) {
-    context[USER_HISTORY] = userHistoryColumn(setup, true, options.tower);
-    userTower.features.push(historyFeature(setup, USER_HISTORY, options.tower));
-  }
+  const rankingName = options.rankingItems === 'all' ? USER_HISTORY_ALL : USER_HISTORY;
+  // One positive column serves both models (newest first: each feature keeps its own first slots).
+  const positives = Math.max(options.tower, rankingName === USER_HISTORY ? options.ranking : 0);
+  if (positives > 0) context[USER_HISTORY] = userHistoryColumn(setup, true, positives);
+  if (options.tower > 0) userTower.features.push(historyFeature(setup, USER_HISTORY, options.tower));
   if (options.ranking > 0) {
-    const name = options.rankingItems === 'all' ? USER_HISTORY_ALL : USER_HISTORY;
-    if (!(name in context)) context[name] = userHistoryColumn(setup, options.rankingItems === 'positive', options.ranking);
-    else if (options.ranking !== options.tower)
-      throw new Error('user history: a positive-item ranking history shares the tower history column, so it needs the same length');
+    if (rankingName === USER_HISTORY_ALL) context[USER_HISTORY_ALL] = userHistoryColumn(setup, false, options.ranking);
     // Placed before the continuous features, as the other multi-valued ones.
     const at = ranking.features.findIndex((f) => f.kind === 'continuous');
-    ranking.features.splice(at < 0 ? ranking.features.length : at, 0, historyFeature(setup, name, options.ranking));
+    ranking.features.splice(at < 0 ? ranking.features.length : at, 0, historyFeature(setup, rankingName, options.ranking));
   }
   return {
     ...setup,
