@@ -14,7 +14,7 @@ import { resolve } from 'node:path';
 
 /** Where a training run's data comes from: recorded in every manifest, so `recsys evaluate` can rebuild it. */
 export type DataSource =
-  | { kind: 'ml100k'; dir: string }
+  | { kind: 'ml100k'; dir: string; itemSide?: boolean }
   | { kind: 'synthetic'; options: SyntheticOptions; setup?: SetupOptions }
   | { kind: 'files'; dir: string; positiveThreshold?: number; setup?: SetupOptions };
 
@@ -24,7 +24,7 @@ export const DEFAULT_SYNTHETIC: SyntheticOptions = { seed: 42, users: 2000, item
 export function loadSetup(source: DataSource): TrainingSetup {
   switch (source.kind) {
     case 'ml100k':
-      return ml100kProtocol(resolve(source.dir));
+      return ml100kProtocol(resolve(source.dir), { itemSide: source.itemSide });
     case 'synthetic':
       return buildTrainingSetup(generateSynthetic(source.options), source.setup);
     case 'files':
