@@ -7,7 +7,7 @@ import { DEFAULT_SYNTHETIC, type DataSource, describeSource } from './data-sourc
 import { evaluateVersion } from './evaluate-version.js';
 import type { Progress } from './train/loop.js';
 import { type TrainRunOptions, trainRun } from './pipeline.js';
-import { STRONG_HISTORY, STRONG_RANKING, STRONG_RETRIEVAL } from './strong.js';
+import { STRONG_HISTORY, STRONG_RANKING, STRONG_RETRIEVAL, strongRankingHistoryItems } from './strong.js';
 import { TUNE_GRID, type TuneGrid, tune } from './tune.js';
 import { DLRM_INTERACTIONS, type DlrmInteraction } from './models/dlrm.js';
 import { RANKING_DEFAULTS } from './train/ranking.js';
@@ -27,9 +27,11 @@ const usage = `usage: recsys COMMAND [options]
              --no-baseline          skip the uncorrected two-tower trained for comparison
              --strong               the strong settings as defaults (user history, mixed negatives, DCN-v2;
                                     see README); every flag below still overrides them
+             --item-side            ML-100K: every genre (pooled) and the exact release year in the item tower (on with --strong)
              --user-history N       slots of the user's fitted positive items in the user tower (0: off)
              --ranking-history N    slots of the user's fitted items in DLRM (0: off)
-             --ranking-history-items all|positive   which fitted items DLRM's history holds (default all)
+             --ranking-history-items all|positive   which fitted items DLRM's history holds (default all;
+                                    --strong: all on ml100k, positive elsewhere: what the feature service's history holds)
              --negatives N          uniformly sampled negatives per two-tower batch (mixed negatives; 0: in-batch only)
              --temperature T        two-tower softmax temperature
              --retrieval-lr X --ranking-lr X
@@ -82,12 +84,15 @@ function numberList(flag: string, value: string | undefined): number[] | undefin
 type Values = Record<string, string | boolean | undefined>;
 
 /** The model settings of train and tune: the defaults (or --strong's), each overridden by its flag. */
-function modelOptions(values: Values): Pick<TrainRunOptions, 'retrieval' | 'ranking' | 'preparation' | 'patience'> {
+function modelOptions(values: Values, source: DataSource): Pick<TrainRunOptions, 'retrieval' | 'ranking' | 'preparation' | 'patience'> {
   const str = (flag: string) => values[flag] as string | undefined;
   const strong = values.strong === true;
   const retrieval = { ...(strong ? STRONG_RETRIEVAL : RETRIEVAL_DEFAULTS) };
   const ranking = { ...(strong ? STRONG_RANKING : RANKING_DEFAULTS) };
-  const history: UserHistoryOptions = { ...(strong ? STRONG_HISTORY : NO_USER_HISTORY) };
+  const history: UserHistoryOptions = {
+    ...(strong ? STRONG_HISTORY : NO_USER_HISTORY),
+    rankingItems: strong ? strongRankingHistoryItems(source) : NO_USER_HISTORY.rankingItems,
+  };
   const set = <T extends object, K extends keyof T>(target: T, key: K, value: T[K] | undefined) => {
     if (value !== undefined) target[key] = value;
   };
@@ -144,8 +149,14 @@ function dataSource(values: Values): DataSource {
   if (history !== undefined && (spec === 'ml100k' || spec.startsWith('ml100k:')))
     throw new UsageError('--history: the ML-100K protocol fixes its features; use it with synthetic or files data');
   if (spec === 'synthetic') return { kind: 'synthetic', options: syntheticOptions(values), ...setup };
+  const itemSide = values['item-side'] === true || (values.strong === true && values['item-side'] !== false);
   if (spec === 'ml100k' || spec.startsWith('ml100k:'))
-    return { kind: 'ml100k', dir: resolve(spec.slice('ml100k:'.length) || '../shared/datasets/ml-100k') };
+    return {
+      kind: 'ml100k',
+      dir: resolve(spec.slice('ml100k:'.length) || '../shared/datasets/ml-100k'),
+      ...(itemSide ? { itemSide: true } : {}),
+    };
+  if (values['item-side'] === true) throw new UsageError('--item-side: the strong item features are ML-100K\'s (other data puts every item column in the item tower)');
   if (spec.startsWith('files:') && spec.length > 'files:'.length)
     return { kind: 'files', dir: resolve(spec.slice('files:'.length)), ...setup };
   throw new UsageError(`--data: expected synthetic, ml100k[:DIR] or files:DIR, got "${spec}"`);
@@ -206,6 +217,7 @@ async function main(argv: string[]): Promise<number> {
       history: { type: 'string' },
       'no-baseline': { type: 'boolean' },
       strong: { type: 'boolean' },
+      'item-side': { type: 'boolean' },
       'user-history': { type: 'string' },
       'ranking-history': { type: 'string' },
       'ranking-history-items': { type: 'string' },
@@ -235,7 +247,7 @@ async function main(argv: string[]): Promise<number> {
       const n = positiveInt(flag, values[flag as keyof typeof values] as string | undefined);
       return n === undefined ? {} : { epochs: n };
     };
-    const settings = modelOptions(values);
+    const settings = modelOptions(values, source);
     const seed = wholeNumber('seed', values.seed) ?? 0;
     const threads = wholeNumber('threads', values.threads) ?? 1;
     const progress = progressReporter();

@@ -1,4 +1,5 @@
 import { type TrainingSetup, Random } from '@recsys/data';
+import type { Tensor } from '../graph/evaluate.js';
 import { type EncodedSources, batchFeeds } from '../models/inputs.js';
 import { TWO_TOWER_DEFAULTS, TwoTower, type TwoTowerConfig } from '../models/two-tower.js';
 import { FrequencyEstimator } from './frequency-estimator.js';
@@ -40,6 +41,29 @@ export function positiveTrainRows(setup: TrainingSetup): Int32Array {
   const rows: number[] = [];
   for (let r = 0; r < setup.split.length; r++) if (setup.split[r] === 1 && value[r]! >= setup.dataset.positiveThreshold) rows.push(r);
   return Int32Array.from(rows);
+}
+
+/**
+ * The loss feeds of a batch whose item rows are its b examples' items then any sampled negatives:
+ * targets [b, n] (each example's own column), mask [b, n] (-1e9 on accidental hits: an item row that is
+ * the example's positive, other than its own column, in-batch or sampled), logq [n], inv_batch.
+ */
+export function softmaxFeeds(items: Int32Array, b: number, logq: Float32Array): Record<string, Tensor> {
+  const n = items.length;
+  const mask = new Float32Array(b * n);
+  const targets = new Float32Array(b * n);
+  for (let i = 0; i < b; i++) {
+    const own = items[i]!;
+    const row = i * n;
+    targets[row + i] = 1;
+    for (let j = 0; j < n; j++) if (j !== i && items[j] === own) mask[row + j] = -1e9;
+  }
+  return {
+    logq: { data: logq, shape: [n] },
+    mask: { data: mask, shape: [b, n] },
+    targets: { data: targets, shape: [b, n] },
+    inv_batch: { data: Float32Array.of(1 / b), shape: [] },
+  };
 }
 
 /** Per-epoch validation of a two-tower being trained (the model's params as they stand). */
@@ -84,22 +108,10 @@ export async function trainTwoTower(
       estimator.update(items.subarray(0, b), step, logq.subarray(0, b));
       if (!options.correction) logq.fill(0);
       else logq.fill(sampledLogQ, b);
-      // Accidental hits: an item row that is the example's own positive, other than its target column.
-      const mask = new Float32Array(b * n);
-      const targets = new Float32Array(b * n);
-      for (let i = 0; i < b; i++) {
-        const own = items[i]!;
-        const row = i * n;
-        targets[row + i] = 1;
-        for (let j = 0; j < n; j++) if (j !== i && items[j] === own) mask[row + j] = -1e9;
-      }
       return {
         ...batchFeeds(model.user.layout, userSources, { user: users, context: Int32Array.from(batch, (k) => rows[k]!) }, b, 'user_'),
         ...batchFeeds(model.item.layout, itemSources, { item: items }, n, 'item_'),
-        logq: { data: logq, shape: [n] },
-        mask: { data: mask, shape: [b, n] },
-        targets: { data: targets, shape: [b, n] },
-        inv_batch: { data: Float32Array.of(1 / b), shape: [] },
+        ...softmaxFeeds(items, b, logq),
       };
     },
   });
