@@ -1,7 +1,14 @@
 import { loadMovieLens100k } from './movielens.js';
 import { hashSplit, trainCounts } from './split.js';
 import { withColumns } from './table.js';
-import { type CategoricalFeature, type Column, type ContinuousFeature, type Feature, type FeatureSource, type TrainingSetup } from './types.js';
+import {
+  type CategoricalFeature,
+  type Column,
+  type ContinuousFeature,
+  type Feature,
+  type FeatureSource,
+  type TrainingSetup,
+} from './types.js';
 
 const range = (n: number): string[] => Array.from({ length: n }, (_, k) => String(k));
 
@@ -85,6 +92,8 @@ export function ml100kProtocol(dir: string, options: Ml100kOptions = {}): Traini
       ],
     },
     userTower: { features: [userId, ageBucket, gender, occupation, zipPrefix] },
-    itemTower: { features: [itemId, firstGenre, releaseDecade, ...(options.itemSide ? sideFeatures(data.items.columns.genres!, yearText) : [])] },
+    itemTower: {
+      features: [itemId, firstGenre, releaseDecade, ...(options.itemSide ? sideFeatures(data.items.columns.genres!, yearText) : [])],
+    },
   };
 }

@@ -15,7 +15,14 @@ const rows = [
 
 function setup(): TrainingSetup {
   const n = rows.length;
-  const itemId = { kind: 'categorical' as const, name: 'item_id', source: 'item' as const, column: 'item_id', vocabulary: ['<unk>', 'i0', 'i1', 'i2', 'i3'], unknown: 0 };
+  const itemId = {
+    kind: 'categorical' as const,
+    name: 'item_id',
+    source: 'item' as const,
+    column: 'item_id',
+    vocabulary: ['<unk>', 'i0', 'i1', 'i2', 'i3'],
+    unknown: 0,
+  };
   return {
     dataset: {
       name: 'h',
@@ -32,7 +39,12 @@ function setup(): TrainingSetup {
       positiveThreshold: 1,
     },
     split: Uint8Array.from(rows, (r) => r.split),
-    ranking: { features: [itemId, { kind: 'continuous', name: 'x', source: 'item', column: 'x', transform: 'identity', mean: 0, std: 1, missing: 0 }] },
+    ranking: {
+      features: [
+        itemId,
+        { kind: 'continuous', name: 'x', source: 'item', column: 'x', transform: 'identity', mean: 0, std: 1, missing: 0 },
+      ],
+    },
     userTower: { features: [] },
     itemTower: { features: [itemId] },
   };
@@ -104,6 +116,8 @@ describe('validation slice', () => {
     const withTest = holdOutValidation({ ...s, splitRule: { kind: 'hash', userKey: () => 0, itemKey: (i) => [0, 10, 11, 12][i]! } });
     expect(Array.from(withTest.split)).toEqual([1, 0, 1, 2, 1]);
     // The history of a held-out setup holds only its fitted rows.
-    expect(withUserHistory(withTest, { tower: 5, ranking: 0, rankingItems: 'all' }).dataset.interactions.context[USER_HISTORY]!.values[2]).toEqual(['i2']);
+    expect(
+      withUserHistory(withTest, { tower: 5, ranking: 0, rankingItems: 'all' }).dataset.interactions.context[USER_HISTORY]!.values[2],
+    ).toEqual(['i2']);
   });
 });

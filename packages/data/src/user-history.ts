@@ -125,7 +125,8 @@ export function validationMask(setup: TrainingSetup): Uint8Array {
   const rule = setup.splitRule ?? { kind: 'time' as const };
   if (rule.kind === 'hash') {
     for (let r = 0; r < interactions.length; r++)
-      if (setup.split[r] === 1 && protocolIsValidation(rule.userKey(interactions.user[r]!), rule.itemKey(interactions.item[r]!))) mask[r] = 1;
+      if (setup.split[r] === 1 && protocolIsValidation(rule.userKey(interactions.user[r]!), rule.itemKey(interactions.item[r]!)))
+        mask[r] = 1;
     return mask;
   }
   const train: number[] = [];

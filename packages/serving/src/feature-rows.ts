@@ -118,7 +118,8 @@ const HISTORY_COLUMNS: ReadonlySet<string> = new Set([RECENT_ITEMS, USER_HISTORY
 /** The most history slots any of a spec's history inputs has (recent items, user history): what a request reads; 0 for none. */
 export function historySlots(spec: FeatureSpec): number {
   let slots = 0;
-  for (const f of spec.features) if (f.kind === 'multi' && f.source === 'context' && HISTORY_COLUMNS.has(f.column)) slots = Math.max(slots, f.maxValues);
+  for (const f of spec.features)
+    if (f.kind === 'multi' && f.source === 'context' && HISTORY_COLUMNS.has(f.column)) slots = Math.max(slots, f.maxValues);
   return slots;
 }
 

@@ -156,7 +156,8 @@ function dataSource(values: Values): DataSource {
       dir: resolve(spec.slice('ml100k:'.length) || '../shared/datasets/ml-100k'),
       ...(itemSide ? { itemSide: true } : {}),
     };
-  if (values['item-side'] === true) throw new UsageError('--item-side: the strong item features are ML-100K\'s (other data puts every item column in the item tower)');
+  if (values['item-side'] === true)
+    throw new UsageError("--item-side: the strong item features are ML-100K's (other data puts every item column in the item tower)");
   if (spec.startsWith('files:') && spec.length > 'files:'.length)
     return { kind: 'files', dir: resolve(spec.slice('files:'.length)), ...setup };
   throw new UsageError(`--data: expected synthetic, ml100k[:DIR] or files:DIR, got "${spec}"`);
@@ -278,7 +279,12 @@ async function main(argv: string[]): Promise<number> {
       });
       const tt = chosen.twoTower!.chosen;
       const dl = chosen.dlrm!.chosen;
-      settings.retrieval = { ...settings.retrieval, lr: tt.lr, epochs: tt.epochs, twoTower: { ...settings.retrieval?.twoTower, temperature: tt.temperature } };
+      settings.retrieval = {
+        ...settings.retrieval,
+        lr: tt.lr,
+        epochs: tt.epochs,
+        twoTower: { ...settings.retrieval?.twoTower, temperature: tt.temperature },
+      };
       settings.ranking = { ...settings.ranking, lr: dl.lr, epochs: dl.epochs };
       tuning = { 'two-tower': { ...chosen.twoTower }, dlrm: { ...chosen.dlrm } };
       log(`tune chose: two-tower ${JSON.stringify(tt)}, dlrm ${JSON.stringify(dl)}`);

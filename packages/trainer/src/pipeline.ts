@@ -234,7 +234,11 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
     );
     let baseline: RetrievalEvaluation | undefined;
     if (options.compareUncorrected ?? true) {
-      const plain = await trainTwoTower(fit, { ...rOpts, correction: false }, validating ? retrievalValidation(fit, options.patience) : undefined);
+      const plain = await trainTwoTower(
+        fit,
+        { ...rOpts, correction: false },
+        validating ? retrievalValidation(fit, options.patience) : undefined,
+      );
       baseline = await evaluateRetrieval(setup, await trainedTowerVectors(setup, plain.model));
       log(
         `two-tower without correction: ${Object.entries(baseline.recall)
@@ -284,7 +288,14 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
       epochs: rOpts.epochs,
       trainingCurve: tt.loop.curve,
       ...validationReport(tt.loop),
-      options: { ...tt.model.config, sampledNegatives: rOpts.sampledNegatives ?? 0, correction: rOpts.correction, lr: rOpts.lr, batchSize: rOpts.batchSize, history: preparation.history?.tower ?? 0 },
+      options: {
+        ...tt.model.config,
+        sampledNegatives: rOpts.sampledNegatives ?? 0,
+        correction: rOpts.correction,
+        lr: rOpts.lr,
+        batchSize: rOpts.batchSize,
+        history: preparation.history?.tower ?? 0,
+      },
       retrieval,
       ...(baseline ? { baseline: { label: 'without logQ correction', retrieval: baseline } } : {}),
     });

@@ -91,9 +91,12 @@ export async function tune(source: DataSource, options: TuneOptions): Promise<{ 
           { ...base, ...common, lr, epochs: grid.retrievalEpochs, twoTower: { ...base.twoTower, temperature } },
           retrievalValidation(fit),
         );
-        for (const v of trained.loop.validation ?? []) points.push({ settings: { temperature, lr, epochs: v.epoch }, score: v.score, metrics: v.metrics });
+        for (const v of trained.loop.validation ?? [])
+          points.push({ settings: { temperature, lr, epochs: v.epoch }, score: v.score, metrics: v.metrics });
         const top = best(points.filter((p) => p.settings.temperature === temperature && p.settings.lr === lr));
-        log(`tune two-tower: temperature ${temperature}, lr ${lr}: best epoch ${top.settings.epochs}, validation score ${top.score.toFixed(4)}`);
+        log(
+          `tune two-tower: temperature ${temperature}, lr ${lr}: best epoch ${top.settings.epochs}, validation score ${top.score.toFixed(4)}`,
+        );
       }
     const chosen = best(points);
     result.twoTower = {

@@ -61,14 +61,24 @@ describe('Dlrm', () => {
     const continuous = Float32Array.of(0.5, -1, 2, 0.25);
     const feeds = { categorical: { data: categorical, shape: [2, 2] }, continuous: { data: continuous, shape: [2, 2] } };
     for (const interaction of ['dotdcn', 'dcn'] as const) {
-      const model = new Dlrm(spec, { ...DLRM_DEFAULTS, embeddingDim: 2, bottom: [3, 2], top: [4], interaction, crossLayers: 2 }, new Random(3));
+      const model = new Dlrm(
+        spec,
+        { ...DLRM_DEFAULTS, embeddingDim: 2, bottom: [3, 2], top: [4], interaction, crossLayers: 2 },
+        new Random(3),
+      );
       expect(model.interactionPairs).toBe(interaction === 'dcn' ? 0 : 3);
       const byName = new Map(model.params.map((p) => [p.name!, p.data as Float32Array]));
       const p = (name: string) => byName.get(name)!;
       const [probs] = evaluate([model.probability], feeds);
       for (let r = 0; r < 2; r++) {
         const dense = [continuous[2 * r]!, continuous[2 * r + 1]!];
-        const x = matvec(matvec(dense, p('bottom.0.weight'), p('bottom.0.bias'), 3, true), p('bottom.1.weight'), p('bottom.1.bias'), 2, true);
+        const x = matvec(
+          matvec(dense, p('bottom.0.weight'), p('bottom.0.bias'), 3, true),
+          p('bottom.1.weight'),
+          p('bottom.1.bias'),
+          2,
+          true,
+        );
         const ea = Array.from(p('emb.a').subarray(categorical[2 * r]! * 2, categorical[2 * r]! * 2 + 2));
         const eb = Array.from(p('emb.b').subarray(categorical[2 * r + 1]! * 2, categorical[2 * r + 1]! * 2 + 2));
         const x0 = [...x, ...ea, ...eb];
@@ -85,9 +95,10 @@ describe('Dlrm', () => {
         expect(probs!.data[r]).toBeCloseTo(1 / (1 + Math.exp(-logit)), 6);
       }
     }
-    expect(() => new Dlrm(spec, { ...DLRM_DEFAULTS, embeddingDim: 2, bottom: [3, 2], top: [4], interaction: 'dcn', crossLayers: 0 }, new Random(1))).toThrow(
-      /crossLayers/,
-    );
+    expect(
+      () =>
+        new Dlrm(spec, { ...DLRM_DEFAULTS, embeddingDim: 2, bottom: [3, 2], top: [4], interaction: 'dcn', crossLayers: 0 }, new Random(1)),
+    ).toThrow(/crossLayers/);
   });
 
   it('initialises as the DLRM reference: embeddings within ±sqrt(1/n)', () => {

@@ -59,7 +59,11 @@ export interface TrainedRanking {
 /** Per-epoch validation of a DLRM being trained (its params as they stand), over the encoded sources. */
 export type RankingValidation = (model: Dlrm, sources: EncodedSources) => EpochValidation;
 
-export async function trainDlrm(setup: TrainingSetup, options: RankingTrainOptions, validation?: RankingValidation): Promise<TrainedRanking> {
+export async function trainDlrm(
+  setup: TrainingSetup,
+  options: RankingTrainOptions,
+  validation?: RankingValidation,
+): Promise<TrainedRanking> {
   const rng = new Random(options.seed);
   const model = new Dlrm(setup.ranking, { ...DLRM_DEFAULTS, ...options.dlrm }, rng);
   const sources = encodeSources(setup);
