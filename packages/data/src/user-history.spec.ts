@@ -106,8 +106,26 @@ describe('validation slice', () => {
 
   it('holds out the latest train rows for a time split; the held-out setup marks test rows 2', () => {
     const s = { ...setup(), splitRule: { kind: 'time' as const } };
-    // 4 train rows: 10% rounds to 0; with more rows the latest go.
+    // 4 train rows: 10% rounds to 0.
     expect(Array.from(validationMask(s))).toEqual([0, 0, 0, 0, 0]);
+    // 20 train rows at times 0..19 (stored in reverse): the latest 2 are held out.
+    const n = 20;
+    const timed = {
+      ...s,
+      split: new Uint8Array(n).fill(1),
+      dataset: {
+        ...s.dataset,
+        interactions: {
+          ...s.dataset.interactions,
+          length: n,
+          user: new Int32Array(n),
+          item: new Int32Array(n),
+          value: new Float32Array(n).fill(1),
+          timestamp: Float64Array.from({ length: n }, (_, r) => n - 1 - r),
+        },
+      },
+    };
+    expect(Array.from(validationMask(timed)).flatMap((v, r) => (v ? [r] : []))).toEqual([0, 1]);
     const many = { ...s, split: Uint8Array.of(1, 1, 1, 1, 1) };
     const wide = { ...many, dataset: { ...many.dataset } };
     const held = holdOutValidation({ ...wide, splitRule: { kind: 'hash', userKey: () => 0, itemKey: (i) => [0, 10, 11, 12][i]! } });
