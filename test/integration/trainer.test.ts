@@ -327,6 +327,9 @@ describe('trainer runs', () => {
     const badInteraction = await runNode(cli(), ['train', '--interaction', 'cross'], {}, 10_000);
     expect(badInteraction.code).toBe(2);
     expect(badInteraction.stderr).toMatch(/--interaction: expected one of dot, dcn, dotdcn, got "cross"/);
+    const side = await runNode(cli(), ['train', '--item-side'], {}, 10_000);
+    expect(side.code).toBe(2);
+    expect(side.stderr).toMatch(/--item-side: the strong item features are ML-100K's/);
     const patience = await runNode(cli(), ['train', '--patience', '2'], {}, 10_000);
     expect(patience.code).toBe(2);
     expect(patience.stderr).toMatch(/--patience: needs --validation/);

@@ -144,18 +144,20 @@ function dataSource(values: Values): DataSource {
   const spec = (values.data as string | undefined) ?? 'synthetic';
   const history = wholeNumber('history', values.history as string | undefined);
   const setup = history === undefined ? {} : { setup: { historyLength: history } };
-  if (history !== undefined && (spec === 'ml100k' || spec.startsWith('ml100k:')))
+  const ml100k = spec === 'ml100k' || spec.startsWith('ml100k:');
+  if (history !== undefined && ml100k)
     throw new UsageError('--history: the ML-100K protocol fixes its features; use it with synthetic or files data');
+  if (values['item-side'] === true && !ml100k)
+    throw new UsageError("--item-side: the strong item features are ML-100K's (other data puts every item column in the item tower)");
   if (spec === 'synthetic') return { kind: 'synthetic', options: syntheticOptions(values), ...setup };
-  const itemSide = values['item-side'] === true || (values.strong === true && values['item-side'] !== false);
-  if (spec === 'ml100k' || spec.startsWith('ml100k:'))
+  if (ml100k) {
+    const itemSide = values['item-side'] === true || values.strong === true;
     return {
       kind: 'ml100k',
       dir: resolve(spec.slice('ml100k:'.length) || '../shared/datasets/ml-100k'),
       ...(itemSide ? { itemSide: true } : {}),
     };
-  if (values['item-side'] === true)
-    throw new UsageError("--item-side: the strong item features are ML-100K's (other data puts every item column in the item tower)");
+  }
   if (spec.startsWith('files:') && spec.length > 'files:'.length)
     return { kind: 'files', dir: resolve(spec.slice('files:'.length)), ...setup };
   throw new UsageError(`--data: expected synthetic, ml100k[:DIR] or files:DIR, got "${spec}"`);
