@@ -12,7 +12,7 @@ import {
   type Progress,
   type TrainRunOptions,
   describeSource,
-  loadSetup,
+  prepareSetup,
   trainRun,
 } from '@recsys/trainer';
 import { indexIsCurrent, modelsDecision, twoTowerIdentity } from './model-cache.js';
@@ -212,7 +212,8 @@ function runScript(label: string, script: string, args: string[], log: (line: st
 async function loadFeatureData(modelsDir: string, featuresAddress: string, log: (line: string) => void): Promise<void> {
   const model = await loadModelVersion(modelsDir, 'dlrm');
   const source = model.manifest.data.source;
-  const setup = loadSetup(source);
+  // The setup the model was trained on: its train counts (over the fitted rows) are what it reads.
+  const { setup } = prepareSetup(source, model.manifest.data.preparation);
   if (fingerprint(setup) !== model.manifest.data.fingerprint)
     throw new Error(`the data at ${describeSource(source)} has changed since version ${model.version} was trained; retrain first`);
   const client = createServiceClient(features.FeatureService, featuresAddress, { defaultTimeoutMs: 60_000 });
