@@ -1,7 +1,7 @@
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import { Client, credentials, Metadata, status, type ServiceError as GrpcServiceError } from '@grpc/grpc-js';
-import { CLIENT_CHANNEL_OPTIONS, methodDefinition } from './grpc-definition.js';
+import { clientChannelOptions, methodDefinition } from './grpc-definition.js';
 import { callInProcess, grpcCallError, isInProcessAddress } from './in-process.js';
 import { currentRequestContext, REQUEST_ID_HEADER } from './request-context.js';
 import { startClientSpan } from './tracing.js';
@@ -117,7 +117,7 @@ export function createServiceClient<S extends GenServiceMethods>(
 
 function channelTransport(address: string, options: ClientOptions): { transport: UnaryTransport; close: () => void } {
   const client = new Client(address, credentials.createInsecure(), {
-    ...CLIENT_CHANNEL_OPTIONS,
+    ...clientChannelOptions(address),
     ...options.channelOptions,
   });
   const transport: UnaryTransport = (path, serialize, deserialize, request, metadata, deadline, signal) =>
