@@ -37,11 +37,16 @@ function start(name: string, config: BaseServiceConfig, peers?: string[]): Promi
 /**
  * A test double of the DNS resolver, for the scheme `scaled:///<name>`: it answers with the addresses the test
  * sets, and only when the channel asks for a resolution, as grpc-js's DNS resolver does (a headless Service's
- * name answers with the replicas that exist when it is looked up). It counts the resolutions asked for.
+ * name answers with the replicas that exist when it is looked up), and like it at most once per minimum interval
+ * (`grpc.dns_min_time_between_resolutions_ms`, here 100 ms): a channel whose addresses all fail asks again at once,
+ * and answering every ask would spin. It counts the resolutions made.
  */
 const scaled = { addresses: new Map<string, string[]>(), resolutions: new Map<string, number>() };
+const MIN_MS_BETWEEN_RESOLUTIONS = 100;
 class ScaledResolverDouble implements experimental.Resolver {
   private readonly name: string;
+  private last = -Infinity;
+  private timer: NodeJS.Timeout | undefined;
   constructor(
     target: { path: string },
     private readonly listener: experimental.ResolverListener,
@@ -50,14 +55,23 @@ class ScaledResolverDouble implements experimental.Resolver {
     this.name = target.path;
   }
   updateResolution(): void {
-    scaled.resolutions.set(this.name, (scaled.resolutions.get(this.name) ?? 0) + 1);
-    const endpoints = (scaled.addresses.get(this.name) ?? []).map((address) => {
-      const [host, port] = address.split(':');
-      return { addresses: [{ host: host!, port: Number(port) }] };
-    });
-    process.nextTick(() => this.listener({ ok: true, value: endpoints }, {}, null, ''));
+    if (this.timer) return;
+    const wait = Math.max(0, this.last + MIN_MS_BETWEEN_RESOLUTIONS - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.last = Date.now();
+      scaled.resolutions.set(this.name, (scaled.resolutions.get(this.name) ?? 0) + 1);
+      const endpoints = (scaled.addresses.get(this.name) ?? []).map((address) => {
+        const [host, port] = address.split(':');
+        return { addresses: [{ host: host!, port: Number(port) }] };
+      });
+      this.listener({ ok: true, value: endpoints }, {}, null, '');
+    }, wait);
   }
-  destroy(): void {}
+  destroy(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
   static getDefaultAuthority(target: { path: string }): string {
     return target.path;
   }
