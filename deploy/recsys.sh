@@ -12,7 +12,7 @@ servers (configured by environment variables; see each service's README):
   retrieval      two-tower + vector search (GRPC_PORT 50052; MODELS_DIR, INDEX_DIR or QDRANT_URL)
   preranking     light model (GRPC_PORT 50053; MODELS_DIR)
   ranking        DLRM with dynamic batching (GRPC_PORT 50054; MODELS_DIR)
-  reranking      business rules (GRPC_PORT 50055; RULES_FILE)
+  reranking      business rules (GRPC_PORT 50055; RERANKING_RULES_FILE)
 
 offline tools:
   train ...          recsys train: trains and exports the models (--out DIR)
