@@ -160,7 +160,8 @@ async function main(): Promise<number> {
   const [featuresPort, featuresMetrics, rerankingPort, gatewayPort, gatewayHttp, gatewayMetrics, ...absent] = await Promise.all(
     Array.from({ length: 9 }, () => freePort(host)),
   );
-  const common = { GRPC_HOST: host, METRICS_HOST: host, LOG_LEVEL: 'info' };
+  // A short drain, so that the stop checks below are quick; a pod's grace period must exceed it.
+  const common = { GRPC_HOST: host, METRICS_HOST: host, LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '3000' };
   const work = mkdtempSync(join(tmpdir(), 'recsys-image-test-'));
   const keys = join(work, 'api-keys');
   mkdirSync(keys);
@@ -315,6 +316,7 @@ async function main(): Promise<number> {
     const stopStart = Date.now();
     podman(['stop', '--time', '20', service.container], { quiet: true });
     const stopMs = Date.now() - stopStart;
+    log(`${service.name} stopped in ${stopMs} ms`);
     const exit = podman(['inspect', '--format', '{{.State.ExitCode}}', service.container], { quiet: true }).stdout.trim();
     const stopLogs = logsOf(service.container);
     check(
