@@ -2,7 +2,8 @@
 // (deploy/local-base/build.sh), then runs the feature service, re-ranking and the gateway from the image as
 // Kubernetes would: read-only root filesystem, user 10001, every capability dropped, no privilege escalation,
 // only /tmp writable (a tmpfs, as an emptyDir), the API key from a read-only mounted Secret-like directory. The
-// feature bulk loader runs from the same image; the gateway is reached over REST and gRPC from this machine.
+// feature bulk loader and the offline tools (train, load-features, build-index) run from the same image; the gateway
+// is reached over REST and gRPC from this machine.
 // Retrieval, pre-ranking and ranking are left out on purpose: the gateway answers from the feature service's
 // popular items, ranked by feedback sent through it, and re-ranking still runs (checked in the answer).
 // Stdout ends with one JSON line: image_mib, build_s, services_started, answers_ok.
@@ -31,7 +32,7 @@ const RUN_ID = `recsys-image-${process.pid}`;
 const RUNTIME_FLAGS = ['--runtime', 'runc', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file'];
 const POD_FLAGS = [
   '--network', 'host',
-  '--read-only', '--read-only-tmpfs=false', '--tmpfs', '/tmp:rw,size=64m,mode=1777',
+  '--read-only', '--read-only-tmpfs=false', '--tmpfs', '/tmp:rw,size=256m,mode=1777',
   '--user', '10001:10001', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
   // podman raises these limits by default, which this sandbox's kernel refuses; any value under the host's works.
   '--ulimit', 'nofile=4096:4096', '--ulimit', 'nproc=4096:4096',
@@ -310,7 +311,30 @@ async function main(): Promise<number> {
     metrics.text.slice(0, 200),
   );
 
-  // 7. A graceful stop: SIGTERM goes through tini to node, which drains and exits 0 (the gateway first, as a
+  // 7. The offline tools from the image, in the running feature service's pod (its /tmp as their scratch volume):
+  //    train (onnxruntime's native library), load the trained data into the feature service, build an embedded
+  //    index (usearch's native addon). They run after the answers above, as they change the popularity counts.
+  const tool = (args: string[]) => {
+    const result = podman(['exec', features.container, 'recsys', ...args], { allowFail: true, quiet: true });
+    return { ok: result.status === 0, output: `${result.stdout}${result.stderr}`.slice(-1500) };
+  };
+  const train = tool(['train', '--out', '/tmp/models', '--users', '400', '--items', '200', '--interactions-per-user', '30',
+    '--retrieval-epochs', '1', '--ranking-epochs', '1', '--preranking-epochs', '1', '--no-baseline']); // prettier-ignore
+  const published = inside(
+    features.container,
+    'ls /tmp/models/two-tower/1/manifest.json /tmp/models/dlrm/1/model.onnx /tmp/models/preranker/1/model.onnx',
+  );
+  check('train from the image publishes the three models', train.ok && published.status === 0, `${train.output}${published.stderr}`);
+  const loaded = tool(['load-features', '--models', '/tmp/models', '--address', addresses.features!]);
+  check('load-features from the image loads the trained data', loaded.ok, loaded.output);
+  const indexed = tool(['build-index', '--models', '/tmp/models', '--index-dir', '/tmp/indexes', '--features', addresses.features!]);
+  check(
+    'build-index from the image publishes an embedded index',
+    indexed.ok && inside(features.container, 'ls -d /tmp/indexes/*').status === 0,
+    indexed.output,
+  );
+
+  // 8. A graceful stop: SIGTERM goes through tini to node, which drains and exits 0 (the gateway first, as a
   //    rollout would, then the stages it called).
   for (const service of [gatewayService, reranking, features]) {
     const stopStart = Date.now();
