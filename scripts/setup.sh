@@ -4,6 +4,7 @@
 # (.node-version; from the npm registry's node-linux-<arch> build into .tools/ when the machine's node is another version),
 # pnpm 12.4.2, the workspace's packages.
 # --reference also installs Debian's PyTorch and scikit-learn for the PyTorch yardstick of bench:train.
+# --image also installs buildah, podman, runc, skopeo and debootstrap for `pnpm test:image` (no Docker daemon).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -13,6 +14,11 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 if [ "${1:-}" = "--reference" ] && ! /usr/bin/python3 -c 'import torch, sklearn' >/dev/null 2>&1; then
   missing+=(python3-torch python3-sklearn)
+fi
+if [ "${1:-}" = "--image" ]; then
+  for tool in buildah podman runc skopeo debootstrap; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]} with apt-get" >&2

@@ -1,6 +1,7 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { Controller, Module } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
+import { connect } from 'node:net';
 import { Metadata, status } from '@grpc/grpc-js';
 import { features } from '@recsys/contracts';
 import { baseServiceConfig, baseServiceEnv, parseEnv } from './config.js';
@@ -179,6 +180,37 @@ describe('graceful shutdown', () => {
       });
     } finally {
       client.close();
+    }
+  });
+
+  it('ends after the shutdown timeout although a connection never became an HTTP/2 session', async () => {
+    // A silent TCP connection (a TCP probe, a client that connected while the server was starting and never spoke)
+    // keeps grpc-js's listener open after forceShutdown; close() must not wait for it, or SIGTERM ends in SIGKILL.
+    const events: string[] = [];
+    const service = await startGrpcService({
+      name: 'silent',
+      module: TestModule,
+      services: [features.FeatureService],
+      config: { ...config, shutdownTimeoutMs: 300 },
+      logger,
+      release: () => {
+        events.push('released');
+      },
+    });
+    const socket = connect(service.grpcPort, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    let hang: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        service.close(),
+        new Promise(
+          (_, reject) => (hang = setTimeout(() => reject(new Error('close() still waiting 10 s after a 300 ms timeout')), 10_000)),
+        ),
+      ]);
+      expect(events).toEqual(['released']);
+    } finally {
+      clearTimeout(hang);
+      socket.destroy();
     }
   });
 });

@@ -49,6 +49,9 @@ export interface RunningGrpcService {
   close(): Promise<void>;
 }
 
+/** After the calls were cancelled, how long the close still waits for the gRPC listener before going on. */
+const FORCED_CLOSE_GRACE_MS = 200;
+
 export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGrpcService> {
   const { config, logger } = spec;
   const listen = config.grpcListen ?? 'network';
@@ -113,13 +116,19 @@ export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGr
   const close = () =>
     (closing ??= (async () => {
       setServing(false);
-      // In-flight calls finish (tryShutdown) unless they outlast the shutdown timeout.
+      // In-flight calls finish (tryShutdown) unless they outlast the shutdown timeout. Then every call is cancelled;
+      // the listener itself may still wait for a connection that never became an HTTP/2 session (a silent TCP
+      // connection: a TCP probe, a client that connected while the server was starting), which would hold the
+      // process until SIGKILL, so the close stops waiting for it shortly after.
+      let forced: () => void = () => undefined;
+      const cancelled = new Promise<void>((resolve) => (forced = resolve));
       const timer = setTimeout(() => {
         logger.warn({ timeoutMs: config.shutdownTimeoutMs }, 'in-flight calls outlasted the shutdown timeout; cancelling them');
         grpcServer?.forceShutdown();
+        setTimeout(forced, FORCED_CLOSE_GRACE_MS);
       }, config.shutdownTimeoutMs);
       try {
-        await started.close();
+        await Promise.race([started.close(), cancelled]);
       } finally {
         clearTimeout(timer);
         await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));

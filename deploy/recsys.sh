@@ -1,0 +1,45 @@
+#!/bin/sh
+# The image's entry point (after tini): the first argument picks the service or tool, the rest are its flags.
+set -eu
+app=${RECSYS_APP_DIR:-/app}
+usage() {
+  cat <<USAGE
+usage: recsys COMMAND [ARGS...]
+
+servers (configured by environment variables; see each service's README):
+  gateway        REST and gRPC front door (GRPC_PORT 15050, HTTP_PORT 8080)
+  features       feature service (GRPC_PORT 15051; REDIS_URL for Redis)
+  retrieval      two-tower + vector search (GRPC_PORT 15052; MODELS_DIR, INDEX_DIR or QDRANT_URL)
+  preranking     light model (GRPC_PORT 15053; MODELS_DIR)
+  ranking        DLRM with dynamic batching (GRPC_PORT 15054; MODELS_DIR)
+  reranking      business rules (GRPC_PORT 15055; RERANKING_RULES_FILE)
+  all-in-one     every stage and the feature service in one process (the gateway's GRPC_PORT and HTTP_PORT)
+
+offline tools:
+  train ...          recsys train: trains and exports the models (--out DIR)
+  evaluate ...       recsys evaluate: scores a published version
+  recsys ...         the trainer CLI with any of its commands (train, evaluate, data)
+  load-features ...  recsys-load-features: loads a model version's data into the feature service
+  build-index ...    recsys-index build: publishes a vector index version (--index-dir DIR | --qdrant URL)
+  features-cli ...   recsys-features: bulk loads JSONL/CSV rows, reads users, items, popular items
+  up ...             recsys-up: the whole pipeline in this one container (--work-dir /tmp/recsys)
+
+Every command takes --help where it has flags.
+USAGE
+}
+[ $# -gt 0 ] || { usage >&2; exit 2; }
+command=$1
+shift
+case "$command" in
+  gateway | features | retrieval | preranking | ranking | reranking)
+    exec node "$app/services/$command/dist/main.js" "$@" ;;
+  train | evaluate) exec node "$app/packages/trainer/dist/cli.js" "$command" "$@" ;;
+  recsys) exec node "$app/packages/trainer/dist/cli.js" "$@" ;;
+  load-features) exec node "$app/packages/offline/dist/load-features-cli.js" "$@" ;;
+  build-index) exec node "$app/services/retrieval/dist/index-cli.js" build "$@" ;;
+  features-cli) exec node "$app/services/features/dist/cli.js" "$@" ;;
+  up) exec node "$app/packages/pipeline/dist/cli.js" "$@" ;;
+  all-in-one) exec node "$app/packages/all-in-one/dist/main.js" "$@" ;;
+  help | --help | -h) usage ;;
+  *) echo "recsys: unknown command \"$command\"" >&2; usage >&2; exit 2 ;;
+esac
