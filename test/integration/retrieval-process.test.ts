@@ -114,11 +114,15 @@ describe('retrieval service and recsys-index as processes', () => {
       expect(answer.candidates).toHaveLength(25);
       expect(answer.candidates.filter((c) => history.has(c.itemId))).toEqual([]);
 
-      // A frozen feature service is a slow channel: popular times out, user state falls back to the context.
+      // A frozen feature service is a slow channel: the popular list read before keeps serving from memory; a filter
+      // never read before times out; user state falls back to the context.
       featureProcess.child.kill('SIGSTOP');
       try {
         const context = { recentItems: [{ itemId: models.setup.dataset.items.ids[9]! }] };
-        const slow = await client.retrieve({ userId, context, limit: 25 });
+        const cached = await client.retrieve({ userId, context, limit: 25 });
+        expect(cached.channels.find((r) => r.channel === 'popular')).toMatchObject({ error: '' });
+        const filter = { excludeCategories: ['never-read-before'] };
+        const slow = await client.retrieve({ userId, context, limit: 25, filter });
         const reports = Object.fromEntries(slow.channels.map((r) => [r.channel, r]));
         expect(reports.popular).toMatchObject({ returned: 0, error: 'timed out after 1000 ms' });
         expect(reports.two_tower!.error).toBe('');
