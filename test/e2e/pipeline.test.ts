@@ -100,6 +100,16 @@ async function historyOf(userId: string): Promise<string[]> {
   return answer.history.map((entry) => entry.itemId);
 }
 
+/** Calls the feature service has answered so far, by method (its grpc_server_handled_total). */
+async function featureCalls(): Promise<Record<string, number>> {
+  const text = await (await fetch(pipeline.metricsUrl('features')!)).text();
+  const calls: Record<string, number> = {};
+  for (const match of text.matchAll(/^grpc_server_handled_total\{method="\/recsys\.features\.v1\.FeatureService\/(\w+)",[^}]*\} (\d+)/gm)) {
+    calls[match[1]!] = (calls[match[1]!] ?? 0) + Number(match[2]);
+  }
+  return calls;
+}
+
 /** A healthy answer: k distinct catalogue items, one timing per stage, nothing degraded. */
 function expectHealthy(answer: { items: { item_id: string }[]; timings: { stage: string }[]; degradations: unknown[] }, k: number): void {
   const items = ids(answer);
@@ -132,6 +142,8 @@ async function startIn(mode: PipelineMode): Promise<void> {
     modelsDir: models.root,
     redisUrl: ownRedis?.url ?? process.env.REDIS_TEST_URL,
     ports,
+    // The services' metrics endpoints (the feature service's counts its calls; one endpoint in all-in-one mode).
+    metrics: true,
     // A key prefix of its own: other test files share this Redis.
     env: {
       features: { REDIS_KEY_PREFIX: `e2e-${randomUUID().slice(0, 8)}:` },
@@ -178,6 +190,22 @@ describe.each(MODES)('the pipeline end to end (%s)', (mode) => {
       10,
     );
     expect(answer.requestId).not.toBe(posted.request_id);
+  });
+
+  it('reads the user once per request and nothing else from the feature service on the warm path', async () => {
+    const users = ['user-21', 'user-22', 'user-23', 'user-24', 'user-25'];
+    // Warm: the stages' item caches and retrieval's popular list fill.
+    for (const userId of users) expectHealthy(await recommend({ user_id: userId, k: 10 }), 10);
+    const before = await featureCalls();
+    const started = Date.now();
+    for (const userId of users) expectHealthy(await recommend({ user_id: userId, k: 10 }), 10);
+    const seconds = (Date.now() - started) / 1000;
+    const after = await featureCalls();
+    const delta = (method: string) => (after[method] ?? 0) - (before[method] ?? 0);
+    expect(delta('GetUserFeatures')).toBe(users.length);
+    expect(delta('BatchGetItemFeatures')).toBe(0);
+    // The popular list is refreshed in the background once a second at most, whatever the request rate.
+    expect(delta('GetPopularItems')).toBeLessThanOrEqual(Math.ceil(seconds) + 1);
   });
 
   it('honours category filters and excluded items', async () => {

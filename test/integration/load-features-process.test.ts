@@ -5,7 +5,7 @@ import { features } from '@recsys/contracts';
 import { createServiceClient, freePort, waitForServing } from '@recsys/service-kit';
 import { builtEntry, runNode, startNode, trainedModels } from '@recsys/testing';
 
-const cli = () => builtEntry('packages/serving/dist/load-features-cli.js');
+const cli = () => builtEntry('packages/offline/dist/load-features-cli.js');
 const featuresMain = () => builtEntry('services/features/dist/main.js');
 
 describe('recsys-load-features as a process', () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { common, preranking } from '@recsys/contracts';
 import { createServiceClient, freePort, waitForServing } from '@recsys/service-kit';
-import { loadFeatures } from '@recsys/serving';
+import { loadFeatures } from '@recsys/offline';
 import { builtEntry, runNode, startNode, trainedModels } from '@recsys/testing';
 import { startTestFeatureService } from '../harness/features';
 

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { features, retrieval } from '@recsys/contracts';
 import { createServiceClient, freePort, waitForServing } from '@recsys/service-kit';
-import { loadFeatures } from '@recsys/serving';
+import { loadFeatures } from '@recsys/offline';
 import { builtEntry, runNode, startNode, trainedModels } from '@recsys/testing';
 
 const main = () => builtEntry('services/retrieval/dist/main.js');

@@ -5,7 +5,8 @@ import { join, resolve } from 'node:path';
 import { features } from '@recsys/contracts';
 import { type SyntheticOptions, fingerprint } from '@recsys/data';
 import { checkHealth, createServiceClient, freePort } from '@recsys/service-kit';
-import { loadFeatures, loadModelVersion } from '@recsys/serving';
+import { loadModelVersion } from '@recsys/serving';
+import { loadFeatures } from '@recsys/offline';
 import {
   DEFAULT_SYNTHETIC,
   type DataSource,

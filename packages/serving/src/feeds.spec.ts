@@ -10,7 +10,7 @@ import {
   encodeMulti,
   isIdFeature,
 } from '@recsys/data';
-import type { InputLayout, Tensor } from '@recsys/trainer';
+import type { InputLayout, Tensor } from '@recsys/model-format';
 import { assembleFeeds, type BatchRows, concatFeeds, FeedAssembler } from './feeds.js';
 import { type FeatureRow, itemRow, recentItems, userRow, contextRow, type RawValue } from './feature-rows.js';
 

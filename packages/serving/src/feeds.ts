@@ -8,7 +8,7 @@ import {
   encodeContinuous,
   isIdFeature,
 } from '@recsys/data';
-import type { InputDescription, InputLayout, Tensor } from '@recsys/trainer';
+import type { InputDescription, InputLayout, Tensor } from '@recsys/model-format';
 import type { FeatureRow, RawValue } from './feature-rows.js';
 import { ItemColumns } from './item-rows-wire.js';
 

@@ -1,14 +1,16 @@
-export * from './feature-client.js';
-export * from './feature-loading.js';
-export * from './feature-reader.js';
 export * from './feature-rows.js';
 export * from './feeds.js';
 export * from './item-cache.js';
-export * from './item-cache-env.js';
 export * from './item-rows-wire.js';
-export * from './model-repository.js';
+// Model versions are read through the model format's one reader.
+export {
+  type ItemVectors,
+  latestModelVersion,
+  loadModelVersion,
+  ModelLoadError,
+  type ModelVersion,
+  readItemVectors,
+} from '@recsys/model-format';
 export * from './model-watcher.js';
 export * from './onnx-session.js';
-export * from './scored-candidates-wire.js';
 export * from './user-tower.js';
-export * from './model-stage-env.js';

@@ -1,5 +1,4 @@
-import type { ItemBytesReader } from './feature-client.js';
-import { readItemColumns } from './feature-client.js';
+import { type ItemBytesReader, readItemColumns } from './item-rows-wire.js';
 import type { EncodedItem, FeedAssembler } from './feeds.js';
 
 export interface ItemCacheSettings {
@@ -17,6 +16,8 @@ export const ITEM_CACHE_DEFAULTS: Readonly<ItemCacheSettings> = { maxItems: 100_
 interface Entry<V> {
   value: V;
   found: boolean;
+  /** The item's created_at_ms (0 when unknown): stage answers carry it so that re-ranking need not read the item. */
+  createdAtMs: number;
   expiresAt: number;
   /** Insertions into the cache when this one was (re)inserted. */
   stamp: number;
@@ -57,9 +58,9 @@ export class ItemCache<V> {
     return entry;
   }
 
-  set(id: string, value: V, found: boolean, ttlMs: number, now: number): void {
+  set(id: string, value: V, found: boolean, ttlMs: number, now: number, createdAtMs = 0): void {
     this.entries.delete(id);
-    this.entries.set(id, { value, found, expiresAt: now + ttlMs, stamp: ++this.stamp });
+    this.entries.set(id, { value, found, createdAtMs, expiresAt: now + ttlMs, stamp: ++this.stamp });
     if (this.entries.size > this.maxItems) this.entries.delete(this.entries.keys().next().value!);
   }
 }
@@ -99,10 +100,17 @@ export class EncodedItemReader {
     return this.cache?.size ?? 0;
   }
 
-  /** Encoded items in the order asked, and the ids the feature service does not know (they are encoded as defaults). */
-  async read(reader: ItemBytesReader, itemIds: readonly string[]): Promise<{ items: EncodedItem[]; missing: string[] }> {
+  /**
+   * Encoded items in the order asked, each item's created_at_ms (0 when unknown), and the ids the feature service
+   * does not know (they are encoded as defaults).
+   */
+  async read(
+    reader: ItemBytesReader,
+    itemIds: readonly string[],
+  ): Promise<{ items: EncodedItem[]; createdAtMs: Float64Array; missing: string[] }> {
     const n = itemIds.length;
     const items = new Array<EncodedItem>(n);
+    const createdAtMs = new Float64Array(n);
     const found = new Uint8Array(n);
     const cache = this.cache;
     let toRead = itemIds as string[];
@@ -118,6 +126,7 @@ export class EncodedItemReader {
           positions.push(k);
         } else {
           items[k] = entry.value;
+          createdAtMs[k] = entry.createdAtMs;
           found[k] = entry.found ? 1 : 0;
         }
       }
@@ -131,13 +140,15 @@ export class EncodedItemReader {
         const k = positions ? positions[j]! : j;
         const value = this.assembler.encodeItem(row);
         items[k] = value;
+        createdAtMs[k] = row.createdAtMs;
         found[k] = row.found ? 1 : 0;
-        if (cache && (row.found || missingTtlMs > 0)) cache.set(row.id, value, row.found, row.found ? ttlMs : missingTtlMs, now);
+        if (cache && (row.found || missingTtlMs > 0))
+          cache.set(row.id, value, row.found, row.found ? ttlMs : missingTtlMs, now, row.createdAtMs);
       }
     }
     this.options.observer?.itemsRead(n - toRead.length, toRead.length, this.cached);
     const missing: string[] = [];
     for (let k = 0; k < n; k++) if (found[k] === 0) missing.push(itemIds[k]!);
-    return { items, missing };
+    return { items, createdAtMs, missing };
   }
 }

@@ -1,14 +1,31 @@
+import { common, features, fieldTag, WIRE } from '@recsys/contracts';
 import type { FeatureRow, RawValue } from './feature-rows.js';
 
-// Field numbers (proto/recsys/features/v1/features.proto, common/v1/common.proto):
-// BatchGetItemFeaturesResponse {items = 1, missing_ids = 2}; ItemResult {found = 1, item = 2};
-// Item {item_id = 1, category = 2, created_at_ms = 3, features = 4}; Features {values = 1 (map: key = 1, value = 2)};
-// FeatureValue {categorical = 1, numeric = 2, multi = 3, vector = 4}; StringList {values = 1}.
-const VARINT = 0;
-const FIXED64 = 1;
-const LEN = 2;
-const FIXED32 = 5;
-const tag = (field: number, wireType: number) => (field << 3) | wireType;
+const VARINT = WIRE.varint;
+const FIXED64 = WIRE.fixed64;
+const LEN = WIRE.length;
+const FIXED32 = WIRE.fixed32;
+// Tags from the generated descriptors (the BatchGetItemFeaturesResponse the feature service answers, read straight from
+// the wire). A map's entries are messages whose key is field 1 and value field 2: that is protobuf's wire format.
+const T = {
+  items: fieldTag(features.BatchGetItemFeaturesResponseSchema, 'items', LEN),
+  missingIds: fieldTag(features.BatchGetItemFeaturesResponseSchema, 'missingIds', LEN),
+  found: fieldTag(features.ItemResultSchema, 'found', VARINT),
+  item: fieldTag(features.ItemResultSchema, 'item', LEN),
+  category: fieldTag(features.ItemSchema, 'category', LEN),
+  createdAt: fieldTag(features.ItemSchema, 'createdAtMs', VARINT),
+  features: fieldTag(features.ItemSchema, 'features', LEN),
+  values: fieldTag(common.FeaturesSchema, 'values', LEN),
+  // eslint-disable-next-line no-restricted-syntax -- map entries' key = 1 is protobuf's wire format, not a contract field
+  mapKey: (1 << 3) | LEN,
+  // eslint-disable-next-line no-restricted-syntax -- map entries' value = 2, likewise
+  mapValue: (2 << 3) | LEN,
+  categorical: fieldTag(common.FeatureValueSchema, 'categorical', LEN),
+  numeric: fieldTag(common.FeatureValueSchema, 'numeric', FIXED64),
+  multi: fieldTag(common.FeatureValueSchema, 'multi', LEN),
+  vector: fieldTag(common.FeatureValueSchema, 'vector', LEN),
+  listValue: fieldTag(common.StringListSchema, 'values', LEN),
+};
 
 /** Item fields that serving reads as columns of the same name (see `itemRow`). */
 const CATEGORY = 'category';
@@ -60,6 +77,8 @@ export class ItemColumnsRow implements FeatureRow {
     private readonly values: RawValue[] | undefined,
     /** False for an item the feature service does not know (every column reads as missing). */
     readonly found: boolean,
+    /** The Item's created_at_ms (0 when unknown), whether or not the model reads it: answers carry it on. */
+    readonly createdAtMs = 0,
   ) {}
 
   get(column: string): RawValue {
@@ -149,19 +168,19 @@ function featureValue(c: Cursor, end: number): RawValue {
   let value: RawValue;
   while (c.pos < end) {
     const t = c.varint();
-    if (t === tag(1, LEN)) value = c.string();
-    else if (t === tag(2, FIXED64)) value = c.double();
-    else if (t === tag(3, LEN)) {
+    if (t === T.categorical) value = c.string();
+    else if (t === T.numeric) value = c.double();
+    else if (t === T.multi) {
       const listEnd = c.end();
       const values: string[] = [];
       while (c.pos < listEnd) {
         const lt = c.varint();
-        if (lt === tag(1, LEN)) values.push(c.string());
+        if (lt === T.listValue) values.push(c.string());
         else c.skip(lt & 7);
       }
       value = values;
     } else {
-      if (t === tag(4, LEN)) value = undefined;
+      if (t === T.vector) value = undefined;
       c.skip(t & 7);
     }
   }
@@ -172,7 +191,7 @@ function featureValue(c: Cursor, end: number): RawValue {
 function readFeatures(c: Cursor, end: number, columns: ItemColumns, values: RawValue[], fromFields: boolean[]): void {
   while (c.pos < end) {
     const t = c.varint();
-    if (t !== tag(1, LEN)) {
+    if (t !== T.values) {
       c.skip(t & 7);
       continue;
     }
@@ -180,11 +199,11 @@ function readFeatures(c: Cursor, end: number, columns: ItemColumns, values: RawV
     let slot: number | undefined;
     while (c.pos < entryEnd) {
       const et = c.varint();
-      if (et === tag(1, LEN)) {
+      if (et === T.mapKey) {
         const keyEnd = c.end();
         slot = columns.slotOf(c.buf, c.pos, keyEnd);
         c.pos = keyEnd;
-      } else if (et === tag(2, LEN) && slot !== undefined && !fromFields[slot]) {
+      } else if (et === T.mapValue && slot !== undefined && !fromFields[slot]) {
         const valueEnd = c.end();
         values[slot] = featureValue(c, valueEnd);
         c.pos = valueEnd;
@@ -193,7 +212,11 @@ function readFeatures(c: Cursor, end: number, columns: ItemColumns, values: RawV
   }
 }
 
+/** The item's created_at_ms, as the last readItem saw it (0 when absent). */
+let lastCreatedAt = 0;
+
 function readItem(c: Cursor, end: number, columns: ItemColumns): RawValue[] {
+  lastCreatedAt = 0;
   const values = new Array<RawValue>(columns.names.length).fill(undefined);
   // Which slots the Item's own fields filled: they take precedence over a feature of the same name.
   const fromFields = new Array<boolean>(columns.names.length).fill(false);
@@ -201,19 +224,20 @@ function readItem(c: Cursor, end: number, columns: ItemColumns): RawValue[] {
   let featuresEnd = -1;
   while (c.pos < end) {
     const t = c.varint();
-    if (t === tag(2, LEN)) {
+    if (t === T.category) {
       const category = c.string();
       if (category !== '' && columns.categorySlot >= 0) {
         values[columns.categorySlot] = category;
         fromFields[columns.categorySlot] = true;
       }
-    } else if (t === tag(3, VARINT)) {
+    } else if (t === T.createdAt) {
       const createdAt = c.int64();
+      lastCreatedAt = createdAt > 0 ? createdAt : 0;
       if (createdAt > 0 && columns.createdAtSlot >= 0) {
         values[columns.createdAtSlot] = createdAt;
         fromFields[columns.createdAtSlot] = true;
       }
-    } else if (t === tag(4, LEN)) {
+    } else if (t === T.features) {
       // Fields may come in any order: features are read after the item's own fields are known.
       featuresEnd = c.end();
       featuresAt = c.pos;
@@ -246,27 +270,43 @@ export function decodeItemRows(bytes: Buffer, itemIds: readonly string[], column
   const missing: string[] = [];
   while (c.pos < bytes.length) {
     const t = c.varint();
-    if (t === tag(1, LEN)) {
+    if (t === T.items) {
       const end = c.end();
       const k = rows.length;
       const id = itemIds[k];
       if (id === undefined) throw new RangeError(`the answer holds more than the ${itemIds.length} items asked`);
       let found = false;
       let values: RawValue[] | undefined;
+      let createdAtMs = 0;
       while (c.pos < end) {
         const rt = c.varint();
-        if (rt === tag(1, VARINT)) found = c.varint() !== 0;
-        else if (rt === tag(2, LEN)) {
+        if (rt === T.found) found = c.varint() !== 0;
+        else if (rt === T.item) {
           const itemEnd = c.end();
           values = readItem(c, itemEnd, columns);
+          createdAtMs = lastCreatedAt;
           c.pos = itemEnd;
         } else c.skip(rt & 7);
       }
-      rows.push(new ItemColumnsRow(id, columns, found ? values : undefined, found));
-    } else if (t === tag(2, LEN)) missing.push(c.string());
+      rows.push(new ItemColumnsRow(id, columns, found ? values : undefined, found, found ? createdAtMs : 0));
+    } else if (t === T.missingIds) missing.push(c.string());
     else c.skip(t & 7);
   }
   // An answer shorter than the question leaves the rest as unknown items, as readItemRows does.
   for (let k = rows.length; k < itemIds.length; k++) rows.push(new ItemColumnsRow(itemIds[k]!, columns, undefined, false));
   return { rows, missing };
+}
+
+/** BatchGetItemFeatures answered as its undecoded bytes (the stage layer's feature client gives them). */
+export interface ItemBytesReader {
+  batchGetItemFeatureBytes(request: { itemIds: string[] }): Promise<Buffer>;
+}
+
+/**
+ * Item rows in the order asked, of only the given columns, decoded straight from one BatchGetItemFeatures
+ * answer (proven equal to `readItemRows` for those columns); unknown ids get rows of defaults, `found` false.
+ */
+export async function readItemColumns(reader: ItemBytesReader, itemIds: string[], columns: ItemColumns): Promise<ItemColumnRows> {
+  if (itemIds.length === 0) return { rows: [], missing: [] };
+  return decodeItemRows(await reader.batchGetItemFeatureBytes({ itemIds }), itemIds, columns);
 }

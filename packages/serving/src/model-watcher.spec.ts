@@ -1,11 +1,11 @@
 import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ModelManifest, sha256 } from '@recsys/trainer';
+import { type ModelManifest, sha256 } from '@recsys/model-format';
 import { trainedModels } from '@recsys/testing';
 import { zeroFeeds } from './feeds.js';
 import { type ModelReloadEvent, ModelWatcher, type ModelWatcherOptions, warmUpSession } from './model-watcher.js';
-import type { ModelVersion } from './model-repository.js';
+import type { ModelVersion } from '@recsys/model-format';
 import { ModelSession } from './onnx-session.js';
 
 /** A served version as the spec sees it: its session, and whether the watcher released it. */

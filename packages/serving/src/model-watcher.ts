@@ -1,8 +1,8 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
-import { type GraphDescription, type ModelName, listVersions } from '@recsys/trainer';
+import { type GraphDescription, type ModelName, listVersions } from '@recsys/model-format';
 import { zeroFeeds } from './feeds.js';
-import { ModelLoadError, type ModelVersion, loadModelVersion } from './model-repository.js';
+import { ModelLoadError, type ModelVersion, loadModelVersion } from '@recsys/model-format';
 import type { ModelSession } from './onnx-session.js';
 
 export interface ModelWatcherLogger {

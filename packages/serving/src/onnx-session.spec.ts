@@ -1,6 +1,6 @@
 import { type TrainedModels, trainedModels } from '@recsys/testing';
 import { zeroFeeds } from './feeds.js';
-import { loadModelVersion, ModelLoadError } from './model-repository.js';
+import { loadModelVersion, ModelLoadError } from '@recsys/model-format';
 import { FeedError, ModelSession } from './onnx-session.js';
 import { cp, readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import type { InputDescription, Tensor } from '@recsys/trainer';
+import type { InputDescription, Tensor } from '@recsys/model-format';
 
 /** Execution providers a session may ask for, in the order of preference given by config. */
 export const EXECUTION_PROVIDERS = ['cuda', 'cpu'] as const;

@@ -1,9 +1,9 @@
 import { type FeatureSpec } from '@recsys/data';
-import { type InputLayout, inputLayout } from '@recsys/trainer';
+import { type InputLayout, inputLayout } from '@recsys/model-format';
 import { assembleFeeds, concatFeeds, FeedAssembler, zeroFeeds } from './feeds.js';
 import type { FeatureRow } from './feature-rows.js';
-import type { ModelVersion } from './model-repository.js';
-import { ModelLoadError } from './model-repository.js';
+import type { ModelVersion } from '@recsys/model-format';
+import { ModelLoadError } from '@recsys/model-format';
 import { ModelSession, type ModelSessionOptions } from './onnx-session.js';
 
 /** The user tower's input prefix in the exported graph. */

@@ -1,5 +1,4 @@
 import {
-  type SetupOptions,
   type SyntheticOptions,
   type TrainingSetup,
   buildTrainingSetup,
@@ -9,11 +8,10 @@ import {
 } from '@recsys/data';
 import { resolve } from 'node:path';
 
-/** Where a training run's data comes from: recorded in every manifest, so `recsys evaluate` can rebuild it. */
-export type DataSource =
-  | { kind: 'ml100k'; dir: string }
-  | { kind: 'synthetic'; options: SyntheticOptions; setup?: SetupOptions }
-  | { kind: 'files'; dir: string; positiveThreshold?: number; setup?: SetupOptions };
+import type { DataSource } from '@recsys/model-format';
+
+// Where a training run's data comes from is part of the model format (every manifest records it).
+export type { DataSource } from '@recsys/model-format';
 
 /** The demo and test default: small enough to train in seconds, with planted structure. */
 export const DEFAULT_SYNTHETIC: SyntheticOptions = { seed: 42, users: 2000, items: 1000, interactionsPerUser: 40 };

@@ -5,7 +5,7 @@ import { loadSetup } from './data-source.js';
 import type { RankingEvaluation, RetrievalEvaluation } from './eval/report.js';
 import { evaluateDlrm, evaluatePreranker, evaluateRetrieval, towerVectors } from './evaluate-models.js';
 import { maxDiff } from './export/exporter.js';
-import { type ModelManifest, type ModelName, listVersions, readGraph, readManifest } from './export/manifest.js';
+import { type ModelManifest, type ModelName, listVersions, readGraph, readManifest } from '@recsys/model-format';
 import { OrtRunner } from './graph/ort-runner.js';
 import type { TowerVectors } from './train/preranking.js';
 

@@ -4,7 +4,7 @@ export * from './evaluate-models.js';
 export * from './evaluate-version.js';
 export * from './evaluation.js';
 export * from './export/exporter.js';
-export * from './export/manifest.js';
+export * from '@recsys/model-format';
 export { gradients, type Gradients, type SparseGradient } from './graph/autodiff.js';
 export { evaluate, tensor, type Tensor } from './graph/evaluate.js';
 export { g, nn, type Node, type Shape, type Dim } from './graph/graph.js';

@@ -5,7 +5,7 @@ import { writeReport } from './eval/report.js';
 import { type DataSource, loadSetup } from './data-source.js';
 import { evaluateDlrm, evaluatePreranker, evaluateRetrieval, towerVectors, trainedTowerVectors } from './evaluate-models.js';
 import { OPSET, exportGraph } from './export/exporter.js';
-import { type ModelManifest, type ModelName, MANIFEST_FORMAT, VersionWriter, nextVersion, sha256 } from './export/manifest.js';
+import { type ModelManifest, type ModelName, MANIFEST_FORMAT, VersionWriter, nextVersion, sha256 } from '@recsys/model-format';
 import { OrtRunner } from './graph/ort-runner.js';
 import { type EncodedSources, batchFeeds, describeInputs } from './models/inputs.js';
 import type { Tower } from './models/two-tower.js';

@@ -4,6 +4,7 @@ import { EmbeddedIndexWatcher, type EmbeddedWatcherOptions } from './embedded-wa
 import { VectorIndexArgumentError } from './errors.js';
 import { buildHnswIndex, openHnswIndex, type BuildHnswOptions, type OpenHnswOptions } from './hnsw-store.js';
 import { openQdrantStore, publishQdrantIndex, type OpenQdrantOptions, type PublishQdrantOptions } from './qdrant-store.js';
+import { type QdrantConnection } from './qdrant-rest.js';
 import { SwappableStore } from './swappable-store.js';
 import { assertVersionName, compareVersions, findLatestVersion, listVersions } from './versions.js';
 import { type IndexBuildInput, type IndexInfo, type VectorStore } from './vector-store.js';
@@ -12,10 +13,10 @@ import { type IndexBuildInput, type IndexInfo, type VectorStore } from './vector
 export type IndexTarget =
   /** Version directories `<root>/<version>/`; the latest complete one (compareVersions order) serves. */
   | { kind: 'embedded'; root: string }
-  /** Collections `<collection>_v<version>` behind the alias `<collection>`. */
-  | { kind: 'qdrant'; url: string; apiKey?: string; collection: string };
+  /** Collections `<collection>_v<version>` behind the alias `<collection>`; timeouts and retries per QdrantConnection. */
+  | ({ kind: 'qdrant'; collection: string } & QdrantConnection);
 
-export interface PublishOptions extends BuildHnswOptions, Omit<PublishQdrantOptions, 'hnsw'> {
+export interface PublishOptions extends BuildHnswOptions, Omit<PublishQdrantOptions, 'hnsw' | 'querySample'> {
   /** Qdrant collection HNSW parameters (the embedded index takes `hnsw` from BuildHnswOptions). */
   qdrantHnsw?: PublishQdrantOptions['hnsw'];
 }
@@ -30,13 +31,10 @@ export const DEFAULT_EMBEDDED_RETAIN = 3;
  */
 export async function publishIndex(target: IndexTarget, input: IndexBuildInput, options: PublishOptions = {}): Promise<IndexInfo> {
   if (target.kind === 'qdrant') {
-    const { batchSize, retain, onProgress, qdrantHnsw } = options;
-    return publishQdrantIndex(connectionOf(target), target.collection, input, {
-      ...(batchSize !== undefined ? { batchSize } : {}),
-      ...(retain !== undefined ? { retain } : {}),
-      ...(onProgress !== undefined ? { onProgress } : {}),
-      ...(qdrantHnsw !== undefined ? { hnsw: qdrantHnsw } : {}),
-    });
+    // Embedded-only settings (threads, hnsw) stay out; everything else is the Qdrant publish's own option.
+    const qdrant: PublishQdrantOptions = { ...options, hnsw: options.qdrantHnsw };
+    delete (qdrant as { threads?: number }).threads;
+    return publishQdrantIndex(connectionOf(target), target.collection, input, qdrant);
   }
   if (target.kind !== 'embedded')
     throw new VectorIndexArgumentError('target.kind', `unknown target kind ${JSON.stringify((target as { kind: unknown }).kind)}`);
@@ -60,8 +58,12 @@ export async function publishIndex(target: IndexTarget, input: IndexBuildInput, 
   };
 }
 
-function connectionOf(target: Extract<IndexTarget, { kind: 'qdrant' }>): { url: string; apiKey?: string } {
-  return { url: target.url, ...(target.apiKey !== undefined ? { apiKey: target.apiKey } : {}) };
+/** The connection settings of a Qdrant target (everything but kind and collection), timeouts included. */
+export function connectionOf(target: Extract<IndexTarget, { kind: 'qdrant' }>): QdrantConnection {
+  const connection: QdrantConnection & { kind?: string; collection?: string } = { ...target };
+  delete connection.kind;
+  delete connection.collection;
+  return connection;
 }
 
 /** A store that follows the serving version. */

@@ -5,14 +5,16 @@ import { openStore, publishIndex, type IndexTarget, type ServingStore } from './
 import {
   listQdrantVersions,
   openQdrantStore,
-  qdrantClient,
+  publishQdrantIndex,
+  QdrantRest,
   qdrantCollectionName,
   qdrantFilter,
   qdrantItemPayload,
   qdrantPointId,
+  type QdrantVersionMetadata,
 } from './qdrant-store.js';
 import { clusteredUnitVectors } from './synthetic-vectors.js';
-import { type IndexBuildInput } from './vector-store.js';
+import { type IndexBuildInput, type Metric } from './vector-store.js';
 
 describe('Qdrant point ids and filters', () => {
   it('maps an item id to the same version-5 UUID in every process, distinct ids to distinct UUIDs', () => {
@@ -66,7 +68,23 @@ describeWithServer(QDRANT_URL === undefined ? SKIPPED : `Qdrant adapter against 
   const connection = { url: QDRANT_URL ?? '', ...(process.env.QDRANT_API_KEY ? { apiKey: process.env.QDRANT_API_KEY } : {}) };
   const base = `recsys_test_${randomBytes(4).toString('hex')}`;
   const target: IndexTarget = { kind: 'qdrant', ...connection, collection: base };
-  const client = qdrantClient(connection);
+  // Created in beforeAll: the describe body also runs when the suite is skipped (no URL then).
+  let rest: QdrantRest;
+  type Described = {
+    points_count: number;
+    config: { params: { vectors: Record<string, { size: number; distance: string }> }; metadata: QdrantVersionMetadata };
+    payload_schema: Record<string, { data_type: string }>;
+  };
+  const describe_ = (name: string) => rest.get<Described>(`/collections/${name}`);
+  const aliases = async () => (await rest.get<{ aliases: { alias_name: string; collection_name: string }[] }>('/aliases')).aliases;
+  const bases = new Set([base]);
+  const dropBase = async (b: string) => {
+    if ((await aliases()).some((a) => a.alias_name === b))
+      await rest.call('POST', '/collections/aliases', { actions: [{ delete_alias: { alias_name: b } }] }, { timeout: 'write' });
+    const { collections } = await rest.get<{ collections: { name: string }[] }>('/collections');
+    for (const { name } of collections)
+      if (name.startsWith(`${b}_v`)) await rest.call('DELETE', `/collections/${name}`, undefined, { timeout: 'delete' });
+  };
   const first = version('1');
   const queries = clusteredUnitVectors({ count: 10, dim: DIM, clusters: 8, spread: 0.6, seed: 32 });
   const query = (q: number) => queries.subarray(q * DIM, (q + 1) * DIM);
@@ -74,28 +92,43 @@ describeWithServer(QDRANT_URL === undefined ? SKIPPED : `Qdrant adapter against 
   let store: ServingStore;
 
   beforeAll(async () => {
+    rest = new QdrantRest(connection);
     await publishIndex(target, first, { batchSize: 300 });
     store = await openStore(target, { qdrant: { refreshIntervalMs: 0 } });
   }, 120_000);
 
   afterAll(async () => {
     await store?.close();
-    const { aliases } = await client.getAliases();
-    if (aliases.some((a) => a.alias_name === base))
-      await client.updateCollectionAliases({ actions: [{ delete_alias: { alias_name: base } }] });
-    for (const v of await listQdrantVersions(connection, base)) await client.deleteCollection(qdrantCollectionName(base, v));
+    for (const b of bases) await dropBase(b);
+    rest?.close();
   });
 
-  it('creates the version collection with the model dimension, Dot distance, payload indexes and every point, behind the alias', async () => {
-    const collection = await client.getCollection(qdrantCollectionName(base, '1'));
-    expect(collection.config.params.vectors).toMatchObject({ size: DIM, distance: 'Dot' });
+  it('creates the version collection with the model dimension, Dot distance, payload indexes, every point and its metadata, behind the alias', async () => {
+    const collection = await describe_(qdrantCollectionName(base, '1'));
+    expect(collection.config.params.vectors.raw).toMatchObject({ size: DIM, distance: 'Dot' });
     expect(collection.payload_schema.category?.data_type).toBe('keyword');
     expect(collection.payload_schema.created_at_ms?.data_type).toBe('integer');
-    expect((await client.count(qdrantCollectionName(base, '1'), { exact: true })).count).toBe(COUNT);
-    const { aliases } = await client.getAliases();
-    expect(aliases.find((a) => a.alias_name === base)?.collection_name).toBe(qdrantCollectionName(base, '1'));
+    expect(collection.points_count).toBe(COUNT);
+    // Metadata read back from the server: the completed flag and what the store relies on.
+    expect(collection.config.metadata).toMatchObject({
+      base,
+      version: '1',
+      model_version: 'model-1',
+      metric: 'ip',
+      dim: DIM,
+      count: COUNT,
+      layout: 2,
+      state: 'complete',
+    });
+    expect(typeof collection.config.metadata.completed_at_ms).toBe('number');
+    expect((await aliases()).find((a) => a.alias_name === base)?.collection_name).toBe(qdrantCollectionName(base, '1'));
     expect(store.info()).toEqual({ version: '1', backend: 'qdrant', size: COUNT, dimension: DIM, metric: 'ip', modelVersion: 'model-1' });
-    const [point] = await client.retrieve(base, { ids: [qdrantPointId('v1-5')], with_payload: true });
+    const [point] = await rest.call<{ payload: unknown }[]>(
+      'POST',
+      `/collections/${base}/points`,
+      { ids: [qdrantPointId('v1-5')], with_payload: true },
+      { timeout: 'read' },
+    );
     expect(point?.payload).toEqual({ item_id: 'v1-5', category: 'c0', created_at_ms: 1_700_000_000_005 });
   });
 
@@ -174,13 +207,131 @@ describeWithServer(QDRANT_URL === undefined ? SKIPPED : `Qdrant adapter against 
     expect(seen.has('v1')).toBe(true);
     expect(seen.has('v3')).toBe(true);
     expect(await store.reload()).toMatchObject({ version: '3', size: 1000, modelVersion: 'model-3' });
-    expect(await listQdrantVersions(connection, base)).toEqual(['2', '3']);
+    // Two quick publishes: version 1 was left by the alias moments ago, so retention keeps it for pinning services.
+    expect(await listQdrantVersions(connection, base)).toEqual(['1', '2', '3']);
     // A pinned version answers from its own collection, whatever the alias points at.
     const pinned = await openQdrantStore(connection, base, { version: '2' });
     expect(pinned.info()).toMatchObject({ version: '2', size: 1500, modelVersion: 'model-2' });
     expect((await pinned.search(query(3), 10)).every((n) => n.id.startsWith('v2-'))).toBe(true);
     await pinned.close();
-    await expect(openQdrantStore(connection, base, { version: '1' })).rejects.toThrow(`${qdrantCollectionName(base, '1')} (version 1`);
-    await expect(publishIndex(target, version('3', 10))).rejects.toThrow(/already serving/);
+    await expect(publishIndex(target, version('3', 10))).rejects.toThrow(/does not sort after the latest complete version "3"/);
   }, 120_000);
+
+  it('keeps a pinned store answering across two quick publishes (retain 1), its lease recorded in the metadata', async () => {
+    const pinned = await openQdrantStore(connection, base, { version: '3', leaseRenewMs: 200 });
+    await sleep(300);
+    expect(Object.keys((await describe_(qdrantCollectionName(base, '3'))).config.metadata).some((k) => k.startsWith('pin:'))).toBe(true);
+    await publishIndex(target, version('4', 500), { retain: 1, pinGraceMs: 1000 });
+    await sleep(1500);
+    // The alias left 3 longer ago than the grace: only the lease renewed every 200 ms keeps it; 1 and 2 go.
+    await publishIndex(target, version('5', 500), { retain: 1, pinGraceMs: 1000 });
+    expect((await pinned.search(query(3), 10)).every((n) => n.id.startsWith('v3-'))).toBe(true);
+    expect(await listQdrantVersions(connection, base)).toEqual(['3', '4', '5']);
+    await pinned.close();
+  }, 120_000);
+
+  it('aborts a publish that fails midway: the collection is deleted, the alias and the listed versions unchanged', async () => {
+    const before = await listQdrantVersions(connection, base);
+    const serving = (await aliases()).find((a) => a.alias_name === base)?.collection_name;
+    const failing = publishIndex(target, version('9', 1500), {
+      batchSize: 500,
+      onProgress: (done) => {
+        if (done >= 500) throw new Error('publisher stopped');
+      },
+    });
+    await expect(failing).rejects.toThrow('publisher stopped');
+    const { collections } = await rest.get<{ collections: { name: string }[] }>('/collections');
+    expect(collections.map((c) => c.name)).not.toContain(qdrantCollectionName(base, '9'));
+    expect((await aliases()).find((a) => a.alias_name === base)?.collection_name).toBe(serving);
+    expect(await listQdrantVersions(connection, base)).toEqual(before);
+  }, 120_000);
+
+  it.each(['cos', 'l2'] as Metric[])(
+    'scores %s like the exact search, higher-is-closer',
+    async (metric) => {
+      const b = `${base}_${metric}`;
+      bases.add(b);
+      const input = { ...version('1', 1000), metric };
+      input.vectors = input.vectors.map((x, i) => x * (1 + (Math.floor(i / DIM) % 4)));
+      await publishQdrantIndex(connection, b, input);
+      const s = await openQdrantStore(connection, b, { refreshIntervalMs: 0 });
+      for (let q = 0; q < 5; q++) {
+        const got = await s.search(query(q), 10);
+        const exact = exactSearch(input.vectors, DIM, metric, query(q), 10);
+        expect(got[0]!.score).toBeCloseTo(exact[0]!.score, 3);
+        expect(got.filter((n) => exact.some((m) => input.ids[m.row] === n.id)).length).toBeGreaterThanOrEqual(9);
+      }
+      await s.close();
+    },
+    120_000,
+  );
+
+  it('publishes 4096-dim vectors (requests sized by bytes) and reads them back', async () => {
+    const b = `${base}_wide`;
+    bases.add(b);
+    const input: IndexBuildInput = {
+      ...version('1', 600),
+      dim: 4096,
+      vectors: clusteredUnitVectors({ count: 600, dim: 4096, clusters: 4, seed: 5 }),
+    };
+    await publishQdrantIndex(connection, b, input);
+    const s = await openQdrantStore(connection, b, { refreshIntervalMs: 0 });
+    expect(s.info()).toMatchObject({ size: 600, dimension: 4096 });
+    const [v] = await s.getVectors(['v1-599']);
+    expect(Array.from(v!)).toEqual(Array.from(input.vectors.subarray(599 * 4096)));
+    const q = input.vectors.slice(7 * 4096, 8 * 4096);
+    expect((await s.search(q, 1))[0]!.id).toBe('v1-7');
+    await s.close();
+  }, 300_000);
+
+  it('publishes above the indexing threshold, swaps once indexed, and keeps two-tower recall@100 with the query-aware vectors', async () => {
+    // Two-tower-like geometry: items in a tight cap, queries (users) in another region facing away from it.
+    const count = 40_000;
+    const dim = 32;
+    const items = clusteredUnitVectors({ count, dim, clusters: 64, spread: 0.35, seed: 11 });
+    const mean = new Float32Array(dim);
+    for (let i = 0; i < count; i++) for (let j = 0; j < dim; j++) mean[j] += items[i * dim + j]! / count;
+    const users = clusteredUnitVectors({ count: 4096 + 100, dim, clusters: 16, spread: 0.5, seed: 12 });
+    for (let u = 0; u < 4196; u++) {
+      let n = 0;
+      for (let j = 0; j < dim; j++) n += (users[u * dim + j] = users[u * dim + j]! - 1.5 * mean[j]!) ** 2;
+      for (let j = 0; j < dim; j++) users[u * dim + j]! /= Math.sqrt(n);
+    }
+    const sample = users.slice(0, 4096 * dim);
+    const ids = Array.from({ length: count }, (_, i) => `t-${i}`);
+    const recall: Record<string, number> = {};
+    for (const [name, querySample] of [
+      ['items alone', undefined],
+      ['query-aware', sample],
+    ] as const) {
+      const b = `${base}_tt_${name === 'items alone' ? 'plain' : 'qa'}`;
+      bases.add(b);
+      // 40k × 33 floats ≈ 5 MB, above the 1000 KB threshold: Qdrant builds the graph before the alias moves.
+      await publishQdrantIndex(
+        connection,
+        b,
+        { ids, vectors: items, dim, metric: 'ip', version: '1', modelVersion: 'tt' },
+        {
+          indexingThresholdKb: 1000,
+          hnsw: { m: 16, efConstruct: 128 },
+          ...(querySample ? { querySample } : {}),
+        },
+      );
+      const info = await rest.get<{ status: string; indexed_vectors_count: number; points_count: number }>(`/collections/${b}`);
+      expect(info.status).toBe('green');
+      expect(info.indexed_vectors_count).toBeGreaterThan(count / 2);
+      const s = await openQdrantStore(connection, b, { refreshIntervalMs: 0, hnswEf: 200 });
+      let hits = 0;
+      for (let u = 4096; u < 4196; u++) {
+        const q = users.slice(u * dim, (u + 1) * dim);
+        const exact = new Set(exactSearch(items, dim, 'ip', q, 100).map((m) => ids[m.row]));
+        hits += (await s.search(q, 100)).filter((n) => exact.has(n.id)).length;
+      }
+      recall[name] = hits / (100 * 100);
+      await s.close();
+    }
+    console.log(`Qdrant recall@100 for two-tower-like queries at 40k items: ${JSON.stringify(recall)}`);
+    expect(recall['query-aware']).toBeGreaterThanOrEqual(0.9);
+    expect(recall['query-aware']).toBeGreaterThanOrEqual(recall['items alone']!);
+  }, 600_000);
 });

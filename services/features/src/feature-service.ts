@@ -1,12 +1,21 @@
 import { type create, type MessageInitShape } from '@bufbuild/protobuf';
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
-import { features } from '@recsys/contracts';
+import { features, fieldNumber } from '@recsys/contracts';
 import { EncodedMessage, idProblem, InvalidArgumentError, UnavailableError } from '@recsys/service-kit';
 import type { FeaturesConfig } from './config.js';
 import { StoreUnavailableError, type FeatureStore } from './store/index.js';
 import { checkBatch, checkEvent, checkId, featuresProblem } from './validation.js';
 
 type Init<S extends Parameters<typeof create>[0]> = MessageInitShape<S>;
+
+// The batch answer is written from the stored Item bytes; its field numbers come from the generated descriptors.
+const BATCH = {
+  items: fieldNumber(features.BatchGetItemFeaturesResponseSchema, 'items'),
+  missingIds: fieldNumber(features.BatchGetItemFeaturesResponseSchema, 'missingIds'),
+  found: fieldNumber(features.ItemResultSchema, 'found'),
+  item: fieldNumber(features.ItemResultSchema, 'item'),
+  itemId: fieldNumber(features.ItemSchema, 'itemId'),
+};
 
 /** The feature service's logic: validation, then the store; transport-free so it is easy to test. */
 export class FeatureService {
@@ -40,21 +49,20 @@ export class FeatureService {
     checkBatch('item_ids', ids.length, this.config);
     for (let i = 0; i < ids.length; i++) checkId(`item_ids[${i}]`, ids[i]!, this.config);
     const found = await this.guard(() => this.store.getEncodedItems(ids));
-    // Field numbers: BatchGetItemFeaturesResponse {items = 1, missing_ids = 2}, ItemResult {found = 1, item = 2}, Item {item_id = 1}.
     const writer = new BinaryWriter();
     const missingIds: string[] = [];
     for (let i = 0; i < ids.length; i++) {
       const bytes = found[i];
-      writer.tag(1, WireType.LengthDelimited).fork();
+      writer.tag(BATCH.items, WireType.LengthDelimited).fork();
       if (bytes) {
-        writer.tag(1, WireType.Varint).bool(true).tag(2, WireType.LengthDelimited).bytes(bytes);
+        writer.tag(BATCH.found, WireType.Varint).bool(true).tag(BATCH.item, WireType.LengthDelimited).bytes(bytes);
       } else {
         missingIds.push(ids[i]!);
-        writer.tag(2, WireType.LengthDelimited).fork().tag(1, WireType.LengthDelimited).string(ids[i]!).join();
+        writer.tag(BATCH.item, WireType.LengthDelimited).fork().tag(BATCH.itemId, WireType.LengthDelimited).string(ids[i]!).join();
       }
       writer.join();
     }
-    for (const id of missingIds) writer.tag(2, WireType.LengthDelimited).string(id);
+    for (const id of missingIds) writer.tag(BATCH.missingIds, WireType.LengthDelimited).string(id);
     return new EncodedMessage(features.BatchGetItemFeaturesResponseSchema, writer.finish());
   }
 

@@ -1,6 +1,6 @@
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { common, preranking, ranking, reranking, retrieval } from '@recsys/contracts';
-import { CandidateList, decodeRules, encodeContext, readStageAnswer, writeStageRequest } from './candidate-wire.js';
+import { common, features, preranking, ranking, reranking, retrieval } from '@recsys/contracts';
+import { CandidateList, decodeRules, encodeContext, readStageAnswer, withPassedUser, writeStageRequest } from './candidate-wire.js';
 
 const { Stage, EventType } = common;
 
@@ -85,6 +85,44 @@ describe('candidate wire: what the gateway reads and writes equals protobuf-es',
     expect(fromBinary(reranking.RerankRequestSchema, rerank)).toEqual(
       create(reranking.RerankRequestSchema, { userId: 'u', context, candidates: list, limit: 20 }),
     );
+  });
+
+  it('passes the user read once to every stage: the feature answer’s bytes spliced in, decoding as protobuf-es builds it', () => {
+    const state = create(features.GetUserFeaturesResponseSchema, {
+      found: true,
+      user: { userId: 'user-ü', features: { values: { age: { kind: { case: 'numeric', value: 41 } } } } },
+      history: [
+        { itemId: 'h1', timestampMs: 1_700_000_000_000n, dwellSeconds: 12.5, eventType: common.EventType.VIEW },
+        { itemId: 'h2', eventType: common.EventType.PURCHASE },
+      ],
+    });
+    const user = { state: toBinary(features.GetUserFeaturesResponseSchema, state), historyLimit: 100 };
+    const list = candidates(5, 1);
+    for (const [schema, body] of [
+      [
+        preranking.PrerankRequestSchema,
+        writeStageRequest({ userId: 'user-ü', user, context: undefined, candidates: CandidateList.of(list), limit: 3 }),
+      ],
+      [
+        ranking.RankRequestSchema,
+        writeStageRequest({ userId: 'user-ü', user, context: undefined, candidates: CandidateList.of(list), limit: 3 }),
+      ],
+      [
+        reranking.RerankRequestSchema,
+        writeStageRequest({ userId: 'user-ü', user, context: undefined, candidates: CandidateList.of(list), limit: 3 }),
+      ],
+    ] as const) {
+      const decoded = fromBinary(schema, body);
+      expect(decoded.userState).toEqual(state);
+      expect(decoded.userHistoryLimit).toBe(100);
+      expect(decoded.candidates).toEqual(list);
+    }
+    const retrieve = create(retrieval.RetrieveRequestSchema, { userId: 'user-ü', limit: 500, context });
+    const spliced = withPassedUser(toBinary(retrieval.RetrieveRequestSchema, retrieve), user);
+    expect(fromBinary(retrieval.RetrieveRequestSchema, spliced)).toEqual({ ...retrieve, userState: state, userHistoryLimit: 100 });
+    // Without a user read (off, or failed) the requests are as before: the stages read the user themselves.
+    const plain = toBinary(retrieval.RetrieveRequestSchema, retrieve);
+    expect(withPassedUser(plain, undefined)).toBe(plain);
   });
 
   it('grows its buffer for large requests and refuses truncated answers', () => {

@@ -1,10 +1,43 @@
-import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { common, retrieval } from '@recsys/contracts';
+import { create, type DescMessage, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { common, fieldNumber, fieldTag, preranking, ranking, reranking, retrieval, WIRE } from '@recsys/contracts';
 
-// Field numbers (proto/recsys/*/v1/*.proto). Every stage answer keeps its candidates in field 1; the
-// pre-ranking, ranking and re-ranking requests share user_id = 1, context = 2, candidates = 3, limit = 4,
-// and PrerankRequest adds user_embedding = 5 (packed float) and embedding_model_version = 6.
-// RetrieveResponse: user_embedding = 5, model_version = 6; RerankResponse: rules = 2. Candidate: item_id = 1.
+/** Field numbers that must be equal in every schema given (one writer or reader serves them all). */
+function sharedFields<const N extends string>(schemas: readonly DescMessage[], names: readonly N[]): Record<N, number> {
+  const out = {} as Record<N, number>;
+  for (const name of names) {
+    const numbers = schemas.map((schema) => fieldNumber(schema, name));
+    if (numbers.some((n) => n !== numbers[0])) {
+      throw new TypeError(`${name} has different field numbers in ${schemas.map((s) => s.typeName).join(', ')}: ${numbers.join(', ')}`);
+    }
+    out[name] = numbers[0]!;
+  }
+  return out;
+}
+
+// The pre-ranking, ranking and re-ranking requests share one layout, written by writeStageRequest.
+const REQUEST = {
+  ...sharedFields(
+    [preranking.PrerankRequestSchema, ranking.RankRequestSchema, reranking.RerankRequestSchema],
+    ['userId', 'context', 'candidates', 'limit', 'userState', 'userHistoryLimit'],
+  ),
+  userEmbedding: fieldNumber(preranking.PrerankRequestSchema, 'userEmbedding'),
+  embeddingModelVersion: fieldNumber(preranking.PrerankRequestSchema, 'embeddingModelVersion'),
+};
+const RETRIEVE_REQUEST = sharedFields([retrieval.RetrieveRequestSchema], ['userState', 'userHistoryLimit']);
+// Every stage answer keeps its candidates in one field, read by readStageAnswer.
+const ANSWER = {
+  ...sharedFields(
+    [retrieval.RetrieveResponseSchema, preranking.PrerankResponseSchema, ranking.RankResponseSchema, reranking.RerankResponseSchema],
+    ['candidates'],
+  ),
+  retrieveEmbedding: fieldNumber(retrieval.RetrieveResponseSchema, 'userEmbedding'),
+  retrieveModelVersion: fieldNumber(retrieval.RetrieveResponseSchema, 'modelVersion'),
+  retrieveChannels: fieldNumber(retrieval.RetrieveResponseSchema, 'channels'),
+  rerankRules: fieldNumber(reranking.RerankResponseSchema, 'rules'),
+};
+const CANDIDATE_ITEM_ID = fieldNumber(common.CandidateSchema, 'itemId');
+const ITEM_ID_TAG = fieldTag(common.CandidateSchema, 'itemId', WIRE.length);
+
 const VARINT = 0;
 const FIXED64 = 1;
 const LENGTH = 2;
@@ -115,11 +148,11 @@ function text(buf: Uint8Array, start = 0, end = buf.length): string {
 
 /** The item id of one Candidate message: its first field as every writer here puts it, else found by scanning. */
 function itemIdOf(span: Uint8Array): string {
-  if (span.length >= 2 && span[0] === 0x0a && span[1]! < 0x80 && 2 + span[1]! <= span.length) return text(span, 2, 2 + span[1]!);
+  if (span.length >= 2 && span[0] === ITEM_ID_TAG && span[1]! < 0x80 && 2 + span[1]! <= span.length) return text(span, 2, 2 + span[1]!);
   const reader = new Reader(span);
   while (!reader.done) {
     const tag = reader.varint();
-    if (tag >>> 3 === 1 && (tag & 7) === LENGTH) return text(reader.bytes());
+    if (tag >>> 3 === CANDIDATE_ITEM_ID && (tag & 7) === LENGTH) return text(reader.bytes());
     reader.skip(tag & 7);
   }
   return '';
@@ -151,20 +184,20 @@ export function readStageAnswer(bytes: Uint8Array, kind: StageAnswerKind): Stage
     const tag = reader.varint();
     const field = tag >>> 3;
     const wire = tag & 7;
-    if (field === 1 && wire === LENGTH) {
+    if (field === ANSWER.candidates && wire === LENGTH) {
       const span = reader.bytes();
       spans.push(span);
       ids.push(itemIdOf(span));
-    } else if (kind === 'retrieve' && field === 5 && wire === LENGTH) {
+    } else if (kind === 'retrieve' && field === ANSWER.retrieveEmbedding && wire === LENGTH) {
       const packed = new Reader(reader.bytes());
       while (!packed.done) userEmbedding.push(packed.float());
-    } else if (kind === 'retrieve' && field === 5 && wire === FIXED32) {
+    } else if (kind === 'retrieve' && field === ANSWER.retrieveEmbedding && wire === FIXED32) {
       userEmbedding.push(reader.float());
-    } else if (kind === 'retrieve' && field === 6 && wire === LENGTH) {
+    } else if (kind === 'retrieve' && field === ANSWER.retrieveModelVersion && wire === LENGTH) {
       modelVersion = text(reader.bytes());
-    } else if (kind === 'rerank' && field === 2 && wire === LENGTH) {
+    } else if (kind === 'rerank' && field === ANSWER.rerankRules && wire === LENGTH) {
       rules.push(reader.bytes());
-    } else if (kind === 'retrieve' && field === 2 && wire === LENGTH) {
+    } else if (kind === 'retrieve' && field === ANSWER.retrieveChannels && wire === LENGTH) {
       channels.push(reader.bytes());
     } else {
       reader.skip(wire);
@@ -216,6 +249,19 @@ class Writer {
     this.pos += bytes.length;
   }
 
+  raw(bytes: Uint8Array): void {
+    this.ensure(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+  }
+
+  /** A proto3 int32, left out when 0; negative values are never written here (they would take ten bytes). */
+  int32Field(field: number, value: number): void {
+    if (value === 0) return;
+    this.varint((field << 3) | VARINT);
+    this.varint(Math.max(0, value));
+  }
+
   stringField(field: number, value: string): void {
     if (value !== '') this.bytesField(field, Buffer.from(value, 'utf8'));
   }
@@ -236,8 +282,17 @@ class Writer {
   }
 }
 
+/** The feature service's GetUserFeaturesResponse as it answered (bytes), read once and passed to every stage. */
+export interface PassedUserBytes {
+  state: Uint8Array;
+  /** The history_limit it was read with. */
+  historyLimit: number;
+}
+
 export interface StageRequest {
   userId: string;
+  /** The user read once for the request; absent: each stage reads the user itself. */
+  user?: PassedUserBytes;
   /** The request's UserContext, encoded once for every stage. */
   context: Uint8Array | undefined;
   candidates: CandidateList;
@@ -250,18 +305,30 @@ export interface StageRequest {
 /** A PrerankRequest, RankRequest or RerankRequest, with the candidates copied as the bytes they came in. */
 export function writeStageRequest(request: StageRequest): Uint8Array {
   let size = 64 + request.userId.length * 3 + (request.context?.length ?? 0) + (request.userEmbedding?.length ?? 0) * 4;
+  size += (request.user?.state.length ?? 0) + 16;
   for (const span of request.candidates.spans) size += span.length + 4;
   const writer = new Writer(size);
-  writer.stringField(1, request.userId);
-  if (request.context !== undefined) writer.bytesField(2, request.context);
-  for (const span of request.candidates.spans) writer.bytesField(3, span);
-  if (request.limit !== 0) {
-    writer.varint((4 << 3) | VARINT);
-    // An int32: negative values would take ten bytes; limits are never negative here.
-    writer.varint(Math.max(0, request.limit));
-  }
-  writer.packedFloats(5, request.userEmbedding ?? []);
-  writer.stringField(6, request.embeddingModelVersion ?? '');
+  writer.stringField(REQUEST.userId, request.userId);
+  if (request.context !== undefined) writer.bytesField(REQUEST.context, request.context);
+  for (const span of request.candidates.spans) writer.bytesField(REQUEST.candidates, span);
+  writer.int32Field(REQUEST.limit, request.limit);
+  writer.packedFloats(REQUEST.userEmbedding, request.userEmbedding ?? []);
+  writer.stringField(REQUEST.embeddingModelVersion, request.embeddingModelVersion ?? '');
+  if (request.user !== undefined) writeUser(writer, request.user, REQUEST);
+  return writer.finish();
+}
+
+function writeUser(writer: Writer, user: PassedUserBytes, fields: { userState: number; userHistoryLimit: number }): void {
+  writer.bytesField(fields.userState, user.state);
+  writer.int32Field(fields.userHistoryLimit, user.historyLimit);
+}
+
+/** An encoded RetrieveRequest with the user read once appended (a message's fields may come in any order). */
+export function withPassedUser(retrieveRequest: Uint8Array, user: PassedUserBytes | undefined): Uint8Array {
+  if (user === undefined) return retrieveRequest;
+  const writer = new Writer(retrieveRequest.length + user.state.length + 16);
+  writer.raw(retrieveRequest);
+  writeUser(writer, user, RETRIEVE_REQUEST);
   return writer.finish();
 }
 

@@ -84,8 +84,13 @@ export interface GatewayConfig extends BaseServiceConfig {
   /** 0 picks a free port; -1 turns the REST API off. */
   httpPort: number;
   addresses: Record<StageName | 'features', string>;
-  /** Feedback writes and the popular-items fallback. */
+  /** Feedback writes, the user read and the popular-items fallback. */
   featuresTimeoutMs: number;
+  /**
+   * History entries of the one user read each request makes for every stage (passed down as user_state); a stage
+   * that needs more reads the user itself. 0 turns the read off: every stage reads the user on its own.
+   */
+  userHistoryLimit: number;
   budget: BudgetConfig;
   adaptive: AdaptiveConfig;
   access: AccessConfig;
@@ -128,6 +133,7 @@ export const gatewayEnv = {
   RANKING_ADDRESS: addressVar('127.0.0.1:50054'),
   RERANKING_ADDRESS: addressVar('127.0.0.1:50055'),
   FEATURES_TIMEOUT_MS: positiveInt.max(60000).default(200),
+  USER_HISTORY_LIMIT: z.coerce.number().int().min(0).max(10000).default(100),
   BUDGET_DEFAULT_MS: positiveInt.max(60000).default(250),
   BUDGET_MIN_MS: positiveInt.max(60000).default(20),
   BUDGET_MAX_MS: positiveInt.max(60000).default(1000),
@@ -196,6 +202,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
       reranking: e.RERANKING_ADDRESS,
     },
     featuresTimeoutMs: e.FEATURES_TIMEOUT_MS,
+    userHistoryLimit: e.USER_HISTORY_LIMIT,
     budget: {
       defaultMs: e.BUDGET_DEFAULT_MS,
       minMs: e.BUDGET_MIN_MS,

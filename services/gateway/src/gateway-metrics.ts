@@ -16,6 +16,7 @@ export class GatewayMetrics {
   readonly channelFailures: Counter;
   readonly circuitOpen: Gauge;
   readonly circuitOpens: Counter;
+  readonly userReads: Counter;
 
   constructor(metrics: ServiceMetrics) {
     this.degradations = metrics.counter('gateway_degradations_total', 'Stage answers replaced by a fallback, by stage and cause', [
@@ -51,6 +52,11 @@ export class GatewayMetrics {
       'gateway_retrieval_channel_failures_total',
       'Retrieval channels that failed while the others answered, by channel and cause',
       ['channel', 'cause'],
+    );
+    this.userReads = metrics.counter(
+      'gateway_user_reads_total',
+      'The one user read per request passed down to every stage, by outcome (ok, failed: the stages read it themselves)',
+      ['outcome'],
     );
     this.popularFallbackRefreshes = metrics.counter(
       'gateway_popular_fallback_refreshes_total',

@@ -1,6 +1,6 @@
 import { create, toBinary } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
-import { common, gateway, retrieval, type features, type preranking, type ranking, type reranking } from '@recsys/contracts';
+import { common, features, gateway, retrieval, type preranking, type ranking, type reranking } from '@recsys/contracts';
 import {
   currentRequestContext,
   InvalidArgumentError,
@@ -16,6 +16,8 @@ import {
   decodeChannels,
   decodeRules,
   encodeContext,
+  type PassedUserBytes,
+  withPassedUser,
   readStageAnswer,
   writeStageRequest,
   type StageAnswerKind,
@@ -145,13 +147,19 @@ export class Orchestrator implements GatewayApi {
     // Never answer with what the user is looking at or the caller excluded, whatever stage degraded.
     const excluded = new Set<string>([...context.recentItems.map((item) => item.itemId), ...(filter?.excludeItemIds ?? [])]);
 
+    // The user's features and history, read once and passed to every stage as the bytes they came in.
+    const user = await this.readUser(userId, budget);
+
     // Retrieval; popular items when it fails. Candidates then travel as the bytes they came in (CandidateList).
     let candidates: CandidateList;
     let userEmbedding: number[] = [];
     let embeddingModelVersion = '';
-    const retrieveRequest = toBinary(
-      retrieval.RetrieveRequestSchema,
-      create(retrieval.RetrieveRequestSchema, { userId, context, limit: retrieveCount, quotas: this.quotas(retrieveCount), filter }),
+    const retrieveRequest = withPassedUser(
+      toBinary(
+        retrieval.RetrieveRequestSchema,
+        create(retrieval.RetrieveRequestSchema, { userId, context, limit: retrieveCount, quotas: this.quotas(retrieveCount), filter }),
+      ),
+      user,
     );
     const retrieved = await this.run('retrieval', budget, async (timeoutMs) =>
       readStageAnswer(await this.clients.retrieval.raw('retrieve', retrieveRequest, { timeoutMs }), 'retrieve'),
@@ -171,7 +179,7 @@ export class Orchestrator implements GatewayApi {
 
     const contextBytes = encodeContext(request.context);
     const stageRequest = (input: CandidateList, limit: number, embedding?: { userEmbedding: number[]; embeddingModelVersion: string }) =>
-      writeStageRequest({ userId, context: contextBytes, candidates: input, limit, ...embedding });
+      writeStageRequest({ userId, user, context: contextBytes, candidates: input, limit, ...embedding });
 
     // Pre-ranking (retrieval order cut to the ranked count when it fails), ranking into the re-ranking pool
     // (pre-ranking order when it fails), re-ranking over the pool (ranked order when it fails).
@@ -207,6 +215,34 @@ export class Orchestrator implements GatewayApi {
       totalMs,
       debug: trace.debug,
     });
+  }
+
+  /**
+   * The one read of the user for the whole request (GetUserFeatures, USER_HISTORY_LIMIT deep), kept as the bytes
+   * the feature service answered. A failed or late read is not a degradation: the stages read the user themselves,
+   * each with its own fallback, as when they are called alone. It takes at most a third of retrieval's share.
+   */
+  private async readUser(userId: string, budget: RequestBudget): Promise<PassedUserBytes | undefined> {
+    const historyLimit = this.config.userHistoryLimit;
+    if (historyLimit === 0) return undefined;
+    const timeoutMs = Math.min(this.config.featuresTimeoutMs, Math.floor(budget.stageTimeoutMs('retrieval') / 3));
+    if (!budget.affords(timeoutMs)) {
+      this.metrics.userReads.inc({ outcome: 'skipped' });
+      return undefined;
+    }
+    try {
+      const request = toBinary(
+        features.GetUserFeaturesRequestSchema,
+        create(features.GetUserFeaturesRequestSchema, { userId, historyLimit }),
+      );
+      const state = await this.clients.features.raw('getUserFeatures', request, { timeoutMs });
+      this.metrics.userReads.inc({ outcome: 'ok' });
+      return { state, historyLimit };
+    } catch (error) {
+      this.metrics.userReads.inc({ outcome: 'failed' });
+      this.logger.debug({ err: error }, 'user read failed: the stages read the user themselves');
+      return undefined;
+    }
   }
 
   /**

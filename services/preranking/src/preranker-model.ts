@@ -14,7 +14,7 @@ import {
   type SharedRows,
   warmUpSession,
 } from '@recsys/serving';
-import { type Tensor, describeInputs, prerankerLayout } from '@recsys/trainer';
+import { type Tensor, describeInputs, prerankerLayout } from '@recsys/model-format';
 
 export interface PrerankerModelOptions {
   /** Where the two-tower version the pre-ranker depends on is read from. */

@@ -6,19 +6,11 @@ import { status } from '@grpc/grpc-js';
 import { common, features, preranking } from '@recsys/contracts';
 import { loadFeaturesConfig, startFeatureService } from '@recsys/features';
 import { createLogger, createServiceClient, freePort, type RunningGrpcService, type ServiceClient } from '@recsys/service-kit';
-import {
-  assembleFeeds,
-  itemRecords,
-  loadFeatures,
-  loadModelVersion,
-  ModelSession,
-  readItemRows,
-  readItemVectors,
-  readUserState,
-  UserTower,
-} from '@recsys/serving';
+import { assembleFeeds, loadModelVersion, ModelSession, readItemVectors, UserTower } from '@recsys/serving';
+import { readItemRows, readUserState } from '@recsys/stage';
+import { itemRecords, loadFeatures } from '@recsys/offline';
 import { trainedModels, type TrainedModels } from '@recsys/testing';
-import { type ModelManifest, type ModelName, prerankerLayout } from '@recsys/trainer';
+import { type ModelManifest, type ModelName, prerankerLayout } from '@recsys/model-format';
 import { loadPrerankingConfig } from './config.js';
 import { startPrerankingService, type RunningPrerankingService } from './preranking-app.js';
 

@@ -1,6 +1,7 @@
 import { preranking } from '@recsys/contracts';
 import { createLogger, ServiceMetrics, startGrpcService, type Logger, type RunningGrpcService } from '@recsys/service-kit';
-import { FeatureServiceClient, ModelWatcher } from '@recsys/serving';
+import { ModelWatcher } from '@recsys/serving';
+import { FeatureServiceClient } from '@recsys/stage';
 import type { PrerankingConfig } from './config.js';
 import { PrerankerModel } from './preranker-model.js';
 import { PrerankingMetrics } from './preranking-metrics.js';

@@ -1,17 +1,8 @@
 import { status } from '@grpc/grpc-js';
 import { common, preranking } from '@recsys/contracts';
 import { type EncodedMessage, grpcStatusOf, InvalidArgumentError, type Logger, ServiceError, UnavailableError } from '@recsys/service-kit';
-import {
-  bestFirst,
-  encodeScoredCandidates,
-  type EncodedItem,
-  type FeatureReader,
-  type ItemBytesReader,
-  type ModelWatcher,
-  type UserState,
-  contextOnlyState,
-  readUserState,
-} from '@recsys/serving';
+import { type EncodedItem, type ItemBytesReader, type ModelWatcher } from '@recsys/serving';
+import { bestFirst, encodeScoredCandidates, type FeatureReader, type UserState, contextOnlyState, readUserState } from '@recsys/stage';
 import type { PrerankingConfig } from './config.js';
 import type { PrerankerModel } from './preranker-model.js';
 import type { PrerankingMetrics } from './preranking-metrics.js';
@@ -51,7 +42,7 @@ export class PrerankingService {
       const historyLength = given ? 0 : model.userTower.historyLength;
       const [state, items] = await this.readFeatures(request, itemIds, model, historyLength, given !== undefined);
       const embedding = given ?? (await model.userTower.embed([state]));
-      const { scores, unknown } = await model.score(embedding, itemIds, state, items);
+      const { scores, unknown } = await model.score(embedding, itemIds, state, items?.items);
       if (unknown.length > 0) {
         // Kept with a zero vector: the continuous features still score them, and a new item gets its chance.
         this.metrics?.unknownItems(unknown.length);
@@ -70,6 +61,8 @@ export class PrerankingService {
         bestFirst(scores),
         keep,
         model.version,
+        [],
+        items?.createdAtMs,
       );
     } finally {
       lease.release();
@@ -108,17 +101,19 @@ export class PrerankingService {
     model: PrerankerModel,
     historyLength: number,
     embedded: boolean,
-  ): Promise<[UserState, EncodedItem[] | undefined]> {
+  ): Promise<[UserState, { items: EncodedItem[]; createdAtMs: Float64Array } | undefined]> {
     const needUser = !embedded || model.readsUser;
     const historyLimit = historyLength === 0 ? 1 : historyLength + Math.min(historyLength, request.context?.recentItems.length ?? 0);
     try {
       return await Promise.all([
         needUser
-          ? readUserState(this.features, request.userId, request.context, historyLength, historyLimit)
+          ? readUserState(this.features, request.userId, request.context, historyLength, historyLimit, request)
           : contextOnlyState(request.userId, request.context, 0),
-        model.items ? model.items.read(this.features, itemIds).then((read) => read.items) : undefined,
+        model.items ? model.items.read(this.features, itemIds) : undefined,
       ]);
     } catch (error) {
+      // A passed-down user state that does not belong to the request's user: the caller's error, as it is.
+      if (error instanceof InvalidArgumentError) throw error;
       const code = grpcStatusOf(error);
       const detail = (error as { details?: string }).details || (error instanceof Error ? error.message : String(error));
       if (code === status.DEADLINE_EXCEEDED || code === status.CANCELLED) {

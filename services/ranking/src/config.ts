@@ -1,5 +1,5 @@
 import { baseServiceConfig, baseServiceEnv, booleanVar, parseEnv, portVar, type BaseServiceConfig } from '@recsys/service-kit';
-import { modelStageConfig, modelStageEnv, sessionEnv, type ModelStageConfig } from '@recsys/serving';
+import { modelStageConfig, modelStageEnv, sessionEnv, type ModelStageConfig } from '@recsys/stage';
 import { z } from 'zod';
 
 export interface RankingConfig extends BaseServiceConfig, ModelStageConfig {

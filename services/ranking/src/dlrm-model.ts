@@ -11,7 +11,7 @@ import {
   warmUpSession,
   zeroFeeds,
 } from '@recsys/serving';
-import { type InputLayout, describeInputs, inputLayout } from '@recsys/trainer';
+import { type InputLayout, describeInputs, inputLayout } from '@recsys/model-format';
 import { type BatcherOptions, InferenceBatcher } from './inference-batcher.js';
 
 export interface DlrmModelOptions {

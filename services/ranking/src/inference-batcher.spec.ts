@@ -1,5 +1,5 @@
 import { ResourceExhaustedError } from '@recsys/service-kit';
-import type { Tensor } from '@recsys/trainer';
+import type { Tensor } from '@recsys/model-format';
 import { type BatcherOptions, InferenceBatcher, sliceFeeds } from './inference-batcher.js';
 
 /** Feeds whose row k carries `base + k` in a [B, 2] float input and an int [B] input: scores show whose row ran where. */

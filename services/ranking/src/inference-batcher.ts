@@ -1,6 +1,6 @@
 import { ResourceExhaustedError, UnavailableError } from '@recsys/service-kit';
 import { concatFeeds } from '@recsys/serving';
-import type { Tensor } from '@recsys/trainer';
+import type { Tensor } from '@recsys/model-format';
 
 /** One inference run: feeds of `rows` examples in, one score per example out. */
 export type BatchRunner = (feeds: Record<string, Tensor>, rows: number) => Promise<Float32Array>;

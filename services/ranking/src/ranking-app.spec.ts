@@ -7,9 +7,11 @@ import { status } from '@grpc/grpc-js';
 import { common, features, ranking } from '@recsys/contracts';
 import { loadFeaturesConfig, startFeatureService } from '@recsys/features';
 import { createLogger, createServiceClient, freePort, type RunningGrpcService, type ServiceClient } from '@recsys/service-kit';
-import { assembleFeeds, itemRecords, loadFeatures, loadModelVersion, ModelSession, readItemRows, readUserState } from '@recsys/serving';
+import { assembleFeeds, loadModelVersion, ModelSession } from '@recsys/serving';
+import { readItemRows, readUserState } from '@recsys/stage';
+import { itemRecords, loadFeatures } from '@recsys/offline';
 import { trainedModels, type TrainedModels } from '@recsys/testing';
-import { inputLayout, type ModelManifest, sha256 } from '@recsys/trainer';
+import { inputLayout, type ModelManifest, sha256 } from '@recsys/model-format';
 import { loadRankingConfig, type RankingConfig } from './config.js';
 import { startRankingService, type RunningRankingService } from './ranking-app.js';
 
@@ -154,6 +156,43 @@ describe('ranking service (real DLRM, feature service on Redis, gRPC)', () => {
       context: { recentItems: ids.slice(10, 15).map((itemId) => ({ itemId })) },
     });
     expect(withContext.candidates.map((c) => c.score)).not.toEqual(cold.candidates.map((c) => c.score));
+  });
+
+  it('answers the same with the user passed down (user_state) as when it reads the user itself, and uses what it is given', async () => {
+    const { client } = await start({ MODELS_DIR: modelRoot() });
+    const ids = items(25, 3);
+    const user = userIds()[7]!;
+    const plain = await client.rank({ userId: user, candidates: candidates(ids) });
+    const state = await featureClient.getUserFeatures({ userId: user, historyLimit: 100 });
+    expect(state.history.length).toBeGreaterThan(0);
+    const passed = await client.rank({ userId: user, candidates: candidates(ids), userState: state, userHistoryLimit: 100 });
+    expect(passed.candidates).toEqual(plain.candidates);
+    // Candidates carry each item's creation time as ranking read it with the features.
+    expect(plain.candidates.every((c) => c.createdAtMs > 0n)).toBe(true);
+    // A state read too shallow for the model: the stage reads the user itself, and answers the same.
+    const shallow = await client.rank({
+      userId: user,
+      candidates: candidates(ids),
+      userState: { ...state, history: [] },
+      userHistoryLimit: 0,
+    });
+    expect(shallow.candidates).toEqual(plain.candidates);
+    // A state deep enough is what the stage scores with: another history changes the scores (no read behind it).
+    const other = await featureClient.getUserFeatures({ userId: userIds()[8]!, historyLimit: 100 });
+    const doctored = await client.rank({
+      userId: user,
+      candidates: candidates(ids),
+      userState: { ...state, history: other.history },
+      userHistoryLimit: 100,
+    });
+    expect(doctored.candidates.map((c) => c.score)).not.toEqual(plain.candidates.map((c) => c.score));
+    // Another user's state is refused, naming the field.
+    await expect(client.rank({ userId: user, candidates: candidates(ids), userState: other, userHistoryLimit: 100 })).rejects.toMatchObject(
+      {
+        code: status.INVALID_ARGUMENT,
+        details: expect.stringContaining('user_state.user.user_id'),
+      },
+    );
   });
 
   it('gives each request of a dynamic batch the scores of its lone unbatched run (within 1e-6; measured: 1 ULP)', async () => {

@@ -1,6 +1,7 @@
 import { ranking } from '@recsys/contracts';
 import { createLogger, ServiceMetrics, startGrpcService, type Logger, type RunningGrpcService } from '@recsys/service-kit';
-import { FeatureServiceClient, ModelWatcher } from '@recsys/serving';
+import { ModelWatcher } from '@recsys/serving';
+import { FeatureServiceClient } from '@recsys/stage';
 import type { RankingConfig } from './config.js';
 import { DlrmModel } from './dlrm-model.js';
 import { RankingMetrics } from './ranking-metrics.js';

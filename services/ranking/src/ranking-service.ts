@@ -9,14 +9,8 @@ import {
   ServiceError,
   UnavailableError,
 } from '@recsys/service-kit';
-import {
-  bestFirst,
-  encodeScoredCandidates,
-  type FeatureReader,
-  type ItemBytesReader,
-  type ModelWatcher,
-  readUserState,
-} from '@recsys/serving';
+import { type ItemBytesReader, type ModelWatcher } from '@recsys/serving';
+import { bestFirst, encodeScoredCandidates, type FeatureReader, readUserState } from '@recsys/stage';
 import type { RankingConfig } from './config.js';
 import type { DlrmModel } from './dlrm-model.js';
 import type { RankingMetrics } from './ranking-metrics.js';
@@ -58,7 +52,7 @@ export class RankingService {
     const lease = this.models.acquire();
     try {
       const model = lease.model;
-      const { scores, missing } = await this.score(model, request, itemIds, deadlineMs);
+      const { scores, missing, createdAtMs } = await this.score(model, request, itemIds, deadlineMs);
       this.metrics?.missingItems(missing.length);
       const order = bestFirst(scores);
       const count = request.limit === 0 ? order.length : Math.min(request.limit, order.length);
@@ -71,6 +65,8 @@ export class RankingService {
         count,
         model.version,
         missing,
+        // Each candidate's creation time as read with its features: re-ranking's new-item rules need no item read.
+        createdAtMs,
       );
     } finally {
       lease.release();
@@ -83,7 +79,7 @@ export class RankingService {
     try {
       const [state, items] = await this.readFeatures(request, itemIds, model);
       const scores = await place.submit(model.assembler.assemble(state, items.items));
-      return { scores, missing: items.missing };
+      return { scores, missing: items.missing, createdAtMs: items.createdAtMs };
     } finally {
       place.cancel();
     }
@@ -114,10 +110,12 @@ export class RankingService {
     const { historyLength } = model;
     try {
       return await Promise.all([
-        readUserState(this.features, request.userId, request.context, historyLength, historyLimit(historyLength, request.context)),
+        readUserState(this.features, request.userId, request.context, historyLength, historyLimit(historyLength, request.context), request),
         model.items.read(this.features, itemIds),
       ]);
     } catch (error) {
+      // A passed-down user state that does not belong to the request's user: the caller's error, as it is.
+      if (error instanceof InvalidArgumentError) throw error;
       const code = grpcStatusOf(error);
       const detail = (error as { details?: string }).details || (error instanceof Error ? error.message : String(error));
       if (code === status.DEADLINE_EXCEEDED || code === status.CANCELLED) {

@@ -40,7 +40,7 @@ export class GrpcFeatureSource implements FeatureSource {
     const response = await this.read('GetUserFeatures', (timeoutMs) =>
       this.client.getUserFeatures({ userId, historyLimit: depth }, { timeoutMs }),
     );
-    return response.history.map((entry) => ({ itemId: entry.itemId, eventType: entry.eventType, timestampMs: Number(entry.timestampMs) }));
+    return seenEvents(response.history);
   }
 
   async items(itemIds: readonly string[]): Promise<Map<string, ItemInfo>> {
@@ -64,6 +64,11 @@ export class GrpcFeatureSource implements FeatureSource {
       throw error;
     }
   }
+}
+
+/** History entries as the rules read them. */
+export function seenEvents(history: readonly features.HistoryEntry[]): SeenEvent[] {
+  return history.map((entry) => ({ itemId: entry.itemId, eventType: entry.eventType, timestampMs: Number(entry.timestampMs) }));
 }
 
 /** Runs `call` up to `attempts` times while the request's deadline (less the reserve) leaves room for a try. */

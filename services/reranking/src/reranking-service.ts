@@ -32,6 +32,7 @@ export class RerankingService {
       recentItems,
       candidates: entries,
       disabled,
+      passedUser: request,
     });
     if (duplicates.length > 0) {
       reports.unshift({
@@ -101,6 +102,7 @@ export function dedupe(candidates: readonly common.Candidate[]): { entries: Entr
       itemId: candidate.itemId,
       score: candidate.score,
       category: candidate.category,
+      createdAtMs: Number(candidate.createdAtMs),
       channels: [...candidate.channels],
       stageScores: candidate.stageScores.map((s) => ({ stage: s.stage, score: s.score })),
     });
@@ -114,6 +116,7 @@ function toCandidate(entry: Entry): MessageInitShape<typeof common.CandidateSche
     score: entry.score,
     channels: entry.channels,
     category: entry.category,
+    createdAtMs: BigInt(Math.max(0, Math.round(entry.createdAtMs))),
     // A candidate re-ranked twice keeps one re-ranking score.
     stageScores: [
       ...entry.stageScores.filter((s) => s.stage !== common.Stage.RERANKING),

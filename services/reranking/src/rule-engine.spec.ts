@@ -1,4 +1,5 @@
-import { common } from '@recsys/contracts';
+import { create } from '@bufbuild/protobuf';
+import { common, features as featuresPb } from '@recsys/contracts';
 import { UnavailableError } from '@recsys/service-kit';
 import { changedIds, longestIncreasingRun, RuleEngine, type EngineRequest, type FeatureSource } from './rule-engine.js';
 import { BlockRule } from './rules/block.js';
@@ -113,6 +114,30 @@ describe('RuleEngine', () => {
     await new RuleEngine([probe, dropSeen(), boost, diversity, pin], features).run(request());
     expect(order).toEqual(['probe after 2 reads']);
     expect(features.reads).toEqual(['history(u1, 50)', 'items(a,b,c,d,e,promo)']);
+  });
+
+  it('reads no history or item when the request carries the user deep enough and candidates carry their creation times', async () => {
+    const features = source();
+    const engine = new RuleEngine([dropSeen(), boost], features);
+    const userState = create(featuresPb.GetUserFeaturesResponseSchema, {
+      found: true,
+      user: { userId: 'u1' },
+      history: [{ itemId: 'c', eventType: common.EventType.VIEW, timestampMs: BigInt(NOW - DAY) }],
+    });
+    const carried = ['a', 'b', 'c', 'd'].map((id, i) => entry(id, 0.5 - i / 10, 'x', id === 'd' ? NOW - DAY : NOW - 100 * DAY));
+    const { list } = await engine.run(request({ candidates: carried, passedUser: { userState, userHistoryLimit: 50 } }));
+    // The passed history (c seen), not the stored one (b bought), decided what was dropped: no read was made.
+    expect(ids(list)).toEqual(['a', 'b', 'd']);
+    expect(features.reads).toEqual([]);
+    // Read shallower than drop_seen's depth: the engine reads the history itself.
+    await engine.run(request({ candidates: carried, passedUser: { userState, userHistoryLimit: 10 } }));
+    expect(features.reads).toEqual(['history(u1, 50)']);
+    // Another user's state is the caller's error.
+    await expect(
+      engine.run(
+        request({ passedUser: { userState: { ...userState, user: { ...userState.user!, userId: 'u2' } }, userHistoryLimit: 50 } }),
+      ),
+    ).rejects.toThrow('user_state.user.user_id');
   });
 
   it('reads nothing for rules that need nothing, and nothing for disabled rules', async () => {

@@ -1,4 +1,6 @@
 import { ServiceError, type Logger } from '@recsys/service-kit';
+import { passedUserAnswer, type PassedUser } from '@recsys/stage';
+import { seenEvents } from './feature-source.js';
 import { RULE_TYPES, type Entry, type ItemInfo, type RecentItem, type Rule, type RuleContext, type SeenEvent } from './rules/rule.js';
 
 /** The feature-service reads the rules use; the gRPC adapter retries within the request's deadline. */
@@ -31,6 +33,8 @@ export interface EngineRequest {
   candidates: Entry[];
   /** Rule names or rule types to skip. */
   disabled: ReadonlySet<string>;
+  /** The user state the request carries (read once upstream); used instead of a history read when deep enough. */
+  passedUser?: PassedUser;
 }
 
 const DEFAULT_HISTORY_DEPTH = 100;
@@ -65,7 +69,9 @@ export class RuleEngine {
       prefetchItems ||= needs.items === true;
       for (const id of needs.extraItemIds ?? []) itemIds.add(id);
     }
-    const history = once(() => this.features.history(request.userId, historyDepth || DEFAULT_HISTORY_DEPTH));
+    const depth = historyDepth || DEFAULT_HISTORY_DEPTH;
+    const passed = passedUserAnswer(request.userId, request.passedUser, depth);
+    const history = once(() => (passed ? Promise.resolve(seenEvents(passed.history)) : this.features.history(request.userId, depth)));
     const items = once(() => this.features.items([...itemIds]));
     // Both reads in flight at once: one round trip for the request, whichever rules need them.
     if (historyDepth > 0) void history().catch(() => undefined);

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import type { Entry, ItemInfo, RecentItem, RuleContext, SeenEvent } from './rules/rule.js';
 
 /** Test inputs for rule specs: candidate entries and a request context over given data. */
-export function entry(itemId: string, score: number, category = ''): Entry {
-  return { itemId, score, category, channels: ['two_tower'], stageScores: [] };
+export function entry(itemId: string, score: number, category = '', createdAtMs = 0): Entry {
+  return { itemId, score, category, createdAtMs, channels: ['two_tower'], stageScores: [] };
 }
 
 export const ids = (list: readonly Entry[]) => list.map((e) => e.itemId);

@@ -17,6 +17,13 @@ export interface RetrievalConfig extends BaseServiceConfig {
   featuresAddress: string;
   /** Per call to the feature service (user state, popular items). */
   featuresTimeoutMs: number;
+  /**
+   * The popular channel's list is kept in memory and refreshed in the background when older than this; 0 reads
+   * it from the feature service on every request.
+   */
+  popularRefreshMs: number;
+  /** Popular items kept per category filter (a request needing more reads through). */
+  popularCacheItems: number;
   /** A channel that has not answered by then is reported as failed; the others still answer. */
   channelTimeoutMs: number;
   /** Trainer output root: <modelsDir>/two-tower/<version>/. */
@@ -101,6 +108,8 @@ export const retrievalEnv = {
   INTRA_OP_THREADS: positiveInt.max(64).default(1),
   CUDA_DEVICE_ID: z.coerce.number().int().min(0).default(0),
   HISTORY_LENGTH: positiveInt.max(10000).default(50),
+  POPULAR_REFRESH_MS: z.coerce.number().int().min(0).max(3_600_000).default(1000),
+  POPULAR_CACHE_ITEMS: positiveInt.max(100000).default(1000),
   ITEM_TO_ITEM_SEEDS: positiveInt.max(100).default(5),
   ITEM_TO_ITEM_DECAY: z.coerce.number().gt(0).max(1).default(0.85),
   FUSION_K: z.coerce.number().positive().default(60),
@@ -143,6 +152,8 @@ export function loadRetrievalConfig(env: NodeJS.ProcessEnv = process.env): Retri
     intraOpThreads: e.INTRA_OP_THREADS,
     cudaDeviceId: e.CUDA_DEVICE_ID,
     historyLength: e.HISTORY_LENGTH,
+    popularRefreshMs: e.POPULAR_REFRESH_MS,
+    popularCacheItems: e.POPULAR_CACHE_ITEMS,
     itemToItemSeeds: e.ITEM_TO_ITEM_SEEDS,
     itemToItemDecay: e.ITEM_TO_ITEM_DECAY,
     fusionK: e.FUSION_K,

@@ -1,6 +1,8 @@
 import { performance } from 'node:perf_hooks';
-import { loadModelVersion, readItemVectors, type FeatureReader } from '@recsys/serving';
+import { loadModelVersion, readItemVectors } from '@recsys/serving';
+import { type FeatureReader } from '@recsys/stage';
 import {
+  connectionOf,
   type HnswParams,
   listQdrantVersions,
   listVersions,
@@ -22,8 +24,8 @@ export interface BuildIndexOptions {
   /** Ids per BatchGetItemFeatures call (the feature service's MAX_BATCH_SIZE bounds it). */
   payloadBatch?: number;
   /**
-   * Where the users of the query sample are read (embedded target only; see sampleUserQueries): the graph is built in
-   * the query-aware space the sample defines. Undefined builds the graph over the item vectors alone.
+   * Where the users of the query sample are read (see sampleUserQueries): the graph — embedded, or Qdrant's over the
+   * points' query-aware vectors — is built in the space the sample defines. Undefined builds it over the items alone.
    */
   queryReader?: FeatureReader;
   /** Users in the query sample (default DEFAULT_QUERY_SAMPLE; 0 takes none). */
@@ -106,7 +108,7 @@ export async function buildIndexVersion(options: BuildIndexOptions): Promise<Bui
   const { target } = options;
   const sampleSize = options.querySample ?? DEFAULT_QUERY_SAMPLE;
   let sample: QuerySample | undefined;
-  if (options.queryReader && sampleSize > 0 && target.kind === 'embedded') {
+  if (options.queryReader && sampleSize > 0) {
     sample = await sampleUserQueries(options.queryReader, model, sampleSize);
     log(
       sample
@@ -117,9 +119,7 @@ export async function buildIndexVersion(options: BuildIndexOptions): Promise<Bui
   const sampleSeconds = lap();
 
   const existing =
-    target.kind === 'embedded'
-      ? await listVersions(target.root)
-      : await listQdrantVersions({ url: target.url, ...(target.apiKey !== undefined ? { apiKey: target.apiKey } : {}) }, target.collection);
+    target.kind === 'embedded' ? await listVersions(target.root) : await listQdrantVersions(connectionOf(target), target.collection);
   const input: IndexBuildInput = {
     ids: vectors.ids,
     vectors: vectors.vectors,

@@ -13,8 +13,9 @@ Publishes a new index version (the next whole number at the target) from a two-t
 (--version, default the newest under DIR/two-tower/). Item categories and creation times, which retrieval
 filters on, come from the feature service (--features, default $FEATURES_ADDRESS or 127.0.0.1:50051), read
 --batch ids per call (default 1000); items it does not know are indexed without them. --no-payload skips it.
-An embedded index's graph is built in the query-aware space of --query-sample users (default 4096, 0 for none)
-embedded by the user tower from their features and history in the feature service (see the vector-index README).
+The graph (embedded, or Qdrant's over each point's query-aware vector) is built in the query-aware space of
+--query-sample users (default 4096, 0 for none) embedded by the user tower from their features and history in the
+feature service (see the vector-index README).
 The retrieval service picks the new version up and serves it with that two-tower version's user tower.
 Exit codes: 0 published, 2 bad flags, 1 the build failed.`;
 

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import {
+  connectionOf,
   findLatestVersion,
   openHnswIndex,
   openQdrantStore,
@@ -62,8 +63,7 @@ class QdrantIndexSource implements IndexSource {
 
   /** The alias (version undefined) or one version's collection. */
   private connect(version?: string): Promise<QdrantStore> {
-    const { url, apiKey, collection } = this.target;
-    return openQdrantStore({ url, ...(apiKey !== undefined ? { apiKey } : {}) }, collection, {
+    return openQdrantStore(connectionOf(this.target), this.target.collection, {
       refreshIntervalMs: 0,
       ...(this.hnswEf !== undefined ? { hnswEf: this.hnswEf } : {}),
       ...(version !== undefined ? { version } : {}),

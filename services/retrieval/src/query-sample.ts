@@ -1,4 +1,5 @@
-import { readUserState, UserTower, type FeatureReader, type ModelSessionOptions, type ModelVersion } from '@recsys/serving';
+import { UserTower, type ModelSessionOptions, type ModelVersion } from '@recsys/serving';
+import { readUserState, type FeatureReader } from '@recsys/stage';
 
 /** Users embedded for an index's query sample: enough for a dim × dim second moment, cheap to read (one call each). */
 export const DEFAULT_QUERY_SAMPLE = 4096;

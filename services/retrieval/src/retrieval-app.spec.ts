@@ -7,7 +7,9 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { common, features, retrieval } from '@recsys/contracts';
 import { loadFeaturesConfig, startFeatureService } from '@recsys/features';
 import { createLogger, createServiceClient, type RunningGrpcService, type ServiceClient } from '@recsys/service-kit';
-import { loadFeatures, loadModelVersion, readItemVectors, readUserState, recentItems, UserTower, type ItemVectors } from '@recsys/serving';
+import { loadModelVersion, readItemVectors, recentItems, UserTower, type ItemVectors } from '@recsys/serving';
+import { readUserState } from '@recsys/stage';
+import { loadFeatures } from '@recsys/offline';
 import { trainedModels, type TrainedModels } from '@recsys/testing';
 import { exactSearch, publishIndex } from '@recsys/vector-index';
 import { loadRetrievalConfig } from './config.js';
@@ -172,6 +174,28 @@ describe('retrieval service (trained models, embedded index, feature service on 
       expect(c.channels).toEqual(['two_tower']);
       expect(c.stageScores).toEqual([expect.objectContaining({ stage: common.Stage.RETRIEVAL, score: c.score })]);
     }
+  });
+
+  it('answers the same with the user passed down (user_state) as when it reads the user, and embeds what it is given', async () => {
+    const { userId } = users[1]!;
+    const plain = await client.retrieve({ userId, limit: 60 });
+    const userState = await featureClient.getUserFeatures({ userId, historyLimit: 100 });
+    const passed = await client.retrieve({ userId, limit: 60, userState, userHistoryLimit: 100 });
+    expect(passed.candidates.map((c) => c.itemId)).toEqual(plain.candidates.map((c) => c.itemId));
+    expect(passed.userEmbedding).toEqual(plain.userEmbedding);
+    // A state deep enough is used as it is: another history gives another embedding.
+    const other = await featureClient.getUserFeatures({ userId: users[2]!.userId, historyLimit: 100 });
+    const doctored = await client.retrieve({
+      userId,
+      limit: 60,
+      userState: { ...userState, history: other.history },
+      userHistoryLimit: 100,
+    });
+    expect(doctored.userEmbedding).not.toEqual(plain.userEmbedding);
+    // Another user's state is refused, naming the field.
+    const refused = await grpcError(client.retrieve({ userId, limit: 60, userState: other, userHistoryLimit: 100 }));
+    expect(refused.code).toBe(status.INVALID_ARGUMENT);
+    expect(refused.details).toContain('user_state.user.user_id');
   });
 
   it('merges every channel: duplicates once with all their channels, seen items dropped, quotas respected', async () => {
@@ -374,15 +398,21 @@ describe('retrieval service (trained models, embedded index, feature service on 
   });
 
   // Last: it stops the feature service.
-  it('answers degraded when the feature service is down: popular reports the error, two-tower runs on the context', async () => {
+  it('answers degraded when the feature service is down: popular from memory (or its error), two-tower runs on the context', async () => {
     await featureService.close();
     const { userId } = users[0]!;
     const context = { recentItems: [{ itemId: vectors.ids[5]! }, { itemId: vectors.ids[6]! }] };
     const answer = await client.retrieve({ userId, context, limit: 100 });
     expect(answer.coldStart).toBe(false);
     const reports = Object.fromEntries(answer.channels.map((r) => [r.channel, r]));
-    expect(reports.popular!.error).not.toBe('');
-    expect(reports.popular!.returned).toBe(0);
+    // The unfiltered popular list was read by earlier calls: it keeps serving from memory.
+    expect(reports.popular!.error).toBe('');
+    expect(reports.popular!.returned).toBeGreaterThan(0);
+    // A filter never read before has no list in memory: that channel reports the feature service's error.
+    const filtered = await client.retrieve({ userId, context, limit: 100, filter: { excludeCategories: ['never-read-before'] } });
+    const filteredPopular = filtered.channels.find((r) => r.channel === 'popular')!;
+    expect(filteredPopular.error).not.toBe('');
+    expect(filteredPopular.returned).toBe(0);
     expect(reports.two_tower!.error).toBe('');
     expect(reports.two_tower!.returned).toBeGreaterThan(0);
     expect(reports.item_to_item!.error).toBe('');
@@ -396,7 +426,9 @@ describe('retrieval service (trained models, embedded index, feature service on 
     expect(i2i.candidates.map((c) => c.itemId)).toEqual(expectedItemToItem([vectors.ids[5]!, vectors.ids[6]!], 10, seen));
 
     // When every channel that runs fails, the call fails.
-    const error = await grpcError(client.retrieve({ userId, quotas: only('popular', 10) }));
+    const error = await grpcError(
+      client.retrieve({ userId, quotas: only('popular', 10), filter: { includeCategories: ['never-read-before'] } }),
+    );
     expect(error.code).toBe(status.UNAVAILABLE);
     expect(error.details).toContain('every retrieval channel failed: popular:');
     const metrics = await service.metrics.registry.metrics();

@@ -12,7 +12,8 @@ import { createIndexSource, type IndexSource } from './index-source.js';
 import { IndexWatcher } from './index-watcher.js';
 import { RetrievalMetrics } from './retrieval-metrics.js';
 import { RetrievalModule } from './retrieval.module.js';
-import { RetrievalService } from './retrieval-service.js';
+import { PopularItemsCache } from './channels/popular-cache.js';
+import { type RetrievalFeatureReader, RetrievalService } from './retrieval-service.js';
 import { loadServingIndex, ServingIndexHolder, type ServingIndex, type TowerOptions } from './serving-index.js';
 
 export interface RunningRetrievalService extends RunningGrpcService {
@@ -75,7 +76,22 @@ export async function startRetrievalService(
     defaultTimeoutMs: config.featuresTimeoutMs,
   });
   const watcher = new IndexWatcher(source, holder, load, metrics, logger);
-  const service = new RetrievalService(featureClient, holder, config, metrics, logger);
+  // The popular list from memory (refreshed in the background); the user comes with the request from the gateway.
+  const popular =
+    config.popularRefreshMs > 0
+      ? new PopularItemsCache(featureClient, {
+          refreshMs: config.popularRefreshMs,
+          items: config.popularCacheItems,
+          maxFilters: 256,
+          maxStaleMs: Math.max(60_000, config.popularRefreshMs * 10),
+        })
+      : featureClient;
+  const reader: RetrievalFeatureReader = {
+    getUserFeatures: (request) => featureClient.getUserFeatures(request),
+    batchGetItemFeatures: (request) => featureClient.batchGetItemFeatures(request),
+    getPopularItems: (request, options) => popular.getPopularItems(request, options),
+  };
+  const service = new RetrievalService(reader, holder, config, metrics, logger);
   const release = async () => {
     await watcher.stop();
     featureClient.close();

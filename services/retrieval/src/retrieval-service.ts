@@ -1,7 +1,8 @@
 import type { DescMessage, MessageInitShape } from '@bufbuild/protobuf';
 import { common, type retrieval } from '@recsys/contracts';
-import { NotFoundError, remainingMs, ServiceError, UnavailableError, type Logger } from '@recsys/service-kit';
-import { contextOnlyState, readUserState, recentItems, type FeatureReader, type UserState } from '@recsys/serving';
+import { InvalidArgumentError, NotFoundError, remainingMs, ServiceError, UnavailableError, type Logger } from '@recsys/service-kit';
+import { recentItems } from '@recsys/serving';
+import { contextOnlyState, readUserState, type FeatureReader, type UserState } from '@recsys/stage';
 import type { VectorStore } from '@recsys/vector-index';
 import { performance } from 'node:perf_hooks';
 import { type ChannelCandidate, type ChannelName, type SourceFilter } from './channels/channel.js';
@@ -106,7 +107,7 @@ export class RetrievalService {
       withCategories(index.store, await popularCandidates(this.features, quotas.popular, overfetch, filter, signal)),
     );
 
-    const { state, answered } = await this.userState(request.userId, context, index.tower.historyLength, historyLimit);
+    const { state, answered } = await this.userState(request, index.tower.historyLength, historyLimit);
     const coldStart = answered && !state.found;
     if (coldStart) this.metrics.coldStart();
     const sourceFilter: SourceFilter = {
@@ -204,14 +205,15 @@ export class RetrievalService {
 
   /** The user's state from the feature service, or the request context alone when that call fails. */
   private async userState(
-    userId: string,
-    context: common.UserContext | undefined,
+    request: retrieval.RetrieveRequest,
     towerHistoryLength: number,
     historyLimit: number,
   ): Promise<{ state: UserState; answered: boolean }> {
+    const { userId, context } = request;
     try {
-      return { state: await readUserState(this.features, userId, context, towerHistoryLength, historyLimit), answered: true };
+      return { state: await readUserState(this.features, userId, context, towerHistoryLength, historyLimit, request), answered: true };
     } catch (error) {
+      if (error instanceof InvalidArgumentError) throw error;
       this.metrics.userStateFailure();
       this.logger.warn({ err: error }, 'user state unavailable: serving on the request context alone');
       return { state: contextOnlyState(userId, context, towerHistoryLength), answered: false };

@@ -3,7 +3,7 @@ import type { Node } from '../graph/graph.js';
 import { OPSET, toOnnxModel } from '../graph/onnx.js';
 import { OrtRunner } from '../graph/ort-runner.js';
 import type { InputDescription } from '../models/inputs.js';
-import type { GraphDescription, VersionWriter } from './manifest.js';
+import type { GraphDescription, VersionWriter } from '@recsys/model-format';
 
 /** Above this, an exported graph does not compute what the trainer computes: refuse to publish it. */
 export const PARITY_TOLERANCE = 1e-5;

@@ -1,10 +1,9 @@
 import { type Node, type Shape, topoSort } from './graph.js';
 
 /** A dense row-major tensor. */
-export interface Tensor {
-  shape: number[];
-  data: Float32Array | Int32Array;
-}
+import type { Tensor } from '@recsys/model-format';
+
+export type { Tensor } from '@recsys/model-format';
 
 export function tensor(data: Float32Array | Int32Array, shape: number[]): Tensor {
   return { data, shape };

@@ -1,6 +1,8 @@
-import { type FeatureSpec, type TrainingSetup, Random } from '@recsys/data';
+import { type TrainingSetup, Random } from '@recsys/data';
 import type { Tensor } from '../graph/evaluate.js';
-import { type EncodedSources, type InputLayout, batchFeeds, inputLayout } from '../models/inputs.js';
+import { type EncodedSources, type InputLayout, batchFeeds, prerankerLayout } from '@recsys/model-format';
+
+export { prerankerLayout } from '@recsys/model-format';
 import { PRERANKER_DEFAULTS, Preranker, type PrerankerConfig } from '../models/preranker.js';
 import { type LoopResult, type TrainOptions, fromTrainOptions, labelFeeds, trainLoop } from './loop.js';
 import { encodeSources, labelsOf, splitRows } from './ranking.js';
@@ -49,12 +51,6 @@ export function prerankingFeeds(
   };
   if (continuous) Object.assign(feeds, batchFeeds(continuous, sources, { user: users, item: items, context: rows }, b));
   return feeds;
-}
-
-/** The pre-ranker's continuous inputs: the ranking spec's continuous features (undefined when it has none). */
-export function prerankerLayout(spec: FeatureSpec): InputLayout | undefined {
-  const continuous = inputLayout(spec).continuous;
-  return continuous.length ? { categorical: [], multi: [], continuous } : undefined;
 }
 
 export async function trainPreranker(

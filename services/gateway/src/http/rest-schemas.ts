@@ -261,6 +261,10 @@ const candidateJson = z.strictObject({
   channels: z.array(z.string()),
   stage_scores: z.array(z.strictObject({ stage: stageName, score: jsonFloat })),
   category: z.string(),
+  created_at_ms: z
+    .string()
+    .regex(/^-?\d+$/)
+    .meta({ description: 'When the item entered the catalogue (Unix ms, an int64 as a string), as ranking read it; "0" when unknown' }),
 });
 
 const ruleReportJson = z.strictObject({

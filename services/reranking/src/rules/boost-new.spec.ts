@@ -70,4 +70,19 @@ describe('boost_new', () => {
     expect(failed.list.map((e) => e.score)).toEqual(list().map((e) => e.score));
     expect(failed.error).toBe('reading item features failed: 14 UNAVAILABLE: down');
   });
+
+  it('reads no item when every candidate carries its creation time, and reads only for those that do not', async () => {
+    const carried = () => [entry('o1', 0.9, '', NOW - 100 * DAY), entry('n1', 0.6, '', NOW - DAY), entry('n2', 0.4, '', NOW - 6 * DAY)];
+    const boost = rule({ multiply: 2 });
+    expect(boost.needs(carried())).toEqual({ items: false });
+    // The item read fails: an answer from the carried times shows the rule never asked for it.
+    const result = await boost.apply(carried(), contextOf({ items: new Error('14 UNAVAILABLE: down') }));
+    expect(ids(result.list)).toEqual(['n1', 'o1', 'n2']);
+    expect(result.error).toBeUndefined();
+    // One candidate without a time: the read happens, and fills in only that one.
+    const mixed = [...carried(), entry('x', 0.95), entry('n3', 0.1)];
+    expect(boost.needs(mixed)).toEqual({ items: true });
+    const filled = await boost.apply(mixed, contextOf({ items: { ...items, n3: { createdAtMs: NOW - 2 * DAY } } }));
+    expect(ids(filled.list)).toEqual(['n1', 'o1', 'x', 'n2', 'n3']);
+  });
 });

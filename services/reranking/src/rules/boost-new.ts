@@ -24,22 +24,25 @@ export class BoostNewRule implements Rule {
     this.name = options.name;
   }
 
-  needs() {
-    return { items: true };
+  /** Items are read only for candidates that came without a creation time (ranking sets it; its fallbacks may not). */
+  needs(list: readonly Entry[]) {
+    return { items: list.some((entry) => entry.createdAtMs <= 0) };
   }
 
   async apply(list: Entry[], context: RuleContext): Promise<RuleResult> {
-    let items: ReadonlyMap<string, ItemInfo>;
-    try {
-      items = await context.items();
-    } catch (failure) {
-      return { list, detail: 'no change: item ages unknown', error: readFailure('reading item features', failure) };
+    if (list.some((entry) => entry.createdAtMs <= 0)) {
+      let items: ReadonlyMap<string, ItemInfo>;
+      try {
+        items = await context.items();
+      } catch (failure) {
+        return { list, detail: 'no change: item ages unknown', error: readFailure('reading item features', failure) };
+      }
+      for (const entry of list) if (entry.createdAtMs <= 0) entry.createdAtMs = items.get(entry.itemId)?.createdAtMs ?? 0;
     }
     const { maxAgeMs, multiply, add, guarantee } = this.options;
     const fresh = new Set<Entry>();
     for (const entry of list) {
-      const createdAtMs = items.get(entry.itemId)?.createdAtMs ?? 0;
-      if (createdAtMs > 0 && context.nowMs - createdAtMs < maxAgeMs) fresh.add(entry);
+      if (entry.createdAtMs > 0 && context.nowMs - entry.createdAtMs < maxAgeMs) fresh.add(entry);
     }
     const notes = [`${fresh.size} new items`];
     let result = list;

@@ -28,7 +28,7 @@ describe('pin', () => {
 
   it('inserts into an empty list, and without a category when the item read fails', async () => {
     const result = await rule(pin('promo', 5, true)).apply([], contextOf({ items: new Error('down') }));
-    expect(result.list).toEqual([{ itemId: 'promo', score: 0, category: '', channels: ['pin'], stageScores: [] }]);
+    expect(result.list).toEqual([{ itemId: 'promo', score: 0, category: '', createdAtMs: 0, channels: ['pin'], stageScores: [] }]);
     expect(result.error).toBeUndefined();
     expect(rule(pin('promo', 5, true)).needs()).toEqual({ items: true, extraItemIds: ['promo'] });
     expect(rule(pin('a', 1)).needs()).toEqual({});

@@ -52,7 +52,15 @@ export class PinRule implements Rule {
         }
         // A missing category only weakens later rules; the pin itself does not depend on the read.
         items ??= await context.items().catch(() => new Map<string, ItemInfo>());
-        entry = { itemId: pin.itemId, score: 0, category: items.get(pin.itemId)?.category ?? '', channels: ['pin'], stageScores: [] };
+        const info = items.get(pin.itemId);
+        entry = {
+          itemId: pin.itemId,
+          score: 0,
+          category: info?.category ?? '',
+          createdAtMs: info?.createdAtMs ?? 0,
+          channels: ['pin'],
+          stageScores: [],
+        };
         inserted++;
       }
       placed.push({ entry, position: pin.position });

@@ -10,6 +10,8 @@ export interface Entry {
   score: number;
   /** Empty when neither the candidate nor the feature service knows it. */
   category: string;
+  /** When the item entered the catalogue (Unix ms) as the candidate carried it (ranking sets it); 0 when unknown. */
+  createdAtMs: number;
   channels: string[];
   stageScores: { stage: common.Stage; score: number }[];
 }

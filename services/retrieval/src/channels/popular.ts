@@ -2,12 +2,17 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { common, features } from '@recsys/contracts';
 import type { ChannelCandidate } from './channel.js';
 
-/** The feature-service call the popular channel needs; the typed gRPC client satisfies it. */
+export interface PopularItemsRequest {
+  limit: number;
+  filter?: MessageInitShape<typeof common.ItemFilterSchema>;
+}
+
+/** The feature-service call the popular channel needs; the typed gRPC client and the in-memory cache satisfy it. */
 export interface PopularItemsReader {
   getPopularItems(
-    request: { limit: number; filter?: MessageInitShape<typeof common.ItemFilterSchema> },
+    request: PopularItemsRequest,
     options?: { signal?: AbortSignal },
-  ): Promise<features.GetPopularItemsResponse>;
+  ): Promise<{ items: readonly Pick<features.PopularItem, 'itemId' | 'score'>[] }>;
 }
 
 /**

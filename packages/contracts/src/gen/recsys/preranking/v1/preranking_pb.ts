@@ -8,13 +8,15 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Candidate, UserContext } from "../../common/v1/common_pb.js";
 import { file_recsys_common_v1_common } from "../../common/v1/common_pb.js";
+import type { GetUserFeaturesResponse } from "../../features/v1/features_pb.js";
+import { file_recsys_features_v1_features } from "../../features/v1/features_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file recsys/preranking/v1/preranking.proto.
  */
 export const file_recsys_preranking_v1_preranking: GenFile = /*@__PURE__*/
-  fileDesc("CiVyZWNzeXMvcHJlcmFua2luZy92MS9wcmVyYW5raW5nLnByb3RvEhRyZWNzeXMucHJlcmFua2luZy52MSLKAQoOUHJlcmFua1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIuCgdjb250ZXh0GAIgASgLMh0ucmVjc3lzLmNvbW1vbi52MS5Vc2VyQ29udGV4dBIvCgpjYW5kaWRhdGVzGAMgAygLMhsucmVjc3lzLmNvbW1vbi52MS5DYW5kaWRhdGUSDQoFbGltaXQYBCABKAUSFgoOdXNlcl9lbWJlZGRpbmcYBSADKAISHwoXZW1iZWRkaW5nX21vZGVsX3ZlcnNpb24YBiABKAkiWQoPUHJlcmFua1Jlc3BvbnNlEi8KCmNhbmRpZGF0ZXMYASADKAsyGy5yZWNzeXMuY29tbW9uLnYxLkNhbmRpZGF0ZRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJMmsKEVByZXJhbmtpbmdTZXJ2aWNlElYKB1ByZXJhbmsSJC5yZWNzeXMucHJlcmFua2luZy52MS5QcmVyYW5rUmVxdWVzdBolLnJlY3N5cy5wcmVyYW5raW5nLnYxLlByZXJhbmtSZXNwb25zZWIGcHJvdG8z", [file_recsys_common_v1_common]);
+  fileDesc("CiVyZWNzeXMvcHJlcmFua2luZy92MS9wcmVyYW5raW5nLnByb3RvEhRyZWNzeXMucHJlcmFua2luZy52MSKnAgoOUHJlcmFua1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIuCgdjb250ZXh0GAIgASgLMh0ucmVjc3lzLmNvbW1vbi52MS5Vc2VyQ29udGV4dBIvCgpjYW5kaWRhdGVzGAMgAygLMhsucmVjc3lzLmNvbW1vbi52MS5DYW5kaWRhdGUSDQoFbGltaXQYBCABKAUSFgoOdXNlcl9lbWJlZGRpbmcYBSADKAISHwoXZW1iZWRkaW5nX21vZGVsX3ZlcnNpb24YBiABKAkSPwoKdXNlcl9zdGF0ZRgKIAEoCzIrLnJlY3N5cy5mZWF0dXJlcy52MS5HZXRVc2VyRmVhdHVyZXNSZXNwb25zZRIaChJ1c2VyX2hpc3RvcnlfbGltaXQYCyABKAUiWQoPUHJlcmFua1Jlc3BvbnNlEi8KCmNhbmRpZGF0ZXMYASADKAsyGy5yZWNzeXMuY29tbW9uLnYxLkNhbmRpZGF0ZRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJMmsKEVByZXJhbmtpbmdTZXJ2aWNlElYKB1ByZXJhbmsSJC5yZWNzeXMucHJlcmFua2luZy52MS5QcmVyYW5rUmVxdWVzdBolLnJlY3N5cy5wcmVyYW5raW5nLnYxLlByZXJhbmtSZXNwb25zZWIGcHJvdG8z", [file_recsys_common_v1_common, file_recsys_features_v1_features]);
 
 /**
  * @generated from message recsys.preranking.v1.PrerankRequest
@@ -55,6 +57,21 @@ export type PrerankRequest = Message<"recsys.preranking.v1.PrerankRequest"> & {
    * @generated from field: string embedding_model_version = 6;
    */
   embeddingModelVersion: string;
+
+  /**
+   * The user's stored features and history as the gateway read them once for this request, passed down so
+   * that no stage reads them again. Absent: the stage reads them from the feature service itself.
+   *
+   * @generated from field: recsys.features.v1.GetUserFeaturesResponse user_state = 10;
+   */
+  userState?: GetUserFeaturesResponse | undefined;
+
+  /**
+   * The history_limit user_state was read with; a stage that needs a longer history reads the user itself.
+   *
+   * @generated from field: int32 user_history_limit = 11;
+   */
+  userHistoryLimit: number;
 };
 
 /**

@@ -8,13 +8,15 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Candidate, UserContext } from "../../common/v1/common_pb.js";
 import { file_recsys_common_v1_common } from "../../common/v1/common_pb.js";
+import type { GetUserFeaturesResponse } from "../../features/v1/features_pb.js";
+import { file_recsys_features_v1_features } from "../../features/v1/features_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file recsys/ranking/v1/ranking.proto.
  */
 export const file_recsys_ranking_v1_ranking: GenFile = /*@__PURE__*/
-  fileDesc("Ch9yZWNzeXMvcmFua2luZy92MS9yYW5raW5nLnByb3RvEhFyZWNzeXMucmFua2luZy52MSKOAQoLUmFua1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIuCgdjb250ZXh0GAIgASgLMh0ucmVjc3lzLmNvbW1vbi52MS5Vc2VyQ29udGV4dBIvCgpjYW5kaWRhdGVzGAMgAygLMhsucmVjc3lzLmNvbW1vbi52MS5DYW5kaWRhdGUSDQoFbGltaXQYBCABKAUicAoMUmFua1Jlc3BvbnNlEi8KCmNhbmRpZGF0ZXMYASADKAsyGy5yZWNzeXMuY29tbW9uLnYxLkNhbmRpZGF0ZRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEhgKEG1pc3NpbmdfaXRlbV9pZHMYAyADKAkiFQoTR2V0TW9kZWxJbmZvUmVxdWVzdCKRAQoUR2V0TW9kZWxJbmZvUmVzcG9uc2USEgoKbW9kZWxfbmFtZRgBIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEhoKEmV4ZWN1dGlvbl9wcm92aWRlchgDIAEoCRIWCg5tYXhfYmF0Y2hfc2l6ZRgEIAEoBRIaChJtYXhfcXVldWVfZGVsYXlfbXMYBSABKAEyugEKDlJhbmtpbmdTZXJ2aWNlEkcKBFJhbmsSHi5yZWNzeXMucmFua2luZy52MS5SYW5rUmVxdWVzdBofLnJlY3N5cy5yYW5raW5nLnYxLlJhbmtSZXNwb25zZRJfCgxHZXRNb2RlbEluZm8SJi5yZWNzeXMucmFua2luZy52MS5HZXRNb2RlbEluZm9SZXF1ZXN0GicucmVjc3lzLnJhbmtpbmcudjEuR2V0TW9kZWxJbmZvUmVzcG9uc2ViBnByb3RvMw", [file_recsys_common_v1_common]);
+  fileDesc("Ch9yZWNzeXMvcmFua2luZy92MS9yYW5raW5nLnByb3RvEhFyZWNzeXMucmFua2luZy52MSLrAQoLUmFua1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIuCgdjb250ZXh0GAIgASgLMh0ucmVjc3lzLmNvbW1vbi52MS5Vc2VyQ29udGV4dBIvCgpjYW5kaWRhdGVzGAMgAygLMhsucmVjc3lzLmNvbW1vbi52MS5DYW5kaWRhdGUSDQoFbGltaXQYBCABKAUSPwoKdXNlcl9zdGF0ZRgKIAEoCzIrLnJlY3N5cy5mZWF0dXJlcy52MS5HZXRVc2VyRmVhdHVyZXNSZXNwb25zZRIaChJ1c2VyX2hpc3RvcnlfbGltaXQYCyABKAUicAoMUmFua1Jlc3BvbnNlEi8KCmNhbmRpZGF0ZXMYASADKAsyGy5yZWNzeXMuY29tbW9uLnYxLkNhbmRpZGF0ZRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEhgKEG1pc3NpbmdfaXRlbV9pZHMYAyADKAkiFQoTR2V0TW9kZWxJbmZvUmVxdWVzdCKRAQoUR2V0TW9kZWxJbmZvUmVzcG9uc2USEgoKbW9kZWxfbmFtZRgBIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAIgASgJEhoKEmV4ZWN1dGlvbl9wcm92aWRlchgDIAEoCRIWCg5tYXhfYmF0Y2hfc2l6ZRgEIAEoBRIaChJtYXhfcXVldWVfZGVsYXlfbXMYBSABKAEyugEKDlJhbmtpbmdTZXJ2aWNlEkcKBFJhbmsSHi5yZWNzeXMucmFua2luZy52MS5SYW5rUmVxdWVzdBofLnJlY3N5cy5yYW5raW5nLnYxLlJhbmtSZXNwb25zZRJfCgxHZXRNb2RlbEluZm8SJi5yZWNzeXMucmFua2luZy52MS5HZXRNb2RlbEluZm9SZXF1ZXN0GicucmVjc3lzLnJhbmtpbmcudjEuR2V0TW9kZWxJbmZvUmVzcG9uc2ViBnByb3RvMw", [file_recsys_common_v1_common, file_recsys_features_v1_features]);
 
 /**
  * @generated from message recsys.ranking.v1.RankRequest
@@ -41,6 +43,21 @@ export type RankRequest = Message<"recsys.ranking.v1.RankRequest"> & {
    * @generated from field: int32 limit = 4;
    */
   limit: number;
+
+  /**
+   * The user's stored features and history as the gateway read them once for this request, passed down so
+   * that no stage reads them again. Absent: the stage reads them from the feature service itself.
+   *
+   * @generated from field: recsys.features.v1.GetUserFeaturesResponse user_state = 10;
+   */
+  userState?: GetUserFeaturesResponse | undefined;
+
+  /**
+   * The history_limit user_state was read with; a stage that needs a longer history reads the user itself.
+   *
+   * @generated from field: int32 user_history_limit = 11;
+   */
+  userHistoryLimit: number;
 };
 
 /**

@@ -8,13 +8,15 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Candidate, RuleReport, UserContext } from "../../common/v1/common_pb.js";
 import { file_recsys_common_v1_common } from "../../common/v1/common_pb.js";
+import type { GetUserFeaturesResponse } from "../../features/v1/features_pb.js";
+import { file_recsys_features_v1_features } from "../../features/v1/features_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file recsys/reranking/v1/reranking.proto.
  */
 export const file_recsys_reranking_v1_reranking: GenFile = /*@__PURE__*/
-  fileDesc("CiNyZWNzeXMvcmVyYW5raW5nL3YxL3JlcmFua2luZy5wcm90bxITcmVjc3lzLnJlcmFua2luZy52MSKoAQoNUmVyYW5rUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEi4KB2NvbnRleHQYAiABKAsyHS5yZWNzeXMuY29tbW9uLnYxLlVzZXJDb250ZXh0Ei8KCmNhbmRpZGF0ZXMYAyADKAsyGy5yZWNzeXMuY29tbW9uLnYxLkNhbmRpZGF0ZRINCgVsaW1pdBgEIAEoBRIWCg5kaXNhYmxlZF9ydWxlcxgFIAMoCSJuCg5SZXJhbmtSZXNwb25zZRIvCgpjYW5kaWRhdGVzGAEgAygLMhsucmVjc3lzLmNvbW1vbi52MS5DYW5kaWRhdGUSKwoFcnVsZXMYAiADKAsyHC5yZWNzeXMuY29tbW9uLnYxLlJ1bGVSZXBvcnQyZQoQUmVyYW5raW5nU2VydmljZRJRCgZSZXJhbmsSIi5yZWNzeXMucmVyYW5raW5nLnYxLlJlcmFua1JlcXVlc3QaIy5yZWNzeXMucmVyYW5raW5nLnYxLlJlcmFua1Jlc3BvbnNlYgZwcm90bzM", [file_recsys_common_v1_common]);
+  fileDesc("CiNyZWNzeXMvcmVyYW5raW5nL3YxL3JlcmFua2luZy5wcm90bxITcmVjc3lzLnJlcmFua2luZy52MSKFAgoNUmVyYW5rUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEi4KB2NvbnRleHQYAiABKAsyHS5yZWNzeXMuY29tbW9uLnYxLlVzZXJDb250ZXh0Ei8KCmNhbmRpZGF0ZXMYAyADKAsyGy5yZWNzeXMuY29tbW9uLnYxLkNhbmRpZGF0ZRINCgVsaW1pdBgEIAEoBRIWCg5kaXNhYmxlZF9ydWxlcxgFIAMoCRI/Cgp1c2VyX3N0YXRlGAogASgLMisucmVjc3lzLmZlYXR1cmVzLnYxLkdldFVzZXJGZWF0dXJlc1Jlc3BvbnNlEhoKEnVzZXJfaGlzdG9yeV9saW1pdBgLIAEoBSJuCg5SZXJhbmtSZXNwb25zZRIvCgpjYW5kaWRhdGVzGAEgAygLMhsucmVjc3lzLmNvbW1vbi52MS5DYW5kaWRhdGUSKwoFcnVsZXMYAiADKAsyHC5yZWNzeXMuY29tbW9uLnYxLlJ1bGVSZXBvcnQyZQoQUmVyYW5raW5nU2VydmljZRJRCgZSZXJhbmsSIi5yZWNzeXMucmVyYW5raW5nLnYxLlJlcmFua1JlcXVlc3QaIy5yZWNzeXMucmVyYW5raW5nLnYxLlJlcmFua1Jlc3BvbnNlYgZwcm90bzM", [file_recsys_common_v1_common, file_recsys_features_v1_features]);
 
 /**
  * @generated from message recsys.reranking.v1.RerankRequest
@@ -48,6 +50,21 @@ export type RerankRequest = Message<"recsys.reranking.v1.RerankRequest"> & {
    * @generated from field: repeated string disabled_rules = 5;
    */
   disabledRules: string[];
+
+  /**
+   * The user's stored features and history as the gateway read them once for this request, passed down so
+   * that no stage reads them again. Absent: the stage reads them from the feature service itself.
+   *
+   * @generated from field: recsys.features.v1.GetUserFeaturesResponse user_state = 10;
+   */
+  userState?: GetUserFeaturesResponse | undefined;
+
+  /**
+   * The history_limit user_state was read with; a stage that needs a longer history reads the user itself.
+   *
+   * @generated from field: int32 user_history_limit = 11;
+   */
+  userHistoryLimit: number;
 };
 
 /**

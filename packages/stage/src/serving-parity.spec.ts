@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
 import { common, features } from '@recsys/contracts';
-import { type EncodedSources, batchFeeds, inputLayout, type Tensor } from '@recsys/trainer';
+import { type EncodedSources, batchFeeds, inputLayout, type Tensor } from '@recsys/model-format';
 import { encodeTable, userStateContext } from '@recsys/data';
 import { loadFeaturesConfig, startFeatureService } from '@recsys/features';
 import { createLogger, createServiceClient, type RunningGrpcService, type ServiceClient } from '@recsys/service-kit';
 import { type TrainedModels, trainedModels } from '@recsys/testing';
-import { assembleFeeds, concatFeeds } from './feeds.js';
-import { loadFeatures } from './feature-loading.js';
+import { assembleFeeds, concatFeeds } from '@recsys/serving';
+import { loadFeatures } from '@recsys/offline';
 import { readItemRows, readUserState } from './feature-reader.js';
-import { loadModelVersion } from './model-repository.js';
-import { UserTower } from './user-tower.js';
+import { loadModelVersion } from '@recsys/model-format';
+import { UserTower } from '@recsys/serving';
 
 /**
  * The serving path (features stored in a real Redis behind the feature service, read back over gRPC,

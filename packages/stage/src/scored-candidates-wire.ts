@@ -1,19 +1,39 @@
-import type { common, preranking, ranking } from '@recsys/contracts';
+import { common, fieldNumber, fieldTag, preranking, ranking, WIRE } from '@recsys/contracts';
 import { EncodedMessage } from '@recsys/service-kit';
 
-// Field numbers (proto/recsys/{ranking,preranking}/v1/*.proto, common/v1/common.proto): RankResponse and
-// PrerankResponse {candidates = 1, model_version = 2}, RankResponse {missing_item_ids = 3}; Candidate {item_id = 1,
-// score = 2, channels = 3, stage_scores = 4, category = 5}; StageScore {stage = 1, score = 2}. Tags below are
-// (field << 3) | wire type.
-const CANDIDATE = 0x0a;
-const MODEL_VERSION = 0x12;
-const MISSING_ID = 0x1a;
-const ITEM_ID = 0x0a;
-const SCORE = 0x15;
-const CHANNEL = 0x1a;
-const STAGE_SCORE = 0x22;
-const CATEGORY = 0x2a;
-const STAGE = 0x08;
+// Tags (field << 3 | wire type) from the generated descriptors: RankResponse and PrerankResponse share
+// candidates, model_version (checked below), RankResponse adds missing_item_ids.
+const CANDIDATE = fieldTag(ranking.RankResponseSchema, 'candidates', WIRE.length);
+const MODEL_VERSION = fieldTag(ranking.RankResponseSchema, 'modelVersion', WIRE.length);
+const MISSING_ID = fieldTag(ranking.RankResponseSchema, 'missingItemIds', WIRE.length);
+for (const name of ['candidates', 'modelVersion'] as const) {
+  if (fieldNumber(preranking.PrerankResponseSchema, name) !== fieldNumber(ranking.RankResponseSchema, name))
+    throw new TypeError(`PrerankResponse.${name} and RankResponse.${name} must share a field number: one writer serves both`);
+}
+const ITEM_ID = fieldTag(common.CandidateSchema, 'itemId', WIRE.length);
+const SCORE = fieldTag(common.CandidateSchema, 'score', WIRE.fixed32);
+const CHANNEL = fieldTag(common.CandidateSchema, 'channels', WIRE.length);
+const STAGE_SCORE = fieldTag(common.CandidateSchema, 'stageScores', WIRE.length);
+const CATEGORY = fieldTag(common.CandidateSchema, 'category', WIRE.length);
+const CREATED_AT = fieldTag(common.CandidateSchema, 'createdAtMs', WIRE.varint);
+const STAGE = fieldTag(common.StageScoreSchema, 'stage', WIRE.varint);
+const STAGE_SCORE_VALUE = fieldTag(common.StageScoreSchema, 'score', WIRE.fixed32);
+// Every tag here fits one byte (fields 1–15).
+for (const tag of [
+  CANDIDATE,
+  MODEL_VERSION,
+  MISSING_ID,
+  ITEM_ID,
+  SCORE,
+  CHANNEL,
+  STAGE_SCORE,
+  CATEGORY,
+  CREATED_AT,
+  STAGE,
+  STAGE_SCORE_VALUE,
+]) {
+  if (tag >= 0x80) throw new TypeError(`tag ${tag} takes more than one byte: the size arithmetic below assumes one`);
+}
 
 function varintSize(n: number): number {
   let size = 1;
@@ -102,7 +122,7 @@ class Writer {
       this.byte(STAGE);
       this.int32(stage);
     }
-    this.float(SCORE, score);
+    this.float(STAGE_SCORE_VALUE, score);
   }
 }
 
@@ -112,7 +132,8 @@ export type ScoredCandidatesSchema = typeof ranking.RankResponseSchema | typeof 
 /**
  * A stage's answer written straight to protobuf bytes (the bytes protobuf-es would write for the same
  * message): candidates in `order` (the first `count`), each as the caller sent it with `scores[k]` as its
- * score and appended as `stage`'s score. Building hundreds of Candidate messages only to serialise them
+ * score and appended as `stage`'s score, and with `createdAtMs[k]` (the item's creation time as this stage read
+ * it) when the candidate came without one. Building hundreds of Candidate messages only to serialise them
  * was a large share of a request's time.
  */
 export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
@@ -124,8 +145,9 @@ export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
   count: number,
   modelVersion: string,
   missingItemIds: readonly string[] = [],
+  createdAtMs?: ArrayLike<number>,
 ): EncodedMessage<S> {
-  if (missingItemIds.length > 0 && !schema.fields.some((f) => f.number === 3 && f.localName === 'missingItemIds')) {
+  if (missingItemIds.length > 0 && !schema.fields.some((f) => f.localName === 'missingItemIds')) {
     throw new TypeError(`${schema.typeName} has no missing_item_ids`);
   }
   const sizes = new Array<number>(count);
@@ -143,6 +165,8 @@ export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
     }
     const own = stageScoreSize(stage, score);
     size += 1 + varintSize(own) + own;
+    const created = createdOf(c, createdAtMs?.[k]);
+    if (created > 0) size += 1 + varintSize(created);
     sizes[r] = size;
     total += 1 + varintSize(size) + size;
   }
@@ -159,11 +183,23 @@ export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
     for (const s of c.stageScores) w.stageScore(s.stage, Math.fround(s.score));
     w.stageScore(stage, score);
     w.string(CATEGORY, c.category);
+    const created = createdOf(c, createdAtMs?.[k]);
+    if (created > 0) {
+      w.byte(CREATED_AT);
+      w.varint(created);
+    }
   }
   w.string(MODEL_VERSION, modelVersion);
   for (const id of missingItemIds) w.text(MISSING_ID, id);
   if (w.pos !== total) throw new Error(`encodeScoredCandidates: wrote ${w.pos} bytes of ${total}`);
   return new EncodedMessage(schema, w.buf);
+}
+
+/** The candidate's own creation time, else the one read here; 0 (left out) when neither is known or it is not positive. */
+function createdOf(c: common.Candidate, read: number | undefined): number {
+  const own = Number(c.createdAtMs);
+  if (own > 0) return own;
+  return read !== undefined && read > 0 && Number.isSafeInteger(read) ? read : 0;
 }
 
 /** Candidate indices by descending score; ties keep the caller's order. */

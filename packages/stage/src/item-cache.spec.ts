@@ -4,13 +4,13 @@ import { features } from '@recsys/contracts';
 import { loadFeaturesConfig, startFeatureService } from '@recsys/features';
 import { createLogger, createServiceClient, type RunningGrpcService, type ServiceClient } from '@recsys/service-kit';
 import { type TrainedModels, trainedModels } from '@recsys/testing';
-import { type InputLayout, inputLayout } from '@recsys/trainer';
-import type { ItemBytesReader } from './feature-client.js';
-import { itemRecords, loadFeatures } from './feature-loading.js';
+import { type InputLayout, inputLayout } from '@recsys/model-format';
+import type { ItemBytesReader } from '@recsys/serving';
+import { itemRecords, loadFeatures } from '@recsys/offline';
 import { readItemRows } from './feature-reader.js';
-import { FeedAssembler } from './feeds.js';
-import { EncodedItemReader, ItemCache, type ItemCacheSettings } from './item-cache.js';
-import { loadModelVersion } from './model-repository.js';
+import { FeedAssembler } from '@recsys/serving';
+import { EncodedItemReader, ItemCache, type ItemCacheSettings } from '@recsys/serving';
+import { loadModelVersion } from '@recsys/model-format';
 
 describe('ItemCache', () => {
   it('drops the least recently used item first and never serves an expired one', () => {

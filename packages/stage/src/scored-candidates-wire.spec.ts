@@ -49,6 +49,38 @@ describe('encodeScoredCandidates', () => {
     }
   });
 
+  it('adds each candidate’s creation time as read, keeping one the candidate already carries, as protobuf-es writes it', () => {
+    const candidates = [
+      create(common.CandidateSchema, { itemId: 'a', category: 'c' }),
+      create(common.CandidateSchema, { itemId: 'b', createdAtMs: 1_600_000_000_000n }),
+      create(common.CandidateSchema, { itemId: 'c' }),
+    ];
+    const scores = new Float32Array([0.5, 0.25, 0.125]);
+    const read = [1_700_000_000_123, 1_800_000_000_000, 0];
+    const encoded = encodeScoredCandidates(
+      ranking.RankResponseSchema,
+      common.Stage.RANKING,
+      candidates,
+      scores,
+      [0, 1, 2],
+      3,
+      '7',
+      [],
+      read,
+    );
+    const expected = create(ranking.RankResponseSchema, {
+      candidates: candidates.map((c, k) => ({
+        itemId: c.itemId,
+        category: c.category,
+        score: scores[k]!,
+        stageScores: [{ stage: common.Stage.RANKING, score: scores[k]! }],
+        createdAtMs: [1_700_000_000_123n, 1_600_000_000_000n, 0n][k]!,
+      })),
+      modelVersion: '7',
+    });
+    expect(Buffer.from(encoded.bytes).toString('hex')).toBe(Buffer.from(toBinary(ranking.RankResponseSchema, expected)).toString('hex'));
+  });
+
   it('writes a pre-ranking answer with the pre-ranking stage, and refuses missing ids it has no field for', () => {
     const candidates = [
       create(common.CandidateSchema, { itemId: 'a', channels: ['popular'], stageScores: [{ stage: common.Stage.RETRIEVAL, score: 1 }] }),

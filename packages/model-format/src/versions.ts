@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type ModelManifest, type ModelName, listVersions, readGraph, readManifest, sha256 } from '@recsys/trainer';
+import { type ModelManifest, type ModelName, listVersions, readGraph, readManifest, sha256 } from './manifest.js';
 
 /** One published model version read from disk: its manifest and every graph's bytes, checksums verified. */
 export interface ModelVersion {

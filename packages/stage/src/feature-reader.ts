@@ -1,5 +1,6 @@
 import type { common, features } from '@recsys/contracts';
-import { type FeatureRow, contextRow, itemRow, userRow } from './feature-rows.js';
+import { type PassedUser, passedUserAnswer } from './passed-user.js';
+import { type FeatureRow, contextRow, itemRow, userRow } from '@recsys/serving';
 
 /** The feature-service calls serving needs; the typed gRPC client satisfies it. */
 export interface FeatureReader {
@@ -16,15 +17,19 @@ export interface UserState {
   history: features.HistoryEntry[];
 }
 
-/** Reads the user's features and history in one call and joins them with the request context. */
+/**
+ * Reads the user's features and history in one call and joins them with the request context; a request that
+ * carries the user deep enough (`passed`) makes no call.
+ */
 export async function readUserState(
   reader: FeatureReader,
   userId: string,
   context: common.UserContext | undefined,
   historyLength: number,
   historyLimit = historyLength,
+  passed?: PassedUser,
 ): Promise<UserState> {
-  const answer = await reader.getUserFeatures({ userId, historyLimit });
+  const answer = passedUserAnswer(userId, passed, historyLimit) ?? (await reader.getUserFeatures({ userId, historyLimit }));
   return {
     found: answer.found,
     user: userRow(userId, answer.user),

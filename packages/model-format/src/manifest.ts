@@ -1,9 +1,14 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { FeatureSpec } from '@recsys/data';
-import type { DataSource } from '../data-source.js';
-import type { InputDescription } from '../models/inputs.js';
+import type { FeatureSpec, SetupOptions, SyntheticOptions } from '@recsys/data';
+import type { InputDescription } from './inputs.js';
+
+/** Where a training run's data comes from: recorded in every manifest, so a version's data can be rebuilt. */
+export type DataSource =
+  | { kind: 'ml100k'; dir: string }
+  | { kind: 'synthetic'; options: SyntheticOptions; setup?: SetupOptions }
+  | { kind: 'files'; dir: string; positiveThreshold?: number; setup?: SetupOptions };
 
 export const MANIFEST_FORMAT = 'recsys.model.v1';
 export type ModelName = 'two-tower' | 'dlrm' | 'preranker';

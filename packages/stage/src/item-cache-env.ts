@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ITEM_CACHE_DEFAULTS, type ItemCacheSettings } from './item-cache.js';
+import { ITEM_CACHE_DEFAULTS, type ItemCacheSettings } from '@recsys/serving';
 
 /** The item cache's environment variables, shared by the stages that read item features: `ITEM_CACHE_SIZE` 0 turns it off. */
 export const itemCacheEnv = {

@@ -1,8 +1,8 @@
 import { addressVar } from '@recsys/service-kit';
 import { z } from 'zod';
-import type { ItemCacheSettings } from './item-cache.js';
+import type { ItemCacheSettings } from '@recsys/serving';
 import { itemCacheEnv, itemCacheSettings } from './item-cache-env.js';
-import { parseExecutionProviders, type ExecutionProvider } from './onnx-session.js';
+import { parseExecutionProviders, type ExecutionProvider } from '@recsys/serving';
 
 const positiveInt = z.coerce.number().int().positive();
 

@@ -5,7 +5,7 @@ import { fingerprint } from '@recsys/data';
 import { createServiceClient, waitForServing } from '@recsys/service-kit';
 import { describeSource, loadSetup } from '@recsys/trainer';
 import { loadFeatures } from './feature-loading.js';
-import { loadModelVersion } from './model-repository.js';
+import { loadModelVersion } from '@recsys/model-format';
 
 const usage = `usage: recsys-load-features [--models DIR] [--version N] [--address HOST:PORT] [--history all|train|none] [--batch N]
 

@@ -1,0 +1,3 @@
+export * from './inputs.js';
+export * from './manifest.js';
+export * from './versions.js';
