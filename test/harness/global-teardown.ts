@@ -1,6 +1,7 @@
-import { type RedisServer, removeTrainedModels } from '@recsys/testing';
+import { type RedisCluster, type RedisServer, removeTrainedModels } from '@recsys/testing';
 
 export default async function globalTeardown(): Promise<void> {
-  await (globalThis as { recsysRedis?: RedisServer }).recsysRedis?.destroy();
+  const started = globalThis as { recsysRedis?: RedisServer; recsysRedisCluster?: RedisCluster };
+  await Promise.all([started.recsysRedis?.destroy(), started.recsysRedisCluster?.destroy()]);
   if (process.env.RECSYS_TEST_RUN) removeTrainedModels(process.env.RECSYS_TEST_RUN);
 }

@@ -12,13 +12,23 @@ const redisUrl = () => {
 const num = (value: number) => ({ kind: { case: 'numeric' as const, value } });
 const cat = (value: string) => ({ kind: { case: 'categorical' as const, value } });
 
-describe('feature service over gRPC on a real Redis', () => {
+const clusterNodes = () => {
+  const nodes = process.env.REDIS_CLUSTER_TEST_NODES;
+  if (!nodes) throw new Error('REDIS_CLUSTER_TEST_NODES is not set: the jest global setup starts a Redis Cluster');
+  return nodes;
+};
+
+// The same service selected by configuration: one Redis (REDIS_URL) or a 3-master Redis Cluster (REDIS_CLUSTER_NODES).
+describe.each([
+  ['a real Redis', () => ({ REDIS_URL: redisUrl() })],
+  ['a real Redis Cluster', () => ({ REDIS_CLUSTER_NODES: clusterNodes() })],
+])('feature service over gRPC on %s', (_name, store) => {
   let client: FeatureClient;
   let stop: () => Promise<void>;
 
   beforeAll(async () => {
     ({ client, stop } = await startTestFeatureService({
-      REDIS_URL: redisUrl(),
+      ...store(),
       MAX_BATCH_SIZE: '100',
       HISTORY_CAP: '5',
       HISTORY_DEFAULT_LIMIT: '5',

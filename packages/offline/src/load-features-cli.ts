@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { features } from '@recsys/contracts';
 import { fingerprint } from '@recsys/data';
-import { createServiceClient, waitForServing } from '@recsys/service-kit';
+import { createServiceClient, defaultAddress, waitForServing } from '@recsys/service-kit';
 import { describeSource, loadSetup } from '@recsys/trainer';
 import { loadFeatures } from './feature-loading.js';
 import { loadModelVersion } from '@recsys/model-format';
@@ -14,7 +14,7 @@ items with every feature the models read (train counts, category, created_at) an
 interactions as history and popularity. Idempotent: rows are replaced, events keep stable ids.
   --models DIR     model root written by \`recsys train\` (default: models)
   --version N      the version whose data to load (default: the newest DLRM)
-  --address        feature service (default: $FEATURES_ADDRESS or 127.0.0.1:50051)
+  --address        feature service (default: $FEATURES_ADDRESS or ${defaultAddress('features')})
   --history        which positive interactions become history: all (default), train, none
   --batch N        rows per call (default 1000)`;
 
@@ -25,7 +25,7 @@ async function main(): Promise<number> {
       options: {
         models: { type: 'string', default: 'models' },
         version: { type: 'string' },
-        address: { type: 'string', default: process.env.FEATURES_ADDRESS ?? '127.0.0.1:50051' },
+        address: { type: 'string', default: process.env.FEATURES_ADDRESS ?? defaultAddress('features') },
         history: { type: 'string', default: 'all' },
         batch: { type: 'string', default: '1000' },
         timeout: { type: 'string', default: '30000' },

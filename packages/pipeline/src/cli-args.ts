@@ -17,9 +17,9 @@ and the gateway, each as its own process on 127.0.0.1, and waits until all are h
   --redis-url URL       feature store in Redis (default: $REDIS_URL; unset: in memory)
   --skip NAMES          leave services out, comma-separated: retrieval, preranking, ranking, reranking, gateway
   --users N --items N   synthetic data size (default 2000 users, 1000 items)
-  --PORT-port N         a service's port, 0 for a free one: --features-port (50051), --retrieval-port (50052),
-                        --preranking-port (50053), --ranking-port (50054), --reranking-port (50055),
-                        --gateway-port (gRPC, 50050), --http-port (the gateway's REST API, 8080)
+  --PORT-port N         a service's port, 0 for a free one: --features-port (15051), --retrieval-port (15052),
+                        --preranking-port (15053), --ranking-port (15054), --reranking-port (15055),
+                        --gateway-port (gRPC, 15050), --http-port (the gateway's REST API, 8080)
 
 The gateway runs with AUTH_DISABLED=true unless API_KEYS (name:key,...) or API_KEYS_FILE is set in the environment.
 Logs of every service go to <work-dir>/logs/<service>.log; warnings and errors are shown here.`;

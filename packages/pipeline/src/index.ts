@@ -4,9 +4,12 @@ export {
   type RunningPipeline,
   type ServiceName,
   HEALTH_TIMEOUT_MS,
+  START_ATTEMPTS,
   STOP_TIMEOUT_MS,
   ServiceStartError,
   preparePipeline,
   startPipeline,
 } from './pipeline.js';
 export { DEFAULT_PORTS, PIPELINE_MODES, SERVICE_NAMES } from './services.js';
+export { PORT_WAIT_MS, PortInUseError } from './ports.js';
+export { LOCK_FILE, WorkDirLock, WorkDirLockedError } from './work-dir-lock.js';

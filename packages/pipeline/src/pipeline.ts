@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { features } from '@recsys/contracts';
 import { type SyntheticOptions, fingerprint } from '@recsys/data';
@@ -17,6 +16,7 @@ import {
   trainRun,
 } from '@recsys/trainer';
 import { indexIsCurrent, modelsDecision, twoTowerIdentity } from './model-cache.js';
+import { PORT_WAIT_MS, type PortLabel, PortReservation, waitForPort } from './ports.js';
 import { type ExitResult, ServiceProcess } from './service-process.js';
 import {
   ALL_IN_ONE_ENTRY,
@@ -36,6 +36,7 @@ import {
 } from './services.js';
 import { readState, windowStart, writeState } from './state-file.js';
 import { newestIndexVersion } from './versions.js';
+import { WorkDirLock } from './work-dir-lock.js';
 
 export type { PipelineMode, ServiceName } from './services.js';
 
@@ -64,6 +65,8 @@ export interface PipelineOptions {
   mode?: PipelineMode;
   /** Every process exports Prometheus metrics on a free port (metricsUrl); all-in-one: one endpoint for all. */
   metrics?: boolean;
+  /** Longest wait, when a service starts, for a connection that holds its port to let it go (default PORT_WAIT_MS). */
+  portWaitMs?: number;
   log?: (line: string) => void;
 }
 
@@ -94,11 +97,16 @@ export class ServiceStartError extends Error {
     readonly service: ServiceName,
     problem: string,
     output: string,
+    /** It ended because a port it listens on was in use (EADDRINUSE). */
+    readonly addressInUse = false,
   ) {
     super(`${service} ${problem}${output.trim() ? `; its last output:\n${lastLines(output, 30)}` : ' (it wrote nothing)'}`);
     this.name = 'ServiceStartError';
   }
 }
+
+/** Starts after a lost race for a port (taken between the launcher's check and the service's listen) before giving up. */
+export const START_ATTEMPTS = 3;
 
 /** Services drain in-flight calls for up to SHUTDOWN_TIMEOUT_MS (10 s by default) before they exit. */
 export const STOP_TIMEOUT_MS = 15_000;
@@ -175,23 +183,6 @@ export async function preparePipeline(options: PipelineOptions): Promise<{ model
   return { modelsDir };
 }
 
-/** Whether a fixed port can be bound on loopback now: a clear message beats a service dying on EADDRINUSE. */
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const server = createServer();
-    server.once('error', () => done(false));
-    server.listen(port, HOST, () => server.close(() => done(true)));
-  });
-}
-
-async function resolvePort(label: string, wanted: number): Promise<number> {
-  if (!Number.isInteger(wanted) || wanted < 0 || wanted > 65535) throw new Error(`ports.${label}: expected 0..65535, got ${wanted}`);
-  if (wanted === 0) return freePort(HOST);
-  if (!(await portIsFree(wanted)))
-    throw new Error(`ports.${label}: ${HOST}:${wanted} is in use (another pipeline running?); free it or pick another port`);
-  return wanted;
-}
-
 /** Runs a node script to completion, its lines shown with a prefix; rejects with its last output when it fails. */
 function runScript(label: string, script: string, args: string[], log: (line: string) => void): Promise<void> {
   return new Promise((done, fail) => {
@@ -263,6 +254,11 @@ export class Pipeline implements RunningPipeline {
     /** Each service's environment as it runs. */
     readonly envOf: (name: ServiceName) => Record<string, string>,
     private readonly log: (line: string) => void,
+    /** Ports held for services not started yet (by service name, 'http' for the gateway's REST port). */
+    private readonly reservations = new Map<PortLabel, PortReservation>(),
+    private readonly portWaitMs = PORT_WAIT_MS,
+    /** The work directory's lock, let go on close. */
+    private readonly lock?: WorkDirLock,
     readonly mode: PipelineMode = 'split',
   ) {
     const where = (n: ServiceName) =>
@@ -300,7 +296,10 @@ export class Pipeline implements RunningPipeline {
       throw new Error(`${what}: the services share one process in all-in-one mode; close the pipeline instead`);
   }
 
-  /** Starts a service and waits until its gRPC health (and the gateway's REST /healthz) says SERVING. */
+  /**
+   * Starts a service once its ports can be listened on, and waits until its gRPC health (and the gateway's REST /healthz)
+   * says SERVING. A service that ends on EADDRINUSE (its port taken after the check) is started again once the port is free.
+   */
   async start(name: ServiceName): Promise<void> {
     this.splitOnly(`start(${name})`);
     await this.startProcess(name);
@@ -310,6 +309,31 @@ export class Pipeline implements RunningPipeline {
   async startProcess(name: ServiceName): Promise<void> {
     if (this.closed) throw new Error('the pipeline is closed');
     const service = this.service(name);
+    for (let attempt = 1; ; attempt++) {
+      await this.portsReady(name);
+      try {
+        return await this.startOnce(name, service);
+      } catch (error) {
+        if (!(error instanceof ServiceStartError && error.addressInUse) || attempt >= START_ATTEMPTS || this.closed) throw error;
+        this.log(
+          `${name}: its port was taken (EADDRINUSE) between the launcher's check and its listen; starting it again (${attempt + 1} of ${START_ATTEMPTS})`,
+        );
+      }
+    }
+  }
+
+  /** Lets go of the ports held for the service, then waits until nothing else holds them. */
+  private async portsReady(name: ServiceName): Promise<void> {
+    const ports: [PortLabel, number][] = [[name, this.wiring.ports[name]]];
+    if (name === 'gateway') ports.push(['http', this.wiring.httpPort]);
+    for (const [label, port] of ports) {
+      await this.reservations.get(label)?.release();
+      this.reservations.delete(label);
+      await waitForPort(label, port, this.log, this.portWaitMs);
+    }
+  }
+
+  private async startOnce(name: ServiceName, service: ServiceProcess): Promise<void> {
     service.start();
     const until = Date.now() + HEALTH_TIMEOUT_MS;
     const grpcAddress = address(this.wiring.ports[name]);
@@ -328,6 +352,8 @@ export class Pipeline implements RunningPipeline {
   async startStagesInProcess(): Promise<void> {
     const service = this.service('gateway');
     if (!service.running || service.pid === undefined) throw new Error('all-in-one: the process is not running');
+    // The launcher lets go of the gateway's ports (held since the start) for the process to listen on.
+    await this.portsReady('gateway');
     process.kill(service.pid, 'SIGUSR2');
     const until = Date.now() + HEALTH_TIMEOUT_MS;
     const grpcAddress = address(this.wiring.ports.gateway);
@@ -340,10 +366,12 @@ export class Pipeline implements RunningPipeline {
   private async waitOrFail(service: ServiceProcess, until: number, problem: string): Promise<void> {
     if (!service.running) {
       const { code, signal } = await service.exited;
+      const output = service.output();
       throw new ServiceStartError(
         service.name as ServiceName,
         `exited during start-up (${signal ?? `exit code ${code}`})`,
-        service.output(),
+        output,
+        /EADDRINUSE/.test(lastLines(output, 30)),
       );
     }
     if (Date.now() > until) {
@@ -388,7 +416,9 @@ export class Pipeline implements RunningPipeline {
       }
     }
     await Promise.all([...this.processes.values()].map((p) => p.closeLog()));
+    await Promise.all([...this.reservations.values()].map((r) => r.release()));
     process.off('exit', this.killOnExit);
+    this.lock?.release();
   }
 }
 
@@ -433,35 +463,54 @@ export async function launchPipeline(options: PipelineOptions, onCreated?: (pipe
   const workDir = resolve(options.workDir);
   const indexDir = join(workDir, 'indexes');
   const logDir = join(workDir, 'logs');
-  await mkdir(indexDir, { recursive: true });
-  await mkdir(logDir, { recursive: true });
-
-  const ports = {} as Record<ServiceName, number>;
-  for (const name of running) {
+  // One run per work directory: a second would train and build into the same place.
+  const lock = await WorkDirLock.acquire(workDir, log);
+  const reservations = new Map<PortLabel, PortReservation>();
+  let pipeline: Pipeline;
+  try {
+    await mkdir(indexDir, { recursive: true });
+    await mkdir(logDir, { recursive: true });
+    // Every port held from here until its service starts (see PortReservation); another server on one fails here, before training.
     // All-in-one: the stages take calls in-process; only the feature service and the gateway have ports.
-    const inProcess = mode === 'all-in-one' && name !== 'features' && name !== 'gateway';
-    ports[name] = inProcess ? 0 : await resolvePort(name, options.ports?.[name] ?? DEFAULT_PORTS[name]);
+    const inProcess = (name: ServiceName) => mode === 'all-in-one' && name !== 'features' && name !== 'gateway';
+    const wanted: [PortLabel, number][] = running
+      .filter((name) => !inProcess(name))
+      .map((name) => [name, options.ports?.[name] ?? DEFAULT_PORTS[name]]);
+    if (running.includes('gateway')) wanted.push(['http', options.ports?.http ?? DEFAULT_PORTS.http]);
+    for (const [label, port] of wanted) {
+      const twin = wanted.find(([other, p]) => other !== label && p === port && port !== 0);
+      if (twin !== undefined) throw new Error(`--${label}-port and --${twin[0]}-port: both ${port}; each needs a port of its own`);
+    }
+    for (const [label, port] of wanted) reservations.set(label, await PortReservation.take(label, port, log));
+    const ports = Object.fromEntries(running.map((name) => [name, reservations.get(name)?.port ?? 0])) as Record<ServiceName, number>;
+    const httpPort = reservations.get('http')?.port ?? -1;
+    let metricsPorts: ServiceWiring['metricsPorts'];
+    if (options.metrics) {
+      metricsPorts = {};
+      for (const name of mode === 'all-in-one' ? (['gateway'] as const) : running) metricsPorts[name] = await freePort(HOST);
+    }
+    const { modelsDir } = await preparePipeline(options);
+    const wiring: ServiceWiring = { ports, httpPort, metricsPorts, modelsDir, indexDir, redisUrl: options.redisUrl };
+    pipeline = new Pipeline(
+      modelsDir,
+      indexDir,
+      wiring,
+      running,
+      logDir,
+      mode === 'all-in-one'
+        ? () => allInOneEnv(wiring, process.env, options.env)
+        : (name) => serviceEnv(name, wiring, process.env, options.env?.[name]),
+      log,
+      reservations,
+      options.portWaitMs,
+      lock,
+      mode,
+    );
+  } catch (error) {
+    await Promise.all([...reservations.values()].map((r) => r.release()));
+    lock.release();
+    throw error;
   }
-  const httpPort = running.includes('gateway') ? await resolvePort('http', options.ports?.http ?? DEFAULT_PORTS.http) : -1;
-  let metricsPorts: ServiceWiring['metricsPorts'];
-  if (options.metrics) {
-    metricsPorts = {};
-    for (const name of mode === 'all-in-one' ? (['gateway'] as const) : running) metricsPorts[name] = await freePort(HOST);
-  }
-  const { modelsDir } = await preparePipeline(options);
-  const wiring: ServiceWiring = { ports, httpPort, metricsPorts, modelsDir, indexDir, redisUrl: options.redisUrl };
-  const pipeline = new Pipeline(
-    modelsDir,
-    indexDir,
-    wiring,
-    running,
-    logDir,
-    mode === 'all-in-one'
-      ? () => allInOneEnv(wiring, process.env, options.env)
-      : (name) => serviceEnv(name, wiring, process.env, options.env?.[name]),
-    log,
-    mode,
-  );
   onCreated?.(pipeline);
   try {
     const store = options.redisUrl ? `Redis at ${options.redisUrl}` : 'in-memory store';
@@ -469,8 +518,8 @@ export async function launchPipeline(options: PipelineOptions, onCreated?: (pipe
     else log(`features: starting (${store}); logs in ${logDir}`);
     await pipeline.startProcess('features');
     if (options.loadFeatures === false) log('features: loading skipped (the store holds them already)');
-    else await loadFeatureData(modelsDir, pipeline.addresses.features, log);
-    if (indexCli !== undefined) await buildIndex(workDir, modelsDir, indexDir, indexCli, pipeline.addresses.features, log);
+    else await loadFeatureData(pipeline.modelsDir, pipeline.addresses.features, log);
+    if (indexCli !== undefined) await buildIndex(workDir, pipeline.modelsDir, indexDir, indexCli, pipeline.addresses.features, log);
     if (mode === 'all-in-one') {
       await pipeline.startStagesInProcess();
       return pipeline;

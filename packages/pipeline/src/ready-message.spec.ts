@@ -20,12 +20,12 @@ describe('ready message', () => {
   it('lists every service, says auth is off, and marks what was left out', () => {
     const message = readyMessage({
       addresses: {
-        features: '127.0.0.1:50051',
-        retrieval: '127.0.0.1:50052',
-        preranking: '127.0.0.1:50053',
-        ranking: '127.0.0.1:50054',
+        features: '127.0.0.1:15051',
+        retrieval: '127.0.0.1:15052',
+        preranking: '127.0.0.1:15053',
+        ranking: '127.0.0.1:15054',
         reranking: '',
-        gateway: '127.0.0.1:50050',
+        gateway: '127.0.0.1:15050',
       },
       httpUrl: 'http://127.0.0.1:8080',
       workDir: '/w',
@@ -36,9 +36,9 @@ describe('ready message', () => {
       seconds: 12.34,
     });
     expect(message).toContain('recsys is ready (12.3 s):');
-    expect(message).toContain('  features    127.0.0.1:50051  in-memory store');
+    expect(message).toContain('  features    127.0.0.1:15051  in-memory store');
     expect(message).toContain('  reranking   (left out)');
-    expect(message).toContain('  gateway     127.0.0.1:50050  gRPC; REST at http://127.0.0.1:8080');
+    expect(message).toContain('  gateway     127.0.0.1:15050  gRPC; REST at http://127.0.0.1:8080');
     expect(message).toContain('AUTH_DISABLED=true');
     expect(message).toContain(`  curl -s 'http://127.0.0.1:8080/v1/recommendations?user_id=user-1&k=10'`);
     expect(message).toContain('/w/logs/<service>.log');

@@ -11,21 +11,29 @@ const wiring: ServiceWiring = {
 describe('service environments', () => {
   it('keep the defaults every service config has', () => {
     expect(DEFAULT_PORTS).toEqual({
-      features: 50051,
-      retrieval: 50052,
-      preranking: 50053,
-      ranking: 50054,
-      reranking: 50055,
-      gateway: 50050,
+      features: 15051,
+      retrieval: 15052,
+      preranking: 15053,
+      ranking: 15054,
+      reranking: 15055,
+      gateway: 15050,
       http: 8080,
     });
   });
 
   it('wire every service to loopback ports and the work directory, dropping inherited values of the variables they control', () => {
-    const inherited = { PATH: '/bin', LOG_LEVEL: 'warn', REDIS_URL: 'redis://stray:6379', MODELS_DIR: '/stray', GRPC_PORT: '1' };
+    const inherited = {
+      PATH: '/bin',
+      LOG_LEVEL: 'warn',
+      REDIS_URL: 'redis://stray:6379',
+      REDIS_CLUSTER_NODES: 'stray:7000',
+      MODELS_DIR: '/stray',
+      GRPC_PORT: '1',
+    };
     const features = serviceEnv('features', wiring, inherited);
     expect(features).toMatchObject({ PATH: '/bin', LOG_LEVEL: 'warn', GRPC_HOST: '127.0.0.1', GRPC_PORT: '41001' });
     expect(features.REDIS_URL).toBeUndefined();
+    expect(features.REDIS_CLUSTER_NODES).toBeUndefined();
     expect(features.MODELS_DIR).toBeUndefined();
     expect(serviceEnv('features', { ...wiring, redisUrl: 'redis://127.0.0.1:7000' }, inherited).REDIS_URL).toBe('redis://127.0.0.1:7000');
     expect(serviceEnv('retrieval', wiring, inherited)).toMatchObject({

@@ -1,20 +1,12 @@
-import { builtEntry } from '@recsys/service-kit';
+import { builtEntry, DEFAULT_PORTS } from '@recsys/service-kit';
 
 export type ServiceName = 'features' | 'retrieval' | 'preranking' | 'ranking' | 'reranking' | 'gateway';
 
 /** Start order: each service only calls the ones before it. */
 export const SERVICE_NAMES: readonly ServiceName[] = ['features', 'retrieval', 'preranking', 'ranking', 'reranking', 'gateway'];
 
-/** The ports every service's config defaults to (gateway: gRPC), and the gateway's REST port. */
-export const DEFAULT_PORTS: Readonly<Record<ServiceName | 'http', number>> = {
-  features: 50051,
-  retrieval: 50052,
-  preranking: 50053,
-  ranking: 50054,
-  reranking: 50055,
-  gateway: 50050,
-  http: 8080,
-};
+/** The ports every service's config defaults to (gateway: gRPC), and the gateway's REST port: service-kit's, below the ephemeral range. */
+export { DEFAULT_PORTS };
 
 export const HOST = '127.0.0.1';
 
@@ -60,6 +52,9 @@ const CONTROLLED = [
   'HTTP_HOST',
   'HTTP_PORT',
   'REDIS_URL',
+  'REDIS_CLUSTER_NODES',
+  'REDIS_CLUSTER_POPULARITY_SHARDS',
+  'REDIS_CLUSTER_ITEM_BUCKETS',
   'MODELS_DIR',
   'INDEX_DIR',
   'INDEX_BACKEND',

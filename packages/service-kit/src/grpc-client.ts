@@ -4,6 +4,7 @@ import { Client, credentials, Metadata, status, type ServiceError as GrpcService
 import { CHANNEL_OPTIONS, methodDefinition } from './grpc-definition.js';
 import { callInProcess, grpcCallError, isInProcessAddress } from './in-process.js';
 import { currentRequestContext, REQUEST_ID_HEADER } from './request-context.js';
+import { startClientSpan } from './tracing.js';
 
 export interface CallOptions {
   /** This call's own timeout; the effective deadline is the earlier of it and the caller's. */
@@ -73,7 +74,20 @@ export function createServiceClient<S extends GenServiceMethods>(
     const context = currentRequestContext();
     if (context && metadata.get(REQUEST_ID_HEADER).length === 0) metadata.set(REQUEST_ID_HEADER, context.requestId);
     const deadline = effectiveDeadline(callOptions.timeoutMs ?? options.defaultTimeoutMs, context?.deadlineMs);
-    return transport(path, serialize, deserialize, request, metadata, deadline, callOptions.signal);
+    // A CLIENT span per call, on either transport (its traceparent travels in the metadata); none when tracing is off.
+    const span = startClientSpan(path, metadata, address);
+    const answer = transport(path, serialize, deserialize, request, metadata, deadline, callOptions.signal);
+    if (span === undefined) return answer;
+    return answer.then(
+      (response) => {
+        span.endGrpc(0);
+        return response;
+      },
+      (error: GrpcServiceError) => {
+        span.endGrpc(error.code, error);
+        throw error;
+      },
+    );
   };
   const methods: Record<string, unknown> = {};
   const paths = new Map<string, string>();

@@ -13,6 +13,7 @@ import { InProcessServer, inProcessAddress } from './in-process.js';
 import { NestPinoLogger, type Logger } from './logger.js';
 import { ServiceMetrics, startMetricsServer } from './metrics.js';
 import { GrpcExceptionFilter, GrpcObservabilityInterceptor } from './observability.js';
+import { startTracing, type Tracing } from './tracing.js';
 
 export interface GrpcServiceSpec {
   /** Short name for logs and metrics ("features"). */
@@ -73,7 +74,10 @@ export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGr
   let app: INestMicroservice | undefined;
   let metricsServer: HttpServer | undefined;
   let metricsPort = -1;
+  let tracing: Tracing | undefined;
   try {
+    // OTEL_* variables: off unless OTEL_TRACES_EXPORTER=otlp; a bad value fails the start naming the variable.
+    tracing = startTracing({ serviceName: spec.name, logger });
     app = await NestFactory.createMicroservice<MicroserviceOptions>(spec.module, {
       ...(inProcess === undefined
         ? { transport: Transport.GRPC, options }
@@ -92,10 +96,14 @@ export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGr
   } catch (error) {
     await app?.close().catch(() => undefined);
     await spec.release?.();
+    await tracing?.release();
     throw error;
   }
   const started = app;
-  logger.info({ grpcPort, inProcess, metricsPort, services: names }, `${spec.name} service listening`);
+  logger.info(
+    { grpcPort, inProcess, metricsPort, services: names, ...(tracing ? { tracing: tracing.serviceName } : {}) },
+    `${spec.name} service listening`,
+  );
 
   const setServing = (serving: boolean) => {
     for (const n of ['', ...names]) health.setStatus(n, serving ? 'SERVING' : 'NOT_SERVING');
@@ -116,6 +124,8 @@ export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGr
         clearTimeout(timer);
         await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
         await spec.release?.();
+        // The spans of the last calls are sent before the process ends.
+        await tracing?.release().catch((error: unknown) => logger.warn({ err: error }, 'tracing: the last spans were not exported'));
       }
       logger.info(`${spec.name} service stopped`);
     })());

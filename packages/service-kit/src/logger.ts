@@ -1,17 +1,21 @@
 import type { LoggerService } from '@nestjs/common';
 import pino, { type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
 import { currentRequestContext } from './request-context.js';
+import { traceLogFields } from './tracing.js';
 
 export type { Logger } from 'pino';
 
-/** JSON logs; every line written while serving a request carries its request id. */
+/** JSON logs; every line written while serving a request carries its request id (and its trace ids when tracing is on). */
 export function createLogger(service: string, level: LevelWithSilent = 'info', destination?: DestinationStream): Logger {
   const options: pino.LoggerOptions = {
     level,
     base: { service },
     mixin: () => {
       const context = currentRequestContext();
-      return context ? { requestId: context.requestId, method: context.method } : {};
+      const fields = context ? { requestId: context.requestId, method: context.method } : {};
+      // With tracing on, a line written inside a span names it: the logs of one slow request lead to its trace.
+      const ids = traceLogFields();
+      return ids ? { ...fields, ...ids } : fields;
     },
     // Ids decoded as bigint would make JSON.stringify throw; log them as strings.
     hooks: {

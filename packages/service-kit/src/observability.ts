@@ -13,6 +13,7 @@ import { grpcStatusOf } from './errors.js';
 import type { Logger } from './logger.js';
 import type { ServiceMetrics } from './metrics.js';
 import { requestIdFrom, runWithRequestContext } from './request-context.js';
+import { startServerSpan } from './tracing.js';
 
 type GrpcArgs = [unknown, Metadata | undefined, ServerUnaryCall<unknown, unknown> | undefined];
 
@@ -36,11 +37,14 @@ export class GrpcObservabilityInterceptor implements NestInterceptor {
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const [, metadata, call] = context.getArgs<GrpcArgs>();
     const method = call?.getPath?.() ?? `${context.getClass().name}.${context.getHandler().name}`;
-    const requestContext = { requestId: requestIdFrom(metadata), deadlineMs: deadlineMsOf(call), method };
+    const requestId = requestIdFrom(metadata);
+    const span = startServerSpan(method, metadata, requestId);
+    const requestContext = { requestId, deadlineMs: deadlineMsOf(call), method, span };
     const started = process.hrtime.bigint();
-    const finish = (code: status) => {
+    const finish = (code: status, error?: unknown) => {
       this.metrics.handled.inc({ method, code: status[code] });
       this.metrics.latency.observe({ method }, Number(process.hrtime.bigint() - started) / 1e9);
+      span?.endGrpc(code, error);
     };
     // The handler runs on subscription, so subscribing inside the context covers all it awaits.
     return new Observable((subscriber) =>
@@ -49,7 +53,7 @@ export class GrpcObservabilityInterceptor implements NestInterceptor {
           next: (value) => subscriber.next(value),
           error: (error: unknown) => {
             const code = grpcStatusOf(error);
-            finish(code);
+            finish(code, error);
             const fields = { code: status[code], err: error };
             if (code === status.INTERNAL || code === status.UNKNOWN) this.logger.error(fields, 'rpc failed');
             else if (code === status.UNAVAILABLE) this.logger.warn(fields, 'rpc failed: dependency unavailable');

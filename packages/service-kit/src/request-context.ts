@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { Metadata } from '@grpc/grpc-js';
+import type { CallSpan } from './tracing.js';
 
 /** What a handler knows about the call it serves, reachable from any code it awaits. */
 export interface RequestContext {
@@ -8,6 +9,8 @@ export interface RequestContext {
   /** The caller's deadline as epoch milliseconds; Infinity when the caller set none. */
   deadlineMs: number;
   method: string;
+  /** The call's span while tracing is on: current for everything the handler runs. */
+  span?: CallSpan;
 }
 
 export const REQUEST_ID_HEADER = 'x-request-id';
@@ -15,7 +18,7 @@ export const REQUEST_ID_HEADER = 'x-request-id';
 const storage = new AsyncLocalStorage<RequestContext>();
 
 export function runWithRequestContext<T>(context: RequestContext, fn: () => T): T {
-  return storage.run(context, fn);
+  return context.span ? context.span.run(() => storage.run(context, fn)) : storage.run(context, fn);
 }
 
 export function currentRequestContext(): RequestContext | undefined {

@@ -1,3 +1,5 @@
+import { trace } from '@opentelemetry/api';
+import { startTracing } from '@recsys/service-kit';
 import { type TrainedModels, trainedModels } from '@recsys/testing';
 import { zeroFeeds } from './feeds.js';
 import { loadModelVersion, ModelLoadError } from '@recsys/model-format';
@@ -80,6 +82,39 @@ describe('ModelSession: the one owner of onnxruntime sessions', () => {
       await expect(loadModelVersion(root, 'preranker')).rejects.toThrow(/no published version of preranker/);
     } finally {
       await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('makes a span per run inside a recorded span, and none outside one (warm-ups, tracing off)', async () => {
+    const { graph, bytes } = await dlrm();
+    const session = await ModelSession.create(bytes, graph.inputs, { label: 'dlrm v1' });
+    // Ended spans as the SDK hands them to an exporter (the span exporter interface, kept in this test).
+    const ended: { name: string; parentSpanContext?: { spanId: string }; attributes: Record<string, unknown> }[] = [];
+    const exporter = {
+      export: (spans: typeof ended, done: (result: { code: number }) => void) => (ended.push(...spans), done({ code: 0 })),
+      shutdown: async () => undefined,
+    };
+    try {
+      await session.run(zeroFeeds(graph.inputs, 2));
+      const tracing = startTracing({ serviceName: 'serving-test', env: {}, exporter: exporter as never })!;
+      try {
+        await session.run(zeroFeeds(graph.inputs, 2));
+        expect(ended).toEqual([]);
+        const parent = await trace.getTracer('test').startActiveSpan('stage call', async (span) => {
+          await session.run(zeroFeeds(graph.inputs, 3));
+          span.end();
+          return span.spanContext().spanId;
+        });
+        await tracing.flush();
+        const runs = ended.filter((s) => s.name === 'model run dlrm v1');
+        expect(runs).toHaveLength(1);
+        expect(runs[0]!.parentSpanContext?.spanId).toBe(parent);
+        expect(runs[0]!.attributes).toEqual({ 'recsys.model': 'dlrm v1', 'recsys.model.provider': 'cpu', 'recsys.model.rows': 3 });
+      } finally {
+        await tracing.release();
+      }
+    } finally {
+      await session.release();
     }
   });
 });

@@ -1,3 +1,4 @@
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import * as ort from 'onnxruntime-node';
 import type { InputDescription, Tensor } from '@recsys/model-format';
 
@@ -151,17 +152,34 @@ export class ModelSession {
     for (const [name, t] of Object.entries(feeds)) {
       ortFeeds[name] = new ort.Tensor(t.data instanceof Int32Array ? 'int32' : 'float32', t.data, t.shape);
     }
+    const span = this.startRunSpan(feeds);
     let result: ort.InferenceSession.ReturnType;
     try {
       result = await this.session.run(ortFeeds);
     } catch (error) {
-      throw new Error(
+      const failure = new Error(
         `${this.label}: onnxruntime failed on ${describeFeeds(feeds)}: ${error instanceof Error ? error.message : String(error)}`,
       );
+      span?.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });
+      throw failure;
+    } finally {
+      span?.end();
     }
     const out: Record<string, Float32Array> = {};
     for (const [name, value] of Object.entries(result)) out[name] = value.data as Float32Array;
     return out;
+  }
+
+  /**
+   * A span for this run when the caller's span is being recorded (a sampled request); none otherwise, so
+   * warm-ups stay out of traces and the untraced path only looks up the current span.
+   */
+  private startRunSpan(feeds: Record<string, Tensor>) {
+    if (!trace.getActiveSpan()?.isRecording()) return undefined;
+    const rows = Object.values(feeds)[0]?.shape[0] ?? 0;
+    return trace.getTracer('@recsys/serving').startSpan(`model run ${this.label}`, {
+      attributes: { 'recsys.model': this.label, 'recsys.model.provider': this.provider, 'recsys.model.rows': rows },
+    });
   }
 
   async release(): Promise<void> {

@@ -6,3 +6,4 @@ export * from './item-cache-env.js';
 export * from './model-stage-env.js';
 export * from './passed-user.js';
 export * from './scored-candidates-wire.js';
+export * from './model-stage-app.js';

@@ -1,4 +1,4 @@
-import { addressVar } from '@recsys/service-kit';
+import { addressVar, defaultAddress } from '@recsys/service-kit';
 import { z } from 'zod';
 import type { ItemCacheSettings } from '@recsys/serving';
 import { itemCacheEnv, itemCacheSettings } from './item-cache-env.js';
@@ -8,7 +8,7 @@ const positiveInt = z.coerce.number().int().positive();
 
 /** The variables every model-serving stage (pre-ranking, ranking) reads, beyond service-kit's base ones. */
 export const modelStageEnv = {
-  FEATURES_ADDRESS: addressVar('127.0.0.1:50051'),
+  FEATURES_ADDRESS: addressVar(defaultAddress('features')),
   FEATURES_TIMEOUT_MS: positiveInt.max(60_000).default(2000),
   MODELS_DIR: z.string().min(1).default('models'),
   MODEL_POLL_INTERVAL_MS: z.coerce.number().int().min(0).default(10_000),

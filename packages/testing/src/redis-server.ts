@@ -5,12 +5,55 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '@recsys/service-kit';
 
+/**
+ * One redis-server process on a loopback port with its data (AOF, fsync always) in `dir`: a stop
+ * and a start on the same port and folder bring back what was written. Extra arguments are appended
+ * (e.g. cluster mode).
+ */
+export class RedisProcess {
+  private process: ChildProcess | undefined;
+
+  constructor(
+    readonly port: number,
+    readonly dir: string,
+    private readonly extraArgs: readonly string[] = [],
+  ) {}
+
+  get running(): boolean {
+    return this.process !== undefined;
+  }
+
+  /** Starts (again) on the same port; resolves once it accepts connections. */
+  async start(): Promise<void> {
+    const binary = process.env.REDIS_SERVER_BIN ?? 'redis-server';
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'yes'];
+    args.push('--appendfsync', 'always', ...this.extraArgs);
+    const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.on('error', () => undefined);
+    this.process = child;
+    await waitForPort(this.port, 10000, () => child.exitCode !== null || child.signalCode !== null);
+  }
+
+  /** SIGTERM (a clean shutdown) by default; SIGKILL models a crash. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.process;
+    this.process = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill(signal);
+    });
+  }
+}
+
 /** A real redis-server process on a free loopback port, with its data in a temporary folder. */
 export class RedisServer {
-  private process: ChildProcess | undefined;
   private readonly dir = mkdtempSync(join(tmpdir(), 'recsys-redis-'));
+  private readonly server: RedisProcess;
 
-  private constructor(readonly port: number) {}
+  private constructor(readonly port: number) {
+    this.server = new RedisProcess(port, this.dir);
+  }
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
@@ -24,38 +67,11 @@ export class RedisServer {
 
   /** Starts (again) on the same port; data written before a stop is kept in the folder's AOF. */
   async resume(): Promise<void> {
-    const binary = process.env.REDIS_SERVER_BIN ?? 'redis-server';
-    const child = spawn(
-      binary,
-      [
-        '--port',
-        String(this.port),
-        '--bind',
-        '127.0.0.1',
-        '--dir',
-        this.dir,
-        '--save',
-        '',
-        '--appendonly',
-        'yes',
-        '--appendfsync',
-        'always',
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    child.on('error', () => undefined);
-    this.process = child;
-    await waitForPort(this.port, 10000, () => child.exitCode !== null || child.signalCode !== null);
+    await this.server.start();
   }
 
   async stop(): Promise<void> {
-    const child = this.process;
-    this.process = undefined;
-    if (!child || child.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    });
+    await this.server.stop();
   }
 
   async destroy(): Promise<void> {
@@ -64,7 +80,7 @@ export class RedisServer {
   }
 }
 
-async function waitForPort(port: number, timeoutMs: number, died: () => boolean): Promise<void> {
+export async function waitForPort(port: number, timeoutMs: number, died: () => boolean): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     if (died()) throw new Error(`redis-server exited before listening on ${port} (is redis-server installed?)`);

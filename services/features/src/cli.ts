@@ -4,10 +4,10 @@ import { parseArgs } from 'node:util';
 import { SingleBar, Presets } from 'cli-progress';
 import { toJson } from '@bufbuild/protobuf';
 import { features } from '@recsys/contracts';
-import { createServiceClient, waitForServing } from '@recsys/service-kit';
+import { createServiceClient, defaultAddress, waitForServing } from '@recsys/service-kit';
 import { loadFile, type Rejection } from './bulk-loader.js';
 
-const usage = `usage: recsys-features COMMAND [--address HOST:PORT]   (default address: $FEATURES_ADDRESS or 127.0.0.1:50051)
+const usage = `usage: recsys-features COMMAND [--address HOST:PORT]   (default address: $FEATURES_ADDRESS or ${defaultAddress('features')})
   load [--users FILE] [--items FILE] [--batch N] [--rejects FILE]
   user USER_ID               a user's features and recent history, as JSON
   items ITEM_ID...           items' features, as JSON
@@ -27,7 +27,7 @@ async function main(): Promise<number> {
     options: {
       users: { type: 'string' },
       items: { type: 'string' },
-      address: { type: 'string', default: process.env.FEATURES_ADDRESS ?? '127.0.0.1:50051' },
+      address: { type: 'string', default: process.env.FEATURES_ADDRESS ?? defaultAddress('features') },
       batch: { type: 'string', default: '1000' },
       rejects: { type: 'string' },
       limit: { type: 'string', default: '10' },

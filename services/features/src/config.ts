@@ -1,10 +1,33 @@
-import { baseServiceConfig, baseServiceEnv, ConfigError, numberMap, parseEnv, portVar, type BaseServiceConfig } from '@recsys/service-kit';
+import {
+  baseServiceConfig,
+  baseServiceEnv,
+  ConfigError,
+  numberMap,
+  parseEnv,
+  portVar,
+  DEFAULT_PORTS,
+  type BaseServiceConfig,
+} from '@recsys/service-kit';
 import { common } from '@recsys/contracts';
 import { z } from 'zod';
+import {
+  DEFAULT_ITEM_BUCKETS,
+  DEFAULT_POPULARITY_SHARDS,
+  MAX_ITEM_BUCKETS,
+  MAX_POPULARITY_SHARDS,
+  parseClusterNodes,
+  type RedisClusterNodes,
+} from './store/index.js';
 
 export interface FeaturesConfig extends BaseServiceConfig {
-  /** Unset: the in-memory store (laptop default). */
+  /** One Redis; unset (and no cluster): the in-memory store (laptop default). */
   redisUrl: string | undefined;
+  /** A Redis Cluster's seed nodes; never set together with redisUrl. */
+  redisCluster: RedisClusterNodes | undefined;
+  /** Redis Cluster only: how many slots popularity is spread over. */
+  redisClusterPopularityShards: number;
+  /** Redis Cluster only: how many slot groups item features are spread over. */
+  redisClusterItemBuckets: number;
   /** Prepended to every key, so several deployments can share one Redis database. */
   redisKeyPrefix: string;
   historyCap: number;
@@ -18,6 +41,8 @@ export interface FeaturesConfig extends BaseServiceConfig {
   eventWeights: Partial<Record<number, number>>;
   historyEventTypes: ReadonlySet<number>;
 }
+
+const positiveInt = z.coerce.number().int().positive();
 
 const eventTypeNames = Object.keys(common.EventType).filter((k) => Number.isNaN(Number(k)) && k !== 'UNSPECIFIED');
 
@@ -52,15 +77,26 @@ const eventTypeSet = z.string().transform((text, ctx) => {
   return types;
 });
 
-const positiveInt = z.coerce.number().int().positive();
-
 export const featuresEnv = {
   ...baseServiceEnv,
-  GRPC_PORT: portVar(50051),
+  GRPC_PORT: portVar(DEFAULT_PORTS.features),
   REDIS_URL: z
     .string()
     .regex(/^rediss?:\/\/[^\s]+$/, 'must be a redis:// or rediss:// URL')
     .optional(),
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return parseClusterNodes(text);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    })
+    .optional(),
+  REDIS_CLUSTER_POPULARITY_SHARDS: positiveInt.max(MAX_POPULARITY_SHARDS).default(DEFAULT_POPULARITY_SHARDS),
+  REDIS_CLUSTER_ITEM_BUCKETS: positiveInt.max(MAX_ITEM_BUCKETS).default(DEFAULT_ITEM_BUCKETS),
   REDIS_KEY_PREFIX: z
     .string()
     .max(64)
@@ -94,6 +130,12 @@ export const featuresEnv = {
 
 export function loadFeaturesConfig(env: NodeJS.ProcessEnv = process.env): FeaturesConfig {
   const e = parseEnv(featuresEnv, env);
+  if (e.REDIS_URL && e.REDIS_CLUSTER_NODES) {
+    throw new ConfigError('REDIS_CLUSTER_NODES', 'set either REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a Redis Cluster), not both');
+  }
+  for (const variable of ['REDIS_CLUSTER_POPULARITY_SHARDS', 'REDIS_CLUSTER_ITEM_BUCKETS']) {
+    if (env[variable] && !e.REDIS_CLUSTER_NODES) throw new ConfigError(variable, 'applies only to a Redis Cluster (REDIS_CLUSTER_NODES)');
+  }
   if (e.HISTORY_DEFAULT_LIMIT > e.HISTORY_CAP) {
     throw new ConfigError('HISTORY_DEFAULT_LIMIT', `must not exceed HISTORY_CAP (${e.HISTORY_CAP})`);
   }
@@ -103,6 +145,9 @@ export function loadFeaturesConfig(env: NodeJS.ProcessEnv = process.env): Featur
   return {
     ...baseServiceConfig(e),
     redisUrl: e.REDIS_URL,
+    redisCluster: e.REDIS_CLUSTER_NODES,
+    redisClusterPopularityShards: e.REDIS_CLUSTER_POPULARITY_SHARDS,
+    redisClusterItemBuckets: e.REDIS_CLUSTER_ITEM_BUCKETS,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     historyCap: e.HISTORY_CAP,
     historyDefaultLimit: e.HISTORY_DEFAULT_LIMIT,

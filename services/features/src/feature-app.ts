@@ -2,22 +2,32 @@ import { features } from '@recsys/contracts';
 import { createLogger, startGrpcService, type Logger, type RunningGrpcService } from '@recsys/service-kit';
 import type { FeaturesConfig } from './config.js';
 import { FeatureModule } from './feature.module.js';
-import { createFeatureStore } from './store/index.js';
+import { createFeatureStore, describeClusterNodes } from './store/index.js';
 
-/** Starts the feature service on the store the config names (Redis, or in memory when REDIS_URL is unset). */
+/**
+ * Starts the feature service on the store the config names: Redis (REDIS_URL), a Redis Cluster
+ * (REDIS_CLUSTER_NODES), or in memory when neither is set.
+ */
 export async function startFeatureService(
   config: FeaturesConfig,
   logger: Logger = createLogger('features', config.logLevel),
 ): Promise<RunningGrpcService> {
-  const store = await createFeatureStore(config.redisUrl, {
+  const store = await createFeatureStore(config, {
     keyPrefix: config.redisKeyPrefix,
+    popularityShards: config.redisClusterPopularityShards,
+    itemBuckets: config.redisClusterItemBuckets,
     historyCap: config.historyCap,
     popularityHalfLifeMs: config.popularityHalfLifeMs,
     dedupTtlMs: config.dedupTtlMs,
     eventWeights: config.eventWeights,
     historyEventTypes: config.historyEventTypes,
   });
-  logger.info({ store: config.redisUrl ? redactUrl(config.redisUrl) : 'in-memory' }, 'feature store ready');
+  const where = config.redisCluster
+    ? `redis-cluster ${describeClusterNodes(config.redisCluster)}`
+    : config.redisUrl
+      ? redactUrl(config.redisUrl)
+      : 'in-memory';
+  logger.info({ store: where }, 'feature store ready');
   return startGrpcService({
     name: 'features',
     module: FeatureModule.register(config, store),

@@ -16,9 +16,9 @@ function problem(env: Record<string, string>): string {
 describe('gateway configuration', () => {
   it('has working defaults for local use once auth is explicitly off', () => {
     const config = loadGatewayConfig(base);
-    expect(config.grpcPort).toBe(50050);
+    expect(config.grpcPort).toBe(15050);
     expect(config.httpPort).toBe(8080);
-    expect(config.addresses.ranking).toBe('127.0.0.1:50054');
+    expect(config.addresses.ranking).toBe('127.0.0.1:15054');
     expect(config.budget.defaultMs).toBe(250);
     expect(config.adaptive.channelShares).toEqual({ two_tower: 0.6, popular: 0.15, item_to_item: 0.25 });
     expect(config.access.corsOrigins).toEqual([]);

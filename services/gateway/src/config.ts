@@ -7,6 +7,8 @@ import {
   numberMap,
   parseEnv,
   portVar,
+  DEFAULT_PORTS,
+  defaultAddress,
   type BaseServiceConfig,
 } from '@recsys/service-kit';
 import { z } from 'zod';
@@ -101,6 +103,8 @@ export interface GatewayConfig extends BaseServiceConfig {
   rerankPool: { factor: number; min: number };
   /** Per stage: consecutive failures (down, or late with at least its latency target) that skip it for openMs. */
   breaker: { failures: number; openMs: number; minFailingMs: number };
+  /** "answered with fallbacks" lines per stage and cause per window; what is left out is summed in one line per window. */
+  degradedLog: { perWindow: number; windowMs: number };
 }
 
 const positiveInt = z.coerce.number().int().positive();
@@ -124,14 +128,14 @@ const share = z.coerce.number().positive().max(100);
 
 export const gatewayEnv = {
   ...baseServiceEnv,
-  GRPC_PORT: portVar(50050),
+  GRPC_PORT: portVar(DEFAULT_PORTS.gateway),
   HTTP_HOST: z.string().min(1).default('127.0.0.1'),
-  HTTP_PORT: z.coerce.number().int().min(-1).max(65535).default(8080),
-  FEATURES_ADDRESS: addressVar('127.0.0.1:50051'),
-  RETRIEVAL_ADDRESS: addressVar('127.0.0.1:50052'),
-  PRERANKING_ADDRESS: addressVar('127.0.0.1:50053'),
-  RANKING_ADDRESS: addressVar('127.0.0.1:50054'),
-  RERANKING_ADDRESS: addressVar('127.0.0.1:50055'),
+  HTTP_PORT: z.coerce.number().int().min(-1).max(65535).default(DEFAULT_PORTS.http),
+  FEATURES_ADDRESS: addressVar(defaultAddress('features')),
+  RETRIEVAL_ADDRESS: addressVar(defaultAddress('retrieval')),
+  PRERANKING_ADDRESS: addressVar(defaultAddress('preranking')),
+  RANKING_ADDRESS: addressVar(defaultAddress('ranking')),
+  RERANKING_ADDRESS: addressVar(defaultAddress('reranking')),
   FEATURES_TIMEOUT_MS: positiveInt.max(60000).default(200),
   USER_HISTORY_LIMIT: z.coerce.number().int().min(0).max(10000).default(100),
   BUDGET_DEFAULT_MS: positiveInt.max(60000).default(250),
@@ -176,6 +180,8 @@ export const gatewayEnv = {
   BREAKER_FAILURES: z.coerce.number().int().min(0).max(1000).default(5),
   BREAKER_OPEN_MS: positiveInt.max(600000).default(2000),
   BREAKER_MIN_FAILING_MS: z.coerce.number().int().min(0).max(600000).default(1000),
+  DEGRADED_LOG_LIMIT: z.coerce.number().int().min(0).max(100000).default(10),
+  DEGRADED_LOG_WINDOW_MS: positiveInt.max(3_600_000).default(60000),
 };
 
 /** The environment, validated once; the first problem is named. */
@@ -252,5 +258,6 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     popularRefreshMs: e.POPULAR_REFRESH_MS,
     rerankPool: { factor: e.RERANK_POOL_FACTOR, min: e.RERANK_POOL_MIN },
     breaker: { failures: e.BREAKER_FAILURES, openMs: e.BREAKER_OPEN_MS, minFailingMs: e.BREAKER_MIN_FAILING_MS },
+    degradedLog: { perWindow: e.DEGRADED_LOG_LIMIT, windowMs: e.DEGRADED_LOG_WINDOW_MS },
   };
 }

@@ -72,6 +72,7 @@ export async function startGatewayService(
     keyWatcher?.close();
     popular.close();
     await http?.close();
+    orchestrator.close();
     for (const client of Object.values(clients)) client.close();
   };
   const service = await startGrpcService({

@@ -1,6 +1,7 @@
 import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
 import { common, gateway, preranking, ranking, reranking, retrieval } from '@recsys/contracts';
+import { Writable } from 'node:stream';
 import { createLogger, ServiceMetrics } from '@recsys/service-kit';
 import { AdaptiveCounts } from './adaptive-counts.js';
 import { loadGatewayConfig } from './config.js';
@@ -43,17 +44,18 @@ function scripted(answers: Partial<Record<'retrieve' | 'prerank' | 'rank' | 'rer
   return { clients, calls };
 }
 
-function orchestrator(clients: StageClients) {
+function orchestrator(clients: StageClients, env: Record<string, string> = {}, log = logger) {
   // BREAKER_MIN_FAILING_MS=0: the scripted failures come within milliseconds of each other.
   const config = loadGatewayConfig({
     AUTH_DISABLED: 'true',
     BUDGET_DEFAULT_MS: '5000',
     BUDGET_MAX_MS: '5000',
     BREAKER_MIN_FAILING_MS: '0',
+    ...env,
   });
   const metrics = new GatewayMetrics(new ServiceMetrics('gateway'));
-  const popular = new PopularFallback(clients.features, { limit: 10, refreshMs: 60000, timeoutMs: 100 }, metrics, logger);
-  return new Orchestrator(clients, config, new AdaptiveCounts(config.adaptive), popular, metrics, logger);
+  const popular = new PopularFallback(clients.features, { limit: 10, refreshMs: 60000, timeoutMs: 100 }, metrics, log);
+  return new Orchestrator(clients, config, new AdaptiveCounts(config.adaptive), popular, metrics, log);
 }
 
 const bytes = <D extends DescMessage>(schema: D, init: MessageInitShape<D>) => toBinary(schema, create(schema, init));
@@ -166,5 +168,31 @@ describe('orchestrator: what each stage is asked and how answers and failures be
     );
     expect(skipped.items).toHaveLength(5);
     expect(calls.rerank).toHaveLength(6); // the other stages are still called
+  });
+
+  it('writes at most DEGRADED_LOG_LIMIT fallback lines per stage and cause in a window, then one line with the count left out', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _encoding, done) => (lines.push(JSON.parse(chunk.toString())), done()) });
+    const { clients } = scripted({
+      retrieve: () => bytes(retrieval.RetrieveResponseSchema, { candidates: retrieved.slice(0, 30) }),
+      prerank: passThrough('prerank', Stage.PRERANKING),
+      rank: passThrough('rank', Stage.RANKING),
+      rerank: () => ({ code: status.INTERNAL, details: 'rule failed' }),
+    });
+    // No breaker: every request calls re-ranking and is answered with the ranked order.
+    const env = { DEGRADED_LOG_LIMIT: '3', DEGRADED_LOG_WINDOW_MS: '60000', BREAKER_FAILURES: '0' };
+    const gatewayOrchestrator = orchestrator(clients, env, createLogger('gateway', 'info', sink));
+    for (let i = 0; i < 20; i++) {
+      const answer = await gatewayOrchestrator.recommend(create(gateway.RecommendRequestSchema, { userId: 'u', k: 5 }), caller);
+      expect(answer.degradations).toHaveLength(1);
+    }
+    const fallbacks = () => lines.filter((l) => l.msg === 'answered with fallbacks');
+    expect(fallbacks()).toHaveLength(3);
+    expect(fallbacks()[0]).toMatchObject({ level: 'warn', requestId: 'r-1', degraded: ['RERANKING: error'] });
+    gatewayOrchestrator.close();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines.filter((l) => typeof l.suppressed === 'number')).toEqual([
+      expect.objectContaining({ level: 'warn', degraded: 'RERANKING: error', suppressed: 17, windowMs: 60000 }),
+    ]);
   });
 });

@@ -4,6 +4,7 @@ import { common, features, gateway, retrieval, type preranking, type ranking, ty
 import {
   currentRequestContext,
   InvalidArgumentError,
+  LogRateLimiter,
   NotFoundError,
   UnavailableError,
   type Logger,
@@ -87,6 +88,8 @@ const toItem = (c: common.Candidate): gateway.RecommendedItem =>
  */
 export class Orchestrator implements GatewayApi {
   private readonly breakers: Record<StageName, CircuitBreaker>;
+  /** One "answered with fallbacks" line per degraded answer would flood the log under overload. */
+  private readonly degradedLog: LogRateLimiter;
   private readonly stageCalls: Record<
     Exclude<StageName, 'retrieval'>,
     [call: (body: Uint8Array, options: { timeoutMs: number }) => Promise<Uint8Array>, kind: StageAnswerKind]
@@ -120,6 +123,11 @@ export class Orchestrator implements GatewayApi {
       reranking: breaker('reranking'),
     };
     for (const stage of STAGE_NAMES) metrics.circuitOpen.set({ stage }, 0);
+    this.degradedLog = new LogRateLimiter({
+      ...config.degradedLog,
+      onSuppressed: ({ key, suppressed, windowMs }) =>
+        logger.warn({ degraded: key, suppressed, windowMs }, `answered with fallbacks: ${suppressed} more lines for ${key} left out`),
+    }).start();
     this.stageCalls = {
       preranking: [(body, options) => clients.preranking.raw('prerank', body, options), 'prerank'],
       ranking: [(body, options) => clients.ranking.raw('rank', body, options), 'rank'],
@@ -202,10 +210,11 @@ export class Orchestrator implements GatewayApi {
     const totalMs = performance.now() - started;
     this.metrics.recommendSeconds.observe({ degraded: trace.degradations.length > 0 ? 'true' : 'false' }, totalMs / 1000);
     if (trace.degradations.length > 0) {
-      this.logger.warn(
-        { requestId: caller.requestId, degraded: trace.degradations.map((d) => `${common.Stage[d.stage]}: ${causeLabel(d.cause)}`) },
-        'answered with fallbacks',
-      );
+      const degraded = trace.degradations.map((d) => `${common.Stage[d.stage]}: ${causeLabel(d.cause)}`);
+      // Written while one of its (stage, cause) pairs is within its quota for the window; the rest are counted.
+      let write = false;
+      for (const key of new Set(degraded)) write = this.degradedLog.allow(key) || write;
+      if (write) this.logger.warn({ requestId: caller.requestId, degraded }, 'answered with fallbacks');
     }
     return create(gateway.RecommendResponseSchema, {
       items,
@@ -257,6 +266,11 @@ export class Orchestrator implements GatewayApi {
       this.metrics.channelFailures.inc({ channel: report.channel, cause: causeLabel(cause) });
       trace.degrade('retrieval', cause, `retrieval channel ${report.channel}: ${report.error}`, 'the other retrieval channels');
     }
+  }
+
+  /** Writes the count of degraded answers left out of the log so far. */
+  close(): void {
+    this.degradedLog.close();
   }
 
   /** The adaptive candidate counts new requests use now. */

@@ -1,10 +1,10 @@
 import { loadPrerankingConfig } from './config.js';
 
 describe('loadPrerankingConfig', () => {
-  it('applies the defaults: port 50053, CPU, keep 200 of at most 5000', () => {
+  it('applies the defaults: port 15053, CPU, keep 200 of at most 5000', () => {
     expect(loadPrerankingConfig({})).toMatchObject({
-      grpcPort: 50053,
-      featuresAddress: '127.0.0.1:50051',
+      grpcPort: 15053,
+      featuresAddress: '127.0.0.1:15051',
       modelsDir: 'models',
       executionProviders: ['cpu'],
       defaultLimit: 200,

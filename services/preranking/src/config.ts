@@ -1,4 +1,12 @@
-import { baseServiceConfig, baseServiceEnv, ConfigError, parseEnv, portVar, type BaseServiceConfig } from '@recsys/service-kit';
+import {
+  baseServiceConfig,
+  baseServiceEnv,
+  ConfigError,
+  parseEnv,
+  portVar,
+  DEFAULT_PORTS,
+  type BaseServiceConfig,
+} from '@recsys/service-kit';
 import { modelStageConfig, modelStageEnv, sessionEnv, type ModelStageConfig } from '@recsys/stage';
 import { z } from 'zod';
 
@@ -14,7 +22,7 @@ const positiveInt = z.coerce.number().int().positive();
 
 export const prerankingEnv = {
   ...baseServiceEnv,
-  GRPC_PORT: portVar(50053),
+  GRPC_PORT: portVar(DEFAULT_PORTS.preranking),
   ...modelStageEnv,
   ...sessionEnv('PRERANKING'),
   PRERANKING_DEFAULT_LIMIT: positiveInt.default(200),

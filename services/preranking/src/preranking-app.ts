@@ -1,18 +1,13 @@
 import { preranking } from '@recsys/contracts';
-import { createLogger, ServiceMetrics, startGrpcService, type Logger, type RunningGrpcService } from '@recsys/service-kit';
-import { ModelWatcher } from '@recsys/serving';
-import { FeatureServiceClient } from '@recsys/stage';
+import { createLogger, ServiceMetrics, type Logger } from '@recsys/service-kit';
+import { type RunningModelStage, startModelStage } from '@recsys/stage';
 import type { PrerankingConfig } from './config.js';
 import { PrerankerModel } from './preranker-model.js';
 import { PrerankingMetrics } from './preranking-metrics.js';
 import { PrerankingModule } from './preranking.module.js';
 import { PrerankingService } from './preranking-service.js';
 
-export interface RunningPrerankingService extends RunningGrpcService {
-  readonly models: ModelWatcher<PrerankerModel>;
-  /** Looks for a new model version now; the process does this on SIGHUP. */
-  checkModels(): Promise<void>;
-}
+export type RunningPrerankingService = RunningModelStage<PrerankerModel>;
 
 export interface PrerankingServiceOptions {
   /** The item cache's clock in milliseconds (monotonic by default); tests move it instead of sleeping. */
@@ -31,9 +26,12 @@ export async function startPrerankingService(
 ): Promise<RunningPrerankingService> {
   const serviceMetrics = new ServiceMetrics('preranking');
   const metrics = new PrerankingMetrics(serviceMetrics);
-  const models = await ModelWatcher.start<PrerankerModel>({
-    root: config.modelsDir,
-    name: 'preranker',
+  return startModelStage<PrerankerModel>({
+    name: 'preranking',
+    model: 'preranker',
+    config,
+    logger,
+    metrics: serviceMetrics,
     load: (version) =>
       PrerankerModel.load(version, {
         modelsDir: config.modelsDir,
@@ -43,36 +41,14 @@ export async function startPrerankingService(
         itemCache: { ...config.itemCache, now: options.clock, observer: metrics },
         logger,
       }),
-    release: (model) => model.release(),
-    pollIntervalMs: config.modelPollIntervalMs,
-    logger,
-    onEvent: (event) => metrics.reload(event),
+    onReload: (event) => metrics.reload(event),
+    describe: (version, model) => [
+      { twoTower: model.twoTowerVersion, itemCache: config.itemCache },
+      `preranker v${version} (two-tower v${model.twoTowerVersion}) serves on ${model.provider}`,
+    ],
+    serve: (models, features) => ({
+      module: PrerankingModule.register(new PrerankingService(models, features, config, logger, metrics)),
+      services: [preranking.PrerankingService],
+    }),
   });
-  const lease = models.acquire();
-  logger.info(
-    {
-      version: lease.version,
-      twoTower: lease.model.twoTowerVersion,
-      provider: lease.model.provider,
-      preferred: config.executionProviders,
-      itemCache: config.itemCache,
-    },
-    `preranker v${lease.version} (two-tower v${lease.model.twoTowerVersion}) serves on ${lease.model.provider}`,
-  );
-  lease.release();
-  const featureClient = FeatureServiceClient.connect(config.featuresAddress, config.featuresTimeoutMs);
-  const release = async () => {
-    featureClient.close();
-    await models.close();
-  };
-  const running = await startGrpcService({
-    name: 'preranking',
-    module: PrerankingModule.register(new PrerankingService(models, featureClient, config, logger, metrics)),
-    services: [preranking.PrerankingService],
-    config,
-    logger,
-    metrics: serviceMetrics,
-    release: release,
-  });
-  return Object.assign(running, { models, checkModels: () => models.check() });
 }

@@ -1,10 +1,10 @@
 import { loadRankingConfig } from './config.js';
 
 describe('loadRankingConfig', () => {
-  it('applies the defaults: port 50054, CPU, batching on', () => {
+  it('applies the defaults: port 15054, CPU, batching on', () => {
     expect(loadRankingConfig({})).toMatchObject({
-      grpcPort: 50054,
-      featuresAddress: '127.0.0.1:50051',
+      grpcPort: 15054,
+      featuresAddress: '127.0.0.1:15051',
       modelsDir: 'models',
       executionProviders: ['cpu'],
       intraOpThreads: 1,
@@ -34,7 +34,7 @@ describe('loadRankingConfig', () => {
     expect(config).toMatchObject({ executionProviders: ['cuda', 'cpu'], batching: false, maxQueueDelayMs: 1.5 });
   });
 
-  it.each(['features:50051', '10.0.0.7:50051', '[::1]:50051', 'dns:///features.recsys.svc:50051'])(
+  it.each(['features:15051', '10.0.0.7:15051', '[::1]:15051', 'dns:///features.recsys.svc:15051'])(
     'accepts the feature address %s',
     (address) => {
       expect(loadRankingConfig({ FEATURES_ADDRESS: address }).featuresAddress).toBe(address);

@@ -1,4 +1,12 @@
-import { baseServiceConfig, baseServiceEnv, booleanVar, parseEnv, portVar, type BaseServiceConfig } from '@recsys/service-kit';
+import {
+  baseServiceConfig,
+  baseServiceEnv,
+  booleanVar,
+  parseEnv,
+  portVar,
+  DEFAULT_PORTS,
+  type BaseServiceConfig,
+} from '@recsys/service-kit';
 import { modelStageConfig, modelStageEnv, sessionEnv, type ModelStageConfig } from '@recsys/stage';
 import { z } from 'zod';
 
@@ -18,7 +26,7 @@ const positiveInt = z.coerce.number().int().positive();
 
 export const rankingEnv = {
   ...baseServiceEnv,
-  GRPC_PORT: portVar(50054),
+  GRPC_PORT: portVar(DEFAULT_PORTS.ranking),
   ...modelStageEnv,
   ...sessionEnv('RANKING'),
   RANKING_BATCHING: booleanVar.default(true),

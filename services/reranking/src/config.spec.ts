@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { loadRerankingConfig } from './config.js';
 
 describe('reranking config', () => {
-  it('has defaults: port 50055, the local feature service, the built-in rules', () => {
+  it('has defaults: port 15055, the local feature service, the built-in rules', () => {
     const config = loadRerankingConfig({});
     expect(config).toMatchObject({
-      grpcPort: 50055,
-      featuresAddress: '127.0.0.1:50051',
+      grpcPort: 15055,
+      featuresAddress: '127.0.0.1:15051',
       featuresAttempts: 2,
       defaultLimit: 20,
       maxLimit: 500,

@@ -1,4 +1,14 @@
-import { baseServiceConfig, baseServiceEnv, ConfigError, parseEnv, portVar, type BaseServiceConfig, addressVar } from '@recsys/service-kit';
+import {
+  baseServiceConfig,
+  baseServiceEnv,
+  ConfigError,
+  parseEnv,
+  portVar,
+  DEFAULT_PORTS,
+  defaultAddress,
+  type BaseServiceConfig,
+  addressVar,
+} from '@recsys/service-kit';
 import { z } from 'zod';
 import { defaultRules, loadRulesFile, RulesFileError, type RulesConfig } from './rules-file.js';
 
@@ -22,8 +32,8 @@ const positiveInt = z.coerce.number().int().positive();
 
 export const rerankingEnv = {
   ...baseServiceEnv,
-  GRPC_PORT: portVar(50055),
-  FEATURES_ADDRESS: addressVar('127.0.0.1:50051'),
+  GRPC_PORT: portVar(DEFAULT_PORTS.reranking),
+  FEATURES_ADDRESS: addressVar(defaultAddress('features')),
   FEATURES_TIMEOUT_MS: positiveInt.max(60000).default(150),
   FEATURES_ATTEMPTS: positiveInt.max(5).default(2),
   FEATURES_RETRY_BACKOFF_MS: z.coerce.number().int().min(0).max(1000).default(10),

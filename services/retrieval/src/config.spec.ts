@@ -3,11 +3,11 @@ import { loadRetrievalConfig } from './config.js';
 const base = { MODELS_DIR: '/models', INDEX_DIR: '/index' };
 
 describe('loadRetrievalConfig', () => {
-  it('applies the defaults: port 50052, embedded index, the default quotas, cpu', () => {
+  it('applies the defaults: port 15052, embedded index, the default quotas, cpu', () => {
     const config = loadRetrievalConfig(base);
     expect(config).toMatchObject({
-      grpcPort: 50052,
-      featuresAddress: '127.0.0.1:50051',
+      grpcPort: 15052,
+      featuresAddress: '127.0.0.1:15051',
       modelsDir: '/models',
       index: { kind: 'embedded', root: '/index' },
       quotas: { two_tower: 200, popular: 50, item_to_item: 100 },

@@ -5,6 +5,8 @@ import {
   numberMap,
   parseEnv,
   portVar,
+  DEFAULT_PORTS,
+  defaultAddress,
   type BaseServiceConfig,
   addressVar,
 } from '@recsys/service-kit';
@@ -86,8 +88,8 @@ export const DEFAULT_QUOTAS: Readonly<Record<ChannelName, number>> = { two_tower
 
 export const retrievalEnv = {
   ...baseServiceEnv,
-  GRPC_PORT: portVar(50052),
-  FEATURES_ADDRESS: addressVar('127.0.0.1:50051'),
+  GRPC_PORT: portVar(DEFAULT_PORTS.retrieval),
+  FEATURES_ADDRESS: addressVar(defaultAddress('features')),
   FEATURES_TIMEOUT_MS: positiveInt.max(60000).default(300),
   CHANNEL_TIMEOUT_MS: positiveInt.max(60000).default(500),
   MODELS_DIR: z.string({ error: 'required: the trainer output root (<dir>/two-tower/<version>/)' }).min(1),

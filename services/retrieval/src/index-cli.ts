@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { features } from '@recsys/contracts';
-import { createServiceClient } from '@recsys/service-kit';
+import { createServiceClient, defaultAddress } from '@recsys/service-kit';
 import type { IndexTarget } from '@recsys/vector-index';
 import { buildIndexVersion } from './index-builder.js';
 import { DEFAULT_QUERY_SAMPLE } from './query-sample.js';
@@ -11,7 +11,7 @@ const usage = `usage: recsys-index build --models DIR [--version N] (--index-dir
 
 Publishes a new index version (the next whole number at the target) from a two-tower version's item vectors
 (--version, default the newest under DIR/two-tower/). Item categories and creation times, which retrieval
-filters on, come from the feature service (--features, default $FEATURES_ADDRESS or 127.0.0.1:50051), read
+filters on, come from the feature service (--features, default $FEATURES_ADDRESS or ${defaultAddress('features')}), read
 --batch ids per call (default 1000); items it does not know are indexed without them. --no-payload skips it.
 The graph (embedded, or Qdrant's over each point's query-aware vector) is built in the query-aware space of
 --query-sample users (default 4096, 0 for none) embedded by the user tower from their features and history in the
@@ -79,7 +79,7 @@ function parseFlags(argv: string[]): Parsed | 'help' {
     throw new FlagError('--index-dir or --qdrant: one is required');
   }
   if (values['no-payload'] && values.features !== undefined) throw new FlagError('--features and --no-payload: give one, not both');
-  const address = values['no-payload'] ? undefined : (values.features ?? process.env.FEATURES_ADDRESS ?? '127.0.0.1:50051');
+  const address = values['no-payload'] ? undefined : (values.features ?? process.env.FEATURES_ADDRESS ?? defaultAddress('features'));
   if (address !== undefined && !/^[^\s:]+:\d{1,5}$/.test(address)) throw new FlagError(`--features: expected HOST:PORT, got "${address}"`);
   const batch = Number(values.batch);
   if (!Number.isInteger(batch) || batch < 1 || batch > 100_000)

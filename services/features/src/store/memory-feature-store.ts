@@ -4,7 +4,7 @@ import type { FeatureStore, FeatureStoreOptions, PopularItemScore, RecordResult,
 import { decodeItems } from './item-codec.js';
 import { planEvents } from './event-plan.js';
 import { decodeHistory } from './history-codec.js';
-import { addLogScores, scoreAt } from './popularity-decay.js';
+import { addLogScores, byPopularity, scoreAt } from './popularity-decay.js';
 import { validateStoreOptions } from './store-options.js';
 
 export interface MemoryFeatureStoreOptions extends FeatureStoreOptions {
@@ -126,10 +126,10 @@ export class MemoryFeatureStore implements FeatureStore {
     }
   }
 
-  /** Best first; ties in reverse byte order of the id, as Redis ZREVRANGE orders them. */
+  /** Best first, ordered as Redis orders them (byPopularity). */
   private rank(): RankedItem[] {
     const ranked = Array.from(this.popularity, ([itemId, logScore]) => ({ itemId, logScore }));
-    ranked.sort((a, b) => b.logScore - a.logScore || Buffer.compare(Buffer.from(b.itemId, 'utf8'), Buffer.from(a.itemId, 'utf8')));
+    ranked.sort(byPopularity);
     return ranked;
   }
 }

@@ -52,3 +52,8 @@ end
 export function scoreAt(logScore: number, nowMs: number, halfLifeMs: number): number {
   return 2 ** (logScore - (nowMs - POPULARITY_LANDMARK_MS) / halfLifeMs);
 }
+
+/** Best first; ties in reverse byte order of the id, as Redis ZREVRANGE orders them. */
+export function byPopularity(a: { itemId: string; logScore: number }, b: { itemId: string; logScore: number }): number {
+  return b.logScore - a.logScore || Buffer.compare(Buffer.from(b.itemId, 'utf8'), Buffer.from(a.itemId, 'utf8'));
+}

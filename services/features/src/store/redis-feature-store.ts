@@ -1,6 +1,7 @@
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import { type common, features } from '@recsys/contracts';
-import { Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
+import calculateSlot from 'cluster-key-slot';
+import { Cluster, Redis, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis';
 import {
   StoreUnavailableError,
   type FeatureStore,
@@ -9,10 +10,12 @@ import {
   type RecordResult,
   type UserWithHistory,
 } from './feature-store.js';
-import { planEvents } from './event-plan.js';
+import { planEvents, type PlannedEvent } from './event-plan.js';
 import { decodeHistory } from './history-codec.js';
 import { decodeItems } from './item-codec.js';
-import { ADD_LOG_SCORES_LUA, scoreAt } from './popularity-decay.js';
+import { ADD_LOG_SCORES_LUA, byPopularity, scoreAt } from './popularity-decay.js';
+import { describeClusterNodes, type RedisClusterNodes } from './redis-cluster-nodes.js';
+import { clusterKeyLayout, plainKeyLayout, type RedisKeyLayout } from './redis-keys.js';
 import { validateStoreOptions } from './store-options.js';
 
 export interface RedisFeatureStoreOptions extends FeatureStoreOptions {
@@ -22,7 +25,15 @@ export interface RedisFeatureStoreOptions extends FeatureStoreOptions {
   commandTimeoutMs?: number;
   /** How long one connection attempt may take. */
   connectTimeoutMs?: number;
+  /** Redis Cluster only: how many sorted sets (slots) popularity is spread over. */
+  popularityShards?: number;
+  /** Redis Cluster only: how many slot groups item features are spread over (a batch read is one MGET per bucket). */
+  itemBuckets?: number;
 }
+
+export const DEFAULT_POPULARITY_SHARDS = 16;
+export const DEFAULT_ITEM_BUCKETS = 64;
+const CLUSTER_SLOTS = 16384;
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
@@ -30,31 +41,62 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 const WRITE_CHUNK = 1000;
 const RECORD_EVENT_COMMAND = 'recsysRecordEvent';
 
-/**
- * Applies one feedback event at most once. SET NX is the idempotency check; the rest runs only
- * when the event id is new, atomically with it, so a replay or a concurrent duplicate is a no-op.
- * KEYS: dedup key, history key, popularity key.
- * ARGV: dedup TTL ms, encoded history entry ('' for none), history cap, log2 weight ('' for none), item id.
- */
-const RECORD_EVENT_LUA = `${ADD_LOG_SCORES_LUA}
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
-if ARGV[2] ~= '' then
-  redis.call('LPUSH', KEYS[2], ARGV[2])
-  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+/** Lua helpers of the feedback scripts: the history push and the popularity add, written once. */
+const EVENT_LUA_HELPERS = `${ADD_LOG_SCORES_LUA}
+local function push_history(key, entry, cap)
+  if entry == '' then return end
+  redis.call('LPUSH', key, entry)
+  redis.call('LTRIM', key, 0, tonumber(cap) - 1)
 end
-if ARGV[4] ~= '' then
-  local current = redis.call('ZSCORE', KEYS[3], ARGV[5])
+local function add_popularity(key, log_weight, item)
+  if log_weight == '' then return end
+  local current = redis.call('ZSCORE', key, item)
   if current then
-    redis.call('ZADD', KEYS[3], add_log_scores(tonumber(current), tonumber(ARGV[4])), ARGV[5])
+    redis.call('ZADD', key, add_log_scores(tonumber(current), tonumber(log_weight)), item)
   else
-    redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+    redis.call('ZADD', key, log_weight, item)
   end
 end
+`;
+
+/**
+ * One Redis: applies one feedback event at most once. SET NX is the idempotency check; the rest runs
+ * only when the event id is new, atomically with it, so a replay or a concurrent duplicate is a no-op.
+ * KEYS: event marker, history key, popularity key.
+ * ARGV: dedup TTL ms, encoded history entry ('' for none), history cap, log2 weight ('' for none), item id.
+ */
+const RECORD_EVENT_LUA = `${EVENT_LUA_HELPERS}
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+push_history(KEYS[2], ARGV[2], ARGV[3])
+add_popularity(KEYS[3], ARGV[4], ARGV[5])
 return 1
 `;
 
+/**
+ * Redis Cluster, the user's slot: the event's history part, at most once (its own marker).
+ * KEYS: event marker (user's slot), history key. ARGV: dedup TTL ms, encoded entry ('' for none), history cap.
+ */
+const RECORD_HISTORY_LUA = `${EVENT_LUA_HELPERS}
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+push_history(KEYS[2], ARGV[2], ARGV[3])
+return 1
+`;
+
+/**
+ * Redis Cluster, the popularity shard's slot: the event's popularity part, at most once (its own marker).
+ * KEYS: popularity event marker, popularity shard. ARGV: dedup TTL ms, log2 weight, item id.
+ */
+const RECORD_POPULARITY_LUA = `${EVENT_LUA_HELPERS}
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+add_popularity(KEYS[2], ARGV[2], ARGV[3])
+return 1
+`;
+
+const RECORD_HISTORY_COMMAND = 'recsysRecordHistory';
+const RECORD_POPULARITY_COMMAND = 'recsysRecordPopularity';
+
 type RecordEventArgs = [
-  dedupKey: string,
+  eventKey: string,
   historyKey: string,
   popularityKey: string,
   dedupTtlMs: number,
@@ -66,10 +108,27 @@ type RecordEventArgs = [
 
 interface RecordEventPipeline {
   [RECORD_EVENT_COMMAND](...args: RecordEventArgs): ChainableCommander;
+  [RECORD_HISTORY_COMMAND](
+    eventKey: string,
+    historyKey: string,
+    dedupTtlMs: number,
+    entry: Buffer | string,
+    cap: number,
+  ): ChainableCommander;
+  [RECORD_POPULARITY_COMMAND](
+    eventKey: string,
+    popularityKey: string,
+    dedupTtlMs: number,
+    logWeight: string,
+    itemId: string,
+  ): ChainableCommander;
 }
 
-/** Server answers that mean "not now" rather than "wrong request". */
-const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|NOREPLICAS|MISCONF)\b/;
+/**
+ * Server answers that mean "not now" rather than "wrong request". On a cluster a redirection the
+ * client could not follow (MOVED, ASK: e.g. to a master that is down) is one of them.
+ */
+const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|NOREPLICAS|MISCONF|MOVED|ASK)\b/;
 
 /**
  * Client settings that fail fast while Redis is away (no offline queue, one retry) and keep
@@ -87,31 +146,82 @@ export function redisClientOptions(options: Pick<RedisFeatureStoreOptions, 'comm
 }
 
 /**
- * Key layout (all under `keyPrefix`):
- *   u:{userId}   string, protobuf binary of features.v1.User
- *   i:{itemId}   string, protobuf binary of features.v1.Item
- *   h:{userId}   list of encoded history entries (history-codec.ts), newest first, capped
- *   pop          sorted set item id -> log2 of the forward-decayed weight sum (popularity-decay.ts)
- *   e:{eventId}  "1" with a TTL: event ids already applied
+ * Cluster client settings: redisClientOptions()'s timeouts and retry count per node, no offline
+ * queue (a call while the cluster is not ready fails at once), and the cluster reconnects forever
+ * with capped backoff. Credentials and TLS apply to every node.
+ */
+export function redisClusterOptions(
+  cluster: RedisClusterNodes,
+  options: Pick<RedisFeatureStoreOptions, 'commandTimeoutMs' | 'connectTimeoutMs'>,
+): ClusterOptions {
+  // Per node: the timeouts and retries of one Redis; the cluster owns queueing and reconnecting.
+  const { connectTimeout, commandTimeout, maxRetriesPerRequest } = redisClientOptions(options);
+  return {
+    enableOfflineQueue: false,
+    clusterRetryStrategy: (attempts: number) => Math.min(attempts * 100, 2000),
+    slotsRefreshTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    redisOptions: {
+      connectTimeout,
+      commandTimeout,
+      maxRetriesPerRequest,
+      ...(cluster.username !== undefined ? { username: cluster.username } : {}),
+      ...(cluster.password !== undefined ? { password: cluster.password } : {}),
+      ...(cluster.tls ? { tls: {} } : {}),
+    },
+  };
+}
+
+/**
+ * The feature store on one Redis or on a Redis Cluster; the key layout is in redis-keys.ts.
+ *
+ * On a cluster every call keeps the one-round-trip property per node: the commands of a call are
+ * grouped by the node that serves their slot, one pipeline per node, all nodes at once. A batch item
+ * read is one MGET per slot (items share slots by bucket), pipelined per node, answered in request
+ * order. A feedback event is two scripts, each atomic and idempotent in its own slot: the history
+ * part in the user's slot and the popularity part in the item's popularity shard, each with its own
+ * event marker; a retried batch completes whichever part a failure left out.
  */
 export class RedisFeatureStore implements FeatureStore {
-  private readonly client: Redis;
+  private readonly client: Redis | Cluster;
+  /** Set when the client is a Redis Cluster. */
+  private readonly cluster: Cluster | undefined;
+  private readonly keys: RedisKeyLayout;
   private readonly options: RedisFeatureStoreOptions;
-  private readonly prefix: string;
-  private readonly popularityKey: string;
   private readonly commandTimeoutMs: number;
+  /** host:port (or socket path) of the Redis, or the cluster's seed list; no credentials. */
+  private readonly where: string;
+  /** "Redis at <where>" or "Redis Cluster (<where>)", for error messages. */
+  private readonly label: string;
   /** Why the connection is down, for error messages; cleared once it is ready again. */
   private connectionProblem: string | undefined;
   private closed = false;
 
-  /** Takes ownership of `client` (close() quits it); a URL gets a client with redisClientOptions(). */
-  constructor(client: Redis | string, options: RedisFeatureStoreOptions) {
+  /**
+   * Takes ownership of `client` (close() quits it); a URL gets a client with redisClientOptions().
+   * `clusterSeeds` names a cluster in error messages (host:port list, no credentials).
+   */
+  constructor(client: Redis | Cluster | string, options: RedisFeatureStoreOptions, clusterSeeds?: string) {
     validateStoreOptions(options);
     this.options = options;
-    this.prefix = options.keyPrefix ?? '';
-    this.popularityKey = `${this.prefix}pop`;
+    const prefix = options.keyPrefix ?? '';
     this.client = typeof client === 'string' ? new Redis(client, redisClientOptions(options)) : client;
-    this.commandTimeoutMs = this.client.options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    if (this.client instanceof Cluster) {
+      this.cluster = this.client;
+      this.keys = clusterKeyLayout(prefix, {
+        popularityShards: options.popularityShards ?? DEFAULT_POPULARITY_SHARDS,
+        itemBuckets: options.itemBuckets ?? DEFAULT_ITEM_BUCKETS,
+      });
+      this.commandTimeoutMs = this.cluster.options.redisOptions?.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS;
+      this.where = clusterSeeds ?? 'seed nodes not named';
+      this.label = `Redis Cluster (${this.where})`;
+    } else {
+      this.cluster = undefined;
+      this.keys = plainKeyLayout(prefix);
+      this.commandTimeoutMs = this.client.options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS;
+      const { path, host, port } = this.client.options;
+      this.where = path ? path : `${host ?? '127.0.0.1'}:${port ?? 6379}`;
+      this.label = `Redis at ${this.where}`;
+    }
     // Without an 'error' listener ioredis reports every failed reconnect as an unhandled error.
     this.client.on('error', (err: unknown) => {
       this.connectionProblem = errorMessage(err);
@@ -122,7 +232,12 @@ export class RedisFeatureStore implements FeatureStore {
     this.client.on('ready', () => {
       this.connectionProblem = undefined;
     });
-    this.client.defineCommand(RECORD_EVENT_COMMAND, { numberOfKeys: 3, lua: RECORD_EVENT_LUA });
+    if (this.cluster) {
+      this.client.defineCommand(RECORD_HISTORY_COMMAND, { numberOfKeys: 2, lua: RECORD_HISTORY_LUA });
+      this.client.defineCommand(RECORD_POPULARITY_COMMAND, { numberOfKeys: 2, lua: RECORD_POPULARITY_LUA });
+    } else {
+      this.client.defineCommand(RECORD_EVENT_COMMAND, { numberOfKeys: 3, lua: RECORD_EVENT_LUA });
+    }
   }
 
   /**
@@ -135,18 +250,31 @@ export class RedisFeatureStore implements FeatureStore {
     return store;
   }
 
-  /** host:port (or socket path) of the Redis server, without credentials. */
+  /** As connect(), on a Redis Cluster reached through any of the seed nodes. */
+  static async connectCluster(cluster: RedisClusterNodes, options: RedisFeatureStoreOptions): Promise<RedisFeatureStore> {
+    const client = new Cluster(cluster.nodes, redisClusterOptions(cluster, options));
+    const store = new RedisFeatureStore(client, options, describeClusterNodes(cluster));
+    await store.firstAttempt((options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS) + 500);
+    return store;
+  }
+
+  /** host:port (or socket path) of the Redis server, or a cluster's seed list, without credentials. */
   get address(): string {
-    const { path, host, port } = this.client.options;
-    return path ? path : `${host ?? '127.0.0.1'}:${port ?? 6379}`;
+    return this.where;
+  }
+
+  /** The key layout in use (hash-tagged on a cluster). */
+  get keyLayout(): RedisKeyLayout {
+    return this.keys;
   }
 
   async getUser(userId: string, historyLimit: number): Promise<UserWithHistory> {
     const limit = Math.floor(historyLimit);
     return this.call(async () => {
-      const pipeline = this.client.pipeline().getBuffer(this.userKey(userId));
+      // On a cluster both keys carry the user's hash tag: one slot, so one pipeline to one node.
+      const pipeline = this.client.pipeline().getBuffer(this.keys.user(userId));
       // LRANGE 0 -1 would mean "everything", so a limit of 0 skips the list instead.
-      if (limit > 0) pipeline.lrangeBuffer(this.historyKey(userId), 0, limit - 1);
+      if (limit > 0) pipeline.lrangeBuffer(this.keys.history(userId), 0, limit - 1);
       const [raw, entries] = (await this.exec(pipeline)) as [Buffer | null, Buffer[] | undefined];
       return {
         user: raw ? fromBinary(features.UserSchema, raw) : undefined,
@@ -162,22 +290,35 @@ export class RedisFeatureStore implements FeatureStore {
   async getEncodedItems(itemIds: readonly string[]): Promise<(Uint8Array | undefined)[]> {
     if (itemIds.length === 0) return [];
     return this.call(async () => {
-      const raws = await this.client.mgetBuffer(itemIds.map((id) => this.itemKey(id)));
-      return raws.map((raw) => raw ?? undefined);
+      const keys = itemIds.map((id) => this.keys.item(id));
+      if (!this.cluster) {
+        const raws = await this.client.mgetBuffer(keys);
+        return raws.map((raw) => raw ?? undefined);
+      }
+      // One MGET per slot (per item bucket), pipelined per node; answers go back to their places.
+      const bySlot = groupBySlot(keys);
+      const slots = [...bySlot.keys()];
+      const answers = await this.perNode(slots, (pipeline, slot) => pipeline.mgetBuffer(bySlot.get(slot)!.map((i) => keys[i]!)));
+      const items: (Uint8Array | undefined)[] = new Array(keys.length);
+      slots.forEach((slot, s) => {
+        const raws = answers[s] as (Buffer | null)[];
+        bySlot.get(slot)!.forEach((index, k) => (items[index] = raws[k] ?? undefined));
+      });
+      return items;
     });
   }
 
   async upsertUsers(users: readonly features.User[]): Promise<void> {
-    await this.writeAll(users, (user) => [this.userKey(user.userId), Buffer.from(toBinary(features.UserSchema, user))]);
+    await this.writeAll(users, (user) => [this.keys.user(user.userId), Buffer.from(toBinary(features.UserSchema, user))]);
   }
 
   async upsertItems(items: readonly features.Item[]): Promise<void> {
-    await this.writeAll(items, (item) => [this.itemKey(item.itemId), Buffer.from(toBinary(features.ItemSchema, item))]);
+    await this.writeAll(items, (item) => [this.keys.item(item.itemId), Buffer.from(toBinary(features.ItemSchema, item))]);
   }
 
   /**
-   * One pipeline per 1000 events. Should a later chunk fail, the earlier ones stay applied;
-   * retrying the whole batch is safe because applied ids are skipped.
+   * One pipeline per 1000 events (on a cluster: per node). Should a later chunk fail, the earlier
+   * ones stay applied; retrying the whole batch is safe because applied ids are skipped.
    */
   async recordEvents(events: readonly common.FeedbackEvent[]): Promise<RecordResult> {
     if (events.length === 0) return { accepted: 0, duplicates: 0 };
@@ -185,21 +326,8 @@ export class RedisFeatureStore implements FeatureStore {
     return this.call(async () => {
       let accepted = 0;
       for (let start = 0; start < planned.length; start += WRITE_CHUNK) {
-        const pipeline = this.client.pipeline();
-        const commands = pipeline as unknown as RecordEventPipeline;
-        for (const event of planned.slice(start, start + WRITE_CHUNK)) {
-          commands[RECORD_EVENT_COMMAND](
-            this.eventKey(event.eventId),
-            this.historyKey(event.userId),
-            this.popularityKey,
-            this.options.dedupTtlMs,
-            event.historyEntry ?? '',
-            this.options.historyCap,
-            event.logWeight === undefined ? '' : String(event.logWeight),
-            event.itemId,
-          );
-        }
-        for (const applied of await this.exec(pipeline)) accepted += Number(applied);
+        const chunk = planned.slice(start, start + WRITE_CHUNK);
+        accepted += this.cluster ? await this.recordOnCluster(chunk) : await this.recordOnOne(chunk);
       }
       return { accepted, duplicates: events.length - accepted };
     });
@@ -209,20 +337,55 @@ export class RedisFeatureStore implements FeatureStore {
     const count = Math.floor(limit);
     if (count <= 0) return [];
     return this.call(async () => {
-      const flat = await this.client.zrevrange(this.popularityKey, 0, count - 1, 'WITHSCORES');
-      const items: PopularItemScore[] = [];
-      for (let i = 0; i + 1 < flat.length; i += 2) {
-        items.push({
-          itemId: flat[i]!,
-          score: scoreAt(Number(flat[i + 1]), nowMs, this.options.popularityHalfLifeMs),
-        });
+      const shards = this.keys.popularityShards();
+      // Each item lives in one shard, so the best `count` of each shard hold the best `count` overall.
+      const answers = this.cluster
+        ? await this.perNode(
+            shards,
+            (pipeline, shard) => pipeline.zrevrange(shard, 0, count - 1, 'WITHSCORES'),
+            (shard) => shard,
+          )
+        : [await this.client.zrevrange(shards[0]!, 0, count - 1, 'WITHSCORES')];
+      const ranked: { itemId: string; logScore: number }[] = [];
+      for (const flat of answers as string[][]) {
+        for (let i = 0; i + 1 < flat.length; i += 2) ranked.push({ itemId: flat[i]!, logScore: Number(flat[i + 1]) });
       }
-      return items;
+      if (answers.length > 1) ranked.sort(byPopularity);
+      return ranked.slice(0, count).map(({ itemId, logScore }) => ({
+        itemId,
+        score: scoreAt(logScore, nowMs, this.options.popularityHalfLifeMs),
+      }));
     });
   }
 
+  /** On a cluster: every master that serves slots answers (a call may touch any slot). */
   async ping(): Promise<void> {
-    await this.call(() => this.client.ping());
+    await this.call(async () => {
+      if (!this.cluster) {
+        await this.client.ping();
+        return;
+      }
+      const cluster = this.cluster;
+      if (cluster.status !== 'ready') throw new Error(`cluster connection is ${cluster.status}`);
+      const owners = new Set<string>();
+      for (let slot = 0; slot < CLUSTER_SLOTS; slot++) {
+        const owner = cluster.slots[slot]?.[0];
+        if (!owner) throw new Error(`no node serves slot ${slot}`);
+        owners.add(owner);
+      }
+      const connected = new Map(cluster.nodes('master').map((node) => [`${node.options.host}:${node.options.port}`, node]));
+      await Promise.all(
+        [...owners].map(async (owner) => {
+          const node = connected.get(owner);
+          if (!node) throw new Error(`node ${owner} is not connected`);
+          try {
+            await node.ping();
+          } catch (err) {
+            throw new Error(`node ${owner}: ${errorMessage(err)}`, { cause: err });
+          }
+        }),
+      );
+    });
   }
 
   async close(): Promise<void> {
@@ -236,30 +399,126 @@ export class RedisFeatureStore implements FeatureStore {
     }
   }
 
-  private userKey(userId: string): string {
-    return `${this.prefix}u:${userId}`;
+  private async recordOnOne(chunk: readonly PlannedEvent[]): Promise<number> {
+    const pipeline = this.client.pipeline();
+    const commands = pipeline as unknown as RecordEventPipeline;
+    for (const event of chunk) {
+      commands[RECORD_EVENT_COMMAND](
+        this.keys.event(event.eventId, event.userId),
+        this.keys.history(event.userId),
+        this.keys.popularity(event.itemId),
+        this.options.dedupTtlMs,
+        event.historyEntry ?? '',
+        this.options.historyCap,
+        event.logWeight === undefined ? '' : String(event.logWeight),
+        event.itemId,
+      );
+    }
+    let accepted = 0;
+    for (const applied of await this.exec(pipeline)) accepted += Number(applied);
+    return accepted;
   }
 
-  private itemKey(itemId: string): string {
-    return `${this.prefix}i:${itemId}`;
-  }
-
-  private historyKey(userId: string): string {
-    return `${this.prefix}h:${userId}`;
-  }
-
-  private eventKey(eventId: string): string {
-    return `${this.prefix}e:${eventId}`;
+  /**
+   * Two scripts per event (the popularity one only when it has a weight), each in its own slot and
+   * idempotent by its own marker. An event counts as accepted when either part was applied now: a
+   * replay applies neither; a retry after a partial failure applies the part that was missing.
+   */
+  private async recordOnCluster(chunk: readonly PlannedEvent[]): Promise<number> {
+    const ops: { key: string; event: number; add: (commands: RecordEventPipeline) => void }[] = [];
+    chunk.forEach((event, index) => {
+      const eventKey = this.keys.event(event.eventId, event.userId);
+      ops.push({
+        key: eventKey,
+        event: index,
+        add: (commands) =>
+          commands[RECORD_HISTORY_COMMAND](
+            eventKey,
+            this.keys.history(event.userId),
+            this.options.dedupTtlMs,
+            event.historyEntry ?? '',
+            this.options.historyCap,
+          ),
+      });
+      if (event.logWeight === undefined) return;
+      const markerKey = this.keys.popularityEvent(event.eventId, event.itemId)!;
+      const logWeight = String(event.logWeight);
+      ops.push({
+        key: markerKey,
+        event: index,
+        add: (commands) =>
+          commands[RECORD_POPULARITY_COMMAND](
+            markerKey,
+            this.keys.popularity(event.itemId),
+            this.options.dedupTtlMs,
+            logWeight,
+            event.itemId,
+          ),
+      });
+    });
+    // Per node the scripts keep the planned (time) order, so a user's history ends newest first.
+    const answers = await this.perNode(
+      ops,
+      (pipeline, op) => op.add(pipeline as unknown as RecordEventPipeline),
+      (op) => op.key,
+    );
+    const applied = new Array<boolean>(chunk.length).fill(false);
+    answers.forEach((answer, i) => {
+      if (Number(answer) === 1) applied[ops[i]!.event] = true;
+    });
+    return applied.filter(Boolean).length;
   }
 
   private async writeAll<T>(rows: readonly T[], entry: (row: T) => [string, Buffer]): Promise<void> {
     if (rows.length === 0) return;
     await this.call(async () => {
       for (let start = 0; start < rows.length; start += WRITE_CHUNK) {
-        // One MSET per chunk: a single command, and a later duplicate id replaces an earlier one.
-        await this.client.mset(new Map(rows.slice(start, start + WRITE_CHUNK).map(entry)));
+        const entries = rows.slice(start, start + WRITE_CHUNK).map(entry);
+        if (this.cluster) {
+          // One MSET per slot (items share slots by bucket), pipelined per node; within a slot the
+          // rows keep their order, so a later duplicate id still wins.
+          const bySlot = groupBySlot(entries.map(([key]) => key));
+          await this.perNode([...bySlot.keys()], (pipeline, slot) => pipeline.mset(new Map(bySlot.get(slot)!.map((i) => entries[i]!))));
+        } else {
+          // One MSET per chunk: a single command, and a later duplicate id replaces an earlier one.
+          await this.client.mset(new Map(entries));
+        }
       }
     });
+  }
+
+  /**
+   * Cluster only: sends each unit's command(s) in one pipeline per node (by the node serving the
+   * unit's slot), all nodes at once, and returns the answers in the units' order. A unit is a slot
+   * number, or anything `keyOf` gives a key for. Each pipeline keeps its units' order.
+   */
+  private async perNode<U>(
+    units: readonly U[],
+    add: (pipeline: ChainableCommander, unit: U) => void,
+    keyOf?: (unit: U) => string,
+  ): Promise<unknown[]> {
+    const cluster = this.cluster!;
+    if (cluster.status !== 'ready') throw new Error(`cluster connection is ${cluster.status}`);
+    const groups = new Map<string, number[]>();
+    units.forEach((unit, index) => {
+      const slot = keyOf ? calculateSlot(keyOf(unit)) : (unit as number);
+      const owners = cluster.slots[slot];
+      if (!owners || owners.length === 0) throw new Error(`no node serves slot ${slot}`);
+      const group = owners.join(';');
+      const members = groups.get(group);
+      if (members) members.push(index);
+      else groups.set(group, [index]);
+    });
+    const answers = new Array<unknown>(units.length);
+    await Promise.all(
+      [...groups.values()].map(async (members) => {
+        const pipeline = cluster.pipeline();
+        for (const index of members) add(pipeline, units[index]!);
+        const results = await this.exec(pipeline);
+        members.forEach((index, k) => (answers[index] = results[k]));
+      }),
+    );
+    return answers;
   }
 
   /** Runs a pipeline and returns its answers, throwing the first command error. */
@@ -274,11 +533,15 @@ export class RedisFeatureStore implements FeatureStore {
 
   /** Runs Redis work, turning every connection-level failure into StoreUnavailableError. */
   private async call<T>(work: () => Promise<T>): Promise<T> {
-    if (this.closed) throw new StoreUnavailableError(`Redis feature store for ${this.address} is closed`);
+    if (this.closed) throw new StoreUnavailableError(`Redis feature store for ${this.where} is closed`);
     try {
       return await work();
     } catch (err) {
-      throw this.translate(err);
+      const error = this.translate(err);
+      // ioredis drops a node whose connection ended and does not always learn by itself that it is
+      // back (or that its slots moved): each outage seen asks for a fresh slot map (coalesced).
+      if (this.cluster && error instanceof StoreUnavailableError) this.cluster.refreshSlotsCache();
+      throw error;
     }
   }
 
@@ -292,7 +555,7 @@ export class RedisFeatureStore implements FeatureStore {
     else if (this.client.status !== 'ready' && this.connectionProblem) detail = this.connectionProblem;
     else if (this.client.status !== 'ready') detail = `connection is ${this.client.status}`;
     else detail = message;
-    return new StoreUnavailableError(`Redis at ${this.address} is unreachable: ${detail}`, { cause: err });
+    return new StoreUnavailableError(`${this.label} is unreachable: ${detail}`, { cause: err });
   }
 
   /** Resolves once the client is ready, has reported a connection error, or `timeoutMs` passed. */
@@ -310,6 +573,18 @@ export class RedisFeatureStore implements FeatureStore {
       this.client.on('error', done);
     });
   }
+}
+
+/** Indices of the keys per slot, in key order. */
+function groupBySlot(keys: readonly string[]): Map<number, number[]> {
+  const bySlot = new Map<number, number[]>();
+  keys.forEach((key, index) => {
+    const slot = calculateSlot(key);
+    const members = bySlot.get(slot);
+    if (members) members.push(index);
+    else bySlot.set(slot, [index]);
+  });
+  return bySlot;
 }
 
 // Duck-typed rather than instanceof: socket errors may come from another realm (e.g. under jest).

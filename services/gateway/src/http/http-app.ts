@@ -27,7 +27,15 @@ import {
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
 import { gateway } from '@recsys/contracts';
-import { NestPinoLogger, REQUEST_ID_HEADER, runWithRequestContext, type Logger, type ServiceMetrics } from '@recsys/service-kit';
+import {
+  NestPinoLogger,
+  REQUEST_ID_HEADER,
+  runWithRequestContext,
+  startServerSpan,
+  type CallSpan,
+  type Logger,
+  type ServiceMetrics,
+} from '@recsys/service-kit';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { Observable } from 'rxjs';
 import type { GatewayConfig } from '../config.js';
@@ -50,6 +58,8 @@ interface RequestLocals {
   requestId: string;
   route: string;
   caller?: Caller;
+  /** The request's span while tracing is on. */
+  span?: CallSpan;
 }
 
 const localsOf = (res: Response) => res.locals as RequestLocals;
@@ -110,8 +120,8 @@ class HttpErrorFilter implements ExceptionFilter {
 class RequestContextInterceptor implements NestInterceptor {
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const req = context.switchToHttp().getRequest<Request>();
-    const { requestId, route } = localsOf(context.switchToHttp().getResponse<Response>());
-    const requestContext = { requestId, deadlineMs: Infinity, method: `${req.method} ${route}` };
+    const { requestId, route, span } = localsOf(context.switchToHttp().getResponse<Response>());
+    const requestContext = { requestId, deadlineMs: Infinity, method: `${req.method} ${route}`, span };
     // The handler runs on subscription: subscribing inside the context covers everything it awaits.
     return new Observable((subscriber) => runWithRequestContext(requestContext, () => next.handle().subscribe(subscriber)));
   }
@@ -202,12 +212,15 @@ function observe(metrics: ServiceMetrics): RequestHandler {
     const sent = req.get(REQUEST_ID_HEADER);
     const requestId = sent !== undefined && REQUEST_ID.test(sent) ? sent : randomUUID();
     const route = routeOf(req.path);
-    res.locals = Object.assign(res.locals, { requestId, route } satisfies RequestLocals);
+    const span = startServerSpan(`${req.method} ${route}`, req, requestId, { method: req.method, route });
+    res.locals = Object.assign(res.locals, { requestId, route, span } satisfies RequestLocals);
     res.set(REQUEST_ID_HEADER, requestId);
     res.on('finish', () => {
       requests.inc({ route, method: req.method, code: String(res.statusCode) });
       duration.observe({ route }, Number(process.hrtime.bigint() - started) / 1e9);
     });
+    // 'close' also comes when the client went away before the answer: the span ends either way.
+    if (span) res.once('close', () => span.endHttp(res.writableFinished ? res.statusCode : 499));
     next();
   };
 }

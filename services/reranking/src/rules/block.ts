@@ -1,4 +1,6 @@
 import { readFailure, type Entry, type Rule, type RuleContext, type RuleResult } from './rule.js';
+import { z } from 'zod';
+import { category, defineRule, itemId, type Named, ruleName, says } from './definition.js';
 
 export interface BlockOptions {
   name: string;
@@ -42,3 +44,26 @@ export class BlockRule implements Rule {
     return error === undefined ? { list: kept, detail } : { list: kept, detail, error };
   }
 }
+
+const schema = z
+  .object({
+    rule: z.literal('block'),
+    name: ruleName.optional(),
+    item_ids: z.array(itemId, says('must be a list of item ids')).default([]),
+    categories: z.array(category, says('must be a list of categories')).default([]),
+  })
+  .strict()
+  .superRefine((rule, ctx) => {
+    if (rule.item_ids.length === 0 && rule.categories.length === 0) {
+      ctx.addIssue({ code: 'custom', path: [], message: 'does nothing: list item_ids or categories' });
+    }
+  });
+
+export type BlockConfig = Named<z.infer<typeof schema>>;
+
+/** `block` in a rules file. */
+export const blockRule = defineRule({
+  type: 'block',
+  schema,
+  create: (rule) => new BlockRule({ name: rule.name, itemIds: new Set(rule.item_ids), categories: new Set(rule.categories) }),
+});

@@ -1,4 +1,6 @@
 import { readFailure, type Entry, type ItemInfo, type Rule, type RuleContext, type RuleResult } from './rule.js';
+import { z } from 'zod';
+import { defineRule, finite, HOUR_MS, intAtLeast, type Named, positive, ruleName, says } from './definition.js';
 
 export interface BoostNewOptions {
   name: string;
@@ -107,3 +109,41 @@ function promoteInto(list: Entry[], fresh: ReadonlySet<Entry>, count: number, wi
     count: promoted.length,
   };
 }
+
+const schema = z
+  .object({
+    rule: z.literal('boost_new'),
+    name: ruleName.optional(),
+    max_age_hours: positive,
+    multiply: positive.default(1),
+    add: finite.default(0),
+    guarantee: z
+      .object({ count: intAtLeast(1), within_top: intAtLeast(1) }, says('must be a mapping with count and within_top'))
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .superRefine((rule, ctx) => {
+    if (rule.guarantee && rule.guarantee.count > rule.guarantee.within_top) {
+      ctx.addIssue({ code: 'custom', path: ['guarantee', 'count'], message: `must not exceed within_top (${rule.guarantee.within_top})` });
+    }
+    if (rule.multiply === 1 && rule.add === 0 && !rule.guarantee) {
+      ctx.addIssue({ code: 'custom', path: [], message: 'does nothing: set multiply, add or guarantee' });
+    }
+  });
+
+export type BoostNewConfig = Named<z.infer<typeof schema>>;
+
+/** `boost_new` in a rules file. */
+export const boostNewRule = defineRule({
+  type: 'boost_new',
+  schema,
+  create: (rule) =>
+    new BoostNewRule({
+      name: rule.name,
+      maxAgeMs: rule.max_age_hours * HOUR_MS,
+      multiply: rule.multiply,
+      add: rule.add,
+      guarantee: rule.guarantee && { count: rule.guarantee.count, withinTop: rule.guarantee.within_top },
+    }),
+});

@@ -1,4 +1,6 @@
 import { readFailure, type Entry, type Rule, type RuleContext, type RuleResult } from './rule.js';
+import { z } from 'zod';
+import { defineRule, intAtLeast, type Named, ruleName } from './definition.js';
 
 export interface CategoryWindowOptions {
   name: string;
@@ -70,3 +72,32 @@ export function arrangeByCategoryWindow(
   }
   return { arranged, relaxed };
 }
+
+const schema = z
+  .object({
+    rule: z.literal('diversity'),
+    name: ruleName.optional(),
+    kind: z.literal('category_window'),
+    window: intAtLeast(2, 1000),
+    max_per_category: intAtLeast(1),
+  })
+  .strict()
+  .superRefine((rule, ctx) => {
+    if (rule.max_per_category >= rule.window) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['max_per_category'],
+        message: `must be less than window (${rule.window}), or the rule does nothing`,
+      });
+    }
+  });
+
+export type CategoryWindowConfig = Named<z.infer<typeof schema>>;
+
+/** `diversity` with `kind: category_window` in a rules file. */
+export const categoryWindowRule = defineRule({
+  type: 'diversity',
+  kind: 'category_window',
+  schema,
+  create: (rule) => new CategoryWindowRule({ name: rule.name, window: rule.window, maxPerCategory: rule.max_per_category }),
+});

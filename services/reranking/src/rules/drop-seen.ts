@@ -1,6 +1,8 @@
 import { common } from '@recsys/contracts';
 import { UnavailableError } from '@recsys/service-kit';
 import { readFailure, type Entry, type Rule, type RuleContext, type RuleResult } from './rule.js';
+import { defineRule, HOUR_MS, intAtLeast, type Named, positive, ruleName, says } from './definition.js';
+import { z } from 'zod';
 
 export interface DropSeenOptions {
   name: string;
@@ -61,4 +63,43 @@ export class DropSeenRule implements Rule {
     const detail = `dropped ${list.length - kept.length} seen items (${historyNote}, ${fromContext} context items)`;
     return error === undefined ? { list: kept, detail } : { list: kept, detail, error };
   }
+}
+
+const EVENT_TYPE_NAMES = ['impression', 'view', 'click', 'add_to_cart', 'purchase', 'like', 'dislike'] as const;
+export type EventTypeName = (typeof EVENT_TYPE_NAMES)[number];
+
+const schema = z
+  .object({
+    rule: z.literal('drop_seen'),
+    name: ruleName.optional(),
+    event_types: z
+      .array(z.enum(EVENT_TYPE_NAMES, says(`must be one of ${EVENT_TYPE_NAMES.join(', ')}`)), says('must be a list of event types'))
+      .min(1, says('must name at least one event type'))
+      .default(['view', 'click', 'add_to_cart', 'purchase']),
+    history_depth: intAtLeast(1, 10000).default(100),
+    within_hours: positive.optional(),
+    context_items: z.boolean(says('must be true or false')).default(true),
+    on_failure: z.enum(['degrade', 'unavailable'], says('must be degrade or unavailable')).default('degrade'),
+  })
+  .strict();
+
+export type DropSeenConfig = Named<z.infer<typeof schema>>;
+
+/** `drop_seen` in a rules file. */
+export const dropSeenRule = defineRule({
+  type: 'drop_seen',
+  schema,
+  create: (rule) =>
+    new DropSeenRule({
+      name: rule.name,
+      eventTypes: new Set(rule.event_types.map(eventTypeOf)),
+      historyDepth: rule.history_depth,
+      withinMs: rule.within_hours === undefined ? undefined : rule.within_hours * HOUR_MS,
+      contextItems: rule.context_items,
+      onFailure: rule.on_failure,
+    }),
+});
+
+function eventTypeOf(name: EventTypeName): common.EventType {
+  return (common.EventType as unknown as Record<string, common.EventType>)[name.toUpperCase()]!;
 }

@@ -1,5 +1,9 @@
-import type { ItemVectors } from '../item-vectors.js';
+import { ItemVectors } from '../item-vectors.js';
 import type { Entry, Rule, RuleContext, RuleResult } from './rule.js';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { RulesFileError } from '../rules-file-error.js';
+import { defineRule, type Named, ruleName, says } from './definition.js';
 
 export interface MmrOptions {
   name: string;
@@ -92,3 +96,34 @@ export function maximalMarginalRelevance(
   for (let i = 0; i < n; i++) if (!taken[i]) result.push(list[i]!);
   return result;
 }
+
+const schema = z
+  .object({
+    rule: z.literal('diversity'),
+    name: ruleName.optional(),
+    kind: z.literal('mmr'),
+    lambda: z
+      .number(says('must be a number from 0 to 1'))
+      .min(0, says('must be a number from 0 to 1'))
+      .max(1, says('must be a number from 0 to 1')),
+    vectors: z.string(says('must be the path of a two-tower model version directory')).min(1, says('must not be empty')),
+  })
+  .strict();
+
+export type MmrConfig = Named<z.infer<typeof schema>>;
+
+/** `diversity` with `kind: mmr` in a rules file; the item vectors are loaded here (a failure names the field). */
+export const mmrRule = defineRule({
+  type: 'diversity',
+  kind: 'mmr',
+  schema,
+  create: async (rule, context) => {
+    let vectors: ItemVectors;
+    try {
+      vectors = await ItemVectors.load(resolve(context.baseDir, rule.vectors));
+    } catch (error) {
+      throw new RulesFileError(context.field('vectors'), (error as Error).message);
+    }
+    return new MmrRule({ name: rule.name, lambda: rule.lambda, vectors });
+  },
+});

@@ -1,4 +1,6 @@
 import type { Entry, ItemInfo, Rule, RuleContext, RuleResult } from './rule.js';
+import { z } from 'zod';
+import { defineRule, intAtLeast, itemId, type Named, ruleName, says } from './definition.js';
 
 export interface Pin {
   itemId: string;
@@ -74,3 +76,54 @@ export class PinRule implements Rule {
     return { list: result, detail: notes.join('; ') };
   }
 }
+
+const pinEntry = z
+  .object(
+    {
+      item_id: itemId,
+      position: intAtLeast(1),
+      insert: z.boolean(says('must be true or false')).default(false),
+    },
+    says('must be a mapping with item_id and position'),
+  )
+  .strict();
+
+const schema = z
+  .object({
+    rule: z.literal('pin'),
+    name: ruleName.optional(),
+    pins: z.array(pinEntry, says('must be a list of pins')).min(1, says('must list at least one pin')),
+  })
+  .strict()
+  .superRefine((rule, ctx) => {
+    const positions = new Map<number, number>();
+    const items = new Map<string, number>();
+    rule.pins.forEach((p, j) => {
+      if (positions.has(p.position)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['pins', j, 'position'],
+          message: `position ${p.position} is already taken by pins[${positions.get(p.position)}]`,
+        });
+      }
+      if (items.has(p.item_id)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['pins', j, 'item_id'],
+          message: `"${p.item_id}" is already pinned by pins[${items.get(p.item_id)}]`,
+        });
+      }
+      positions.set(p.position, j);
+      items.set(p.item_id, j);
+    });
+  });
+
+export type PinConfig = Named<z.infer<typeof schema>>;
+
+/** `pin` in a rules file. */
+export const pinRule = defineRule({
+  type: 'pin',
+  schema,
+  create: (rule) =>
+    new PinRule({ name: rule.name, pins: rule.pins.map((p) => ({ itemId: p.item_id, position: p.position, insert: p.insert })) }),
+});

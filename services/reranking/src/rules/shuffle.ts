@@ -1,4 +1,6 @@
 import type { Entry, Rule, RuleContext, RuleResult } from './rule.js';
+import { z } from 'zod';
+import { defineRule, type Named, positive, ruleName, says } from './definition.js';
 
 export interface ShuffleOptions {
   name: string;
@@ -76,3 +78,24 @@ export function hash32(text: string): number {
   h ^= h >>> 16;
   return h >>> 0;
 }
+
+const schema = z
+  .object({
+    rule: z.literal('shuffle'),
+    name: ruleName.optional(),
+    epsilon: positive,
+    relative: z.boolean(says('must be true or false')).default(false),
+  })
+  .strict()
+  .superRefine((rule, ctx) => {
+    if (rule.relative && rule.epsilon >= 1) ctx.addIssue({ code: 'custom', path: ['epsilon'], message: 'must be below 1 when relative' });
+  });
+
+export type ShuffleConfig = Named<z.infer<typeof schema>>;
+
+/** `shuffle` in a rules file. */
+export const shuffleRule = defineRule({
+  type: 'shuffle',
+  schema,
+  create: (rule) => new ShuffleRule({ name: rule.name, epsilon: rule.epsilon, relative: rule.relative }),
+});
