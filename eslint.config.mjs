@@ -55,6 +55,8 @@ export default tseslint.config(
         console: 'readonly',
         __dirname: 'readonly',
         globalThis: 'readonly',
+        fetch: 'readonly',
+        AbortSignal: 'readonly',
       },
     },
   },

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh Debian machine, idempotently:
 # redis-server (tests start their own on a free port), wrk (bench:pipeline's REST load), the pinned Node LTS
-# (.node-version; from the npm registry's node-linux-<arch> build into .tools/ when the machine's node is another
-# version), pnpm 12.4.2, the workspace's packages.
+# (.node-version; from the npm registry's node-linux-<arch> build into .tools/ when the machine's node is another version),
+# pnpm 12.4.2, the workspace's packages.
 # --reference also installs Debian's PyTorch and scikit-learn for the PyTorch yardstick of bench:train.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -6,7 +6,7 @@ import { features } from '@recsys/contracts';
 import { createServiceClient } from '@recsys/service-kit';
 import { assembleFeeds, loadModelVersion, ModelSession, readItemVectors, UserTower, type FeatureRow } from '@recsys/serving';
 import { readItemRows, readUserState } from '@recsys/stage';
-import { inputLayout, prerankerLayout, type Tensor } from '@recsys/trainer';
+import { inputLayout, prerankerLayout, type Tensor } from '@recsys/model-format';
 import { openStore } from '@recsys/vector-index';
 
 export const FLOOR_PARTS = ['embed', 'search', 'prerank', 'rank'] as const;

@@ -12,6 +12,8 @@ import { common, features, gateway } from '@recsys/contracts';
 import { startPipeline, type PipelineMode, type RunningPipeline, type ServiceName } from '@recsys/pipeline';
 import { createServiceClient, type ServiceClient } from '@recsys/service-kit';
 import { RedisServer, trainedModels } from '@recsys/testing';
+import { USER_HISTORY } from '@recsys/data';
+import { loadModelVersion } from '@recsys/serving';
 
 jest.setTimeout(60_000);
 
@@ -53,6 +55,7 @@ interface ErrorJson {
 let pipeline: RunningPipeline;
 let workDir: string;
 let catalogue: Set<string>;
+let modelsRoot: string;
 let grpcGateway: ServiceClient<typeof gateway.GatewayService.method>;
 let featureClient: ServiceClient<typeof features.FeatureService.method>;
 let ownRedis: RedisServer | undefined;
@@ -133,17 +136,18 @@ async function withStopped<T>(name: ServiceName, work: () => Promise<T>): Promis
 async function startIn(mode: PipelineMode): Promise<void> {
   const models = await trainedModels();
   catalogue = new Set(models.setup.dataset.items.ids);
+  modelsRoot = models.root;
   workDir = mkdtempSync(join(tmpdir(), 'recsys-e2e-'));
   const ports = { features: 0, retrieval: 0, preranking: 0, ranking: 0, reranking: 0, gateway: 0, http: 0 };
   if (mode === 'all-in-one') ownRedis = await RedisServer.start();
   pipeline = await startPipeline({
     mode,
+    // Metrics on: the feature service's own counts of the calls it answered.
+    metrics: true,
     workDir,
     modelsDir: models.root,
     redisUrl: ownRedis?.url ?? process.env.REDIS_TEST_URL,
     ports,
-    // The services' metrics endpoints (the feature service's counts its calls; one endpoint in all-in-one mode).
-    metrics: true,
     // A key prefix of its own: other test files share this Redis.
     env: {
       features: { REDIS_KEY_PREFIX: `e2e-${randomUUID().slice(0, 8)}:` },
@@ -237,6 +241,29 @@ describe.each(MODES)('the pipeline end to end (%s)', (mode) => {
       const seen = new Set([...history, ...context]);
       expect(ids(answer).filter((id) => seen.has(id))).toEqual([]);
     }
+  });
+
+  it('serves models trained with user history and DCN-v2: the history a user gathers reaches the DLRM scores', async () => {
+    const [twoTower, dlrm] = await Promise.all([loadModelVersion(modelsRoot, 'two-tower'), loadModelVersion(modelsRoot, 'dlrm')]);
+    expect(twoTower.manifest.featureSpecs.user!.features.map((f) => f.name)).toContain(USER_HISTORY);
+    expect(dlrm.manifest.featureSpecs.model!.features.map((f) => f.name)).toContain(USER_HISTORY);
+    expect(dlrm.manifest.config).toMatchObject({ interaction: 'dotdcn' });
+    // A new user: no stored features, no history; then five items viewed.
+    const userId = `history-${randomUUID()}`;
+    const rankingScores = (answer: RecommendJson) =>
+      new Map(answer.debug.find((d) => d.stage === 'STAGE_RANKING')!.candidates.map((c) => [c.item_id, c.score]));
+    const before = await recommend({ user_id: userId, k: 20, debug: true });
+    expectHealthy(before, 20);
+    const viewed = [...catalogue].filter((id) => !ids(before).includes(id)).slice(0, 5);
+    const events = viewed.map((item_id) => ({ event_id: randomUUID(), user_id: userId, item_id, event_type: 'view', dwell_seconds: 30 }));
+    expect(await call('/v1/feedback', { method: 'POST', headers: AUTH, json: { events } })).toMatchObject({ status: 200 });
+    expect(new Set(await historyOf(userId))).toEqual(new Set(viewed));
+    const after = await recommend({ user_id: userId, k: 20, debug: true });
+    expectHealthy(after, 20);
+    const [was, now] = [rankingScores(before), rankingScores(after)];
+    const both = [...now.keys()].filter((id) => was.has(id));
+    expect(both.length).toBeGreaterThan(0);
+    expect(both.filter((id) => now.get(id) !== was.get(id)).length).toBeGreaterThan(0);
   });
 
   it('feedback changes the next answer: the viewed item leaves it, its nearest neighbours rise in retrieval', async () => {

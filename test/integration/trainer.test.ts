@@ -224,7 +224,115 @@ describe('trainer runs', () => {
     }
   });
 
+  it('tune on the validation slice via the CLI: the choice is published and recorded, evaluate rebuilds the history', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'recsys-tune-'));
+    try {
+      const models = join(dir, 'models');
+      const tuned = await runNode(
+        cli(),
+        [
+          'tune',
+          '--data',
+          'synthetic',
+          '--users',
+          '150',
+          '--items',
+          '80',
+          '--interactions-per-user',
+          '10',
+          '--strong',
+          '--user-history',
+          '5',
+          '--ranking-history',
+          '5',
+          '--negatives',
+          '16',
+          '--temperatures',
+          '0.1,0.2',
+          '--retrieval-lrs',
+          '0.01',
+          '--retrieval-epochs',
+          '2',
+          '--ranking-lrs',
+          '0.003',
+          '--ranking-epochs',
+          '2',
+          '--preranking-epochs',
+          '1',
+          '--no-baseline',
+          '--out',
+          models,
+        ],
+        {},
+        120_000,
+      );
+      expect({ code: tuned.code, stderr: tuned.code === 0 ? '' : tuned.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(tuned.stderr).toMatch(/tune two-tower: temperature 0.2, lr 0.01: best epoch \d/);
+      const manifest = (name: string) => JSON.parse(readFileSync(join(models, name, '1', 'manifest.json'), 'utf8'));
+      const tt = manifest('two-tower');
+      const dlrm = manifest('dlrm');
+      // Two temperatures × one lr × two epochs validated; the chosen point is the best validation score.
+      expect(tt.training.tuning.grid).toHaveLength(4);
+      const best = Math.max(...tt.training.tuning.grid.map((p: { score: number }) => p.score));
+      expect(tt.training.tuning.score).toBe(best);
+      expect(tt.training.epochs).toBe(tt.training.tuning.chosen.epochs);
+      expect(tt.config.temperature).toBe(tt.training.tuning.chosen.temperature);
+      expect(tt.training.sampledNegatives).toBe(16);
+      expect(dlrm.training.tuning.chosen).toEqual({ lr: 0.003, epochs: expect.any(Number) });
+      expect(dlrm.config).toMatchObject({ interaction: 'dotdcn', crossLayers: 2 });
+      expect(tt.data.preparation).toEqual({ history: { tower: 5, ranking: 5, rankingItems: 'positive' } });
+      expect(tt.graphs.user_tower.inputs.map((i: { name: string }) => i.name)).toContain('user_multi_user_history');
+      const evaluated = await runNode(cli(), ['evaluate', '--models', models], {}, 60_000);
+      expect(evaluated.code).toBe(0);
+      const answer = JSON.parse(evaluated.stdout);
+      expect(answer.dlrm.auc).toBeCloseTo(dlrm.metrics.auc, 9);
+      expect(answer.twoTower.recall['recall@10']).toBeCloseTo(tt.metrics['recall@10'], 9);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('train with a validation slice keeps the best epoch and reports every epoch', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'recsys-validation-'));
+    try {
+      const source = { kind: 'synthetic' as const, options: { seed: 9, users: 150, items: 80, interactionsPerUser: 10 } };
+      const run = await trainRun(source, {
+        out,
+        models: ['two-tower', 'dlrm'],
+        retrieval: { epochs: 3, sampledNegatives: 8 },
+        ranking: { epochs: 2, dlrm: { interaction: 'dcn' } },
+        preparation: { validation: true, history: { tower: 4, ranking: 4, rankingItems: 'all' } },
+        compareUncorrected: false,
+      });
+      for (const name of ['two-tower', 'dlrm'] as const) {
+        const training = run.manifests[name]!.training as unknown as {
+          validation: { epoch: number; score: number }[];
+          bestEpoch: number;
+          epochsRun: number;
+        };
+        expect(training.validation.map((v) => v.epoch)).toEqual(Array.from({ length: training.epochsRun }, (_, k) => k + 1));
+        const best = training.validation.reduce((a, b) => (b.score > a.score ? b : a));
+        expect(training.bestEpoch).toBe(best.epoch);
+        const report = run.report.models.find((m) => m.name === name)!;
+        expect(report.bestEpoch).toBe(best.epoch);
+        expect(report.options).toBeDefined();
+      }
+      expect(run.manifests.dlrm!.data.preparation).toEqual({ validation: true, history: { tower: 4, ranking: 4, rankingItems: 'all' } });
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
   it('the CLI names a bad flag and exits 2', async () => {
+    const badInteraction = await runNode(cli(), ['train', '--interaction', 'cross'], {}, 10_000);
+    expect(badInteraction.code).toBe(2);
+    expect(badInteraction.stderr).toMatch(/--interaction: expected one of dot, dcn, dotdcn, got "cross"/);
+    const side = await runNode(cli(), ['train', '--item-side'], {}, 10_000);
+    expect(side.code).toBe(2);
+    expect(side.stderr).toMatch(/--item-side: the strong item features are ML-100K's/);
+    const patience = await runNode(cli(), ['train', '--patience', '2'], {}, 10_000);
+    expect(patience.code).toBe(2);
+    expect(patience.stderr).toMatch(/--patience: needs --validation/);
     const zero = await runNode(cli(), ['train', '--ranking-epochs', '0'], {}, 10_000);
     expect(zero.code).toBe(2);
     expect(zero.stderr).toMatch(/--ranking-epochs: expected a positive whole number, got "0"/);

@@ -36,9 +36,18 @@ export function hashBucket(value: string, buckets: number): number {
 
 /** The ML-100K protocol bucket: (u * 2654435761 + i * 40503) mod 2^32, mod 10. */
 export function protocolBucket(user: number, item: number): number {
+  return protocolHash(user, item) % 10;
+}
+
+/** The ML-100K protocol hash h = (u * 2654435761 + i * 40503) mod 2^32. */
+export function protocolHash(user: number, item: number): number {
   // imul wraps each product mod 2^32; the sum of two int32s is exact in a double, and >>> 0 reduces it mod 2^32.
-  const h = (imul(user, 2654435761) + imul(item, 40503)) >>> 0;
-  return h % 10;
+  return (imul(user, 2654435761) + imul(item, 40503)) >>> 0;
+}
+
+/** The protocol's validation slice of train: (h div 10) mod 10 == 0 (about 10% of the train pairs). */
+export function protocolIsValidation(user: number, item: number): boolean {
+  return Math.floor(protocolHash(user, item) / 10) % 10 === 0;
 }
 
 /** Train iff the protocol bucket is below 8 (about 80%). */

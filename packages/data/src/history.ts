@@ -1,4 +1,5 @@
 import { type Column, type Dataset, type TrainingSetup } from './types.js';
+import { USER_HISTORY, USER_HISTORY_ALL, fittedHistories } from './user-history.js';
 
 /** The context column of each interaction's recent history: the user's previous positive items, newest first. */
 export const RECENT_ITEMS = 'recent_items';
@@ -43,7 +44,8 @@ export function recentItemsColumn(dataset: Dataset, length: number): Column {
 /**
  * The request context of each user as of the end of the train data, one row per user: recent items
  * are the newest positive train interactions; any other context column takes the value of the user's
- * latest train interaction (missing when the user has none). Evaluation embeds users with it.
+ * latest train interaction (missing when the user has none), the user histories all the user's fitted
+ * items. Evaluation embeds users with it.
  */
 export function userStateContext(setup: TrainingSetup, historyLength: number): { length: number; columns: Record<string, Column> } {
   const { dataset, split } = setup;
@@ -62,6 +64,9 @@ export function userStateContext(setup: TrainingSetup, historyLength: number): {
   const columns: Record<string, Column> = {};
   for (const [name, column] of Object.entries(interactions.context)) {
     if (name === RECENT_ITEMS) columns[name] = { kind: 'multi', values: recent };
+    // The whole fitted history, newest first: the encoder keeps the slots the model has.
+    else if (name === USER_HISTORY || name === USER_HISTORY_ALL)
+      columns[name] = { kind: 'multi', values: fittedHistories(setup, name === USER_HISTORY) };
     else if (column.kind === 'numeric')
       columns[name] = { kind: 'numeric', values: Float64Array.from(latest, (r) => (r < 0 ? NaN : column.values[r]!)) };
     else if (column.kind === 'multi')

@@ -12,3 +12,4 @@ export * from './split.js';
 export * from './synthetic.js';
 export * from './table.js';
 export * from './types.js';
+export * from './user-history.js';

@@ -161,6 +161,7 @@ export function buildTrainingSetup(dataset: Dataset, options: SetupOptions = {})
   return {
     dataset: { ...dataset, users, items, interactions },
     split,
+    splitRule: mode === 'hash' ? { kind: 'hash', userKey: (u) => u + 1, itemKey: (i) => i + 1 } : { kind: 'time' },
     ranking: {
       features: [
         ...cats.user,

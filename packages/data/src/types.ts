@@ -92,8 +92,13 @@ export interface FeatureSpec {
 /** Everything a training run needs: data, its train/test split and the three models' input specs. */
 export interface TrainingSetup {
   dataset: Dataset;
-  /** Per interaction: 1 = train, 0 = test. */
+  /**
+   * Per interaction: 1 = train (the rows the models are fitted on), 0 = test (evaluated on). A setup held
+   * out for tuning (holdOutValidation) marks its validation slice 0 and the real test rows 2: never read.
+   */
   split: Uint8Array;
+  /** How the split was drawn: the hash keys of each row's user and item, or by time; the validation slice follows the same rule. */
+  splitRule?: { kind: 'hash'; userKey: (user: number) => number; itemKey: (item: number) => number } | { kind: 'time' };
   /** DLRM and pre-ranking inputs (user, item and context features). */
   ranking: FeatureSpec;
   /** Two-tower user tower inputs (user and context features). */

@@ -41,24 +41,25 @@ export function inputLayout(spec: FeatureSpec): InputLayout {
 }
 
 /** The ONNX inputs a layout needs, in order, with the features each carries. */
-export function describeInputs(layout: InputLayout, prefix = ''): InputDescription[] {
+/** `batch` names the rows' symbolic dim (the item tower's rows differ from the users' in training). */
+export function describeInputs(layout: InputLayout, prefix = '', batch: string = 'B'): InputDescription[] {
   const out: InputDescription[] = [];
   if (layout.categorical.length)
     out.push({
       name: `${prefix}categorical`,
       dtype: 'int32',
-      shape: ['B', layout.categorical.length],
+      shape: [batch, layout.categorical.length],
       features: layout.categorical.map((f) => f.name),
     });
   for (const f of layout.multi) {
-    out.push({ name: `${prefix}multi_${f.name}`, dtype: 'int32', shape: ['B', f.maxValues], features: [f.name] });
-    out.push({ name: `${prefix}multi_${f.name}_weights`, dtype: 'float32', shape: ['B', f.maxValues], features: [f.name] });
+    out.push({ name: `${prefix}multi_${f.name}`, dtype: 'int32', shape: [batch, f.maxValues], features: [f.name] });
+    out.push({ name: `${prefix}multi_${f.name}_weights`, dtype: 'float32', shape: [batch, f.maxValues], features: [f.name] });
   }
   if (layout.continuous.length)
     out.push({
       name: `${prefix}continuous`,
       dtype: 'float32',
-      shape: ['B', layout.continuous.length],
+      shape: [batch, layout.continuous.length],
       features: layout.continuous.map((f) => f.name),
     });
   return out;

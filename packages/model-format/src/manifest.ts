@@ -1,14 +1,21 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { FeatureSpec, SetupOptions, SyntheticOptions } from '@recsys/data';
+import type { FeatureSpec, SetupOptions, SyntheticOptions, UserHistoryOptions } from '@recsys/data';
 import type { InputDescription } from './inputs.js';
 
 /** Where a training run's data comes from: recorded in every manifest, so a version's data can be rebuilt. */
 export type DataSource =
-  | { kind: 'ml100k'; dir: string }
+  | { kind: 'ml100k'; dir: string; itemSide?: boolean }
   | { kind: 'synthetic'; options: SyntheticOptions; setup?: SetupOptions }
   | { kind: 'files'; dir: string; positiveThreshold?: number; setup?: SetupOptions };
+
+/** What a training run built on its data, recorded in the manifest so serving and evaluation rebuild the same. */
+export interface SetupPreparation {
+  history?: UserHistoryOptions;
+  /** Fit on train minus the validation slice (PROTOCOL.md's rule; the latest train rows for a time split). */
+  validation?: boolean;
+}
 
 export const MANIFEST_FORMAT = 'recsys.model.v1';
 export type ModelName = 'two-tower' | 'dlrm' | 'preranker';
@@ -45,7 +52,17 @@ export interface ModelManifest {
     examplesPerS: number;
   } & Record<string, unknown>;
   metrics: Record<string, number>;
-  data: { source: DataSource; name: string; fingerprint: string; users: number; items: number; trainRows: number; testRows: number };
+  data: {
+    source: DataSource;
+    name: string;
+    fingerprint: string;
+    users: number;
+    items: number;
+    trainRows: number;
+    testRows: number;
+    /** User history and validation slice the run built on the data (absent: neither). */
+    preparation?: SetupPreparation;
+  };
   /** Two-tower: the item tower's output for the whole catalogue, for the index builder. */
   itemVectors?: { file: string; idsFile: string; count: number; dim: number; dtype: 'float32'; sha256: string };
   /** Models this one reads the outputs of (the pre-ranker reads the two-tower's vectors). */

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { features } from '@recsys/contracts';
 import { fingerprint } from '@recsys/data';
 import { createServiceClient, defaultAddress, waitForServing } from '@recsys/service-kit';
-import { describeSource, loadSetup } from '@recsys/trainer';
+import { describeSource, prepareSetup } from '@recsys/trainer';
 import { loadFeatures } from './feature-loading.js';
 import { loadModelVersion } from '@recsys/model-format';
 
@@ -52,7 +52,8 @@ async function main(): Promise<number> {
   }
   const model = await loadModelVersion(values.models, 'dlrm', values.version);
   const source = model.manifest.data.source;
-  const setup = loadSetup(source);
+  // The setup the model was trained on: its train counts (over the fitted rows) are what it reads.
+  const { setup } = prepareSetup(source, model.manifest.data.preparation);
   if (fingerprint(setup) !== model.manifest.data.fingerprint) {
     console.error(`the data at ${describeSource(source)} has changed since version ${model.version} was trained; retrain first`);
     return 1;

@@ -12,7 +12,7 @@ import {
   type Progress,
   type TrainRunOptions,
   describeSource,
-  loadSetup,
+  prepareSetup,
   trainRun,
 } from '@recsys/trainer';
 import { indexIsCurrent, modelsDecision, twoTowerIdentity } from './model-cache.js';
@@ -58,6 +58,8 @@ export interface PipelineOptions {
   loadFeatures?: boolean;
   /** Leave services out (e.g. ['gateway'] before it exists); split mode only. */
   skip?: ServiceName[];
+  /** Longest wait, when a service starts, for a connection that holds its port to let it go (default PORT_WAIT_MS). */
+  portWaitMs?: number;
   /**
    * split (default): every service its own process, as on Kubernetes. all-in-one: one process runs them all, the stages
    * calling each other over the in-process transport; the gateway (gRPC, REST) and the feature service listen as in split.
@@ -65,8 +67,6 @@ export interface PipelineOptions {
   mode?: PipelineMode;
   /** Every process exports Prometheus metrics on a free port (metricsUrl); all-in-one: one endpoint for all. */
   metrics?: boolean;
-  /** Longest wait, when a service starts, for a connection that holds its port to let it go (default PORT_WAIT_MS). */
-  portWaitMs?: number;
   log?: (line: string) => void;
 }
 
@@ -212,7 +212,8 @@ function runScript(label: string, script: string, args: string[], log: (line: st
 async function loadFeatureData(modelsDir: string, featuresAddress: string, log: (line: string) => void): Promise<void> {
   const model = await loadModelVersion(modelsDir, 'dlrm');
   const source = model.manifest.data.source;
-  const setup = loadSetup(source);
+  // The setup the model was trained on: its train counts (over the fitted rows) are what it reads.
+  const { setup } = prepareSetup(source, model.manifest.data.preparation);
   if (fingerprint(setup) !== model.manifest.data.fingerprint)
     throw new Error(`the data at ${describeSource(source)} has changed since version ${model.version} was trained; retrain first`);
   const client = createServiceClient(features.FeatureService, featuresAddress, { defaultTimeoutMs: 60_000 });
@@ -254,12 +255,12 @@ export class Pipeline implements RunningPipeline {
     /** Each service's environment as it runs. */
     readonly envOf: (name: ServiceName) => Record<string, string>,
     private readonly log: (line: string) => void,
+    readonly mode: PipelineMode = 'split',
     /** Ports held for services not started yet (by service name, 'http' for the gateway's REST port). */
     private readonly reservations = new Map<PortLabel, PortReservation>(),
     private readonly portWaitMs = PORT_WAIT_MS,
     /** The work directory's lock, let go on close. */
     private readonly lock?: WorkDirLock,
-    readonly mode: PipelineMode = 'split',
   ) {
     const where = (n: ServiceName) =>
       !running.includes(n) ? '' : mode === 'all-in-one' && n !== 'features' && n !== 'gateway' ? `inproc://${n}` : address(wiring.ports[n]);
@@ -296,10 +297,7 @@ export class Pipeline implements RunningPipeline {
       throw new Error(`${what}: the services share one process in all-in-one mode; close the pipeline instead`);
   }
 
-  /**
-   * Starts a service once its ports can be listened on, and waits until its gRPC health (and the gateway's REST /healthz)
-   * says SERVING. A service that ends on EADDRINUSE (its port taken after the check) is started again once the port is free.
-   */
+  /** Starts a stopped service again with the same env and ports, and waits until it serves (split mode). */
   async start(name: ServiceName): Promise<void> {
     this.splitOnly(`start(${name})`);
     await this.startProcess(name);
@@ -352,7 +350,7 @@ export class Pipeline implements RunningPipeline {
   async startStagesInProcess(): Promise<void> {
     const service = this.service('gateway');
     if (!service.running || service.pid === undefined) throw new Error('all-in-one: the process is not running');
-    // The launcher lets go of the gateway's ports (held since the start) for the process to listen on.
+    // The gateway's gRPC and REST ports were held by the launcher until now.
     await this.portsReady('gateway');
     process.kill(service.pid, 'SIGUSR2');
     const until = Date.now() + HEALTH_TIMEOUT_MS;
@@ -470,12 +468,10 @@ export async function launchPipeline(options: PipelineOptions, onCreated?: (pipe
   try {
     await mkdir(indexDir, { recursive: true });
     await mkdir(logDir, { recursive: true });
-    // Every port held from here until its service starts (see PortReservation); another server on one fails here, before training.
     // All-in-one: the stages take calls in-process; only the feature service and the gateway have ports.
-    const inProcess = (name: ServiceName) => mode === 'all-in-one' && name !== 'features' && name !== 'gateway';
-    const wanted: [PortLabel, number][] = running
-      .filter((name) => !inProcess(name))
-      .map((name) => [name, options.ports?.[name] ?? DEFAULT_PORTS[name]]);
+    const listens = (name: ServiceName) => mode !== 'all-in-one' || name === 'features' || name === 'gateway';
+    // Every port held from here until its service starts (see PortReservation); another server on one fails here, before training.
+    const wanted: [PortLabel, number][] = running.filter(listens).map((name) => [name, options.ports?.[name] ?? DEFAULT_PORTS[name]]);
     if (running.includes('gateway')) wanted.push(['http', options.ports?.http ?? DEFAULT_PORTS.http]);
     for (const [label, port] of wanted) {
       const twin = wanted.find(([other, p]) => other !== label && p === port && port !== 0);
@@ -501,10 +497,10 @@ export async function launchPipeline(options: PipelineOptions, onCreated?: (pipe
         ? () => allInOneEnv(wiring, process.env, options.env)
         : (name) => serviceEnv(name, wiring, process.env, options.env?.[name]),
       log,
+      mode,
       reservations,
       options.portWaitMs,
       lock,
-      mode,
     );
   } catch (error) {
     await Promise.all([...reservations.values()].map((r) => r.release()));
@@ -513,13 +509,14 @@ export async function launchPipeline(options: PipelineOptions, onCreated?: (pipe
   }
   onCreated?.(pipeline);
   try {
+    const { modelsDir } = pipeline;
     const store = options.redisUrl ? `Redis at ${options.redisUrl}` : 'in-memory store';
     if (mode === 'all-in-one') log(`all-in-one: starting one process, the feature service first (${store}); log in ${logDir}`);
     else log(`features: starting (${store}); logs in ${logDir}`);
     await pipeline.startProcess('features');
     if (options.loadFeatures === false) log('features: loading skipped (the store holds them already)');
-    else await loadFeatureData(pipeline.modelsDir, pipeline.addresses.features, log);
-    if (indexCli !== undefined) await buildIndex(workDir, pipeline.modelsDir, indexDir, indexCli, pipeline.addresses.features, log);
+    else await loadFeatureData(modelsDir, pipeline.addresses.features, log);
+    if (indexCli !== undefined) await buildIndex(workDir, modelsDir, indexDir, indexCli, pipeline.addresses.features, log);
     if (mode === 'all-in-one') {
       await pipeline.startStagesInProcess();
       return pipeline;

@@ -58,6 +58,12 @@ export const baseServiceEnv = {
   GRPC_LISTEN: z.enum(GRPC_LISTEN_MODES).default('network'),
   /** Longest wait for in-flight calls to finish at shutdown before they are cut. */
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(10000),
+  /**
+   * Connections older than this are closed gracefully (GOAWAY; calls in flight get SHUTDOWN_TIMEOUT_MS to
+   * finish), so clients re-resolve a headless Service's name and new replicas get traffic after a scale-up.
+   * 0 keeps connections for as long as they live.
+   */
+  GRPC_MAX_CONNECTION_AGE_MS: z.coerce.number().int().min(0).max(86_400_000).default(0),
 };
 
 export interface BaseServiceConfig {
@@ -67,6 +73,8 @@ export interface BaseServiceConfig {
   metricsPort: number;
   logLevel: z.infer<typeof baseServiceEnv.LOG_LEVEL>;
   shutdownTimeoutMs: number;
+  /** 0: unlimited. */
+  maxConnectionAgeMs: number;
   /** Absent: network. */
   grpcListen?: GrpcListen;
 }
@@ -92,6 +100,7 @@ export function baseServiceConfig(env: z.infer<z.ZodObject<typeof baseServiceEnv
     metricsPort: env.METRICS_PORT,
     logLevel: env.LOG_LEVEL,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    maxConnectionAgeMs: env.GRPC_MAX_CONNECTION_AGE_MS,
     grpcListen: env.GRPC_LISTEN,
   };
 }

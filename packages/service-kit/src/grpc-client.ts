@@ -1,7 +1,7 @@
 import { create, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
 import { Client, credentials, Metadata, status, type ServiceError as GrpcServiceError } from '@grpc/grpc-js';
-import { CHANNEL_OPTIONS, methodDefinition } from './grpc-definition.js';
+import { clientChannelOptions, methodDefinition } from './grpc-definition.js';
 import { callInProcess, grpcCallError, isInProcessAddress } from './in-process.js';
 import { currentRequestContext, REQUEST_ID_HEADER } from './request-context.js';
 import { startClientSpan } from './tracing.js';
@@ -74,17 +74,16 @@ export function createServiceClient<S extends GenServiceMethods>(
     const context = currentRequestContext();
     if (context && metadata.get(REQUEST_ID_HEADER).length === 0) metadata.set(REQUEST_ID_HEADER, context.requestId);
     const deadline = effectiveDeadline(callOptions.timeoutMs ?? options.defaultTimeoutMs, context?.deadlineMs);
-    // A CLIENT span per call, on either transport (its traceparent travels in the metadata); none when tracing is off.
     const span = startClientSpan(path, metadata, address);
     const answer = transport(path, serialize, deserialize, request, metadata, deadline, callOptions.signal);
     if (span === undefined) return answer;
     return answer.then(
       (response) => {
-        span.endGrpc(0);
+        span.endGrpc(0, null);
         return response;
       },
       (error: GrpcServiceError) => {
-        span.endGrpc(error.code, error);
+        span.endGrpc(typeof error?.code === 'number' ? error.code : status.UNKNOWN, error);
         throw error;
       },
     );
@@ -118,7 +117,7 @@ export function createServiceClient<S extends GenServiceMethods>(
 
 function channelTransport(address: string, options: ClientOptions): { transport: UnaryTransport; close: () => void } {
   const client = new Client(address, credentials.createInsecure(), {
-    ...CHANNEL_OPTIONS,
+    ...clientChannelOptions(address),
     ...options.channelOptions,
   });
   const transport: UnaryTransport = (path, serialize, deserialize, request, metadata, deadline, signal) =>

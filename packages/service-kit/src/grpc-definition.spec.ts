@@ -2,7 +2,7 @@ import { create, toBinary } from '@bufbuild/protobuf';
 import { features, ranking } from '@recsys/contracts';
 import { EncodedMessage } from './encoded-message.js';
 import { effectiveDeadline } from './grpc-client.js';
-import { packageDefinition, protoPackageOf, serviceDefinition } from './grpc-definition.js';
+import { clientChannelOptions, packageDefinition, protoPackageOf, serviceDefinition } from './grpc-definition.js';
 
 describe('grpc definitions from protobuf-es descriptors', () => {
   const definition = serviceDefinition(features.FeatureService);
@@ -52,5 +52,16 @@ describe('effectiveDeadline', () => {
     expect(effectiveDeadline(undefined, 5000, 1000)).toBe(5000);
     expect(effectiveDeadline(undefined, undefined, 1000)).toBe(Infinity);
     expect(effectiveDeadline(0, Infinity, 1000)).toBe(Infinity);
+  });
+});
+
+describe('clientChannelOptions', () => {
+  const roundRobin = (target: string) => String(clientChannelOptions(target)['grpc.service_config'] ?? '').includes('round_robin');
+  it('balances round robin over a resolved name, and keeps pick_first (wait for the reconnect) for a plain host:port', () => {
+    expect(roundRobin('dns:///ranking.recsys.svc.cluster.local:15054')).toBe(true);
+    expect(roundRobin('scaled:///stage')).toBe(true);
+    expect(roundRobin('127.0.0.1:15054')).toBe(false);
+    expect(roundRobin('localhost:15054')).toBe(false);
+    expect(clientChannelOptions('127.0.0.1:1')['grpc.max_receive_message_length']).toBe(64 * 1024 * 1024);
   });
 });

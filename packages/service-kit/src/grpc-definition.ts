@@ -13,6 +13,25 @@ export const CHANNEL_OPTIONS = {
   'grpc.max_receive_message_length': 64 * 1024 * 1024,
 } as const;
 
+/**
+ * What a client of a `dns:` target adds: calls spread round robin over every address the name resolves to, so a
+ * `dns:///` name of a headless Kubernetes Service balances per call over the replicas.
+ */
+export const CLIENT_CHANNEL_OPTIONS = {
+  ...CHANNEL_OPTIONS,
+  'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
+} as const;
+
+/**
+ * The channel options of a client of `target`: round robin for a name a resolver turns into addresses (`dns:///…`, any
+ * `scheme://` target: several replicas); pick_first for a plain host:port, whose one connection, once lost (a restarted
+ * service), is re-made by the next call, which waits for it, where round robin would fail calls fast until its
+ * reconnect backoff ends.
+ */
+export function clientChannelOptions(target: string): Record<string, string | number> {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(target) || target.startsWith('dns:') ? { ...CLIENT_CHANNEL_OPTIONS } : { ...CHANNEL_OPTIONS };
+}
+
 /** The grpc-js definition of one method, serialising with protobuf-es (no proto-loader). */
 export function methodDefinition(service: DescService, method: DescMethod): MethodDefinition<unknown, unknown> & { originalName: string } {
   return {

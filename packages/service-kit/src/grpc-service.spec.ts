@@ -198,7 +198,8 @@ describe('startGrpcService releases what the service holds', () => {
     });
     const client = createServiceClient(features.FeatureService, service.address, { defaultTimeoutMs: 5000 });
     const slow = client.getUserFeatures({ userId: 'slow' }).then(() => events.push('slow call answered'));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Close once the call is being handled (a fixed sleep raced the connection on a loaded machine).
+    while ((await service.metrics.inFlight.get()).values[0]?.value !== 1) await new Promise((resolve) => setTimeout(resolve, 5));
     await service.close();
     await slow;
     client.close();

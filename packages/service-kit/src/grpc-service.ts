@@ -65,7 +65,7 @@ export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGr
     package: [...new Set(spec.services.map(protoPackageOf))],
     packageDefinition: packageDefinition(spec.services),
     gracefulShutdown: true,
-    channelOptions: { ...CHANNEL_OPTIONS },
+    channelOptions: { ...CHANNEL_OPTIONS, ...connectionAgeOptions(config) },
     onLoadPackageDefinition: (_definition: unknown, server: GrpcServer) => {
       grpcServer = server;
       health.addToServer(server);
@@ -151,6 +151,15 @@ class InProcessGrpcTransport extends ServerGrpc {
     const server = this.network ? await super.createClient() : undefined;
     return new InProcessServer(this.inProcess, server) as unknown as GrpcServer;
   }
+}
+
+/**
+ * The server options that close connections after GRPC_MAX_CONNECTION_AGE_MS (none when it is 0); an aged
+ * connection's calls in flight get as long to finish as they would at shutdown.
+ */
+export function connectionAgeOptions(config: Pick<BaseServiceConfig, 'maxConnectionAgeMs' | 'shutdownTimeoutMs'>): Record<string, number> {
+  if (config.maxConnectionAgeMs <= 0) return {};
+  return { 'grpc.max_connection_age_ms': config.maxConnectionAgeMs, 'grpc.max_connection_age_grace_ms': config.shutdownTimeoutMs };
 }
 
 /** SIGTERM or SIGINT drains and stops the service, then ends the process. */

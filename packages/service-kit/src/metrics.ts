@@ -6,6 +6,8 @@ export class ServiceMetrics {
   readonly registry = new Registry();
   readonly handled: Counter<'method' | 'code'>;
   readonly latency: Histogram<'method'>;
+  /** Calls being handled now: the autoscaling signal (KEDA) that follows load before CPU does. */
+  readonly inFlight: Gauge;
 
   constructor(service: string) {
     this.registry.setDefaultLabels({ service });
@@ -23,6 +25,11 @@ export class ServiceMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [this.registry],
     });
+    this.inFlight = new Gauge({
+      name: 'grpc_server_in_flight_requests',
+      help: 'RPCs being handled now',
+      registers: [this.registry],
+    });
   }
 
   /** A stage's own counter in this registry (create the ServiceMetrics first and pass it to startGrpcService). */
@@ -36,6 +43,18 @@ export class ServiceMetrics {
 
   gauge<L extends string>(name: string, help: string, labelNames: readonly L[] = []): Gauge<L> {
     return new Gauge({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  /** A gauge read when the metrics are scraped (a queue's length, a cache's size). */
+  sampledGauge(name: string, help: string, read: () => number): Gauge {
+    return new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
   }
 }
 

@@ -47,8 +47,10 @@ export class GrpcObservabilityInterceptor implements NestInterceptor {
       span?.endGrpc(code, error);
     };
     // The handler runs on subscription, so subscribing inside the context covers all it awaits.
-    return new Observable((subscriber) =>
-      runWithRequestContext(requestContext, () =>
+    return new Observable((subscriber) => {
+      // In flight from subscription to the end of the call however it ends (answered, failed or cancelled).
+      this.metrics.inFlight.inc();
+      const subscription = runWithRequestContext(requestContext, () =>
         next.handle().subscribe({
           next: (value) => subscriber.next(value),
           error: (error: unknown) => {
@@ -65,8 +67,13 @@ export class GrpcObservabilityInterceptor implements NestInterceptor {
             subscriber.complete();
           },
         }),
-      ),
-    );
+      );
+      // Teardown runs once, after completion, an error or the caller's cancellation.
+      return () => {
+        subscription.unsubscribe();
+        this.metrics.inFlight.dec();
+      };
+    });
   }
 }
 

@@ -1,5 +1,5 @@
 import { common, type features } from '@recsys/contracts';
-import { RECENT_ITEMS } from '@recsys/data';
+import { type FeatureSpec, RECENT_ITEMS, USER_HISTORY, USER_HISTORY_ALL } from '@recsys/data';
 
 /** A raw feature value as stored: categorical text, a number, or several categorical values. */
 export type RawValue = string | number | readonly string[] | undefined;
@@ -85,7 +85,45 @@ export function recentItems(context: common.UserContext | undefined, history: re
   return out;
 }
 
-/** The request context as a row: `recent_items`, and the request's attributes by name. */
+/**
+ * The user's history as the trainer's user history columns hold it (USER_HISTORY_ALL: every item the
+ * feature service recorded; USER_HISTORY: the positive ones), newest first, at most `length`: the
+ * context's items, then the stored history without the items the context already reported.
+ */
+export function userHistoryItems(
+  context: common.UserContext | undefined,
+  history: readonly features.HistoryEntry[],
+  length: number,
+  positiveOnly: boolean,
+): string[] {
+  if (positiveOnly) return recentItems(context, history, length);
+  const out: string[] = [];
+  const fromContext = new Set<string>();
+  for (const item of context?.recentItems ?? []) {
+    if (out.length >= length) return out;
+    if (item.itemId === '' || fromContext.has(item.itemId)) continue;
+    fromContext.add(item.itemId);
+    out.push(item.itemId);
+  }
+  for (const entry of history) {
+    if (out.length >= length) break;
+    if (!fromContext.has(entry.itemId)) out.push(entry.itemId);
+  }
+  return out;
+}
+
+/** The history columns a model may read from the request context. */
+const HISTORY_COLUMNS: ReadonlySet<string> = new Set([RECENT_ITEMS, USER_HISTORY, USER_HISTORY_ALL]);
+
+/** The most history slots any of a spec's history inputs has (recent items, user history): what a request reads; 0 for none. */
+export function historySlots(spec: FeatureSpec): number {
+  let slots = 0;
+  for (const f of spec.features)
+    if (f.kind === 'multi' && f.source === 'context' && HISTORY_COLUMNS.has(f.column)) slots = Math.max(slots, f.maxValues);
+  return slots;
+}
+
+/** The request context as a row: `recent_items`, the user history columns, and the request's attributes by name. */
 export function contextRow(
   context: common.UserContext | undefined,
   history: readonly features.HistoryEntry[],
@@ -93,5 +131,7 @@ export function contextRow(
 ): FeatureRow {
   const values: Record<string, RawValue> = { ...(context?.attributes ?? {}) };
   values[RECENT_ITEMS] = recentItems(context, history, historyLength);
+  values[USER_HISTORY] = values[RECENT_ITEMS];
+  values[USER_HISTORY_ALL] = userHistoryItems(context, history, historyLength, false);
   return new MapRow('', values, undefined);
 }

@@ -12,7 +12,16 @@ import {
 } from '@recsys/data';
 import type { InputLayout, Tensor } from '@recsys/model-format';
 import { assembleFeeds, type BatchRows, concatFeeds, FeedAssembler } from './feeds.js';
-import { type FeatureRow, itemRow, recentItems, userRow, contextRow, type RawValue } from './feature-rows.js';
+import {
+  type FeatureRow,
+  itemRow,
+  recentItems,
+  userRow,
+  contextRow,
+  type RawValue,
+  historySlots,
+  userHistoryItems,
+} from './feature-rows.js';
 
 const history = (...ids: [string, common.EventType][]) =>
   ids.map(([itemId, eventType]) => create(features.HistoryEntrySchema, { itemId, eventType }));
@@ -37,6 +46,33 @@ describe('recentItems', () => {
     const context = create(common.UserContextSchema, { recentItems: [{ itemId: 'x', eventType: common.EventType.DISLIKE }] });
     const h = history(['y', common.EventType.IMPRESSION], ['z', common.EventType.LIKE]);
     expect(recentItems(context, h, 10)).toEqual(['z']);
+  });
+});
+
+describe('user history', () => {
+  it('holds every recorded item (any event type) or the positives, context first, capped', () => {
+    const context = create(common.UserContextSchema, { recentItems: [{ itemId: 'x', eventType: common.EventType.DISLIKE }] });
+    const h = history(['y', common.EventType.IMPRESSION], ['z', common.EventType.LIKE], ['x', common.EventType.VIEW]);
+    expect(userHistoryItems(context, h, 10, false)).toEqual(['x', 'y', 'z']);
+    expect(userHistoryItems(context, h, 2, false)).toEqual(['x', 'y']);
+    expect(userHistoryItems(context, h, 10, true)).toEqual(['z', 'x']);
+    const row = contextRow(context, h, 10);
+    expect(row.get('user_history')).toEqual(['z', 'x']);
+    expect(row.get('user_history_all')).toEqual(['x', 'y', 'z']);
+  });
+
+  it('reads as many slots as the longest history input of a spec', () => {
+    const multi = (column: string, maxValues: number): MultiCategoricalFeature => ({
+      kind: 'multi',
+      name: column,
+      source: 'context',
+      column,
+      vocabulary: ['<unk>'],
+      unknown: 0,
+      maxValues,
+    });
+    expect(historySlots({ features: [multi('recent_items', 10), multi('user_history', 100)] })).toBe(100);
+    expect(historySlots({ features: [multi('tags', 30)] })).toBe(0);
   });
 });
 

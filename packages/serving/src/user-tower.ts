@@ -1,7 +1,7 @@
 import { type FeatureSpec } from '@recsys/data';
 import { type InputLayout, inputLayout } from '@recsys/model-format';
 import { assembleFeeds, concatFeeds, FeedAssembler, zeroFeeds } from './feeds.js';
-import type { FeatureRow } from './feature-rows.js';
+import { type FeatureRow, historySlots } from './feature-rows.js';
 import type { ModelVersion } from '@recsys/model-format';
 import { ModelLoadError } from '@recsys/model-format';
 import { ModelSession, type ModelSessionOptions } from './onnx-session.js';
@@ -16,7 +16,7 @@ export class UserTower {
     readonly layout: InputLayout,
     readonly version: string,
     readonly dim: number,
-    /** The history length the model was trained with (recent_items slots). */
+    /** The history length the model reads (the most slots of its recent items and user history inputs). */
     readonly historyLength: number,
   ) {}
 
@@ -29,8 +29,7 @@ export class UserTower {
     const dim = Number(graph.outputs[0]?.shape[1]);
     if (!(dim > 0)) throw new ModelLoadError(`${model.dir}: the user tower's output has no fixed dimension`);
     const session = await ModelSession.create(bytes, graph.inputs, { ...options, label: `user tower v${model.version}` });
-    const recent = spec.features.find((f) => f.kind === 'multi' && f.source === 'context' && f.column === 'recent_items');
-    const tower = new UserTower(session, inputLayout(spec), model.version, dim, recent?.kind === 'multi' ? recent.maxValues : 0);
+    const tower = new UserTower(session, inputLayout(spec), model.version, dim, historySlots(spec));
     // The first run allocates, and compiling the layout indexes its vocabularies (a million recent-item
     // ids in a large catalogue): both before traffic arrives.
     await session.run(zeroFeeds(graph.inputs, 1));

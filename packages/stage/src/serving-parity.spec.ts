@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
 import { common, features } from '@recsys/contracts';
 import { type EncodedSources, batchFeeds, inputLayout, type Tensor } from '@recsys/model-format';
-import { encodeTable, userStateContext } from '@recsys/data';
+import { USER_HISTORY, encodeTable, userStateContext } from '@recsys/data';
 import { loadFeaturesConfig, startFeatureService } from '@recsys/features';
 import { createLogger, createServiceClient, type RunningGrpcService, type ServiceClient } from '@recsys/service-kit';
 import { type TrainedModels, trainedModels } from '@recsys/testing';
@@ -15,7 +15,7 @@ import { UserTower } from '@recsys/serving';
 /**
  * The serving path (features stored in a real Redis behind the feature service, read back over gRPC,
  * encoded by assembleFeeds) must feed the models exactly what the trainer fed them for the same user,
- * item and history.
+ * item and history: recent items and the user history input (the user's fitted positives) alike.
  */
 describe('serving features equal the trainer features (real Redis, gRPC, trained models)', () => {
   let models: TrainedModels;
@@ -77,6 +77,9 @@ describe('serving features equal the trainer features (real Redis, gRPC, trained
     const served = concatFeeds(states.map((s) => assembleFeeds(layout, s, 'user_'))).feeds;
     const rows = Int32Array.from(users);
     const trained = batchFeeds(layout, trainerSources(spec), { user: rows, context: rows }, rows.length, 'user_');
+    // The user history input (the user's fitted positives) is among them, and filled.
+    expect(spec.features.map((f) => f.name)).toContain(USER_HISTORY);
+    expect(Array.from(trained[`user_multi_${USER_HISTORY}_weights`]!.data).some((w) => w > 0)).toBe(true);
     expectSameFeeds(served, trained);
   });
 
@@ -87,6 +90,9 @@ describe('serving features equal the trainer features (real Redis, gRPC, trained
     const itemIds = models.setup.dataset.items.ids;
     const items = Array.from({ length: 25 }, (_, k) => (k * 7) % itemIds.length);
     const sources = trainerSources(spec);
+    // DLRM reads the user history as one more pooled embedding (DCN-v2 beside the dot interaction).
+    expect(spec.features.map((f) => f.name)).toContain(USER_HISTORY);
+    expect(dlrm.manifest.config.interaction).toBe('dotdcn');
     for (const u of sampleUsers().slice(0, 8)) {
       const state = await readUserState(client, models.setup.dataset.users.ids[u]!, undefined, HISTORY, HISTORY);
       const { rows, missing } = await readItemRows(

@@ -2,16 +2,23 @@ import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TrainingSetup } from '@recsys/data';
-import { type DataSource, loadSetup, trainRun } from '@recsys/trainer';
+import { type DataSource, type SetupPreparation, prepareSetup, trainRun } from '@recsys/trainer';
 
 /** Small synthetic data: every model trains in a few seconds, with real structure to learn. */
 export const TEST_DATA: DataSource = { kind: 'synthetic', options: { seed: 5, users: 400, items: 200, interactionsPerUser: 30 } };
+
+/**
+ * The test models read the strong track's inputs too: the user history in the user tower and DLRM
+ * (positives: what the feature service's history holds), DCN-v2 beside the dot interaction, mixed negatives.
+ */
+export const TEST_PREPARATION: SetupPreparation = { history: { tower: 10, ranking: 10, rankingItems: 'positive' } };
 
 export interface TrainedModels {
   /** Model root: <root>/{two-tower,dlrm,preranker}/<version>/. */
   root: string;
   version: string;
   source: DataSource;
+  /** The setup the models were trained on (user history columns included). */
   setup: TrainingSetup;
 }
 
@@ -52,8 +59,9 @@ async function train(): Promise<TrainedModels> {
     await trainRun(TEST_DATA, {
       out: root,
       seed: 1,
-      retrieval: { epochs: 3, batchSize: 128 },
-      ranking: { epochs: 1 },
+      retrieval: { epochs: 3, batchSize: 128, sampledNegatives: 64 },
+      ranking: { epochs: 1, dlrm: { interaction: 'dotdcn' } },
+      preparation: TEST_PREPARATION,
       preranking: { epochs: 1 },
       compareUncorrected: false,
     });
@@ -64,7 +72,7 @@ async function train(): Promise<TrainedModels> {
     if (Date.now() - started > WAIT_MS) throw new Error(`trainedModels: gave up waiting for ${ready}`);
     await new Promise((done) => setTimeout(done, POLL_MS));
   }
-  return { root, version: '1', source: TEST_DATA, setup: loadSetup(TEST_DATA) };
+  return { root, version: '1', source: TEST_DATA, setup: prepareSetup(TEST_DATA, TEST_PREPARATION).setup };
 }
 
 /** Removes the models of a test run (the global teardown calls it). */

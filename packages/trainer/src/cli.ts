@@ -6,7 +6,13 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_SYNTHETIC, type DataSource, describeSource } from './data-source.js';
 import { evaluateVersion } from './evaluate-version.js';
 import type { Progress } from './train/loop.js';
-import { trainRun } from './pipeline.js';
+import { type TrainRunOptions, trainRun } from './pipeline.js';
+import { STRONG_RANKING, STRONG_RETRIEVAL, strongHistory } from './strong.js';
+import { TUNE_GRID, type TuneGrid, tune } from './tune.js';
+import { DLRM_INTERACTIONS, type DlrmInteraction } from './models/dlrm.js';
+import { RANKING_DEFAULTS } from './train/ranking.js';
+import { RETRIEVAL_DEFAULTS } from './train/retrieval.js';
+import { NO_USER_HISTORY, type UserHistoryOptions } from '@recsys/data';
 
 const usage = `usage: recsys COMMAND [options]
 
@@ -19,6 +25,24 @@ const usage = `usage: recsys COMMAND [options]
              --history N            recent positive items per request in the user tower and DLRM
                                     (synthetic and files data; default 10, 0 leaves them out)
              --no-baseline          skip the uncorrected two-tower trained for comparison
+             --strong               the strong settings as defaults (user history, mixed negatives, DCN-v2;
+                                    see README); every flag below still overrides them
+             --item-side            ML-100K: every genre (pooled) and the exact release year in the item tower (on with --strong)
+             --user-history N       slots of the user's fitted positive items in the user tower (0: off;
+                                    --strong: 100 on ml100k, 0 elsewhere, as measured)
+             --ranking-history N    slots of the user's fitted items in DLRM (0: off; --strong: 100)
+             --ranking-history-items all|positive   which fitted items DLRM's history holds (default all;
+                                    --strong: all on ml100k, positive elsewhere: what the feature service's history holds)
+             --negatives N          uniformly sampled negatives per two-tower batch (mixed negatives; 0: in-batch only)
+             --temperature T        two-tower softmax temperature
+             --retrieval-lr X --ranking-lr X
+             --interaction dot|dcn|dotdcn   DLRM interaction (default dot); --cross-layers N (DCN-v2, default 2)
+             --validation           fit on train minus a validation slice, validate after every epoch, keep the best epoch
+             --patience N           with --validation: stop after N epochs without a better validation score
+  tune       grid search on the validation slice of train (never the test split), then trains and publishes
+             the chosen settings on all of train like train (same options); the choice is in the manifests
+             --temperatures A,B,..  --retrieval-lrs A,B,..  --ranking-lrs A,B,..
+             --retrieval-epochs N --ranking-epochs N   (the most epochs tried; every epoch up to it is a candidate)
              --threads N            onnxruntime threads per step (default 1: fastest for these models)
              --users N --items N --interactions-per-user N --data-seed N   (synthetic data size)
              --start-time UNIX_SECONDS   start of the synthetic 30-day window (default 2025-01-01)
@@ -46,7 +70,62 @@ function wholeNumber(flag: string, value: string | undefined): number | undefine
   return n;
 }
 
+function positiveNumber(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n)) throw new UsageError(`--${flag}: expected a positive number, got "${value}"`);
+  return n;
+}
+
+function numberList(flag: string, value: string | undefined): number[] | undefined {
+  if (value === undefined) return undefined;
+  return value.split(',').map((v) => positiveNumber(flag, v.trim())!);
+}
+
 type Values = Record<string, string | boolean | undefined>;
+
+/** The model settings of train and tune: the defaults (or --strong's), each overridden by its flag. */
+function modelOptions(values: Values, source: DataSource): Pick<TrainRunOptions, 'retrieval' | 'ranking' | 'preparation' | 'patience'> {
+  const str = (flag: string) => values[flag] as string | undefined;
+  const strong = values.strong === true;
+  const retrieval = { ...(strong ? STRONG_RETRIEVAL : RETRIEVAL_DEFAULTS) };
+  const ranking = { ...(strong ? STRONG_RANKING : RANKING_DEFAULTS) };
+  const history: UserHistoryOptions = { ...(strong ? strongHistory(source) : NO_USER_HISTORY) };
+  const set = <T extends object, K extends keyof T>(target: T, key: K, value: T[K] | undefined) => {
+    if (value !== undefined) target[key] = value;
+  };
+  set(retrieval, 'epochs', positiveInt('retrieval-epochs', str('retrieval-epochs')));
+  set(retrieval, 'lr', positiveNumber('retrieval-lr', str('retrieval-lr')));
+  set(retrieval, 'sampledNegatives', wholeNumber('negatives', str('negatives')));
+  const temperature = positiveNumber('temperature', str('temperature'));
+  if (temperature !== undefined) retrieval.twoTower = { ...retrieval.twoTower, temperature };
+  set(ranking, 'epochs', positiveInt('ranking-epochs', str('ranking-epochs')));
+  set(ranking, 'lr', positiveNumber('ranking-lr', str('ranking-lr')));
+  const interaction = str('interaction');
+  if (interaction !== undefined) {
+    if (!DLRM_INTERACTIONS.includes(interaction as DlrmInteraction))
+      throw new UsageError(`--interaction: expected one of ${DLRM_INTERACTIONS.join(', ')}, got "${interaction}"`);
+    ranking.dlrm = { ...ranking.dlrm, interaction: interaction as DlrmInteraction };
+  }
+  const crossLayers = positiveInt('cross-layers', str('cross-layers'));
+  if (crossLayers !== undefined) ranking.dlrm = { ...ranking.dlrm, crossLayers };
+  set(history, 'tower', wholeNumber('user-history', str('user-history')));
+  set(history, 'ranking', wholeNumber('ranking-history', str('ranking-history')));
+  const items = str('ranking-history-items');
+  if (items !== undefined) {
+    if (items !== 'all' && items !== 'positive') throw new UsageError(`--ranking-history-items: expected all or positive, got "${items}"`);
+    history.rankingItems = items;
+  }
+  const patience = positiveInt('patience', str('patience'));
+  if (patience !== undefined && !values.validation) throw new UsageError('--patience: needs --validation (a slice to validate on)');
+  const withHistory = history.tower > 0 || history.ranking > 0;
+  return {
+    retrieval,
+    ranking,
+    patience,
+    preparation: { ...(withHistory ? { history } : {}), ...(values.validation ? { validation: true } : {}) },
+  };
+}
 
 function syntheticOptions(values: Values) {
   const startTime = wholeNumber('start-time', values['start-time'] as string | undefined);
@@ -65,11 +144,20 @@ function dataSource(values: Values): DataSource {
   const spec = (values.data as string | undefined) ?? 'synthetic';
   const history = wholeNumber('history', values.history as string | undefined);
   const setup = history === undefined ? {} : { setup: { historyLength: history } };
-  if (history !== undefined && (spec === 'ml100k' || spec.startsWith('ml100k:')))
+  const ml100k = spec === 'ml100k' || spec.startsWith('ml100k:');
+  if (history !== undefined && ml100k)
     throw new UsageError('--history: the ML-100K protocol fixes its features; use it with synthetic or files data');
+  if (values['item-side'] === true && !ml100k)
+    throw new UsageError("--item-side: the strong item features are ML-100K's (other data puts every item column in the item tower)");
   if (spec === 'synthetic') return { kind: 'synthetic', options: syntheticOptions(values), ...setup };
-  if (spec === 'ml100k' || spec.startsWith('ml100k:'))
-    return { kind: 'ml100k', dir: resolve(spec.slice('ml100k:'.length) || '../shared/datasets/ml-100k') };
+  if (ml100k) {
+    const itemSide = values['item-side'] === true || values.strong === true;
+    return {
+      kind: 'ml100k',
+      dir: resolve(spec.slice('ml100k:'.length) || '../shared/datasets/ml-100k'),
+      ...(itemSide ? { itemSide: true } : {}),
+    };
+  }
   if (spec.startsWith('files:') && spec.length > 'files:'.length)
     return { kind: 'files', dir: resolve(spec.slice('files:'.length)), ...setup };
   throw new UsageError(`--data: expected synthetic, ml100k[:DIR] or files:DIR, got "${spec}"`);
@@ -129,6 +217,22 @@ async function main(argv: string[]): Promise<number> {
       threads: { type: 'string' },
       history: { type: 'string' },
       'no-baseline': { type: 'boolean' },
+      strong: { type: 'boolean' },
+      'item-side': { type: 'boolean' },
+      'user-history': { type: 'string' },
+      'ranking-history': { type: 'string' },
+      'ranking-history-items': { type: 'string' },
+      negatives: { type: 'string' },
+      temperature: { type: 'string' },
+      'retrieval-lr': { type: 'string' },
+      'ranking-lr': { type: 'string' },
+      interaction: { type: 'string' },
+      'cross-layers': { type: 'string' },
+      validation: { type: 'boolean' },
+      patience: { type: 'string' },
+      temperatures: { type: 'string' },
+      'retrieval-lrs': { type: 'string' },
+      'ranking-lrs': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -137,29 +241,69 @@ async function main(argv: string[]): Promise<number> {
     console.log(usage);
     return values.help ? 0 : 2;
   }
-  if (command === 'train') {
+  if (command === 'train' || command === 'tune') {
     const source = dataSource(values);
     const out = resolve(values.out ?? 'models');
     const epochs = (flag: string) => {
       const n = positiveInt(flag, values[flag as keyof typeof values] as string | undefined);
       return n === undefined ? {} : { epochs: n };
     };
+    const settings = modelOptions(values, source);
+    const seed = wholeNumber('seed', values.seed) ?? 0;
+    const threads = wholeNumber('threads', values.threads) ?? 1;
     const progress = progressReporter();
+    const log = (line: string) => {
+      progress.stop();
+      process.stderr.write(`${line}\n`);
+    };
+    let tuning: TrainRunOptions['tuning'];
+    if (command === 'tune') {
+      if (values.validation) throw new UsageError('tune: validates on its own slice; --validation is for train');
+      const grid: Partial<TuneGrid> = {
+        temperatures: numberList('temperatures', values.temperatures) ?? TUNE_GRID.temperatures,
+        retrievalLrs: numberList('retrieval-lrs', values['retrieval-lrs']) ?? TUNE_GRID.retrievalLrs,
+        rankingLrs: numberList('ranking-lrs', values['ranking-lrs']) ?? TUNE_GRID.rankingLrs,
+        retrievalEpochs: positiveInt('retrieval-epochs', values['retrieval-epochs']) ?? TUNE_GRID.retrievalEpochs,
+        rankingEpochs: positiveInt('ranking-epochs', values['ranking-epochs']) ?? TUNE_GRID.rankingEpochs,
+      };
+      process.stderr.write(`tuning on the validation slice of ${describeSource(source)}\n`);
+      const chosen = await tune(source, {
+        seed,
+        threads,
+        history: settings.preparation?.history,
+        grid,
+        retrieval: settings.retrieval,
+        ranking: settings.ranking,
+        onProgress: progress.onProgress,
+        log,
+      });
+      const tt = chosen.twoTower!.chosen;
+      const dl = chosen.dlrm!.chosen;
+      settings.retrieval = {
+        ...settings.retrieval,
+        lr: tt.lr,
+        epochs: tt.epochs,
+        twoTower: { ...settings.retrieval?.twoTower, temperature: tt.temperature },
+      };
+      settings.ranking = { ...settings.ranking, lr: dl.lr, epochs: dl.epochs };
+      tuning = { 'two-tower': { ...chosen.twoTower }, dlrm: { ...chosen.dlrm } };
+      log(`tune chose: two-tower ${JSON.stringify(tt)}, dlrm ${JSON.stringify(dl)}`);
+    }
     process.stderr.write(`training on ${describeSource(source)} into ${out}\n`);
     try {
       const result = await trainRun(source, {
         out,
-        seed: wholeNumber('seed', values.seed) ?? 0,
-        threads: wholeNumber('threads', values.threads) ?? 1,
-        retrieval: epochs('retrieval-epochs'),
-        ranking: epochs('ranking-epochs'),
+        seed,
+        threads,
+        retrieval: settings.retrieval,
+        ranking: settings.ranking,
         preranking: epochs('preranking-epochs'),
+        preparation: settings.preparation,
+        patience: settings.patience,
+        tuning,
         compareUncorrected: !values['no-baseline'],
         onProgress: progress.onProgress,
-        log: (line) => {
-          progress.stop();
-          process.stderr.write(`${line}\n`);
-        },
+        log,
       });
       progress.stop();
       console.log(

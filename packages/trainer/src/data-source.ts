@@ -1,4 +1,6 @@
 import {
+  holdOutValidation,
+  withUserHistory,
   type SyntheticOptions,
   type TrainingSetup,
   buildTrainingSetup,
@@ -8,10 +10,10 @@ import {
 } from '@recsys/data';
 import { resolve } from 'node:path';
 
-import type { DataSource } from '@recsys/model-format';
+import type { DataSource, SetupPreparation } from '@recsys/model-format';
 
 // Where a training run's data comes from is part of the model format (every manifest records it).
-export type { DataSource } from '@recsys/model-format';
+export type { DataSource, SetupPreparation } from '@recsys/model-format';
 
 /** The demo and test default: small enough to train in seconds, with planted structure. */
 export const DEFAULT_SYNTHETIC: SyntheticOptions = { seed: 42, users: 2000, items: 1000, interactionsPerUser: 40 };
@@ -19,12 +21,31 @@ export const DEFAULT_SYNTHETIC: SyntheticOptions = { seed: 42, users: 2000, item
 export function loadSetup(source: DataSource): TrainingSetup {
   switch (source.kind) {
     case 'ml100k':
-      return ml100kProtocol(resolve(source.dir));
+      return ml100kProtocol(resolve(source.dir), { itemSide: source.itemSide });
     case 'synthetic':
       return buildTrainingSetup(generateSynthetic(source.options), source.setup);
     case 'files':
       return buildTrainingSetup(loadDatasetFiles(resolve(source.dir), { positiveThreshold: source.positiveThreshold }), source.setup);
   }
+}
+
+export interface PreparedSetup {
+  /** Fitted rows are split 1, test rows 0: what the models are evaluated on (the validation rows count as train). */
+  setup: TrainingSetup;
+  /** Fitted rows 1, the validation slice 0, test rows 2 (never read); the same as setup without validation. */
+  fit: TrainingSetup;
+}
+
+/**
+ * The setup a run trains on. History columns and train counts come from the fitted rows only, so the
+ * validation slice of a run that holds one out never leaks into its features.
+ */
+export function prepareSetup(source: DataSource | TrainingSetup, preparation: SetupPreparation = {}): PreparedSetup {
+  const base = 'dataset' in source ? source : loadSetup(source);
+  const held = preparation.validation ? holdOutValidation(base) : base;
+  const fit = preparation.history ? withUserHistory(held, preparation.history) : held;
+  if (!preparation.validation) return { setup: fit, fit };
+  return { setup: { ...fit, split: base.split }, fit };
 }
 
 export function describeSource(source: DataSource): string {

@@ -1,10 +1,14 @@
 import { type FeatureSpec, type TrainingSetup, RECENT_ITEMS, encodeTable, userStateContext } from '@recsys/data';
+import { auc, logLoss } from './eval/metrics.js';
 import type { RankingEvaluation, RetrievalEvaluation } from './eval/report.js';
 import { rankingEvaluation, retrievalEvaluation } from './evaluation.js';
 import { toOnnxModel } from './graph/onnx.js';
 import { OrtRunner } from './graph/ort-runner.js';
 import { inputLayout } from './models/inputs.js';
+import type { Dlrm } from './models/dlrm.js';
 import type { Tower, TwoTower } from './models/two-tower.js';
+import type { EpochValidation } from './train/loop.js';
+import type { EncodedSources } from './models/inputs.js';
 import { embedRows, rankByVectors, scorePreranking, scoreRanking } from './scoring.js';
 import { type TowerVectors, prerankerLayout } from './train/preranking.js';
 import { encodeSources, labelsOf, splitRows } from './train/ranking.js';
@@ -75,4 +79,45 @@ export async function trainedTowerVectors(setup: TrainingSetup, model: TwoTower)
     await user.release();
     await item.release();
   }
+}
+
+/** The score a two-tower's validation keeps the best epoch by: the mean of Recall@10, @50 and @100. */
+export function retrievalScore(recall: Record<string, number>): number {
+  return (recall['recall@10']! + recall['recall@50']! + recall['recall@100']!) / 3;
+}
+
+/**
+ * Per-epoch validation of a two-tower on the setup's evaluation side (split 0: the validation slice
+ * of a held-out setup), candidates excluding the fitted items; scored by retrievalScore.
+ */
+export function retrievalValidation(setup: TrainingSetup, patience?: number): (model: TwoTower) => EpochValidation {
+  return (model) => ({
+    patience,
+    evaluate: async () => {
+      const { recall } = await evaluateRetrieval(setup, await trainedTowerVectors(setup, model));
+      return { score: retrievalScore(recall), metrics: recall };
+    },
+  });
+}
+
+/** Per-epoch validation of a DLRM on the setup's split-0 rows: AUC (kept by) and log loss. */
+export function rankingValidation(setup: TrainingSetup, patience?: number): (model: Dlrm, sources: EncodedSources) => EpochValidation {
+  const rows = splitRows(setup, false);
+  const labels = labelsOf(setup, rows);
+  return (model, sources) => ({
+    patience,
+    evaluate: async () => {
+      const runner = await OrtRunner.create(
+        toOnnxModel({ name: 'dlrm', outputs: { probability: model.probability }, params: 'initializer' }),
+        { threads: 1 },
+      );
+      try {
+        const probs = await scoreRanking(runner, model.layout, setup, sources, rows);
+        const metrics = { auc: auc(labels, probs), logloss: logLoss(labels, probs) };
+        return { score: metrics.auc, metrics };
+      } finally {
+        await runner.release();
+      }
+    },
+  });
 }

@@ -1,7 +1,7 @@
 import { fingerprint } from '@recsys/data';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadSetup } from './data-source.js';
+import { prepareSetup } from './data-source.js';
 import type { RankingEvaluation, RetrievalEvaluation } from './eval/report.js';
 import { evaluateDlrm, evaluatePreranker, evaluateRetrieval, towerVectors } from './evaluate-models.js';
 import { maxDiff } from './export/exporter.js';
@@ -50,7 +50,7 @@ export async function evaluateVersion(root: string, version?: string): Promise<V
   }
   const first = [...manifests.values()][0];
   if (!first) throw new Error(`${root}: version ${v} has no models`);
-  const setup = loadSetup(first.manifest.data.source);
+  const { setup } = prepareSetup(first.manifest.data.source, first.manifest.data.preparation);
   const fp = fingerprint(setup);
   if (fp !== first.manifest.data.fingerprint)
     throw new Error(

@@ -22,3 +22,5 @@ export * from './train/loop.js';
 export * from './train/preranking.js';
 export * from './train/ranking.js';
 export * from './train/retrieval.js';
+export * from './strong.js';
+export * from './tune.js';

@@ -2,8 +2,16 @@ import { type FeatureSpec, type TrainingSetup, fingerprint } from '@recsys/data'
 import { join } from 'node:path';
 import type { EvaluationReport, ModelReport, RankingEvaluation, RetrievalEvaluation } from './eval/report.js';
 import { writeReport } from './eval/report.js';
-import { type DataSource, loadSetup } from './data-source.js';
-import { evaluateDlrm, evaluatePreranker, evaluateRetrieval, towerVectors, trainedTowerVectors } from './evaluate-models.js';
+import { type DataSource, type SetupPreparation, prepareSetup } from './data-source.js';
+import {
+  evaluateDlrm,
+  evaluatePreranker,
+  evaluateRetrieval,
+  rankingValidation,
+  retrievalValidation,
+  towerVectors,
+  trainedTowerVectors,
+} from './evaluate-models.js';
 import { OPSET, exportGraph } from './export/exporter.js';
 import { type ModelManifest, type ModelName, MANIFEST_FORMAT, VersionWriter, nextVersion, sha256 } from '@recsys/model-format';
 import { OrtRunner } from './graph/ort-runner.js';
@@ -37,6 +45,12 @@ export interface TrainRunOptions {
   compareUncorrected?: boolean;
   /** Which models to train (default all); the pre-ranker reads the two-tower of its own run, so it needs 'two-tower'. */
   models?: readonly ModelName[];
+  /** User history features and a validation slice (per-epoch validation, the best epoch kept). */
+  preparation?: SetupPreparation;
+  /** With a validation slice: epochs without a better validation score before a model stops early. */
+  patience?: number;
+  /** What `recsys tune` chose, recorded in the manifests. */
+  tuning?: Partial<Record<ModelName, Record<string, unknown>>>;
   onProgress?: ProgressListener;
   log?: (line: string) => void;
 }
@@ -89,8 +103,15 @@ function trainingRecord(
     examples: loop.examples,
     seconds: loop.seconds,
     examplesPerS: loop.examplesPerS,
+    epochsRun: loop.epochsRun,
+    bestEpoch: loop.bestEpoch,
+    ...(loop.validation ? { validation: loop.validation } : {}),
     ...extra,
   };
+}
+
+function validationReport(loop: LoopResult): Pick<ModelReport, 'validation' | 'bestEpoch'> {
+  return loop.validation ? { validation: loop.validation, bestEpoch: loop.bestEpoch } : {};
 }
 
 function rankingMetrics(e: RankingEvaluation): Record<string, number> {
@@ -110,7 +131,9 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
   const seed = options.seed ?? 0;
   const threads = options.threads ?? 1;
   const common = { seed, threads, onProgress: options.onProgress };
-  const setup = loadSetup(source);
+  const preparation = options.preparation ?? {};
+  const { setup, fit } = prepareSetup(source, preparation);
+  const validating = preparation.validation === true;
   const { dataset } = setup;
   const trainRows = setup.split.reduce((n, s) => n + s, 0);
   const data = {
@@ -121,6 +144,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
     items: dataset.items.ids.length,
     trainRows,
     testRows: setup.split.length - trainRows,
+    ...(options.preparation ? { preparation } : {}),
   };
   const version = await nextVersion(options.out);
   const createdAt = new Date().toISOString();
@@ -174,7 +198,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
 
   async function trainTwoTowerStage(): Promise<void> {
     const rOpts = { ...RETRIEVAL_DEFAULTS, ...options.retrieval, ...common };
-    const tt = await trainTwoTower(setup, rOpts);
+    const tt = await trainTwoTower(fit, rOpts, validating ? retrievalValidation(fit, options.patience) : undefined);
     const ttWriter = await stage('two-tower');
     const exportTower = (side: 'user' | 'item', tower: Tower, sources: EncodedSources, count: number) =>
       exportGraph(
@@ -210,7 +234,11 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
     );
     let baseline: RetrievalEvaluation | undefined;
     if (options.compareUncorrected ?? true) {
-      const plain = await trainTwoTower(setup, { ...rOpts, correction: false });
+      const plain = await trainTwoTower(
+        fit,
+        { ...rOpts, correction: false },
+        validating ? retrievalValidation(fit, options.patience) : undefined,
+      );
       baseline = await evaluateRetrieval(setup, await trainedTowerVectors(setup, plain.model));
       log(
         `two-tower without correction: ${Object.entries(baseline.recall)
@@ -227,7 +255,12 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
       graphs: { user_tower: userGraph.description, item_tower: itemGraph.description },
       featureSpecs: { user: setup.userTower, item: setup.itemTower },
       config: { ...tt.model.config },
-      training: trainingRecord(rOpts, tt.loop, { correction: rOpts.correction, estimator: rOpts.estimator }),
+      training: trainingRecord(rOpts, tt.loop, {
+        correction: rOpts.correction,
+        estimator: rOpts.estimator,
+        sampledNegatives: rOpts.sampledNegatives ?? 0,
+        ...(options.tuning?.['two-tower'] ? { tuning: options.tuning['two-tower'] } : {}),
+      }),
       metrics: {
         ...retrieval.recall,
         ...(baseline ? Object.fromEntries(Object.entries(baseline.recall).map(([k, v]) => [`${k}_uncorrected`, v])) : {}),
@@ -254,6 +287,15 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
       trainExamplesPerS: tt.loop.examplesPerS,
       epochs: rOpts.epochs,
       trainingCurve: tt.loop.curve,
+      ...validationReport(tt.loop),
+      options: {
+        ...tt.model.config,
+        sampledNegatives: rOpts.sampledNegatives ?? 0,
+        correction: rOpts.correction,
+        lr: rOpts.lr,
+        batchSize: rOpts.batchSize,
+        history: preparation.history?.tower ?? 0,
+      },
       retrieval,
       ...(baseline ? { baseline: { label: 'without logQ correction', retrieval: baseline } } : {}),
     });
@@ -261,7 +303,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
 
   async function trainDlrmStage(): Promise<void> {
     const dOpts = { ...RANKING_DEFAULTS, ...options.ranking, ...common };
-    const dlrm = await trainDlrm(setup, dOpts);
+    const dlrm = await trainDlrm(fit, dOpts, validating ? rankingValidation(fit, options.patience) : undefined);
     const dWriter = await stage('dlrm');
     const checkRows = splitRows(setup, true).subarray(0, CHECK_ROWS);
     const dGraph = await exportGraph(
@@ -285,7 +327,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
       graphs: { model: dGraph.description },
       featureSpecs: { model: setup.ranking },
       config: { ...dlrm.model.config, interactionPairs: dlrm.model.interactionPairs },
-      training: trainingRecord(dOpts, dlrm.loop),
+      training: trainingRecord(dOpts, dlrm.loop, options.tuning?.dlrm ? { tuning: options.tuning.dlrm } : {}),
       metrics: rankingMetrics(ranking),
       data,
     };
@@ -301,6 +343,14 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
       trainExamplesPerS: dlrm.loop.examplesPerS,
       epochs: dOpts.epochs,
       trainingCurve: dlrm.loop.curve,
+      ...validationReport(dlrm.loop),
+      options: {
+        ...dlrm.model.config,
+        lr: dOpts.lr,
+        batchSize: dOpts.batchSize,
+        history: preparation.history?.ranking ?? 0,
+        historyItems: preparation.history?.rankingItems ?? 'all',
+      },
       ranking,
     });
   }
@@ -311,7 +361,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
     if (vectors === undefined) throw new Error('trainRun: the pre-ranker needs the two-tower of this run');
     const checkRows = splitRows(setup, true).subarray(0, CHECK_ROWS);
     const pOpts = { ...PRERANKING_DEFAULTS, ...options.preranking, ...common };
-    const pre = await trainPreranker(setup, vectors, pOpts);
+    const pre = await trainPreranker(fit, vectors, pOpts);
     const pWriter = await stage('preranker');
     const prerankSpec: FeatureSpec = { features: pre.layout?.continuous ?? [] };
     const pGraph = await exportGraph(

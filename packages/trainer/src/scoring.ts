@@ -100,7 +100,7 @@ export async function rankByVectors(
   for (let r = 0; r < interactions.length; r++) {
     const u = interactions.user[r]!;
     if (setup.split[r] === 1) (seen.get(u) ?? seen.set(u, []).get(u)!).push(interactions.item[r]!);
-    else if (interactions.value[r]! >= setup.dataset.positiveThreshold)
+    else if (setup.split[r] === 0 && interactions.value[r]! >= setup.dataset.positiveThreshold)
       (truth.get(u) ?? truth.set(u, new Set()).get(u)!).add(interactions.item[r]!);
   }
   let users = [...truth.keys()].sort((a, b) => a - b);

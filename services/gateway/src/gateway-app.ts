@@ -32,13 +32,13 @@ export async function startGatewayService(
 ): Promise<RunningGateway> {
   const serviceMetrics = new ServiceMetrics('gateway');
   const metrics = new GatewayMetrics(serviceMetrics);
-  // A restarted stage is used again within a second (grpc-js's default reconnect backoff grows to two minutes), and
-  // calls spread over every address a dns:/// name resolves to (a headless Kubernetes Service's replicas).
+  // A restarted stage is used again within a second (grpc-js's default reconnect backoff grows to two minutes); calls
+  // spread over every address a dns:/// name resolves to (a headless Kubernetes Service's replicas) as every
+  // service-kit client's do.
   const options = {
     channelOptions: {
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1000,
-      'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
     },
   };
   const clients: StageClients = {

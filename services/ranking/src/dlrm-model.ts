@@ -1,9 +1,9 @@
-import { RECENT_ITEMS } from '@recsys/data';
 import {
   EncodedItemReader,
   type EncodedItemReaderOptions,
   type ExecutionProvider,
   FeedAssembler,
+  historySlots,
   ModelLoadError,
   ModelSession,
   type ModelVersion,
@@ -36,7 +36,7 @@ export class DlrmModel {
     readonly version: string,
     readonly layout: InputLayout,
     readonly assembler: FeedAssembler,
-    /** recent_items slots the model reads (0 when it reads none). */
+    /** History slots the model reads (recent items, user history; 0 when it reads none). */
     readonly historyLength: number,
     readonly items: EncodedItemReader,
     readonly batcher: InferenceBatcher,
@@ -59,7 +59,6 @@ export class DlrmModel {
         `${model.dir}: the feature spec makes inputs [${expected.join(', ')}], the graph declares [${declared.join(', ')}]`,
       );
     }
-    const recent = spec.features.find((f) => f.kind === 'multi' && f.source === 'context' && f.column === RECENT_ITEMS);
     const session = await ModelSession.create(bytes, graph.inputs, {
       label: `dlrm v${model.version}`,
       providers: options.providers,
@@ -78,7 +77,7 @@ export class DlrmModel {
       batcher.seedThroughput(rows, performance.now() - started);
       const assembler = FeedAssembler.of(layout);
       const items = new EncodedItemReader(assembler, options.itemCache);
-      return new DlrmModel(session, model.version, layout, assembler, recent?.kind === 'multi' ? recent.maxValues : 0, items, batcher);
+      return new DlrmModel(session, model.version, layout, assembler, historySlots(spec), items, batcher);
     } catch (error) {
       await session.release();
       throw error;

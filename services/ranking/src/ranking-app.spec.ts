@@ -319,12 +319,16 @@ describe('ranking service (real DLRM, feature service on Redis, gRPC)', () => {
       details: 'the inference queue is full (2 requests waiting); retry later',
     });
     const text = await metricsText(service);
+    // What a KEDA ScaledObject scales on: the queue's depth and the calls in flight (the refused ones are done).
+    expect(text).toMatch(/^ranking_queue_depth\{service="ranking"\} 2$/m);
+    expect(text).toMatch(/^grpc_server_in_flight_requests\{service="ranking"\} 2$/m);
     expect(text).toMatch(/ranking_rejected_total\{reason="deadline"[^}]*\} 1/);
     expect(text).toMatch(/ranking_rejected_total\{reason="queue_full"[^}]*\} 1/);
     // Once nobody else is on the way, the waiting batch runs: the queued requests are answered.
     arriving.cancel();
     expect((await first).candidates).toHaveLength(40);
     expect((await second).candidates).toHaveLength(10);
+    expect(await metricsText(service)).toMatch(/^ranking_queue_depth\{service="ranking"\} 0$/m);
   });
 
   it('serves repeated candidates from its item cache with the answers of an uncached service, and sees changes after the TTLs', async () => {

@@ -56,10 +56,21 @@ export async function startRankingService(
       },
       `dlrm v${version} serves on ${model.provider}`,
     ],
-    serve: (models, features) => ({
-      module: RankingModule.register(new RankingService(models, features, config, metrics)),
-      services: [ranking.RankingService],
-    }),
+    serve: (models, features) => {
+      // The autoscaling signal for a KEDA ScaledObject: requests waiting for inference, read at each scrape.
+      serviceMetrics.sampledGauge('ranking_queue_depth', 'Requests waiting for inference (the serving model version)', () => {
+        const serving = models.acquire();
+        try {
+          return serving.model.batcher.queueLength;
+        } finally {
+          serving.release();
+        }
+      });
+      return {
+        module: RankingModule.register(new RankingService(models, features, config, metrics)),
+        services: [ranking.RankingService],
+      };
+    },
   });
   const stop = running.close;
   let closing: Promise<void> | undefined;

@@ -44,6 +44,11 @@ export interface ModelReport {
   retrieval?: RetrievalEvaluation;
   /** E.g. the two-tower without logQ correction, for comparison. */
   baseline?: { label: string; retrieval?: RetrievalEvaluation; ranking?: RankingEvaluation };
+  /** The settings the model was trained with (architecture, negatives, history, learning rate). */
+  options?: Record<string, unknown>;
+  /** Per-epoch metrics on the validation slice, when one was held out; the model keeps bestEpoch. */
+  validation?: { epoch: number; score: number; metrics: Record<string, number> }[];
+  bestEpoch?: number;
 }
 
 export interface EvaluationReport {
@@ -155,6 +160,8 @@ function modelSection(m: ModelReport, index: number): string {
     `<section id="model-${index}">`,
     `<h2>${escapeHtml(m.name)} <span class="muted">${escapeHtml(m.kind)} · ${escapeHtml(m.version)}</span></h2>`,
     metricsTable(m),
+    ...(m.options ? [optionsTable(m.options)] : []),
+    ...(m.validation?.length ? [validationTable(m)] : []),
   ];
   const charts: string[] = [];
   if (m.ranking) charts.push(rocChart(m));
@@ -162,6 +169,29 @@ function modelSection(m: ModelReport, index: number): string {
   charts.push(...trainingCharts(m));
   out.push(`<div class="charts">\n${charts.join('\n')}\n</div>`, '</section>');
   return out.join('\n');
+}
+
+/** The settings the model was trained with, one row each. */
+function optionsTable(options: Record<string, unknown>): string {
+  const text = (v: unknown) => escapeHtml(typeof v === 'object' ? JSON.stringify(v) : String(v));
+  return table(
+    ['Setting', 'Value'],
+    Object.entries(options).map(([k, v]) => [escapeHtml(k), text(v)]),
+  );
+}
+
+/** Validation metrics per epoch; the kept (best) epoch marked. */
+function validationTable(m: ModelReport): string {
+  const points = m.validation!;
+  const keys = [...new Set(points.flatMap((p) => Object.keys(p.metrics)))];
+  return table(
+    ['Epoch', 'Validation score', ...keys.map(escapeHtml)],
+    points.map((p) => [
+      `${p.epoch}${p.epoch === m.bestEpoch ? ' (kept)' : ''}`,
+      p.score.toFixed(4),
+      ...keys.map((k) => (p.metrics[k] === undefined ? '' : p.metrics[k].toFixed(4))),
+    ]),
+  );
 }
 
 type Direction = 'higher' | 'lower' | 'none';

@@ -1,7 +1,7 @@
 import type { FeatureSpec, Random } from '@recsys/data';
-import { type Node, g } from '../graph/graph.js';
+import { type Node, g, nn } from '../graph/graph.js';
 import { type InputLayout, type InputNodes, embedAll, inputLayout, inputNodes, tableSizes } from './inputs.js';
-import { Mlp, dlrmLinearInit, init } from './layers.js';
+import { Mlp, dlrmLinearInit, init, torchLinearInit } from './layers.js';
 
 export interface DlrmConfig {
   embeddingDim: number;
@@ -9,9 +9,19 @@ export interface DlrmConfig {
   bottom: number[];
   /** Top MLP hidden widths (a final width-1 layer is added). */
   top: number[];
+  /**
+   * How the F vectors interact: 'dot' (the DLRM reference: pairwise dots, strict lower triangle, beside
+   * the bottom output), 'dcn' (DCN-v2 cross layers over the F·d concatenation) or 'dotdcn' (both).
+   */
+  interaction: DlrmInteraction;
+  /** DCN-v2 cross layers (with 'dcn' and 'dotdcn'). */
+  crossLayers: number;
 }
 
-export const DLRM_DEFAULTS: DlrmConfig = { embeddingDim: 16, bottom: [64, 16], top: [64, 32] };
+export type DlrmInteraction = 'dot' | 'dcn' | 'dotdcn';
+export const DLRM_INTERACTIONS: readonly DlrmInteraction[] = ['dot', 'dcn', 'dotdcn'];
+
+export const DLRM_DEFAULTS: DlrmConfig = { embeddingDim: 16, bottom: [64, 16], top: [64, 32], interaction: 'dot', crossLayers: 2 };
 
 /** Strict lower triangle of an f×f matrix in row-major order: (1,0), (2,0), (2,1), … as the DLRM reference. */
 export function lowerTrianglePairs(f: number): [number, number][] {
@@ -56,19 +66,43 @@ export class Dlrm {
     }
     const f = vectors.length;
     if (f < 2) throw new Error('dlrm: needs at least two vectors to interact');
-    const stacked = g.reshape(g.concat(vectors, 1), ['B', f, d]);
-    const dots = g.reshape(g.matmul(stacked, g.transpose(stacked, [0, 2, 1])), ['B', f * f]);
-    const pairs = lowerTrianglePairs(f);
-    this.interactionPairs = pairs.length;
-    const z = g.selectColumns(
-      dots,
-      pairs.map(([i, j]) => i * f + j),
-    );
-    const topInput = bottom ? g.concat([vectors[0]!, z], 1) : z;
+    if (!DLRM_INTERACTIONS.includes(config.interaction))
+      throw new Error(`dlrm: interaction must be one of ${DLRM_INTERACTIONS.join(', ')}, got ${String(config.interaction)}`);
+    const flat = g.concat(vectors, 1);
+    const parts: Node[] = [];
+    this.interactionPairs = 0;
+    if (config.interaction !== 'dcn') {
+      const stacked = g.reshape(flat, ['B', f, d]);
+      const dots = g.reshape(g.matmul(stacked, g.transpose(stacked, [0, 2, 1])), ['B', f * f]);
+      const pairs = lowerTrianglePairs(f);
+      this.interactionPairs = pairs.length;
+      const z = g.selectColumns(
+        dots,
+        pairs.map(([i, j]) => i * f + j),
+      );
+      parts.push(...(bottom ? [vectors[0]!, z] : [z]));
+    }
+    const cross: Node[] = [];
+    if (config.interaction !== 'dot') {
+      if (!(Number.isInteger(config.crossLayers) && config.crossLayers >= 1))
+        throw new Error(`dlrm: crossLayers must be a whole number >= 1, got ${config.crossLayers}`);
+      // DCN-v2 (Wang et al. 2021): x_{l+1} = x0 ⊙ (x_l W_l + b_l) + x_l over x0 = the F vectors concatenated.
+      const width = f * d;
+      let xl = flat;
+      for (let l = 0; l < config.crossLayers; l++) {
+        const how = torchLinearInit(width, width);
+        const weight = g.param(`cross.${l}.weight`, [width, width], how.weight(width * width, rng));
+        const bias = g.param(`cross.${l}.bias`, [width], how.bias(width, rng));
+        cross.push(weight, bias);
+        xl = g.add(g.mul(flat, nn.linear(xl, weight, bias)), xl);
+      }
+      parts.push(xl);
+    }
+    const topInput = parts.length === 1 ? parts[0]! : g.concat(parts, 1);
     const top = new Mlp('top', [topInput.shape[1] as number, ...config.top, 1], rng, dlrmLinearInit, false);
     this.logit = g.reshape(top.apply(topInput), ['B']);
     this.probability = g.sigmoid(this.logit);
-    this.params = [...this.tables, ...(bottom?.params ?? []), ...top.params];
+    this.params = [...this.tables, ...(bottom?.params ?? []), ...cross, ...top.params];
   }
 
   /** Mean binary cross-entropy against `labels` [B]; `inv_batch` [] is 1/B. */

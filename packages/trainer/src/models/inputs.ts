@@ -18,8 +18,9 @@ export interface InputNodes {
   multi: { codes: Node; weights: Node }[];
 }
 
-export function inputNodes(layout: InputLayout, prefix = ''): InputNodes {
-  const byName = new Map(describeInputsOf(layout, prefix).map((d) => [d.name, g.input(d.name, d.shape, d.dtype)]));
+/** The input nodes of a layout; `batch` names the rows' symbolic dim (the item tower's rows differ from the users' in training). */
+export function inputNodes(layout: InputLayout, prefix = '', batch = 'B'): InputNodes {
+  const byName = new Map(describeInputsOf(layout, prefix, batch).map((d) => [d.name, g.input(d.name, d.shape, d.dtype)]));
   return {
     categorical: byName.get(`${prefix}categorical`),
     continuous: byName.get(`${prefix}continuous`),

@@ -21,10 +21,10 @@ export class Tower {
   readonly params: Node[];
   readonly output: Node;
 
-  constructor(name: string, spec: FeatureSpec, config: TwoTowerConfig, rng: Random, prefix: string) {
+  constructor(name: string, spec: FeatureSpec, config: TwoTowerConfig, rng: Random, prefix: string, batch = 'B') {
     const d = config.embeddingDim;
     this.layout = inputLayout(spec);
-    this.inputs = inputNodes(this.layout, prefix);
+    this.inputs = inputNodes(this.layout, prefix, batch);
     const features = [...this.layout.categorical, ...this.layout.multi];
     // nn.Embedding's default initialisation, N(0, 1), as the reference towers.
     const tables = tableSizes(this.layout).map((n, k) => g.param(`${name}.emb.${features[k]!.name}`, [n, d], init.normal(1)(n * d, rng)));
@@ -43,8 +43,10 @@ export class Tower {
 }
 
 /**
- * Two-tower retrieval: user and item towers; in-batch softmax over user·item / temperature,
- * minus log p(item) (sampling-bias correction, fed as `logq`), accidental hits masked (`mask`).
+ * Two-tower retrieval: user and item towers; softmax over user·item / temperature minus log q(item)
+ * (sampling-bias correction, fed as `logq`), accidental hits masked (`mask`). The item side's rows
+ * (symbolic dim N) are the batch's own items, then any sampled negatives (mixed negative sampling,
+ * Yang et al. 2020): the feeds decide, the graph is the same.
  */
 export class TwoTower {
   readonly user: Tower;
@@ -57,7 +59,7 @@ export class TwoTower {
     rng: Random,
   ) {
     this.user = new Tower('user', userSpec, config, rng, 'user_');
-    this.item = new Tower('item', itemSpec, config, rng, 'item_');
+    this.item = new Tower('item', itemSpec, config, rng, 'item_', 'N');
   }
 
   get params(): Node[] {
@@ -65,14 +67,15 @@ export class TwoTower {
   }
 
   /**
-   * Mean in-batch softmax cross-entropy. Feeds: `logq` [B] (log p of each example's item, zeros
-   * without correction), `mask` [B, B] (-1e9 where a row's in-batch item is its own positive
-   * but not on the diagonal, else 0), `targets` [B, B] (identity), `inv_batch` [] (1/B).
+   * Mean softmax cross-entropy over the N item rows. Feeds: `logq` [N] (log q of each item row: the
+   * streaming estimate for the batch's items, log(sampled / corpus) for uniform negatives, zeros
+   * without correction), `mask` [B, N] (-1e9 where an item row is the example's own positive but not
+   * its target column, else 0), `targets` [B, N] (1 at each example's own column), `inv_batch` [] (1/B).
    */
   loss(): Node {
-    const logq = g.input('logq', ['B']);
-    const mask = g.input('mask', ['B', 'B']);
-    const targets = g.input('targets', ['B', 'B']);
+    const logq = g.input('logq', ['N']);
+    const mask = g.input('mask', ['B', 'N']);
+    const targets = g.input('targets', ['B', 'N']);
     const invBatch = g.input('inv_batch', []);
     const scores = g.div(g.matmul(this.user.output, g.transpose(this.item.output)), g.scalar(this.config.temperature));
     const logits = g.add(g.sub(scores, logq), mask);

@@ -26,6 +26,8 @@ export interface TrainOptions {
   threads?: number;
   lazyEmbeddings?: GraphTrainerOptions['lazyEmbeddings'];
   onProgress?: ProgressListener;
+  /** Epochs without a better validation score before training stops (with a validation slice); undefined runs every epoch. */
+  patience?: number;
 }
 
 /** The loop settings that come straight from a model's TrainOptions. */
@@ -54,13 +56,35 @@ export interface LoopOptions {
   onProgress?: ProgressListener;
   /** Curve points per epoch. */
   curvePoints?: number;
+  /** Validation after each epoch: the loop keeps the params of the best epoch and may stop early. */
+  validation?: EpochValidation;
+}
+
+/** Scores the model (its params as they stand) after an epoch; higher `score` is better. */
+export interface EpochValidation {
+  evaluate: (epoch: number) => Promise<{ score: number; metrics: Record<string, number> }>;
+  /** Stop after this many epochs without a better score (undefined: run every epoch, still keep the best). */
+  patience?: number;
+}
+
+export interface ValidationPoint {
+  epoch: number;
+  score: number;
+  metrics: Record<string, number>;
 }
 
 export interface LoopResult {
   curve: TrainingCurvePoint[];
   examples: number;
+  /** Training seconds: validation passes are not counted. */
   seconds: number;
   examplesPerS: number;
+  /** Per epoch, when validated. */
+  validation?: ValidationPoint[];
+  /** The epoch whose params the model holds (the best validated one; the last without validation). */
+  bestEpoch: number;
+  /** Epochs trained (fewer than asked when stopped early). */
+  epochsRun: number;
 }
 
 /** Epochs of shuffled mini-batches; records the loss curve and throughput (the whole loop is timed, feeds included). */
@@ -85,7 +109,10 @@ async function epochs(o: LoopOptions, trainer: GraphTrainer): Promise<LoopResult
   const stepsPerEpoch = Math.ceil(o.count / o.batchSize);
   const every = Math.max(1, Math.floor(stepsPerEpoch / (o.curvePoints ?? 20)));
   const curve: TrainingCurvePoint[] = [];
-  const start = performance.now();
+  let start = performance.now();
+  const validation: ValidationPoint[] = [];
+  let best: { epoch: number; score: number; params: Float32Array[] } | undefined;
+  let epochsRun = 0;
   let examples = 0;
   let step = 0;
   let windowLoss = 0;
@@ -118,7 +145,25 @@ async function epochs(o: LoopOptions, trainer: GraphTrainer): Promise<LoopResult
         });
       }
     }
+    epochsRun = epoch;
+    if (!o.validation) continue;
+    const pausedAt = performance.now();
+    const { score, metrics } = await o.validation.evaluate(epoch);
+    validation.push({ epoch, score, metrics });
+    if (!best || score > best.score) best = { epoch, score, params: o.params.map((p) => Float32Array.from(p.data as Float32Array)) };
+    // The validation pass is not training time.
+    start += performance.now() - pausedAt;
+    if (o.validation.patience !== undefined && epoch - best.epoch >= o.validation.patience) break;
   }
   const seconds = (performance.now() - start) / 1000;
-  return { curve, examples, seconds, examplesPerS: examples / seconds };
+  if (best && best.epoch !== epochsRun) o.params.forEach((p, k) => (p.data as Float32Array).set(best.params[k]!));
+  return {
+    curve,
+    examples,
+    seconds,
+    examplesPerS: examples / seconds,
+    ...(o.validation ? { validation } : {}),
+    bestEpoch: best?.epoch ?? epochsRun,
+    epochsRun,
+  };
 }

@@ -2,7 +2,7 @@ import { type EncodedTable, type TrainingSetup, Random, encodeTable } from '@rec
 import type { Tensor } from '../graph/evaluate.js';
 import { DLRM_DEFAULTS, Dlrm, type DlrmConfig } from '../models/dlrm.js';
 import { type EncodedSources, type InputLayout, batchFeeds } from '../models/inputs.js';
-import { type LoopResult, type TrainOptions, fromTrainOptions, labelFeeds, trainLoop } from './loop.js';
+import { type EpochValidation, type LoopResult, type TrainOptions, fromTrainOptions, labelFeeds, trainLoop } from './loop.js';
 
 export interface RankingTrainOptions extends TrainOptions {
   dlrm?: Partial<DlrmConfig>;
@@ -56,7 +56,14 @@ export interface TrainedRanking {
   loop: LoopResult;
 }
 
-export async function trainDlrm(setup: TrainingSetup, options: RankingTrainOptions): Promise<TrainedRanking> {
+/** Per-epoch validation of a DLRM being trained (its params as they stand), over the encoded sources. */
+export type RankingValidation = (model: Dlrm, sources: EncodedSources) => EpochValidation;
+
+export async function trainDlrm(
+  setup: TrainingSetup,
+  options: RankingTrainOptions,
+  validation?: RankingValidation,
+): Promise<TrainedRanking> {
   const rng = new Random(options.seed);
   const model = new Dlrm(setup.ranking, { ...DLRM_DEFAULTS, ...options.dlrm }, rng);
   const sources = encodeSources(setup);
@@ -69,6 +76,7 @@ export async function trainDlrm(setup: TrainingSetup, options: RankingTrainOptio
     rng,
     loss: model.loss().loss,
     params: model.params,
+    validation: validation?.(model, sources),
     feeds: (batch) => ({
       ...rankingFeeds(
         model.layout,
