@@ -15,9 +15,10 @@ module.exports = {
     },
     {
       name: 'no-server-ships-the-trainer',
-      comment: 'Services and the model runtime read models through @recsys/model-format; the trainer (autodiff, CLI) stays offline.',
+      comment:
+        'Services (the all-in-one process too) and the model runtime read models through @recsys/model-format; the trainer (autodiff, CLI) stays offline.',
       severity: 'error',
-      from: { path: '^(services/[^/]+|packages/serving|packages/model-format)/src/', pathNot: PRODUCTION },
+      from: { path: '^(services/[^/]+|packages/all-in-one|packages/serving|packages/model-format)/src/', pathNot: PRODUCTION },
       to: { path: '^packages/trainer/' },
     },
     {

@@ -41,7 +41,12 @@ const MODELS_DIR = process.env.BENCH_MODELS_DIR;
 const RESULTS = resolve(process.env.BENCH_RESULTS ?? join(repoRoot, 'test', 'bench', 'results', 'pipeline.md'));
 const LEVELS = [1, 8, 32, 64] as const;
 const K = 20;
-const FUNNEL = { RETRIEVE_MAX: '1000', RANK_MAX: '200' };
+/**
+ * The funnel every level runs: the gateway's adaptive counts are off unless BENCH_ADAPTIVE=true, so that each level (and the
+ * floor) measures 1,000 retrieved and 200 ranked rather than what the previous level's load shrank them to.
+ */
+const ADAPTIVE = process.env.BENCH_ADAPTIVE === 'true';
+const FUNNEL = { RETRIEVE_MAX: '1000', RANK_MAX: '200', ADAPTIVE_CANDIDATES: String(ADAPTIVE) };
 const SERVICES: readonly ServiceName[] = ['features', 'retrieval', 'preranking', 'ranking', 'reranking', 'gateway'];
 const WRK_SCRIPT = join(repoRoot, 'test', 'bench', 'wrk', 'recommend.lua');
 const GRPC_LOAD = join(__dirname, 'grpc-load.js');
@@ -258,7 +263,7 @@ function markdown(levels: readonly Level[], facts: Record<string, string | numbe
     '# bench:pipeline',
     '',
     `Run ${facts.date} with \`pnpm bench:pipeline\`: ${facts.items} items, ${facts.users} users, funnel retrieve ` +
-      `${FUNNEL.RETRIEVE_MAX} / rank ${FUNNEL.RANK_MAX} / return ${K}; ${DURATION_S} s per level; Node ${facts.node}; ` +
+      `${FUNNEL.RETRIEVE_MAX} / rank ${FUNNEL.RANK_MAX} / return ${K} (adaptive counts ${ADAPTIVE ? 'on' : 'off'}); ${DURATION_S} s per level; Node ${facts.node}; ` +
       `${facts.cores} cores (${facts.cpu}), ${facts.memory_gib} GiB; load average before the run ${facts.load_before}. ` +
       'The load generators (wrk for REST, grpc-load.js for gRPC) run on the same cores as the pipeline. The machine is ' +
       'shared: the figures are noisy, compare them only within one run.',
@@ -321,7 +326,8 @@ async function main(): Promise<void> {
       const manifest = (await loadModelVersion(pipeline.modelsDir, 'dlrm')).manifest;
       const users = manifest.data.users;
       facts = { ...facts, items: manifest.data.items, users };
-      // Warm-up: code paths optimised, connections open, the adaptive counts settled.
+      // The floor's requests first (one at a time, debug answers: each request's candidate sets), then a warm-up.
+      const plans = floor === undefined ? await debugPlans(pipeline.httpUrl, users, FLOOR_REQUESTS) : [];
       await restLoad(pipeline.httpUrl, 8, WARMUP_S, users);
       await grpcLoad(pipeline.addresses.gateway, 8, Math.min(WARMUP_S, 2), users);
       for (const concurrency of LEVELS) {
@@ -339,7 +345,6 @@ async function main(): Promise<void> {
       }
       for (const [name, pid] of Object.entries(processesOf(pipeline))) rss[`${mode}_${name}_rss_mib`] = rssMiB(pid);
       if (floor === undefined) {
-        const plans = await debugPlans(pipeline.httpUrl, users, FLOOR_REQUESTS);
         const samples = await measureFloor(pipeline, plans, Math.min(20, plans.length));
         floor = { floor_p50_ms: round(quantile(samples.floor, 0.5)) };
         for (const part of FLOOR_PARTS) floor[`floor_${part}_p50_ms`] = round(quantile(samples.parts[part], 0.5));

@@ -157,7 +157,7 @@ export class InProcessServer {
         reject(grpcCallError(code, details));
       };
       if (Number.isFinite(deadlineMs))
-        timer = setTimeout(() => stop(status.DEADLINE_EXCEEDED, 'Deadline exceeded'), deadlineMs - Date.now());
+        timer = setTimeout(() => stop(status.DEADLINE_EXCEEDED, 'Deadline exceeded'), Math.max(0, deadlineMs - Date.now()));
       signal?.addEventListener('abort', onAbort, { once: true });
       const callback = (error: unknown, value?: unknown) => {
         if (done) return;
