@@ -362,6 +362,8 @@ describe('REST API with CORS and a tight rate limit', () => {
     expect(preflight.headers.get('access-control-allow-origin')).toBe('https://shop.example');
     expect(preflight.headers.get('access-control-allow-methods')).toContain('POST');
     expect(preflight.headers.get('access-control-allow-headers')).toContain('authorization');
+    // A browser that traces may continue its trace through the gateway.
+    expect(preflight.headers.get('access-control-allow-headers')).toContain('traceparent');
   });
 
   it('answers 429 with Retry-After once the burst is spent, per key, shared with gRPC', async () => {

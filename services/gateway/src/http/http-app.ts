@@ -239,7 +239,7 @@ function cors(origins: readonly string[]): RequestHandler {
     if (req.method === 'OPTIONS' && req.get('access-control-request-method') !== undefined) {
       if (permitted) {
         res.set('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
-        res.set('Access-Control-Allow-Headers', 'authorization, x-api-key, content-type, x-request-id');
+        res.set('Access-Control-Allow-Headers', 'authorization, x-api-key, content-type, x-request-id, traceparent, tracestate');
         res.set('Access-Control-Max-Age', '600');
       }
       res.status(204).end();
