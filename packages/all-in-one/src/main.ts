@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { ConfigError, createLogger } from '@recsys/service-kit';
+import { ConfigError, createLogger, exitOnSignals } from '@recsys/service-kit';
 import { loadAllInOneConfig, startAllInOne, type AllInOne } from './all-in-one.js';
 
 /**
@@ -12,21 +12,8 @@ async function main(): Promise<void> {
     throw new ConfigError('STAGES_START', `expected now or on-sigusr2, got "${process.env.STAGES_START}"`);
   const logger = createLogger('all-in-one', loadAllInOneConfig().logLevel);
   const state: { running?: AllInOne } = {};
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    (state.running?.close() ?? Promise.resolve()).then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  // Signals before the start has finished stop what has started so far.
+  exitOnSignals(() => state.running?.close() ?? Promise.resolve(), logger);
   const started = await startAllInOne(process.env, { deferStages });
   state.running = started;
   if (deferStages) {

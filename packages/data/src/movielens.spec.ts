@@ -22,10 +22,9 @@ describe('MovieLens field helpers', () => {
 });
 
 describeData('MovieLens 100K (from ../shared/datasets/ml-100k)', () => {
-  it('loads users, items and ratings quickly', () => {
-    const start = performance.now();
+  // How fast it loads is a benchmark's question (bench:train reports its figures); tests assert no wall-clock time.
+  it('loads users, items and ratings', () => {
     const data = loadMovieLens100k(dir);
-    expect(performance.now() - start).toBeLessThan(1000);
     expect(data.name).toBe('ml-100k');
     expect(data.positiveThreshold).toBe(4);
     expect(data.users.ids).toHaveLength(943);

@@ -83,11 +83,11 @@ describe('generateSynthetic', () => {
     expect(agree / 1000).toBeGreaterThan(0.75);
   });
 
-  it('makes a million items in a few seconds', () => {
-    const start = performance.now();
+  // How fast is bench:pipeline's and bench:retrieval's question (both generate 1M-item catalogues); no wall-clock assert here.
+  it('makes a million items', () => {
     const big = generateSynthetic({ seed: 1, users: 1000, items: 1_000_000, interactionsPerUser: 10 });
     expect(big.items.ids).toHaveLength(1_000_000);
-    expect(performance.now() - start).toBeLessThan(8000);
+    expect(new Set(big.items.ids.slice(0, 1000)).size).toBe(1000);
   });
 
   it('refuses bad options', () => {

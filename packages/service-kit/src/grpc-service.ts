@@ -171,11 +171,18 @@ export function connectionAgeOptions(config: Pick<BaseServiceConfig, 'maxConnect
   return { 'grpc.max_connection_age_ms': config.maxConnectionAgeMs, 'grpc.max_connection_age_grace_ms': config.shutdownTimeoutMs };
 }
 
-/** SIGTERM or SIGINT drains and stops the service, then ends the process. */
-export function exitOnSignals(service: RunningGrpcService, logger: Logger): void {
+/**
+ * SIGTERM or SIGINT drains and stops the service (a started one, or whatever `close` stops when the signal comes), then
+ * ends the process: 0 when the close succeeded, 1 when it failed. A second signal while closing changes nothing.
+ */
+export function exitOnSignals(service: Pick<RunningGrpcService, 'close'> | (() => Promise<void>), logger: Logger): void {
+  const close = typeof service === 'function' ? service : () => service.close();
+  let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
     logger.info({ signal }, 'shutting down');
-    service.close().then(
+    close().then(
       () => process.exit(0),
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
