@@ -17,3 +17,21 @@ export function fieldNumber(schema: DescMessage, localName: string): number {
 export function fieldTag(schema: DescMessage, localName: string, wireType: number): number {
   return fieldNumber(schema, localName) * 8 + wireType;
 }
+
+/**
+ * Field numbers that must be equal in every schema given, because one wire writer or reader serves them all; throws at
+ * load when a contract change makes them differ.
+ */
+export function sharedFieldNumbers<const N extends string>(schemas: readonly DescMessage[], names: readonly N[]): Record<N, number> {
+  const out = {} as Record<N, number>;
+  for (const name of names) {
+    const numbers = schemas.map((schema) => fieldNumber(schema, name));
+    if (numbers.some((n) => n !== numbers[0])) {
+      throw new TypeError(
+        `${name} has different field numbers in ${schemas.map((s) => s.typeName).join(', ')}: ${numbers.join(', ')}; one wire module serves them all`,
+      );
+    }
+    out[name] = numbers[0]!;
+  }
+  return out;
+}

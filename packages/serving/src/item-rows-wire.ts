@@ -212,11 +212,9 @@ function readFeatures(c: Cursor, end: number, columns: ItemColumns, values: RawV
   }
 }
 
-/** The item's created_at_ms, as the last readItem saw it (0 when absent). */
-let lastCreatedAt = 0;
-
-function readItem(c: Cursor, end: number, columns: ItemColumns): RawValue[] {
-  lastCreatedAt = 0;
+/** The model's columns of one Item into a row's values; its created_at_ms (0 when absent) into `item.createdAtMs`. */
+function readItem(c: Cursor, end: number, columns: ItemColumns, item: { createdAtMs: number }): RawValue[] {
+  item.createdAtMs = 0;
   const values = new Array<RawValue>(columns.names.length).fill(undefined);
   // Which slots the Item's own fields filled: they take precedence over a feature of the same name.
   const fromFields = new Array<boolean>(columns.names.length).fill(false);
@@ -232,7 +230,7 @@ function readItem(c: Cursor, end: number, columns: ItemColumns): RawValue[] {
       }
     } else if (t === T.createdAt) {
       const createdAt = c.int64();
-      lastCreatedAt = createdAt > 0 ? createdAt : 0;
+      item.createdAtMs = createdAt > 0 ? createdAt : 0;
       if (createdAt > 0 && columns.createdAtSlot >= 0) {
         values[columns.createdAtSlot] = createdAt;
         fromFields[columns.createdAtSlot] = true;
@@ -268,6 +266,8 @@ export function decodeItemRows(bytes: Buffer, itemIds: readonly string[], column
   const c = new Cursor(bytes);
   const rows: ItemColumnsRow[] = [];
   const missing: string[] = [];
+  // One scratch for every item: readItem leaves the item's created_at_ms here.
+  const item = { createdAtMs: 0 };
   while (c.pos < bytes.length) {
     const t = c.varint();
     if (t === T.items) {
@@ -277,18 +277,17 @@ export function decodeItemRows(bytes: Buffer, itemIds: readonly string[], column
       if (id === undefined) throw new RangeError(`the answer holds more than the ${itemIds.length} items asked`);
       let found = false;
       let values: RawValue[] | undefined;
-      let createdAtMs = 0;
+      item.createdAtMs = 0;
       while (c.pos < end) {
         const rt = c.varint();
         if (rt === T.found) found = c.varint() !== 0;
         else if (rt === T.item) {
           const itemEnd = c.end();
-          values = readItem(c, itemEnd, columns);
-          createdAtMs = lastCreatedAt;
+          values = readItem(c, itemEnd, columns, item);
           c.pos = itemEnd;
         } else c.skip(rt & 7);
       }
-      rows.push(new ItemColumnsRow(id, columns, found ? values : undefined, found, found ? createdAtMs : 0));
+      rows.push(new ItemColumnsRow(id, columns, found ? values : undefined, found, found ? item.createdAtMs : 0));
     } else if (t === T.missingIds) missing.push(c.string());
     else c.skip(t & 7);
   }

@@ -1,4 +1,4 @@
-import { common, fieldNumber, fieldTag, preranking, ranking, WIRE } from '@recsys/contracts';
+import { common, fieldTag, preranking, ranking, sharedFieldNumbers, WIRE } from '@recsys/contracts';
 import { EncodedMessage } from '@recsys/service-kit';
 
 // Tags (field << 3 | wire type) from the generated descriptors: RankResponse and PrerankResponse share
@@ -6,10 +6,7 @@ import { EncodedMessage } from '@recsys/service-kit';
 const CANDIDATE = fieldTag(ranking.RankResponseSchema, 'candidates', WIRE.length);
 const MODEL_VERSION = fieldTag(ranking.RankResponseSchema, 'modelVersion', WIRE.length);
 const MISSING_ID = fieldTag(ranking.RankResponseSchema, 'missingItemIds', WIRE.length);
-for (const name of ['candidates', 'modelVersion'] as const) {
-  if (fieldNumber(preranking.PrerankResponseSchema, name) !== fieldNumber(ranking.RankResponseSchema, name))
-    throw new TypeError(`PrerankResponse.${name} and RankResponse.${name} must share a field number: one writer serves both`);
-}
+sharedFieldNumbers([ranking.RankResponseSchema, preranking.PrerankResponseSchema], ['candidates', 'modelVersion']);
 const ITEM_ID = fieldTag(common.CandidateSchema, 'itemId', WIRE.length);
 const SCORE = fieldTag(common.CandidateSchema, 'score', WIRE.fixed32);
 const CHANNEL = fieldTag(common.CandidateSchema, 'channels', WIRE.length);

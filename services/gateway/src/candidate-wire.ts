@@ -1,18 +1,15 @@
-import { create, type DescMessage, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { common, fieldNumber, fieldTag, preranking, ranking, reranking, retrieval, WIRE } from '@recsys/contracts';
-
-/** Field numbers that must be equal in every schema given (one writer or reader serves them all). */
-function sharedFields<const N extends string>(schemas: readonly DescMessage[], names: readonly N[]): Record<N, number> {
-  const out = {} as Record<N, number>;
-  for (const name of names) {
-    const numbers = schemas.map((schema) => fieldNumber(schema, name));
-    if (numbers.some((n) => n !== numbers[0])) {
-      throw new TypeError(`${name} has different field numbers in ${schemas.map((s) => s.typeName).join(', ')}: ${numbers.join(', ')}`);
-    }
-    out[name] = numbers[0]!;
-  }
-  return out;
-}
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import {
+  common,
+  fieldNumber,
+  fieldTag,
+  preranking,
+  ranking,
+  reranking,
+  retrieval,
+  sharedFieldNumbers as sharedFields,
+  WIRE,
+} from '@recsys/contracts';
 
 // The pre-ranking, ranking and re-ranking requests share one layout, written by writeStageRequest.
 const REQUEST = {
@@ -38,10 +35,7 @@ const ANSWER = {
 const CANDIDATE_ITEM_ID = fieldNumber(common.CandidateSchema, 'itemId');
 const ITEM_ID_TAG = fieldTag(common.CandidateSchema, 'itemId', WIRE.length);
 
-const VARINT = 0;
-const FIXED64 = 1;
-const LENGTH = 2;
-const FIXED32 = 5;
+const { varint: VARINT, fixed64: FIXED64, length: LENGTH, fixed32: FIXED32 } = WIRE;
 
 /**
  * A stage's candidates kept as the protobuf bytes each arrived in, with their item ids: the gateway passes

@@ -42,7 +42,7 @@ export class PopularItemsCache implements PopularItemsReader {
     this.now = options.now ?? (() => performance.now());
   }
 
-  /** Reads served from memory and reads that went to the feature service, for the metrics and tests. */
+  /** Reads served from memory and reads that went to the feature service (the spec checks them). */
   readonly counts = { hits: 0, reads: 0 };
 
   async getPopularItems(request: PopularItemsRequest, options?: { signal?: AbortSignal }): Promise<{ items: PopularItem[] }> {
