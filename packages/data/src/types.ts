@@ -97,6 +97,13 @@ export interface TrainingSetup {
    * out for tuning (holdOutValidation) marks its validation slice 0 and the real test rows 2: never read.
    */
   split: Uint8Array;
+  /**
+   * Per interaction, 1 for the rows the features built from fitted data (the user histories, the train
+   * counts) were built from, where they are not split's train rows: a run that held out a validation slice
+   * fits on train minus that slice and is evaluated with the split restored, so its test-time histories
+   * (the user tower's per user and DLRM's per row alike) come from these rows. Absent: split's train rows.
+   */
+  fittedRows?: Uint8Array;
   /** How the split was drawn: the hash keys of each row's user and item, or by time; the validation slice follows the same rule. */
   splitRule?: { kind: 'hash'; userKey: (user: number) => number; itemKey: (item: number) => number } | { kind: 'time' };
   /** DLRM and pre-ranking inputs (user, item and context features). */

@@ -29,12 +29,13 @@ export interface UserHistoryOptions {
 
 export const NO_USER_HISTORY: UserHistoryOptions = { tower: 0, ranking: 0, rankingItems: 'all' };
 
-/** Each user's fitted rows, newest first (ties: later rows first). */
+/** Each user's fitted rows (setup.fittedRows, else the train rows), newest first (ties: later rows first). */
 function fittedRowsByUser(setup: TrainingSetup, positiveOnly: boolean): Int32Array[] {
   const { interactions, positiveThreshold } = setup.dataset;
+  const fitted = setup.fittedRows ?? setup.split;
   const lists: number[][] = Array.from({ length: setup.dataset.users.ids.length }, () => []);
   for (let r = 0; r < interactions.length; r++) {
-    if (setup.split[r] !== 1) continue;
+    if (fitted[r] !== 1) continue;
     if (positiveOnly && !(interactions.value[r]! >= positiveThreshold)) continue;
     lists[interactions.user[r]!]!.push(r);
   }

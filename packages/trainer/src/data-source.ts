@@ -30,7 +30,11 @@ export function loadSetup(source: DataSource): TrainingSetup {
 }
 
 export interface PreparedSetup {
-  /** Fitted rows are split 1, test rows 0: what the models are evaluated on (the validation rows count as train). */
+  /**
+   * Train rows are split 1, test rows 0: what the models are evaluated on (the validation rows count as
+   * train: excluded from the candidates, read for the F1 threshold); with a validation slice, fittedRows
+   * marks the rows the models were fitted on and the histories and counts were built from.
+   */
   setup: TrainingSetup;
   /** Fitted rows 1, the validation slice 0, test rows 2 (never read); the same as setup without validation. */
   fit: TrainingSetup;
@@ -45,7 +49,10 @@ export function prepareSetup(source: DataSource | TrainingSetup, preparation: Se
   const held = preparation.validation ? holdOutValidation(base) : base;
   const fit = preparation.history ? withUserHistory(held, preparation.history) : held;
   if (!preparation.validation) return { setup: fit, fit };
-  return { setup: { ...fit, split: base.split }, fit };
+  // Evaluated on the real test rows, with every feature built from fitted data still built from the fitted
+  // rows only (PROTOCOL.md: the rows being fitted are the only ones history and counts come from): the
+  // user tower's per-user history (userStateContext) reads fittedRows as DLRM's per-row columns did.
+  return { setup: { ...fit, split: base.split, fittedRows: Uint8Array.from(fit.split, (s) => (s === 1 ? 1 : 0)) }, fit };
 }
 
 export function describeSource(source: DataSource): string {
