@@ -15,6 +15,12 @@ export interface SetupPreparation {
   history?: UserHistoryOptions;
   /** Fit on train minus the validation slice (PROTOCOL.md's rule; the latest train rows for a time split). */
   validation?: boolean;
+  /**
+   * The preset whose defaults the run started from (`recsys train --strong`) and the data kind they were
+   * chosen for: the strong history differs by data kind, each chosen on validation slices only
+   * (test/bench/results/strong-choices.md). Every option is recorded on its own as well.
+   */
+  preset?: 'strong (ml100k)' | 'strong (synthetic and files data)';
 }
 
 export const MANIFEST_FORMAT = 'recsys.model.v1';

@@ -7,7 +7,7 @@ import { DEFAULT_SYNTHETIC, type DataSource, describeSource } from './data-sourc
 import { evaluateVersion } from './evaluate-version.js';
 import type { Progress } from './train/loop.js';
 import { type TrainRunOptions, trainRun } from './pipeline.js';
-import { STRONG_RANKING, STRONG_RETRIEVAL, strongHistory } from './strong.js';
+import { STRONG_RANKING, STRONG_RETRIEVAL, strongHistory, strongPreset } from './strong.js';
 import { TUNE_GRID, type TuneGrid, tune } from './tune.js';
 import { DLRM_INTERACTIONS, type DlrmInteraction } from './models/dlrm.js';
 import { RANKING_DEFAULTS } from './train/ranking.js';
@@ -123,7 +123,11 @@ function modelOptions(values: Values, source: DataSource): Pick<TrainRunOptions,
     retrieval,
     ranking,
     patience,
-    preparation: { ...(withHistory ? { history } : {}), ...(values.validation ? { validation: true } : {}) },
+    preparation: {
+      ...(withHistory ? { history } : {}),
+      ...(values.validation ? { validation: true } : {}),
+      ...(strong ? { preset: strongPreset(source) } : {}),
+    },
   };
 }
 

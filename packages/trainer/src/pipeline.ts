@@ -295,6 +295,8 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
         lr: rOpts.lr,
         batchSize: rOpts.batchSize,
         history: preparation.history?.tower ?? 0,
+        ...(source.kind === 'ml100k' ? { itemSide: source.itemSide === true } : {}),
+        ...(preparation.preset ? { preset: preparation.preset } : {}),
       },
       retrieval,
       ...(baseline ? { baseline: { label: 'without logQ correction', retrieval: baseline } } : {}),
@@ -350,6 +352,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
         batchSize: dOpts.batchSize,
         history: preparation.history?.ranking ?? 0,
         historyItems: preparation.history?.rankingItems ?? 'all',
+        ...(preparation.preset ? { preset: preparation.preset } : {}),
       },
       ranking,
     });

@@ -1,5 +1,5 @@
 import type { UserHistoryOptions } from '@recsys/data';
-import type { DataSource } from './data-source.js';
+import type { DataSource, SetupPreparation } from './data-source.js';
 import { RANKING_DEFAULTS, type RankingTrainOptions } from './train/ranking.js';
 import { RETRIEVAL_DEFAULTS, type RetrievalTrainOptions } from './train/retrieval.js';
 
@@ -20,6 +20,11 @@ export const STRONG_HISTORY: UserHistoryOptions = { tower: 100, ranking: 100, ra
  */
 export function strongHistory(source: DataSource): UserHistoryOptions {
   return source.kind === 'ml100k' ? STRONG_HISTORY : { tower: 0, ranking: STRONG_HISTORY.ranking, rankingItems: 'positive' };
+}
+
+/** What a --strong run records in its manifests (data.preparation.preset): which data kind's defaults it took. */
+export function strongPreset(source: DataSource): NonNullable<SetupPreparation['preset']> {
+  return source.kind === 'ml100k' ? 'strong (ml100k)' : 'strong (synthetic and files data)';
 }
 
 export const STRONG_RETRIEVAL: Omit<RetrievalTrainOptions, 'seed'> = {

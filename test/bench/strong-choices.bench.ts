@@ -1,0 +1,146 @@
+// How the strong settings (`recsys train --strong`, bench:train's strong track) are chosen: each option
+// trained on train minus the validation slice (PROTOCOL.md's rule on ML-100K, the latest 10% of train on
+// the synthetic data) and scored on that slice after every epoch. The test split is never read: the
+// fitted setup marks its rows 2 and every figure here is a validation figure.
+// CHOICES_DATA=ml100k|synthetic (default ml100k), CHOICES=name,name (default: every variant of that data),
+// CHOICES_SEEDS=0,1 (default 0). Last line: one JSON object; the current strong default is the baseline.
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { TrainingSetup, UserHistoryOptions } from '@recsys/data';
+import { repoRoot } from '@recsys/testing';
+import {
+  DEFAULT_SYNTHETIC,
+  type DataSource,
+  type RankingTrainOptions,
+  type RetrievalTrainOptions,
+  type ValidationPoint,
+  STRONG_RANKING,
+  STRONG_RETRIEVAL,
+  loadSetup,
+  prepareSetup,
+  rankingValidation,
+  retrievalValidation,
+  strongHistory,
+  trainDlrm,
+  trainTwoTower,
+} from '@recsys/trainer';
+import { round } from './stats';
+
+const DATA = (process.env.CHOICES_DATA ?? 'ml100k') as 'ml100k' | 'synthetic';
+const ML100K = resolve(repoRoot, process.env.ML100K_DIR ?? '../shared/datasets/ml-100k');
+const SEEDS = (process.env.CHOICES_SEEDS ?? '0').split(',').map(Number);
+// Every epoch up to these is validated (the strong defaults train 10 and 3).
+const TT_EPOCHS = Number(process.env.CHOICES_TT_EPOCHS ?? 12);
+const DLRM_EPOCHS = Number(process.env.CHOICES_DLRM_EPOCHS ?? 4);
+
+interface Variant {
+  name: string;
+  model: 'two-tower' | 'dlrm';
+  /** ML-100K's item side features (every genre, exact release year). */
+  itemSide?: boolean;
+  history?: Partial<UserHistoryOptions>;
+  retrieval?: Partial<Omit<RetrievalTrainOptions, 'seed'>>;
+  ranking?: Partial<Omit<RankingTrainOptions, 'seed'>>;
+}
+
+const source = (itemSide: boolean): DataSource =>
+  DATA === 'ml100k'
+    ? { kind: 'ml100k', dir: ML100K, ...(itemSide ? { itemSide: true } : {}) }
+    : { kind: 'synthetic', options: DEFAULT_SYNTHETIC };
+const DEFAULT_HISTORY = strongHistory(source(true));
+const temperature = (t: number) => ({ twoTower: { ...STRONG_RETRIEVAL.twoTower, temperature: t } });
+
+const ML100K_VARIANTS: Variant[] = [
+  { name: 'tt-default', model: 'two-tower' },
+  { name: 'tt-history-0', model: 'two-tower', history: { tower: 0 } },
+  { name: 'tt-history-50', model: 'two-tower', history: { tower: 50 } },
+  { name: 'tt-history-200', model: 'two-tower', history: { tower: 200 } },
+  { name: 'tt-no-item-side', model: 'two-tower', itemSide: false },
+  { name: 'tt-negatives-256', model: 'two-tower', retrieval: { sampledNegatives: 256 } },
+  { name: 'tt-negatives-1024', model: 'two-tower', retrieval: { sampledNegatives: 1024 } },
+  { name: 'tt-negatives-2048', model: 'two-tower', retrieval: { sampledNegatives: 2048 } },
+  { name: 'tt-temperature-0.15', model: 'two-tower', retrieval: temperature(0.15) },
+  { name: 'tt-temperature-0.3', model: 'two-tower', retrieval: temperature(0.3) },
+  { name: 'tt-lr-0.005', model: 'two-tower', retrieval: { lr: 0.005 } },
+  { name: 'tt-lr-0.02', model: 'two-tower', retrieval: { lr: 0.02 } },
+  { name: 'dlrm-default', model: 'dlrm' },
+  { name: 'dlrm-history-0', model: 'dlrm', history: { ranking: 0 } },
+  { name: 'dlrm-history-50', model: 'dlrm', history: { ranking: 50 } },
+  { name: 'dlrm-history-200', model: 'dlrm', history: { ranking: 200 } },
+  { name: 'dlrm-history-positive', model: 'dlrm', history: { rankingItems: 'positive' } },
+];
+
+const SYNTHETIC_VARIANTS: Variant[] = [
+  { name: 'tt-default', model: 'two-tower' },
+  { name: 'tt-history-50', model: 'two-tower', history: { tower: 50 } },
+  { name: 'tt-history-100', model: 'two-tower', history: { tower: 100 } },
+  { name: 'tt-negatives-0', model: 'two-tower', retrieval: { sampledNegatives: 0 } },
+  { name: 'tt-negatives-1024', model: 'two-tower', retrieval: { sampledNegatives: 1024 } },
+  { name: 'dlrm-default', model: 'dlrm' },
+  { name: 'dlrm-history-0', model: 'dlrm', history: { ranking: 0 } },
+  { name: 'dlrm-history-50', model: 'dlrm', history: { ranking: 50 } },
+  { name: 'dlrm-history-200', model: 'dlrm', history: { ranking: 200 } },
+];
+
+async function run(v: Variant, base: TrainingSetup, seed: number): Promise<ValidationPoint[]> {
+  const history = { ...DEFAULT_HISTORY, ...v.history };
+  // Only the rows fitted build the history and the counts; the validation slice is the "test" side.
+  const { fit } = prepareSetup(base, { history, validation: true });
+  if (v.model === 'two-tower') {
+    const options = { ...STRONG_RETRIEVAL, ...v.retrieval, epochs: TT_EPOCHS, seed, threads: 1 };
+    return (await trainTwoTower(fit, options, retrievalValidation(fit))).loop.validation!;
+  }
+  const options = { ...STRONG_RANKING, ...v.ranking, epochs: DLRM_EPOCHS, seed, threads: 1 };
+  return (await trainDlrm(fit, options, rankingValidation(fit))).loop.validation!;
+}
+
+async function main(): Promise<void> {
+  if (DATA === 'ml100k' && !existsSync(resolve(ML100K, 'u.data'))) {
+    console.log(JSON.stringify({ skipped: true, reason: `no ML-100K at ${ML100K}` }));
+    return;
+  }
+  const all = DATA === 'ml100k' ? ML100K_VARIANTS : SYNTHETIC_VARIANTS;
+  const wanted = process.env.CHOICES?.split(',');
+  const variants = wanted ? all.filter((v) => wanted.includes(v.name)) : all;
+  if (wanted && variants.length !== wanted.length)
+    throw new Error(`CHOICES: unknown variant in ${wanted.join(', ')}; known: ${all.map((v) => v.name).join(', ')}`);
+  const setups = new Map<boolean, TrainingSetup>();
+  const setupOf = (itemSide: boolean) => {
+    if (!setups.has(itemSide)) setups.set(itemSide, loadSetup(source(itemSide)));
+    return setups.get(itemSide)!;
+  };
+  console.log(`strong choices on ${DATA}, seeds ${SEEDS.join(',')}, history default ${JSON.stringify(DEFAULT_HISTORY)}`);
+  const figures: Record<string, number> = {};
+  for (const v of variants) {
+    const perSeed: ValidationPoint[][] = [];
+    for (const seed of SEEDS) {
+      const points = await run(v, setupOf(v.itemSide ?? true), seed);
+      perSeed.push(points);
+      const line = points.map((p) => `${p.epoch}:${round(p.score, 4)}`).join(' ');
+      console.log(`${DATA} ${v.name} seed ${seed} per epoch ${line}`);
+    }
+    // Per epoch, the mean over seeds; the variant's figure is its best epoch's (the loop keeps that epoch).
+    const epochs = Math.min(...perSeed.map((p) => p.length));
+    let best = { epoch: 0, score: -Infinity, metrics: {} as Record<string, number> };
+    for (let e = 0; e < epochs; e++) {
+      const score = perSeed.reduce((s, p) => s + p[e]!.score, 0) / perSeed.length;
+      const metrics: Record<string, number> = {};
+      for (const key of Object.keys(perSeed[0]![e]!.metrics))
+        metrics[key] = perSeed.reduce((s, p) => s + p[e]!.metrics[key]!, 0) / perSeed.length;
+      if (score > best.score) best = { epoch: e + 1, score, metrics };
+    }
+    const shown = Object.entries(best.metrics)
+      .map(([k, x]) => `${k} ${round(x, 4)}`)
+      .join(', ');
+    console.log(`${DATA} ${v.name}: best epoch ${best.epoch}, validation score ${round(best.score, 4)} (${shown})`);
+    figures[`${v.name}_score`] = round(best.score, 4);
+    figures[`${v.name}_epoch`] = best.epoch;
+    for (const [k, x] of Object.entries(best.metrics)) figures[`${v.name}_${k}`] = round(x, 4);
+  }
+  console.log(JSON.stringify({ data: DATA, seeds: SEEDS.length, ...figures }));
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
