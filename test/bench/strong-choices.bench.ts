@@ -14,13 +14,11 @@ import {
   type RankingTrainOptions,
   type RetrievalTrainOptions,
   type ValidationPoint,
-  STRONG_RANKING,
-  STRONG_RETRIEVAL,
   loadSetup,
   prepareSetup,
   rankingValidation,
   retrievalValidation,
-  strongHistory,
+  strongSettings,
   trainDlrm,
   trainTwoTower,
 } from '@recsys/trainer';
@@ -47,8 +45,9 @@ const source = (itemSide: boolean): DataSource =>
   DATA === 'ml100k'
     ? { kind: 'ml100k', dir: ML100K, ...(itemSide ? { itemSide: true } : {}) }
     : { kind: 'synthetic', options: DEFAULT_SYNTHETIC };
-const DEFAULT_HISTORY = strongHistory(source(true));
-const temperature = (t: number) => ({ twoTower: { ...STRONG_RETRIEVAL.twoTower, temperature: t } });
+const DEFAULTS = strongSettings(source(true));
+const DEFAULT_HISTORY = DEFAULTS.history;
+const temperature = (t: number) => ({ twoTower: { ...DEFAULTS.retrieval.twoTower, temperature: t } });
 
 const ML100K_VARIANTS: Variant[] = [
   { name: 'tt-default', model: 'two-tower' },
@@ -87,10 +86,10 @@ async function run(v: Variant, base: TrainingSetup, seed: number): Promise<Valid
   // Only the rows fitted build the history and the counts; the validation slice is the "test" side.
   const { fit } = prepareSetup(base, { history, validation: true });
   if (v.model === 'two-tower') {
-    const options = { ...STRONG_RETRIEVAL, ...v.retrieval, epochs: TT_EPOCHS, seed, threads: 1 };
+    const options = { ...DEFAULTS.retrieval, ...v.retrieval, epochs: TT_EPOCHS, seed, threads: 1 };
     return (await trainTwoTower(fit, options, retrievalValidation(fit))).loop.validation!;
   }
-  const options = { ...STRONG_RANKING, ...v.ranking, epochs: DLRM_EPOCHS, seed, threads: 1 };
+  const options = { ...DEFAULTS.ranking, ...v.ranking, epochs: DLRM_EPOCHS, seed, threads: 1 };
   return (await trainDlrm(fit, options, rankingValidation(fit))).loop.validation!;
 }
 

@@ -170,8 +170,14 @@ async function main(): Promise<void> {
   for (const seed of SEEDS) {
     const m: Figures = {};
     const r: Figures = {};
+    // Each side's figures are printed as soon as they are in, so a run cut short still shows them.
+    const show = (label: string, figures: Figures) =>
+      console.log(
+        `seed ${seed} ${label}: ${JSON.stringify(Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, round(v, 4)])))}`,
+      );
     if (TRACKS.has('plain')) {
       Object.assign(m, await ours(setup, seed));
+      show('plain, trainer', m);
       Object.assign(r, theirs(seed));
       console.log(
         `seed ${seed}: auc ${round(m.auc!, 4)} (ref ${r.auc}), recall@10 ${round(m['recall@10']!, 4)} (ref ${r['recall@10']}), ` +
@@ -179,7 +185,9 @@ async function main(): Promise<void> {
       );
     }
     if (TRACKS.has('strong')) {
-      Object.assign(m, await oursStrong(richer, seed));
+      const strong = await oursStrong(richer, seed);
+      Object.assign(m, strong);
+      show('strong, trainer', strong);
       Object.assign(r, theirsStrong(setup, seed));
       console.log(
         `seed ${seed} strong: auc ${round(m.strong_auc!, 4)} (ref ${r.strong_auc}), recall@10/50/100 ${round(m['strong_recall@10']!, 4)}/` +

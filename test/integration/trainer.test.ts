@@ -280,7 +280,10 @@ describe('trainer runs', () => {
       expect(tt.training.sampledNegatives).toBe(16);
       expect(dlrm.training.tuning.chosen).toEqual({ lr: 0.003, epochs: expect.any(Number) });
       expect(dlrm.config).toMatchObject({ interaction: 'dotdcn', crossLayers: 2 });
-      expect(tt.data.preparation).toEqual({ history: { tower: 5, ranking: 5, rankingItems: 'positive' } });
+      expect(tt.data.preparation).toEqual({
+        history: { tower: 5, ranking: 5, rankingItems: 'positive' },
+        preset: 'strong (synthetic and files data)',
+      });
       expect(tt.graphs.user_tower.inputs.map((i: { name: string }) => i.name)).toContain('user_multi_user_history');
       const evaluated = await runNode(cli(), ['evaluate', '--models', models], {}, 60_000);
       expect(evaluated.code).toBe(0);

@@ -7,7 +7,7 @@ import { DEFAULT_SYNTHETIC, type DataSource, describeSource } from './data-sourc
 import { evaluateVersion } from './evaluate-version.js';
 import type { Progress } from './train/loop.js';
 import { type TrainRunOptions, trainRun } from './pipeline.js';
-import { STRONG_RANKING, STRONG_RETRIEVAL, strongHistory, strongPreset } from './strong.js';
+import { strongSettings } from './strong.js';
 import { TUNE_GRID, type TuneGrid, tune } from './tune.js';
 import { DLRM_INTERACTIONS, type DlrmInteraction } from './models/dlrm.js';
 import { RANKING_DEFAULTS } from './train/ranking.js';
@@ -25,8 +25,9 @@ const usage = `usage: recsys COMMAND [options]
              --history N            recent positive items per request in the user tower and DLRM
                                     (synthetic and files data; default 10, 0 leaves them out)
              --no-baseline          skip the uncorrected two-tower trained for comparison
-             --strong               the strong settings as defaults (user history, mixed negatives, DCN-v2;
-                                    see README); every flag below still overrides them
+             --strong               the strong settings as defaults (user history, mixed negatives, DCN-v2; per
+                                    data kind as chosen on validation: test/bench/results/strong-choices.md;
+                                    synthetic and files data: 8 two-tower and 2 DLRM epochs); every flag overrides them
              --item-side            ML-100K: every genre (pooled) and the exact release year in the item tower (on with --strong)
              --user-history N       slots of the user's fitted positive items in the user tower (0: off;
                                     --strong: 100 on ml100k, 0 elsewhere, as measured)
@@ -88,9 +89,10 @@ type Values = Record<string, string | boolean | undefined>;
 function modelOptions(values: Values, source: DataSource): Pick<TrainRunOptions, 'retrieval' | 'ranking' | 'preparation' | 'patience'> {
   const str = (flag: string) => values[flag] as string | undefined;
   const strong = values.strong === true;
-  const retrieval = { ...(strong ? STRONG_RETRIEVAL : RETRIEVAL_DEFAULTS) };
-  const ranking = { ...(strong ? STRONG_RANKING : RANKING_DEFAULTS) };
-  const history: UserHistoryOptions = { ...(strong ? strongHistory(source) : NO_USER_HISTORY) };
+  const preset = strong ? strongSettings(source) : undefined;
+  const retrieval = { ...(preset?.retrieval ?? RETRIEVAL_DEFAULTS) };
+  const ranking = { ...(preset?.ranking ?? RANKING_DEFAULTS) };
+  const history: UserHistoryOptions = { ...(preset?.history ?? NO_USER_HISTORY) };
   const set = <T extends object, K extends keyof T>(target: T, key: K, value: T[K] | undefined) => {
     if (value !== undefined) target[key] = value;
   };
@@ -126,7 +128,7 @@ function modelOptions(values: Values, source: DataSource): Pick<TrainRunOptions,
     preparation: {
       ...(withHistory ? { history } : {}),
       ...(values.validation ? { validation: true } : {}),
-      ...(strong ? { preset: strongPreset(source) } : {}),
+      ...(preset ? { preset: preset.preset } : {}),
     },
   };
 }
