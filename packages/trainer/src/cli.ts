@@ -12,6 +12,7 @@ import { TUNE_GRID, type TuneGrid, tune } from './tune.js';
 import { DLRM_INTERACTIONS, type DlrmInteraction } from './models/dlrm.js';
 import { RANKING_DEFAULTS } from './train/ranking.js';
 import { RETRIEVAL_DEFAULTS } from './train/retrieval.js';
+import { NEGATIVE_SAMPLERS, type NegativeSampler } from './train/negatives.js';
 import { NO_USER_HISTORY, type UserHistoryOptions } from '@recsys/data';
 
 const usage = `usage: recsys COMMAND [options]
@@ -37,6 +38,9 @@ const usage = `usage: recsys COMMAND [options]
              --temperature T        two-tower softmax temperature
              --retrieval-lr X --ranking-lr X
              --interaction dot|dcn|dotdcn   DLRM interaction (default dot); --cross-layers N (DCN-v2, default 2)
+             --ranking-negatives N  implicit feedback (every interaction positive): negatives sampled per positive for
+                                    DLRM and the pre-ranker, train and test alike (default 4; 0: off, and the run is refused)
+             --negative-sampler uniform|popularity   how they are drawn (default uniform; popularity: by train positives)
              --validation           fit on train minus a validation slice, validate after every epoch, keep the best epoch
              --patience N           with --validation: stop after N epochs without a better validation score
   tune       grid search on the validation slice of train (never the test split), then trains and publishes
@@ -85,7 +89,10 @@ function numberList(flag: string, value: string | undefined): number[] | undefin
 type Values = Record<string, string | boolean | undefined>;
 
 /** The model settings of train and tune: the defaults (or --strong's), each overridden by its flag. */
-function modelOptions(values: Values, source: DataSource): Pick<TrainRunOptions, 'retrieval' | 'ranking' | 'preparation' | 'patience'> {
+function modelOptions(
+  values: Values,
+  source: DataSource,
+): Pick<TrainRunOptions, 'retrieval' | 'ranking' | 'preparation' | 'patience' | 'negatives'> {
   const str = (flag: string) => values[flag] as string | undefined;
   const strong = values.strong === true;
   const retrieval = { ...(strong ? STRONG_RETRIEVAL : RETRIEVAL_DEFAULTS) };
@@ -119,7 +126,16 @@ function modelOptions(values: Values, source: DataSource): Pick<TrainRunOptions,
   const patience = positiveInt('patience', str('patience'));
   if (patience !== undefined && !values.validation) throw new UsageError('--patience: needs --validation (a slice to validate on)');
   const withHistory = history.tower > 0 || history.ranking > 0;
+  const negatives: TrainRunOptions['negatives'] = {};
+  set(negatives, 'ratio', wholeNumber('ranking-negatives', str('ranking-negatives')));
+  const sampler = str('negative-sampler');
+  if (sampler !== undefined) {
+    if (!NEGATIVE_SAMPLERS.includes(sampler as NegativeSampler))
+      throw new UsageError(`--negative-sampler: expected one of ${NEGATIVE_SAMPLERS.join(', ')}, got "${sampler}"`);
+    negatives.sampler = sampler as NegativeSampler;
+  }
   return {
+    negatives,
     retrieval,
     ranking,
     patience,
@@ -230,6 +246,8 @@ async function main(argv: string[]): Promise<number> {
       'cross-layers': { type: 'string' },
       validation: { type: 'boolean' },
       patience: { type: 'string' },
+      'ranking-negatives': { type: 'string' },
+      'negative-sampler': { type: 'string' },
       temperatures: { type: 'string' },
       'retrieval-lrs': { type: 'string' },
       'ranking-lrs': { type: 'string' },
@@ -300,6 +318,7 @@ async function main(argv: string[]): Promise<number> {
         preranking: epochs('preranking-epochs'),
         preparation: settings.preparation,
         patience: settings.patience,
+        negatives: settings.negatives,
         tuning,
         compareUncorrected: !values['no-baseline'],
         onProgress: progress.onProgress,

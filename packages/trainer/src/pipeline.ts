@@ -7,6 +7,7 @@ import {
   evaluateDlrm,
   evaluatePreranker,
   evaluateRetrieval,
+  popularityRetrieval,
   rankingValidation,
   retrievalValidation,
   towerVectors,
@@ -28,6 +29,15 @@ import {
   trainPreranker,
 } from './train/preranking.js';
 import { RANKING_DEFAULTS, type RankingTrainOptions, type TrainedRanking, rankingFeeds, splitRows, trainDlrm } from './train/ranking.js';
+import {
+  type NegativeSampling,
+  type NegativesRecord,
+  NEGATIVE_SAMPLING_DEFAULTS,
+  allPositive,
+  labelCounts,
+  onSampledRows,
+  withSampledNegatives,
+} from './train/negatives.js';
 import { RETRIEVAL_DEFAULTS, type RetrievalTrainOptions, type TrainedRetrieval, trainTwoTower } from './train/retrieval.js';
 
 type Tunables<T> = Partial<Omit<T, 'seed' | 'onProgress' | 'threads'>>;
@@ -51,6 +61,13 @@ export interface TrainRunOptions {
   patience?: number;
   /** What `recsys tune` chose, recorded in the manifests. */
   tuning?: Partial<Record<ModelName, Record<string, unknown>>>;
+  /**
+   * Implicit feedback (data whose interactions are all positive): negatives sampled for DLRM and the
+   * pre-ranker (default NEGATIVE_SAMPLING_DEFAULTS; ratio 0 turns it off, and such a run is refused).
+   */
+  negatives?: Partial<NegativeSampling>;
+  /** Publish as this version (default: one more than any under `out`); the retrain gate stages candidates so. */
+  version?: string;
   onProgress?: ProgressListener;
   log?: (line: string) => void;
 }
@@ -135,6 +152,8 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
   const { setup, fit } = prepareSetup(source, preparation);
   const validating = preparation.validation === true;
   const { dataset } = setup;
+  // Ranking models fit labels: implicit feedback gets sampled negatives, the two-tower keeps the positives.
+  const ranking = rankingData(setup, fit, options.negatives, seed);
   const trainRows = setup.split.reduce((n, s) => n + s, 0);
   const data = {
     source,
@@ -146,7 +165,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
     testRows: setup.split.length - trainRows,
     ...(options.preparation ? { preparation } : {}),
   };
-  const version = await nextVersion(options.out);
+  const version = options.version ?? (await nextVersion(options.out));
   const createdAt = new Date().toISOString();
   const metadata = (name: string) => ({ 'recsys.model': name, 'recsys.version': version, 'recsys.data.fingerprint': data.fingerprint });
   log(
@@ -174,6 +193,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
   }
 
   async function trainStages(): Promise<PartialRunResult> {
+    if (wanted.has('dlrm') || wanted.has('preranker')) assertTwoClasses(ranking.fit, ranking.negatives);
     if (wanted.has('two-tower')) await trainTwoTowerStage();
     if (wanted.has('dlrm')) await trainDlrmStage();
     if (wanted.has('preranker')) await trainPrerankerStage();
@@ -227,6 +247,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
     await ttWriter.write('item-vectors.f32', itemVectorBytes);
     await ttWriter.write('item-ids.txt', `${dataset.items.ids.join('\n')}\n`);
     const retrieval = await evaluateRetrieval(setup, vectors);
+    const popularity = await popularityRetrieval(setup);
     log(
       `two-tower: ${Object.entries(retrieval.recall)
         .map(([k, v]) => `${k} ${v.toFixed(4)}`)
@@ -264,6 +285,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
       metrics: {
         ...retrieval.recall,
         ...(baseline ? Object.fromEntries(Object.entries(baseline.recall).map(([k, v]) => [`${k}_uncorrected`, v])) : {}),
+        ...Object.fromEntries(Object.entries(popularity.recall).map(([k, v]) => [`${k}_popularity`, v])),
       },
       data,
       itemVectors: {
@@ -297,27 +319,29 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
         history: preparation.history?.tower ?? 0,
       },
       retrieval,
+      popularity,
       ...(baseline ? { baseline: { label: 'without logQ correction', retrieval: baseline } } : {}),
     });
   }
 
   async function trainDlrmStage(): Promise<void> {
     const dOpts = { ...RANKING_DEFAULTS, ...options.ranking, ...common };
-    const dlrm = await trainDlrm(fit, dOpts, validating ? rankingValidation(fit, options.patience) : undefined);
+    const dlrm = await trainDlrm(ranking.fit, dOpts, validating ? rankingValidation(ranking.fit, options.patience) : undefined);
     const dWriter = await stage('dlrm');
-    const checkRows = splitRows(setup, true).subarray(0, CHECK_ROWS);
+    const checkRows = splitRows(ranking.setup, true).subarray(0, CHECK_ROWS);
     const dGraph = await exportGraph(
       dWriter,
       'model.onnx',
       'dlrm',
       { probability: dlrm.model.probability },
       describeInputs(dlrm.model.layout),
-      rankingFeeds(dlrm.model.layout, setup, dlrm.sources, checkRows),
+      rankingFeeds(dlrm.model.layout, ranking.setup, dlrm.sources, checkRows),
       metadata('dlrm'),
     );
     const dRunner = await OrtRunner.create(dGraph.bytes, { threads: 1 });
-    const ranking = await evaluateDlrm(setup, dRunner, setup.ranking, dlrm.sources).finally(() => dRunner.release());
-    log(`dlrm: auc ${ranking.auc.toFixed(4)}, logloss ${ranking.logloss.toFixed(4)}, f1 ${ranking.f1.toFixed(4)}`);
+    const dEval = await evaluateDlrm(ranking.setup, dRunner, setup.ranking, dlrm.sources).finally(() => dRunner.release());
+    log(`dlrm: auc ${dEval.auc.toFixed(4)}, logloss ${dEval.logloss.toFixed(4)}, f1 ${dEval.f1.toFixed(4)}`);
+    assertFiniteMetrics('dlrm', dEval);
     const dManifest: ModelManifest = {
       format: MANIFEST_FORMAT,
       name: 'dlrm',
@@ -327,8 +351,11 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
       graphs: { model: dGraph.description },
       featureSpecs: { model: setup.ranking },
       config: { ...dlrm.model.config, interactionPairs: dlrm.model.interactionPairs },
-      training: trainingRecord(dOpts, dlrm.loop, options.tuning?.dlrm ? { tuning: options.tuning.dlrm } : {}),
-      metrics: rankingMetrics(ranking),
+      training: trainingRecord(dOpts, dlrm.loop, {
+        negatives: ranking.negatives,
+        ...(options.tuning?.dlrm ? { tuning: options.tuning.dlrm } : {}),
+      }),
+      metrics: rankingMetrics(dEval),
       data,
     };
     manifests.dlrm = dManifest;
@@ -350,8 +377,9 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
         batchSize: dOpts.batchSize,
         history: preparation.history?.ranking ?? 0,
         historyItems: preparation.history?.rankingItems ?? 'all',
+        negatives: ranking.negatives,
       },
-      ranking,
+      ranking: dEval,
     });
   }
 
@@ -359,9 +387,9 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
   async function trainPrerankerStage(): Promise<void> {
     const { vectors } = trained;
     if (vectors === undefined) throw new Error('trainRun: the pre-ranker needs the two-tower of this run');
-    const checkRows = splitRows(setup, true).subarray(0, CHECK_ROWS);
+    const checkRows = splitRows(ranking.setup, true).subarray(0, CHECK_ROWS);
     const pOpts = { ...PRERANKING_DEFAULTS, ...options.preranking, ...common };
-    const pre = await trainPreranker(fit, vectors, pOpts);
+    const pre = await trainPreranker(ranking.fit, vectors, pOpts);
     const pWriter = await stage('preranker');
     const prerankSpec: FeatureSpec = { features: pre.layout?.continuous ?? [] };
     const pGraph = await exportGraph(
@@ -374,12 +402,13 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
         { name: 'item_embedding', dtype: 'float32', shape: ['B', vectors.dim], features: ['two-tower item vector'] },
         ...describeInputs(prerankerLayout(prerankSpec) ?? { categorical: [], multi: [], continuous: [] }),
       ],
-      prerankingFeeds(pre.layout, setup, pre.sources, vectors, checkRows),
+      prerankingFeeds(pre.layout, ranking.setup, pre.sources, vectors, checkRows),
       metadata('preranker'),
     );
     const pRunner = await OrtRunner.create(pGraph.bytes, { threads: 1 });
-    const preranking = await evaluatePreranker(setup, pRunner, prerankSpec, vectors, pre.sources).finally(() => pRunner.release());
+    const preranking = await evaluatePreranker(ranking.setup, pRunner, prerankSpec, vectors, pre.sources).finally(() => pRunner.release());
     log(`preranker: auc ${preranking.auc.toFixed(4)}, logloss ${preranking.logloss.toFixed(4)}`);
+    assertFiniteMetrics('preranker', preranking);
     const pManifest: ModelManifest = {
       format: MANIFEST_FORMAT,
       name: 'preranker',
@@ -389,7 +418,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
       graphs: { model: pGraph.description },
       featureSpecs: { model: prerankSpec },
       config: { ...pre.model.config, embeddingDim: vectors.dim },
-      training: trainingRecord(pOpts, pre.loop),
+      training: trainingRecord(pOpts, pre.loop, { negatives: ranking.negatives }),
       metrics: rankingMetrics(preranking),
       data,
       dependsOn: { 'two-tower': version },
@@ -406,7 +435,48 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
       trainExamplesPerS: pre.loop.examplesPerS,
       epochs: pOpts.epochs,
       trainingCurve: pre.loop.curve,
+      options: { lr: pOpts.lr, batchSize: pOpts.batchSize, negatives: ranking.negatives },
       ranking: preranking,
     });
   }
+}
+
+/** The rows DLRM and the pre-ranker fit and are evaluated on: the data's own, or with sampled negatives for implicit feedback. */
+function rankingData(
+  setup: TrainingSetup,
+  fit: TrainingSetup,
+  wanted: Partial<NegativeSampling> | undefined,
+  seed: number,
+): { setup: TrainingSetup; fit: TrainingSetup; negatives: NegativesRecord } {
+  if (!allPositive(setup)) return { setup, fit, negatives: { source: 'logged' } };
+  const sampling = { ...NEGATIVE_SAMPLING_DEFAULTS, ...wanted };
+  if (sampling.ratio === 0) return { setup, fit, negatives: { source: 'none' } };
+  // Sampled on the fitted rows (popularity from them only); the evaluated setup takes the same rows.
+  const sampled = withSampledNegatives(fit, { ...sampling, seed: sampling.seed ?? seed });
+  return {
+    fit: sampled.setup,
+    setup: onSampledRows(setup, sampled.setup, sampled.parent),
+    negatives: { source: 'sampled', sampler: sampling.sampler, ratio: sampling.ratio, sampled: sampled.sampled },
+  };
+}
+
+/** A ranking model needs both labels among its train rows; one class trains a constant (loss 0, AUC undefined). */
+function assertTwoClasses(fit: TrainingSetup, negatives: NegativesRecord): void {
+  const { rows, positives } = labelCounts(fit, 1);
+  if (rows > 0 && positives > 0 && positives < rows) return;
+  const held = positives === 0 ? 'no positives' : 'only positives';
+  const hint =
+    negatives.source === 'none'
+      ? ' (the data is implicit feedback and negative sampling is off: give a ratio >= 1, e.g. --ranking-negatives 4)'
+      : '';
+  throw new Error(`ranking training refused: the train labels hold one class (${held} in ${rows} rows)${hint}; nothing was published`);
+}
+
+/** A model whose test metrics are not finite is not published. */
+function assertFiniteMetrics(model: string, e: RankingEvaluation): void {
+  const bad = (['auc', 'logloss'] as const).filter((k) => !Number.isFinite(e[k]));
+  if (bad.length === 0) return;
+  throw new Error(
+    `${model}: ${bad.map((k) => `${k} ${e[k]}`).join(', ')} on ${e.testRows} test rows (${e.positives} positive): metrics are not finite; nothing was published`,
+  );
 }
