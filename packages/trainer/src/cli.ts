@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_SYNTHETIC, type DataSource, describeSource } from './data-source.js';
 import { evaluateVersion } from './evaluate-version.js';
+import { type GateTolerances, retrain } from './retrain.js';
 import type { Progress } from './train/loop.js';
 import { type TrainRunOptions, trainRun } from './pipeline.js';
 import { STRONG_RANKING, STRONG_RETRIEVAL, strongHistory } from './strong.js';
@@ -50,6 +51,22 @@ const usage = `usage: recsys COMMAND [options]
              --threads N            onnxruntime threads per step (default 1: fastest for these models)
              --users N --items N --interactions-per-user N --data-seed N   (synthetic data size)
              --start-time UNIX_SECONDS   start of the synthetic 30-day window (default 2025-01-01)
+  retrain    one round of retraining with a gate: trains all three models on the newest window as a candidate
+             (staged under <models>/.candidates/, invisible to the services), evaluates the candidate and the
+             serving version on the same held-out rows of the window (its latest 20% by time), and publishes the
+             candidate (then builds its index) only when no gated metric is worse beyond its tolerance; otherwise
+             the serving version stays and the report says why. Writes a JSON report (both versions' metrics)
+             and prints it; exits 0 whether published or kept, 1 on failure.
+             --models DIR           the serving model root (default: models)
+             --data files:DIR       the window: dataset files (the event log's export; label 0 impressions and
+                                    label 1 feedback, or positives only: negatives are then sampled)
+             --tolerance-auc X      largest AUC drop (DLRM, pre-ranker) still published (default 0.01)
+             --tolerance-recall X   largest two-tower Recall@10/50/100 drop still published (default 0.01)
+             --index-dir DIR --features HOST:PORT   build the published two-tower's index there (retrieval reloads it)
+             --index-cli PATH       the index builder (default: the workspace's services/retrieval/dist/index-cli.js)
+             --report PATH          (default <models>/retrain/<candidate version>.json)
+             --shuffle-labels       fault injection: the candidate fits shuffled train labels (the gate must refuse it)
+             and train's model flags (epochs, learning rates, --ranking-negatives, --negative-sampler, --seed)
   evaluate   evaluates a published version from its files (ONNX graphs and manifests) on its data
              --models DIR (default: models)  --version N (default: newest)
   data synth writes a synthetic dataset as users.jsonl, items.csv, interactions.csv
@@ -247,6 +264,13 @@ async function main(argv: string[]): Promise<number> {
       validation: { type: 'boolean' },
       patience: { type: 'string' },
       'ranking-negatives': { type: 'string' },
+      'tolerance-auc': { type: 'string' },
+      'tolerance-recall': { type: 'string' },
+      'index-dir': { type: 'string' },
+      'index-cli': { type: 'string' },
+      features: { type: 'string' },
+      report: { type: 'string' },
+      'shuffle-labels': { type: 'boolean' },
       'negative-sampler': { type: 'string' },
       temperatures: { type: 'string' },
       'retrieval-lrs': { type: 'string' },
@@ -333,6 +357,66 @@ async function main(argv: string[]): Promise<number> {
           metrics: Object.fromEntries(Object.entries(result.manifests).map(([name, m]) => [name, m.metrics])),
         }),
       );
+      return 0;
+    } finally {
+      progress.stop();
+    }
+  }
+  if (command === 'retrain') {
+    const window = dataSource(values);
+    if (window.kind !== 'files') throw new UsageError('retrain: --data files:DIR (the exported window) is required');
+    const settings = modelOptions(values, window);
+    const index =
+      values['index-dir'] === undefined
+        ? undefined
+        : {
+            indexDir: resolve(values['index-dir']),
+            features: values.features ?? process.env.FEATURES_ADDRESS ?? '',
+            ...(values['index-cli'] ? { cli: resolve(values['index-cli']) } : {}),
+          };
+    if (index && !/^[^\s:]+:\d{1,5}$/.test(index.features))
+      throw new UsageError(`--features: expected HOST:PORT with --index-dir (or FEATURES_ADDRESS), got "${index.features}"`);
+    if (!index && values.features !== undefined) throw new UsageError('--features: only with --index-dir');
+    const tolerance = (flag: string) => {
+      const value = values[flag as keyof typeof values] as string | undefined;
+      if (value === undefined) return undefined;
+      const n = Number(value);
+      if (!(n >= 0) || !Number.isFinite(n)) throw new UsageError(`--${flag}: expected a number >= 0, got "${value}"`);
+      return n;
+    };
+    const tolerances: Partial<GateTolerances> = {};
+    const auc = tolerance('tolerance-auc');
+    const recall = tolerance('tolerance-recall');
+    if (auc !== undefined) tolerances.auc = auc;
+    if (recall !== undefined) tolerances.recall = recall;
+    const progress = progressReporter();
+    const epochs = (flag: string) => {
+      const n = positiveInt(flag, values[flag as keyof typeof values] as string | undefined);
+      return n === undefined ? {} : { epochs: n };
+    };
+    try {
+      const report = await retrain({
+        root: resolve(values.models ?? 'models'),
+        // The newest rows of the window are its held-out side.
+        window: { ...window, setup: { ...window.setup, split: 'time' } },
+        seed: wholeNumber('seed', values.seed) ?? 0,
+        retrieval: settings.retrieval,
+        ranking: settings.ranking,
+        preranking: epochs('preranking-epochs'),
+        preparation: settings.preparation,
+        negatives: settings.negatives,
+        compareUncorrected: false,
+        shuffleTrainLabels: values['shuffle-labels'] === true,
+        tolerances,
+        ...(index ? { index } : {}),
+        ...(values.report ? { report: resolve(values.report) } : {}),
+        onProgress: progress.onProgress,
+        log: (line) => {
+          progress.stop();
+          process.stderr.write(`${line}\n`);
+        },
+      });
+      console.log(JSON.stringify(report));
       return 0;
     } finally {
       progress.stop();

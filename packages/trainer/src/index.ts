@@ -25,3 +25,4 @@ export * from './train/retrieval.js';
 export * from './train/negatives.js';
 export * from './strong.js';
 export * from './tune.js';
+export * from './retrain.js';

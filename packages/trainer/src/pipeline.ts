@@ -1,4 +1,4 @@
-import { type FeatureSpec, type TrainingSetup, fingerprint } from '@recsys/data';
+import { type FeatureSpec, type TrainingSetup, Random, fingerprint } from '@recsys/data';
 import { join } from 'node:path';
 import type { EvaluationReport, ModelReport, RankingEvaluation, RetrievalEvaluation } from './eval/report.js';
 import { writeReport } from './eval/report.js';
@@ -68,6 +68,11 @@ export interface TrainRunOptions {
   negatives?: Partial<NegativeSampling>;
   /** Publish as this version (default: one more than any under `out`); the retrain gate stages candidates so. */
   version?: string;
+  /**
+   * Fault injection for the retrain gate's tests and benchmark: the fitted rows' labels are shuffled (each
+   * model's train labels, after negative sampling), so the candidate learns noise. The test rows stay true.
+   */
+  shuffleTrainLabels?: boolean;
   onProgress?: ProgressListener;
   log?: (line: string) => void;
 }
@@ -149,11 +154,13 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
   const threads = options.threads ?? 1;
   const common = { seed, threads, onProgress: options.onProgress };
   const preparation = options.preparation ?? {};
-  const { setup, fit } = prepareSetup(source, preparation);
+  const prepared = prepareSetup(source, preparation);
+  const { setup, fit } = options.shuffleTrainLabels ? shuffledTrainLabels(prepared, seed) : prepared;
   const validating = preparation.validation === true;
   const { dataset } = setup;
   // Ranking models fit labels: implicit feedback gets sampled negatives, the two-tower keeps the positives.
   const ranking = rankingData(setup, fit, options.negatives, seed);
+  if (options.shuffleTrainLabels) Object.assign(ranking, shuffledTrainLabels(ranking, seed + 1));
   const trainRows = setup.split.reduce((n, s) => n + s, 0);
   const data = {
     source,
@@ -442,7 +449,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
 }
 
 /** The rows DLRM and the pre-ranker fit and are evaluated on: the data's own, or with sampled negatives for implicit feedback. */
-function rankingData(
+export function rankingData(
   setup: TrainingSetup,
   fit: TrainingSetup,
   wanted: Partial<NegativeSampling> | undefined,
@@ -479,4 +486,19 @@ function assertFiniteMetrics(model: string, e: RankingEvaluation): void {
   throw new Error(
     `${model}: ${bad.map((k) => `${k} ${e[k]}`).join(', ')} on ${e.testRows} test rows (${e.positives} positive): metrics are not finite; nothing was published`,
   );
+}
+
+/** Both setups with the labels of the fitted rows (split 1 of `fit`) shuffled among themselves; other rows untouched. */
+function shuffledTrainLabels<T extends { setup: TrainingSetup; fit: TrainingSetup }>(
+  prepared: T,
+  seed: number,
+): { setup: TrainingSetup; fit: TrainingSetup } {
+  const { setup, fit } = prepared;
+  const rows: number[] = [];
+  for (let r = 0; r < fit.split.length; r++) if (fit.split[r] === 1) rows.push(r);
+  const order = new Random(seed).permutation(rows.length);
+  const value = Float32Array.from(fit.dataset.interactions.value);
+  rows.forEach((r, k) => (value[r] = fit.dataset.interactions.value[rows[order[k]!]!]!));
+  const dataset = { ...fit.dataset, interactions: { ...fit.dataset.interactions, value } };
+  return { setup: { ...setup, dataset }, fit: { ...fit, dataset } };
 }
