@@ -399,18 +399,20 @@ async function main(argv: string[]): Promise<number> {
         root: resolve(values.models ?? 'models'),
         // The newest rows of the window are its held-out side.
         window: { ...window, setup: { ...window.setup, split: 'time' } },
-        seed: wholeNumber('seed', values.seed) ?? 0,
-        retrieval: settings.retrieval,
-        ranking: settings.ranking,
-        preranking: epochs('preranking-epochs'),
-        preparation: settings.preparation,
-        negatives: settings.negatives,
-        compareUncorrected: false,
-        shuffleTrainLabels: values['shuffle-labels'] === true,
+        training: {
+          seed: wholeNumber('seed', values.seed) ?? 0,
+          retrieval: settings.retrieval,
+          ranking: settings.ranking,
+          preranking: epochs('preranking-epochs'),
+          preparation: settings.preparation,
+          negatives: settings.negatives,
+          compareUncorrected: false,
+          shuffleTrainLabels: values['shuffle-labels'] === true,
+          onProgress: progress.onProgress,
+        },
         tolerances,
         ...(index ? { index } : {}),
         ...(values.report ? { report: resolve(values.report) } : {}),
-        onProgress: progress.onProgress,
         log: (line) => {
           progress.stop();
           process.stderr.write(`${line}\n`);

@@ -26,7 +26,9 @@ export interface IndexBuild {
   cli?: string;
 }
 
-export interface RetrainOptions extends Omit<TrainRunOptions, 'out' | 'version' | 'log' | 'models'> {
+export interface RetrainOptions {
+  /** How the candidate is trained (seed, epochs, negatives, ...). */
+  training?: Omit<TrainRunOptions, 'out' | 'version' | 'log' | 'models'>;
   /** The serving model root (services watch it). Candidates are staged under <models>/.candidates/. */
   root: string;
   /** The newest window of logged data (the export of the event log), with a time split. */
@@ -150,13 +152,12 @@ export async function retrain(options: RetrainOptions): Promise<RetrainReport> {
   await rm(staging, { recursive: true, force: true });
 
   log(`retrain: candidate version ${version} on the window; serving ${servingVersion ?? '(none)'}`);
-  const { root: _root, window, tolerances: _t, index: _i, report: _r, ...training } = options;
-  await trainRun(window, { ...training, out: staging, version, log });
+  await trainRun(options.window, { ...options.training, out: staging, version, log });
 
   // Both versions on the same rows: the window's held-out side, with the candidate's negatives if it sampled any.
-  const seed = options.seed ?? 0;
-  const { setup, fit } = prepareSetup(options.window, options.preparation);
-  const ranking = rankingData(setup, fit, options.negatives, seed).setup;
+  const seed = options.training?.seed ?? 0;
+  const { setup, fit } = prepareSetup(options.window, options.training?.preparation);
+  const ranking = rankingData(setup, fit, options.training?.negatives, seed).setup;
   const candidateEval = await evaluateVersionOn(staging, version, setup, ranking);
   const candidate: VersionMetrics = { version, metrics: metricsOf(candidateEval) };
   let serving: VersionMetrics | undefined;
