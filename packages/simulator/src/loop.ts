@@ -1,0 +1,122 @@
+import type { Dataset } from '@recsys/data';
+import { type GateTolerances, type RetrainOptions, type RetrainReport, latestVersion, retrain } from '@recsys/trainer';
+import { type SimulatedImpression, type SimulationResult, simulate, writeWindow } from './simulator.js';
+import type { SimulatedWorld } from './world.js';
+
+export interface LoopOptions {
+  gateway: string;
+  apiKey?: string;
+  world: SimulatedWorld;
+  /** The data the first served version was trained on; the window is it plus everything simulated since. */
+  base: Dataset;
+  /** The serving model root (the services watch it). */
+  models: string;
+  /** Where the window's dataset files are written (rewritten every round). */
+  windowDir: string;
+  /** The index the published two-tower is built into (retrieval reloads it), and the feature service it reads. */
+  index?: RetrainOptions['index'];
+  rounds: number;
+  requestsPerRound: number;
+  seed: number;
+  /** Simulated time of the first round; each round is one simulated day. */
+  startTime: number;
+  training?: RetrainOptions['training'];
+  tolerances?: Partial<GateTolerances>;
+  /** Resolves once every stage serves `version` (the caller knows how to ask its services). */
+  waitForServing: (version: string) => Promise<void>;
+  /** Finally, a candidate trained on shuffled labels goes to the gate, which must refuse it. */
+  checkBrokenCandidate?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface LoopRound {
+  round: number;
+  /** The version served while this round's traffic was simulated. */
+  served: string;
+  simulation: Omit<SimulationResult, 'shown'>;
+  /** The retraining after the round's traffic (absent for the final measuring round). */
+  retrain?: Pick<RetrainReport, 'decision' | 'reasons' | 'servingAfter' | 'candidate' | 'serving'>;
+}
+
+export interface LoopResult {
+  rounds: LoopRound[];
+  /** CTR@k of the served version in each simulated round: rounds + 1 entries (the last measures the last retrain). */
+  ctrByRound: number[];
+  broken?: Pick<RetrainReport, 'decision' | 'reasons' | 'servingAfter'>;
+}
+
+const DAY = 86_400;
+
+/**
+ * Rounds of simulate → retrain → publish: each round's simulated traffic (served by the current version) joins the
+ * window, the gate retrains on it and publishes when the candidate is not worse; one more round measures the last
+ * version. With checkBrokenCandidate, a candidate fitted on shuffled labels is then offered to the gate.
+ */
+export async function runLoop(options: LoopOptions): Promise<LoopResult> {
+  const log = options.log ?? (() => undefined);
+  const shown: SimulatedImpression[] = [];
+  const rounds: LoopRound[] = [];
+  let served = await currentVersion(options);
+  for (let round = 0; round <= options.rounds; round++) {
+    const simulation = await simulate({
+      gateway: options.gateway,
+      apiKey: options.apiKey,
+      world: options.world,
+      requests: options.requestsPerRound,
+      seed: options.seed * 1000 + round,
+      startTime: options.startTime + round * DAY,
+      seconds: DAY,
+    });
+    if (simulation.failedRequests > 0.05 * simulation.requests)
+      throw new Error(`round ${round}: ${simulation.failedRequests} of ${simulation.requests} requests failed`);
+    shown.push(...simulation.shown);
+    const summary: LoopRound['simulation'] = { ...simulation };
+    delete (summary as Partial<SimulationResult>).shown;
+    const entry: LoopRound = { round, served, simulation: summary };
+    log(
+      `round ${round}: version ${served} served ${summary.impressions} impressions, CTR@10 ${summary.ctrAtK.toFixed(4)}, conversion ${summary.conversion.toFixed(4)}`,
+    );
+    rounds.push(entry);
+    if (round === options.rounds) break;
+    writeWindow(options.windowDir, options.base, shown);
+    const report = await retrain({
+      root: options.models,
+      window: { kind: 'files', dir: options.windowDir, setup: { split: 'time' } },
+      training: { seed: options.seed + round, compareUncorrected: false, ...options.training },
+      ...(options.tolerances ? { tolerances: options.tolerances } : {}),
+      ...(options.index ? { index: options.index } : {}),
+      log,
+    });
+    entry.retrain = pickReport(report);
+    log(`round ${round}: gate ${report.decision} candidate ${report.candidate.version} (${report.reasons.join('; ')})`);
+    if (report.decision === 'published') {
+      await options.waitForServing(report.servingAfter);
+      served = report.servingAfter;
+    }
+  }
+  const result: LoopResult = { rounds, ctrByRound: rounds.map((r) => r.simulation.ctrAtK) };
+  if (options.checkBrokenCandidate) {
+    writeWindow(options.windowDir, options.base, shown);
+    const report = await retrain({
+      root: options.models,
+      window: { kind: 'files', dir: options.windowDir, setup: { split: 'time' } },
+      training: { seed: options.seed, compareUncorrected: false, ...options.training, shuffleTrainLabels: true },
+      ...(options.tolerances ? { tolerances: options.tolerances } : {}),
+      ...(options.index ? { index: options.index } : {}),
+      log,
+    });
+    result.broken = { decision: report.decision, reasons: report.reasons, servingAfter: report.servingAfter };
+    log(`broken candidate (shuffled labels): gate ${report.decision} (${report.reasons.join('; ')})`);
+  }
+  return result;
+}
+
+function pickReport(r: RetrainReport): NonNullable<LoopRound['retrain']> {
+  return { decision: r.decision, reasons: r.reasons, servingAfter: r.servingAfter, candidate: r.candidate, serving: r.serving };
+}
+
+async function currentVersion(options: LoopOptions): Promise<string> {
+  const v = await latestVersion(options.models);
+  if (v === undefined) throw new Error(`${options.models}: no model version serves (train one first)`);
+  return v;
+}
