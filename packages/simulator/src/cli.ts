@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Random } from '@recsys/data';
+import { type Random } from '@recsys/data';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { offlineCtr, simulate, writeWindow } from './simulator.js';

@@ -1,4 +1,4 @@
-import { type Dataset, type SyntheticOptions, type SyntheticTruth, Random, generateSyntheticWithTruth } from '@recsys/data';
+import { type Dataset, type SyntheticOptions, type SyntheticTruth, type Random, generateSyntheticWithTruth } from '@recsys/data';
 
 const { exp } = Math;
 const sigmoid = (x: number): number => 1 / (1 + exp(-x));
