@@ -16,6 +16,8 @@ const baseOptions: FeatureStoreOptions = {
   dedupTtlMs: 60_000,
   eventWeights: { [EventType.IMPRESSION]: 0.25, [EventType.CLICK]: 1, [EventType.PURCHASE]: 4, [EventType.DISLIKE]: -1 },
   historyEventTypes: new Set([EventType.VIEW, EventType.CLICK, EventType.PURCHASE, EventType.DISLIKE]),
+  eventLogRetentionMs: 3_600_000,
+  attributionWindowMs: 3_600_000,
 };
 
 interface StoreKind {
