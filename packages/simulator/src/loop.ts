@@ -1,5 +1,14 @@
 import type { Dataset } from '@recsys/data';
-import { type GateTolerances, type RetrainOptions, type RetrainReport, latestVersion, retrain } from '@recsys/trainer';
+import {
+  type DataSource,
+  type GateTolerances,
+  type RetrainOptions,
+  type RetrainReport,
+  type WindowExport,
+  latestVersion,
+  retrain,
+} from '@recsys/trainer';
+import { join } from 'node:path';
 import { type SimulatedImpression, type SimulationResult, simulate, writeWindow } from './simulator.js';
 import type { SimulatedWorld } from './world.js';
 
@@ -11,8 +20,13 @@ export interface LoopOptions {
   base: Dataset;
   /** The serving model root (the services watch it). */
   models: string;
-  /** Where the window's dataset files are written (rewritten every round). */
+  /** Where the simulator's own record is written as the window, a directory per round (without `exportWindow`). */
   windowDir: string;
+  /**
+   * The window from the event log instead of the simulator's record: the events export over what the loop served
+   * (`since`: the loop's start). The gateway must log its answers for this (the feature service's event log).
+   */
+  exportWindow?: Omit<WindowExport, 'since' | 'until'>;
   /** The index the published two-tower is built into (retrieval reloads it), and the feature service it reads. */
   index?: RetrainOptions['index'];
   rounds: number;
@@ -54,6 +68,7 @@ const DAY = 86_400;
  */
 export async function runLoop(options: LoopOptions): Promise<LoopResult> {
   const log = options.log ?? (() => undefined);
+  const since = String(Date.now());
   const shown: SimulatedImpression[] = [];
   const rounds: LoopRound[] = [];
   let served = await currentVersion(options);
@@ -66,6 +81,8 @@ export async function runLoop(options: LoopOptions): Promise<LoopResult> {
       seed: options.seed * 1000 + round,
       startTime: options.startTime + round * DAY,
       seconds: DAY,
+      // The event log's export joins and splits by the times it logged: the feedback carries no simulated time then.
+      realTime: options.exportWindow !== undefined,
     });
     if (simulation.failedRequests > 0.05 * simulation.requests)
       throw new Error(`round ${round}: ${simulation.failedRequests} of ${simulation.requests} requests failed`);
@@ -78,10 +95,9 @@ export async function runLoop(options: LoopOptions): Promise<LoopResult> {
     );
     rounds.push(entry);
     if (round === options.rounds) break;
-    writeWindow(options.windowDir, options.base, shown);
     const report = await retrain({
       root: options.models,
-      window: { kind: 'files', dir: options.windowDir, setup: { split: 'time' } },
+      window: await windowOf(options, shown, `round-${round}`, since),
       training: { seed: options.seed + round, compareUncorrected: false, ...options.training },
       ...(options.tolerances ? { tolerances: options.tolerances } : {}),
       ...(options.index ? { index: options.index } : {}),
@@ -96,10 +112,9 @@ export async function runLoop(options: LoopOptions): Promise<LoopResult> {
   }
   const result: LoopResult = { rounds, ctrByRound: rounds.map((r) => r.simulation.ctrAtK) };
   if (options.checkBrokenCandidate) {
-    writeWindow(options.windowDir, options.base, shown);
     const report = await retrain({
       root: options.models,
-      window: { kind: 'files', dir: options.windowDir, setup: { split: 'time' } },
+      window: await windowOf(options, shown, 'broken', since),
       training: { seed: options.seed, compareUncorrected: false, ...options.training, shuffleTrainLabels: true },
       ...(options.tolerances ? { tolerances: options.tolerances } : {}),
       ...(options.index ? { index: options.index } : {}),
@@ -109,6 +124,19 @@ export async function runLoop(options: LoopOptions): Promise<LoopResult> {
     log(`broken candidate (shuffled labels): gate ${report.decision} (${report.reasons.join('; ')})`);
   }
   return result;
+}
+
+/** The window a round retrains on: the event log's export since the loop started, or the simulator's own record. */
+async function windowOf(
+  options: LoopOptions,
+  shown: SimulatedImpression[],
+  name: string,
+  since: string,
+): Promise<DataSource | WindowExport> {
+  if (options.exportWindow) return { ...options.exportWindow, since, until: String(Date.now()) };
+  const dir = join(options.windowDir, name);
+  writeWindow(dir, options.base, shown);
+  return { kind: 'files', dir, setup: { split: 'time' } };
 }
 
 function pickReport(r: RetrainReport): NonNullable<LoopRound['retrain']> {

@@ -17,6 +17,8 @@ export interface SimulateOptions {
   /** Simulated Unix seconds of the first request; the requests spread over `seconds` (default one day). */
   startTime: number;
   seconds?: number;
+  /** Feedback without a timestamp (the gateway's receiving time) instead of the simulated one. */
+  realTime?: boolean;
   /** Per-request timeout, ms; default 10 000. */
   timeoutMs?: number;
 }
@@ -126,7 +128,7 @@ export async function simulate(options: SimulateOptions): Promise<SimulationResu
         user_id: userId,
         item_id,
         event_type: type,
-        timestamp_ms: timestamp * 1000,
+        ...(options.realTime ? {} : { timestamp_ms: timestamp * 1000 }),
         request_id: answer.request_id,
       });
       if (click) {

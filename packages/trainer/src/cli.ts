@@ -58,11 +58,15 @@ const usage = `usage: recsys COMMAND [options]
              the serving version stays and the report says why. Writes a JSON report (both versions' metrics)
              and prints it; exits 0 whether published or kept, 1 on failure.
              --models DIR           the serving model root (default: models)
-             --data files:DIR       the window: dataset files (the event log's export; label 0 impressions and
-                                    label 1 feedback, or positives only: negatives are then sampled)
+             --since TIME --until TIME   the window: exported from the feature service's event log first
+                                    (recsys-events export: Unix ms, ISO-8601, now, now-24h) into <models>/windows/<version>/
+             --feedback-window D    how long after an answer a click makes its item a positive (default 1h)
+             --data files:DIR       or the window as dataset files already (label 0 impressions and label 1
+                                    feedback, or positives only: negatives are then sampled)
              --tolerance-auc X      largest AUC drop (DLRM, pre-ranker) still published (default 0.01)
              --tolerance-recall X   largest two-tower Recall@10/50/100 drop still published (default 0.01)
-             --index-dir DIR --features HOST:PORT   build the published two-tower's index there (retrieval reloads it)
+             --features HOST:PORT   the feature service (the log's export, the index build; default $FEATURES_ADDRESS)
+             --index-dir DIR        build the published two-tower's index there (retrieval reloads it)
              --index-cli PATH       the index builder (default: the workspace's services/retrieval/dist/index-cli.js)
              --report PATH          (default <models>/retrain/<candidate version>.json)
              --shuffle-labels       fault injection: the candidate fits shuffled train labels (the gate must refuse it)
@@ -265,6 +269,9 @@ async function main(argv: string[]): Promise<number> {
       patience: { type: 'string' },
       'ranking-negatives': { type: 'string' },
       'tolerance-auc': { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      'feedback-window': { type: 'string' },
       'tolerance-recall': { type: 'string' },
       'index-dir': { type: 'string' },
       'index-cli': { type: 'string' },
@@ -363,20 +370,25 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   if (command === 'retrain') {
-    const window = dataSource(values);
-    if (window.kind !== 'files') throw new UsageError('retrain: --data files:DIR (the exported window) is required');
-    const settings = modelOptions(values, window);
+    const features = values.features ?? process.env.FEATURES_ADDRESS ?? '';
+    const exporting = values.since !== undefined || values.until !== undefined;
+    if (exporting && values.data !== undefined) throw new UsageError('retrain: --data or --since/--until, not both');
+    if (exporting && (values.since === undefined || values.until === undefined))
+      throw new UsageError('retrain: --since and --until go together (the window of the event log to export)');
+    const files = exporting ? undefined : dataSource(values);
+    if (files !== undefined && files.kind !== 'files')
+      throw new UsageError('retrain: the window is --since/--until (exported from the event log) or --data files:DIR');
+    if ((exporting || values['index-dir'] !== undefined) && !/^[^\s:]+:\d{1,5}$/.test(features))
+      throw new UsageError(`--features: expected HOST:PORT (or FEATURES_ADDRESS), got "${features}"`);
+    const settings = modelOptions(values, files ?? { kind: 'files', dir: '' });
     const index =
       values['index-dir'] === undefined
         ? undefined
         : {
             indexDir: resolve(values['index-dir']),
-            features: values.features ?? process.env.FEATURES_ADDRESS ?? '',
+            features,
             ...(values['index-cli'] ? { cli: resolve(values['index-cli']) } : {}),
           };
-    if (index && !/^[^\s:]+:\d{1,5}$/.test(index.features))
-      throw new UsageError(`--features: expected HOST:PORT with --index-dir (or FEATURES_ADDRESS), got "${index.features}"`);
-    if (!index && values.features !== undefined) throw new UsageError('--features: only with --index-dir');
     const tolerance = (flag: string) => {
       const value = values[flag as keyof typeof values] as string | undefined;
       if (value === undefined) return undefined;
@@ -398,7 +410,14 @@ async function main(argv: string[]): Promise<number> {
       const report = await retrain({
         root: resolve(values.models ?? 'models'),
         // The newest rows of the window are its held-out side.
-        window: { ...window, setup: { ...window.setup, split: 'time' } },
+        window: files
+          ? { ...files, setup: { ...files.setup, split: 'time' } }
+          : {
+              since: values.since!,
+              until: values.until!,
+              features,
+              ...(values['feedback-window'] ? { feedbackWindow: values['feedback-window'] } : {}),
+            },
         training: {
           seed: wholeNumber('seed', values.seed) ?? 0,
           retrieval: settings.retrieval,

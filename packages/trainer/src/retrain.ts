@@ -26,13 +26,26 @@ export interface IndexBuild {
   cli?: string;
 }
 
+/** The newest window, exported from the event log by the offline events tool (`recsys-events export`) before training. */
+export interface WindowExport {
+  /** As the events tool takes them: Unix ms, an ISO-8601 date, "now" or "now-24h". */
+  since: string;
+  until: string;
+  /** The feature service holding the log, HOST:PORT. */
+  features: string;
+  /** How long after an answer a click still makes its item a positive (the tool's --window, default 1h). */
+  feedbackWindow?: string;
+  /** Default: the workspace's packages/offline/dist/events-cli.js. */
+  cli?: string;
+}
+
 export interface RetrainOptions {
   /** How the candidate is trained (seed, epochs, negatives, ...). */
   training?: Omit<TrainRunOptions, 'out' | 'version' | 'log' | 'models'>;
   /** The serving model root (services watch it). Candidates are staged under <models>/.candidates/. */
   root: string;
-  /** The newest window of logged data (the export of the event log), with a time split. */
-  window: DataSource;
+  /** The newest window of logged data (the export of the event log) as dataset files, with a time split. */
+  window: DataSource | WindowExport;
   tolerances?: Partial<GateTolerances>;
   /** Build an index of the published two-tower (retrieval hot-reloads it); absent: no index is built. */
   index?: IndexBuild;
@@ -59,6 +72,8 @@ export interface RetrainReport {
   /** The version that serves after this run. */
   servingAfter: string;
   index?: { built: boolean; seconds: number; output: string };
+  /** The event log's export the window came from (its summary: counts of positives, negatives, the split). */
+  export?: { since: string; until: string; seconds: number; summary: unknown };
   seconds: number;
 }
 
@@ -100,19 +115,28 @@ export function gateDecision(
   return { publish: reasons.length === 0, reasons };
 }
 
-function defaultIndexCli(): string {
-  // packages/trainer/dist/retrain.js -> services/retrieval/dist/index-cli.js
-  return resolve(__dirname, '../../../services/retrieval/dist/index-cli.js');
+/** A workspace tool's built entry (packages/trainer/dist/retrain.js -> <root>/<path>). */
+function workspaceTool(path: string): string {
+  return resolve(__dirname, '../../..', path);
 }
 
 /** Runs the retrieval service's index CLI on the published version; its output is kept for the report. */
 function runIndexBuild(models: string, index: IndexBuild): Promise<{ seconds: number; output: string }> {
+  const cli = index.cli ?? workspaceTool('services/retrieval/dist/index-cli.js');
+  return runTool('index build', cli, ['build', '--models', models, '--index-dir', index.indexDir, '--features', index.features]);
+}
+
+/** Exports the window from the event log into `dir` (the offline events tool, as `recsys-events export` runs). */
+function runExport(dir: string, window: WindowExport): Promise<{ seconds: number; output: string }> {
+  const cli = window.cli ?? workspaceTool('packages/offline/dist/events-cli.js');
+  const args = ['export', '--since', window.since, '--until', window.until, '--out', dir, '--address', window.features];
+  return runTool('events export', cli, window.feedbackWindow ? [...args, '--window', window.feedbackWindow] : args);
+}
+
+function runTool(label: string, cli: string, args: string[]): Promise<{ seconds: number; output: string }> {
   const started = performance.now();
-  const cli = index.cli ?? defaultIndexCli();
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [cli, 'build', '--models', models, '--index-dir', index.indexDir, '--features', index.features], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (b: Buffer) => (output += b.toString()));
     child.stderr.on('data', (b: Buffer) => (output += b.toString()));
@@ -120,7 +144,7 @@ function runIndexBuild(models: string, index: IndexBuild): Promise<{ seconds: nu
     child.on('close', (code) => {
       const seconds = (performance.now() - started) / 1000;
       if (code === 0) resolvePromise({ seconds, output: output.trim() });
-      else reject(new Error(`index build (${cli}) exited ${code}: ${output.trim().slice(-2000)}`));
+      else reject(new Error(`${label} (${cli}) exited ${code}: ${output.trim().slice(-2000)}`));
     });
   });
 }
@@ -151,12 +175,24 @@ export async function retrain(options: RetrainOptions): Promise<RetrainReport> {
   // A candidate left by a crashed run under the same number is stale.
   await rm(staging, { recursive: true, force: true });
 
+  let window: DataSource;
+  let exported: RetrainReport['export'];
+  if ('kind' in options.window) window = options.window;
+  else {
+    // Kept beside the versions: a published version's manifest names its data, which must stay as it was.
+    const dir = join(models, 'windows', version);
+    await rm(dir, { recursive: true, force: true });
+    const run = await runExport(dir, options.window);
+    exported = { since: options.window.since, until: options.window.until, seconds: run.seconds, summary: lastJson(run.output) };
+    log(`retrain: exported the window ${options.window.since} .. ${options.window.until} in ${run.seconds.toFixed(1)} s`);
+    window = { kind: 'files', dir, setup: { split: 'time' } };
+  }
   log(`retrain: candidate version ${version} on the window; serving ${servingVersion ?? '(none)'}`);
-  await trainRun(options.window, { ...options.training, out: staging, version, log });
+  await trainRun(window, { ...options.training, out: staging, version, log });
 
   // Both versions on the same rows: the window's held-out side, with the candidate's negatives if it sampled any.
   const seed = options.training?.seed ?? 0;
-  const { setup, fit } = prepareSetup(options.window, options.training?.preparation);
+  const { setup, fit } = prepareSetup(window, options.training?.preparation);
   const ranking = rankingData(setup, fit, options.training?.negatives, seed).setup;
   const candidateEval = await evaluateVersionOn(staging, version, setup, ranking);
   const candidate: VersionMetrics = { version, metrics: metricsOf(candidateEval) };
@@ -172,7 +208,8 @@ export async function retrain(options: RetrainOptions): Promise<RetrainReport> {
 
   const report: RetrainReport = {
     createdAt: new Date().toISOString(),
-    window: { source: options.window, fingerprint: fingerprint(setup), trainRows: 0, testRows: 0 },
+    ...(exported ? { export: exported } : {}),
+    window: { source: window, fingerprint: fingerprint(setup), trainRows: 0, testRows: 0 },
     tolerances,
     ...(serving ? { serving } : {}),
     candidate,
@@ -229,4 +266,16 @@ async function publishCandidate(staging: string, models: string, version: string
     await rm(join(models, 'reports', version), { recursive: true, force: true });
     await rename(report, join(models, 'reports', version));
   }
+}
+
+/** The last line of a tool's output that parses as JSON (its summary), if any. */
+function lastJson(output: string): unknown {
+  for (const line of output.split('\n').reverse()) {
+    try {
+      return JSON.parse(line) as unknown;
+    } catch {
+      // not the summary line
+    }
+  }
+  return undefined;
 }
