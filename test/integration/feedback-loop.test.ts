@@ -1,7 +1,8 @@
 // The feedback loop on small data, through the real services: simulated users (whose clicks follow the synthetic world's
-// planted tastes) call the gateway over REST and send clicks and purchases back with the request id; the gate retrains on
-// the window, publishes, the services hot-reload (the index is rebuilt), and the next round's CTR@10 is measured on the
-// new version. A candidate fitted on shuffled labels must be refused.
+// planted tastes) call the gateway over REST and send clicks and purchases back with the request id; the gateway logs
+// every answer and the feature service every feedback event (the event log on Redis); the gate exports the window from
+// the log, retrains on it, publishes, the services hot-reload (the index is rebuilt), and the next round's CTR@10 is
+// measured on the new version. A candidate fitted on shuffled labels must be refused.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,7 +29,12 @@ describe('the feedback loop on small data: simulate -> retrain -> publish raises
     const baseDir = join(tmp, 'base');
     writeDatasetFiles(base, baseDir);
     const models = join(tmp, 'models');
-    const training = { retrieval: { epochs: 4 }, ranking: { epochs: 2 }, preranking: { epochs: 2 } };
+    // Small data: small batches, so every model takes a few hundred steps.
+    const training = {
+      retrieval: { epochs: 6, batchSize: 64 },
+      ranking: { epochs: 6, batchSize: 64 },
+      preranking: { epochs: 6, batchSize: 64 },
+    };
     await trainRun(
       { kind: 'files', dir: baseDir, setup: { split: 'time' } },
       { out: models, seed: 1, compareUncorrected: false, ...training },
@@ -52,6 +58,7 @@ describe('the feedback loop on small data: simulate -> retrain -> publish raises
       models,
       windowDir: join(tmp, 'window'),
       index: { indexDir: pipeline.indexDir, features: pipeline.addresses.features },
+      exportWindow: { features: pipeline.addresses.features, feedbackWindowMs: 1000 },
       rounds: 2,
       requestsPerRound: 400,
       seed: 1,
@@ -59,6 +66,7 @@ describe('the feedback loop on small data: simulate -> retrain -> publish raises
       training,
       waitForServing: (version) => waitForServing(pipeline, version, probe),
       checkBrokenCandidate: true,
+      log: (line) => void (process.env.LOOP_LOG ? process.stderr.write(`${line}\n`) : undefined),
     });
   }, 240_000);
   afterAll(async () => {
@@ -75,6 +83,11 @@ describe('the feedback loop on small data: simulate -> retrain -> publish raises
       // Every click went back as feedback with its request id, and every purchase after a click.
       expect(r.simulation.feedbackAccepted).toBe(r.simulation.clicks + r.simulation.purchases);
     }
+    // Each retrain read its window from the event log: every answer served since the loop started, labelled.
+    const first = result.rounds[0]!.retrain!.export!.summary as { impressions: number; positives: number; negatives: number };
+    expect(first.impressions).toBe(400);
+    expect(first.positives + first.negatives).toBeGreaterThanOrEqual(0.95 * 400 * 10);
+    expect(first.positives).toBe(result.rounds[0]!.simulation.clicks);
   });
 
   it('raises the simulated CTR@10 of the served version over the first one', () => {

@@ -26,7 +26,7 @@ export interface LoopOptions {
    * The window from the event log instead of the simulator's record: the events export over what the loop served
    * (`since`: the loop's start). The gateway must log its answers for this (the feature service's event log).
    */
-  exportWindow?: Omit<WindowExport, 'since' | 'until'>;
+  exportWindow?: { features: string; feedbackWindowMs: number; cli?: string };
   /** The index the published two-tower is built into (retrieval reloads it), and the feature service it reads. */
   index?: RetrainOptions['index'];
   rounds: number;
@@ -49,7 +49,7 @@ export interface LoopRound {
   served: string;
   simulation: Omit<SimulationResult, 'shown'>;
   /** The retraining after the round's traffic (absent for the final measuring round). */
-  retrain?: Pick<RetrainReport, 'decision' | 'reasons' | 'servingAfter' | 'candidate' | 'serving'>;
+  retrain?: Pick<RetrainReport, 'decision' | 'reasons' | 'servingAfter' | 'candidate' | 'serving' | 'export'>;
 }
 
 export interface LoopResult {
@@ -133,14 +133,32 @@ async function windowOf(
   name: string,
   since: string,
 ): Promise<DataSource | WindowExport> {
-  if (options.exportWindow) return { ...options.exportWindow, since, until: String(Date.now()) };
+  const exported = options.exportWindow;
+  if (exported) {
+    // The last answers' feedback windows end first, so none of their items is left out as pending.
+    await new Promise((done) => setTimeout(done, exported.feedbackWindowMs + 100));
+    return {
+      since,
+      until: String(Date.now()),
+      features: exported.features,
+      feedbackWindow: `${exported.feedbackWindowMs}ms`,
+      ...(exported.cli ? { cli: exported.cli } : {}),
+    };
+  }
   const dir = join(options.windowDir, name);
   writeWindow(dir, options.base, shown);
   return { kind: 'files', dir, setup: { split: 'time' } };
 }
 
 function pickReport(r: RetrainReport): NonNullable<LoopRound['retrain']> {
-  return { decision: r.decision, reasons: r.reasons, servingAfter: r.servingAfter, candidate: r.candidate, serving: r.serving };
+  return {
+    decision: r.decision,
+    reasons: r.reasons,
+    servingAfter: r.servingAfter,
+    candidate: r.candidate,
+    serving: r.serving,
+    ...(r.export ? { export: r.export } : {}),
+  };
 }
 
 async function currentVersion(options: LoopOptions): Promise<string> {
