@@ -67,6 +67,7 @@ const usage = `usage: recsys COMMAND [options]
              --tolerance-recall X   largest two-tower Recall@10/50/100 drop still published (default 0.01)
              --features HOST:PORT   the feature service (the log's export, the index build; default $FEATURES_ADDRESS)
              --index-dir DIR        build the published two-tower's index there (retrieval reloads it)
+             --qdrant URL --collection NAME   or in Qdrant (as recsys-index build takes them)
              --index-cli PATH       the index builder (default: the workspace's services/retrieval/dist/index-cli.js)
              --report PATH          (default <models>/retrain/<candidate version>.json)
              --shuffle-labels       fault injection: the candidate fits shuffled train labels (the gate must refuse it)
@@ -275,6 +276,8 @@ async function main(argv: string[]): Promise<number> {
       'tolerance-recall': { type: 'string' },
       'index-dir': { type: 'string' },
       'index-cli': { type: 'string' },
+      qdrant: { type: 'string' },
+      collection: { type: 'string' },
       features: { type: 'string' },
       report: { type: 'string' },
       'shuffle-labels': { type: 'boolean' },
@@ -378,17 +381,22 @@ async function main(argv: string[]): Promise<number> {
     const files = exporting ? undefined : dataSource(values);
     if (files !== undefined && files.kind !== 'files')
       throw new UsageError('retrain: the window is --since/--until (exported from the event log) or --data files:DIR');
-    if ((exporting || values['index-dir'] !== undefined) && !/^[^\s:]+:\d{1,5}$/.test(features))
+    if ((exporting || values['index-dir'] !== undefined || values.qdrant !== undefined) && !/^[^\s:]+:\d{1,5}$/.test(features))
       throw new UsageError(`--features: expected HOST:PORT (or FEATURES_ADDRESS), got "${features}"`);
     const settings = modelOptions(values, files ?? { kind: 'files', dir: '' });
-    const index =
-      values['index-dir'] === undefined
-        ? undefined
-        : {
-            indexDir: resolve(values['index-dir']),
-            features,
-            ...(values['index-cli'] ? { cli: resolve(values['index-cli']) } : {}),
-          };
+    if (values['index-dir'] !== undefined && values.qdrant !== undefined)
+      throw new UsageError('--index-dir and --qdrant: give one, not both');
+    if ((values.qdrant === undefined) !== (values.collection === undefined)) throw new UsageError('--qdrant and --collection go together');
+    const indexing = values['index-dir'] !== undefined || values.qdrant !== undefined;
+    const index = indexing
+      ? {
+          ...(values.qdrant !== undefined
+            ? { qdrant: { url: values.qdrant, collection: values.collection! } }
+            : { indexDir: resolve(values['index-dir']!) }),
+          features,
+          ...(values['index-cli'] ? { cli: resolve(values['index-cli']) } : {}),
+        }
+      : undefined;
     const tolerance = (flag: string) => {
       const value = values[flag as keyof typeof values] as string | undefined;
       if (value === undefined) return undefined;

@@ -19,7 +19,9 @@ export const GATE_TOLERANCES: GateTolerances = { auc: 0.01, recall: 0.01 };
 
 /** Where a published version's index is built (the retrieval service's index CLI, as `recsys-up` runs it). */
 export interface IndexBuild {
-  indexDir: string;
+  /** The embedded index's directory; or `qdrant` (QDRANT_API_KEY passes through from the environment). */
+  indexDir?: string;
+  qdrant?: { url: string; collection: string };
   /** The feature service (item payload and the query sample), HOST:PORT. */
   features: string;
   /** Default: the workspace's services/retrieval/dist/index-cli.js. */
@@ -123,7 +125,11 @@ function workspaceTool(path: string): string {
 /** Runs the retrieval service's index CLI on the published version; its output is kept for the report. */
 function runIndexBuild(models: string, index: IndexBuild): Promise<{ seconds: number; output: string }> {
   const cli = index.cli ?? workspaceTool('services/retrieval/dist/index-cli.js');
-  return runTool('index build', cli, ['build', '--models', models, '--index-dir', index.indexDir, '--features', index.features]);
+  const target = index.qdrant
+    ? ['--qdrant', index.qdrant.url, '--collection', index.qdrant.collection]
+    : ['--index-dir', index.indexDir ?? ''];
+  if (!index.qdrant && !index.indexDir) throw new Error('retrain: index: give indexDir or qdrant');
+  return runTool('index build', cli, ['build', '--models', models, ...target, '--features', index.features]);
 }
 
 /** Exports the window from the event log into `dir` (the offline events tool, as `recsys-events export` runs). */
