@@ -116,6 +116,8 @@ export async function runLoop(options: LoopOptions): Promise<LoopResult> {
       root: options.models,
       window: await windowOf(options, shown, 'broken', since),
       training: { seed: options.seed, compareUncorrected: false, ...options.training, shuffleTrainLabels: true },
+      // From scratch: the fault is the labels alone, not a blend with the serving version's params.
+      coldStart: true,
       ...(options.tolerances ? { tolerances: options.tolerances } : {}),
       ...(options.index ? { index: options.index } : {}),
       log,

@@ -70,6 +70,8 @@ const usage = `usage: recsys COMMAND [options]
              --qdrant URL --collection NAME   or in Qdrant (as recsys-index build takes them)
              --index-cli PATH       the index builder (default: the workspace's services/retrieval/dist/index-cli.js)
              --report PATH          (default <models>/retrain/<candidate version>.json)
+             --cold-start           train the candidate from scratch (default: from the serving version's params
+                                    where names and shapes match: a grown vocabulary starts that table fresh)
              --shuffle-labels       fault injection: the candidate fits shuffled train labels (the gate must refuse it)
              and train's model flags (epochs, learning rates, --ranking-negatives, --negative-sampler, --seed)
   evaluate   evaluates a published version from its files (ONNX graphs and manifests) on its data
@@ -281,6 +283,7 @@ async function main(argv: string[]): Promise<number> {
       features: { type: 'string' },
       report: { type: 'string' },
       'shuffle-labels': { type: 'boolean' },
+      'cold-start': { type: 'boolean' },
       'negative-sampler': { type: 'string' },
       temperatures: { type: 'string' },
       'retrieval-lrs': { type: 'string' },
@@ -438,6 +441,7 @@ async function main(argv: string[]): Promise<number> {
           onProgress: progress.onProgress,
         },
         tolerances,
+        ...(values['cold-start'] ? { coldStart: true } : {}),
         ...(index ? { index } : {}),
         ...(values.report ? { report: resolve(values.report) } : {}),
         log: (line) => {

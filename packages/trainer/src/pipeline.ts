@@ -14,7 +14,16 @@ import {
   trainedTowerVectors,
 } from './evaluate-models.js';
 import { OPSET, exportGraph } from './export/exporter.js';
-import { type ModelManifest, type ModelName, MANIFEST_FORMAT, VersionWriter, nextVersion, sha256 } from '@recsys/model-format';
+import {
+  type ModelManifest,
+  type ModelName,
+  MANIFEST_FORMAT,
+  VersionWriter,
+  loadModelVersion,
+  nextVersion,
+  sha256,
+} from '@recsys/model-format';
+import { type WarmStart, warmStartFrom } from './train/warm-start.js';
 import { OrtRunner } from './graph/ort-runner.js';
 import { type EncodedSources, batchFeeds, describeInputs } from './models/inputs.js';
 import type { Tower } from './models/two-tower.js';
@@ -66,6 +75,11 @@ export interface TrainRunOptions {
    * pre-ranker (default NEGATIVE_SAMPLING_DEFAULTS; ratio 0 turns it off, and such a run is refused).
    */
   negatives?: Partial<NegativeSampling>;
+  /**
+   * Start each model from a published version's params where names and shapes allow (the retrain gate starts the
+   * candidate from the serving version); a model the version lacks starts fresh. Recorded in the manifests.
+   */
+  warmStart?: { root: string; version: string };
   /** Publish as this version (default: one more than any under `out`); the retrain gate stages candidates so. */
   version?: string;
   /**
@@ -113,7 +127,7 @@ function firstRows(n: number, count: number): Int32Array {
 }
 
 function trainingRecord(
-  o: { seed: number; epochs: number; batchSize: number; lr: number },
+  o: { seed: number; epochs: number; batchSize: number; lr: number; warmStart?: WarmStart },
   loop: LoopResult,
   extra: Record<string, unknown> = {},
 ) {
@@ -128,6 +142,7 @@ function trainingRecord(
     epochsRun: loop.epochsRun,
     bestEpoch: loop.bestEpoch,
     ...(loop.validation ? { validation: loop.validation } : {}),
+    ...(loop.warmStarted ? { warmStarted: loop.warmStarted } : {}),
     ...extra,
   };
 }
@@ -152,6 +167,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
   const log = options.log ?? (() => undefined);
   const seed = options.seed ?? 0;
   const threads = options.threads ?? 1;
+  const warm = options.warmStart ? await warmStarts(options.warmStart) : {};
   const common = { seed, threads, onProgress: options.onProgress };
   const preparation = options.preparation ?? {};
   const prepared = prepareSetup(source, preparation);
@@ -224,7 +240,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
   }
 
   async function trainTwoTowerStage(): Promise<void> {
-    const rOpts = { ...RETRIEVAL_DEFAULTS, ...options.retrieval, ...common };
+    const rOpts = { ...RETRIEVAL_DEFAULTS, ...options.retrieval, ...common, warmStart: warm['two-tower'] };
     const tt = await trainTwoTower(fit, rOpts, validating ? retrievalValidation(fit, options.patience) : undefined);
     const ttWriter = await stage('two-tower');
     const exportTower = (side: 'user' | 'item', tower: Tower, sources: EncodedSources, count: number) =>
@@ -332,7 +348,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
   }
 
   async function trainDlrmStage(): Promise<void> {
-    const dOpts = { ...RANKING_DEFAULTS, ...options.ranking, ...common };
+    const dOpts = { ...RANKING_DEFAULTS, ...options.ranking, ...common, warmStart: warm.dlrm };
     const dlrm = await trainDlrm(ranking.fit, dOpts, validating ? rankingValidation(ranking.fit, options.patience) : undefined);
     const dWriter = await stage('dlrm');
     const checkRows = splitRows(ranking.setup, true).subarray(0, CHECK_ROWS);
@@ -395,7 +411,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
     const { vectors } = trained;
     if (vectors === undefined) throw new Error('trainRun: the pre-ranker needs the two-tower of this run');
     const checkRows = splitRows(ranking.setup, true).subarray(0, CHECK_ROWS);
-    const pOpts = { ...PRERANKING_DEFAULTS, ...options.preranking, ...common };
+    const pOpts = { ...PRERANKING_DEFAULTS, ...options.preranking, ...common, warmStart: warm.preranker };
     const pre = await trainPreranker(ranking.fit, vectors, pOpts);
     const pWriter = await stage('preranker');
     const prerankSpec: FeatureSpec = { features: pre.layout?.continuous ?? [] };
@@ -501,4 +517,14 @@ function shuffledTrainLabels<T extends { setup: TrainingSetup; fit: TrainingSetu
   rows.forEach((r, k) => (value[r] = fit.dataset.interactions.value[rows[order[k]!]!]!));
   const dataset = { ...fit.dataset, interactions: { ...fit.dataset.interactions, value } };
   return { setup: { ...setup, dataset }, fit: { ...fit, dataset } };
+}
+
+/** The params of each model of a published version, to warm-start from; models it lacks are absent. */
+async function warmStarts(from: { root: string; version: string }): Promise<Partial<Record<ModelName, WarmStart>>> {
+  const out: Partial<Record<ModelName, WarmStart>> = {};
+  for (const name of MODEL_NAMES) {
+    const loaded = await loadModelVersion(from.root, name, from.version).catch(() => undefined);
+    if (loaded) out[name] = warmStartFrom(Object.values(loaded.graphs));
+  }
+  return out;
 }

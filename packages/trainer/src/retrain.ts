@@ -51,6 +51,8 @@ export interface RetrainOptions {
   tolerances?: Partial<GateTolerances>;
   /** Build an index of the published two-tower (retrieval hot-reloads it); absent: no index is built. */
   index?: IndexBuild;
+  /** Train the candidate from scratch instead of starting from the serving version's params. */
+  coldStart?: boolean;
   /** Where the JSON report goes; default <models>/retrain/<candidate version>.json. */
   report?: string;
   log?: (line: string) => void;
@@ -69,6 +71,8 @@ export interface RetrainReport {
   serving?: VersionMetrics;
   candidate: VersionMetrics;
   decision: 'published' | 'kept';
+  /** The version the candidate's params started from (where shapes allow); absent: trained from scratch. */
+  warmStartFrom?: string;
   /** Why the candidate was kept out (each metric beyond its tolerance), or why it was published. */
   reasons: string[];
   /** The version that serves after this run. */
@@ -194,7 +198,8 @@ export async function retrain(options: RetrainOptions): Promise<RetrainReport> {
     window = { kind: 'files', dir, setup: { split: 'time' } };
   }
   log(`retrain: candidate version ${version} on the window; serving ${servingVersion ?? '(none)'}`);
-  await trainRun(window, { ...options.training, out: staging, version, log });
+  const warmStart = servingVersion !== undefined && !options.coldStart ? { root: models, version: servingVersion } : undefined;
+  await trainRun(window, { ...options.training, ...(warmStart ? { warmStart } : {}), out: staging, version, log });
 
   // Both versions on the same rows: the window's held-out side, with the candidate's negatives if it sampled any.
   const seed = options.training?.seed ?? 0;
@@ -220,6 +225,7 @@ export async function retrain(options: RetrainOptions): Promise<RetrainReport> {
     ...(serving ? { serving } : {}),
     candidate,
     decision: decision.publish ? 'published' : 'kept',
+    ...(warmStart ? { warmStartFrom: warmStart.version } : {}),
     reasons: decision.reasons,
     servingAfter: decision.publish ? version : servingVersion!,
     seconds: 0,
