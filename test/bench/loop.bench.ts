@@ -106,8 +106,7 @@ async function main(): Promise<void> {
     }
     console.log(`broken candidate (shuffled labels): ${loop.broken!.decision}: ${loop.broken!.reasons.join('; ')}`);
     console.log(`baselines: random items CTR@10 ${randomCtr.toFixed(4)}, oracle CTR@10 ${oracleCtr.toFixed(4)}`);
-    const lastExport = [...loop.rounds].reverse().find((r) => r.retrain?.export)?.retrain?.export?.summary as
-      { log_entries?: number } | undefined;
+    const lastExport = [...loop.rounds].reverse().find((r) => r.export)?.export;
     const result = {
       bench: 'loop',
       rounds: ROUNDS,

@@ -1,14 +1,10 @@
 import type { Dataset } from '@recsys/data';
-import {
-  type DataSource,
-  type GateTolerances,
-  type RetrainOptions,
-  type RetrainReport,
-  type WindowExport,
-  latestVersion,
-  retrain,
-} from '@recsys/trainer';
+import { type DataSource, type GateTolerances, type RetrainOptions, type RetrainReport, latestVersion, retrain } from '@recsys/trainer';
 import { join } from 'node:path';
+import { features } from '@recsys/contracts';
+import { loadDatasetFiles, writeDatasetFiles } from '@recsys/data';
+import { type EventsExportSummary, exportEvents } from '@recsys/offline';
+import { createServiceClient } from '@recsys/service-kit';
 import { type SimulatedImpression, type SimulationResult, simulate, writeWindow } from './simulator.js';
 import type { SimulatedWorld } from './world.js';
 
@@ -24,9 +20,10 @@ export interface LoopOptions {
   windowDir: string;
   /**
    * The window from the event log instead of the simulator's record: the events export over what the loop served
-   * (`since`: the loop's start). The gateway must log its answers for this (the feature service's event log).
+   * (since the loop's start), after the base data (the log alone holds only what the served versions chose to show).
+   * The gateway must log its answers for this (the feature service's event log).
    */
-  exportWindow?: { features: string; feedbackWindowMs: number; cli?: string };
+  exportWindow?: { features: string; feedbackWindowMs: number };
   /** The index the published two-tower is built into (retrieval reloads it), and the feature service it reads. */
   index?: RetrainOptions['index'];
   rounds: number;
@@ -48,8 +45,10 @@ export interface LoopRound {
   /** The version served while this round's traffic was simulated. */
   served: string;
   simulation: Omit<SimulationResult, 'shown'>;
+  /** The event log's export the round's retraining read (with exportWindow). */
+  export?: EventsExportSummary;
   /** The retraining after the round's traffic (absent for the final measuring round). */
-  retrain?: Pick<RetrainReport, 'decision' | 'reasons' | 'servingAfter' | 'candidate' | 'serving' | 'export'>;
+  retrain?: Pick<RetrainReport, 'decision' | 'reasons' | 'servingAfter' | 'candidate' | 'serving'>;
 }
 
 export interface LoopResult {
@@ -95,9 +94,11 @@ export async function runLoop(options: LoopOptions): Promise<LoopResult> {
     );
     rounds.push(entry);
     if (round === options.rounds) break;
+    const window = await windowOf(options, shown, `round-${round}`, since);
+    if (window.exported) entry.export = window.exported;
     const report = await retrain({
       root: options.models,
-      window: await windowOf(options, shown, `round-${round}`, since),
+      window: window.source,
       training: { seed: options.seed + round, compareUncorrected: false, ...options.training },
       ...(options.tolerances ? { tolerances: options.tolerances } : {}),
       ...(options.index ? { index: options.index } : {}),
@@ -114,7 +115,7 @@ export async function runLoop(options: LoopOptions): Promise<LoopResult> {
   if (options.checkBrokenCandidate) {
     const report = await retrain({
       root: options.models,
-      window: await windowOf(options, shown, 'broken', since),
+      window: (await windowOf(options, shown, 'broken', since)).source,
       training: { seed: options.seed, compareUncorrected: false, ...options.training, shuffleTrainLabels: true },
       // From scratch: the fault is the labels alone, not a blend with the serving version's params.
       coldStart: true,
@@ -134,22 +135,31 @@ async function windowOf(
   shown: SimulatedImpression[],
   name: string,
   since: string,
-): Promise<DataSource | WindowExport> {
+): Promise<{ source: DataSource; exported?: EventsExportSummary }> {
   const exported = options.exportWindow;
-  if (exported) {
-    // The last answers' feedback windows end first, so none of their items is left out as pending.
-    await new Promise((done) => setTimeout(done, exported.feedbackWindowMs + 100));
-    return {
-      since,
-      until: String(Date.now()),
-      features: exported.features,
-      feedbackWindow: `${exported.feedbackWindowMs}ms`,
-      ...(exported.cli ? { cli: exported.cli } : {}),
-    };
-  }
   const dir = join(options.windowDir, name);
-  writeWindow(dir, options.base, shown);
-  return { kind: 'files', dir, setup: { split: 'time' } };
+  if (!exported) {
+    writeWindow(dir, options.base, shown);
+    return { source: { kind: 'files', dir, setup: { split: 'time' } } };
+  }
+  // The last answers' feedback windows end first, so none of their items is left out as pending.
+  await new Promise((done) => setTimeout(done, exported.feedbackWindowMs + 100));
+  const client = createServiceClient(features.FeatureService, exported.features, { defaultTimeoutMs: 30_000 });
+  let summary: EventsExportSummary;
+  try {
+    const logged = join(dir, 'log');
+    summary = await exportEvents(client, {
+      sinceMs: Number(since),
+      untilMs: Date.now(),
+      outDir: logged,
+      windowMs: exported.feedbackWindowMs,
+    });
+    // The data the first version learnt from stays in the window: the log alone only holds what the served versions chose to show.
+    writeMerged(dir, options.base, loadDatasetFiles(logged));
+  } finally {
+    client.close();
+  }
+  return { source: { kind: 'files', dir, setup: { split: 'time' } }, exported: summary };
 }
 
 function pickReport(r: RetrainReport): NonNullable<LoopRound['retrain']> {
@@ -159,7 +169,6 @@ function pickReport(r: RetrainReport): NonNullable<LoopRound['retrain']> {
     servingAfter: r.servingAfter,
     candidate: r.candidate,
     serving: r.serving,
-    ...(r.export ? { export: r.export } : {}),
   };
 }
 
@@ -167,4 +176,37 @@ async function currentVersion(options: LoopOptions): Promise<string> {
   const v = await latestVersion(options.models);
   if (v === undefined) throw new Error(`${options.models}: no model version serves (train one first)`);
   return v;
+}
+
+/** The base data's interactions, then the log's, over the log's users and items (the feature service's); rows of ids it lacks are dropped. */
+function writeMerged(dir: string, base: Dataset, logged: Dataset): void {
+  const b = base.interactions;
+  const l = logged.interactions;
+  const keep: number[] = [];
+  const userOf = new Int32Array(b.length);
+  const itemOf = new Int32Array(b.length);
+  for (let r = 0; r < b.length; r++) {
+    const u = logged.users.index.get(base.users.ids[b.user[r]!]!);
+    const i = logged.items.index.get(base.items.ids[b.item[r]!]!);
+    if (u === undefined || i === undefined) continue;
+    userOf[r] = u;
+    itemOf[r] = i;
+    keep.push(r);
+  }
+  const n = keep.length + l.length;
+  const user = new Int32Array(n);
+  const item = new Int32Array(n);
+  const value = new Float32Array(n);
+  const timestamp = new Float64Array(n);
+  keep.forEach((r, k) => {
+    user[k] = userOf[r]!;
+    item[k] = itemOf[r]!;
+    value[k] = b.value[r]!;
+    timestamp[k] = b.timestamp[r]!;
+  });
+  user.set(l.user, keep.length);
+  item.set(l.item, keep.length);
+  value.set(l.value, keep.length);
+  timestamp.set(l.timestamp, keep.length);
+  writeDatasetFiles({ ...logged, interactions: { length: n, user, item, value, timestamp, context: {} } }, dir);
 }
