@@ -59,8 +59,8 @@ describe('the feedback loop on small data: simulate -> retrain -> publish raises
       windowDir: join(tmp, 'window'),
       index: { indexDir: pipeline.indexDir, features: pipeline.addresses.features },
       exportWindow: { features: pipeline.addresses.features, feedbackWindowMs: 1000 },
-      rounds: 2,
-      requestsPerRound: 400,
+      rounds: 1,
+      requestsPerRound: 300,
       seed: 1,
       startTime: BASE_START + 31 * DAY,
       training,
@@ -68,25 +68,25 @@ describe('the feedback loop on small data: simulate -> retrain -> publish raises
       checkBrokenCandidate: true,
       log: (line) => void (process.env.LOOP_LOG ? process.stderr.write(`${line}\n`) : undefined),
     });
-  }, 240_000);
+  }, 420_000);
   afterAll(async () => {
     await pipeline?.close();
     rmSync(tmp, { recursive: true, force: true });
   }, 60_000);
 
-  it('publishes a new version each round and serves it', () => {
-    expect(result.rounds.map((r) => r.served)).toEqual(['1', '2', '3']);
-    expect(result.rounds.slice(0, 2).map((r) => r.retrain!.decision)).toEqual(['published', 'published']);
+  it('publishes the retrained version and serves it', () => {
+    expect(result.rounds.map((r) => r.served)).toEqual(['1', '2']);
+    expect(result.rounds[0]!.retrain!.decision).toBe('published');
     for (const r of result.rounds) {
       expect(r.simulation.failedRequests).toBe(0);
-      expect(r.simulation.impressions).toBe(400 * 10);
+      expect(r.simulation.impressions).toBe(300 * 10);
       // Every click went back as feedback with its request id, and every purchase after a click.
       expect(r.simulation.feedbackAccepted).toBe(r.simulation.clicks + r.simulation.purchases);
     }
     // Each retrain read its window from the event log: every answer served since the loop started, labelled.
     const first = result.rounds[0]!.export!;
-    expect(first.impressions).toBe(400);
-    expect(first.positives + first.negatives).toBeGreaterThanOrEqual(0.95 * 400 * 10);
+    expect(first.impressions).toBe(300);
+    expect(first.positives + first.negatives).toBeGreaterThanOrEqual(0.95 * 300 * 10);
     expect(first.positives).toBe(result.rounds[0]!.simulation.clicks);
   });
 
@@ -97,7 +97,7 @@ describe('the feedback loop on small data: simulate -> retrain -> publish raises
 
   it('refuses a candidate trained on shuffled labels and keeps the serving version', () => {
     expect(result.broken!.decision).toBe('kept');
-    expect(result.broken!.servingAfter).toBe('3');
+    expect(result.broken!.servingAfter).toBe('2');
     expect(result.broken!.reasons.join('\n')).toMatch(/auc .* < serving/);
   });
 });
