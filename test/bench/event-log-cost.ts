@@ -23,8 +23,8 @@ function metricSum(text: string, name: string): number {
 export async function eventLogCost(gatewayMetricsUrl: string): Promise<EventLogCost> {
   const text = await (await fetch(gatewayMetricsUrl)).text();
   return {
-    log_write_ms_p99: Math.round(metricSum(text, 'gateway_impression_log_write_ms_p99') * 10000) / 10000,
-    log_flush_ms_per_answer: Math.round(metricSum(text, 'gateway_impression_log_flush_ms_per_answer') * 10000) / 10000,
+    log_write_ms_p99: Math.round(metricSum(text, 'gateway_impression_log_write_ms_p99') * 1e6) / 1e6,
+    log_flush_ms_per_answer: Math.round(metricSum(text, 'gateway_impression_log_flush_ms_per_answer') * 1e6) / 1e6,
     events_logged: metricSum(text, 'gateway_impressions_logged_total'),
     events_dropped: metricSum(text, 'gateway_impressions_dropped_total'),
   };
