@@ -186,7 +186,7 @@ export const gatewayEnv = {
   DEGRADED_LOG_LIMIT: z.coerce.number().int().min(0).max(100000).default(10),
   DEGRADED_LOG_WINDOW_MS: positiveInt.max(3_600_000).default(60000),
   IMPRESSION_LOG: booleanVar.default(true),
-  IMPRESSION_LOG_FLUSH_MS: positiveInt.max(60000).default(50),
+  IMPRESSION_LOG_FLUSH_MS: positiveInt.max(60000).default(200),
   IMPRESSION_LOG_BATCH: positiveInt.max(100000).default(500),
   IMPRESSION_LOG_MAX_QUEUE: positiveInt.max(10_000_000).default(20000),
   IMPRESSION_LOG_TIMEOUT_MS: positiveInt.max(60000).default(2000),

@@ -24,7 +24,7 @@ export interface ServedAnswer {
   degradations: readonly common.Degradation[];
 }
 
-/** Recent per-request costs (ms) kept for the p99 the metrics show. */
+/** Recent per-answer costs (ms) kept for the figures the metrics show. */
 const COST_WINDOW = 10_000;
 
 type Counter = ReturnType<ServiceMetrics['counter']>;
@@ -34,15 +34,21 @@ type Counter = ReturnType<ServiceMetrics['counter']>;
  * on its path) and a timer, started outside any request, sends the queue to the feature service in batches
  * (`LogImpressions`, which appends them to the event log). Nothing here can fail or delay a request: a full queue
  * drops the answer, a failed call drops its batch, both counted (`gateway_impressions_dropped_total{reason}`).
- * `gateway_impression_log_write_ms_p99` is the p99 over the last 10,000 answers of what logging one cost the
- * gateway's event loop: its push plus its share of its batch's encoding and send.
+ * Costs, over the last 10,000 answers: `gateway_impression_log_write_ms_p99`, the p99 of what logging cost the
+ * request on its path (the queue push), and `gateway_impression_log_flush_ms_per_answer`, the mean of each answer's
+ * share of its batch's synchronous work off the path (building the messages, encoding, starting the call): what
+ * logging costs the event loop in all is the sum.
  */
 export class ImpressionLog {
-  private queue: { answer: ServedAnswer; costMs: number }[] = [];
+  private queue: ServedAnswer[] = [];
   private timer: NodeJS.Timeout | undefined;
   private inFlight = new Set<Promise<void>>();
+  /** On-path costs (ms), a ring. */
   private readonly costs = new Float64Array(COST_WINDOW);
   private costCount = 0;
+  /** Off-path shares (ms), a ring. */
+  private readonly shares = new Float64Array(COST_WINDOW);
+  private shareCount = 0;
   private lastWarnMs = -Infinity;
   private readonly logged: Counter;
   private readonly dropped: Counter;
@@ -62,8 +68,13 @@ export class ImpressionLog {
     metrics.sampledGauge('gateway_impression_log_queue', 'Served answers waiting to be sent to the event log', () => this.queue.length);
     metrics.sampledGauge(
       'gateway_impression_log_write_ms_p99',
-      'p99 over the last 10,000 logged answers of the gateway time logging one cost (queueing plus its share of the batch send), ms',
+      'p99 over the last 10,000 answers of the time logging one cost the request on its path (the queue push), ms',
       () => this.writeCostP99(),
+    );
+    metrics.sampledGauge(
+      'gateway_impression_log_flush_ms_per_answer',
+      "Mean over the last 10,000 logged answers of each one's share of its batch's synchronous send work (off the request's path), ms",
+      () => this.flushCostPerAnswer(),
     );
     this.dropped.inc({ reason: 'queue_full' }, 0);
     this.dropped.inc({ reason: 'write_failed' }, 0);
@@ -86,8 +97,9 @@ export class ImpressionLog {
       this.dropped.inc({ reason: 'queue_full' });
       return;
     }
-    this.queue.push({ answer, costMs: 0 });
-    this.queue[this.queue.length - 1]!.costMs = performance.now() - started;
+    this.queue.push(answer);
+    this.costs[this.costCount % COST_WINDOW] = performance.now() - started;
+    this.costCount++;
   }
 
   /** Sends everything queued now, in batches; resolves when those calls have ended. */
@@ -108,7 +120,15 @@ export class ImpressionLog {
     await Promise.all([...this.inFlight]);
   }
 
-  /** The p99 of the recent per-answer costs, ms (0 before any). */
+  /** The mean of the recent answers' shares of their batches' send work, ms (0 before any). */
+  flushCostPerAnswer(): number {
+    const n = Math.min(this.shareCount, COST_WINDOW);
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += this.shares[i]!;
+    return n === 0 ? 0 : sum / n;
+  }
+
+  /** The p99 of the recent on-path costs, ms (0 before any). */
   writeCostP99(): number {
     const n = Math.min(this.costCount, COST_WINDOW);
     if (n === 0) return 0;
@@ -116,11 +136,11 @@ export class ImpressionLog {
     return sorted[Math.min(n - 1, Math.ceil(0.99 * n) - 1)]!;
   }
 
-  private send(batch: { answer: ServedAnswer; costMs: number }[]): Promise<void> {
+  private send(batch: ServedAnswer[]): Promise<void> {
     const started = performance.now();
     let call: Promise<unknown>;
     try {
-      const impressions = batch.map(({ answer }) =>
+      const impressions = batch.map((answer) =>
         create(features.ImpressionSchema, {
           requestId: answer.requestId,
           userId: answer.userId,
@@ -135,9 +155,9 @@ export class ImpressionLog {
       call = Promise.reject(error);
     }
     const share = (performance.now() - started) / batch.length;
-    for (const { costMs } of batch) {
-      this.costs[this.costCount % COST_WINDOW] = costMs + share;
-      this.costCount++;
+    for (let i = 0; i < batch.length; i++) {
+      this.shares[this.shareCount % COST_WINDOW] = share;
+      this.shareCount++;
     }
     const done = call.then(
       () => {
