@@ -17,6 +17,7 @@ import { SimulatedWorld, offlineCtr, runLoop } from '@recsys/simulator';
 import { RedisServer } from '@recsys/testing';
 import { DEFAULT_SYNTHETIC, trainRun } from '@recsys/trainer';
 import { waitForServing } from '../harness/serving-versions';
+import { eventLogCost } from './event-log-cost';
 import { round } from './stats';
 
 const number = (name: string, fallback: number) => {
@@ -35,13 +36,6 @@ const TRAINING = {
   ranking: { epochs: 4, batchSize: 128 },
   preranking: { epochs: 4, batchSize: 128 },
 };
-
-async function metric(pipeline: RunningPipeline, name: string): Promise<number | undefined> {
-  const url = pipeline.metricsUrl('gateway');
-  if (!url) return undefined;
-  const line = (await (await fetch(url)).text()).split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
 
 async function main(): Promise<void> {
   const started = performance.now();
@@ -106,6 +100,7 @@ async function main(): Promise<void> {
     }
     console.log(`broken candidate (shuffled labels): ${loop.broken!.decision}: ${loop.broken!.reasons.join('; ')}`);
     console.log(`baselines: random items CTR@10 ${randomCtr.toFixed(4)}, oracle CTR@10 ${oracleCtr.toFixed(4)}`);
+    const cost = await eventLogCost(running.metricsUrl('gateway')!);
     const lastExport = [...loop.rounds].reverse().find((r) => r.export)?.export;
     const result = {
       bench: 'loop',
@@ -116,9 +111,10 @@ async function main(): Promise<void> {
       gate_decisions: loop.rounds.filter((r) => r.retrain).map((r) => r.retrain!.decision),
       ctr_lift: round(ctr[ctr.length - 1]! / ctr[0]!, 4),
       gate_refused_broken: loop.broken!.decision === 'kept',
-      log_write_ms_p99: (await metric(running, 'gateway_impression_log_write_ms_p99')) ?? null,
-      impressions_logged: (await metric(running, 'gateway_impressions_logged_total')) ?? null,
-      events_logged: lastExport?.log_entries ?? null,
+      // The gateway's cost of logging an answer on its path, and the answers it logged (test/bench/event-log-cost.ts).
+      ...cost,
+      // Entries (answers and feedback events) the last export read from the log.
+      log_entries_exported: lastExport?.log_entries ?? null,
       'baseline_random_ctr@10': round(randomCtr, 4),
       'baseline_oracle_ctr@10': round(oracleCtr, 4),
       data: { ...world, base_interactions_per_user: BASE_INTERACTIONS },
