@@ -13,7 +13,9 @@ export function warmStartFrom(graphs: readonly Uint8Array[]): WarmStart {
       if (t.dataType !== TensorProto_DataType.FLOAT) continue;
       const raw = t.rawData;
       const data =
-        raw.byteLength > 0 ? new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)) : Float32Array.from(t.floatData);
+        raw.byteLength > 0
+          ? new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength))
+          : Float32Array.from(t.floatData);
       out.set(t.name, { dims: t.dims.map(Number), data });
     }
   }
