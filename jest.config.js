@@ -20,7 +20,7 @@ module.exports = {
   transform: { '^.+\\.ts$': swc, '/onnx-buf/.+\\.js$': swc },
   transformIgnorePatterns: ['/node_modules/(?!(\\.pnpm/onnx-buf[^/]*/node_modules/)?onnx-buf/)'],
   moduleNameMapper: {
-    '^@recsys/(contracts|service-kit|testing|data|model-format|trainer|offline|serving|stage|vector-index|pipeline)$':
+    '^@recsys/(contracts|service-kit|testing|data|model-format|trainer|offline|serving|stage|vector-index|pipeline|simulator)$':
       '<rootDir>/packages/$1/src',
     '^@recsys/(features|retrieval|preranking|ranking|reranking|gateway)$': '<rootDir>/services/$1/src',
     '^(\\.{1,2}/.*)\\.js$': '$1',

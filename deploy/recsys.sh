@@ -18,8 +18,11 @@ servers (configured by environment variables; see each service's README):
 offline tools:
   train ...          recsys train: trains and exports the models (--out DIR)
   evaluate ...       recsys evaluate: scores a published version
+  retrain ...        recsys retrain: exports the newest window of the event log, trains a candidate, publishes it
+                     only when the gate finds it no worse than the serving version (then builds its index)
   recsys ...         the trainer CLI with any of its commands (train, evaluate, data)
   load-features ...  recsys-load-features: loads a model version's data into the feature service
+  events ...         recsys-events: exports the event log as training data (export), online metrics per version (report)
   build-index ...    recsys-index build: publishes a vector index version (--index-dir DIR | --qdrant URL)
   features-cli ...   recsys-features: bulk loads JSONL/CSV rows, reads users, items, popular items
   up ...             recsys-up: the whole pipeline in this one container (--work-dir /tmp/recsys)
@@ -33,9 +36,10 @@ shift
 case "$command" in
   gateway | features | retrieval | preranking | ranking | reranking)
     exec node "$app/services/$command/dist/main.js" "$@" ;;
-  train | evaluate) exec node "$app/packages/trainer/dist/cli.js" "$command" "$@" ;;
+  train | evaluate | retrain) exec node "$app/packages/trainer/dist/cli.js" "$command" "$@" ;;
   recsys) exec node "$app/packages/trainer/dist/cli.js" "$@" ;;
   load-features) exec node "$app/packages/offline/dist/load-features-cli.js" "$@" ;;
+  events) exec node "$app/packages/offline/dist/events-cli.js" "$@" ;;
   build-index) exec node "$app/services/retrieval/dist/index-cli.js" build "$@" ;;
   features-cli) exec node "$app/services/features/dist/cli.js" "$@" ;;
   up) exec node "$app/packages/pipeline/dist/cli.js" "$@" ;;

@@ -42,6 +42,8 @@ const storeOptions: RedisFeatureStoreOptions = {
   dedupTtlMs: 3_600_000,
   eventWeights: {},
   historyEventTypes: new Set(),
+  eventLogRetentionMs: 3_600_000,
+  attributionWindowMs: 3_600_000,
 };
 
 async function main(): Promise<void> {

@@ -18,6 +18,7 @@ import { loadModelVersion } from '@recsys/serving';
 import { RedisServer } from '@recsys/testing';
 import { FLOOR_PARTS, measureFloor, type RequestPlan } from './floor';
 import { quantile, round, rssMiB } from './stats';
+import { eventLogCost, type EventLogCost } from './event-log-cost';
 
 const number = (name: string, fallback: number) => {
   const value = Number(process.env[name] ?? fallback);
@@ -231,7 +232,7 @@ function maxQps(levels: readonly Level[], p99Ms: number): number {
   return Math.max(0, ...levels.filter((l) => l.p99_ms <= p99Ms && l.degraded < 0.01 && l.failed === 0).map((l) => l.qps));
 }
 
-function modeSummary(levels: readonly Level[], floorP50: number): Record<string, number> {
+function modeSummary(levels: readonly Level[], floorP50: number, logCost: EventLogCost | undefined): Record<string, number> {
   const rest = levels.filter((l) => l.generator === 'rest');
   const grpc = levels.filter((l) => l.generator === 'grpc');
   const summary: Record<string, number> = {};
@@ -255,6 +256,14 @@ function modeSummary(levels: readonly Level[], floorP50: number): Record<string,
   const c32 = rest.find((l) => l.concurrency === 32)!;
   summary.cpu_ms_per_request = c32.cpuMsTotal;
   summary.p50_ms_c1_over_floor = round(rest.find((l) => l.concurrency === 1)!.p50_ms / floorP50, 2);
+  if (logCost) {
+    // The event log's cost per answer against the answer's own p50 at one client, measured in the same run.
+    summary.log_write_ms_p99 = logCost.log_write_ms_p99;
+    summary.log_write_p99_over_p50_c1 = round(logCost.log_write_ms_p99 / rest.find((l) => l.concurrency === 1)!.p50_ms, 5);
+    summary.log_flush_ms_per_answer = logCost.log_flush_ms_per_answer;
+    summary.events_logged = logCost.events_logged;
+    summary.events_dropped = logCost.events_dropped;
+  }
   return summary;
 }
 
@@ -300,6 +309,7 @@ async function main(): Promise<void> {
   let facts: Record<string, string | number> = {};
   let pipeline: RunningPipeline | undefined;
   const rss: Record<string, number> = {};
+  const logCosts: Partial<Record<PipelineMode, EventLogCost>> = {};
   let warnings = 0;
   try {
     for (const [index, mode] of MODES.entries()) {
@@ -344,6 +354,11 @@ async function main(): Promise<void> {
         }
       }
       for (const [name, pid] of Object.entries(processesOf(pipeline))) rss[`${mode}_${name}_rss_mib`] = rssMiB(pid);
+      const logCost = await eventLogCost(pipeline.metricsUrl('gateway')!);
+      logCosts[mode] = logCost;
+      console.log(
+        `${mode}: event log ${logCost.events_logged} answers logged, ${logCost.events_dropped} dropped, write cost on the request's path p99 ${logCost.log_write_ms_p99} ms, batch send off the path ${logCost.log_flush_ms_per_answer} ms per answer (mean)`,
+      );
       if (floor === undefined) {
         const samples = await measureFloor(pipeline, plans, Math.min(20, plans.length));
         floor = { floor_p50_ms: round(quantile(samples.floor, 0.5)) };
@@ -391,6 +406,7 @@ async function main(): Promise<void> {
         modeSummary(
           levels.filter((l) => l.mode === mode),
           floorP50,
+          logCosts[mode],
         ),
       ]),
     ),
@@ -398,6 +414,10 @@ async function main(): Promise<void> {
     retrieved_p50: facts.retrieved_p50,
     ranked_p50: facts.ranked_p50,
     feature_calls_per_request: splitC1.featureCalls,
+    // The event log's write cost per answer, the worst mode's (goal: under 0.2 ms).
+    log_write_ms_p99: Math.max(...Object.values(logCosts).map((c) => c.log_write_ms_p99)),
+    log_flush_ms_per_answer: Math.max(...Object.values(logCosts).map((c) => c.log_flush_ms_per_answer)),
+    events_logged: Object.values(logCosts).reduce((sum, c) => sum + c.events_logged, 0),
     grpc_calls_per_request: splitC1.grpcCalls,
     duration_s_per_level: DURATION_S,
     cores: facts.cores,

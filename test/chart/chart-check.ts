@@ -23,6 +23,8 @@ import { typeCheckObjects, validateObject } from './models';
 import { CHART, helmTemplate, K8S, kubeTools, parseObjects, ROOT, run, runFailing, type K8sObject, type Tools } from './tools';
 import { renderBase, BASE_FILE } from './k8s-base';
 
+/** The offline jobs' components: each calls what its flags name, and only when the chart renders it. */
+const JOB_COMPONENTS = ['load-features', 'build-index', 'retrain'];
 const STAGES = ['gateway', 'features', 'retrieval', 'preranking', 'ranking', 'reranking'] as const;
 type Stage = (typeof STAGES)[number];
 /** The stages that load models before they listen: they get a startup probe. */
@@ -37,10 +39,12 @@ const MODEL_STAGES: readonly Stage[] = ['retrieval', 'preranking', 'ranking'];
 function expectedCallGraph(stores: { redis: boolean; qdrant: boolean }): Set<string> {
   const edges = [
     ...['retrieval', 'preranking', 'ranking', 'reranking', 'features'].map((callee) => `gateway->${callee}`),
-    ...['retrieval', 'preranking', 'ranking', 'reranking', 'load-features', 'build-index'].map((caller) => `${caller}->features`),
+    ...['retrieval', 'preranking', 'ranking', 'reranking', 'load-features', 'build-index', 'retrain'].map(
+      (caller) => `${caller}->features`,
+    ),
   ];
   if (stores.redis) edges.push('features->redis');
-  if (stores.qdrant) edges.push('retrieval->qdrant', 'build-index->qdrant');
+  if (stores.qdrant) edges.push('retrieval->qdrant', 'build-index->qdrant', 'retrain->qdrant');
   return new Set(edges);
 }
 
@@ -257,10 +261,10 @@ function checkRender(name: string, objects: K8sObject[], values: Json): Checked 
   }
   const jobs = new Set([...byKind(objects, 'Job'), ...byKind(objects, 'CronJob')].map(componentOf));
   const expectedHere = new Set(
-    [...expected].filter((edge) => !['load-features', 'build-index'].includes(edge.split('->')[0]!) || jobs.has(edge.split('->')[0]!)),
+    [...expected].filter((edge) => !JOB_COMPONENTS.includes(edge.split('->')[0]!) || jobs.has(edge.split('->')[0]!)),
   );
   const allowedHere = new Set(
-    [...allowed].filter((edge) => !['load-features', 'build-index'].includes(edge.split('->')[0]!) || jobs.has(edge.split('->')[0]!)),
+    [...allowed].filter((edge) => !JOB_COMPONENTS.includes(edge.split('->')[0]!) || jobs.has(edge.split('->')[0]!)),
   );
   const networkPolicyMatchesCallGraph = gatewayOpen && sameSet(allowedHere, expectedHere) && sameSet(configured, expectedHere);
   assert.ok(gatewayOpen, `${name}: the gateway accepts callers from outside the release`);
@@ -274,6 +278,18 @@ function checkRender(name: string, objects: K8sObject[], values: Json): Checked 
       byKind(objects, 'CronJob').some((c) => componentOf(c) === 'train'),
       `${name}: a training CronJob`,
     );
+  // Retraining is a CronJob or nothing: never an install hook.
+  const retrain = [...byKind(objects, 'Job'), ...byKind(objects, 'CronJob')].filter((j) => componentOf(j) === 'retrain');
+  if (values.jobs?.retrain?.enabled) {
+    assert.deepEqual(
+      retrain.map((j) => j.kind),
+      ['CronJob'],
+      `${name}: a retraining CronJob`,
+    );
+    const args: string[] = podSpecOf(retrain[0]!).containers[0].args;
+    assert.equal(args[0], 'retrain', `${name}: the retrain CronJob runs recsys retrain`);
+    for (const flag of ['--models', '--features', '--since', '--until']) assert.ok(args.includes(flag), `${name}: retrain ${flag}`);
+  } else assert.deepEqual(retrain, [], `${name}: no retraining unless enabled`);
   for (const job of [...byKind(objects, 'Job'), ...byKind(objects, 'CronJob')]) {
     assert.match(podSpecOf(job).containers[0].image, /^recsys[:@]/, `${name}: ${job.metadata.name} uses the recsys image`);
   }
@@ -353,6 +369,7 @@ function checkStageConfigs(name: string, objects: K8sObject[]): void {
 
 /** Values that must fail, and the message each must give. */
 const BAD_VALUES: Array<{ set: string[]; message: string }> = [
+  { set: ['jobs.retrain.enabled=true', 'jobs.retrain.schedule='], message: 'jobs.retrain.enabled needs jobs.retrain.schedule' },
   { set: ['stages.ranking.replica=3'], message: "at '/stages/ranking': additional properties 'replica' not allowed" },
   { set: ['bogus=1'], message: "additional properties 'bogus' not allowed" },
   { set: ['defaults.autoscaling.mode=hpa'], message: "at '/defaults/autoscaling/mode': value must be one of 'cpu', 'keda'" },

@@ -212,6 +212,88 @@ describe.each(MODES)('the pipeline end to end (%s)', (mode) => {
     expect(delta('GetPopularItems')).toBeLessThanOrEqual(Math.ceil(seconds) + 1);
   });
 
+  it('logs every answer (REST and gRPC) with the versions that served it, and feedback with its request id', async () => {
+    const since = Date.now();
+    const rest = await recommend({ user_id: 'user-41', k: 10 });
+    expectHealthy(rest, 10);
+    const rpc = await grpcGateway.recommend({ userId: 'user-42', k: 10 }, { metadata });
+    expect(rpc.degradations).toEqual([]);
+    const restFeedback = await call('/v1/feedback', {
+      method: 'POST',
+      headers: AUTH,
+      json: {
+        events: [
+          { event_id: randomUUID(), user_id: 'user-41', item_id: rest.items[0]!.item_id, event_type: 'click', request_id: rest.request_id },
+        ],
+      },
+    });
+    expect(restFeedback).toMatchObject({ status: 200, body: { accepted: 1 } });
+    const rpcEvent = {
+      eventId: randomUUID(),
+      userId: 'user-42',
+      itemId: rpc.items[2]!.itemId,
+      eventType: common.EventType.PURCHASE,
+      requestId: rpc.requestId,
+    };
+    expect(await grpcGateway.sendFeedback({ events: [rpcEvent] }, { metadata })).toMatchObject({ accepted: 1 });
+    const badRequestId = await call('/v1/feedback', {
+      method: 'POST',
+      headers: AUTH,
+      json: { events: [{ event_id: randomUUID(), user_id: 'user-41', item_id: 'x', event_type: 'click', request_id: 'r'.repeat(300) }] },
+    });
+    expect(badRequestId.status).toBe(400);
+    expect(JSON.stringify(badRequestId.body)).toContain('events[0].request_id');
+
+    // The gateway sends answers in batches off the request's path: wait for them.
+    const [twoTower, preranker, dlrm] = await Promise.all(
+      (['two-tower', 'preranker', 'dlrm'] as const).map((name) => loadModelVersion(modelsRoot, name)),
+    );
+    let entries: features.EventLogEntry[] = [];
+    const deadline = Date.now() + 10_000;
+    const impressionOf = (requestId: string) =>
+      entries.find((e) => e.event.case === 'impression' && e.event.value.requestId === requestId)?.event.value as
+        features.Impression | undefined;
+    while (Date.now() < deadline) {
+      entries = (await featureClient.readEventLog({ sinceMs: BigInt(since), limit: 5000 })).entries;
+      if (impressionOf(rest.request_id) && impressionOf(rpc.requestId)) break;
+      await new Promise((done) => setTimeout(done, 100));
+    }
+    const versions = { retrievalModel: twoTower!.version, prerankingModel: preranker!.version, rankingModel: dlrm!.version };
+    const restImpression = impressionOf(rest.request_id)!;
+    expect(restImpression).toMatchObject({ userId: 'user-41', versions, degradations: [] });
+    expect(restImpression.versions!.index).not.toBe('');
+    expect(restImpression.items.map((i) => [i.itemId, i.position])).toEqual(rest.items.map((item, position) => [item.item_id, position]));
+    expect(restImpression.items.map((i) => i.score)).toEqual(rest.items.map((item) => Math.fround(item.score)));
+    expect(Number(restImpression.timestampMs)).toBeGreaterThanOrEqual(since);
+    const rpcImpression = impressionOf(rpc.requestId)!;
+    expect(rpcImpression).toMatchObject({ userId: 'user-42', versions });
+    expect(rpcImpression.items.map((i) => i.itemId)).toEqual(rpc.items.map((item) => item.itemId));
+    const feedback = entries.filter((e) => e.event.case === 'feedback').map((e) => e.event.value as common.FeedbackEvent);
+    expect(feedback).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          userId: 'user-41',
+          itemId: rest.items[0]!.item_id,
+          requestId: rest.request_id,
+          eventType: common.EventType.CLICK,
+        }),
+        expect.objectContaining({
+          userId: 'user-42',
+          itemId: rpcEvent.itemId,
+          requestId: rpc.requestId,
+          eventType: common.EventType.PURCHASE,
+        }),
+      ]),
+    );
+    // Joined live by request id: the click counts for the versions that served it.
+    const metrics = await (await fetch(pipeline.metricsUrl('features')!)).text();
+    const clicks = [...metrics.matchAll(/^recsys_online_feedback_total\{([^}]*)\} (\d+)/gm)].filter(
+      ([, labels]) =>
+        labels!.includes('event_type="CLICK"') && labels!.includes(`ranking_model="${dlrm!.version}"`) && labels!.includes('top_k="true"'),
+    );
+    expect(clicks.reduce((sum, [, , n]) => sum + Number(n), 0)).toBeGreaterThanOrEqual(1);
+  });
+
   it('honours category filters and excluded items', async () => {
     const open = await recommend({ user_id: 'user-5', k: 20 });
     const categories = [...new Set(open.items.map((item) => item.category))];

@@ -32,7 +32,8 @@ describe('bench:pipeline', () => {
       const positive = (key: string, value: unknown) => {
         if (!(typeof value === 'number' && Number.isFinite(value) && value > 0)) bad.push(key);
       };
-      for (const key of ['floor_p50_ms', 'feature_calls_per_request', 'grpc_calls_per_request']) positive(key, figures[key]);
+      for (const key of ['floor_p50_ms', 'feature_calls_per_request', 'grpc_calls_per_request', 'log_write_ms_p99', 'events_logged'])
+        positive(key, figures[key]);
       for (const mode of ['mode_split', 'mode_all_in_one']) {
         const m = figures[mode] as Record<string, number> | undefined;
         if (m === undefined) {
@@ -45,7 +46,8 @@ describe('bench:pipeline', () => {
           if (!(typeof degraded === 'number' && degraded >= 0 && degraded <= 1)) bad.push(`${mode}.degraded_c${n}`);
           if (!(m[`p50_ms_c${n}`]! <= m[`p99_ms_c${n}`]!)) bad.push(`${mode}.p50 <= p99 at c${n}`);
         }
-        for (const key of ['cpu_ms_per_request', 'p50_ms_c1_over_floor']) positive(`${mode}.${key}`, m[key]);
+        for (const key of ['cpu_ms_per_request', 'p50_ms_c1_over_floor', 'log_write_ms_p99', 'events_logged'])
+          positive(`${mode}.${key}`, m[key]);
         for (const key of ['max_qps_p99_under_100ms', 'max_qps_p99_under_50ms'])
           if (!(typeof m[key] === 'number' && m[key] >= 0)) bad.push(`${mode}.${key}`);
       }

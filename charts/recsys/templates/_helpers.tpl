@@ -141,8 +141,8 @@ apply when rendering for a cluster (install, upgrade, template), not to `helm li
 {{- if or (not .Values.artifacts.bundle.url) (not .Values.artifacts.bundle.sha256) -}}
 {{- fail "artifacts.source=bundle needs artifacts.bundle.url and artifacts.bundle.sha256" -}}
 {{- end -}}
-{{- if or .Values.jobs.train.enabled .Values.jobs.buildIndex.enabled -}}
-{{- fail "artifacts.source=bundle is read-only: the train and buildIndex jobs write to artifacts.source=volume; disable jobs.train and jobs.buildIndex" -}}
+{{- if or .Values.jobs.train.enabled .Values.jobs.buildIndex.enabled .Values.jobs.retrain.enabled -}}
+{{- fail "artifacts.source=bundle is read-only: the train, buildIndex and retrain jobs write to artifacts.source=volume; disable jobs.train, jobs.buildIndex and jobs.retrain" -}}
 {{- end -}}
 {{- end -}}
 {{- range $name := include "recsys.stageNames" . | fromYamlArray -}}
@@ -270,7 +270,7 @@ template:
         image: {{ include "recsys.image" (dict "root" $root "gpu" false) }}
         imagePullPolicy: {{ $root.Values.image.pullPolicy }}
         args: {{ concat .v.command .job.flags .v.args | toJson }}
-        {{- if and (eq .job.key "buildIndex") (eq $root.Values.index.backend "qdrant") }}
+        {{- if and (has .job.key (list "buildIndex" "retrain")) (eq $root.Values.index.backend "qdrant") }}
         {{- with include "recsys.qdrantApiKeyEnv" $root }}
         env:
           {{- . | nindent 10 }}

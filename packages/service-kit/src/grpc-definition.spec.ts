@@ -16,6 +16,10 @@ describe('grpc definitions from protobuf-es descriptors', () => {
       'GetPopularItems',
       'UpsertUsers',
       'UpsertItems',
+      'LogImpressions',
+      'ReadEventLog',
+      'ListUsers',
+      'ListItems',
     ]);
     expect(batch.path).toBe('/recsys.features.v1.FeatureService/BatchGetItemFeatures');
     expect(batch).toMatchObject({ requestStream: false, responseStream: false, originalName: 'batchGetItemFeatures' });

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_SYNTHETIC, type DataSource, describeSource } from './data-source.js';
 import { evaluateVersion } from './evaluate-version.js';
+import { type GateTolerances, retrain } from './retrain.js';
 import type { Progress } from './train/loop.js';
 import { type TrainRunOptions, trainRun } from './pipeline.js';
 import { strongSettings } from './strong.js';
@@ -12,6 +13,7 @@ import { TUNE_GRID, type TuneGrid, tune } from './tune.js';
 import { DLRM_INTERACTIONS, type DlrmInteraction } from './models/dlrm.js';
 import { RANKING_DEFAULTS } from './train/ranking.js';
 import { RETRIEVAL_DEFAULTS } from './train/retrieval.js';
+import { NEGATIVE_SAMPLERS, type NegativeSampler } from './train/negatives.js';
 import { NO_USER_HISTORY, type UserHistoryOptions } from '@recsys/data';
 
 const usage = `usage: recsys COMMAND [options]
@@ -38,6 +40,9 @@ const usage = `usage: recsys COMMAND [options]
              --temperature T        two-tower softmax temperature
              --retrieval-lr X --ranking-lr X
              --interaction dot|dcn|dotdcn   DLRM interaction (default dot); --cross-layers N (DCN-v2, default 2)
+             --ranking-negatives N  implicit feedback (every interaction positive): negatives sampled per positive for
+                                    DLRM and the pre-ranker, train and test alike (default 4; 0: off, and the run is refused)
+             --negative-sampler uniform|popularity   how they are drawn (default uniform; popularity: by train positives)
              --validation           fit on train minus a validation slice, validate after every epoch, keep the best epoch
              --patience N           with --validation: stop after N epochs without a better validation score
   tune       grid search on the validation slice of train (never the test split), then trains and publishes
@@ -47,6 +52,29 @@ const usage = `usage: recsys COMMAND [options]
              --threads N            onnxruntime threads per step (default 1: fastest for these models)
              --users N --items N --interactions-per-user N --data-seed N   (synthetic data size)
              --start-time UNIX_SECONDS   start of the synthetic 30-day window (default 2025-01-01)
+  retrain    one round of retraining with a gate: trains all three models on the newest window as a candidate
+             (staged under <models>/.candidates/, invisible to the services), evaluates the candidate and the
+             serving version on the same held-out rows of the window (its latest 20% by time), and publishes the
+             candidate (then builds its index) only when no gated metric is worse beyond its tolerance; otherwise
+             the serving version stays and the report says why. Writes a JSON report (both versions' metrics)
+             and prints it; exits 0 whether published or kept, 1 on failure.
+             --models DIR           the serving model root (default: models)
+             --since TIME --until TIME   the window: exported from the feature service's event log first
+                                    (recsys-events export: Unix ms, ISO-8601, now, now-24h) into <models>/windows/<version>/
+             --feedback-window D    how long after an answer a click makes its item a positive (default 1h)
+             --data files:DIR       or the window as dataset files already (label 0 impressions and label 1
+                                    feedback, or positives only: negatives are then sampled)
+             --tolerance-auc X      largest AUC drop (DLRM, pre-ranker) still published (default 0.01)
+             --tolerance-recall X   largest two-tower Recall@10/50/100 drop still published (default 0.01)
+             --features HOST:PORT   the feature service (the log's export, the index build; default $FEATURES_ADDRESS)
+             --index-dir DIR        build the published two-tower's index there (retrieval reloads it)
+             --qdrant URL --collection NAME   or in Qdrant (as recsys-index build takes them)
+             --index-cli PATH       the index builder (default: the workspace's services/retrieval/dist/index-cli.js)
+             --report PATH          (default <models>/retrain/<candidate version>.json)
+             --cold-start           train the candidate from scratch (default: from the serving version's params
+                                    where names and shapes match: a grown vocabulary starts that table fresh)
+             --shuffle-labels       fault injection: the candidate fits shuffled train labels (the gate must refuse it)
+             and train's model flags (epochs, learning rates, --ranking-negatives, --negative-sampler, --seed)
   evaluate   evaluates a published version from its files (ONNX graphs and manifests) on its data
              --models DIR (default: models)  --version N (default: newest)
   data synth writes a synthetic dataset as users.jsonl, items.csv, interactions.csv
@@ -86,7 +114,10 @@ function numberList(flag: string, value: string | undefined): number[] | undefin
 type Values = Record<string, string | boolean | undefined>;
 
 /** The model settings of train and tune: the defaults (or --strong's), each overridden by its flag. */
-function modelOptions(values: Values, source: DataSource): Pick<TrainRunOptions, 'retrieval' | 'ranking' | 'preparation' | 'patience'> {
+function modelOptions(
+  values: Values,
+  source: DataSource,
+): Pick<TrainRunOptions, 'retrieval' | 'ranking' | 'preparation' | 'patience' | 'negatives'> {
   const str = (flag: string) => values[flag] as string | undefined;
   const strong = values.strong === true;
   const preset = strong ? strongSettings(source) : undefined;
@@ -121,7 +152,16 @@ function modelOptions(values: Values, source: DataSource): Pick<TrainRunOptions,
   const patience = positiveInt('patience', str('patience'));
   if (patience !== undefined && !values.validation) throw new UsageError('--patience: needs --validation (a slice to validate on)');
   const withHistory = history.tower > 0 || history.ranking > 0;
+  const negatives: TrainRunOptions['negatives'] = {};
+  set(negatives, 'ratio', wholeNumber('ranking-negatives', str('ranking-negatives')));
+  const sampler = str('negative-sampler');
+  if (sampler !== undefined) {
+    if (!NEGATIVE_SAMPLERS.includes(sampler as NegativeSampler))
+      throw new UsageError(`--negative-sampler: expected one of ${NEGATIVE_SAMPLERS.join(', ')}, got "${sampler}"`);
+    negatives.sampler = sampler as NegativeSampler;
+  }
   return {
+    negatives,
     retrieval,
     ranking,
     patience,
@@ -236,6 +276,21 @@ async function main(argv: string[]): Promise<number> {
       'cross-layers': { type: 'string' },
       validation: { type: 'boolean' },
       patience: { type: 'string' },
+      'ranking-negatives': { type: 'string' },
+      'tolerance-auc': { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      'feedback-window': { type: 'string' },
+      'tolerance-recall': { type: 'string' },
+      'index-dir': { type: 'string' },
+      'index-cli': { type: 'string' },
+      qdrant: { type: 'string' },
+      collection: { type: 'string' },
+      features: { type: 'string' },
+      report: { type: 'string' },
+      'shuffle-labels': { type: 'boolean' },
+      'cold-start': { type: 'boolean' },
+      'negative-sampler': { type: 'string' },
       temperatures: { type: 'string' },
       'retrieval-lrs': { type: 'string' },
       'ranking-lrs': { type: 'string' },
@@ -306,6 +361,7 @@ async function main(argv: string[]): Promise<number> {
         preranking: epochs('preranking-epochs'),
         preparation: settings.preparation,
         patience: settings.patience,
+        negatives: settings.negatives,
         tuning,
         compareUncorrected: !values['no-baseline'],
         onProgress: progress.onProgress,
@@ -320,6 +376,86 @@ async function main(argv: string[]): Promise<number> {
           metrics: Object.fromEntries(Object.entries(result.manifests).map(([name, m]) => [name, m.metrics])),
         }),
       );
+      return 0;
+    } finally {
+      progress.stop();
+    }
+  }
+  if (command === 'retrain') {
+    const features = values.features ?? process.env.FEATURES_ADDRESS ?? '';
+    const exporting = values.since !== undefined || values.until !== undefined;
+    if (exporting && values.data !== undefined) throw new UsageError('retrain: --data or --since/--until, not both');
+    if (exporting && (values.since === undefined || values.until === undefined))
+      throw new UsageError('retrain: --since and --until go together (the window of the event log to export)');
+    const files = exporting ? undefined : dataSource(values);
+    if (files !== undefined && files.kind !== 'files')
+      throw new UsageError('retrain: the window is --since/--until (exported from the event log) or --data files:DIR');
+    if ((exporting || values['index-dir'] !== undefined || values.qdrant !== undefined) && !/^[^\s:]+:\d{1,5}$/.test(features))
+      throw new UsageError(`--features: expected HOST:PORT (or FEATURES_ADDRESS), got "${features}"`);
+    const settings = modelOptions(values, files ?? { kind: 'files', dir: '' });
+    if (values['index-dir'] !== undefined && values.qdrant !== undefined)
+      throw new UsageError('--index-dir and --qdrant: give one, not both');
+    if ((values.qdrant === undefined) !== (values.collection === undefined)) throw new UsageError('--qdrant and --collection go together');
+    const indexing = values['index-dir'] !== undefined || values.qdrant !== undefined;
+    const index = indexing
+      ? {
+          ...(values.qdrant !== undefined
+            ? { qdrant: { url: values.qdrant, collection: values.collection! } }
+            : { indexDir: resolve(values['index-dir']!) }),
+          features,
+          ...(values['index-cli'] ? { cli: resolve(values['index-cli']) } : {}),
+        }
+      : undefined;
+    const tolerance = (flag: string) => {
+      const value = values[flag as keyof typeof values] as string | undefined;
+      if (value === undefined) return undefined;
+      const n = Number(value);
+      if (!(n >= 0) || !Number.isFinite(n)) throw new UsageError(`--${flag}: expected a number >= 0, got "${value}"`);
+      return n;
+    };
+    const tolerances: Partial<GateTolerances> = {};
+    const auc = tolerance('tolerance-auc');
+    const recall = tolerance('tolerance-recall');
+    if (auc !== undefined) tolerances.auc = auc;
+    if (recall !== undefined) tolerances.recall = recall;
+    const progress = progressReporter();
+    const epochs = (flag: string) => {
+      const n = positiveInt(flag, values[flag as keyof typeof values] as string | undefined);
+      return n === undefined ? {} : { epochs: n };
+    };
+    try {
+      const report = await retrain({
+        root: resolve(values.models ?? 'models'),
+        // The newest rows of the window are its held-out side.
+        window: files
+          ? { ...files, setup: { ...files.setup, split: 'time' } }
+          : {
+              since: values.since!,
+              until: values.until!,
+              features,
+              ...(values['feedback-window'] ? { feedbackWindow: values['feedback-window'] } : {}),
+            },
+        training: {
+          seed: wholeNumber('seed', values.seed) ?? 0,
+          retrieval: settings.retrieval,
+          ranking: settings.ranking,
+          preranking: epochs('preranking-epochs'),
+          preparation: settings.preparation,
+          negatives: settings.negatives,
+          compareUncorrected: false,
+          shuffleTrainLabels: values['shuffle-labels'] === true,
+          onProgress: progress.onProgress,
+        },
+        tolerances,
+        ...(values['cold-start'] ? { coldStart: true } : {}),
+        ...(index ? { index } : {}),
+        ...(values.report ? { report: resolve(values.report) } : {}),
+        log: (line) => {
+          progress.stop();
+          process.stderr.write(`${line}\n`);
+        },
+      });
+      console.log(JSON.stringify(report));
       return 0;
     } finally {
       progress.stop();

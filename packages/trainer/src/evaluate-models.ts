@@ -39,6 +39,18 @@ export async function evaluateRetrieval(setup: TrainingSetup, vectors: TowerVect
   return retrievalEvaluation(ranked, truth, corpusSize);
 }
 
+/**
+ * The popularity baseline of every Recall@k curve: each user gets the items with the most train positives
+ * (the user's train items excluded, as for the model), ranked by the same code as the two-tower's vectors.
+ */
+export async function popularityRetrieval(setup: TrainingSetup): Promise<RetrievalEvaluation> {
+  const { users, items, interactions, positiveThreshold } = setup.dataset;
+  const counts = new Float32Array(items.ids.length);
+  for (let r = 0; r < interactions.length; r++)
+    if (setup.split[r] === 1 && interactions.value[r]! >= positiveThreshold) counts[interactions.item[r]!]!++;
+  return evaluateRetrieval(setup, { dim: 1, users: new Float32Array(users.ids.length).fill(1), items: counts });
+}
+
 /** Test metrics of per-row probabilities, with the F1 threshold chosen on the train rows' probabilities. */
 async function rankingOnSplits(setup: TrainingSetup, probs: (rows: Int32Array) => Promise<Float32Array>): Promise<RankingEvaluation> {
   const score = async (rows: Int32Array) => ({ labels: labelsOf(setup, rows), probs: await probs(rows) });

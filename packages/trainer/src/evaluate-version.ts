@@ -1,4 +1,6 @@
-import { fingerprint } from '@recsys/data';
+import { type TrainingSetup, fingerprint } from '@recsys/data';
+import { rankingData } from './pipeline.js';
+import type { NegativesRecord } from './train/negatives.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { prepareSetup } from './data-source.js';
@@ -39,6 +41,24 @@ export async function latestVersion(root: string): Promise<string | undefined> {
 export async function evaluateVersion(root: string, version?: string): Promise<VersionEvaluation> {
   const v = version ?? (await latestVersion(root));
   if (v === undefined) throw new Error(`${root}: no model versions (train first: recsys train --out ${root})`);
+  const manifests = await versionManifests(root, v);
+  const first = [...manifests.values()][0]!;
+  const { setup, fit } = prepareSetup(first.manifest.data.source, first.manifest.data.preparation);
+  const fp = fingerprint(setup);
+  if (fp !== first.manifest.data.fingerprint)
+    throw new Error(
+      `the data at ${JSON.stringify(first.manifest.data.source)} has changed since version ${v} was trained (fingerprint ${fp.slice(0, 12)}, manifest ${first.manifest.data.fingerprint.slice(0, 12)})`,
+    );
+  // The ranking models are evaluated on the rows they were: with the negatives their run sampled, if any.
+  const ranker = manifests.get('dlrm') ?? manifests.get('preranker');
+  const recorded = ranker?.manifest.training.negatives as NegativesRecord | undefined;
+  const sampling = recorded?.source === 'sampled' ? { ratio: recorded.ratio!, sampler: recorded.sampler! } : { ratio: 0 };
+  const ranking = rankingData(setup, fit, sampling, Number(ranker?.manifest.training.seed ?? 0)).setup;
+  return evaluateVersionOn(root, v, setup, ranking);
+}
+
+/** The manifests of a version's models (those it has); at least one. */
+async function versionManifests(root: string, v: string): Promise<Map<ModelName, { dir: string; manifest: ModelManifest }>> {
   const manifests = new Map<ModelName, { dir: string; manifest: ModelManifest }>();
   for (const name of ['two-tower', 'dlrm', 'preranker'] as ModelName[]) {
     const dir = join(root, name, v);
@@ -48,15 +68,18 @@ export async function evaluateVersion(root: string, version?: string): Promise<V
     });
     if (manifest) manifests.set(name, { dir, manifest });
   }
-  const first = [...manifests.values()][0];
-  if (!first) throw new Error(`${root}: version ${v} has no models`);
-  const { setup } = prepareSetup(first.manifest.data.source, first.manifest.data.preparation);
-  const fp = fingerprint(setup);
-  if (fp !== first.manifest.data.fingerprint)
-    throw new Error(
-      `the data at ${JSON.stringify(first.manifest.data.source)} has changed since version ${v} was trained (fingerprint ${fp.slice(0, 12)}, manifest ${first.manifest.data.fingerprint.slice(0, 12)})`,
-    );
+  if (manifests.size === 0) throw new Error(`${root}: version ${v} has no models`);
+  return manifests;
+}
 
+/**
+ * Evaluates a published version's graphs on given data: `setup` for the two-tower (its test positives), `ranking`
+ * for DLRM and the pre-ranker (the same rows, with sampled negatives for implicit feedback). The retrain gate
+ * scores the serving version and the candidate so, on the same newest window.
+ */
+export async function evaluateVersionOn(root: string, v: string, setup: TrainingSetup, ranking: TrainingSetup): Promise<VersionEvaluation> {
+  const manifests = await versionManifests(root, v);
+  const first = [...manifests.values()][0]!;
   const result: VersionEvaluation = { version: v, data: first.manifest.data };
   const vectorsOf = async (twoTowerVersion: string): Promise<{ vectors: TowerVectors; stored: Float32Array }> => {
     const dir = join(root, 'two-tower', twoTowerVersion);
@@ -85,14 +108,14 @@ export async function evaluateVersion(root: string, version?: string): Promise<V
   const dlrm = manifests.get('dlrm');
   if (dlrm) {
     const runner = await session(dlrm.dir, dlrm.manifest, 'model');
-    result.dlrm = await evaluateDlrm(setup, runner, dlrm.manifest.featureSpecs.model!).finally(() => runner.release());
+    result.dlrm = await evaluateDlrm(ranking, runner, dlrm.manifest.featureSpecs.model!).finally(() => runner.release());
   }
   const pre = manifests.get('preranker');
   if (pre) {
     const ttVersion = pre.manifest.dependsOn?.['two-tower'] ?? v;
     const vectors = ttVersion === v && towers ? towers.vectors : (await vectorsOf(ttVersion)).vectors;
     const runner = await session(pre.dir, pre.manifest, 'model');
-    result.preranker = await evaluatePreranker(setup, runner, pre.manifest.featureSpecs.model!, vectors).finally(() => runner.release());
+    result.preranker = await evaluatePreranker(ranking, runner, pre.manifest.featureSpecs.model!, vectors).finally(() => runner.release());
   }
   return result;
 }

@@ -22,5 +22,7 @@ export * from './train/loop.js';
 export * from './train/preranking.js';
 export * from './train/ranking.js';
 export * from './train/retrieval.js';
+export * from './train/negatives.js';
 export * from './strong.js';
 export * from './tune.js';
+export * from './retrain.js';

@@ -1,4 +1,4 @@
-import { type FeatureSpec, type TrainingSetup, fingerprint } from '@recsys/data';
+import { type FeatureSpec, type TrainingSetup, Random, fingerprint } from '@recsys/data';
 import { join } from 'node:path';
 import type { EvaluationReport, ModelReport, RankingEvaluation, RetrievalEvaluation } from './eval/report.js';
 import { writeReport } from './eval/report.js';
@@ -7,13 +7,23 @@ import {
   evaluateDlrm,
   evaluatePreranker,
   evaluateRetrieval,
+  popularityRetrieval,
   rankingValidation,
   retrievalValidation,
   towerVectors,
   trainedTowerVectors,
 } from './evaluate-models.js';
 import { OPSET, exportGraph } from './export/exporter.js';
-import { type ModelManifest, type ModelName, MANIFEST_FORMAT, VersionWriter, nextVersion, sha256 } from '@recsys/model-format';
+import {
+  type ModelManifest,
+  type ModelName,
+  MANIFEST_FORMAT,
+  VersionWriter,
+  loadModelVersion,
+  nextVersion,
+  sha256,
+} from '@recsys/model-format';
+import { type WarmStart, warmStartFrom } from './train/warm-start.js';
 import { OrtRunner } from './graph/ort-runner.js';
 import { type EncodedSources, batchFeeds, describeInputs } from './models/inputs.js';
 import type { Tower } from './models/two-tower.js';
@@ -28,6 +38,15 @@ import {
   trainPreranker,
 } from './train/preranking.js';
 import { RANKING_DEFAULTS, type RankingTrainOptions, type TrainedRanking, rankingFeeds, splitRows, trainDlrm } from './train/ranking.js';
+import {
+  type NegativeSampling,
+  type NegativesRecord,
+  NEGATIVE_SAMPLING_DEFAULTS,
+  allPositive,
+  labelCounts,
+  onSampledRows,
+  withSampledNegatives,
+} from './train/negatives.js';
 import { RETRIEVAL_DEFAULTS, type RetrievalTrainOptions, type TrainedRetrieval, trainTwoTower } from './train/retrieval.js';
 
 type Tunables<T> = Partial<Omit<T, 'seed' | 'onProgress' | 'threads'>>;
@@ -51,6 +70,23 @@ export interface TrainRunOptions {
   patience?: number;
   /** What `recsys tune` chose, recorded in the manifests. */
   tuning?: Partial<Record<ModelName, Record<string, unknown>>>;
+  /**
+   * Implicit feedback (data whose interactions are all positive): negatives sampled for DLRM and the
+   * pre-ranker (default NEGATIVE_SAMPLING_DEFAULTS; ratio 0 turns it off, and such a run is refused).
+   */
+  negatives?: Partial<NegativeSampling>;
+  /**
+   * Start each model from a published version's params where names and shapes allow (the retrain gate starts the
+   * candidate from the serving version); a model the version lacks starts fresh. Recorded in the manifests.
+   */
+  warmStart?: { root: string; version: string };
+  /** Publish as this version (default: one more than any under `out`); the retrain gate stages candidates so. */
+  version?: string;
+  /**
+   * Fault injection for the retrain gate's tests and benchmark: the fitted rows' labels are shuffled (each
+   * model's train labels, after negative sampling), so the candidate learns noise. The test rows stay true.
+   */
+  shuffleTrainLabels?: boolean;
   onProgress?: ProgressListener;
   log?: (line: string) => void;
 }
@@ -91,7 +127,7 @@ function firstRows(n: number, count: number): Int32Array {
 }
 
 function trainingRecord(
-  o: { seed: number; epochs: number; batchSize: number; lr: number },
+  o: { seed: number; epochs: number; batchSize: number; lr: number; warmStart?: WarmStart },
   loop: LoopResult,
   extra: Record<string, unknown> = {},
 ) {
@@ -106,6 +142,7 @@ function trainingRecord(
     epochsRun: loop.epochsRun,
     bestEpoch: loop.bestEpoch,
     ...(loop.validation ? { validation: loop.validation } : {}),
+    ...(loop.warmStarted ? { warmStarted: loop.warmStarted } : {}),
     ...extra,
   };
 }
@@ -130,11 +167,16 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
   const log = options.log ?? (() => undefined);
   const seed = options.seed ?? 0;
   const threads = options.threads ?? 1;
+  const warm = options.warmStart ? await warmStarts(options.warmStart) : {};
   const common = { seed, threads, onProgress: options.onProgress };
   const preparation = options.preparation ?? {};
-  const { setup, fit } = prepareSetup(source, preparation);
+  const prepared = prepareSetup(source, preparation);
+  const { setup, fit } = options.shuffleTrainLabels ? shuffledTrainLabels(prepared, seed) : prepared;
   const validating = preparation.validation === true;
   const { dataset } = setup;
+  // Ranking models fit labels: implicit feedback gets sampled negatives, the two-tower keeps the positives.
+  const ranking = rankingData(setup, fit, options.negatives, seed);
+  if (options.shuffleTrainLabels) Object.assign(ranking, shuffledTrainLabels(ranking, seed + 1));
   const trainRows = setup.split.reduce((n, s) => n + s, 0);
   const data = {
     source,
@@ -146,7 +188,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
     testRows: setup.split.length - trainRows,
     ...(options.preparation ? { preparation } : {}),
   };
-  const version = await nextVersion(options.out);
+  const version = options.version ?? (await nextVersion(options.out));
   const createdAt = new Date().toISOString();
   const metadata = (name: string) => ({ 'recsys.model': name, 'recsys.version': version, 'recsys.data.fingerprint': data.fingerprint });
   log(
@@ -174,6 +216,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
   }
 
   async function trainStages(): Promise<PartialRunResult> {
+    if (wanted.has('dlrm') || wanted.has('preranker')) assertTwoClasses(ranking.fit, ranking.negatives);
     if (wanted.has('two-tower')) await trainTwoTowerStage();
     if (wanted.has('dlrm')) await trainDlrmStage();
     if (wanted.has('preranker')) await trainPrerankerStage();
@@ -197,7 +240,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
   }
 
   async function trainTwoTowerStage(): Promise<void> {
-    const rOpts = { ...RETRIEVAL_DEFAULTS, ...options.retrieval, ...common };
+    const rOpts = { ...RETRIEVAL_DEFAULTS, ...options.retrieval, ...common, warmStart: warm['two-tower'] };
     const tt = await trainTwoTower(fit, rOpts, validating ? retrievalValidation(fit, options.patience) : undefined);
     const ttWriter = await stage('two-tower');
     const exportTower = (side: 'user' | 'item', tower: Tower, sources: EncodedSources, count: number) =>
@@ -227,6 +270,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
     await ttWriter.write('item-vectors.f32', itemVectorBytes);
     await ttWriter.write('item-ids.txt', `${dataset.items.ids.join('\n')}\n`);
     const retrieval = await evaluateRetrieval(setup, vectors);
+    const popularity = await popularityRetrieval(setup);
     log(
       `two-tower: ${Object.entries(retrieval.recall)
         .map(([k, v]) => `${k} ${v.toFixed(4)}`)
@@ -264,6 +308,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
       metrics: {
         ...retrieval.recall,
         ...(baseline ? Object.fromEntries(Object.entries(baseline.recall).map(([k, v]) => [`${k}_uncorrected`, v])) : {}),
+        ...Object.fromEntries(Object.entries(popularity.recall).map(([k, v]) => [`${k}_popularity`, v])),
       },
       data,
       itemVectors: {
@@ -299,27 +344,29 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
         ...(preparation.preset ? { preset: preparation.preset } : {}),
       },
       retrieval,
+      popularity,
       ...(baseline ? { baseline: { label: 'without logQ correction', retrieval: baseline } } : {}),
     });
   }
 
   async function trainDlrmStage(): Promise<void> {
-    const dOpts = { ...RANKING_DEFAULTS, ...options.ranking, ...common };
-    const dlrm = await trainDlrm(fit, dOpts, validating ? rankingValidation(fit, options.patience) : undefined);
+    const dOpts = { ...RANKING_DEFAULTS, ...options.ranking, ...common, warmStart: warm.dlrm };
+    const dlrm = await trainDlrm(ranking.fit, dOpts, validating ? rankingValidation(ranking.fit, options.patience) : undefined);
     const dWriter = await stage('dlrm');
-    const checkRows = splitRows(setup, true).subarray(0, CHECK_ROWS);
+    const checkRows = splitRows(ranking.setup, true).subarray(0, CHECK_ROWS);
     const dGraph = await exportGraph(
       dWriter,
       'model.onnx',
       'dlrm',
       { probability: dlrm.model.probability },
       describeInputs(dlrm.model.layout),
-      rankingFeeds(dlrm.model.layout, setup, dlrm.sources, checkRows),
+      rankingFeeds(dlrm.model.layout, ranking.setup, dlrm.sources, checkRows),
       metadata('dlrm'),
     );
     const dRunner = await OrtRunner.create(dGraph.bytes, { threads: 1 });
-    const ranking = await evaluateDlrm(setup, dRunner, setup.ranking, dlrm.sources).finally(() => dRunner.release());
-    log(`dlrm: auc ${ranking.auc.toFixed(4)}, logloss ${ranking.logloss.toFixed(4)}, f1 ${ranking.f1.toFixed(4)}`);
+    const dEval = await evaluateDlrm(ranking.setup, dRunner, setup.ranking, dlrm.sources).finally(() => dRunner.release());
+    log(`dlrm: auc ${dEval.auc.toFixed(4)}, logloss ${dEval.logloss.toFixed(4)}, f1 ${dEval.f1.toFixed(4)}`);
+    assertFiniteMetrics('dlrm', dEval);
     const dManifest: ModelManifest = {
       format: MANIFEST_FORMAT,
       name: 'dlrm',
@@ -329,8 +376,11 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
       graphs: { model: dGraph.description },
       featureSpecs: { model: setup.ranking },
       config: { ...dlrm.model.config, interactionPairs: dlrm.model.interactionPairs },
-      training: trainingRecord(dOpts, dlrm.loop, options.tuning?.dlrm ? { tuning: options.tuning.dlrm } : {}),
-      metrics: rankingMetrics(ranking),
+      training: trainingRecord(dOpts, dlrm.loop, {
+        negatives: ranking.negatives,
+        ...(options.tuning?.dlrm ? { tuning: options.tuning.dlrm } : {}),
+      }),
+      metrics: rankingMetrics(dEval),
       data,
     };
     manifests.dlrm = dManifest;
@@ -353,8 +403,9 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
         history: preparation.history?.ranking ?? 0,
         historyItems: preparation.history?.rankingItems ?? 'all',
         ...(preparation.preset ? { preset: preparation.preset } : {}),
+        negatives: ranking.negatives,
       },
-      ranking,
+      ranking: dEval,
     });
   }
 
@@ -362,9 +413,9 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
   async function trainPrerankerStage(): Promise<void> {
     const { vectors } = trained;
     if (vectors === undefined) throw new Error('trainRun: the pre-ranker needs the two-tower of this run');
-    const checkRows = splitRows(setup, true).subarray(0, CHECK_ROWS);
-    const pOpts = { ...PRERANKING_DEFAULTS, ...options.preranking, ...common };
-    const pre = await trainPreranker(fit, vectors, pOpts);
+    const checkRows = splitRows(ranking.setup, true).subarray(0, CHECK_ROWS);
+    const pOpts = { ...PRERANKING_DEFAULTS, ...options.preranking, ...common, warmStart: warm.preranker };
+    const pre = await trainPreranker(ranking.fit, vectors, pOpts);
     const pWriter = await stage('preranker');
     const prerankSpec: FeatureSpec = { features: pre.layout?.continuous ?? [] };
     const pGraph = await exportGraph(
@@ -377,12 +428,13 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
         { name: 'item_embedding', dtype: 'float32', shape: ['B', vectors.dim], features: ['two-tower item vector'] },
         ...describeInputs(prerankerLayout(prerankSpec) ?? { categorical: [], multi: [], continuous: [] }),
       ],
-      prerankingFeeds(pre.layout, setup, pre.sources, vectors, checkRows),
+      prerankingFeeds(pre.layout, ranking.setup, pre.sources, vectors, checkRows),
       metadata('preranker'),
     );
     const pRunner = await OrtRunner.create(pGraph.bytes, { threads: 1 });
-    const preranking = await evaluatePreranker(setup, pRunner, prerankSpec, vectors, pre.sources).finally(() => pRunner.release());
+    const preranking = await evaluatePreranker(ranking.setup, pRunner, prerankSpec, vectors, pre.sources).finally(() => pRunner.release());
     log(`preranker: auc ${preranking.auc.toFixed(4)}, logloss ${preranking.logloss.toFixed(4)}`);
+    assertFiniteMetrics('preranker', preranking);
     const pManifest: ModelManifest = {
       format: MANIFEST_FORMAT,
       name: 'preranker',
@@ -392,7 +444,7 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
       graphs: { model: pGraph.description },
       featureSpecs: { model: prerankSpec },
       config: { ...pre.model.config, embeddingDim: vectors.dim },
-      training: trainingRecord(pOpts, pre.loop),
+      training: trainingRecord(pOpts, pre.loop, { negatives: ranking.negatives }),
       metrics: rankingMetrics(preranking),
       data,
       dependsOn: { 'two-tower': version },
@@ -409,7 +461,73 @@ export async function trainRun(source: DataSource, options: TrainRunOptions): Pr
       trainExamplesPerS: pre.loop.examplesPerS,
       epochs: pOpts.epochs,
       trainingCurve: pre.loop.curve,
+      options: { lr: pOpts.lr, batchSize: pOpts.batchSize, negatives: ranking.negatives },
       ranking: preranking,
     });
   }
+}
+
+/** The rows DLRM and the pre-ranker fit and are evaluated on: the data's own, or with sampled negatives for implicit feedback. */
+export function rankingData(
+  setup: TrainingSetup,
+  fit: TrainingSetup,
+  wanted: Partial<NegativeSampling> | undefined,
+  seed: number,
+): { setup: TrainingSetup; fit: TrainingSetup; negatives: NegativesRecord } {
+  if (!allPositive(setup)) return { setup, fit, negatives: { source: 'logged' } };
+  const sampling = { ...NEGATIVE_SAMPLING_DEFAULTS, ...wanted };
+  if (sampling.ratio === 0) return { setup, fit, negatives: { source: 'none' } };
+  // Sampled on the fitted rows (popularity from them only); the evaluated setup takes the same rows.
+  const sampled = withSampledNegatives(fit, { ...sampling, seed: sampling.seed ?? seed });
+  return {
+    fit: sampled.setup,
+    setup: onSampledRows(setup, sampled.setup, sampled.parent),
+    negatives: { source: 'sampled', sampler: sampling.sampler, ratio: sampling.ratio, sampled: sampled.sampled },
+  };
+}
+
+/** A ranking model needs both labels among its train rows; one class trains a constant (loss 0, AUC undefined). */
+function assertTwoClasses(fit: TrainingSetup, negatives: NegativesRecord): void {
+  const { rows, positives } = labelCounts(fit, 1);
+  if (rows > 0 && positives > 0 && positives < rows) return;
+  const held = positives === 0 ? 'no positives' : 'only positives';
+  const hint =
+    negatives.source === 'none'
+      ? ' (the data is implicit feedback and negative sampling is off: give a ratio >= 1, e.g. --ranking-negatives 4)'
+      : '';
+  throw new Error(`ranking training refused: the train labels hold one class (${held} in ${rows} rows)${hint}; nothing was published`);
+}
+
+/** A model whose test metrics are not finite is not published. */
+function assertFiniteMetrics(model: string, e: RankingEvaluation): void {
+  const bad = (['auc', 'logloss'] as const).filter((k) => !Number.isFinite(e[k]));
+  if (bad.length === 0) return;
+  throw new Error(
+    `${model}: ${bad.map((k) => `${k} ${e[k]}`).join(', ')} on ${e.testRows} test rows (${e.positives} positive): metrics are not finite; nothing was published`,
+  );
+}
+
+/** Both setups with the labels of the fitted rows (split 1 of `fit`) shuffled among themselves; other rows untouched. */
+function shuffledTrainLabels<T extends { setup: TrainingSetup; fit: TrainingSetup }>(
+  prepared: T,
+  seed: number,
+): { setup: TrainingSetup; fit: TrainingSetup } {
+  const { setup, fit } = prepared;
+  const rows: number[] = [];
+  for (let r = 0; r < fit.split.length; r++) if (fit.split[r] === 1) rows.push(r);
+  const order = new Random(seed).permutation(rows.length);
+  const value = Float32Array.from(fit.dataset.interactions.value);
+  rows.forEach((r, k) => (value[r] = fit.dataset.interactions.value[rows[order[k]!]!]!));
+  const dataset = { ...fit.dataset, interactions: { ...fit.dataset.interactions, value } };
+  return { setup: { ...setup, dataset }, fit: { ...fit, dataset } };
+}
+
+/** The params of each model of a published version, to warm-start from; models it lacks are absent. */
+async function warmStarts(from: { root: string; version: string }): Promise<Partial<Record<ModelName, WarmStart>>> {
+  const out: Partial<Record<ModelName, WarmStart>> = {};
+  for (const name of MODEL_NAMES) {
+    const loaded = await loadModelVersion(from.root, name, from.version).catch(() => undefined);
+    if (loaded) out[name] = warmStartFrom(Object.values(loaded.graphs));
+  }
+  return out;
 }

@@ -12,6 +12,9 @@ describe('loadFeaturesConfig', () => {
       historyCap: 200,
       maxBatchSize: 5000,
       metricsPort: -1,
+      eventLogRetentionMs: 168 * 3_600_000,
+      attributionWindowMs: 3_600_000,
+      onlineMetricsK: 10,
     });
     expect(config.eventWeights[common.EventType.PURCHASE]).toBe(4);
     expect(config.historyEventTypes.has(common.EventType.IMPRESSION)).toBe(false);
@@ -24,6 +27,9 @@ describe('loadFeaturesConfig', () => {
   });
 
   it.each([
+    [{ EVENT_LOG_RETENTION_HOURS: '0' }, 'invalid configuration: EVENT_LOG_RETENTION_HOURS'],
+    [{ ATTRIBUTION_WINDOW_HOURS: 'soon' }, 'invalid configuration: ATTRIBUTION_WINDOW_HOURS'],
+    [{ ONLINE_METRICS_K: '0' }, 'invalid configuration: ONLINE_METRICS_K'],
     [{ REDIS_URL: 'localhost:6379' }, 'invalid configuration: REDIS_URL: must be a redis:// or rediss:// URL'],
     [{ GRPC_PORT: '70000' }, 'invalid configuration: GRPC_PORT'],
     [

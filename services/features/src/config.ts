@@ -40,6 +40,12 @@ export interface FeaturesConfig extends BaseServiceConfig {
   dedupTtlMs: number;
   eventWeights: Partial<Record<number, number>>;
   historyEventTypes: ReadonlySet<number>;
+  /** Event log (impressions, feedback) entries older than this are trimmed. */
+  eventLogRetentionMs: number;
+  /** How long after an answer feedback naming its request id is attributed to it (online metrics). */
+  attributionWindowMs: number;
+  /** Online metrics count positions below this as the top k (CTR@k). */
+  onlineMetricsK: number;
 }
 
 const positiveInt = z.coerce.number().int().positive();
@@ -126,6 +132,9 @@ export const featuresEnv = {
       common.EventType.LIKE,
     ]),
   ),
+  EVENT_LOG_RETENTION_HOURS: z.coerce.number().positive().default(168),
+  ATTRIBUTION_WINDOW_HOURS: z.coerce.number().positive().default(1),
+  ONLINE_METRICS_K: positiveInt.max(1000).default(10),
 };
 
 export function loadFeaturesConfig(env: NodeJS.ProcessEnv = process.env): FeaturesConfig {
@@ -159,5 +168,8 @@ export function loadFeaturesConfig(env: NodeJS.ProcessEnv = process.env): Featur
     dedupTtlMs: e.DEDUP_TTL_HOURS * 3600_000,
     eventWeights: e.EVENT_WEIGHTS,
     historyEventTypes: e.HISTORY_EVENT_TYPES,
+    eventLogRetentionMs: Math.max(1, Math.round(e.EVENT_LOG_RETENTION_HOURS * 3600_000)),
+    attributionWindowMs: Math.max(1, Math.round(e.ATTRIBUTION_WINDOW_HOURS * 3600_000)),
+    onlineMetricsK: e.ONLINE_METRICS_K,
   };
 }

@@ -1,5 +1,6 @@
 import { features } from '@recsys/contracts';
-import { createLogger, startGrpcService, type Logger, type RunningGrpcService } from '@recsys/service-kit';
+import { createLogger, ServiceMetrics, startGrpcService, type Logger, type RunningGrpcService } from '@recsys/service-kit';
+import { EventMetrics } from './event-metrics.js';
 import type { FeaturesConfig } from './config.js';
 import { FeatureModule } from './feature.module.js';
 import { createFeatureStore, describeClusterNodes } from './store/index.js';
@@ -21,6 +22,8 @@ export async function startFeatureService(
     dedupTtlMs: config.dedupTtlMs,
     eventWeights: config.eventWeights,
     historyEventTypes: config.historyEventTypes,
+    eventLogRetentionMs: config.eventLogRetentionMs,
+    attributionWindowMs: config.attributionWindowMs,
   });
   const where = config.redisCluster
     ? `redis-cluster ${describeClusterNodes(config.redisCluster)}`
@@ -28,9 +31,12 @@ export async function startFeatureService(
       ? redactUrl(config.redisUrl)
       : 'in-memory';
   logger.info({ store: where }, 'feature store ready');
+  const metrics = new ServiceMetrics('features');
+  const events = { metrics: new EventMetrics(metrics, config.onlineMetricsK), logger };
   return startGrpcService({
     name: 'features',
-    module: FeatureModule.register(config, store),
+    metrics,
+    module: FeatureModule.register(config, store, events),
     services: [features.FeatureService],
     config,
     logger,

@@ -1,10 +1,16 @@
-import { type create, type MessageInitShape } from '@bufbuild/protobuf';
+import { clone, type create, type MessageInitShape } from '@bufbuild/protobuf';
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
-import { features, fieldNumber } from '@recsys/contracts';
-import { EncodedMessage, idProblem, InvalidArgumentError, UnavailableError } from '@recsys/service-kit';
+import { common, features, fieldNumber } from '@recsys/contracts';
+import { EncodedMessage, idProblem, InvalidArgumentError, UnavailableError, type Logger } from '@recsys/service-kit';
 import type { FeaturesConfig } from './config.js';
 import { StoreUnavailableError, type FeatureStore } from './store/index.js';
-import { checkBatch, checkEvent, checkId, featuresProblem } from './validation.js';
+import type { EventMetrics } from './event-metrics.js';
+import { checkBatch, checkEvent, checkId, checkImpression, featuresProblem } from './validation.js';
+
+/** Rows a page of ReadEventLog, ListUsers or ListItems holds when the request says 0. */
+const DEFAULT_PAGE = 1000;
+const LOG_ID = /^\d{1,20}-\d{1,20}$/;
+const CURSOR = /^\d{1,20}(:\d{1,20})?$/;
 
 type Init<S extends Parameters<typeof create>[0]> = MessageInitShape<S>;
 
@@ -23,6 +29,7 @@ export class FeatureService {
     private readonly store: FeatureStore,
     private readonly config: FeaturesConfig,
     private readonly now: () => number = Date.now,
+    private readonly events?: { metrics: EventMetrics; logger: Logger },
   ) {}
 
   async getUserFeatures(request: features.GetUserFeaturesRequest): Promise<Init<typeof features.GetUserFeaturesResponseSchema>> {
@@ -72,7 +79,72 @@ export class FeatureService {
     // Every event is checked before any is stored: a bad batch changes nothing.
     request.events.forEach((event, i) => checkEvent(i, event, this.config, now));
     if (request.events.length === 0) return { accepted: 0, duplicates: 0 };
-    return this.guard(() => this.store.recordEvents(request.events));
+    const result = await this.guard(() => this.store.recordEvents(request.events));
+    await this.logFeedback(request.events, now);
+    return result;
+  }
+
+  /**
+   * Applied feedback goes to the event log (times of 0 stamped with now) and is attributed to the answer its
+   * request id names. The events are stored already: a log that cannot be written is counted and logged, and
+   * the call still succeeds.
+   */
+  private async logFeedback(events: readonly common.FeedbackEvent[], now: number): Promise<void> {
+    const stamped = events.map((event) =>
+      event.timestampMs === 0n ? Object.assign(clone(common.FeedbackEventSchema, event), { timestampMs: BigInt(now) }) : event,
+    );
+    try {
+      const attributions = await this.store.logFeedback(stamped);
+      this.events?.metrics.attributed(stamped, attributions);
+    } catch (error) {
+      this.events?.metrics.logFailures.inc({ kind: 'feedback' }, stamped.length);
+      this.events?.logger.warn({ err: error, events: stamped.length }, 'feedback applied but not written to the event log');
+    }
+  }
+
+  async logImpressions(request: features.LogImpressionsRequest): Promise<Init<typeof features.LogImpressionsResponseSchema>> {
+    checkBatch('impressions', request.impressions.length, this.config);
+    request.impressions.forEach((impression, i) => checkImpression(i, impression, this.config));
+    if (request.impressions.length === 0) return { logged: 0 };
+    await this.guard(() => this.store.logImpressions(request.impressions));
+    this.events?.metrics.impressions(request.impressions);
+    return { logged: request.impressions.length };
+  }
+
+  async readEventLog(request: features.ReadEventLogRequest): Promise<Init<typeof features.ReadEventLogResponseSchema>> {
+    if (request.sinceMs < 0n) throw new InvalidArgumentError('since_ms', 'must be Unix milliseconds >= 0');
+    if (request.untilMs < 0n) throw new InvalidArgumentError('until_ms', 'must be Unix milliseconds >= 0 (0 means up to the newest)');
+    if (request.untilMs > 0n && request.untilMs < request.sinceMs)
+      throw new InvalidArgumentError('until_ms', 'must not be before since_ms');
+    if (request.afterId !== '' && !LOG_ID.test(request.afterId))
+      throw new InvalidArgumentError('after_id', 'must be an entry id "<ms>-<seq>" (a previous page\'s next_id)');
+    const limit = this.pageLimit(request.limit);
+    const page = await this.guard(() =>
+      this.store.readEventLog({ sinceMs: Number(request.sinceMs), untilMs: Number(request.untilMs), afterId: request.afterId, limit }),
+    );
+    return { entries: page.entries, nextId: page.nextId };
+  }
+
+  async listUsers(request: features.ListUsersRequest): Promise<Init<typeof features.ListUsersResponseSchema>> {
+    this.checkCursor(request.cursor);
+    const page = await this.guard(() => this.store.listUsers(request.cursor, this.pageLimit(request.limit)));
+    return { users: page.rows, nextCursor: page.nextCursor };
+  }
+
+  async listItems(request: features.ListItemsRequest): Promise<Init<typeof features.ListItemsResponseSchema>> {
+    this.checkCursor(request.cursor);
+    const page = await this.guard(() => this.store.listItems(request.cursor, this.pageLimit(request.limit)));
+    return { items: page.rows, nextCursor: page.nextCursor };
+  }
+
+  private pageLimit(limit: number): number {
+    if (limit < 0 || limit > this.config.maxBatchSize)
+      throw new InvalidArgumentError('limit', `must be between 0 and ${this.config.maxBatchSize} (0 means ${DEFAULT_PAGE})`);
+    return limit === 0 ? Math.min(DEFAULT_PAGE, this.config.maxBatchSize) : limit;
+  }
+
+  private checkCursor(cursor: string): void {
+    if (cursor !== '' && !CURSOR.test(cursor)) throw new InvalidArgumentError('cursor', "must be a previous page's next_cursor");
   }
 
   async getPopularItems(request: features.GetPopularItemsRequest): Promise<Init<typeof features.GetPopularItemsResponseSchema>> {

@@ -33,6 +33,26 @@ export class FeatureController {
     return this.service.upsertUsers(request);
   }
 
+  @GrpcMethod('FeatureService', 'LogImpressions')
+  logImpressions(request: features.LogImpressionsRequest) {
+    return this.service.logImpressions(request);
+  }
+
+  @GrpcMethod('FeatureService', 'ReadEventLog')
+  readEventLog(request: features.ReadEventLogRequest) {
+    return this.service.readEventLog(request);
+  }
+
+  @GrpcMethod('FeatureService', 'ListUsers')
+  listUsers(request: features.ListUsersRequest) {
+    return this.service.listUsers(request);
+  }
+
+  @GrpcMethod('FeatureService', 'ListItems')
+  listItems(request: features.ListItemsRequest) {
+    return this.service.listItems(request);
+  }
+
   @GrpcMethod('FeatureService', 'UpsertItems')
   upsertItems(request: features.UpsertItemsRequest) {
     return this.service.upsertItems(request);

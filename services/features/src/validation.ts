@@ -56,6 +56,7 @@ export function checkEvent(index: number, event: common.FeedbackEvent, limits: L
   checkId(at('event_id'), event.eventId, limits);
   checkId(at('user_id'), event.userId, limits);
   checkId(at('item_id'), event.itemId, limits);
+  if (event.requestId !== '') checkId(at('request_id'), event.requestId, limits);
   if (!knownEventTypes.has(event.eventType)) {
     throw new InvalidArgumentError(at('event_type'), `must be one of ${[...knownEventTypes].map((t) => common.EventType[t]).join(', ')}`);
   }
@@ -67,5 +68,32 @@ export function checkEvent(index: number, event: common.FeedbackEvent, limits: L
   }
   if (event.timestampMs > BigInt(nowMs + MAX_FUTURE_SKEW_MS)) {
     throw new InvalidArgumentError(at('timestamp_ms'), 'is more than a day in the future');
+  }
+}
+
+/** Longest answer an impression may list. */
+const MAX_SERVED_ITEMS = 10000;
+
+/** Checks one logged answer; the error names `impressions[i].field`. */
+export function checkImpression(index: number, impression: features.Impression, limits: Limits): void {
+  const at = (field: string) => `impressions[${index}].${field}`;
+  checkId(at('request_id'), impression.requestId, limits);
+  checkId(at('user_id'), impression.userId, limits);
+  if (impression.timestampMs < 0n) throw new InvalidArgumentError(at('timestamp_ms'), 'must be Unix milliseconds >= 0');
+  if (impression.items.length > MAX_SERVED_ITEMS) throw new InvalidArgumentError(at('items'), `at most ${MAX_SERVED_ITEMS} items`);
+  impression.items.forEach((item, i) => {
+    checkId(at(`items[${i}].item_id`), item.itemId, limits);
+    if (item.position < 0) throw new InvalidArgumentError(at(`items[${i}].position`), 'must be >= 0');
+    if (!Number.isFinite(item.score)) throw new InvalidArgumentError(at(`items[${i}].score`), 'must be a finite number');
+  });
+  const versions = impression.versions;
+  for (const [field, value] of Object.entries({
+    retrieval_model: versions?.retrievalModel ?? '',
+    index: versions?.index ?? '',
+    preranking_model: versions?.prerankingModel ?? '',
+    ranking_model: versions?.rankingModel ?? '',
+  })) {
+    if (value.length > limits.maxIdLength)
+      throw new InvalidArgumentError(at(`versions.${field}`), `must be at most ${limits.maxIdLength} characters`);
   }
 }

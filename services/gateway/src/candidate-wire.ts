@@ -29,6 +29,8 @@ const ANSWER = {
   ),
   retrieveEmbedding: fieldNumber(retrieval.RetrieveResponseSchema, 'userEmbedding'),
   retrieveModelVersion: fieldNumber(retrieval.RetrieveResponseSchema, 'modelVersion'),
+  retrieveIndexVersion: fieldNumber(retrieval.RetrieveResponseSchema, 'indexVersion'),
+  ...sharedFields([preranking.PrerankResponseSchema, ranking.RankResponseSchema], ['modelVersion']),
   retrieveChannels: fieldNumber(retrieval.RetrieveResponseSchema, 'channels'),
   rerankRules: fieldNumber(reranking.RerankResponseSchema, 'rules'),
 };
@@ -156,7 +158,10 @@ export interface StageAnswer {
   candidates: CandidateList;
   /** RetrieveResponse only. */
   userEmbedding: number[];
+  /** The model version the stage ran (retrieval: the two-tower's; pre-ranking, ranking: their own); '' for re-ranking. */
   modelVersion: string;
+  /** RetrieveResponse only: the vector index version searched. */
+  indexVersion: string;
   /** RerankResponse only: each RuleReport's bytes, decoded when asked. */
   rules: Uint8Array[];
   /** RetrieveResponse only: each ChannelReport's bytes. */
@@ -172,6 +177,7 @@ export function readStageAnswer(bytes: Uint8Array, kind: StageAnswerKind): Stage
   const spans: Uint8Array[] = [];
   const userEmbedding: number[] = [];
   let modelVersion = '';
+  let indexVersion = '';
   const rules: Uint8Array[] = [];
   const channels: Uint8Array[] = [];
   while (!reader.done) {
@@ -189,6 +195,10 @@ export function readStageAnswer(bytes: Uint8Array, kind: StageAnswerKind): Stage
       userEmbedding.push(reader.float());
     } else if (kind === 'retrieve' && field === ANSWER.retrieveModelVersion && wire === LENGTH) {
       modelVersion = text(reader.bytes());
+    } else if (kind === 'retrieve' && field === ANSWER.retrieveIndexVersion && wire === LENGTH) {
+      indexVersion = text(reader.bytes());
+    } else if ((kind === 'prerank' || kind === 'rank') && field === ANSWER.modelVersion && wire === LENGTH) {
+      modelVersion = text(reader.bytes());
     } else if (kind === 'rerank' && field === ANSWER.rerankRules && wire === LENGTH) {
       rules.push(reader.bytes());
     } else if (kind === 'retrieve' && field === ANSWER.retrieveChannels && wire === LENGTH) {
@@ -197,7 +207,7 @@ export function readStageAnswer(bytes: Uint8Array, kind: StageAnswerKind): Stage
       reader.skip(wire);
     }
   }
-  return { candidates: new CandidateList(ids, spans), userEmbedding, modelVersion, rules, channels };
+  return { candidates: new CandidateList(ids, spans), userEmbedding, modelVersion, indexVersion, rules, channels };
 }
 
 export const decodeRules = (rules: readonly Uint8Array[]): common.RuleReport[] => rules.map((r) => fromBinary(common.RuleReportSchema, r));

@@ -12,6 +12,7 @@ import {
   type BaseServiceConfig,
 } from '@recsys/service-kit';
 import { z } from 'zod';
+import type { ImpressionLogConfig } from './impression-log.js';
 
 /** The downstream stages the gateway calls, in the order a request runs them, by the name used in logs, metrics and degradation reports. */
 export const STAGE_NAMES = ['retrieval', 'preranking', 'ranking', 'reranking'] as const;
@@ -105,6 +106,8 @@ export interface GatewayConfig extends BaseServiceConfig {
   breaker: { failures: number; openMs: number; minFailingMs: number };
   /** "answered with fallbacks" lines per stage and cause per window; what is left out is summed in one line per window. */
   degradedLog: { perWindow: number; windowMs: number };
+  /** Served answers sent to the feature service's event log, in batches off the request's path. */
+  impressionLog: ImpressionLogConfig;
 }
 
 const positiveInt = z.coerce.number().int().positive();
@@ -182,6 +185,11 @@ export const gatewayEnv = {
   BREAKER_MIN_FAILING_MS: z.coerce.number().int().min(0).max(600000).default(1000),
   DEGRADED_LOG_LIMIT: z.coerce.number().int().min(0).max(100000).default(10),
   DEGRADED_LOG_WINDOW_MS: positiveInt.max(3_600_000).default(60000),
+  IMPRESSION_LOG: booleanVar.default(true),
+  IMPRESSION_LOG_FLUSH_MS: positiveInt.max(60000).default(200),
+  IMPRESSION_LOG_BATCH: positiveInt.max(100000).default(500),
+  IMPRESSION_LOG_MAX_QUEUE: positiveInt.max(10_000_000).default(20000),
+  IMPRESSION_LOG_TIMEOUT_MS: positiveInt.max(60000).default(2000),
 };
 
 /** The environment, validated once; the first problem is named. */
@@ -259,5 +267,12 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     rerankPool: { factor: e.RERANK_POOL_FACTOR, min: e.RERANK_POOL_MIN },
     breaker: { failures: e.BREAKER_FAILURES, openMs: e.BREAKER_OPEN_MS, minFailingMs: e.BREAKER_MIN_FAILING_MS },
     degradedLog: { perWindow: e.DEGRADED_LOG_LIMIT, windowMs: e.DEGRADED_LOG_WINDOW_MS },
+    impressionLog: {
+      enabled: e.IMPRESSION_LOG,
+      flushMs: e.IMPRESSION_LOG_FLUSH_MS,
+      batch: e.IMPRESSION_LOG_BATCH,
+      maxQueue: e.IMPRESSION_LOG_MAX_QUEUE,
+      timeoutMs: e.IMPRESSION_LOG_TIMEOUT_MS,
+    },
   };
 }

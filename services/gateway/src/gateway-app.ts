@@ -15,6 +15,7 @@ import { GrpcAccess } from './http/grpc-access.js';
 import { KeyFileWatcher } from './http/key-file-watcher.js';
 import { startHttpServer } from './http/http-app.js';
 import { Orchestrator, type StageClients } from './orchestrator.js';
+import { ImpressionLog } from './impression-log.js';
 import { PopularFallback } from './popular-fallback.js';
 
 export interface RunningGateway extends RunningGrpcService {
@@ -62,7 +63,8 @@ export async function startGatewayService(
     metrics,
     logger,
   );
-  const orchestrator = new Orchestrator(clients, config, adaptive, popular, metrics, logger);
+  const impressions = new ImpressionLog(clients.features, config.impressionLog, serviceMetrics, logger);
+  const orchestrator = new Orchestrator(clients, config, adaptive, popular, metrics, logger, impressions);
   const access = GrpcAccess.fromConfig(config.access, serviceMetrics, logger);
   const reloadKeys = () => access.control.reloadKeys(config.access);
   const keyWatcher =
@@ -73,6 +75,8 @@ export async function startGatewayService(
     popular.close();
     await http?.close();
     orchestrator.close();
+    // After the servers drained: the last answers' impressions are sent before the clients close.
+    await impressions.close();
     for (const client of Object.values(clients)) client.close();
   };
   const service = await startGrpcService({
@@ -91,6 +95,7 @@ export async function startGatewayService(
     throw error;
   }
   popular.start();
+  impressions.start();
   if (keyWatcher && config.access.apiKeysReloadMs > 0) keyWatcher.start(config.access.apiKeysReloadMs);
   logger.info({ httpPort: http?.port ?? -1, stages: config.addresses }, 'gateway ready');
   return Object.assign(service, { httpPort: http?.port ?? -1, orchestrator, reloadKeys });

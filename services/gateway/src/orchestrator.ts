@@ -28,6 +28,7 @@ import { RETRIEVAL_CHANNELS, STAGE_NAMES, type GatewayConfig, type StageName } f
 import { causeLabel, causeOf, detailOf } from './degradation.js';
 import type { Caller, GatewayApi } from './gateway-api.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
+import type { ImpressionLog } from './impression-log.js';
 import type { PopularFallback } from './popular-fallback.js';
 import { validateFeedbackRequest, validateRecommendRequest, validateSimilarRequest, withEventIds } from './validation.js';
 
@@ -61,6 +62,8 @@ class Trace {
   readonly timings: common.StageTiming[] = [];
   readonly degradations: common.Degradation[] = [];
   readonly debug: gateway.StageDebug[] = [];
+  /** The versions the stages that answered reported (empty where one degraded). */
+  readonly versions = { retrievalModel: '', index: '', prerankingModel: '', rankingModel: '' };
 
   constructor(readonly wantDebug: boolean) {}
 
@@ -102,6 +105,7 @@ export class Orchestrator implements GatewayApi {
     private readonly popular: PopularFallback,
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
+    private readonly impressions?: ImpressionLog,
   ) {
     const breaker = (stage: StageName) =>
       new CircuitBreaker(config.breaker, (state) => {
@@ -176,6 +180,8 @@ export class Orchestrator implements GatewayApi {
       candidates = retrieved.value.candidates;
       userEmbedding = retrieved.value.userEmbedding;
       embeddingModelVersion = retrieved.value.modelVersion;
+      trace.versions.retrievalModel = retrieved.value.modelVersion;
+      trace.versions.index = retrieved.value.indexVersion;
       this.reportChannels(trace, retrieved.value.channels);
     } else {
       const popularMs = Math.min(this.config.featuresTimeoutMs, budget.remainingMs());
@@ -216,6 +222,15 @@ export class Orchestrator implements GatewayApi {
       for (const key of new Set(degraded)) write = this.degradedLog.allow(key) || write;
       if (write) this.logger.warn({ requestId: caller.requestId, degraded }, 'answered with fallbacks');
     }
+    // The answer goes to the event log off the request's path (a queue push; sent in batches by a timer).
+    this.impressions?.record({
+      requestId: caller.requestId,
+      userId,
+      timestampMs: Date.now(),
+      items,
+      versions: trace.versions,
+      degradations: trace.degradations,
+    });
     return create(gateway.RecommendResponseSchema, {
       items,
       requestId: caller.requestId,
@@ -299,6 +314,8 @@ export class Orchestrator implements GatewayApi {
     const result = await this.run(stage, budget, async (timeoutMs) => readStageAnswer(await call(body, { timeoutMs }), kind));
     const output = result.ok ? result.value.candidates : fallback;
     if (!result.ok) trace.degrade(stage, result.cause, result.detail);
+    else if (stage === 'preranking') trace.versions.prerankingModel = result.value.modelVersion;
+    else if (stage === 'ranking') trace.versions.rankingModel = result.value.modelVersion;
     trace.stage(stage, result.ms, input.length, output, result.ok ? result.value.rules : []);
     return output;
   }

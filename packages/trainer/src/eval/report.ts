@@ -42,6 +42,8 @@ export interface ModelReport {
   trainingCurve: TrainingCurvePoint[];
   ranking?: RankingEvaluation;
   retrieval?: RetrievalEvaluation;
+  /** Recall@k of recommending the most popular train items (the user's own excluded), beside every Recall@k curve. */
+  popularity?: RetrievalEvaluation;
   /** E.g. the two-tower without logQ correction, for comparison. */
   baseline?: { label: string; retrieval?: RetrievalEvaluation; ranking?: RankingEvaluation };
   /** The settings the model was trained with (architecture, negatives, history, learning rate). */
@@ -246,6 +248,10 @@ function metricsTable(m: ModelReport): string {
     const keys = sortedRecallKeys([...Object.keys(r?.recall ?? {}), ...Object.keys(br?.recall ?? {})]);
     for (const k of keys)
       rows.push({ label: recallLabel(k), model: r?.recall[k], baseline: br?.recall[k], digits: 4, direction: 'higher' });
+    const p = m.popularity;
+    if (p)
+      for (const k of sortedRecallKeys(Object.keys(p.recall)))
+        rows.push({ label: `${recallLabel(k)} (popularity baseline)`, model: p.recall[k], digits: 4, direction: 'none' });
     rows.push(
       { label: 'Users evaluated', model: r?.usersEvaluated, baseline: br?.usersEvaluated, digits: 0, direction: 'none', isCount: true },
       { label: 'Corpus size', model: r?.corpusSize, baseline: br?.corpusSize, digits: 0, direction: 'none', isCount: true },
@@ -331,6 +337,9 @@ function recallChart(m: ModelReport): string {
   const b = m.baseline?.retrieval;
   if (b && b.recallCurve.length > 0)
     series.push({ label: m.baseline!.label, points: toPoints(b.recallCurve), color: COLORS[1]!, dashed: true });
+  const p = m.popularity;
+  if (p && p.recallCurve.length > 0)
+    series.push({ label: 'popularity baseline', points: toPoints(p.recallCurve), color: '#9ca3af', dashed: true });
   if (series.every((s) => s.points.length === 0)) return note('Recall@k', 'No recall curve recorded.');
   const maxK = Math.max(...series.map((s) => s.points.length));
   return lineChart({

@@ -1,3 +1,4 @@
+import { type WarmStart, applyWarmStart } from './warm-start.js';
 import type { Random } from '@recsys/data';
 import type { Tensor } from '../graph/evaluate.js';
 import type { Node } from '../graph/graph.js';
@@ -28,6 +29,8 @@ export interface TrainOptions {
   onProgress?: ProgressListener;
   /** Epochs without a better validation score before training stops (with a validation slice); undefined runs every epoch. */
   patience?: number;
+  /** Params to start from (a published version's), where names and shapes match. */
+  warmStart?: WarmStart;
 }
 
 /** The loop settings that come straight from a model's TrainOptions. */
@@ -36,6 +39,7 @@ export function fromTrainOptions(o: TrainOptions) {
     epochs: o.epochs,
     batchSize: o.batchSize,
     onProgress: o.onProgress,
+    warmStart: o.warmStart,
     optimizer: { lr: o.lr, threads: o.threads, lazyEmbeddings: o.lazyEmbeddings },
   };
 }
@@ -58,6 +62,7 @@ export interface LoopOptions {
   curvePoints?: number;
   /** Validation after each epoch: the loop keeps the params of the best epoch and may stop early. */
   validation?: EpochValidation;
+  warmStart?: WarmStart;
 }
 
 /** Scores the model (its params as they stand) after an epoch; higher `score` is better. */
@@ -85,13 +90,17 @@ export interface LoopResult {
   bestEpoch: number;
   /** Epochs trained (fewer than asked when stopped early). */
   epochsRun: number;
+  /** Params started from a published version's (same name and shape), of all. */
+  warmStarted?: { copied: number; total: number };
 }
 
 /** Epochs of shuffled mini-batches; records the loss curve and throughput (the whole loop is timed, feeds included). */
 export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
+  const warm = o.warmStart ? applyWarmStart(o.params, o.warmStart) : undefined;
   const trainer = await GraphTrainer.create(o.loss, o.params, o.optimizer);
   try {
-    return await epochs(o, trainer);
+    const result = await epochs(o, trainer);
+    return warm ? { ...result, warmStarted: { copied: warm.copied, total: warm.total } } : result;
   } finally {
     await trainer.release();
   }

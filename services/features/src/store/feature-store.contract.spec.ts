@@ -16,6 +16,8 @@ const baseOptions: FeatureStoreOptions = {
   dedupTtlMs: 60_000,
   eventWeights: { [EventType.IMPRESSION]: 0.25, [EventType.CLICK]: 1, [EventType.PURCHASE]: 4, [EventType.DISLIKE]: -1 },
   historyEventTypes: new Set([EventType.VIEW, EventType.CLICK, EventType.PURCHASE, EventType.DISLIKE]),
+  eventLogRetentionMs: 3_600_000,
+  attributionWindowMs: 3_600_000,
 };
 
 interface StoreKind {
@@ -414,5 +416,103 @@ describe.each([memoryKind, redisKind, clusterKind])('FeatureStore contract: $nam
     const [top] = await store.popular(1, dayAhead);
     // Unclamped it would score 2^(29 * 24) here; clamped it is ~1 (off by the ms between clocks).
     expectClose(top!.score, 1, 1e-3);
+  });
+
+  const impression = (requestId: string, userId: string, itemIds: string[], rankingModel = '7') =>
+    create(features.ImpressionSchema, {
+      requestId,
+      userId,
+      timestampMs: BigInt(Date.now()),
+      items: itemIds.map((itemId, position) => ({ itemId, position, score: 1 / (position + 1) })),
+      versions: { retrievalModel: '7', index: '7', prerankingModel: '7', rankingModel },
+    });
+  const feedback = (eventId: string, userId: string, itemId: string, eventType: common.EventType, requestId = '') =>
+    create(common.FeedbackEventSchema, { eventId, userId, itemId, eventType, requestId, timestampMs: BigInt(Date.now()) });
+
+  it('logs impressions and feedback in write order, read a page at a time within a time range', async () => {
+    const since = Date.now();
+    await store.logImpressions([impression('r1', 'u1', ['a', 'b']), impression('r2', 'u2', ['c'])]);
+    await store.logFeedback([feedback('e1', 'u1', 'a', EventType.CLICK, 'r1')]);
+    await store.logImpressions([impression('r3', 'u1', ['d'])]);
+    const all = await store.readEventLog({ sinceMs: 0, untilMs: 0, afterId: '', limit: 100 });
+    expect(all.nextId).toBe('');
+    expect(all.entries.map((e) => [e.event.case, (e.event.value as { requestId: string }).requestId])).toEqual([
+      ['impression', 'r1'],
+      ['impression', 'r2'],
+      ['feedback', 'r1'],
+      ['impression', 'r3'],
+    ]);
+    expect((all.entries[0]!.event.value as features.Impression).items.map((i) => i.itemId)).toEqual(['a', 'b']);
+    const ids = all.entries.map((e) => e.id);
+    for (const id of ids) expect(Number(id.split('-')[0])).toBeGreaterThanOrEqual(since - 5000);
+    const paged: string[] = [];
+    let afterId = '';
+    do {
+      const page = await store.readEventLog({ sinceMs: 0, untilMs: 0, afterId, limit: 3 });
+      paged.push(...page.entries.map((e) => e.id));
+      afterId = page.nextId;
+    } while (afterId !== '');
+    expect(paged).toEqual(ids);
+    const future = await store.readEventLog({ sinceMs: Date.now() + 60_000, untilMs: 0, afterId: '', limit: 100 });
+    expect(future.entries).toEqual([]);
+    const past = await store.readEventLog({ sinceMs: 1, untilMs: since - 60_000, afterId: '', limit: 100 });
+    expect(past.entries).toEqual([]);
+  });
+
+  it('attributes feedback to the answer its request id names, once per event type and item', async () => {
+    await store.logImpressions([impression('r1', 'u1', ['a', 'b', 'c'])]);
+    const attributions = await store.logFeedback([
+      feedback('e1', 'u1', 'b', EventType.CLICK, 'r1'),
+      feedback('e2', 'u1', 'b', EventType.CLICK, 'r1'),
+      feedback('e3', 'u1', 'b', EventType.PURCHASE, 'r1'),
+      feedback('e4', 'u1', 'z', EventType.CLICK, 'r1'),
+      feedback('e5', 'u1', 'a', EventType.CLICK, 'unknown'),
+      feedback('e6', 'u1', 'a', EventType.CLICK),
+    ]);
+    expect(attributions.map((a) => a && [a.position, a.versions.rankingModel])).toEqual([
+      [1, '7'],
+      undefined,
+      [1, '7'],
+      undefined,
+      undefined,
+      undefined,
+    ]);
+  });
+
+  it('keeps no log entry older than the retention', async () => {
+    const short = await newStore({ eventLogRetentionMs: 1000 });
+    await short.logImpressions([impression('old', 'u1', ['a'])]);
+    await new Promise((done) => setTimeout(done, 1100));
+    await short.logFeedback([feedback('e1', 'u1', 'a', EventType.CLICK)]);
+    const { entries } = await short.readEventLog({ sinceMs: 0, untilMs: 0, afterId: '', limit: 100 });
+    expect(entries.map((e) => e.event.case)).toEqual(['feedback']);
+  });
+
+  it('lists every user and item, a page at a time', async () => {
+    const userIds = Array.from({ length: 25 }, (_, i) => `lu${i}`);
+    const itemIds = Array.from({ length: 30 }, (_, i) => `li${i}`);
+    await store.upsertUsers(userIds.map((userId) => create(features.UserSchema, { userId })));
+    await store.upsertItems(itemIds.map((itemId) => create(features.ItemSchema, { itemId, category: 'c' })));
+    async function all<T>(list: (cursor: string) => Promise<{ rows: T[]; nextCursor: string }>, id: (row: T) => string): Promise<string[]> {
+      const seen = new Set<string>();
+      let cursor = '';
+      do {
+        const page = await list(cursor);
+        for (const row of page.rows) seen.add(id(row));
+        cursor = page.nextCursor;
+      } while (cursor !== '');
+      return [...seen].sort();
+    }
+    expect(
+      await all(
+        (c) => store.listUsers(c, 10),
+        (u) => u.userId,
+      ),
+    ).toEqual([...userIds].sort());
+    const items = await all(
+      (c) => store.listItems(c, 7),
+      (i) => `${i.itemId}:${i.category}`,
+    );
+    expect(items).toEqual(itemIds.map((id) => `${id}:c`).sort());
   });
 });

@@ -1,4 +1,5 @@
 import type { common, features } from '@recsys/contracts';
+import type { Attribution, EventLogPage, EventLogRange, ListPage } from './event-log.js';
 
 /** One item's decayed popularity as of a moment. */
 export interface PopularItemScore {
@@ -42,6 +43,23 @@ export interface FeatureStore {
   recordEvents(events: readonly common.FeedbackEvent[]): Promise<RecordResult>;
   /** The most popular items, best first, with scores decayed to `nowMs`. */
   popular(limit: number, nowMs: number): Promise<PopularItemScore[]>;
+  /**
+   * Appends served answers to the event log (trimmed to the retention) and remembers each one for the
+   * attribution window, so that feedback naming its request id can be attributed to it.
+   */
+  logImpressions(impressions: readonly features.Impression[]): Promise<void>;
+  /**
+   * Appends applied feedback events to the log and attributes each event with a request id to the
+   * impression it answers: the first event of a type per (request, item) gets the impression's versions
+   * and the item's position; others (repeats, unknown or expired requests, items not shown) get undefined.
+   */
+  logFeedback(events: readonly common.FeedbackEvent[]): Promise<(Attribution | undefined)[]>;
+  /** The log's entries in write order within a time range, a page at a time. */
+  readEventLog(range: EventLogRange): Promise<EventLogPage>;
+  /** Stored users, a page at a time; `limit` is a hint. */
+  listUsers(cursor: string, limit: number): Promise<ListPage<features.User>>;
+  /** Stored items, a page at a time; `limit` is a hint. */
+  listItems(cursor: string, limit: number): Promise<ListPage<features.Item>>;
   /** Resolves when the backing store answers; throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -66,4 +84,8 @@ export interface FeatureStoreOptions {
   eventWeights: Partial<Record<number, number>>;
   /** Event types that enter the user's history (impressions usually do not). */
   historyEventTypes: ReadonlySet<number>;
+  /** Event log entries older than this are trimmed (on each append). */
+  eventLogRetentionMs: number;
+  /** How long a served answer can be attributed feedback (online metrics per version). */
+  attributionWindowMs: number;
 }

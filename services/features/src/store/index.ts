@@ -4,6 +4,7 @@ import type { RedisClusterNodes } from './redis-cluster-nodes.js';
 import { RedisFeatureStore, type RedisFeatureStoreOptions } from './redis-feature-store.js';
 
 export * from './feature-store.js';
+export * from './event-log.js';
 export { MemoryFeatureStore, type MemoryFeatureStoreOptions } from './memory-feature-store.js';
 export {
   DEFAULT_ITEM_BUCKETS,

@@ -23,6 +23,8 @@ describe('MemoryFeatureStore', () => {
       dedupTtlMs: 1000,
       eventWeights: { [EventType.CLICK]: 1 },
       historyEventTypes: new Set([EventType.CLICK]),
+      eventLogRetentionMs: 3_600_000,
+      attributionWindowMs: 3_600_000,
       clock: () => now,
     });
 
@@ -52,6 +54,8 @@ describe('MemoryFeatureStore', () => {
       dedupTtlMs: 1000,
       eventWeights: {},
       historyEventTypes: new Set<number>(),
+      eventLogRetentionMs: 3_600_000,
+      attributionWindowMs: 3_600_000,
     };
     expect(() => new MemoryFeatureStore({ ...valid, popularityHalfLifeMs: 0 })).toThrow(/popularityHalfLifeMs/);
     expect(() => new MemoryFeatureStore({ ...valid, historyCap: -1 })).toThrow(/historyCap/);

@@ -1,6 +1,19 @@
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import { type common, features } from '@recsys/contracts';
 import type { FeatureStore, FeatureStoreOptions, PopularItemScore, RecordResult, UserWithHistory } from './feature-store.js';
+import {
+  attributable,
+  compareLogIds,
+  decodeLogEntry,
+  encodeLogEntry,
+  parseLogId,
+  type Attribution,
+  type EventLogPage,
+  type EventLogRange,
+  type ListPage,
+  decodeVersions,
+  encodeVersions,
+} from './event-log.js';
 import { decodeItems } from './item-codec.js';
 import { planEvents } from './event-plan.js';
 import { decodeHistory } from './history-codec.js';
@@ -10,6 +23,19 @@ import { validateStoreOptions } from './store-options.js';
 export interface MemoryFeatureStoreOptions extends FeatureStoreOptions {
   /** Unix ms now; tests move it to expire event ids. */
   clock?: () => number;
+}
+
+interface LogEntry {
+  ms: number;
+  seq: number;
+  bytes: Uint8Array;
+}
+
+interface RememberedImpression {
+  expiresAt: number;
+  versions: Uint8Array;
+  positions: Map<string, number>;
+  attributed: Set<string>;
 }
 
 interface RankedItem {
@@ -35,6 +61,12 @@ export class MemoryFeatureStore implements FeatureStore {
   private ranked: RankedItem[] | undefined;
   /** Event id -> when it may be applied again; insertion order is expiry order (constant TTL). */
   private readonly seen = new Map<string, number>();
+  /** The event log in write order; ids (ms, seq) as a Redis stream gives them. */
+  private log: LogEntry[] = [];
+  /** Request id -> the answer, for attribution; insertion order is expiry order (constant window). */
+  private readonly impressions = new Map<string, RememberedImpression>();
+  /** Id snapshots for paging through users and items, rebuilt when the map changed. */
+  private readonly snapshots = new Map<'users' | 'items', { size: number; ids: string[] }>();
 
   constructor(options: MemoryFeatureStoreOptions) {
     validateStoreOptions(options);
@@ -104,6 +136,70 @@ export class MemoryFeatureStore implements FeatureStore {
     }));
   }
 
+  async logImpressions(impressions: readonly features.Impression[]): Promise<void> {
+    const now = this.clock();
+    this.pruneImpressions(now);
+    for (const impression of impressions) {
+      this.append(now, encodeLogEntry({ case: 'impression', value: impression }));
+      this.impressions.delete(impression.requestId);
+      this.impressions.set(impression.requestId, {
+        expiresAt: now + this.options.attributionWindowMs,
+        versions: encodeVersions(impression.versions),
+        positions: new Map(impression.items.map((item) => [item.itemId, item.position])),
+        attributed: new Set(),
+      });
+    }
+  }
+
+  async logFeedback(events: readonly common.FeedbackEvent[]): Promise<(Attribution | undefined)[]> {
+    const now = this.clock();
+    this.pruneImpressions(now);
+    return events.map((event) => {
+      this.append(now, encodeLogEntry({ case: 'feedback', value: event }));
+      if (!attributable(event)) return undefined;
+      const impression = this.impressions.get(event.requestId);
+      const position = impression?.positions.get(event.itemId);
+      if (impression === undefined || position === undefined) return undefined;
+      const key = `${event.eventType}:${event.itemId}`;
+      if (impression.attributed.has(key)) return undefined;
+      impression.attributed.add(key);
+      return { versions: decodeVersions(impression.versions), position };
+    });
+  }
+
+  async readEventLog(range: EventLogRange): Promise<EventLogPage> {
+    this.trimLog(this.clock());
+    const after = range.afterId === '' ? undefined : parseLogId(range.afterId);
+    const until = range.untilMs > 0 ? range.untilMs : Infinity;
+    // The first entry at or after sinceMs (and after afterId): a binary search over the ordered log.
+    let lo = 0;
+    let hi = this.log.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const entry = this.log[mid]!;
+      const before = entry.ms < range.sinceMs || (after !== undefined && compareLogIds([entry.ms, entry.seq], after) <= 0);
+      if (before) lo = mid + 1;
+      else hi = mid;
+    }
+    const entries: features.EventLogEntry[] = [];
+    let i = lo;
+    for (; i < this.log.length && entries.length < range.limit; i++) {
+      const entry = this.log[i]!;
+      if (entry.ms > until) break;
+      entries.push(decodeLogEntry(`${entry.ms}-${entry.seq}`, entry.bytes));
+    }
+    const more = i < this.log.length && this.log[i]!.ms <= until;
+    return { entries, nextId: more && entries.length > 0 ? entries[entries.length - 1]!.id : '' };
+  }
+
+  async listUsers(cursor: string, limit: number): Promise<ListPage<features.User>> {
+    return this.page('users', this.users, cursor, limit, (bytes) => fromBinary(features.UserSchema, bytes));
+  }
+
+  async listItems(cursor: string, limit: number): Promise<ListPage<features.Item>> {
+    return this.page('items', this.items, cursor, limit, (bytes) => fromBinary(features.ItemSchema, bytes));
+  }
+
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {}
@@ -116,6 +212,53 @@ export class MemoryFeatureStore implements FeatureStore {
     }
     history.unshift(entry);
     if (history.length > this.options.historyCap) history.length = this.options.historyCap;
+  }
+
+  /** Ids as a Redis stream makes them: the clock's ms, or the last ms (and the next seq) if the clock went back. */
+  private append(now: number, bytes: Uint8Array): void {
+    this.trimLog(now);
+    const last = this.log[this.log.length - 1];
+    const ms = last === undefined ? now : Math.max(now, last.ms);
+    const seq = last !== undefined && last.ms === ms ? last.seq + 1 : 0;
+    this.log.push({ ms, seq, bytes });
+  }
+
+  /** Drops entries older than the retention (exactly, as XADD MINID = does). */
+  private trimLog(now: number): void {
+    const oldest = now - this.options.eventLogRetentionMs;
+    let drop = 0;
+    while (drop < this.log.length && this.log[drop]!.ms < oldest) drop++;
+    if (drop > 0) this.log = this.log.slice(drop);
+  }
+
+  private pruneImpressions(now: number): void {
+    for (const [requestId, impression] of this.impressions) {
+      if (now < impression.expiresAt) break;
+      this.impressions.delete(requestId);
+    }
+  }
+
+  /** A page of a map's values; the cursor is an offset into a snapshot of its ids, retaken when the map's size changed. */
+  private page<T>(
+    kind: 'users' | 'items',
+    rows: Map<string, Uint8Array>,
+    cursor: string,
+    limit: number,
+    decode: (bytes: Uint8Array) => T,
+  ): ListPage<T> {
+    const start = cursor === '' ? 0 : Number(cursor);
+    let snapshot = this.snapshots.get(kind);
+    if (cursor === '' || snapshot === undefined || snapshot.size !== rows.size) {
+      snapshot = { size: rows.size, ids: [...rows.keys()] };
+      this.snapshots.set(kind, snapshot);
+    }
+    const out: T[] = [];
+    const end = Math.min(snapshot.ids.length, start + limit);
+    for (let i = start; i < end; i++) {
+      const bytes = rows.get(snapshot.ids[i]!);
+      if (bytes) out.push(decode(bytes));
+    }
+    return { rows: out, nextCursor: end < snapshot.ids.length ? String(end) : '' };
   }
 
   /** Drops expired ids from the front; amortised O(1) per event since each id is dropped once. */

@@ -17,6 +17,8 @@ const options: FeatureStoreOptions = {
   dedupTtlMs: 600_000,
   eventWeights: { [EventType.CLICK]: 1, [EventType.PURCHASE]: 4 },
   historyEventTypes: new Set([EventType.CLICK, EventType.PURCHASE]),
+  eventLogRetentionMs: 3_600_000,
+  attributionWindowMs: 3_600_000,
 };
 
 function click(eventId: string, userId: string, itemId: string, eventType = EventType.CLICK): common.FeedbackEvent {

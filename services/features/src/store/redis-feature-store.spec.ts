@@ -13,6 +13,8 @@ const options: FeatureStoreOptions = {
   dedupTtlMs: 60_000,
   eventWeights: { [EventType.CLICK]: 1 },
   historyEventTypes: new Set([EventType.CLICK]),
+  eventLogRetentionMs: 3_600_000,
+  attributionWindowMs: 3_600_000,
 };
 
 const user = create(features.UserSchema, {

@@ -11,6 +11,20 @@ import {
   type UserWithHistory,
 } from './feature-store.js';
 import { planEvents, type PlannedEvent } from './event-plan.js';
+import {
+  ATTRIBUTE_LUA,
+  ATTRIBUTION_VERSIONS_FIELD,
+  attributable,
+  decodeLogEntry,
+  decodeVersions,
+  encodeLogEntry,
+  encodeVersions,
+  positionField,
+  type Attribution,
+  type EventLogPage,
+  type EventLogRange,
+  type ListPage,
+} from './event-log.js';
 import { decodeHistory } from './history-codec.js';
 import { decodeItems } from './item-codec.js';
 import { ADD_LOG_SCORES_LUA, byPopularity, scoreAt } from './popularity-decay.js';
@@ -93,6 +107,16 @@ return 1
 `;
 
 const RECORD_HISTORY_COMMAND = 'recsysRecordHistory';
+const ATTRIBUTE_COMMAND = 'recsysAttribute';
+const ATTRIBUTE_BUFFER_COMMAND = 'recsysAttributeBuffer';
+/** The stream entry's one field: the EventLogEntry (without its id) as protobuf bytes. */
+const LOG_FIELD = 'e';
+
+/** One command (or script: exactly one answer) on one key; on a cluster the ops are grouped by the node serving the key. */
+interface KeyOp {
+  key: string;
+  add: (pipeline: ChainableCommander) => void;
+}
 const RECORD_POPULARITY_COMMAND = 'recsysRecordPopularity';
 
 type RecordEventArgs = [
@@ -122,6 +146,8 @@ interface RecordEventPipeline {
     logWeight: string,
     itemId: string,
   ): ChainableCommander;
+  /** The Buffer form (ioredis defines it beside the command): the versions are protobuf bytes. */
+  [ATTRIBUTE_BUFFER_COMMAND](impressionKey: string, itemId: string, eventType: number): ChainableCommander;
 }
 
 /**
@@ -232,6 +258,7 @@ export class RedisFeatureStore implements FeatureStore {
     this.client.on('ready', () => {
       this.connectionProblem = undefined;
     });
+    this.client.defineCommand(ATTRIBUTE_COMMAND, { numberOfKeys: 1, lua: ATTRIBUTE_LUA });
     if (this.cluster) {
       this.client.defineCommand(RECORD_HISTORY_COMMAND, { numberOfKeys: 2, lua: RECORD_HISTORY_LUA });
       this.client.defineCommand(RECORD_POPULARITY_COMMAND, { numberOfKeys: 2, lua: RECORD_POPULARITY_LUA });
@@ -359,6 +386,67 @@ export class RedisFeatureStore implements FeatureStore {
   }
 
   /** On a cluster: every master that serves slots answers (a call may touch any slot). */
+  async logImpressions(impressions: readonly features.Impression[]): Promise<void> {
+    if (impressions.length === 0) return;
+    const ops: KeyOp[] = [];
+    const minId = this.logMinId();
+    const window = this.options.attributionWindowMs;
+    for (const impression of impressions) {
+      ops.push(this.xadd(minId, encodeLogEntry({ case: 'impression', value: impression })));
+      const key = this.keys.impression(impression.requestId);
+      const fields = new Map<string, Buffer | number>([[ATTRIBUTION_VERSIONS_FIELD, Buffer.from(encodeVersions(impression.versions))]]);
+      for (const item of impression.items) fields.set(positionField(item.itemId), item.position);
+      ops.push({ key, add: (pipeline) => pipeline.hset(key, fields) }, { key, add: (pipeline) => pipeline.pexpire(key, window) });
+    }
+    await this.call(() => this.runOps(ops));
+  }
+
+  async logFeedback(events: readonly common.FeedbackEvent[]): Promise<(Attribution | undefined)[]> {
+    if (events.length === 0) return [];
+    const minId = this.logMinId();
+    const ops: KeyOp[] = [];
+    const attributionOp = new Map<number, number>();
+    events.forEach((event, index) => {
+      ops.push(this.xadd(minId, encodeLogEntry({ case: 'feedback', value: event })));
+      if (!attributable(event)) return;
+      const key = this.keys.impression(event.requestId);
+      attributionOp.set(index, ops.length);
+      ops.push({
+        key,
+        add: (pipeline) => (pipeline as unknown as RecordEventPipeline)[ATTRIBUTE_BUFFER_COMMAND](key, event.itemId, event.eventType),
+      });
+    });
+    const answers = await this.call(() => this.runOps(ops));
+    return events.map((_, index) => {
+      const op = attributionOp.get(index);
+      const answer = op === undefined ? null : (answers[op] as [Buffer, Buffer] | null);
+      if (!answer) return undefined;
+      return { versions: decodeVersions(answer[0]), position: Number(answer[1].toString()) };
+    });
+  }
+
+  async readEventLog(range: EventLogRange): Promise<EventLogPage> {
+    const start = range.afterId !== '' ? `(${range.afterId}` : range.sinceMs > 0 ? `${range.sinceMs}-0` : '-';
+    const end = range.untilMs > 0 ? String(range.untilMs) : '+';
+    const raw = (await this.call(() => this.client.xrangeBuffer(this.keys.eventLog(), start, end, 'COUNT', range.limit))) as unknown as [
+      Buffer,
+      Buffer[],
+    ][];
+    const entries = raw.map(([id, fields]) => {
+      const at = fields.findIndex((field, i) => i % 2 === 0 && field.toString() === LOG_FIELD);
+      return decodeLogEntry(id.toString(), at < 0 ? new Uint8Array() : fields[at + 1]!);
+    });
+    return { entries, nextId: entries.length === range.limit && entries.length > 0 ? entries[entries.length - 1]!.id : '' };
+  }
+
+  async listUsers(cursor: string, limit: number): Promise<ListPage<features.User>> {
+    return this.scanRows(this.keys.userPattern(), cursor, limit, (bytes) => fromBinary(features.UserSchema, bytes));
+  }
+
+  async listItems(cursor: string, limit: number): Promise<ListPage<features.Item>> {
+    return this.scanRows(this.keys.itemPattern(), cursor, limit, (bytes) => fromBinary(features.ItemSchema, bytes));
+  }
+
   async ping(): Promise<void> {
     await this.call(async () => {
       if (!this.cluster) {
@@ -469,6 +557,59 @@ export class RedisFeatureStore implements FeatureStore {
     return applied.filter(Boolean).length;
   }
 
+  /** Entries older than the retention go with each append (exact MINID: nothing older is kept). */
+  private logMinId(): string {
+    return `${Math.max(0, Date.now() - this.options.eventLogRetentionMs)}-0`;
+  }
+
+  private xadd(minId: string, entry: Uint8Array): KeyOp {
+    const key = this.keys.eventLog();
+    return { key, add: (pipeline) => pipeline.xadd(key, 'MINID', '=', minId, '*', LOG_FIELD, Buffer.from(entry)) };
+  }
+
+  /** One pipeline on one Redis; on a cluster one per node (perNode). Answers in the ops' order. */
+  private async runOps(ops: readonly KeyOp[]): Promise<unknown[]> {
+    if (!this.cluster) {
+      const pipeline = this.client.pipeline();
+      for (const op of ops) op.add(pipeline);
+      return this.exec(pipeline);
+    }
+    return this.perNode(
+      ops,
+      (pipeline, op) => op.add(pipeline),
+      (op) => op.key,
+    );
+  }
+
+  /**
+   * SCAN over every key matching `pattern` (on a cluster: each master in turn; the cursor is
+   * "<master>:<cursor>"), the rows read with the page's keys. As SCAN, a row may come twice.
+   */
+  private async scanRows<T>(pattern: string, cursor: string, limit: number, decode: (bytes: Buffer) => T): Promise<ListPage<T>> {
+    return this.call(async () => {
+      const [nodeText, scanText] = this.cluster ? (cursor === '' ? ['0', '0'] : cursor.split(':')) : ['0', cursor === '' ? '0' : cursor];
+      const nodes: (Redis | Cluster)[] = this.cluster
+        ? this.cluster.nodes('master').sort((a, b) => nodeName(a).localeCompare(nodeName(b)))
+        : [this.client];
+      const nodeIndex = Number(nodeText);
+      const node = nodes[nodeIndex];
+      if (node === undefined) return { rows: [], nextCursor: '' };
+      const [next, keys] = await node.scanBuffer(scanText!, 'MATCH', pattern, 'COUNT', limit);
+      let raws: (Buffer | null)[] = [];
+      if (keys.length > 0) {
+        const pipeline = node.pipeline();
+        for (const key of keys) pipeline.getBuffer(key);
+        raws = (await this.exec(pipeline)) as (Buffer | null)[];
+      }
+      const rows = raws.filter((raw): raw is Buffer => raw !== null).map(decode);
+      const nextScan = next.toString();
+      let nextCursor: string;
+      if (nextScan !== '0') nextCursor = this.cluster ? `${nodeIndex}:${nextScan}` : nextScan;
+      else nextCursor = this.cluster && nodeIndex + 1 < nodes.length ? `${nodeIndex + 1}:0` : '';
+      return { rows, nextCursor };
+    });
+  }
+
   private async writeAll<T>(rows: readonly T[], entry: (row: T) => [string, Buffer]): Promise<void> {
     if (rows.length === 0) return;
     await this.call(async () => {
@@ -573,6 +714,10 @@ export class RedisFeatureStore implements FeatureStore {
       this.client.on('error', done);
     });
   }
+}
+
+function nodeName(node: Redis): string {
+  return `${node.options.host ?? ''}:${node.options.port ?? 0}`;
 }
 
 /** Indices of the keys per slot, in key order. */

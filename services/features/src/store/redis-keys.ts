@@ -32,6 +32,13 @@ export interface RedisKeyLayout {
   popularityEvent(eventId: string, itemId: string): string | undefined;
   /** Every popularity sorted set: a read takes the best of each. */
   popularityShards(): string[];
+  /** The event log stream (one key, so one slot). */
+  eventLog(): string;
+  /** A served answer remembered for attributing feedback to it (a hash with a TTL). */
+  impression(requestId: string): string;
+  /** SCAN patterns of every user and every item key. */
+  userPattern(): string;
+  itemPattern(): string;
 }
 
 export function plainKeyLayout(prefix: string): RedisKeyLayout {
@@ -45,6 +52,10 @@ export function plainKeyLayout(prefix: string): RedisKeyLayout {
     popularity: () => popularity,
     popularityEvent: () => undefined,
     popularityShards: () => [popularity],
+    eventLog: () => `${prefix}log`,
+    impression: (requestId) => `${prefix}imp:${requestId}`,
+    userPattern: () => `${globEscape(prefix)}u:*`,
+    itemPattern: () => `${globEscape(prefix)}i:*`,
   };
 }
 
@@ -72,7 +83,16 @@ export function clusterKeyLayout(prefix: string, { popularityShards, itemBuckets
     popularity: (itemId) => `${prefix}pop:${shardTag(itemId)}`,
     popularityEvent: (eventId, itemId) => `${prefix}pe:${shardTag(itemId)}:${eventId}`,
     popularityShards: () => shards,
+    eventLog: () => `${prefix}log:{log}`,
+    impression: (requestId) => `${prefix}imp:{${hashTag(requestId)}}`,
+    userPattern: () => `${globEscape(prefix)}u:{*`,
+    itemPattern: () => `${globEscape(prefix)}i:{i.*`,
   };
+}
+
+/** A key prefix as literal text in a SCAN MATCH pattern. */
+function globEscape(text: string): string {
+  return text.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
 }
 
 /** An id as hash-tag text: never empty (ids are not), never containing `}`, one-to-one. */

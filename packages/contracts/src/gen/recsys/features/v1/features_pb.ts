@@ -6,7 +6,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { EventType, Features, FeedbackEvent, ItemFilter } from "../../common/v1/common_pb.js";
+import type { Degradation, EventType, Features, FeedbackEvent, ItemFilter } from "../../common/v1/common_pb.js";
 import { file_recsys_common_v1_common } from "../../common/v1/common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/features/v1/features.proto.
  */
 export const file_recsys_features_v1_features: GenFile = /*@__PURE__*/
-  fileDesc("CiFyZWNzeXMvZmVhdHVyZXMvdjEvZmVhdHVyZXMucHJvdG8SEnJlY3N5cy5mZWF0dXJlcy52MSJ9CgxIaXN0b3J5RW50cnkSDwoHaXRlbV9pZBgBIAEoCRIUCgx0aW1lc3RhbXBfbXMYAiABKAMSFQoNZHdlbGxfc2Vjb25kcxgDIAEoAhIvCgpldmVudF90eXBlGAQgASgOMhsucmVjc3lzLmNvbW1vbi52MS5FdmVudFR5cGUiRQoEVXNlchIPCgd1c2VyX2lkGAEgASgJEiwKCGZlYXR1cmVzGAIgASgLMhoucmVjc3lzLmNvbW1vbi52MS5GZWF0dXJlcyJuCgRJdGVtEg8KB2l0ZW1faWQYASABKAkSEAoIY2F0ZWdvcnkYAiABKAkSFQoNY3JlYXRlZF9hdF9tcxgDIAEoAxIsCghmZWF0dXJlcxgEIAEoCzIaLnJlY3N5cy5jb21tb24udjEuRmVhdHVyZXMiQAoWR2V0VXNlckZlYXR1cmVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhUKDWhpc3RvcnlfbGltaXQYAiABKAUigwEKF0dldFVzZXJGZWF0dXJlc1Jlc3BvbnNlEg0KBWZvdW5kGAEgASgIEiYKBHVzZXIYAiABKAsyGC5yZWNzeXMuZmVhdHVyZXMudjEuVXNlchIxCgdoaXN0b3J5GAMgAygLMiAucmVjc3lzLmZlYXR1cmVzLnYxLkhpc3RvcnlFbnRyeSIvChtCYXRjaEdldEl0ZW1GZWF0dXJlc1JlcXVlc3QSEAoIaXRlbV9pZHMYASADKAkiQwoKSXRlbVJlc3VsdBINCgVmb3VuZBgBIAEoCBImCgRpdGVtGAIgASgLMhgucmVjc3lzLmZlYXR1cmVzLnYxLkl0ZW0iYgocQmF0Y2hHZXRJdGVtRmVhdHVyZXNSZXNwb25zZRItCgVpdGVtcxgBIAMoCzIeLnJlY3N5cy5mZWF0dXJlcy52MS5JdGVtUmVzdWx0EhMKC21pc3NpbmdfaWRzGAIgAygJIkgKFVJlY29yZEZlZWRiYWNrUmVxdWVzdBIvCgZldmVudHMYASADKAsyHy5yZWNzeXMuY29tbW9uLnYxLkZlZWRiYWNrRXZlbnQiPgoWUmVjb3JkRmVlZGJhY2tSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoBRISCgpkdXBsaWNhdGVzGAIgASgFIlUKFkdldFBvcHVsYXJJdGVtc1JlcXVlc3QSDQoFbGltaXQYASABKAUSLAoGZmlsdGVyGAIgASgLMhwucmVjc3lzLmNvbW1vbi52MS5JdGVtRmlsdGVyIi0KC1BvcHVsYXJJdGVtEg8KB2l0ZW1faWQYASABKAkSDQoFc2NvcmUYAiABKAEiSQoXR2V0UG9wdWxhckl0ZW1zUmVzcG9uc2USLgoFaXRlbXMYASADKAsyHy5yZWNzeXMuZmVhdHVyZXMudjEuUG9wdWxhckl0ZW0iOAoLUmVqZWN0ZWRSb3cSDQoFaW5kZXgYASABKAUSCgoCaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIj0KElVwc2VydFVzZXJzUmVxdWVzdBInCgV1c2VycxgBIAMoCzIYLnJlY3N5cy5mZWF0dXJlcy52MS5Vc2VyIlgKE1Vwc2VydFVzZXJzUmVzcG9uc2USDgoGc3RvcmVkGAEgASgFEjEKCHJlamVjdGVkGAIgAygLMh8ucmVjc3lzLmZlYXR1cmVzLnYxLlJlamVjdGVkUm93Ij0KElVwc2VydEl0ZW1zUmVxdWVzdBInCgVpdGVtcxgBIAMoCzIYLnJlY3N5cy5mZWF0dXJlcy52MS5JdGVtIlgKE1Vwc2VydEl0ZW1zUmVzcG9uc2USDgoGc3RvcmVkGAEgASgFEjEKCHJlamVjdGVkGAIgAygLMh8ucmVjc3lzLmZlYXR1cmVzLnYxLlJlamVjdGVkUm93MowFCg5GZWF0dXJlU2VydmljZRJqCg9HZXRVc2VyRmVhdHVyZXMSKi5yZWNzeXMuZmVhdHVyZXMudjEuR2V0VXNlckZlYXR1cmVzUmVxdWVzdBorLnJlY3N5cy5mZWF0dXJlcy52MS5HZXRVc2VyRmVhdHVyZXNSZXNwb25zZRJ5ChRCYXRjaEdldEl0ZW1GZWF0dXJlcxIvLnJlY3N5cy5mZWF0dXJlcy52MS5CYXRjaEdldEl0ZW1GZWF0dXJlc1JlcXVlc3QaMC5yZWNzeXMuZmVhdHVyZXMudjEuQmF0Y2hHZXRJdGVtRmVhdHVyZXNSZXNwb25zZRJnCg5SZWNvcmRGZWVkYmFjaxIpLnJlY3N5cy5mZWF0dXJlcy52MS5SZWNvcmRGZWVkYmFja1JlcXVlc3QaKi5yZWNzeXMuZmVhdHVyZXMudjEuUmVjb3JkRmVlZGJhY2tSZXNwb25zZRJqCg9HZXRQb3B1bGFySXRlbXMSKi5yZWNzeXMuZmVhdHVyZXMudjEuR2V0UG9wdWxhckl0ZW1zUmVxdWVzdBorLnJlY3N5cy5mZWF0dXJlcy52MS5HZXRQb3B1bGFySXRlbXNSZXNwb25zZRJeCgtVcHNlcnRVc2VycxImLnJlY3N5cy5mZWF0dXJlcy52MS5VcHNlcnRVc2Vyc1JlcXVlc3QaJy5yZWNzeXMuZmVhdHVyZXMudjEuVXBzZXJ0VXNlcnNSZXNwb25zZRJeCgtVcHNlcnRJdGVtcxImLnJlY3N5cy5mZWF0dXJlcy52MS5VcHNlcnRJdGVtc1JlcXVlc3QaJy5yZWNzeXMuZmVhdHVyZXMudjEuVXBzZXJ0SXRlbXNSZXNwb25zZWIGcHJvdG8z", [file_recsys_common_v1_common]);
+  fileDesc("CiFyZWNzeXMvZmVhdHVyZXMvdjEvZmVhdHVyZXMucHJvdG8SEnJlY3N5cy5mZWF0dXJlcy52MSJ9CgxIaXN0b3J5RW50cnkSDwoHaXRlbV9pZBgBIAEoCRIUCgx0aW1lc3RhbXBfbXMYAiABKAMSFQoNZHdlbGxfc2Vjb25kcxgDIAEoAhIvCgpldmVudF90eXBlGAQgASgOMhsucmVjc3lzLmNvbW1vbi52MS5FdmVudFR5cGUiRQoEVXNlchIPCgd1c2VyX2lkGAEgASgJEiwKCGZlYXR1cmVzGAIgASgLMhoucmVjc3lzLmNvbW1vbi52MS5GZWF0dXJlcyJuCgRJdGVtEg8KB2l0ZW1faWQYASABKAkSEAoIY2F0ZWdvcnkYAiABKAkSFQoNY3JlYXRlZF9hdF9tcxgDIAEoAxIsCghmZWF0dXJlcxgEIAEoCzIaLnJlY3N5cy5jb21tb24udjEuRmVhdHVyZXMiQAoWR2V0VXNlckZlYXR1cmVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhUKDWhpc3RvcnlfbGltaXQYAiABKAUigwEKF0dldFVzZXJGZWF0dXJlc1Jlc3BvbnNlEg0KBWZvdW5kGAEgASgIEiYKBHVzZXIYAiABKAsyGC5yZWNzeXMuZmVhdHVyZXMudjEuVXNlchIxCgdoaXN0b3J5GAMgAygLMiAucmVjc3lzLmZlYXR1cmVzLnYxLkhpc3RvcnlFbnRyeSIvChtCYXRjaEdldEl0ZW1GZWF0dXJlc1JlcXVlc3QSEAoIaXRlbV9pZHMYASADKAkiQwoKSXRlbVJlc3VsdBINCgVmb3VuZBgBIAEoCBImCgRpdGVtGAIgASgLMhgucmVjc3lzLmZlYXR1cmVzLnYxLkl0ZW0iYgocQmF0Y2hHZXRJdGVtRmVhdHVyZXNSZXNwb25zZRItCgVpdGVtcxgBIAMoCzIeLnJlY3N5cy5mZWF0dXJlcy52MS5JdGVtUmVzdWx0EhMKC21pc3NpbmdfaWRzGAIgAygJIkgKFVJlY29yZEZlZWRiYWNrUmVxdWVzdBIvCgZldmVudHMYASADKAsyHy5yZWNzeXMuY29tbW9uLnYxLkZlZWRiYWNrRXZlbnQiPgoWUmVjb3JkRmVlZGJhY2tSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoBRISCgpkdXBsaWNhdGVzGAIgASgFIlUKFkdldFBvcHVsYXJJdGVtc1JlcXVlc3QSDQoFbGltaXQYASABKAUSLAoGZmlsdGVyGAIgASgLMhwucmVjc3lzLmNvbW1vbi52MS5JdGVtRmlsdGVyIi0KC1BvcHVsYXJJdGVtEg8KB2l0ZW1faWQYASABKAkSDQoFc2NvcmUYAiABKAEiSQoXR2V0UG9wdWxhckl0ZW1zUmVzcG9uc2USLgoFaXRlbXMYASADKAsyHy5yZWNzeXMuZmVhdHVyZXMudjEuUG9wdWxhckl0ZW0iOAoLUmVqZWN0ZWRSb3cSDQoFaW5kZXgYASABKAUSCgoCaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIj0KElVwc2VydFVzZXJzUmVxdWVzdBInCgV1c2VycxgBIAMoCzIYLnJlY3N5cy5mZWF0dXJlcy52MS5Vc2VyIlgKE1Vwc2VydFVzZXJzUmVzcG9uc2USDgoGc3RvcmVkGAEgASgFEjEKCHJlamVjdGVkGAIgAygLMh8ucmVjc3lzLmZlYXR1cmVzLnYxLlJlamVjdGVkUm93Ij0KElVwc2VydEl0ZW1zUmVxdWVzdBInCgVpdGVtcxgBIAMoCzIYLnJlY3N5cy5mZWF0dXJlcy52MS5JdGVtIlgKE1Vwc2VydEl0ZW1zUmVzcG9uc2USDgoGc3RvcmVkGAEgASgFEjEKCHJlamVjdGVkGAIgAygLMh8ucmVjc3lzLmZlYXR1cmVzLnYxLlJlamVjdGVkUm93Ij4KClNlcnZlZEl0ZW0SDwoHaXRlbV9pZBgBIAEoCRIQCghwb3NpdGlvbhgCIAEoBRINCgVzY29yZRgDIAEoAiJpCg5TZXJ2ZWRWZXJzaW9ucxIXCg9yZXRyaWV2YWxfbW9kZWwYASABKAkSDQoFaW5kZXgYAiABKAkSGAoQcHJlcmFua2luZ19tb2RlbBgDIAEoCRIVCg1yYW5raW5nX21vZGVsGAQgASgJIuEBCgpJbXByZXNzaW9uEhIKCnJlcXVlc3RfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIUCgx0aW1lc3RhbXBfbXMYAyABKAMSLQoFaXRlbXMYBCADKAsyHi5yZWNzeXMuZmVhdHVyZXMudjEuU2VydmVkSXRlbRI0Cgh2ZXJzaW9ucxgFIAEoCzIiLnJlY3N5cy5mZWF0dXJlcy52MS5TZXJ2ZWRWZXJzaW9ucxIzCgxkZWdyYWRhdGlvbnMYBiADKAsyHS5yZWNzeXMuY29tbW9uLnYxLkRlZ3JhZGF0aW9uIkwKFUxvZ0ltcHJlc3Npb25zUmVxdWVzdBIzCgtpbXByZXNzaW9ucxgBIAMoCzIeLnJlY3N5cy5mZWF0dXJlcy52MS5JbXByZXNzaW9uIigKFkxvZ0ltcHJlc3Npb25zUmVzcG9uc2USDgoGbG9nZ2VkGAEgASgFIo8BCg1FdmVudExvZ0VudHJ5EgoKAmlkGAEgASgJEjQKCmltcHJlc3Npb24YAiABKAsyHi5yZWNzeXMuZmVhdHVyZXMudjEuSW1wcmVzc2lvbkgAEjMKCGZlZWRiYWNrGAMgASgLMh8ucmVjc3lzLmNvbW1vbi52MS5GZWVkYmFja0V2ZW50SABCBwoFZXZlbnQiWgoTUmVhZEV2ZW50TG9nUmVxdWVzdBIQCghzaW5jZV9tcxgBIAEoAxIQCgh1bnRpbF9tcxgCIAEoAxIQCghhZnRlcl9pZBgDIAEoCRINCgVsaW1pdBgEIAEoBSJbChRSZWFkRXZlbnRMb2dSZXNwb25zZRIyCgdlbnRyaWVzGAEgAygLMiEucmVjc3lzLmZlYXR1cmVzLnYxLkV2ZW50TG9nRW50cnkSDwoHbmV4dF9pZBgCIAEoCSIxChBMaXN0VXNlcnNSZXF1ZXN0Eg4KBmN1cnNvchgBIAEoCRINCgVsaW1pdBgCIAEoBSJRChFMaXN0VXNlcnNSZXNwb25zZRInCgV1c2VycxgBIAMoCzIYLnJlY3N5cy5mZWF0dXJlcy52MS5Vc2VyEhMKC25leHRfY3Vyc29yGAIgASgJIjEKEExpc3RJdGVtc1JlcXVlc3QSDgoGY3Vyc29yGAEgASgJEg0KBWxpbWl0GAIgASgFIlEKEUxpc3RJdGVtc1Jlc3BvbnNlEicKBWl0ZW1zGAEgAygLMhgucmVjc3lzLmZlYXR1cmVzLnYxLkl0ZW0SEwoLbmV4dF9jdXJzb3IYAiABKAkyjAgKDkZlYXR1cmVTZXJ2aWNlEmoKD0dldFVzZXJGZWF0dXJlcxIqLnJlY3N5cy5mZWF0dXJlcy52MS5HZXRVc2VyRmVhdHVyZXNSZXF1ZXN0GisucmVjc3lzLmZlYXR1cmVzLnYxLkdldFVzZXJGZWF0dXJlc1Jlc3BvbnNlEnkKFEJhdGNoR2V0SXRlbUZlYXR1cmVzEi8ucmVjc3lzLmZlYXR1cmVzLnYxLkJhdGNoR2V0SXRlbUZlYXR1cmVzUmVxdWVzdBowLnJlY3N5cy5mZWF0dXJlcy52MS5CYXRjaEdldEl0ZW1GZWF0dXJlc1Jlc3BvbnNlEmcKDlJlY29yZEZlZWRiYWNrEikucmVjc3lzLmZlYXR1cmVzLnYxLlJlY29yZEZlZWRiYWNrUmVxdWVzdBoqLnJlY3N5cy5mZWF0dXJlcy52MS5SZWNvcmRGZWVkYmFja1Jlc3BvbnNlEmoKD0dldFBvcHVsYXJJdGVtcxIqLnJlY3N5cy5mZWF0dXJlcy52MS5HZXRQb3B1bGFySXRlbXNSZXF1ZXN0GisucmVjc3lzLmZlYXR1cmVzLnYxLkdldFBvcHVsYXJJdGVtc1Jlc3BvbnNlEl4KC1Vwc2VydFVzZXJzEiYucmVjc3lzLmZlYXR1cmVzLnYxLlVwc2VydFVzZXJzUmVxdWVzdBonLnJlY3N5cy5mZWF0dXJlcy52MS5VcHNlcnRVc2Vyc1Jlc3BvbnNlEl4KC1Vwc2VydEl0ZW1zEiYucmVjc3lzLmZlYXR1cmVzLnYxLlVwc2VydEl0ZW1zUmVxdWVzdBonLnJlY3N5cy5mZWF0dXJlcy52MS5VcHNlcnRJdGVtc1Jlc3BvbnNlEmcKDkxvZ0ltcHJlc3Npb25zEikucmVjc3lzLmZlYXR1cmVzLnYxLkxvZ0ltcHJlc3Npb25zUmVxdWVzdBoqLnJlY3N5cy5mZWF0dXJlcy52MS5Mb2dJbXByZXNzaW9uc1Jlc3BvbnNlEmEKDFJlYWRFdmVudExvZxInLnJlY3N5cy5mZWF0dXJlcy52MS5SZWFkRXZlbnRMb2dSZXF1ZXN0GigucmVjc3lzLmZlYXR1cmVzLnYxLlJlYWRFdmVudExvZ1Jlc3BvbnNlElgKCUxpc3RVc2VycxIkLnJlY3N5cy5mZWF0dXJlcy52MS5MaXN0VXNlcnNSZXF1ZXN0GiUucmVjc3lzLmZlYXR1cmVzLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlElgKCUxpc3RJdGVtcxIkLnJlY3N5cy5mZWF0dXJlcy52MS5MaXN0SXRlbXNSZXF1ZXN0GiUucmVjc3lzLmZlYXR1cmVzLnYxLkxpc3RJdGVtc1Jlc3BvbnNlYgZwcm90bzM", [file_recsys_common_v1_common]);
 
 /**
  * One entry of a user's recent history.
@@ -448,6 +448,364 @@ export const UpsertItemsResponseSchema: GenMessage<UpsertItemsResponse> = /*@__P
   messageDesc(file_recsys_features_v1_features, 17);
 
 /**
+ * One item of a served answer.
+ *
+ * @generated from message recsys.features.v1.ServedItem
+ */
+export type ServedItem = Message<"recsys.features.v1.ServedItem"> & {
+  /**
+   * @generated from field: string item_id = 1;
+   */
+  itemId: string;
+
+  /**
+   * 0-based position in the answer.
+   *
+   * @generated from field: int32 position = 2;
+   */
+  position: number;
+
+  /**
+   * The final score the item was ordered by.
+   *
+   * @generated from field: float score = 3;
+   */
+  score: number;
+};
+
+/**
+ * Describes the message recsys.features.v1.ServedItem.
+ * Use `create(ServedItemSchema)` to create a new message.
+ */
+export const ServedItemSchema: GenMessage<ServedItem> = /*@__PURE__*/
+  messageDesc(file_recsys_features_v1_features, 18);
+
+/**
+ * The versions that produced an answer, as the stages reported them; empty where a stage did not answer
+ * (degraded) or reported none.
+ *
+ * @generated from message recsys.features.v1.ServedVersions
+ */
+export type ServedVersions = Message<"recsys.features.v1.ServedVersions"> & {
+  /**
+   * The two-tower version retrieval's user tower ran.
+   *
+   * @generated from field: string retrieval_model = 1;
+   */
+  retrievalModel: string;
+
+  /**
+   * The vector index version retrieval searched.
+   *
+   * @generated from field: string index = 2;
+   */
+  index: string;
+
+  /**
+   * @generated from field: string preranking_model = 3;
+   */
+  prerankingModel: string;
+
+  /**
+   * @generated from field: string ranking_model = 4;
+   */
+  rankingModel: string;
+};
+
+/**
+ * Describes the message recsys.features.v1.ServedVersions.
+ * Use `create(ServedVersionsSchema)` to create a new message.
+ */
+export const ServedVersionsSchema: GenMessage<ServedVersions> = /*@__PURE__*/
+  messageDesc(file_recsys_features_v1_features, 19);
+
+/**
+ * A served recommendation answer: what the user was shown.
+ *
+ * @generated from message recsys.features.v1.Impression
+ */
+export type Impression = Message<"recsys.features.v1.Impression"> & {
+  /**
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * Unix ms when the answer was served.
+   *
+   * @generated from field: int64 timestamp_ms = 3;
+   */
+  timestampMs: bigint;
+
+  /**
+   * @generated from field: repeated recsys.features.v1.ServedItem items = 4;
+   */
+  items: ServedItem[];
+
+  /**
+   * @generated from field: recsys.features.v1.ServedVersions versions = 5;
+   */
+  versions?: ServedVersions | undefined;
+
+  /**
+   * Stages whose answer was replaced by a fallback.
+   *
+   * @generated from field: repeated recsys.common.v1.Degradation degradations = 6;
+   */
+  degradations: Degradation[];
+};
+
+/**
+ * Describes the message recsys.features.v1.Impression.
+ * Use `create(ImpressionSchema)` to create a new message.
+ */
+export const ImpressionSchema: GenMessage<Impression> = /*@__PURE__*/
+  messageDesc(file_recsys_features_v1_features, 20);
+
+/**
+ * @generated from message recsys.features.v1.LogImpressionsRequest
+ */
+export type LogImpressionsRequest = Message<"recsys.features.v1.LogImpressionsRequest"> & {
+  /**
+   * @generated from field: repeated recsys.features.v1.Impression impressions = 1;
+   */
+  impressions: Impression[];
+};
+
+/**
+ * Describes the message recsys.features.v1.LogImpressionsRequest.
+ * Use `create(LogImpressionsRequestSchema)` to create a new message.
+ */
+export const LogImpressionsRequestSchema: GenMessage<LogImpressionsRequest> = /*@__PURE__*/
+  messageDesc(file_recsys_features_v1_features, 21);
+
+/**
+ * @generated from message recsys.features.v1.LogImpressionsResponse
+ */
+export type LogImpressionsResponse = Message<"recsys.features.v1.LogImpressionsResponse"> & {
+  /**
+   * Impressions appended to the log.
+   *
+   * @generated from field: int32 logged = 1;
+   */
+  logged: number;
+};
+
+/**
+ * Describes the message recsys.features.v1.LogImpressionsResponse.
+ * Use `create(LogImpressionsResponseSchema)` to create a new message.
+ */
+export const LogImpressionsResponseSchema: GenMessage<LogImpressionsResponse> = /*@__PURE__*/
+  messageDesc(file_recsys_features_v1_features, 22);
+
+/**
+ * One event of the log.
+ *
+ * @generated from message recsys.features.v1.EventLogEntry
+ */
+export type EventLogEntry = Message<"recsys.features.v1.EventLogEntry"> & {
+  /**
+   * The log's id of the entry (a Redis stream id, "<ms>-<seq>"); ids grow in the order entries were written.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from oneof recsys.features.v1.EventLogEntry.event
+   */
+  event: {
+    /**
+     * @generated from field: recsys.features.v1.Impression impression = 2;
+     */
+    value: Impression;
+    case: "impression";
+  } | {
+    /**
+     * @generated from field: recsys.common.v1.FeedbackEvent feedback = 3;
+     */
+    value: FeedbackEvent;
+    case: "feedback";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message recsys.features.v1.EventLogEntry.
+ * Use `create(EventLogEntrySchema)` to create a new message.
+ */
+export const EventLogEntrySchema: GenMessage<EventLogEntry> = /*@__PURE__*/
+  messageDesc(file_recsys_features_v1_features, 23);
+
+/**
+ * @generated from message recsys.features.v1.ReadEventLogRequest
+ */
+export type ReadEventLogRequest = Message<"recsys.features.v1.ReadEventLogRequest"> & {
+  /**
+   * Entries written at or after this Unix ms (0: from the oldest kept).
+   *
+   * @generated from field: int64 since_ms = 1;
+   */
+  sinceMs: bigint;
+
+  /**
+   * Entries written at or before this Unix ms (0: up to the newest).
+   *
+   * @generated from field: int64 until_ms = 2;
+   */
+  untilMs: bigint;
+
+  /**
+   * Continue after this entry id (a previous page's next_id); empty for the first page.
+   *
+   * @generated from field: string after_id = 3;
+   */
+  afterId: string;
+
+  /**
+   * Entries per page; 0 means 1000.
+   *
+   * @generated from field: int32 limit = 4;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message recsys.features.v1.ReadEventLogRequest.
+ * Use `create(ReadEventLogRequestSchema)` to create a new message.
+ */
+export const ReadEventLogRequestSchema: GenMessage<ReadEventLogRequest> = /*@__PURE__*/
+  messageDesc(file_recsys_features_v1_features, 24);
+
+/**
+ * @generated from message recsys.features.v1.ReadEventLogResponse
+ */
+export type ReadEventLogResponse = Message<"recsys.features.v1.ReadEventLogResponse"> & {
+  /**
+   * @generated from field: repeated recsys.features.v1.EventLogEntry entries = 1;
+   */
+  entries: EventLogEntry[];
+
+  /**
+   * The id to pass as after_id for the next page; empty when the range is exhausted.
+   *
+   * @generated from field: string next_id = 2;
+   */
+  nextId: string;
+};
+
+/**
+ * Describes the message recsys.features.v1.ReadEventLogResponse.
+ * Use `create(ReadEventLogResponseSchema)` to create a new message.
+ */
+export const ReadEventLogResponseSchema: GenMessage<ReadEventLogResponse> = /*@__PURE__*/
+  messageDesc(file_recsys_features_v1_features, 25);
+
+/**
+ * @generated from message recsys.features.v1.ListUsersRequest
+ */
+export type ListUsersRequest = Message<"recsys.features.v1.ListUsersRequest"> & {
+  /**
+   * A previous page's next_cursor; empty for the first page.
+   *
+   * @generated from field: string cursor = 1;
+   */
+  cursor: string;
+
+  /**
+   * Rows per page (a hint); 0 means 1000.
+   *
+   * @generated from field: int32 limit = 2;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message recsys.features.v1.ListUsersRequest.
+ * Use `create(ListUsersRequestSchema)` to create a new message.
+ */
+export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
+  messageDesc(file_recsys_features_v1_features, 26);
+
+/**
+ * @generated from message recsys.features.v1.ListUsersResponse
+ */
+export type ListUsersResponse = Message<"recsys.features.v1.ListUsersResponse"> & {
+  /**
+   * @generated from field: repeated recsys.features.v1.User users = 1;
+   */
+  users: User[];
+
+  /**
+   * Empty when there are no more pages.
+   *
+   * @generated from field: string next_cursor = 2;
+   */
+  nextCursor: string;
+};
+
+/**
+ * Describes the message recsys.features.v1.ListUsersResponse.
+ * Use `create(ListUsersResponseSchema)` to create a new message.
+ */
+export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
+  messageDesc(file_recsys_features_v1_features, 27);
+
+/**
+ * @generated from message recsys.features.v1.ListItemsRequest
+ */
+export type ListItemsRequest = Message<"recsys.features.v1.ListItemsRequest"> & {
+  /**
+   * A previous page's next_cursor; empty for the first page.
+   *
+   * @generated from field: string cursor = 1;
+   */
+  cursor: string;
+
+  /**
+   * Rows per page (a hint); 0 means 1000.
+   *
+   * @generated from field: int32 limit = 2;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message recsys.features.v1.ListItemsRequest.
+ * Use `create(ListItemsRequestSchema)` to create a new message.
+ */
+export const ListItemsRequestSchema: GenMessage<ListItemsRequest> = /*@__PURE__*/
+  messageDesc(file_recsys_features_v1_features, 28);
+
+/**
+ * @generated from message recsys.features.v1.ListItemsResponse
+ */
+export type ListItemsResponse = Message<"recsys.features.v1.ListItemsResponse"> & {
+  /**
+   * @generated from field: repeated recsys.features.v1.Item items = 1;
+   */
+  items: Item[];
+
+  /**
+   * Empty when there are no more pages.
+   *
+   * @generated from field: string next_cursor = 2;
+   */
+  nextCursor: string;
+};
+
+/**
+ * Describes the message recsys.features.v1.ListItemsResponse.
+ * Use `create(ListItemsResponseSchema)` to create a new message.
+ */
+export const ListItemsResponseSchema: GenMessage<ListItemsResponse> = /*@__PURE__*/
+  messageDesc(file_recsys_features_v1_features, 29);
+
+/**
  * @generated from service recsys.features.v1.FeatureService
  */
 export const FeatureService: GenService<{
@@ -510,6 +868,47 @@ export const FeatureService: GenService<{
     methodKind: "unary";
     input: typeof UpsertItemsRequestSchema;
     output: typeof UpsertItemsResponseSchema;
+  },
+  /**
+   * Appends served recommendations (impressions) to the event log; the gateway sends them in batches, off
+   * the request's path. The log also holds every feedback event RecordFeedback applied.
+   *
+   * @generated from rpc recsys.features.v1.FeatureService.LogImpressions
+   */
+  logImpressions: {
+    methodKind: "unary";
+    input: typeof LogImpressionsRequestSchema;
+    output: typeof LogImpressionsResponseSchema;
+  },
+  /**
+   * Reads the event log (impressions and feedback) in the order it was written, a page at a time.
+   *
+   * @generated from rpc recsys.features.v1.FeatureService.ReadEventLog
+   */
+  readEventLog: {
+    methodKind: "unary";
+    input: typeof ReadEventLogRequestSchema;
+    output: typeof ReadEventLogResponseSchema;
+  },
+  /**
+   * Every stored user, a page at a time (no order promised).
+   *
+   * @generated from rpc recsys.features.v1.FeatureService.ListUsers
+   */
+  listUsers: {
+    methodKind: "unary";
+    input: typeof ListUsersRequestSchema;
+    output: typeof ListUsersResponseSchema;
+  },
+  /**
+   * Every stored item, a page at a time (no order promised).
+   *
+   * @generated from rpc recsys.features.v1.FeatureService.ListItems
+   */
+  listItems: {
+    methodKind: "unary";
+    input: typeof ListItemsRequestSchema;
+    output: typeof ListItemsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_recsys_features_v1_features, 0);

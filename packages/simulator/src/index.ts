@@ -1,0 +1,3 @@
+export * from './loop.js';
+export * from './simulator.js';
+export * from './world.js';
