@@ -7,7 +7,15 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type EvaluatePipelineResult, FUNNEL_STAGES, type FunnelSetting, evaluatePipeline, settingLabel } from '@recsys/pipeline';
+import { loadGatewayConfig } from '@recsys/gateway';
+import {
+  type EvaluatePipelineResult,
+  FUNNEL_STAGES,
+  type FunnelSetting,
+  evaluatePipeline,
+  gatewayDefaultFunnel,
+  settingLabel,
+} from '@recsys/pipeline';
 import { trainedModels } from '@recsys/testing';
 
 jest.setTimeout(120_000);
@@ -98,4 +106,15 @@ test('funnel.json and funnel.html hold every setting, its recalls and its latenc
   const html = readFileSync(result.files.html, 'utf8');
   expect(html.match(/<svg /g)).toHaveLength(3);
   for (const s of SETTINGS) expect(html).toContain(settingLabel(s));
+});
+
+test("the report's default setting is the gateway's own funnel with its default variables", () => {
+  const config = loadGatewayConfig({ AUTH_DISABLED: 'true' });
+  for (const k of [10, 20, 50]) {
+    expect(gatewayDefaultFunnel(k)).toEqual({
+      retrieved: config.adaptive.retrieveMax,
+      preRanked: config.adaptive.rankMax,
+      ranked: Math.max(k * config.rerankPool.factor, config.rerankPool.min),
+    });
+  }
 });

@@ -38,7 +38,18 @@ describe('recsys-evaluate-pipeline flags', () => {
   it('reads settings, sizes, a running gateway and its key', () => {
     expect(
       optionsOf(
-        ['--gateway', '127.0.0.1:15050', '--features', 'localhost:15051', '--models', 'm', '--settings', '1000/300/100, 200/60/20', '--k', '10'],
+        [
+          '--gateway',
+          '127.0.0.1:15050',
+          '--features',
+          'localhost:15051',
+          '--models',
+          'm',
+          '--settings',
+          '1000/300/100, 200/60/20',
+          '--k',
+          '10',
+        ],
         { RECSYS_API_KEY: 'k'.repeat(16) },
       ),
     ).toEqual({
@@ -70,7 +81,10 @@ describe('recsys-evaluate-pipeline flags', () => {
     [['--k', '30'], "--k: 30 is wider than the default settings' narrowest ranked count; give --settings too"],
     [['--gateway', 'localhost'], '--gateway: expected HOST:PORT (the gRPC address), got "localhost"'],
     [['--gateway', 'localhost:15050'], '--gateway: needs --models DIR'],
-    [['--gateway', 'localhost:15050', '--models', 'm', '--redis-url', 'redis://r:1'], '--redis-url: only when this command starts the services'],
+    [
+      ['--gateway', 'localhost:15050', '--models', 'm', '--redis-url', 'redis://r:1'],
+      '--redis-url: only when this command starts the services',
+    ],
     [['--features', 'localhost:15051'], '--features: only with --gateway'],
     [['--api-key', 'x'], '--api-key: only with --gateway'],
     [['--redis-url', 'http://r:1'], '--redis-url: expected a redis:// or rediss:// URL, got "http://r:1"'],

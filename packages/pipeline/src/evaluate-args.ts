@@ -58,7 +58,9 @@ export function parseSettings(text: string, k: number): FunnelSetting[] {
     if (!m) throw new UsageError(`--settings: "${part}" is not R/P/K (candidates retrieved/pre-ranked/ranked, e.g. 1000/300/100)`);
     const [retrieved, preRanked, ranked] = [Number(m[1]), Number(m[2]), Number(m[3])];
     if (!(retrieved >= preRanked && preRanked >= ranked))
-      throw new UsageError(`--settings: "${part}": each stage keeps at most what the one before it passed on (retrieved >= pre-ranked >= ranked)`);
+      throw new UsageError(
+        `--settings: "${part}": each stage keeps at most what the one before it passed on (retrieved >= pre-ranked >= ranked)`,
+      );
     if (ranked < k) throw new UsageError(`--settings: "${part}": ranked (${ranked}) must be at least k (${k})`);
     if (settings.some((s) => settingLabel(s) === part)) throw new UsageError(`--settings: "${part}" is given twice`);
     settings.push({ retrieved, preRanked, ranked });
@@ -107,9 +109,11 @@ export function parseEvaluateArgs(argv: string[], env: NodeJS.ProcessEnv, repoRo
   const redisUrl = text('redis-url');
   const mode = text('mode');
   if (gateway !== undefined) {
-    if (models === undefined) throw new UsageError('--gateway: needs --models DIR, the models that gateway serves (their data holds the held-out split)');
+    if (models === undefined)
+      throw new UsageError('--gateway: needs --models DIR, the models that gateway serves (their data holds the held-out split)');
     for (const flag of ['redis-url', 'mode', 'work-dir'])
-      if (text(flag) !== undefined) throw new UsageError(`--${flag}: only when this command starts the services; leave it out with --gateway`);
+      if (text(flag) !== undefined)
+        throw new UsageError(`--${flag}: only when this command starts the services; leave it out with --gateway`);
   } else {
     if (features !== undefined) throw new UsageError('--features: only with --gateway (a started pipeline checks its own feature service)');
     if (text('api-key') !== undefined) throw new UsageError('--api-key: only with --gateway (a started pipeline runs without keys)');
@@ -118,7 +122,9 @@ export function parseEvaluateArgs(argv: string[], env: NodeJS.ProcessEnv, repoRo
     throw new UsageError(`--redis-url: expected a redis:// or rediss:// URL, got "${redisUrl}"`);
   if (mode !== undefined && !PIPELINE_MODES.includes(mode as PipelineMode))
     throw new UsageError(`--mode: expected ${PIPELINE_MODES.join(' or ')}, got "${mode}"`);
-  const workDir = resolve(text('work-dir') ?? (env.RECSYS_WORK_DIR ? resolve(env.RECSYS_WORK_DIR, 'funnel') : resolve(repoRoot, '.recsys', 'funnel')));
+  const workDir = resolve(
+    text('work-dir') ?? (env.RECSYS_WORK_DIR ? resolve(env.RECSYS_WORK_DIR, 'funnel') : resolve(repoRoot, '.recsys', 'funnel')),
+  );
   const apiKey = text('api-key') ?? (gateway !== undefined && env.RECSYS_API_KEY ? env.RECSYS_API_KEY : undefined);
   return {
     help: false,

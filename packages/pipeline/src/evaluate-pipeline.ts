@@ -1,5 +1,6 @@
 // recsys-evaluate-pipeline's work: the held-out users of the served models' data, asked through the running gateway at
 // each funnel setting (once with debug for every stage's candidates, once without for the latency), counted by funnel.ts.
+import { isAbsolute, relative } from 'node:path';
 import { Metadata } from '@grpc/grpc-js';
 import { common, features, gateway } from '@recsys/contracts';
 import { fingerprint } from '@recsys/data';
@@ -16,6 +17,7 @@ import {
   type SettingResult,
   type StageLists,
   type UserOutcome,
+  gatewayDefaultFunnel,
   heldOutUsers,
   settingLabel,
   stageHits,
@@ -72,6 +74,12 @@ const TIMING_OF: Partial<Record<common.Stage, 'retrieval' | 'preranking' | 'rank
   [common.Stage.RANKING]: 'ranking',
   [common.Stage.RERANKING]: 'reranking',
 };
+
+/** A path under the working directory as a relative one (a report that travels names no home directory). */
+function shownPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel === '' || rel.startsWith('..') || isAbsolute(rel) ? path : rel;
+}
 
 /** Each stage's output in a debug answer, and the items answered. */
 export function stageLists(answer: gateway.RecommendResponse): StageLists {
@@ -226,10 +234,7 @@ export async function evaluatePipeline(options: EvaluatePipelineOptions): Promis
           }
           latency.push({ clientMs, gatewayMs: plain.totalMs, stageMs, degraded: plain.degradations.length > 0 });
         }
-        const isDefault =
-          setting.retrieved === DEFAULT_FUNNEL.retrieved &&
-          setting.preRanked === DEFAULT_FUNNEL.preRanked &&
-          setting.ranked === Math.max(options.k * 5, 100);
+        const isDefault = label === settingLabel(gatewayDefaultFunnel(options.k));
         const result = summariseSetting(setting, options.k, settingOutcomes, latency, isDefault);
         outcomes.set(label, settingOutcomes);
         results.push(result);
@@ -245,7 +250,7 @@ export async function evaluatePipeline(options: EvaluatePipelineOptions): Promis
     const report: FunnelReport = {
       generated_at: new Date().toISOString(),
       gateway: { address: gatewayAddress, started_here: running !== undefined, ...(running ? { mode: running.mode } : {}) },
-      models: { dir: modelsDir, version: model.version },
+      models: { dir: shownPath(modelsDir), version: model.version },
       data: describeSource(source),
       k: options.k,
       budget_ms: options.budgetMs,

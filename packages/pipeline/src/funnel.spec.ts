@@ -19,7 +19,13 @@ describe('funnel arithmetic', () => {
       degraded: false,
     });
     const latency = [10, 20, 30, 40].map((ms) => ({ clientMs: ms, gatewayMs: ms - 1, stageMs: { retrieval: 2 }, degraded: ms === 40 }));
-    const s = summariseSetting({ retrieved: 100, preRanked: 50, ranked: 20 }, 10, [outcome(2, 2, 1, 1, 0), outcome(4, 4, 4, 2, 1)], latency, false);
+    const s = summariseSetting(
+      { retrieved: 100, preRanked: 50, ranked: 20 },
+      10,
+      [outcome(2, 2, 1, 1, 0), outcome(4, 4, 4, 2, 1)],
+      latency,
+      false,
+    );
     expect(s).toMatchObject({ recall_retrieval: 1, recall_preranking: 0.75, recall_ranking: 0.5, recall_final: 0.125 });
     expect(s).toMatchObject({ p50_ms: 20, p95_ms: 40, p99_ms: 40, gateway_p50_ms: 19, degraded_share: 0.1667, non_monotone_users: 0 });
     expect(percentile([], 50)).toBeNaN();

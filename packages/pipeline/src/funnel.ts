@@ -17,8 +17,16 @@ export interface FunnelSetting {
 export const FUNNEL_STAGES = ['retrieval', 'preranking', 'ranking', 'final'] as const;
 export type FunnelStage = (typeof FUNNEL_STAGES)[number];
 
-/** The gateway's own funnel at k = 20: RETRIEVE_MAX, RANK_MAX and the re-ranking pool max(k × 5, 100). */
-export const DEFAULT_FUNNEL: FunnelSetting = { retrieved: 1000, preRanked: 300, ranked: 100 };
+/**
+ * The gateway's own funnel at k with its default variables (RETRIEVE_MAX, RANK_MAX, the re-ranking pool
+ * max(k × RERANK_POOL_FACTOR, RERANK_POOL_MIN)); a test holds these figures to the gateway's config defaults.
+ */
+export function gatewayDefaultFunnel(k: number): FunnelSetting {
+  return { retrieved: 1000, preRanked: 300, ranked: Math.max(k * 5, 100) };
+}
+
+/** The gateway's own funnel at its default k (20). */
+export const DEFAULT_FUNNEL: FunnelSetting = gatewayDefaultFunnel(20);
 
 /** The default setting and three narrower ones (each within the gateway's default maxima). */
 export const DEFAULT_FUNNEL_SETTINGS: readonly FunnelSetting[] = [
@@ -142,10 +150,11 @@ export function summariseSetting(
 ): SettingResult {
   const recall = (stage: FunnelStage) =>
     outcomes.length === 0 ? NaN : outcomes.reduce((sum, o) => sum + o.hits[stage] / o.positives, 0) / outcomes.length;
-  const sizes = (stage: FunnelStage) => percentile(
-    outcomes.map((o) => o.sizes[stage]),
-    50,
-  );
+  const sizes = (stage: FunnelStage) =>
+    percentile(
+      outcomes.map((o) => o.sizes[stage]),
+      50,
+    );
   const stageNames = ['retrieval', 'preranking', 'ranking', 'reranking'] as const;
   const stage_p50_ms: Record<string, number> = {};
   for (const stage of stageNames) {
@@ -204,7 +213,12 @@ export const RECALL_DEFINITION =
   "per user, the share of their held-out positives (test split, not interacted with in train) among a stage's output; averaged over users";
 
 const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2'];
-const STAGE_LABELS: Record<FunnelStage, string> = { retrieval: 'retrieval', preranking: 'pre-ranking', ranking: 'ranking', final: 'final k' };
+const STAGE_LABELS: Record<FunnelStage, string> = {
+  retrieval: 'retrieval',
+  preranking: 'pre-ranking',
+  ranking: 'ranking',
+  final: 'final k',
+};
 const recallOf = (s: SettingResult, stage: FunnelStage): number => s[`recall_${stage}`];
 
 /** The report page: inline CSS and SVG, nothing fetched. */
@@ -255,7 +269,9 @@ export function renderFunnelHtml(report: FunnelReport): string {
     yLabel: 'recall',
     series: FUNNEL_STAGES.map((stage, i) => ({
       label: STAGE_LABELS[stage],
-      points: [...report.settings].sort((a, b) => a.retrieved - b.retrieved).map((s): [number, number] => [s.retrieved, recallOf(s, stage)]),
+      points: [...report.settings]
+        .sort((a, b) => a.retrieved - b.retrieved)
+        .map((s): [number, number] => [s.retrieved, recallOf(s, stage)]),
       color: COLORS[i % COLORS.length]!,
       markers: true,
     })),

@@ -106,8 +106,8 @@ describe('validateFunnel', () => {
 
   it.each<[string, { retrieved?: number; preRanked?: number; ranked?: number }]>([
     ['funnel.retrieved: must be an integer >= 0', { retrieved: -1 }],
-    ['funnel.retrieved: must be at most 1000, the gateway\'s RETRIEVE_MAX (got 1001)', { retrieved: 1001 }],
-    ['funnel.pre_ranked: must be at most 300, the gateway\'s RANK_MAX (got 301)', { preRanked: 301 }],
+    ["funnel.retrieved: must be at most 1000, the gateway's RETRIEVE_MAX (got 1001)", { retrieved: 1001 }],
+    ["funnel.pre_ranked: must be at most 300, the gateway's RANK_MAX (got 301)", { preRanked: 301 }],
     ['funnel.ranked: must be at most 300', { ranked: 400 }],
     ['funnel.pre_ranked: must be at most funnel.retrieved (100) (got 200)', { retrieved: 100, preRanked: 200 }],
     ['funnel.ranked: must be at most funnel.pre_ranked (50) (got 60)', { preRanked: 50, ranked: 60 }],
