@@ -16,7 +16,9 @@ import {
   gatewayDefaultFunnel,
   settingLabel,
 } from '@recsys/pipeline';
+import { loadFeatures } from '@recsys/offline';
 import { trainedModels } from '@recsys/testing';
+import { startTestFeatureService } from '../harness/features';
 
 jest.setTimeout(120_000);
 
@@ -116,5 +118,30 @@ test("the report's default setting is the gateway's own funnel with its default 
       preRanked: config.adaptive.rankMax,
       ranked: Math.max(k * config.rerankPool.factor, config.rerankPool.min),
     });
+  }
+});
+
+test('a feature service whose history holds the held-out positives is refused, saying how to load it', async () => {
+  const models = await trainedModels();
+  // Loaded as recsys-up loads it for serving: every interaction, the test split's too.
+  const featureService = await startTestFeatureService({ REDIS_URL: process.env.REDIS_TEST_URL! });
+  try {
+    await loadFeatures(featureService.client, models.setup, { history: 'all' });
+    await expect(
+      evaluatePipeline({
+        // Never reached: the feature service is checked first.
+        gateway: '127.0.0.1:1',
+        features: featureService.service.address,
+        modelsDir: models.root,
+        settings: SETTINGS,
+        k: K,
+        users: 20,
+        budgetMs: 1000,
+        warmUp: 0,
+        out: join(workDir, 'refused'),
+      }),
+    ).rejects.toThrow(/holds \d+ held-out positives as history .*recsys-load-features --history train/);
+  } finally {
+    await featureService.stop();
   }
 });

@@ -182,9 +182,9 @@ export async function evaluatePipeline(options: EvaluatePipelineOptions): Promis
         `model version ${model.version}, through the gateway at ${gatewayAddress}`,
     );
 
-    await waitForServing(gatewayAddress, 10_000);
     if (featuresAddress !== undefined) await checkHeldOutUnseen(featuresAddress, users);
     else log('no feature service address given: not checked that its history leaves the held-out positives out');
+    await waitForServing(gatewayAddress, 10_000);
 
     const client = createServiceClient(gateway.GatewayService, gatewayAddress, { defaultTimeoutMs: options.budgetMs + 10_000 });
     const metadata = new Metadata();
