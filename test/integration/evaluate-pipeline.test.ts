@@ -44,7 +44,7 @@ beforeAll(async () => {
     env: { features: { REDIS_KEY_PREFIX: `funnel-${randomUUID().slice(0, 8)}:` } },
     settings: SETTINGS,
     k: K,
-    users: 20,
+    users: 12,
     // Roomy: this checks the funnel, not latency, on a busy 2-core machine.
     budgetMs: 3000,
     warmUp: 2,
@@ -60,7 +60,7 @@ test('no later stage holds more of a user held-out positives than an earlier one
   expect(result.report.settings).toHaveLength(SETTINGS.length);
   for (const setting of SETTINGS) {
     const outcomes = result.outcomes.get(settingLabel(setting))!;
-    expect(outcomes).toHaveLength(20);
+    expect(outcomes).toHaveLength(12);
     for (const o of outcomes) {
       const hits = FUNNEL_STAGES.map((stage) => o.hits[stage]);
       for (let i = 1; i < hits.length; i++) expect(hits[i]).toBeLessThanOrEqual(hits[i - 1]!);
@@ -96,14 +96,14 @@ test("each stage passed on what the request's funnel asked for", () => {
 test('funnel.json and funnel.html hold every setting, its recalls and its latency', () => {
   const json = JSON.parse(readFileSync(result.files.json, 'utf8')) as typeof result.report;
   expect(json.gateway.started_here).toBe(true);
-  expect(json.users).toBe(20);
+  expect(json.users).toBe(12);
   for (const [i, s] of json.settings.entries()) {
     expect(s).toMatchObject({ retrieved: SETTINGS[i]!.retrieved, pre_ranked: SETTINGS[i]!.preRanked, ranked: SETTINGS[i]!.ranked, k: K });
     for (const key of ['recall_retrieval', 'recall_preranking', 'recall_ranking', 'recall_final', 'p50_ms', 'p95_ms', 'p99_ms'] as const) {
       expect(Number.isFinite(s[key])).toBe(true);
     }
     expect(s.p50_ms).toBeGreaterThan(0);
-    expect(s.requests).toBe(20);
+    expect(s.requests).toBe(12);
   }
   const html = readFileSync(result.files.html, 'utf8');
   expect(html.match(/<svg /g)).toHaveLength(3);
