@@ -26,6 +26,7 @@ offline tools:
   build-index ...    recsys-index build: publishes a vector index version (--index-dir DIR | --qdrant URL)
   features-cli ...   recsys-features: bulk loads JSONL/CSV rows, reads users, items, popular items
   up ...             recsys-up: the whole pipeline in this one container (--work-dir /tmp/recsys)
+  evaluate-pipeline ...  recsys-evaluate-pipeline: the funnel evaluation through running services (funnel.json, funnel.html)
 
 Every command takes --help where it has flags.
 USAGE
@@ -43,6 +44,7 @@ case "$command" in
   build-index) exec node "$app/services/retrieval/dist/index-cli.js" build "$@" ;;
   features-cli) exec node "$app/services/features/dist/cli.js" "$@" ;;
   up) exec node "$app/packages/pipeline/dist/cli.js" "$@" ;;
+  evaluate-pipeline) exec node "$app/packages/pipeline/dist/evaluate-cli.js" "$@" ;;
   all-in-one) exec node "$app/packages/all-in-one/dist/main.js" "$@" ;;
   help | --help | -h) usage ;;
   *) echo "recsys: unknown command \"$command\"" >&2; usage >&2; exit 2 ;;

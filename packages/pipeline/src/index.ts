@@ -13,3 +13,5 @@ export {
 export { DEFAULT_PORTS, PIPELINE_MODES, SERVICE_NAMES } from './services.js';
 export { PORT_WAIT_MS, PortInUseError } from './ports.js';
 export { LOCK_FILE, WorkDirLock, WorkDirLockedError } from './work-dir-lock.js';
+export { type EvaluatePipelineOptions, type EvaluatePipelineResult, evaluatePipeline, stageLists } from './evaluate-pipeline.js';
+export * from './funnel.js';

@@ -56,6 +56,11 @@ export interface PipelineOptions {
   training?: Pick<TrainRunOptions, 'retrieval' | 'ranking' | 'preranking'>;
   /** false: the feature store holds this data already (a Redis an earlier launch loaded); default true. */
   loadFeatures?: boolean;
+  /**
+   * Which positive interactions are loaded as history and popularity: all (default: what serving knows), or the train
+   * split only, so that held-out positives stay unseen (the funnel evaluation).
+   */
+  featureHistory?: 'all' | 'train';
   /** Leave services out (e.g. ['gateway'] before it exists); split mode only. */
   skip?: ServiceName[];
   /** Longest wait, when a service starts, for a connection that holds its port to let it go (default PORT_WAIT_MS). */
@@ -209,7 +214,12 @@ function runScript(label: string, script: string, args: string[], log: (line: st
   });
 }
 
-async function loadFeatureData(modelsDir: string, featuresAddress: string, log: (line: string) => void): Promise<void> {
+async function loadFeatureData(
+  modelsDir: string,
+  featuresAddress: string,
+  history: 'all' | 'train',
+  log: (line: string) => void,
+): Promise<void> {
   const model = await loadModelVersion(modelsDir, 'dlrm');
   const source = model.manifest.data.source;
   // The setup the model was trained on: its train counts (over the fitted rows) are what it reads.
@@ -219,14 +229,14 @@ async function loadFeatureData(modelsDir: string, featuresAddress: string, log: 
   const client = createServiceClient(features.FeatureService, featuresAddress, { defaultTimeoutMs: 60_000 });
   try {
     const started = Date.now();
-    const result = await loadFeatures(client, setup, {});
+    const result = await loadFeatures(client, setup, { history });
     if (result.rejected.length > 0) {
       const examples = result.rejected.slice(0, 5).map((r) => `${r.kind} ${r.id}: ${r.reason}`);
       throw new Error(`the feature service rejected ${result.rejected.length} rows, e.g. ${examples.join('; ')}`);
     }
     log(
       `features: loaded ${result.users} users, ${result.items} items, ${result.events} events ` +
-        `(model version ${model.version}) in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+        `(model version ${model.version}${history === 'train' ? ', history of the train split only' : ''}) in ${((Date.now() - started) / 1000).toFixed(1)} s`,
     );
   } finally {
     client.close();
@@ -515,7 +525,7 @@ export async function launchPipeline(options: PipelineOptions, onCreated?: (pipe
     else log(`features: starting (${store}); logs in ${logDir}`);
     await pipeline.startProcess('features');
     if (options.loadFeatures === false) log('features: loading skipped (the store holds them already)');
-    else await loadFeatureData(modelsDir, pipeline.addresses.features, log);
+    else await loadFeatureData(modelsDir, pipeline.addresses.features, options.featureHistory ?? 'all', log);
     if (indexCli !== undefined) await buildIndex(workDir, modelsDir, indexDir, indexCli, pipeline.addresses.features, log);
     if (mode === 'all-in-one') {
       await pipeline.startStagesInProcess();

@@ -81,7 +81,8 @@ const usage = `usage: recsys COMMAND [options]
              --out DIR --data-seed N --users N --items N --interactions-per-user N --start-time UNIX_SECONDS
 
 Data: ml100k reads MovieLens 100K (u.data, u.item, u.user; default ../shared/datasets/ml-100k) with
-the PROTOCOL.md split; files:DIR reads users.jsonl|csv, items.csv|jsonl and interactions.csv.`;
+the PROTOCOL.md split; files:DIR reads users.jsonl|csv, items.csv|jsonl and interactions.csv.
+The funnel evaluation through the running services is recsys-evaluate-pipeline (packages/pipeline).`;
 
 class UsageError extends Error {}
 
@@ -494,6 +495,11 @@ async function main(argv: string[]): Promise<number> {
     );
     return 0;
   }
+  if (command === 'evaluate-pipeline')
+    throw new UsageError(
+      'evaluate-pipeline: the funnel evaluation asks the running services, which the trainer does not talk to: ' +
+        'run recsys-evaluate-pipeline (node packages/pipeline/dist/evaluate-cli.js; `recsys evaluate-pipeline` in the image)',
+    );
   throw new UsageError(`unknown command "${[command, sub].filter(Boolean).join(' ')}"`);
 }
 

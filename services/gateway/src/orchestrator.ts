@@ -30,7 +30,7 @@ import type { Caller, GatewayApi } from './gateway-api.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
 import type { ImpressionLog } from './impression-log.js';
 import type { PopularFallback } from './popular-fallback.js';
-import { validateFeedbackRequest, validateRecommendRequest, validateSimilarRequest, withEventIds } from './validation.js';
+import { validateFeedbackRequest, validateFunnel, validateRecommendRequest, validateSimilarRequest, withEventIds } from './validation.js';
 
 export interface StageClients {
   features: ServiceClient<typeof features.FeatureService.method>;
@@ -150,9 +150,7 @@ export class Orchestrator implements GatewayApi {
     );
     const trace = new Trace(request.debug);
     const k = request.k > 0 ? request.k : this.config.limits.defaultK;
-    const counts = this.adaptive.current();
-    const rankCount = Math.max(counts.rank, k);
-    const retrieveCount = Math.max(counts.retrieve, rankCount);
+    const { retrieveCount, rankCount, pool } = this.funnel(request.funnel, k);
     const userId = request.userId;
     const context = request.context ?? create(common.UserContextSchema);
     const filter = request.filter;
@@ -197,7 +195,6 @@ export class Orchestrator implements GatewayApi {
 
     // Pre-ranking (retrieval order cut to the ranked count when it fails), ranking into the re-ranking pool
     // (pre-ranking order when it fails), re-ranking over the pool (ranked order when it fails).
-    const pool = Math.max(k * this.config.rerankPool.factor, this.config.rerankPool.min);
     if (candidates.length > 0) {
       const body = stageRequest(candidates, rankCount, { userEmbedding, embeddingModelVersion });
       candidates = await this.step(trace, budget, 'preranking', candidates, body, candidates.slice(rankCount));
@@ -291,6 +288,21 @@ export class Orchestrator implements GatewayApi {
   /** The adaptive candidate counts new requests use now. */
   candidateCounts(): CandidateCounts {
     return this.adaptive.current();
+  }
+
+  /**
+   * The request's funnel: what it asked for (validated against the configured maxima), else the adaptive counts and
+   * the re-ranking pool max(k × factor, min); never a later stage wider than an earlier one, never narrower than k.
+   */
+  private funnel(asked: gateway.FunnelSizes | undefined, k: number): { retrieveCount: number; rankCount: number; pool: number } {
+    const { retrieveMax, rankMax } = this.config.adaptive;
+    validateFunnel(asked, k, { retrieved: retrieveMax, rank: rankMax });
+    const counts = this.adaptive.current();
+    // A smaller retrieved count than the adaptive pre-ranked one narrows both: pre-ranking cannot keep more than it gets.
+    const rankCount = Math.max(asked?.preRanked || Math.min(counts.rank, asked?.retrieved || counts.rank), k);
+    const retrieveCount = Math.max(asked?.retrieved || counts.retrieve, rankCount);
+    const pool = asked?.ranked || Math.max(k * this.config.rerankPool.factor, this.config.rerankPool.min);
+    return { retrieveCount, rankCount, pool };
   }
 
   /** Each channel's share of the retrieved count, so the channels follow the adaptive count. */

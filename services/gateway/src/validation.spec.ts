@@ -2,7 +2,7 @@ import { create } from '@bufbuild/protobuf';
 import { common, gateway } from '@recsys/contracts';
 import { InvalidArgumentError } from '@recsys/service-kit';
 import type { LimitsConfig } from './config.js';
-import { validateFeedbackRequest, validateRecommendRequest, validateSimilarRequest, withEventIds } from './validation.js';
+import { validateFeedbackRequest, validateFunnel, validateRecommendRequest, validateSimilarRequest, withEventIds } from './validation.js';
 
 const limits: LimitsConfig = {
   defaultK: 10,
@@ -80,6 +80,41 @@ describe('validateRecommendRequest', () => {
 
   it('says what is wrong, not only where', () => {
     expect(() => validateRecommendRequest(recommend({ k: 51 }), limits)).toThrow('k: must be at most 50 (got 51)');
+  });
+});
+
+describe('validateFunnel', () => {
+  const maxima = { retrieved: 1000, rank: 300 };
+  const funnel = (init: { retrieved?: number; preRanked?: number; ranked?: number }) => create(gateway.FunnelSizesSchema, init);
+  const problem = (init: { retrieved?: number; preRanked?: number; ranked?: number }, k = 20) => {
+    try {
+      validateFunnel(funnel(init), k, maxima);
+      return undefined;
+    } catch (error) {
+      if (error instanceof InvalidArgumentError) return error.message;
+      throw error;
+    }
+  };
+
+  it("accepts no funnel, zeros (the gateway's counts) and ordered sizes within the maxima", () => {
+    expect(() => validateFunnel(undefined, 20, maxima)).not.toThrow();
+    expect(problem({})).toBeUndefined();
+    expect(problem({ retrieved: 1000, preRanked: 300, ranked: 100 })).toBeUndefined();
+    expect(problem({ retrieved: 200, ranked: 20 })).toBeUndefined();
+    expect(problem({ preRanked: 20 })).toBeUndefined();
+  });
+
+  it.each<[string, { retrieved?: number; preRanked?: number; ranked?: number }]>([
+    ['funnel.retrieved: must be an integer >= 0', { retrieved: -1 }],
+    ["funnel.retrieved: must be at most 1000, the gateway's RETRIEVE_MAX (got 1001)", { retrieved: 1001 }],
+    ["funnel.pre_ranked: must be at most 300, the gateway's RANK_MAX (got 301)", { preRanked: 301 }],
+    ['funnel.ranked: must be at most 300', { ranked: 400 }],
+    ['funnel.pre_ranked: must be at most funnel.retrieved (100) (got 200)', { retrieved: 100, preRanked: 200 }],
+    ['funnel.ranked: must be at most funnel.pre_ranked (50) (got 60)', { preRanked: 50, ranked: 60 }],
+    ['funnel.ranked: must be at most funnel.retrieved (50) (got 60)', { retrieved: 50, ranked: 60 }],
+    ['funnel.ranked: must be at least k (20) (got 10)', { retrieved: 100, ranked: 10 }],
+  ])('refuses with "%s"', (message, init) => {
+    expect(problem(init)).toContain(message);
   });
 });
 

@@ -85,6 +85,38 @@ export function validateRecommendRequest(req: gateway.RecommendRequest, limits: 
   checkFilter(req.filter, limits);
 }
 
+/** The most candidates a request may ask each stage for: the gateway's configured maxima (RETRIEVE_MAX, RANK_MAX). */
+export interface FunnelMaxima {
+  retrieved: number;
+  rank: number;
+}
+
+/**
+ * The request's own funnel sizes (0 = the gateway's count): each within the configured maxima, and the ones given in
+ * order (retrieved >= pre_ranked >= ranked >= k). A request may lower the counts, never raise them above the maxima.
+ */
+export function validateFunnel(funnel: gateway.FunnelSizes | undefined, k: number, maxima: FunnelMaxima): void {
+  if (!funnel) return;
+  const fields = [
+    ['funnel.retrieved', funnel.retrieved, maxima.retrieved, 'RETRIEVE_MAX'],
+    ['funnel.pre_ranked', funnel.preRanked, maxima.rank, 'RANK_MAX'],
+    ['funnel.ranked', funnel.ranked, maxima.rank, 'RANK_MAX'],
+  ] as const;
+  for (const [field, value, max, variable] of fields) {
+    if (!Number.isInteger(value) || value < 0)
+      throw new InvalidArgumentError(field, `must be an integer >= 0 (0 means the gateway's own count) (got ${value})`);
+    if (value > max) throw new InvalidArgumentError(field, `must be at most ${max}, the gateway's ${variable} (got ${value})`);
+  }
+  const given = fields.filter(([, value]) => value > 0);
+  for (let i = 1; i < given.length; i++) {
+    const [field, value] = given[i]!;
+    const [earlier, before] = given[i - 1]!;
+    if (value > before) throw new InvalidArgumentError(field, `must be at most ${earlier} (${before}) (got ${value})`);
+  }
+  const last = given[given.length - 1];
+  if (last !== undefined && last[1] < k) throw new InvalidArgumentError(last[0], `must be at least k (${k}) (got ${last[1]})`);
+}
+
 /** Event ids are optional (see withEventIds); one repeated within a request is the client's bug. */
 export function validateFeedbackRequest(req: gateway.SendFeedbackRequest, limits: LimitsConfig): void {
   const events = req.events;

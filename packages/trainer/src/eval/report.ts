@@ -88,7 +88,8 @@ const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;'
 const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2'];
 const MAX_CHART_POINTS = 400;
 
-const CSS = `
+/** The reports' stylesheet (inline in every report page). */
+export const REPORT_CSS = `
 :root{--fg:#1f2937;--muted:#6b7280;--line:#e5e7eb;--bg:#fff;--panel:#f9fafb}
 *{box-sizing:border-box}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg);margin:0;padding:24px;max-width:1240px;margin:auto}
@@ -113,7 +114,7 @@ export function renderReportHtml(report: EvaluationReport): string {
     '<html lang="en"><head><meta charset="utf-8">',
     '<meta name="viewport" content="width=device-width,initial-scale=1">',
     `<title>${escapeHtml(title)}</title>`,
-    `<style>${CSS.trim()}</style>`,
+    `<style>${REPORT_CSS.trim()}</style>`,
     '</head><body>',
     `<h1>${escapeHtml(title)}</h1>`,
     `<p class="muted">Created ${escapeHtml(report.createdAt)} · ${report.models.length} model${report.models.length === 1 ? '' : 's'}</p>`,
@@ -412,14 +413,16 @@ function zip(xs: number[], ys: number[]): Array<[number, number]> {
   return downsample(pts, MAX_CHART_POINTS);
 }
 
-interface Series {
+export interface Series {
   label: string;
   points: Array<[number, number]>;
   color: string;
   dashed?: boolean;
+  /** A dot at every point (for curves over a few measured settings). */
+  markers?: boolean;
 }
 
-interface ChartSpec {
+export interface ChartSpec {
   caption: string;
   xLabel: string;
   yLabel: string;
@@ -435,7 +438,8 @@ interface ChartSpec {
 
 const r1 = (v: number): string => (Math.round(v * 10) / 10).toString();
 
-function lineChart(spec: ChartSpec): string {
+/** One inline SVG line chart in a figure (the reports' one chart drawer). */
+export function lineChart(spec: ChartSpec): string {
   const width = spec.square ? 400 : 520;
   const height = spec.square ? 380 : 300;
   const ml = 58;
@@ -502,6 +506,9 @@ function lineChart(spec: ChartSpec): string {
     if (!d) continue;
     const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
     out.push(`<path class="series" d="${d}" fill="none" stroke="${s.color}"${dash}/>`);
+    if (s.markers)
+      for (const [x, y] of s.points)
+        if (Number.isFinite(x) && Number.isFinite(y)) out.push(`<circle cx="${r1(sx(x))}" cy="${r1(sy(y))}" r="3" fill="${s.color}"/>`);
   }
   out.push('</g>');
 

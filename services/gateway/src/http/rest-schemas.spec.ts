@@ -39,6 +39,7 @@ describe('recommendRequestFromBody', () => {
       filter: { include_categories: ['books'], exclude_item_ids: ['i1'] },
       budget_ms: 120,
       debug: true,
+      funnel: { retrieved: 500, pre_ranked: 150 },
     });
     expect(req).toEqual(
       create(gateway.RecommendRequestSchema, {
@@ -56,6 +57,7 @@ describe('recommendRequestFromBody', () => {
         filter: { includeCategories: ['books'], excludeItemIds: ['i1'] },
         budgetMs: 120,
         debug: true,
+        funnel: { retrieved: 500, preRanked: 150, ranked: 0 },
       }),
     );
   });

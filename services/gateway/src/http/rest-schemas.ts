@@ -68,6 +68,14 @@ export const recommendBody = z.strictObject({
     .optional()
     .meta({ description: 'Latency budget in ms; 0 or absent means the default; clamped to the configured bounds' }),
   debug: z.boolean().optional().meta({ description: "Return every stage's candidates, timings and rule reports" }),
+  funnel: z
+    .strictObject({
+      retrieved: z.int32().optional().meta({ description: 'Candidates retrieval returns; at most RETRIEVE_MAX' }),
+      pre_ranked: z.int32().optional().meta({ description: 'Candidates pre-ranking keeps; at most RANK_MAX' }),
+      ranked: z.int32().optional().meta({ description: 'Candidates ranking keeps for re-ranking; at least k, at most RANK_MAX' }),
+    })
+    .optional()
+    .meta({ description: "This request's funnel sizes; an absent or 0 field takes the gateway's own (adaptive) count" }),
 });
 
 export const feedbackEventBody = z.strictObject({
@@ -185,6 +193,7 @@ export function recommendRequestFromBody(body: unknown): gateway.RecommendReques
     filter: toFilter(b.filter),
     budgetMs: b.budget_ms ?? 0,
     debug: b.debug ?? false,
+    funnel: b.funnel && { retrieved: b.funnel.retrieved ?? 0, preRanked: b.funnel.pre_ranked ?? 0, ranked: b.funnel.ranked ?? 0 },
   });
 }
 

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/gateway/v1/gateway.proto.
  */
 export const file_recsys_gateway_v1_gateway: GenFile = /*@__PURE__*/
-  fileDesc("Ch9yZWNzeXMvZ2F0ZXdheS92MS9nYXRld2F5LnByb3RvEhFyZWNzeXMuZ2F0ZXdheS52MSKuAQoQUmVjb21tZW5kUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEi4KB2NvbnRleHQYAiABKAsyHS5yZWNzeXMuY29tbW9uLnYxLlVzZXJDb250ZXh0EgkKAWsYAyABKAUSLAoGZmlsdGVyGAQgASgLMhwucmVjc3lzLmNvbW1vbi52MS5JdGVtRmlsdGVyEhEKCWJ1ZGdldF9tcxgFIAEoBRINCgVkZWJ1ZxgGIAEoCCJVCg9SZWNvbW1lbmRlZEl0ZW0SDwoHaXRlbV9pZBgBIAEoCRINCgVzY29yZRgCIAEoAhIQCghjYXRlZ29yeRgDIAEoCRIQCghjaGFubmVscxgEIAMoCSKSAQoKU3RhZ2VEZWJ1ZxImCgVzdGFnZRgBIAEoDjIXLnJlY3N5cy5jb21tb24udjEuU3RhZ2USLwoKY2FuZGlkYXRlcxgCIAMoCzIbLnJlY3N5cy5jb21tb24udjEuQ2FuZGlkYXRlEisKBXJ1bGVzGAMgAygLMhwucmVjc3lzLmNvbW1vbi52MS5SdWxlUmVwb3J0Iv8BChFSZWNvbW1lbmRSZXNwb25zZRIxCgVpdGVtcxgBIAMoCzIiLnJlY3N5cy5nYXRld2F5LnYxLlJlY29tbWVuZGVkSXRlbRISCgpyZXF1ZXN0X2lkGAIgASgJEi4KB3RpbWluZ3MYAyADKAsyHS5yZWNzeXMuY29tbW9uLnYxLlN0YWdlVGltaW5nEjMKDGRlZ3JhZGF0aW9ucxgEIAMoCzIdLnJlY3N5cy5jb21tb24udjEuRGVncmFkYXRpb24SEAoIdG90YWxfbXMYBSABKAESLAoFZGVidWcYBiADKAsyHS5yZWNzeXMuZ2F0ZXdheS52MS5TdGFnZURlYnVnIkYKE1NlbmRGZWVkYmFja1JlcXVlc3QSLwoGZXZlbnRzGAEgAygLMh8ucmVjc3lzLmNvbW1vbi52MS5GZWVkYmFja0V2ZW50IjwKFFNlbmRGZWVkYmFja1Jlc3BvbnNlEhAKCGFjY2VwdGVkGAEgASgFEhIKCmR1cGxpY2F0ZXMYAiABKAUiYgoWR2V0U2ltaWxhckl0ZW1zUmVxdWVzdBIPCgdpdGVtX2lkGAEgASgJEgkKAWsYAiABKAUSLAoGZmlsdGVyGAMgASgLMhwucmVjc3lzLmNvbW1vbi52MS5JdGVtRmlsdGVyIkwKF0dldFNpbWlsYXJJdGVtc1Jlc3BvbnNlEjEKBWl0ZW1zGAEgAygLMiIucmVjc3lzLmdhdGV3YXkudjEuUmVjb21tZW5kZWRJdGVtMrMCCg5HYXRld2F5U2VydmljZRJWCglSZWNvbW1lbmQSIy5yZWNzeXMuZ2F0ZXdheS52MS5SZWNvbW1lbmRSZXF1ZXN0GiQucmVjc3lzLmdhdGV3YXkudjEuUmVjb21tZW5kUmVzcG9uc2USXwoMU2VuZEZlZWRiYWNrEiYucmVjc3lzLmdhdGV3YXkudjEuU2VuZEZlZWRiYWNrUmVxdWVzdBonLnJlY3N5cy5nYXRld2F5LnYxLlNlbmRGZWVkYmFja1Jlc3BvbnNlEmgKD0dldFNpbWlsYXJJdGVtcxIpLnJlY3N5cy5nYXRld2F5LnYxLkdldFNpbWlsYXJJdGVtc1JlcXVlc3QaKi5yZWNzeXMuZ2F0ZXdheS52MS5HZXRTaW1pbGFySXRlbXNSZXNwb25zZWIGcHJvdG8z", [file_recsys_common_v1_common]);
+  fileDesc("Ch9yZWNzeXMvZ2F0ZXdheS92MS9nYXRld2F5LnByb3RvEhFyZWNzeXMuZ2F0ZXdheS52MSLeAQoQUmVjb21tZW5kUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEi4KB2NvbnRleHQYAiABKAsyHS5yZWNzeXMuY29tbW9uLnYxLlVzZXJDb250ZXh0EgkKAWsYAyABKAUSLAoGZmlsdGVyGAQgASgLMhwucmVjc3lzLmNvbW1vbi52MS5JdGVtRmlsdGVyEhEKCWJ1ZGdldF9tcxgFIAEoBRINCgVkZWJ1ZxgGIAEoCBIuCgZmdW5uZWwYByABKAsyHi5yZWNzeXMuZ2F0ZXdheS52MS5GdW5uZWxTaXplcyJECgtGdW5uZWxTaXplcxIRCglyZXRyaWV2ZWQYASABKAUSEgoKcHJlX3JhbmtlZBgCIAEoBRIOCgZyYW5rZWQYAyABKAUiVQoPUmVjb21tZW5kZWRJdGVtEg8KB2l0ZW1faWQYASABKAkSDQoFc2NvcmUYAiABKAISEAoIY2F0ZWdvcnkYAyABKAkSEAoIY2hhbm5lbHMYBCADKAkikgEKClN0YWdlRGVidWcSJgoFc3RhZ2UYASABKA4yFy5yZWNzeXMuY29tbW9uLnYxLlN0YWdlEi8KCmNhbmRpZGF0ZXMYAiADKAsyGy5yZWNzeXMuY29tbW9uLnYxLkNhbmRpZGF0ZRIrCgVydWxlcxgDIAMoCzIcLnJlY3N5cy5jb21tb24udjEuUnVsZVJlcG9ydCL/AQoRUmVjb21tZW5kUmVzcG9uc2USMQoFaXRlbXMYASADKAsyIi5yZWNzeXMuZ2F0ZXdheS52MS5SZWNvbW1lbmRlZEl0ZW0SEgoKcmVxdWVzdF9pZBgCIAEoCRIuCgd0aW1pbmdzGAMgAygLMh0ucmVjc3lzLmNvbW1vbi52MS5TdGFnZVRpbWluZxIzCgxkZWdyYWRhdGlvbnMYBCADKAsyHS5yZWNzeXMuY29tbW9uLnYxLkRlZ3JhZGF0aW9uEhAKCHRvdGFsX21zGAUgASgBEiwKBWRlYnVnGAYgAygLMh0ucmVjc3lzLmdhdGV3YXkudjEuU3RhZ2VEZWJ1ZyJGChNTZW5kRmVlZGJhY2tSZXF1ZXN0Ei8KBmV2ZW50cxgBIAMoCzIfLnJlY3N5cy5jb21tb24udjEuRmVlZGJhY2tFdmVudCI8ChRTZW5kRmVlZGJhY2tSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoBRISCgpkdXBsaWNhdGVzGAIgASgFImIKFkdldFNpbWlsYXJJdGVtc1JlcXVlc3QSDwoHaXRlbV9pZBgBIAEoCRIJCgFrGAIgASgFEiwKBmZpbHRlchgDIAEoCzIcLnJlY3N5cy5jb21tb24udjEuSXRlbUZpbHRlciJMChdHZXRTaW1pbGFySXRlbXNSZXNwb25zZRIxCgVpdGVtcxgBIAMoCzIiLnJlY3N5cy5nYXRld2F5LnYxLlJlY29tbWVuZGVkSXRlbTKzAgoOR2F0ZXdheVNlcnZpY2USVgoJUmVjb21tZW5kEiMucmVjc3lzLmdhdGV3YXkudjEuUmVjb21tZW5kUmVxdWVzdBokLnJlY3N5cy5nYXRld2F5LnYxLlJlY29tbWVuZFJlc3BvbnNlEl8KDFNlbmRGZWVkYmFjaxImLnJlY3N5cy5nYXRld2F5LnYxLlNlbmRGZWVkYmFja1JlcXVlc3QaJy5yZWNzeXMuZ2F0ZXdheS52MS5TZW5kRmVlZGJhY2tSZXNwb25zZRJoCg9HZXRTaW1pbGFySXRlbXMSKS5yZWNzeXMuZ2F0ZXdheS52MS5HZXRTaW1pbGFySXRlbXNSZXF1ZXN0GioucmVjc3lzLmdhdGV3YXkudjEuR2V0U2ltaWxhckl0ZW1zUmVzcG9uc2ViBnByb3RvMw", [file_recsys_common_v1_common]);
 
 /**
  * @generated from message recsys.gateway.v1.RecommendRequest
@@ -56,6 +56,14 @@ export type RecommendRequest = Message<"recsys.gateway.v1.RecommendRequest"> & {
    * @generated from field: bool debug = 6;
    */
   debug: boolean;
+
+  /**
+   * How many candidates each stage keeps for this request; unset (or 0 fields) means the gateway's own
+   * (adaptive) counts. A request may lower the counts, not raise them above the gateway's configured maxima.
+   *
+   * @generated from field: recsys.gateway.v1.FunnelSizes funnel = 7;
+   */
+  funnel?: FunnelSizes | undefined;
 };
 
 /**
@@ -64,6 +72,41 @@ export type RecommendRequest = Message<"recsys.gateway.v1.RecommendRequest"> & {
  */
 export const RecommendRequestSchema: GenMessage<RecommendRequest> = /*@__PURE__*/
   messageDesc(file_recsys_gateway_v1_gateway, 0);
+
+/**
+ * The funnel of one request: retrieved >= pre_ranked >= ranked >= k. A field left 0 takes the gateway's count.
+ *
+ * @generated from message recsys.gateway.v1.FunnelSizes
+ */
+export type FunnelSizes = Message<"recsys.gateway.v1.FunnelSizes"> & {
+  /**
+   * Candidates retrieval returns (split over its channels by the configured shares); at most RETRIEVE_MAX.
+   *
+   * @generated from field: int32 retrieved = 1;
+   */
+  retrieved: number;
+
+  /**
+   * Candidates pre-ranking keeps for ranking; at most RANK_MAX.
+   *
+   * @generated from field: int32 pre_ranked = 2;
+   */
+  preRanked: number;
+
+  /**
+   * Candidates ranking keeps for re-ranking (the re-ranking pool); at least k, at most RANK_MAX.
+   *
+   * @generated from field: int32 ranked = 3;
+   */
+  ranked: number;
+};
+
+/**
+ * Describes the message recsys.gateway.v1.FunnelSizes.
+ * Use `create(FunnelSizesSchema)` to create a new message.
+ */
+export const FunnelSizesSchema: GenMessage<FunnelSizes> = /*@__PURE__*/
+  messageDesc(file_recsys_gateway_v1_gateway, 1);
 
 /**
  * @generated from message recsys.gateway.v1.RecommendedItem
@@ -95,7 +138,7 @@ export type RecommendedItem = Message<"recsys.gateway.v1.RecommendedItem"> & {
  * Use `create(RecommendedItemSchema)` to create a new message.
  */
 export const RecommendedItemSchema: GenMessage<RecommendedItem> = /*@__PURE__*/
-  messageDesc(file_recsys_gateway_v1_gateway, 1);
+  messageDesc(file_recsys_gateway_v1_gateway, 2);
 
 /**
  * What one stage saw and produced, in a debug answer.
@@ -126,7 +169,7 @@ export type StageDebug = Message<"recsys.gateway.v1.StageDebug"> & {
  * Use `create(StageDebugSchema)` to create a new message.
  */
 export const StageDebugSchema: GenMessage<StageDebug> = /*@__PURE__*/
-  messageDesc(file_recsys_gateway_v1_gateway, 2);
+  messageDesc(file_recsys_gateway_v1_gateway, 3);
 
 /**
  * @generated from message recsys.gateway.v1.RecommendResponse
@@ -174,7 +217,7 @@ export type RecommendResponse = Message<"recsys.gateway.v1.RecommendResponse"> &
  * Use `create(RecommendResponseSchema)` to create a new message.
  */
 export const RecommendResponseSchema: GenMessage<RecommendResponse> = /*@__PURE__*/
-  messageDesc(file_recsys_gateway_v1_gateway, 3);
+  messageDesc(file_recsys_gateway_v1_gateway, 4);
 
 /**
  * @generated from message recsys.gateway.v1.SendFeedbackRequest
@@ -191,7 +234,7 @@ export type SendFeedbackRequest = Message<"recsys.gateway.v1.SendFeedbackRequest
  * Use `create(SendFeedbackRequestSchema)` to create a new message.
  */
 export const SendFeedbackRequestSchema: GenMessage<SendFeedbackRequest> = /*@__PURE__*/
-  messageDesc(file_recsys_gateway_v1_gateway, 4);
+  messageDesc(file_recsys_gateway_v1_gateway, 5);
 
 /**
  * @generated from message recsys.gateway.v1.SendFeedbackResponse
@@ -213,7 +256,7 @@ export type SendFeedbackResponse = Message<"recsys.gateway.v1.SendFeedbackRespon
  * Use `create(SendFeedbackResponseSchema)` to create a new message.
  */
 export const SendFeedbackResponseSchema: GenMessage<SendFeedbackResponse> = /*@__PURE__*/
-  messageDesc(file_recsys_gateway_v1_gateway, 5);
+  messageDesc(file_recsys_gateway_v1_gateway, 6);
 
 /**
  * @generated from message recsys.gateway.v1.GetSimilarItemsRequest
@@ -240,7 +283,7 @@ export type GetSimilarItemsRequest = Message<"recsys.gateway.v1.GetSimilarItemsR
  * Use `create(GetSimilarItemsRequestSchema)` to create a new message.
  */
 export const GetSimilarItemsRequestSchema: GenMessage<GetSimilarItemsRequest> = /*@__PURE__*/
-  messageDesc(file_recsys_gateway_v1_gateway, 6);
+  messageDesc(file_recsys_gateway_v1_gateway, 7);
 
 /**
  * @generated from message recsys.gateway.v1.GetSimilarItemsResponse
@@ -257,7 +300,7 @@ export type GetSimilarItemsResponse = Message<"recsys.gateway.v1.GetSimilarItems
  * Use `create(GetSimilarItemsResponseSchema)` to create a new message.
  */
 export const GetSimilarItemsResponseSchema: GenMessage<GetSimilarItemsResponse> = /*@__PURE__*/
-  messageDesc(file_recsys_gateway_v1_gateway, 7);
+  messageDesc(file_recsys_gateway_v1_gateway, 8);
 
 /**
  * @generated from service recsys.gateway.v1.GatewayService
