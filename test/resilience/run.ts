@@ -1,0 +1,253 @@
+// pnpm test:resilience: faults under steady load (faults.ts), hostile input (fuzz.ts, when present), overload (overload.ts,
+// when present) and a soak at half the measured capacity (soak.ts), every service as its own process on a real
+// redis-server persisted as the Helm chart configures it. Prints a table per part; the last line is one JSON object.
+//   RESILIENCE_FORM=full|short   short: one kill -9 and one model swap, the short fuzz, no overload, no soak (jest runs it)
+//   RESILIENCE_SOAK_MINUTES=10   the soak's length (a dev run shortens it; 0 skips it)
+//   RESILIENCE_MODELS_DIR        models to serve (default: the test models, trained here in seconds)
+//   RESILIENCE_WORK_DIR          default .recsys/resilience
+//   RESILIENCE_RATE_QPS          steady load per protocol during the faults (default 20)
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { type RunningPipeline, SERVICE_NAMES, startPipeline } from '@recsys/pipeline';
+import { builtEntry, repoRoot } from '@recsys/service-kit';
+import { RedisServer, removeTrainedModels, trainedModels } from '@recsys/testing';
+import { type Fault, type FaultResult, allFaults, faultTable, runFaultSuite, userCount } from './faults';
+import { type SoakResult, runSoak, soakTable } from './soak';
+
+/** The fuzz suite's entry (test/resilience/fuzz.ts, the overload branch's). */
+interface FuzzModule {
+  runFuzz(opts: {
+    gatewayRest: string;
+    gatewayGrpc: string;
+    stageAddresses: Record<string, string>;
+    cases?: 'short' | 'full';
+    pids?: Record<string, number>;
+  }): Promise<{ fuzz_cases: number; fuzz_5xx: number; crashes: number; rss_growth_pct?: number; findings: unknown[] }>;
+}
+/** The overload curve's entry (test/resilience/overload.ts, the overload branch's). */
+interface OverloadModule {
+  runOverload(opts: {
+    gatewayRest: string;
+    capacityQps?: number;
+    durationS?: number;
+  }): Promise<{ capacity_qps: number; curve: unknown[]; shed_p99_ms_at_2x_capacity: number }>;
+}
+
+export type ResilienceForm = 'short' | 'full';
+
+export interface ResilienceOptions {
+  form: ResilienceForm;
+  modelsDir: string;
+  workDir: string;
+  soakMinutes: number;
+  rateQps: number;
+  log: (line: string) => void;
+}
+
+const round = (value: number, digits = 3) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+/** Loads a sibling module when it was built (fuzz.js, overload.js); undefined when the suite has none yet. */
+async function optional<T>(name: string): Promise<T | undefined> {
+  const file = join(__dirname, `${name}.js`);
+  const source = join(__dirname, `${name}.ts`);
+  if (!existsSync(file) && !existsSync(source)) return undefined;
+  return (await import(existsSync(file) ? file : source)) as T;
+}
+
+/** The short form's faults: one stage killed and one model swap. */
+export function shortFaults(): Fault[] {
+  const all = allFaults();
+  return [all.find((f) => f.name === 'kill -9 ranking')!, all.find((f) => f.name === 'publish dlrm')!];
+}
+
+/** Requests/s the pipeline answers with every client busy (REST and gRPC at once, 4 in flight each, closed loop). */
+async function measureCapacity(pipeline: RunningPipeline, users: number, seconds: number): Promise<number> {
+  const client = builtEntry('test/dist/bench/grpc-load.js');
+  const run = (target: string[]) =>
+    new Promise<number>((done, fail) => {
+      const child = spawn(
+        process.execPath,
+        [client, ...target, '--concurrency', '4', '--duration-s', String(seconds), '--users', String(users), '--k', '10'],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+      child.on('close', (code) => {
+        const last = out.trim().split('\n').at(-1) ?? '';
+        if (code !== 0 || !last.startsWith('{')) fail(new Error(`capacity load failed (exit ${code}): ${err || out}`));
+        else done((JSON.parse(last) as { qps: number }).qps);
+      });
+    });
+  const [rest, grpc] = await Promise.all([run(['--rest', pipeline.httpUrl]), run(['--address', pipeline.addresses.gateway])]);
+  return round(rest + grpc, 1);
+}
+
+export interface ResilienceReport {
+  faults: FaultResult[];
+  fuzz?: Awaited<ReturnType<FuzzModule['runFuzz']>>;
+  overload?: Awaited<ReturnType<OverloadModule['runOverload']>>;
+  capacityQps?: number;
+  soak?: SoakResult;
+  /** Parts not run, and why. */
+  skipped: string[];
+  summary: Record<string, unknown>;
+}
+
+export async function runResilience(options: ResilienceOptions): Promise<ResilienceReport> {
+  const { log } = options;
+  const short = options.form === 'short';
+  const skipped: string[] = [];
+  const faults = await runFaultSuite({
+    modelsDir: options.modelsDir,
+    workDir: join(options.workDir, 'faults'),
+    faults: short ? shortFaults() : allFaults(),
+    rateQps: options.rateQps,
+    beforeS: short ? 1 : 3,
+    afterS: short ? 2.5 : 4,
+    log,
+  });
+
+  // Hostile input, overload and the soak share one fresh pipeline (split, on its own Redis).
+  const fuzzModule = await optional<FuzzModule>('fuzz');
+  const overloadModule = short ? undefined : await optional<OverloadModule>('overload');
+  if (!fuzzModule) skipped.push('fuzz: test/resilience/fuzz.ts is not in this tree (the overload branch provides runFuzz)');
+  if (!short && !overloadModule) skipped.push('overload: test/resilience/overload.ts is not in this tree (the overload branch provides runOverload)');
+  const soakMinutes = short ? 0 : options.soakMinutes;
+  if (soakMinutes === 0) skipped.push('soak: RESILIENCE_SOAK_MINUTES=0 or the short form');
+  let fuzz: ResilienceReport['fuzz'];
+  let overload: ResilienceReport['overload'];
+  let capacityQps: number | undefined;
+  let soak: SoakResult | undefined;
+  if (fuzzModule || overloadModule || soakMinutes > 0) {
+    const redis = await RedisServer.start();
+    let pipeline: RunningPipeline | undefined;
+    try {
+      pipeline = await startPipeline({
+        workDir: join(options.workDir, 'pipeline'),
+        modelsDir: join(options.workDir, 'faults', 'models'),
+        redisUrl: redis.url,
+        metrics: true,
+        ports: { features: 0, retrieval: 0, preranking: 0, ranking: 0, reranking: 0, gateway: 0, http: 0 },
+        env: { gateway: { AUTH_DISABLED: 'true', RATE_LIMIT_PER_SECOND: '0' } },
+        log: (line) => (/^\[[\w-]+\] (WARN|ERROR) /.test(line) ? undefined : log(line)),
+      });
+      const users = await userCount(pipeline.modelsDir);
+      const pids = Object.fromEntries(SERVICE_NAMES.map((n) => [n, pipeline!.pid(n)!]));
+      if (fuzzModule) {
+        log(`fuzz (${short ? 'short' : 'full'})`);
+        fuzz = await fuzzModule.runFuzz({
+          gatewayRest: pipeline.httpUrl,
+          gatewayGrpc: pipeline.addresses.gateway,
+          stageAddresses: { ...pipeline.addresses },
+          cases: short ? 'short' : 'full',
+          pids,
+        });
+      }
+      if (!short) {
+        capacityQps = await measureCapacity(pipeline, users, 8);
+        log(`capacity: ${capacityQps} requests/s (REST and gRPC, 4 in flight each)`);
+        if (overloadModule) {
+          overload = await overloadModule.runOverload({ gatewayRest: pipeline.httpUrl, capacityQps });
+          capacityQps = overload.capacity_qps || capacityQps;
+        }
+      }
+      if (soakMinutes > 0) {
+        const rate = Math.max(2, round(capacityQps! / 2, 0));
+        log(`soak: ${soakMinutes} min at ${rate} requests/s (half the capacity)`);
+        soak = await runSoak({ pipeline, rateQps: rate, minutes: soakMinutes, users, log });
+      }
+    } finally {
+      await pipeline?.close();
+      await redis.destroy();
+    }
+  }
+
+  const sum = (pick: (r: FaultResult) => number) => faults.reduce((total, r) => total + pick(r), 0);
+  const misses = [
+    ...faults.flatMap((r) => r.misses.map((m) => `${r.name}: ${m}`)),
+    ...(soak?.misses.map((m) => `soak: ${m}`) ?? []),
+    ...(fuzz && (fuzz.fuzz_5xx > 0 || fuzz.crashes > 0) ? [`fuzz: ${fuzz.fuzz_5xx} 5xx, ${fuzz.crashes} crashes`] : []),
+  ];
+  const summary: Record<string, unknown> = {
+    form: options.form,
+    passed: misses.length === 0,
+    misses,
+    skipped,
+    capacity_qps: capacityQps ?? null,
+    faults: faults.length,
+    requests: sum((r) => r.sent),
+    gateway_5xx: sum((r) => r.gateway_5xx),
+    lost: sum((r) => r.lost),
+    degraded: sum((r) => r.degraded),
+    degraded_during_swap: sum((r) => (r.kind === 'swap' ? r.degraded + (r.sent - r.answered) + Object.values(r.errors).reduce((a, b) => a + b, 0) : 0)),
+    max_recovery_s: Math.max(0, ...faults.map((r) => (r.recovered ? r.recovery_s : Number.POSITIVE_INFINITY))),
+    fuzz_cases: fuzz?.fuzz_cases ?? null,
+    fuzz_5xx: fuzz?.fuzz_5xx ?? null,
+    crashes: fuzz?.crashes ?? null,
+    shed_p99_ms_at_2x_capacity: overload?.shed_p99_ms_at_2x_capacity ?? null,
+    soak_minutes: soak?.minutes ?? 0,
+    soak_rss_growth_pct: soak?.rss_growth_pct ?? null,
+  };
+  if (summary.max_recovery_s === Number.POSITIVE_INFINITY) summary.max_recovery_s = null;
+  return { faults, fuzz, overload, capacityQps, soak, skipped, summary };
+}
+
+function numberEnv(name: string, fallback: number): number {
+  const text = process.env[name];
+  const value = Number(text ?? fallback);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number ≥ 0, got "${text}"`);
+  return value;
+}
+
+async function main(): Promise<void> {
+  const form = (process.env.RESILIENCE_FORM ?? 'full') as ResilienceForm;
+  if (form !== 'full' && form !== 'short') throw new Error(`RESILIENCE_FORM must be full or short, got "${form}"`);
+  const log = (line: string) => console.log(line);
+  let modelsDir = process.env.RESILIENCE_MODELS_DIR;
+  if (!modelsDir) {
+    log('models: training the test models');
+    modelsDir = (await trainedModels()).root;
+  }
+  const started = Date.now();
+  try {
+    const report = await runResilience({
+      form,
+      modelsDir: resolve(modelsDir),
+      workDir: resolve(process.env.RESILIENCE_WORK_DIR ?? join(repoRoot, '.recsys', 'resilience')),
+      soakMinutes: numberEnv('RESILIENCE_SOAK_MINUTES', 10),
+      rateQps: numberEnv('RESILIENCE_RATE_QPS', 20) || 20,
+      log,
+    });
+    console.log('');
+    console.log(`## Faults under steady load (REST and gRPC, ${numberEnv('RESILIENCE_RATE_QPS', 20) || 20} requests/s each)`);
+    console.log('');
+    console.log(faultTable(report.faults));
+    if (report.fuzz) console.log(`\n## Fuzz\n\n${JSON.stringify(report.fuzz)}`);
+    if (report.overload) console.log(`\n## Overload\n\n${JSON.stringify(report.overload)}`);
+    if (report.soak) {
+      console.log(
+        `\n## Soak: ${report.soak.minutes} min at ${report.soak.rate_qps} requests/s (half of ${report.capacityQps}); ` +
+          `${report.soak.requests} requests, ${report.soak.failed} failed, ${report.soak.degraded} degraded\n`,
+      );
+      console.log(soakTable(report.soak));
+    }
+    for (const line of report.skipped) console.log(`not run: ${line}`);
+    console.log(`\n${Math.round((Date.now() - started) / 1000)} s in all`);
+    console.log(JSON.stringify(report.summary));
+    if (!report.summary.passed) process.exitCode = 1;
+  } finally {
+    if (!process.env.RESILIENCE_MODELS_DIR) removeTrainedModels(`p${process.pid}`);
+  }
+}
+
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  });
+}
