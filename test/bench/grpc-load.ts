@@ -11,7 +11,7 @@
 // came (connection refused or reset, or no answer within --timeout-ms, default 10 s).
 import { parseArgs } from 'node:util';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { gateway } from '@recsys/contracts';
+import { common, gateway } from '@recsys/contracts';
 import { createServiceClient } from '@recsys/service-kit';
 import { quantile, round } from './stats';
 
@@ -64,7 +64,9 @@ async function main(): Promise<void> {
     if (client) {
       try {
         const answer = await client.recommend({ userId, k });
-        const fallbacks = answer.degradations.map((d) => `${d.stage}: ${d.fallback || d.cause}`);
+        const fallbacks = answer.degradations.map(
+          (d) => `${common.Stage[d.stage] ?? d.stage}: ${d.fallback} (${common.DegradationCause[d.cause] ?? d.cause})`,
+        );
         return { outcome: fallbacks.length > 0 ? 'degraded' : 'ok', fallbacks };
       } catch (error) {
         const code = (error as { code?: number }).code;
@@ -90,7 +92,7 @@ async function main(): Promise<void> {
       return { outcome: response.ok ? 'lost' : `http ${response.status}`, fallbacks: [] };
     }
     if (response.status !== 200) return { outcome: `http ${response.status}`, fallbacks: [] };
-    const fallbacks = (body.degradations ?? []).map((d) => `${d.stage}: ${d.fallback || d.cause}`);
+    const fallbacks = (body.degradations ?? []).map((d) => `${d.stage}: ${d.fallback} (${d.cause})`);
     return { outcome: fallbacks.length > 0 ? 'degraded' : 'ok', fallbacks };
   }
 

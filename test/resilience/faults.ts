@@ -67,6 +67,11 @@ export interface FaultSuiteOptions {
   /** Steady load before each fault and after its end, seconds. */
   beforeS?: number;
   afterS?: number;
+  /**
+   * The gateway's request budget, ms (BUDGET_DEFAULT_MS). The suite judges how faults are handled, not latency: a budget
+   * well above the machine's noise keeps answers clean when nothing is broken (the benchmarks measure latency).
+   */
+  budgetMs?: number;
   /** Seconds a fault that lasts (SIGSTOP, features down, Redis gone) holds. */
   holdS?: { stop?: number; featuresDown?: number; redisGone?: number };
   log?: (line: string) => void;
@@ -80,6 +85,15 @@ const GRPC_SERVER_ERRORS = new Set(['INTERNAL', 'UNKNOWN', 'DATA_LOSS', 'UNIMPLE
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until a service's output has a line matching `pattern` written after `fromLength`; resolves with the line. */
+/** The gateway's settings for a request budget of `budgetMs` (default 2000; the feature reads get half). */
+export function budgetEnv(budgetMs = 2000): Record<string, string> {
+  return {
+    BUDGET_DEFAULT_MS: String(budgetMs),
+    BUDGET_MAX_MS: String(Math.max(1000, budgetMs)),
+    FEATURES_TIMEOUT_MS: String(Math.max(200, Math.round(budgetMs / 2))),
+  };
+}
+
 async function waitForOutput(pipeline: RunningPipeline, name: ServiceName, fromLength: number, pattern: RegExp, timeoutMs = 30_000): Promise<string> {
   const until = Date.now() + timeoutMs;
   for (;;) {
@@ -366,7 +380,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
         metrics: true,
         ports: { features: 0, retrieval: 0, preranking: 0, ranking: 0, reranking: 0, gateway: 0, http: 0 },
         env: {
-          gateway: { AUTH_DISABLED: 'true', RATE_LIMIT_PER_SECOND: '0' },
+          gateway: { AUTH_DISABLED: 'true', RATE_LIMIT_PER_SECOND: '0', ...budgetEnv(options.budgetMs) },
           // A new index version is looked for every second (5 s by default) to keep the windows short.
           retrieval: { INDEX_POLL_MS: '1000' },
         },
@@ -377,8 +391,9 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
         { rateQps: options.rateQps, concurrency: options.concurrency ?? 4, users },
       );
       try {
-        // Warm-up: connections opened, first requests served.
-        await sleep(1500);
+        // Warm-up: both clients started (a node process takes a while on a busy machine) and served, connections open.
+        await load.answering(30_000);
+        await sleep(1000);
         for (const fault of faults) {
           const from = Date.now();
           await sleep(beforeS * 1000);

@@ -5,14 +5,15 @@
 //   RESILIENCE_SOAK_MINUTES=10   the soak's length (a dev run shortens it; 0 skips it)
 //   RESILIENCE_MODELS_DIR        models to serve (default: the test models, trained here in seconds)
 //   RESILIENCE_WORK_DIR          default .recsys/resilience
-//   RESILIENCE_RATE_QPS          steady load per protocol during the faults (default 20)
+//   RESILIENCE_RATE_QPS          steady load per protocol during the faults (default 10)
+//   RESILIENCE_BUDGET_MS         the gateway's request budget (default 2000: faults are judged, not latency)
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type RunningPipeline, SERVICE_NAMES, startPipeline } from '@recsys/pipeline';
 import { builtEntry, repoRoot } from '@recsys/service-kit';
 import { RedisServer, removeTrainedModels, trainedModels } from '@recsys/testing';
-import { type Fault, type FaultResult, allFaults, faultTable, runFaultSuite, userCount } from './faults';
+import { type Fault, type FaultResult, allFaults, budgetEnv, faultTable, runFaultSuite, userCount } from './faults';
 import { type SoakResult, runSoak, soakTable } from './soak';
 
 /** The fuzz suite's entry (test/resilience/fuzz.ts, the overload branch's). */
@@ -42,6 +43,8 @@ export interface ResilienceOptions {
   workDir: string;
   soakMinutes: number;
   rateQps: number;
+  /** The gateway's request budget, ms (see FaultSuiteOptions.budgetMs). */
+  budgetMs: number;
   log: (line: string) => void;
 }
 
@@ -107,6 +110,7 @@ export async function runResilience(options: ResilienceOptions): Promise<Resilie
     workDir: join(options.workDir, 'faults'),
     faults: short ? shortFaults() : allFaults(),
     rateQps: options.rateQps,
+    budgetMs: options.budgetMs,
     beforeS: short ? 1 : 3,
     afterS: short ? 2.5 : 4,
     log,
@@ -133,7 +137,7 @@ export async function runResilience(options: ResilienceOptions): Promise<Resilie
         redisUrl: redis.url,
         metrics: true,
         ports: { features: 0, retrieval: 0, preranking: 0, ranking: 0, reranking: 0, gateway: 0, http: 0 },
-        env: { gateway: { AUTH_DISABLED: 'true', RATE_LIMIT_PER_SECOND: '0' } },
+        env: { gateway: { AUTH_DISABLED: 'true', RATE_LIMIT_PER_SECOND: '0', ...budgetEnv(options.budgetMs) } },
         log: (line) => (/^\[[\w-]+\] (WARN|ERROR) /.test(line) ? undefined : log(line)),
       });
       const users = await userCount(pipeline.modelsDir);
@@ -220,11 +224,12 @@ async function main(): Promise<void> {
       modelsDir: resolve(modelsDir),
       workDir: resolve(process.env.RESILIENCE_WORK_DIR ?? join(repoRoot, '.recsys', 'resilience')),
       soakMinutes: numberEnv('RESILIENCE_SOAK_MINUTES', 10),
-      rateQps: numberEnv('RESILIENCE_RATE_QPS', 20) || 20,
+      rateQps: numberEnv('RESILIENCE_RATE_QPS', 10) || 10,
+      budgetMs: numberEnv('RESILIENCE_BUDGET_MS', 2000) || 2000,
       log,
     });
     console.log('');
-    console.log(`## Faults under steady load (REST and gRPC, ${numberEnv('RESILIENCE_RATE_QPS', 20) || 20} requests/s each)`);
+    console.log(`## Faults under steady load (REST and gRPC, ${numberEnv('RESILIENCE_RATE_QPS', 10) || 10} requests/s each)`);
     console.log('');
     console.log(faultTable(report.faults));
     if (report.fuzz) console.log(`\n## Fuzz\n\n${JSON.stringify(report.fuzz)}`);

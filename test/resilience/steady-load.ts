@@ -88,6 +88,15 @@ export class SteadyLoad {
     return load;
   }
 
+  /** Resolves once both clients have had an answer (any outcome). */
+  async answering(timeoutMs: number): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (!(['rest', 'grpc'] as const).every((p) => this.records.some((r) => r.protocol === p))) {
+      if (Date.now() > until) throw new Error(`the load clients had no answer within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   pids(): number[] {
     return this.children.map((c) => c.child.pid!);
   }
