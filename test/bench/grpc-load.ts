@@ -92,7 +92,10 @@ async function main(): Promise<void> {
       return { outcome: response.ok ? 'lost' : `http ${response.status}`, fallbacks: [] };
     }
     if (response.status !== 200) return { outcome: `http ${response.status}`, fallbacks: [] };
-    const fallbacks = (body.degradations ?? []).map((d) => `${d.stage}: ${d.fallback} (${d.cause})`);
+    // The JSON names carry the enum's prefix (STAGE_RANKING, DEGRADATION_CAUSE_UNAVAILABLE); gRPC's are without it.
+    const fallbacks = (body.degradations ?? []).map(
+      (d) => `${d.stage?.replace(/^STAGE_/, '')}: ${d.fallback} (${d.cause?.replace(/^DEGRADATION_CAUSE_/, '')})`,
+    );
     return { outcome: fallbacks.length > 0 ? 'degraded' : 'ok', fallbacks };
   }
 

@@ -360,6 +360,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
   const log = options.log ?? (() => undefined);
   const beforeS = options.beforeS ?? 3;
   const afterS = options.afterS ?? 4;
+  if (options.faults.length === 0) return [];
   await rm(options.workDir, { recursive: true, force: true });
   await mkdir(options.workDir, { recursive: true });
   const modelsDir = join(options.workDir, 'models');

@@ -3,6 +3,7 @@
 // redis-server persisted as the Helm chart configures it. Prints a table per part; the last line is one JSON object.
 //   RESILIENCE_FORM=full|short   short: one kill -9 and one model swap, the short fuzz, no overload, no soak (jest runs it)
 //   RESILIENCE_SOAK_MINUTES=10   the soak's length (a dev run shortens it; 0 skips it)
+//   RESILIENCE_PARTS=faults,fuzz,overload,soak   the parts to run (default all; a dev run picks some)
 //   RESILIENCE_MODELS_DIR        models to serve (default: the test models, trained here in seconds)
 //   RESILIENCE_WORK_DIR          default .recsys/resilience
 //   RESILIENCE_RATE_QPS          steady load per protocol during the faults (default 10)
@@ -36,6 +37,8 @@ interface OverloadModule {
 }
 
 export type ResilienceForm = 'short' | 'full';
+export const PARTS = ['faults', 'fuzz', 'overload', 'soak'] as const;
+export type Part = (typeof PARTS)[number];
 
 export interface ResilienceOptions {
   form: ResilienceForm;
@@ -43,6 +46,8 @@ export interface ResilienceOptions {
   workDir: string;
   soakMinutes: number;
   rateQps: number;
+  /** The parts to run (default all). */
+  parts?: readonly Part[];
   /** The gateway's request budget, ms (see FaultSuiteOptions.budgetMs). */
   budgetMs: number;
   log: (line: string) => void;
@@ -105,10 +110,12 @@ export async function runResilience(options: ResilienceOptions): Promise<Resilie
   const { log } = options;
   const short = options.form === 'short';
   const skipped: string[] = [];
+  const parts = new Set(options.parts ?? PARTS);
+  for (const part of PARTS) if (!parts.has(part)) skipped.push(`${part}: not among RESILIENCE_PARTS`);
   const faults = await runFaultSuite({
     modelsDir: options.modelsDir,
     workDir: join(options.workDir, 'faults'),
-    faults: short ? shortFaults() : allFaults(),
+    faults: !parts.has('faults') ? [] : short ? shortFaults() : allFaults(),
     rateQps: options.rateQps,
     budgetMs: options.budgetMs,
     beforeS: short ? 1 : 3,
@@ -117,12 +124,12 @@ export async function runResilience(options: ResilienceOptions): Promise<Resilie
   });
 
   // Hostile input, overload and the soak share one fresh pipeline (split, on its own Redis).
-  const fuzzModule = await optional<FuzzModule>('fuzz');
-  const overloadModule = short ? undefined : await optional<OverloadModule>('overload');
-  if (!fuzzModule) skipped.push('fuzz: test/resilience/fuzz.ts is not in this tree (the overload branch provides runFuzz)');
-  if (!short && !overloadModule) skipped.push('overload: test/resilience/overload.ts is not in this tree (the overload branch provides runOverload)');
-  const soakMinutes = short ? 0 : options.soakMinutes;
-  if (soakMinutes === 0) skipped.push('soak: RESILIENCE_SOAK_MINUTES=0 or the short form');
+  const fuzzModule = parts.has('fuzz') ? await optional<FuzzModule>('fuzz') : undefined;
+  const overloadModule = short || !parts.has('overload') ? undefined : await optional<OverloadModule>('overload');
+  if (!fuzzModule && parts.has('fuzz')) skipped.push('fuzz: test/resilience/fuzz.ts is not in this tree (the overload branch provides runFuzz)');
+  if (!short && !overloadModule && parts.has('overload')) skipped.push('overload: test/resilience/overload.ts is not in this tree (the overload branch provides runOverload)');
+  const soakMinutes = short || !parts.has('soak') ? 0 : options.soakMinutes;
+  if (soakMinutes === 0 && parts.has('soak')) skipped.push('soak: RESILIENCE_SOAK_MINUTES=0 or the short form');
   let fuzz: ResilienceReport['fuzz'];
   let overload: ResilienceReport['overload'];
   let capacityQps: number | undefined;
@@ -133,7 +140,7 @@ export async function runResilience(options: ResilienceOptions): Promise<Resilie
     try {
       pipeline = await startPipeline({
         workDir: join(options.workDir, 'pipeline'),
-        modelsDir: join(options.workDir, 'faults', 'models'),
+        modelsDir: options.modelsDir,
         redisUrl: redis.url,
         metrics: true,
         ports: { features: 0, retrieval: 0, preranking: 0, ranking: 0, reranking: 0, gateway: 0, http: 0 },
@@ -152,7 +159,7 @@ export async function runResilience(options: ResilienceOptions): Promise<Resilie
           pids,
         });
       }
-      if (!short) {
+      if (!short && (overloadModule || soakMinutes > 0)) {
         capacityQps = await measureCapacity(pipeline, users, 8);
         log(`capacity: ${capacityQps} requests/s (REST and gRPC, 4 in flight each)`);
         if (overloadModule) {
@@ -217,10 +224,14 @@ async function main(): Promise<void> {
     log('models: training the test models');
     modelsDir = (await trainedModels()).root;
   }
+  const parts = (process.env.RESILIENCE_PARTS ?? PARTS.join(',')).split(',').map((p) => p.trim()) as Part[];
+  const unknown = parts.find((p) => !PARTS.includes(p));
+  if (unknown !== undefined) throw new Error(`RESILIENCE_PARTS: unknown part "${unknown}" (parts are ${PARTS.join(', ')})`);
   const started = Date.now();
   try {
     const report = await runResilience({
       form,
+      parts,
       modelsDir: resolve(modelsDir),
       workDir: resolve(process.env.RESILIENCE_WORK_DIR ?? join(repoRoot, '.recsys', 'resilience')),
       soakMinutes: numberEnv('RESILIENCE_SOAK_MINUTES', 10),

@@ -14,6 +14,8 @@ export interface ProcessSample {
   lagP99Ms: number;
   lagMeanMs: number;
   handles: number;
+  /** V8 heap in use: a leak of JS objects shows here, native growth (allocator, onnxruntime) only in RSS. */
+  heapMiB: number;
 }
 
 export interface ProcessTrend {
@@ -23,6 +25,8 @@ export interface ProcessTrend {
   rss_mib_start: number;
   rss_mib_end: number;
   rss_growth_pct: number;
+  heap_mib_start: number;
+  heap_mib_end: number;
   fds_start: number;
   fds_end: number;
   handles_start: number;
@@ -80,11 +84,13 @@ export async function sampleProcess(pid: number, metricsUrl: string | undefined)
   let lagP99Ms = Number.NaN;
   let lagMeanMs = Number.NaN;
   let handles = Number.NaN;
+  let heapMiB = Number.NaN;
   if (metricsUrl !== undefined) {
     const text = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(5000) })).text();
     lagP99Ms = metric(text, 'nodejs_eventloop_lag_p99_seconds') * 1000;
     lagMeanMs = metric(text, 'nodejs_eventloop_lag_mean_seconds') * 1000;
     handles = metric(text, 'nodejs_active_handles_total');
+    heapMiB = metric(text, 'nodejs_heap_size_used_bytes') / 2 ** 20;
   }
   return {
     t: Date.now(),
@@ -94,6 +100,7 @@ export async function sampleProcess(pid: number, metricsUrl: string | undefined)
     lagP99Ms,
     lagMeanMs,
     handles,
+    heapMiB,
   };
 }
 
@@ -122,6 +129,8 @@ export function trendOf(name: string, pid: number, samples: readonly ProcessSamp
     rss_mib_start: round(at(first, 'rssMiB'), 1),
     rss_mib_end: round(at(last, 'rssMiB'), 1),
     rss_growth_pct: round(rssGrowth),
+    heap_mib_start: round(at(first, 'heapMiB'), 1),
+    heap_mib_end: round(at(last, 'heapMiB'), 1),
     fds_start: round(at(first, 'fds'), 1),
     fds_end: round(at(last, 'fds'), 1),
     handles_start: round(at(first, 'handles'), 1),
@@ -181,12 +190,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
 
 export function soakTable(result: SoakResult): string {
   const lines = [
-    '| process | samples | RSS MiB start → end | RSS growth | fds start → end | handles start → end | lag p99 ms start → end | result |',
-    '| --- | ---: | --- | ---: | --- | --- | --- | --- |',
+    '| process | samples | RSS MiB start → end | RSS growth | V8 heap MiB start → end | fds start → end | handles start → end | lag p99 ms start → end | result |',
+    '| --- | ---: | --- | ---: | --- | --- | --- | --- | --- |',
   ];
   for (const p of result.processes)
     lines.push(
-      `| ${p.name} | ${p.samples} | ${p.rss_mib_start} → ${p.rss_mib_end} | ${p.rss_growth_pct}% | ${p.fds_start} → ${p.fds_end} | ` +
+      `| ${p.name} | ${p.samples} | ${p.rss_mib_start} → ${p.rss_mib_end} | ${p.rss_growth_pct}% | ${p.heap_mib_start} → ${p.heap_mib_end} | ${p.fds_start} → ${p.fds_end} | ` +
         `${p.handles_start} → ${p.handles_end} | ${p.lag_p99_ms_start} → ${p.lag_p99_ms_end} | ${p.misses.length ? `MISSED: ${p.misses.join('; ')}` : 'flat'} |`,
     );
   return lines.join('\n');

@@ -17,11 +17,12 @@ export const CHANNEL_OPTIONS = {
  * How soon a client's channel tries again to connect after losing its server. grpc-js starts at 1 s and grows the wait
  * 1.6 times per failed try up to 120 s, so a stage restarted after a few seconds down (kill -9 and a restart, a rolling
  * update) was not called again for seconds more: test:resilience measured 3-4 s of fallbacks after the restarted stage
- * served. A loopback or in-cluster connection is cheap to try: 100 ms, growing to 1 s at most.
+ * served. A loopback or in-cluster connection is cheap to try: 100 ms, growing to 500 ms at most (a stage that waits for
+ * the feature service, and then the gateway's circuit probe, each add one such wait to the recovery).
  */
 export const RECONNECT_OPTIONS = {
   'grpc.initial_reconnect_backoff_ms': 100,
-  'grpc.max_reconnect_backoff_ms': 1000,
+  'grpc.max_reconnect_backoff_ms': 500,
 } as const;
 
 /**
