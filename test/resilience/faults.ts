@@ -52,6 +52,8 @@ export interface FaultResult {
   /** The after window ended with answers still not clean. */
   recovered: boolean;
   note?: string;
+  /** Services that ended on their own during the fault's window (the launcher's report). */
+  crashes: string[];
   /** Target misses (empty: the fault met its targets). */
   misses: string[];
 }
@@ -348,6 +350,7 @@ export function summarize(fault: Fault, records: readonly RequestRecord[], times
     recovery_s: Math.round(recoveryS * 1000) / 1000,
     recovered,
     ...(note ? { note } : {}),
+    crashes: [],
     misses,
   };
 }
@@ -368,6 +371,7 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
   const users = await userCount(modelsDir);
   const redis = await RedisServer.start();
   const results: FaultResult[] = [];
+  const crashes: string[] = [];
   try {
     for (const mode of ['split', 'all-in-one'] as const) {
       const faults = options.faults.filter((f) => f.mode === mode);
@@ -385,7 +389,11 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
           // A new index version is looked for every second (5 s by default) to keep the windows short.
           retrieval: { INDEX_POLL_MS: '1000' },
         },
-        log: (line) => (/^\[[\w-]+\] (WARN|ERROR) /.test(line) ? undefined : log(line)),
+        log: (line) => {
+          // The launcher reports a service that ended without being asked to (a kill the suite sent is not reported).
+          if (/ ended unexpectedly/.test(line)) crashes.push(line.split('\n')[0]!);
+          if (!/^\[[\w-]+\] (WARN|ERROR) /.test(line)) log(line);
+        },
       });
       const load = SteadyLoad.start(
         { rest: pipeline.httpUrl, grpc: pipeline.addresses.gateway },
@@ -411,6 +419,8 @@ export async function runFaultSuite(options: FaultSuiteOptions): Promise<FaultRe
           const to = Date.now();
           const result = summarize(fault, load.records, { from, start, end, to }, note);
           if (failure !== undefined) result.misses.push(failure);
+          result.crashes = crashes.splice(0);
+          for (const crash of result.crashes) result.misses.push(`crash: ${crash}`);
           results.push(result);
           log(
             `${fault.name}: ${result.sent} sent, ${result.answered} answered, ${result.degraded} degraded, ${result.gateway_5xx} 5xx, ` +

@@ -199,7 +199,8 @@ export async function runResilience(options: ResilienceOptions): Promise<Resilie
     max_recovery_s: Math.max(0, ...faults.map((r) => (r.recovered ? r.recovery_s : Number.POSITIVE_INFINITY))),
     fuzz_cases: fuzz?.fuzz_cases ?? null,
     fuzz_5xx: fuzz?.fuzz_5xx ?? null,
-    crashes: fuzz?.crashes ?? null,
+    // Services that ended on their own during the faults, and the fuzz suite's count.
+    crashes: sum((r) => r.crashes.length) + (fuzz?.crashes ?? 0),
     shed_p99_ms_at_2x_capacity: overload?.shed_p99_ms_at_2x_capacity ?? null,
     soak_minutes: soak?.minutes ?? 0,
     soak_rss_growth_pct: soak?.rss_growth_pct ?? null,
