@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { type RunningPipeline, SERVICE_NAMES, startPipeline } from '@recsys/pipeline';
 import { builtEntry, repoRoot } from '@recsys/service-kit';
 import { RedisServer, removeTrainedModels, trainedModels } from '@recsys/testing';
-import { type Fault, type FaultResult, allFaults, budgetEnv, faultTable, runFaultSuite, userCount } from './faults';
+import { type Fault, type FaultResult, allFaults, faultTable, runFaultSuite, userCount } from './faults';
 import { type SoakResult, runSoak, soakTable } from './soak';
 
 /** The fuzz suite's entry (test/resilience/fuzz.ts, the overload branch's). */
@@ -33,6 +33,7 @@ interface OverloadModule {
     gatewayRest: string;
     capacityQps?: number;
     durationS?: number;
+    users?: number;
   }): Promise<{ capacity_qps: number; curve: unknown[]; shed_p99_ms_at_2x_capacity: number }>;
 }
 
@@ -144,7 +145,8 @@ export async function runResilience(options: ResilienceOptions): Promise<Resilie
         redisUrl: redis.url,
         metrics: true,
         ports: { features: 0, retrieval: 0, preranking: 0, ranking: 0, reranking: 0, gateway: 0, http: 0 },
-        env: { gateway: { AUTH_DISABLED: 'true', RATE_LIMIT_PER_SECOND: '0', ...budgetEnv(options.budgetMs) } },
+        // The product's defaults (request budget included): the overload curve and the soak measure what a deployment gets.
+        env: { gateway: { AUTH_DISABLED: 'true', RATE_LIMIT_PER_SECOND: '0' } },
         log: (line) => (/^\[[\w-]+\] (WARN|ERROR) /.test(line) ? undefined : log(line)),
       });
       const users = await userCount(pipeline.modelsDir);
@@ -159,13 +161,14 @@ export async function runResilience(options: ResilienceOptions): Promise<Resilie
           pids,
         });
       }
-      if (!short && (overloadModule || soakMinutes > 0)) {
+      if (!short && overloadModule) {
+        // The overload suite measures the capacity itself (a closed loop), then offers multiples of it.
+        log('overload: the capacity, then multiples of it');
+        overload = await overloadModule.runOverload({ gatewayRest: pipeline.httpUrl, users });
+        capacityQps = overload.capacity_qps;
+      } else if (!short && soakMinutes > 0) {
         capacityQps = await measureCapacity(pipeline, users, 8);
         log(`capacity: ${capacityQps} requests/s (REST and gRPC, 4 in flight each)`);
-        if (overloadModule) {
-          overload = await overloadModule.runOverload({ gatewayRest: pipeline.httpUrl, capacityQps });
-          capacityQps = overload.capacity_qps || capacityQps;
-        }
       }
       if (soakMinutes > 0) {
         const rate = Math.max(2, round(capacityQps! / 2, 0));
@@ -249,7 +252,7 @@ async function main(): Promise<void> {
     if (report.soak) {
       console.log(
         `\n## Soak: ${report.soak.minutes} min at ${report.soak.rate_qps} requests/s (half of ${report.capacityQps}); ` +
-          `${report.soak.requests} requests, ${report.soak.failed} failed, ${report.soak.degraded} degraded\n`,
+          `${report.soak.requests} requests, ${report.soak.failed} failed, ${report.soak.shed} shed, ${report.soak.degraded} degraded\n`,
       );
       console.log(soakTable(report.soak));
     }

@@ -42,6 +42,7 @@ export interface SoakResult {
   rate_qps: number;
   requests: number;
   failed: number;
+  shed: number;
   degraded: number;
   processes: ProcessTrend[];
   /** The largest RSS growth of any process after warm-up. */
@@ -172,7 +173,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     await load.stop();
   }
   const processes = names.map((name) => trendOf(name, pidOf(name), samples.get(name)!));
-  const failed = load.records.filter((r) => r.outcome !== 'ok' && r.outcome !== 'degraded').length;
+  // Shed answers (429 / RESOURCE_EXHAUSTED: admission control) are counted apart; anything else not answered is a failure.
+  const shed = load.records.filter((r) => r.outcome === 'http 429' || r.outcome === 'grpc RESOURCE_EXHAUSTED').length;
+  const failed = load.records.filter((r) => r.outcome !== 'ok' && r.outcome !== 'degraded').length - shed;
   const degraded = load.records.filter((r) => r.outcome === 'degraded').length;
   const misses = processes.flatMap((p) => p.misses.map((m) => `${p.name}: ${m}`));
   if (failed > 0) misses.push(`${failed} requests failed`);
@@ -181,6 +184,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     rate_qps: options.rateQps,
     requests: load.records.length,
     failed,
+    shed,
     degraded,
     processes,
     rss_growth_pct: Math.max(...processes.map((p) => p.rss_growth_pct)),
