@@ -83,8 +83,11 @@ export function httpErrorOf(error: unknown): HttpError {
     if (httpStatus === 500) return { status: 500, code: 'INTERNAL', message: INTERNAL_MESSAGE, headers: {} };
     const headers: Record<string, string> = {};
     if (error.code === status.UNAUTHENTICATED) headers['WWW-Authenticate'] = 'Bearer';
-    if (error.code === status.RESOURCE_EXHAUSTED)
-      headers['Retry-After'] = String(error instanceof RateLimitedError ? error.retryAfterS : 1);
+    if (error.code === status.RESOURCE_EXHAUSTED) {
+      // A rate limit's or admission control's own back-off; 1 s for any other exhaustion.
+      const retryAfterS = (error as { retryAfterS?: unknown }).retryAfterS;
+      headers['Retry-After'] = String(typeof retryAfterS === 'number' ? retryAfterS : 1);
+    }
     const field = (error as { field?: unknown }).field;
     return {
       status: httpStatus,

@@ -370,7 +370,7 @@ describe('REST API with CORS and a tight rate limit', () => {
     // One of the web key's three tokens goes through the gRPC transport: both share one bucket.
     const metadata = new Metadata();
     metadata.set('x-api-key', WEB_KEY);
-    expect(grpc.admit(metadata, '/recsys.gateway.v1.GatewayService/Recommend').keyName).toBe('web');
+    expect((await grpc.admit(metadata, '/recsys.gateway.v1.GatewayService/Recommend')).keyName).toBe('web');
     expect((await post(base, '/v1/recommendations', { user_id: 'u1' })).status).toBe(200);
     expect((await post(base, '/v1/recommendations', { user_id: 'u1' })).status).toBe(200);
     const limited = await post(base, '/v1/recommendations', { user_id: 'u1' });

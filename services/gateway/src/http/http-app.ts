@@ -253,14 +253,13 @@ function admit(access: AccessControl, logger: Logger): RequestHandler {
   return (req, res, next) => {
     const locals = localsOf(res);
     if (PUBLIC_ROUTES.has(locals.route) && req.method === 'GET') return next();
-    try {
-      const keyName = access.admit(presentedKey(req.get('authorization'), req.get('x-api-key')), `${req.method} ${locals.route}`);
-      locals.caller = { requestId: locals.requestId, keyName };
-    } catch (error) {
-      sendError(res, error, logger);
-      return;
-    }
-    next();
+    access.admit(presentedKey(req.get('authorization'), req.get('x-api-key')), `${req.method} ${locals.route}`).then(
+      (keyName) => {
+        locals.caller = { requestId: locals.requestId, keyName };
+        next();
+      },
+      (error: unknown) => sendError(res, error, logger),
+    ).catch((error: unknown) => logger.error({ err: error, requestId: locals.requestId }, 'http request failed after admission'));
   };
 }
 
@@ -337,6 +336,8 @@ export async function startHttpServer(
         await app.close();
       } finally {
         clearTimeout(timer);
+        // An access control made here (none shared) is this server's to close.
+        if (shared === undefined) await access.close();
       }
       httpLogger.info('REST API stopped');
     })());
