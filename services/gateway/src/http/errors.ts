@@ -62,6 +62,8 @@ export class HttpStatusError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** What the refusal is about (body, content-type, a path parameter's field), when it is about one. */
+    readonly field?: string,
   ) {
     super(message);
     this.name = 'HttpStatusError';
@@ -76,7 +78,13 @@ const INTERNAL_MESSAGE = 'internal error (the gateway log has the details under 
  */
 export function httpErrorOf(error: unknown): HttpError {
   if (error instanceof HttpStatusError) {
-    return { status: error.status, code: CODE_OF_HTTP_STATUS[error.status] ?? `HTTP_${error.status}`, message: error.message, headers: {} };
+    return {
+      status: error.status,
+      code: CODE_OF_HTTP_STATUS[error.status] ?? `HTTP_${error.status}`,
+      message: error.message,
+      headers: {},
+      ...(error.field !== undefined ? { field: error.field } : {}),
+    };
   }
   if (error instanceof ServiceError) {
     const httpStatus = HTTP_STATUS_OF_GRPC[error.code] ?? 500;
