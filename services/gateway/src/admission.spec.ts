@@ -18,7 +18,7 @@ const caller = { requestId: 'r', keyName: 'k' };
 describe('Admission', () => {
   it('runs up to maxInFlight at once, queues the next maxQueue in order, sheds the rest at once', async () => {
     const metrics = new ServiceMetrics('gateway');
-    const admission = new Admission({ maxInFlight: 2, maxQueue: 2, queueTimeoutMs: 60_000 }, admissionMetrics(metrics));
+    const admission = new Admission({ maxInFlight: 2, maxQueue: 2, queueTimeoutMs: 60_000, maxEventLoopLagMs: 0 }, admissionMetrics(metrics));
     const gates = [gate(), gate(), gate(), gate()];
     const order: number[] = [];
     const runs = gates.map((g, i) =>
@@ -47,7 +47,7 @@ describe('Admission', () => {
   it('sheds a request that waited the queue timeout, and frees its queue place', async () => {
     jest.useFakeTimers();
     try {
-      const admission = new Admission({ maxInFlight: 1, maxQueue: 1, queueTimeoutMs: 50 });
+      const admission = new Admission({ maxInFlight: 1, maxQueue: 1, queueTimeoutMs: 50, maxEventLoopLagMs: 0 });
       const g = gate();
       const first = admission.run(() => g.done);
       const queued = admission.run(async () => 'late');
@@ -66,14 +66,14 @@ describe('Admission', () => {
   });
 
   it('frees the slot when the work fails', async () => {
-    const admission = new Admission({ maxInFlight: 1, maxQueue: 0, queueTimeoutMs: 10 });
+    const admission = new Admission({ maxInFlight: 1, maxQueue: 0, queueTimeoutMs: 10, maxEventLoopLagMs: 0 });
     await expect(admission.run(() => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
     expect(admission.running).toBe(0);
     expect(await admission.run(async () => 1)).toBe(1);
   });
 
   it('is off at maxInFlight 0', async () => {
-    const admission = new Admission({ maxInFlight: 0, maxQueue: 0, queueTimeoutMs: 0 });
+    const admission = new Admission({ maxInFlight: 0, maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 0 });
     const g = gate();
     const runs = Array.from({ length: 100 }, () => admission.run(() => g.done));
     g.open();
@@ -81,9 +81,38 @@ describe('Admission', () => {
     expect(admission.enabled).toBe(false);
   });
 
+  it('sheds at once while the recent event-loop lag is over its limit, and admits again once it is not', async () => {
+    const admission = new Admission({ maxInFlight: 0, maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 100 });
+    expect(await admission.run(async () => 'ok')).toBe('ok');
+    admission.recordLag(150);
+    await expect(admission.run(async () => 'late')).rejects.toMatchObject({ reason: 'event_loop_lag' });
+    // The lag spans the last five samples.
+    for (let i = 0; i < 4; i++) admission.recordLag(1);
+    await expect(admission.run(async () => 'late')).rejects.toMatchObject({ reason: 'event_loop_lag' });
+    admission.recordLag(1);
+    expect(await admission.run(async () => 'ok')).toBe('ok');
+  });
+
+  it('samples the lag of its own event loop once started', async () => {
+    const admission = new Admission({ maxInFlight: 0, maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 50 });
+    admission.start();
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      const until = performance.now() + 200;
+      while (performance.now() < until) {
+        // Blocks the loop: the next sample is at least ~180 ms late.
+      }
+      await new Promise((r) => setTimeout(r, 30));
+      expect(admission.lagMs).toBeGreaterThan(100);
+      await expect(admission.run(async () => 'late')).rejects.toMatchObject({ reason: 'event_loop_lag' });
+    } finally {
+      admission.stop();
+    }
+  });
+
   it('refuses settings out of range', () => {
-    expect(() => new Admission({ maxInFlight: -1, maxQueue: 0, queueTimeoutMs: 0 })).toThrow(RangeError);
-    expect(() => new Admission({ maxInFlight: 1, maxQueue: 1.5, queueTimeoutMs: 0 })).toThrow(RangeError);
+    expect(() => new Admission({ maxInFlight: -1, maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 0 })).toThrow(RangeError);
+    expect(() => new Admission({ maxInFlight: 1, maxQueue: 1.5, queueTimeoutMs: 0, maxEventLoopLagMs: 0 })).toThrow(RangeError);
   });
 
   it('a shed request is RESOURCE_EXHAUSTED on gRPC and 429 with Retry-After on REST', () => {
@@ -105,7 +134,7 @@ describe('Admission', () => {
       sendFeedback: async () => create(gateway.SendFeedbackResponseSchema),
       similarItems: async () => create(gateway.GetSimilarItemsResponseSchema),
     };
-    const admitted = new AdmittedGatewayApi(api, new Admission({ maxInFlight: 1, maxQueue: 0, queueTimeoutMs: 10 }));
+    const admitted = new AdmittedGatewayApi(api, new Admission({ maxInFlight: 1, maxQueue: 0, queueTimeoutMs: 10, maxEventLoopLagMs: 0 }));
     const first = admitted.recommend(create(gateway.RecommendRequestSchema), caller);
     await expect(admitted.sendFeedback(create(gateway.SendFeedbackRequestSchema), caller)).rejects.toBeInstanceOf(OverloadedError);
     await expect(admitted.similarItems(create(gateway.GetSimilarItemsRequestSchema), caller)).rejects.toBeInstanceOf(OverloadedError);

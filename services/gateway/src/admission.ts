@@ -15,9 +15,14 @@ export interface AdmissionConfig {
   maxQueue: number;
   /** Longest wait for a slot; a request still waiting then is shed (queue_timeout). */
   queueTimeoutMs: number;
+  /**
+   * Event-loop lag (the worst of the last few samples) above which new requests are shed at once (event_loop_lag); 0 off.
+   * A saturated process cannot see how long requests waited before it read them; its own lag is that wait.
+   */
+  maxEventLoopLagMs: number;
 }
 
-export type ShedReason = 'queue_full' | 'queue_timeout';
+export type ShedReason = 'queue_full' | 'queue_timeout' | 'event_loop_lag';
 
 /** The gateway is past saturation: 429 with Retry-After on REST, RESOURCE_EXHAUSTED on gRPC. */
 export class OverloadedError extends ResourceExhaustedError {
@@ -26,13 +31,21 @@ export class OverloadedError extends ResourceExhaustedError {
     readonly retryAfterS: number,
   ) {
     super(
-      reason === 'queue_full'
-        ? `the gateway is overloaded (admission queue full); retry after ${retryAfterS}s`
-        : `the gateway is overloaded (no capacity within the admission queue timeout); retry after ${retryAfterS}s`,
+      `the gateway is overloaded (${
+        reason === 'queue_full'
+          ? 'admission queue full'
+          : reason === 'queue_timeout'
+            ? 'no capacity within the admission queue timeout'
+            : 'its event loop lags'
+      }); retry after ${retryAfterS}s`,
     );
     this.name = 'OverloadedError';
   }
 }
+
+/** The lag sampler's period and how many samples the recent lag spans (100 ms). */
+const LAG_SAMPLE_MS = 20;
+const LAG_SAMPLES = 5;
 
 interface Waiter {
   admit: () => void;
@@ -44,6 +57,7 @@ export interface AdmissionMetrics {
   inFlight: Gauge;
   queued: Gauge;
   queueSeconds: Histogram;
+  eventLoopLag: Gauge;
 }
 
 /** The admission metrics of a registry, created once (tests start several gateways on one registry). */
@@ -57,6 +71,9 @@ export function admissionMetrics(metrics: ServiceMetrics): AdmissionMetrics {
       existing<Gauge>('gateway_admission_in_flight') ??
       metrics.gauge('gateway_admission_in_flight', 'Requests admitted and being worked on'),
     queued: existing<Gauge>('gateway_admission_queued') ?? metrics.gauge('gateway_admission_queued', 'Requests waiting for admission'),
+    eventLoopLag:
+      existing<Gauge>('gateway_admission_event_loop_lag_seconds') ??
+      metrics.gauge('gateway_admission_event_loop_lag_seconds', 'Event-loop lag admission control compares with its limit (worst recent sample)'),
     queueSeconds:
       existing<Histogram>('gateway_admission_queue_seconds') ??
       metrics.histogram(
@@ -78,6 +95,10 @@ export class Admission {
   /** FIFO: waiters from `head` on; the array is compacted when the consumed part grows. */
   private queue: Waiter[] = [];
   private head = 0;
+  /** Lag of the last LAG_SAMPLES samples, ring buffer. */
+  private readonly lags = new Array<number>(LAG_SAMPLES).fill(0);
+  private lagIndex = 0;
+  private sampler: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly config: AdmissionConfig,
@@ -87,10 +108,40 @@ export class Admission {
     if (!Number.isInteger(config.maxInFlight) || config.maxInFlight < 0) throw new RangeError('maxInFlight must be an integer >= 0');
     if (!Number.isInteger(config.maxQueue) || config.maxQueue < 0) throw new RangeError('maxQueue must be an integer >= 0');
     if (!(config.queueTimeoutMs >= 0)) throw new RangeError('queueTimeoutMs must be >= 0');
+    if (!(config.maxEventLoopLagMs >= 0)) throw new RangeError('maxEventLoopLagMs must be >= 0');
   }
 
   get enabled(): boolean {
-    return this.config.maxInFlight > 0;
+    return this.config.maxInFlight > 0 || this.config.maxEventLoopLagMs > 0;
+  }
+
+  /** Starts sampling the event-loop lag (when its limit is set); stop() ends it. */
+  start(): void {
+    if (this.config.maxEventLoopLagMs <= 0 || this.sampler) return;
+    let expected = this.now() + LAG_SAMPLE_MS;
+    this.sampler = setInterval(() => {
+      const now = this.now();
+      this.recordLag(Math.max(0, now - expected));
+      expected = now + LAG_SAMPLE_MS;
+    }, LAG_SAMPLE_MS);
+    this.sampler.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.sampler);
+    this.sampler = undefined;
+  }
+
+  /** One lag sample in ms (the sampler's; tests feed their own). */
+  recordLag(lagMs: number): void {
+    this.lags[this.lagIndex] = lagMs;
+    this.lagIndex = (this.lagIndex + 1) % LAG_SAMPLES;
+    this.metrics?.eventLoopLag.set(this.lagMs / 1000);
+  }
+
+  /** The worst recent lag sample, ms. */
+  get lagMs(): number {
+    return Math.max(...this.lags);
   }
 
   get running(): number {
@@ -113,6 +164,11 @@ export class Admission {
   }
 
   private acquire(): Promise<void> | void {
+    if (this.config.maxEventLoopLagMs > 0 && this.lagMs > this.config.maxEventLoopLagMs) throw this.shed('event_loop_lag');
+    if (this.config.maxInFlight === 0) {
+      this.inFlight++;
+      return;
+    }
     if (this.inFlight < this.config.maxInFlight && this.waiting === 0) {
       this.inFlight++;
       this.metrics?.inFlight.set(this.inFlight);
@@ -139,6 +195,7 @@ export class Admission {
 
   private release(): void {
     this.inFlight--;
+    if (this.config.maxInFlight === 0) return;
     const next = this.head < this.queue.length ? this.queue[this.head++] : undefined;
     if (next) {
       clearTimeout(next.timer);

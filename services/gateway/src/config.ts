@@ -177,6 +177,7 @@ export const gatewayEnv = {
   ADMISSION_MAX_IN_FLIGHT: z.coerce.number().int().min(0).max(100000).default(32),
   ADMISSION_MAX_QUEUE: z.coerce.number().int().min(0).max(100000).default(64),
   ADMISSION_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(0).max(60000).default(50),
+  ADMISSION_MAX_EVENT_LOOP_LAG_MS: z.coerce.number().int().min(0).max(60000).default(200),
   CORS_ORIGINS: z.string().optional(),
   MAX_BODY_BYTES: positiveInt.max(64 * 1024 * 1024).default(256 * 1024),
   DEFAULT_K: positiveInt.default(20),
@@ -259,7 +260,12 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
         .filter(Boolean),
       maxBodyBytes: e.MAX_BODY_BYTES,
     },
-    admission: { maxInFlight: e.ADMISSION_MAX_IN_FLIGHT, maxQueue: e.ADMISSION_MAX_QUEUE, queueTimeoutMs: e.ADMISSION_QUEUE_TIMEOUT_MS },
+    admission: {
+      maxInFlight: e.ADMISSION_MAX_IN_FLIGHT,
+      maxQueue: e.ADMISSION_MAX_QUEUE,
+      queueTimeoutMs: e.ADMISSION_QUEUE_TIMEOUT_MS,
+      maxEventLoopLagMs: e.ADMISSION_MAX_EVENT_LOOP_LAG_MS,
+    },
     limits: {
       defaultK: e.DEFAULT_K,
       maxK: e.MAX_K,

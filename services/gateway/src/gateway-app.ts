@@ -75,6 +75,7 @@ export async function startGatewayService(
     config.access.apiKeysFile && !config.access.authDisabled ? new KeyFileWatcher(config.access.apiKeysFile, reloadKeys) : undefined;
   let http: { port: number; close(): Promise<void> } | undefined;
   const release = async () => {
+    admission.stop();
     keyWatcher?.close();
     popular.close();
     await http?.close();
@@ -98,6 +99,7 @@ export async function startGatewayService(
     throw error;
   }
   popular.start();
+  admission.start();
   if (keyWatcher && config.access.apiKeysReloadMs > 0) keyWatcher.start(config.access.apiKeysReloadMs);
   logger.info({ httpPort: http?.port ?? -1, stages: config.addresses }, 'gateway ready');
   return Object.assign(service, { httpPort: http?.port ?? -1, orchestrator, admission, reloadKeys });
