@@ -3,6 +3,7 @@ import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 // Not re-exported from the package root.
 import type { PackageDefinition } from '@grpc/grpc-js/build/src/make-client';
 import { EncodedMessage } from './encoded-message.js';
+import { decodeRequest } from './undecodable-request.js';
 
 /**
  * Channel options shared by clients and servers: batch answers run to hundreds of KiB, and
@@ -54,7 +55,8 @@ export function methodDefinition(service: DescService, method: DescMethod): Meth
     responseStream: method.methodKind === 'server_streaming' || method.methodKind === 'bidi_streaming',
     // create() returns an existing message unchanged and fills a plain object's defaults.
     requestSerialize: (value) => Buffer.from(toBinary(method.input, create(method.input, value as never))),
-    requestDeserialize: (bytes) => fromBinary(method.input, bytes),
+    // Bytes that do not decode become INVALID_ARGUMENT naming the field (the interceptor), not grpc-js's INTERNAL.
+    requestDeserialize: (bytes) => decodeRequest(method.input, bytes),
     responseSerialize: (value) => {
       if (value instanceof EncodedMessage) {
         if (value.schema.typeName !== method.output.typeName) {
