@@ -7,10 +7,11 @@
 //   --rate 40                      open loop: start 40 requests/s (spread over the clients) instead of back to back
 //   --records                      one JSON line per request as it ends ({"r":[start ms since epoch, ms, outcome, fallbacks]})
 //   --duration-s 0                 run until SIGTERM or SIGINT, then print the summary
+//   --api-key KEY                  sent as Authorization: Bearer KEY (REST header, gRPC metadata)
 // An outcome is "ok", "degraded", "http <status>" or "grpc <code name>" for an answered error, or "lost" when no answer
 // came (connection refused or reset, or no answer within --timeout-ms, default 10 s).
 import { parseArgs } from 'node:util';
-import { status as GrpcStatus } from '@grpc/grpc-js';
+import { Metadata, status as GrpcStatus } from '@grpc/grpc-js';
 import { common, gateway } from '@recsys/contracts';
 import { createServiceClient } from '@recsys/service-kit';
 import { quantile, round } from './stats';
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
       rate: { type: 'string' },
       records: { type: 'boolean' },
       'timeout-ms': { type: 'string' },
+      'api-key': { type: 'string' },
     },
   });
   if (!values.address && !values.rest) throw new Error('--address: the gateway gRPC address is required (or --rest URL)');
@@ -58,12 +60,15 @@ async function main(): Promise<void> {
     return `user-${1 + (state % users)}`;
   };
   const client = values.rest ? undefined : createServiceClient(gateway.GatewayService, values.address!, { defaultTimeoutMs: timeoutMs });
+  const apiKey = values['api-key'];
+  const metadata = new Metadata();
+  if (apiKey) metadata.set('authorization', `Bearer ${apiKey}`);
   const restUrl = values.rest ? `${values.rest.replace(/\/$/, '')}/v1/recommendations` : '';
 
   async function callOnce(userId: string): Promise<Outcome> {
     if (client) {
       try {
-        const answer = await client.recommend({ userId, k });
+        const answer = await client.recommend({ userId, k }, apiKey ? { metadata } : {});
         const fallbacks = answer.degradations.map(
           (d) => `${common.Stage[d.stage] ?? d.stage}: ${d.fallback} (${common.DegradationCause[d.cause] ?? d.cause})`,
         );
@@ -78,7 +83,7 @@ async function main(): Promise<void> {
     try {
       response = await fetch(restUrl, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
         body: JSON.stringify({ user_id: userId, k }),
         signal: AbortSignal.timeout(timeoutMs),
       });

@@ -37,7 +37,15 @@ describe('test:resilience (short form)', () => {
         'soak_rss_growth_pct',
       ])
         expect(summary).toHaveProperty(key);
-      expect(summary).toMatchObject({ form: 'short', faults: 2, gateway_5xx: 0, lost: 0, degraded_during_swap: 0, crashes: 0, soak_minutes: 0 });
+      expect(summary).toMatchObject({
+        form: 'short',
+        faults: 2,
+        gateway_5xx: 0,
+        lost: 0,
+        degraded_during_swap: 0,
+        crashes: 0,
+        soak_minutes: 0,
+      });
       expect(summary.requests as number).toBeGreaterThan(0);
       // Recovered: some clean answer came after the last fallback (max_recovery_s is null otherwise).
       expect(typeof summary.max_recovery_s).toBe('number');

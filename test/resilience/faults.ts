@@ -96,7 +96,13 @@ export function budgetEnv(budgetMs = 2000): Record<string, string> {
   };
 }
 
-async function waitForOutput(pipeline: RunningPipeline, name: ServiceName, fromLength: number, pattern: RegExp, timeoutMs = 30_000): Promise<string> {
+async function waitForOutput(
+  pipeline: RunningPipeline,
+  name: ServiceName,
+  fromLength: number,
+  pattern: RegExp,
+  timeoutMs = 30_000,
+): Promise<string> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const line = pipeline
@@ -176,7 +182,15 @@ export async function redisSnapshot(url: string): Promise<Record<string, { keys:
     keys.sort();
     const groups: Record<string, { keys: number; hash: ReturnType<typeof createHash> }> = {};
     const kindOf = (key: string) =>
-      /(^|:)h:/.test(key) ? 'history' : /(^|:)pe?:|(^|:)pop/.test(key) ? 'popularity' : /(^|:)e:/.test(key) ? 'events' : /(^|:)[ui]:/.test(key) ? 'features' : 'other';
+      /(^|:)h:/.test(key)
+        ? 'history'
+        : /(^|:)pe?:|(^|:)pop/.test(key)
+          ? 'popularity'
+          : /(^|:)e:/.test(key)
+            ? 'events'
+            : /(^|:)[ui]:/.test(key)
+              ? 'features'
+              : 'other';
     for (const key of keys) {
       const group = (groups[kindOf(key)] ??= { keys: 0, hash: createHash('sha256') });
       group.keys++;
@@ -270,7 +284,11 @@ export function allFaults(hold: FaultSuiteOptions['holdS'] = {}): Fault[] {
           (k) => before[k]?.keys !== after[k]?.keys || before[k]?.digest !== after[k]?.digest,
         );
         if (changed.length > 0) throw new Error(`Redis restart lost data: ${JSON.stringify({ before, after })}`);
-        return { note: `kept ${Object.entries(after).map(([k, v]) => `${v.keys} ${k}`).join(', ')} keys` };
+        return {
+          note: `kept ${Object.entries(after)
+            .map(([k, v]) => `${v.keys} ${k}`)
+            .join(', ')} keys`,
+        };
       },
     },
     {
@@ -304,7 +322,12 @@ export function allFaults(hold: FaultSuiteOptions['holdS'] = {}): Fault[] {
 }
 
 /** The figures of one fault from the records of its window. */
-export function summarize(fault: Fault, records: readonly RequestRecord[], times: { from: number; start: number; end: number; to: number }, note?: string): FaultResult {
+export function summarize(
+  fault: Fault,
+  records: readonly RequestRecord[],
+  times: { from: number; start: number; end: number; to: number },
+  note?: string,
+): FaultResult {
   const window = records.filter((r) => r.end >= times.from && r.end < times.to);
   const clean = (r: RequestRecord) => r.outcome === 'ok';
   const answered = window.filter((r) => r.outcome !== 'lost');

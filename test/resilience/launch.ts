@@ -16,8 +16,13 @@ export interface Target {
   close(): Promise<void>;
 }
 
-export async function launchTarget(gatewayEnv: Record<string, string> = {}, log: (line: string) => void = () => undefined): Promise<Target> {
-  const models = await trainedModels();
+/** modelsDir: models to serve (test:resilience's RESILIENCE_MODELS_DIR); default the test models (trainedModels). */
+export async function launchTarget(
+  gatewayEnv: Record<string, string> = {},
+  log: (line: string) => void = () => undefined,
+  modelsDir?: string,
+): Promise<Target> {
+  const models = modelsDir === undefined ? await trainedModels() : { root: modelsDir };
   const redis = await RedisServer.start();
   const workDir = mkdtempSync(join(tmpdir(), 'recsys-resilience-'));
   const apiKey = randomBytes(16).toString('hex');

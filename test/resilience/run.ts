@@ -1,7 +1,7 @@
-// pnpm test:resilience: faults under steady load (faults.ts), hostile input (fuzz.ts, when present), overload (overload.ts,
-// when present) and a soak at half the measured capacity (soak.ts), every service as its own process on a real
+// pnpm test:resilience: faults under steady load (faults.ts), hostile input (fuzz.ts), overload (overload.ts) and a soak at half the measured capacity (soak.ts), every service as its own process on a real
 // redis-server persisted as the Helm chart configures it. Prints a table per part; the last line is one JSON object.
 //   RESILIENCE_FORM=full|short   short: one kill -9 and one model swap, the short fuzz, no overload, no soak (jest runs it)
+// The fuzz and overload parts are the fuzz and overload scripts' own (pnpm test:fuzz, pnpm test:overload) on one pipeline.
 //   RESILIENCE_SOAK_MINUTES=10   the soak's length (a dev run shortens it; 0 skips it)
 //   RESILIENCE_PARTS=faults,fuzz,overload,soak   the parts to run (default all; a dev run picks some)
 //   RESILIENCE_MODELS_DIR        models to serve (default: the test models, trained here in seconds)
@@ -9,33 +9,15 @@
 //   RESILIENCE_RATE_QPS          steady load per protocol during the faults (default 10)
 //   RESILIENCE_BUDGET_MS         the gateway's request budget (default 2000: faults are judged, not latency)
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { type RunningPipeline, SERVICE_NAMES, startPipeline } from '@recsys/pipeline';
+import type { RunningPipeline } from '@recsys/pipeline';
 import { builtEntry, repoRoot } from '@recsys/service-kit';
-import { RedisServer, removeTrainedModels, trainedModels } from '@recsys/testing';
+import { removeTrainedModels, trainedModels } from '@recsys/testing';
 import { type Fault, type FaultResult, allFaults, faultTable, runFaultSuite, userCount } from './faults';
+import { type FuzzResult, runFuzz } from './fuzz';
+import { launchTarget } from './launch';
+import { type OverloadResult, runOverload } from './overload';
 import { type SoakResult, runSoak, soakTable } from './soak';
-
-/** The fuzz suite's entry (test/resilience/fuzz.ts, the overload branch's). */
-interface FuzzModule {
-  runFuzz(opts: {
-    gatewayRest: string;
-    gatewayGrpc: string;
-    stageAddresses: Record<string, string>;
-    cases?: 'short' | 'full';
-    pids?: Record<string, number>;
-  }): Promise<{ fuzz_cases: number; fuzz_5xx: number; crashes: number; rss_growth_pct?: number; findings: unknown[] }>;
-}
-/** The overload curve's entry (test/resilience/overload.ts, the overload branch's). */
-interface OverloadModule {
-  runOverload(opts: {
-    gatewayRest: string;
-    capacityQps?: number;
-    durationS?: number;
-    users?: number;
-  }): Promise<{ capacity_qps: number; curve: unknown[]; shed_p99_ms_at_2x_capacity: number }>;
-}
 
 export type ResilienceForm = 'short' | 'full';
 export const PARTS = ['faults', 'fuzz', 'overload', 'soak'] as const;
@@ -56,14 +38,6 @@ export interface ResilienceOptions {
 
 const round = (value: number, digits = 3) => Math.round(value * 10 ** digits) / 10 ** digits;
 
-/** Loads a sibling module when it was built (fuzz.js, overload.js); undefined when the suite has none yet. */
-async function optional<T>(name: string): Promise<T | undefined> {
-  const file = join(__dirname, `${name}.js`);
-  const source = join(__dirname, `${name}.ts`);
-  if (!existsSync(file) && !existsSync(source)) return undefined;
-  return (await import(existsSync(file) ? file : source)) as T;
-}
-
 /** The short form's faults: one stage killed and one model swap. */
 export function shortFaults(): Fault[] {
   const all = allFaults();
@@ -71,13 +45,26 @@ export function shortFaults(): Fault[] {
 }
 
 /** Requests/s the pipeline answers with every client busy (REST and gRPC at once, 4 in flight each, closed loop). */
-async function measureCapacity(pipeline: RunningPipeline, users: number, seconds: number): Promise<number> {
+async function measureCapacity(pipeline: RunningPipeline, users: number, seconds: number, apiKey: string): Promise<number> {
   const client = builtEntry('test/dist/bench/grpc-load.js');
   const run = (target: string[]) =>
     new Promise<number>((done, fail) => {
       const child = spawn(
         process.execPath,
-        [client, ...target, '--concurrency', '4', '--duration-s', String(seconds), '--users', String(users), '--k', '10'],
+        [
+          client,
+          ...target,
+          '--concurrency',
+          '4',
+          '--duration-s',
+          String(seconds),
+          '--users',
+          String(users),
+          '--k',
+          '10',
+          '--api-key',
+          apiKey,
+        ],
         {
           stdio: ['ignore', 'pipe', 'pipe'],
         },
@@ -98,8 +85,8 @@ async function measureCapacity(pipeline: RunningPipeline, users: number, seconds
 
 export interface ResilienceReport {
   faults: FaultResult[];
-  fuzz?: Awaited<ReturnType<FuzzModule['runFuzz']>>;
-  overload?: Awaited<ReturnType<OverloadModule['runOverload']>>;
+  fuzz?: FuzzResult;
+  overload?: OverloadResult;
   capacityQps?: number;
   soak?: SoakResult;
   /** Parts not run, and why. */
@@ -124,60 +111,50 @@ export async function runResilience(options: ResilienceOptions): Promise<Resilie
     log,
   });
 
-  // Hostile input, overload and the soak share one fresh pipeline (split, on its own Redis).
-  const fuzzModule = parts.has('fuzz') ? await optional<FuzzModule>('fuzz') : undefined;
-  const overloadModule = short || !parts.has('overload') ? undefined : await optional<OverloadModule>('overload');
-  if (!fuzzModule && parts.has('fuzz')) skipped.push('fuzz: test/resilience/fuzz.ts is not in this tree (the overload branch provides runFuzz)');
-  if (!short && !overloadModule && parts.has('overload')) skipped.push('overload: test/resilience/overload.ts is not in this tree (the overload branch provides runOverload)');
+  // Hostile input, overload and the soak share one fresh pipeline: the fuzz and overload scripts' own (launch.ts: split,
+  // its own Redis, auth on with a fresh key), with the product's defaults (the 250 ms budget included).
+  const runFuzzPart = parts.has('fuzz');
+  const runOverloadPart = !short && parts.has('overload');
   const soakMinutes = short || !parts.has('soak') ? 0 : options.soakMinutes;
   if (soakMinutes === 0 && parts.has('soak')) skipped.push('soak: RESILIENCE_SOAK_MINUTES=0 or the short form');
+  if (short && parts.has('overload')) skipped.push('overload: the short form has none');
   let fuzz: ResilienceReport['fuzz'];
   let overload: ResilienceReport['overload'];
   let capacityQps: number | undefined;
   let soak: SoakResult | undefined;
-  if (fuzzModule || overloadModule || soakMinutes > 0) {
-    const redis = await RedisServer.start();
-    let pipeline: RunningPipeline | undefined;
+  if (runFuzzPart || runOverloadPart || soakMinutes > 0) {
+    const target = await launchTarget({}, (line) => (/^\[[\w-]+\] (WARN|ERROR) /.test(line) ? undefined : log(line)), options.modelsDir);
+    const { pipeline, apiKey } = target;
     try {
-      pipeline = await startPipeline({
-        workDir: join(options.workDir, 'pipeline'),
-        modelsDir: options.modelsDir,
-        redisUrl: redis.url,
-        metrics: true,
-        ports: { features: 0, retrieval: 0, preranking: 0, ranking: 0, reranking: 0, gateway: 0, http: 0 },
-        // The product's defaults (request budget included): the overload curve and the soak measure what a deployment gets.
-        env: { gateway: { AUTH_DISABLED: 'true', RATE_LIMIT_PER_SECOND: '0' } },
-        log: (line) => (/^\[[\w-]+\] (WARN|ERROR) /.test(line) ? undefined : log(line)),
-      });
       const users = await userCount(pipeline.modelsDir);
-      const pids = Object.fromEntries(SERVICE_NAMES.map((n) => [n, pipeline!.pid(n)!]));
-      if (fuzzModule) {
+      if (runFuzzPart) {
         log(`fuzz (${short ? 'short' : 'full'})`);
-        fuzz = await fuzzModule.runFuzz({
+        fuzz = await runFuzz({
           gatewayRest: pipeline.httpUrl,
           gatewayGrpc: pipeline.addresses.gateway,
-          stageAddresses: { ...pipeline.addresses },
+          stageAddresses: target.stageAddresses,
           cases: short ? 'short' : 'full',
-          pids,
+          pids: target.pids,
+          apiKey,
         });
+        for (const finding of fuzz.findings) log(`fuzz finding: ${finding}`);
       }
-      if (!short && overloadModule) {
+      if (runOverloadPart) {
         // The overload suite measures the capacity itself (a closed loop), then offers multiples of it.
         log('overload: the capacity, then multiples of it');
-        overload = await overloadModule.runOverload({ gatewayRest: pipeline.httpUrl, users });
+        overload = await runOverload({ gatewayRest: pipeline.httpUrl, users, apiKey });
         capacityQps = overload.capacity_qps;
-      } else if (!short && soakMinutes > 0) {
-        capacityQps = await measureCapacity(pipeline, users, 8);
+      } else if (soakMinutes > 0) {
+        capacityQps = await measureCapacity(pipeline, users, 8, apiKey);
         log(`capacity: ${capacityQps} requests/s (REST and gRPC, 4 in flight each)`);
       }
       if (soakMinutes > 0) {
         const rate = Math.max(2, round(capacityQps! / 2, 0));
         log(`soak: ${soakMinutes} min at ${rate} requests/s (half the capacity)`);
-        soak = await runSoak({ pipeline, rateQps: rate, minutes: soakMinutes, users, log });
+        soak = await runSoak({ pipeline, rateQps: rate, minutes: soakMinutes, users, apiKey, log });
       }
     } finally {
-      await pipeline?.close();
-      await redis.destroy();
+      await target.close();
     }
   }
 
@@ -198,7 +175,9 @@ export async function runResilience(options: ResilienceOptions): Promise<Resilie
     gateway_5xx: sum((r) => r.gateway_5xx),
     lost: sum((r) => r.lost),
     degraded: sum((r) => r.degraded),
-    degraded_during_swap: sum((r) => (r.kind === 'swap' ? r.degraded + (r.sent - r.answered) + Object.values(r.errors).reduce((a, b) => a + b, 0) : 0)),
+    degraded_during_swap: sum((r) =>
+      r.kind === 'swap' ? r.degraded + (r.sent - r.answered) + Object.values(r.errors).reduce((a, b) => a + b, 0) : 0,
+    ),
     max_recovery_s: Math.max(0, ...faults.map((r) => (r.recovered ? r.recovery_s : Number.POSITIVE_INFINITY))),
     fuzz_cases: fuzz?.fuzz_cases ?? null,
     fuzz_5xx: fuzz?.fuzz_5xx ?? null,
@@ -247,8 +226,23 @@ async function main(): Promise<void> {
     console.log(`## Faults under steady load (REST and gRPC, ${numberEnv('RESILIENCE_RATE_QPS', 10) || 10} requests/s each)`);
     console.log('');
     console.log(faultTable(report.faults));
-    if (report.fuzz) console.log(`\n## Fuzz\n\n${JSON.stringify(report.fuzz)}`);
-    if (report.overload) console.log(`\n## Overload\n\n${JSON.stringify(report.overload)}`);
+    if (report.fuzz) {
+      const { findings, by_target: byTarget, by_status: byStatus, ...figures } = report.fuzz;
+      console.log(
+        `\n## Fuzz\n\n${JSON.stringify(figures)}\nby target: ${JSON.stringify(byTarget)}\nby status: ${JSON.stringify(byStatus)}`,
+      );
+      for (const finding of findings) console.log(`finding: ${finding}`);
+    }
+    if (report.overload) {
+      console.log(`\n## Overload (capacity ${report.overload.capacity_qps} requests/s, REST, open loop)\n`);
+      console.log('| offered/s | answered/s | shed/s | p99 ms (answered) | p99 ms (shed) | degraded | other |');
+      console.log('| ---: | ---: | ---: | ---: | ---: | ---: | --- |');
+      for (const p of report.overload.curve)
+        console.log(
+          `| ${p.offered_qps} | ${p.answered_qps} | ${p.shed_qps} | ${p.p99_ms} | ${p.shed_latency_p99_ms ?? '–'} | ${p.degraded_pct}% | ` +
+            `${JSON.stringify(p.other ?? {})} |`,
+        );
+    }
     if (report.soak) {
       console.log(
         `\n## Soak: ${report.soak.minutes} min at ${report.soak.rate_qps} requests/s (half of ${report.capacityQps}); ` +

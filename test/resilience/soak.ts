@@ -56,6 +56,7 @@ export interface SoakOptions {
   rateQps: number;
   minutes: number;
   users: number;
+  apiKey?: string;
   /** Seconds between samples (default: a twentieth of the soak, 5 to 30 s). */
   sampleS?: number;
   log?: (line: string) => void;
@@ -118,7 +119,8 @@ export function trendOf(name: string, pid: number, samples: readonly ProcessSamp
   const lagEnd = at(last, 'lagP99Ms');
   const misses: string[] = [];
   if (rssGrowth >= SOAK_GROWTH_LIMIT_PCT) misses.push(`RSS grew ${round(rssGrowth, 1)}%`);
-  if (at(last, 'fds') > at(first, 'fds') + 0.5) misses.push(`file descriptors grew ${round(at(first, 'fds'), 1)} → ${round(at(last, 'fds'), 1)}`);
+  if (at(last, 'fds') > at(first, 'fds') + 0.5)
+    misses.push(`file descriptors grew ${round(at(first, 'fds'), 1)} → ${round(at(last, 'fds'), 1)}`);
   if (at(last, 'handles') > at(first, 'handles') + 0.5)
     misses.push(`active handles grew ${round(at(first, 'handles'), 1)} → ${round(at(last, 'handles'), 1)}`);
   if (lagEnd > lagStart * (1 + SOAK_GROWTH_LIMIT_PCT / 100) && lagEnd - lagStart > LAG_SLACK_MS)
@@ -154,7 +156,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const samples = new Map<string, ProcessSample[]>(names.map((n) => [n, []]));
   const load = SteadyLoad.start(
     { rest: pipeline.httpUrl, grpc: pipeline.addresses.gateway },
-    { rateQps: options.rateQps / 2, concurrency: 8, users: options.users },
+    { rateQps: options.rateQps / 2, concurrency: 8, users: options.users, apiKey: options.apiKey },
   );
   const started = Date.now();
   try {

@@ -30,8 +30,9 @@ export interface LoadSettings {
   concurrency: number;
   users: number;
   k?: number;
+  /** The gateway's API key when auth is on. */
+  apiKey?: string;
 }
-
 
 /** A REST and a gRPC client of the gateway, each its own process, running until stop(). */
 export class SteadyLoad {
@@ -60,6 +61,7 @@ export class SteadyLoad {
         String(settings.k ?? 10),
         '--seed',
         protocol === 'rest' ? '11' : '29',
+        ...(settings.apiKey ? ['--api-key', settings.apiKey] : []),
       ];
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       let partial = '';
