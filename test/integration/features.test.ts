@@ -158,7 +158,8 @@ describe.each([
     expect(await client.recordFeedback({ events: known })).toMatchObject({ accepted: 3, duplicates: 0 });
     const history = (await client.getUserFeatures({ userId: 'replayer', historyLimit: 5 })).history;
     const popular = await client.getPopularItems({ limit: 10 });
-    for (let i = 0; i < 3; i++) expect(await client.recordFeedback({ events: [...known].reverse() })).toMatchObject({ accepted: 0, duplicates: 3 });
+    for (let i = 0; i < 3; i++)
+      expect(await client.recordFeedback({ events: [...known].reverse() })).toMatchObject({ accepted: 0, duplicates: 3 });
     expect(await client.recordFeedback({ events: ghosts })).toMatchObject({ accepted: 0, duplicates: 30 });
     expect((await client.getUserFeatures({ userId: 'replayer', historyLimit: 5 })).history).toEqual(history);
     const replayed = await client.getPopularItems({ limit: 10 });

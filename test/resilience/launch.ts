@@ -16,7 +16,10 @@ export interface Target {
   close(): Promise<void>;
 }
 
-export async function launchTarget(gatewayEnv: Record<string, string> = {}, log: (line: string) => void = () => undefined): Promise<Target> {
+export async function launchTarget(
+  gatewayEnv: Record<string, string> = {},
+  log: (line: string) => void = () => undefined,
+): Promise<Target> {
   const models = await trainedModels();
   const redis = await RedisServer.start();
   const workDir = mkdtempSync(join(tmpdir(), 'recsys-resilience-'));
