@@ -13,8 +13,4 @@ export default async function globalSetup(): Promise<void> {
   process.env.REDIS_CLUSTER_TEST_NODES = cluster.seeds;
   // Models trained for tests (trainedModels) are shared by every worker of this run, then removed.
   process.env.RECSYS_TEST_RUN = randomUUID().slice(0, 12);
-  // Gateways the tests start as processes inherit this: on a shared, loaded test machine the event loop lags past the
-  // production limit now and then, and a test request shed for it would fail a test about something else. The
-  // admission tests set their own limits.
-  process.env.ADMISSION_MAX_EVENT_LOOP_LAG_MS ??= '0';
 }

@@ -12,7 +12,11 @@ function table(curve: CurvePoint[]): string {
     (p) =>
       `| ${p.offered_qps} | ${p.answered_qps} | ${p.shed_qps} | ${p.p99_ms} | ${p.shed_latency_p99_ms ?? '-'} | ${p.degraded_pct} | ${p.other ? JSON.stringify(p.other) : '-'} |`,
   );
-  return ['| offered/s | answered/s | shed/s | answered p99 ms | shed p99 ms | degraded % | other |', '|---|---|---|---|---|---|---|', ...rows].join('\n');
+  return [
+    '| offered/s | answered/s | shed/s | answered p99 ms | shed p99 ms | degraded % | other |',
+    '|---|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
 }
 
 async function main(): Promise<void> {

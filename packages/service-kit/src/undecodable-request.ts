@@ -29,15 +29,17 @@ function expectedWireTypes(field: DescField): WireType[] {
   let own: WireType;
   if (field.fieldKind === 'enum' || (field.fieldKind === 'list' && field.listKind === 'enum')) own = WireType.Varint;
   else if (field.fieldKind === 'list' && field.listKind === 'message') return [WireType.LengthDelimited, WireType.StartGroup];
-  else if (scalar === 9 || scalar === 12) own = WireType.LengthDelimited; // string, bytes
-  else if (scalar === 1 || scalar === 6 || scalar === 16) own = WireType.Bit64; // double, fixed64, sfixed64
-  else if (scalar === 2 || scalar === 7 || scalar === 15) own = WireType.Bit32; // float, fixed32, sfixed32
+  else if (scalar === 9 || scalar === 12)
+    own = WireType.LengthDelimited; // string, bytes
+  else if (scalar === 1 || scalar === 6 || scalar === 16)
+    own = WireType.Bit64; // double, fixed64, sfixed64
+  else if (scalar === 2 || scalar === 7 || scalar === 15)
+    own = WireType.Bit32; // float, fixed32, sfixed32
   else own = WireType.Varint;
   return repeated && own !== WireType.LengthDelimited ? [own, WireType.LengthDelimited] : [own];
 }
 
-const isMessageField = (field: DescField) =>
-  field.fieldKind === 'message' || (field.fieldKind === 'list' && field.listKind === 'message');
+const isMessageField = (field: DescField) => field.fieldKind === 'message' || (field.fieldKind === 'list' && field.listKind === 'message');
 
 /** The snake_case path of the first field whose bytes do not decode, or undefined when none can be pointed at. */
 function locate(schema: DescMessage, bytes: Uint8Array, path: string, depth: number): string | undefined {

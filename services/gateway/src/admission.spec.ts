@@ -18,7 +18,10 @@ const caller = { requestId: 'r', keyName: 'k' };
 describe('Admission', () => {
   it('runs up to maxInFlight at once, queues the next maxQueue in order, sheds the rest at once', async () => {
     const metrics = new ServiceMetrics('gateway');
-    const admission = new Admission({ maxInFlight: 2, maxQueue: 2, queueTimeoutMs: 60_000, maxEventLoopLagMs: 0 }, admissionMetrics(metrics));
+    const admission = new Admission(
+      { maxInFlight: 2, maxQueue: 2, queueTimeoutMs: 60_000, maxEventLoopLagMs: 0 },
+      admissionMetrics(metrics),
+    );
     const gates = [gate(), gate(), gate(), gate()];
     const order: number[] = [];
     const runs = gates.map((g, i) =>

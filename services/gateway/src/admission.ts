@@ -73,7 +73,10 @@ export function admissionMetrics(metrics: ServiceMetrics): AdmissionMetrics {
     queued: existing<Gauge>('gateway_admission_queued') ?? metrics.gauge('gateway_admission_queued', 'Requests waiting for admission'),
     eventLoopLag:
       existing<Gauge>('gateway_admission_event_loop_lag_seconds') ??
-      metrics.gauge('gateway_admission_event_loop_lag_seconds', 'Event-loop lag admission control compares with its limit (worst recent sample)'),
+      metrics.gauge(
+        'gateway_admission_event_loop_lag_seconds',
+        'Event-loop lag admission control compares with its limit (worst recent sample)',
+      ),
     queueSeconds:
       existing<Histogram>('gateway_admission_queue_seconds') ??
       metrics.histogram(

@@ -177,7 +177,7 @@ export const gatewayEnv = {
   ADMISSION_MAX_IN_FLIGHT: z.coerce.number().int().min(0).max(100000).default(32),
   ADMISSION_MAX_QUEUE: z.coerce.number().int().min(0).max(100000).default(64),
   ADMISSION_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(0).max(60000).default(50),
-  ADMISSION_MAX_EVENT_LOOP_LAG_MS: z.coerce.number().int().min(0).max(60000).default(200),
+  ADMISSION_MAX_EVENT_LOOP_LAG_MS: z.coerce.number().int().min(0).max(60000).default(0),
   CORS_ORIGINS: z.string().optional(),
   MAX_BODY_BYTES: positiveInt.max(64 * 1024 * 1024).default(256 * 1024),
   DEFAULT_K: positiveInt.default(20),

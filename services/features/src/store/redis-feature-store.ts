@@ -329,9 +329,9 @@ export class RedisFeatureStore implements FeatureStore {
    * One pipeline per 1000 events (on a cluster: per node). Should a later chunk fail, the earlier
    * ones stay applied; retrying the whole batch is safe because applied ids are skipped.
    */
-  async recordEvents(events: readonly common.FeedbackEvent[]): Promise<RecordResult> {
+  async recordEvents(events: readonly common.FeedbackEvent[], unknownItems?: ReadonlySet<string>): Promise<RecordResult> {
     if (events.length === 0) return { accepted: 0, duplicates: 0 };
-    const planned = planEvents(events, this.options, Date.now());
+    const planned = planEvents(events, this.options, Date.now(), unknownItems);
     return this.call(async () => {
       let accepted = 0;
       for (let start = 0; start < planned.length; start += WRITE_CHUNK) {

@@ -26,7 +26,10 @@ export function accessCounters(metrics: ServiceMetrics): AccessCounters {
       metrics.counter('gateway_auth_failures_total', 'Requests refused for a missing or unknown API key'),
     limiterFailOpen:
       existing<Counter>('gateway_rate_limiter_fail_open_total') ??
-      metrics.counter('gateway_rate_limiter_fail_open_total', 'Requests let through because the shared (Redis) rate limiter did not answer'),
+      metrics.counter(
+        'gateway_rate_limiter_fail_open_total',
+        'Requests let through because the shared (Redis) rate limiter did not answer',
+      ),
   };
 }
 

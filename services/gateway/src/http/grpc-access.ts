@@ -21,7 +21,10 @@ export class GrpcAccess {
 
   /** Rejects with UnauthenticatedError (UNAUTHENTICATED) or RateLimitedError (RESOURCE_EXHAUSTED, retry-after in the message). */
   async admit(metadata: Metadata, method: string): Promise<Caller> {
-    const keyName = await this.control.admit(presentedKey(firstString(metadata, 'authorization'), firstString(metadata, 'x-api-key')), method);
+    const keyName = await this.control.admit(
+      presentedKey(firstString(metadata, 'authorization'), firstString(metadata, 'x-api-key')),
+      method,
+    );
     return { requestId: requestIdFrom(metadata), keyName };
   }
 }

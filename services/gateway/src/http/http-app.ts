@@ -259,13 +259,16 @@ function admit(access: AccessControl, logger: Logger): RequestHandler {
   return (req, res, next) => {
     const locals = localsOf(res);
     if (PUBLIC_ROUTES.has(locals.route) && req.method === 'GET') return next();
-    access.admit(presentedKey(req.get('authorization'), req.get('x-api-key')), `${req.method} ${locals.route}`).then(
-      (keyName) => {
-        locals.caller = { requestId: locals.requestId, keyName };
-        next();
-      },
-      (error: unknown) => sendError(res, error, logger),
-    ).catch((error: unknown) => logger.error({ err: error, requestId: locals.requestId }, 'http request failed after admission'));
+    access
+      .admit(presentedKey(req.get('authorization'), req.get('x-api-key')), `${req.method} ${locals.route}`)
+      .then(
+        (keyName) => {
+          locals.caller = { requestId: locals.requestId, keyName };
+          next();
+        },
+        (error: unknown) => sendError(res, error, logger),
+      )
+      .catch((error: unknown) => logger.error({ err: error, requestId: locals.requestId }, 'http request failed after admission'));
   };
 }
 
