@@ -101,7 +101,9 @@ describe('RedisFeatureStore against a Redis that goes away', () => {
   it('tries to reconnect at least every 500 ms however long Redis was away (found by test:resilience: a 2 s cap)', () => {
     expect([1, 3, 5, 20, 1000].map(redisReconnectDelayMs)).toEqual([100, 300, 500, 500, 500]);
     expect(redisClientOptions({}).retryStrategy).toBe(redisReconnectDelayMs);
-    expect(redisClusterOptions({ nodes: [{ host: '127.0.0.1', port: 1 }], tls: false }, {}).clusterRetryStrategy).toBe(redisReconnectDelayMs);
+    expect(redisClusterOptions({ nodes: [{ host: '127.0.0.1', port: 1 }], tls: false }, {}).clusterRetryStrategy).toBe(
+      redisReconnectDelayMs,
+    );
   });
 
   it('reports every call unavailable while Redis is down, then recovers with the data kept', async () => {
