@@ -344,6 +344,7 @@ export function summarize(
     const inPhase = window.filter((r) => r.end >= from && r.end < to);
     return { sent: inPhase.length, unclean: inPhase.filter((r) => !clean(r)).length };
   };
+  const phases = { before: phase(times.from, times.start), during: phase(times.start, times.end), after: phase(times.end, times.to) };
   const lastUnclean = Math.max(times.end, ...window.filter((r) => !clean(r) && r.end >= times.end).map((r) => r.end));
   const recoveryS = (lastUnclean - times.end) / 1000;
   // Recovered: clean answers after the last unclean one, before the window closed.
@@ -353,7 +354,9 @@ export function summarize(
   if (lost > 0) misses.push(`${lost} lost`);
   const failed = window.length - degraded.length - window.filter(clean).length - gateway5xx - lost;
   if (failed > 0) misses.push(`${failed} failed (${Object.keys(errors).join(', ')})`);
-  if (fault.kind === 'swap' && degraded.length > 0) misses.push(`${degraded.length} degraded during a swap`);
+  // A swap is judged from its publish on (during and after): an answer that fell back before it is the machine's noise.
+  const swapUnclean = phases.during.unclean + phases.after.unclean;
+  if (fault.kind === 'swap' && swapUnclean > 0) misses.push(`${swapUnclean} degraded or failed during a swap`);
   if (!recovered) misses.push('not recovered at the end of the window');
   else if (recoveryS > RECOVERY_TARGET_S) misses.push(`recovery ${recoveryS.toFixed(2)} s > ${RECOVERY_TARGET_S} s`);
   if (window.length === 0) misses.push('no requests in the window');
@@ -369,7 +372,7 @@ export function summarize(
     errors,
     gateway_5xx: gateway5xx,
     lost,
-    phases: { before: phase(times.from, times.start), during: phase(times.start, times.end), after: phase(times.end, times.to) },
+    phases,
     recovery_s: Math.round(recoveryS * 1000) / 1000,
     recovered,
     ...(note ? { note } : {}),

@@ -175,9 +175,8 @@ export async function runResilience(options: ResilienceOptions): Promise<Resilie
     gateway_5xx: sum((r) => r.gateway_5xx),
     lost: sum((r) => r.lost),
     degraded: sum((r) => r.degraded),
-    degraded_during_swap: sum((r) =>
-      r.kind === 'swap' ? r.degraded + (r.sent - r.answered) + Object.values(r.errors).reduce((a, b) => a + b, 0) : 0,
-    ),
+    // Answers not clean (degraded, failed or lost) from each swap's publish to the end of its window.
+    degraded_during_swap: sum((r) => (r.kind === 'swap' ? r.phases.during.unclean + r.phases.after.unclean : 0)),
     max_recovery_s: Math.max(0, ...faults.map((r) => (r.recovered ? r.recovery_s : Number.POSITIVE_INFINITY))),
     fuzz_cases: fuzz?.fuzz_cases ?? null,
     fuzz_5xx: fuzz?.fuzz_5xx ?? null,
