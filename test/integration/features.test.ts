@@ -129,6 +129,50 @@ describe.each([
     expect(user.history).toEqual([]);
   });
 
+  // Regression (resilience fuzz): feedback for an item the catalogue does not hold made that item popular, and the
+  // popular list is served to everyone (a hostile client could push any id to the top).
+  it('keeps hostile feedback out: unknown items add no popularity, replays change nothing, unknown users get only their own history', async () => {
+    const before = await client.getPopularItems({ limit: 10 });
+    const ghost = (n: number, userId = 'u1') => ({
+      eventId: `ghost-${n}`,
+      userId,
+      itemId: `ghost-item-${n % 3}`,
+      eventType: common.EventType.PURCHASE,
+      timestampMs: BigInt(Date.now() - 1000 + n),
+    });
+    const ghosts = Array.from({ length: 30 }, (_, n) => ghost(n));
+    expect(await client.recordFeedback({ events: ghosts })).toMatchObject({ accepted: 30, duplicates: 0 });
+    const after = await client.getPopularItems({ limit: 10 });
+    expect(after.items.map((p) => p.itemId)).toEqual(before.items.map((p) => p.itemId));
+    // The user did interact: the history keeps it.
+    expect((await client.getUserFeatures({ userId: 'u1', historyLimit: 5 })).history[0]?.itemId).toMatch(/^ghost-item-/);
+
+    // A replay of known events, alone or mixed with new ones, leaves history and popularity as they were.
+    const known = [1, 2, 3].map((n) => ({
+      eventId: `known-${n}`,
+      userId: 'replayer',
+      itemId: 'c',
+      eventType: common.EventType.CLICK,
+      timestampMs: BigInt(Date.now() - 5000 + n),
+    }));
+    expect(await client.recordFeedback({ events: known })).toMatchObject({ accepted: 3, duplicates: 0 });
+    const history = (await client.getUserFeatures({ userId: 'replayer', historyLimit: 5 })).history;
+    const popular = await client.getPopularItems({ limit: 10 });
+    for (let i = 0; i < 3; i++)
+      expect(await client.recordFeedback({ events: [...known].reverse() })).toMatchObject({ accepted: 0, duplicates: 3 });
+    expect(await client.recordFeedback({ events: ghosts })).toMatchObject({ accepted: 0, duplicates: 30 });
+    expect((await client.getUserFeatures({ userId: 'replayer', historyLimit: 5 })).history).toEqual(history);
+    const replayed = await client.getPopularItems({ limit: 10 });
+    expect(replayed.items.map((p) => p.itemId)).toEqual(popular.items.map((p) => p.itemId));
+    replayed.items.forEach((item, i) => expect(item.score).toBeCloseTo(popular.items[i]!.score, 3));
+
+    // A user the store has never seen: their events are theirs alone, and they stay "not found" as a user.
+    expect(await client.recordFeedback({ events: [ghost(100, 'newcomer')] })).toMatchObject({ accepted: 1 });
+    const newcomer = await client.getUserFeatures({ userId: 'newcomer', historyLimit: 5 });
+    expect(newcomer.history.map((h) => h.itemId)).toEqual(['ghost-item-1']);
+    expect(newcomer.user?.features?.values ?? {}).toEqual({});
+  });
+
   it('stores good upsert rows and reports bad ones with reasons', async () => {
     const response = await client.upsertItems({
       items: [

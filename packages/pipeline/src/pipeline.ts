@@ -87,6 +87,11 @@ export interface RunningPipeline {
   stop(name: ServiceName): Promise<void>;
   /** Start a stopped service again with the same env and port; resolves when healthy; split mode only. */
   start(name: ServiceName): Promise<void>;
+  /**
+   * Sends a signal to a service's process (all-in-one: the one process) and its group: SIGKILL (a crash; resolves once it
+   * has ended, and start() brings it back), SIGSTOP and SIGCONT (a hung process). For fault-injection tests.
+   */
+  signal(name: ServiceName, signal: NodeJS.Signals): Promise<void>;
   /** The service's collected log output (for test failure messages). */
   output(name: ServiceName): string;
   /** Process id per running service (benchmarks read CPU/RSS); all-in-one: the one process's for every name. */
@@ -393,6 +398,13 @@ export class Pipeline implements RunningPipeline {
     this.splitOnly(`stop(${name})`);
     this.healthy.delete(name);
     await this.processes.get(name)?.stop(STOP_TIMEOUT_MS);
+  }
+
+  async signal(name: ServiceName, signal: NodeJS.Signals): Promise<void> {
+    const service = this.unit(name);
+    if (service === undefined || !service.running) throw new Error(`signal(${name}): not running`);
+    if (signal === 'SIGKILL' || signal === 'SIGTERM') this.healthy.delete(name);
+    await service.signal(signal);
   }
 
   private unit(name: ServiceName): ServiceProcess | undefined {

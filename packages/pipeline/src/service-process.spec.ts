@@ -90,4 +90,23 @@ describe('ServiceProcess', () => {
     expect(service.lastLines(1)).toEqual(['boom']);
     await service.closeLog();
   });
+
+  it('stops and continues a process (a hung service), and kill -9 resolves once it has ended (fault injection)', async () => {
+    const { service, unexpected } = serviceFor('hung', `console.log('up'); let n = 0; setInterval(() => console.log('tick ' + n++), 20);`);
+    service.start();
+    while (!service.output().includes('tick 1')) await new Promise((r) => setTimeout(r, 20));
+    const state = () => /^State:\s+(\w)/m.exec(readFileSync(`/proc/${service.pid}/status`, 'utf8'))?.[1];
+    await service.signal('SIGSTOP');
+    while (state() !== 'T') await new Promise((r) => setTimeout(r, 20));
+    const stoppedAt = service.output().length;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(service.output().length).toBe(stoppedAt);
+    await service.signal('SIGCONT');
+    while (service.output().length === stoppedAt) await new Promise((r) => setTimeout(r, 20));
+    await service.signal('SIGKILL');
+    expect(service.running).toBe(false);
+    expect(unexpected).toEqual([{ code: null, signal: 'SIGKILL' }]);
+    await expect(service.signal('SIGCONT')).rejects.toThrow('hung is not running');
+    await service.closeLog();
+  });
 });

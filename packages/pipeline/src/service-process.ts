@@ -134,6 +134,18 @@ export class ServiceProcess {
     }
   }
 
+  /**
+   * Sends a signal to the process and its group (fault injection: SIGKILL, SIGSTOP, SIGCONT). An exit it causes reaches
+   * onUnexpectedExit like any exit stop() did not ask for; resolves, for SIGKILL and SIGTERM, once the process has ended.
+   */
+  async signal(name: NodeJS.Signals): Promise<void> {
+    const child = this.child;
+    if (child === undefined) throw new Error(`${this.name} is not running`);
+    const ended = this.exited;
+    signal(child, name);
+    if (name === 'SIGKILL' || name === 'SIGTERM') await ended;
+  }
+
   /** Synchronous last resort (for process exit): kills the process and its group. */
   kill(): void {
     if (this.child === undefined) return;

@@ -68,4 +68,13 @@ describe('clientChannelOptions', () => {
     expect(roundRobin('localhost:15054')).toBe(false);
     expect(clientChannelOptions('127.0.0.1:1')['grpc.max_receive_message_length']).toBe(64 * 1024 * 1024);
   });
+
+  it('reconnects to a restarted server within half a second, not after grpc-js backoff of up to 120 s (found by test:resilience)', () => {
+    for (const target of ['127.0.0.1:15054', 'dns:///ranking.recsys.svc.cluster.local:15054']) {
+      expect(clientChannelOptions(target)).toMatchObject({
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 500,
+      });
+    }
+  });
 });

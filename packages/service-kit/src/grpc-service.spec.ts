@@ -83,6 +83,35 @@ describe('startGrpcService', () => {
     await expect(client.raw('nope' as 'getUserFeatures', request)).rejects.toThrow('has no unary method nope');
   });
 
+  // Regression (fuzz): bytes that do not decode were answered INTERNAL ("Error deserializing request") by grpc-js.
+  it('answers bytes that are not the request message with INVALID_ARGUMENT naming the field', async () => {
+    const refusal = async (bytes: number[]) => {
+      try {
+        await client.raw('getUserFeatures', Uint8Array.from(bytes));
+      } catch (error) {
+        return error as { code: number; details: string };
+      }
+      throw new Error('expected a refusal');
+    };
+    const cases: Array<[bytes: number[], field: string]> = [
+      [[0x0a, 0x05, 0x61], 'user_id'], // a string cut short
+      [[0x0a, 0x02, 0xff, 0xfe], 'user_id'], // not UTF-8
+      [[0x0d, 1, 2, 3, 4], 'user_id'], // fixed32 where a string belongs
+      [[0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], 'history_limit'], // a varint too long
+      [[0x00], 'request'], // field number 0
+    ];
+    for (const [bytes, field] of cases) {
+      const error = await refusal(bytes);
+      expect(error.code).toBe(status.INVALID_ARGUMENT);
+      expect(error.details).toMatch(new RegExp(`^${field}: the request is not a valid recsys.features.v1.GetUserFeaturesRequest`));
+    }
+    // Unknown fields are skipped, as protobuf requires.
+    const known = toBinary(features.GetUserFeaturesRequestSchema, create(features.GetUserFeaturesRequestSchema, { userId: 'u8' }));
+    const withUnknown = Uint8Array.from([...known, 0xf8, 0x3f, 0x01]);
+    const answer = fromBinary(features.GetUserFeaturesResponseSchema, await client.raw('getUserFeatures', withUnknown));
+    expect(answer.user?.userId).toBe('u8');
+  });
+
   it('serves protobuf-es messages over grpc-js', async () => {
     const response = await client.getUserFeatures({ userId: 'u42' });
     expect(response.$typeName).toBe('recsys.features.v1.GetUserFeaturesResponse');

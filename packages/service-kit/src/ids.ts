@@ -1,11 +1,15 @@
 import { InvalidArgumentError } from './errors.js';
 
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
 /** Why a user or item id is unacceptable, or undefined when it is fine: every stage applies the same rule. */
 export function idProblem(id: string, maxLength: number): string | undefined {
   if (id.length === 0) return 'must not be empty';
   if (id.length > maxLength) return `must be at most ${maxLength} characters (got ${id.length})`;
   // Control characters would corrupt keys and logs; ids are opaque but printable.
   if (/[\u0000-\u001f\u007f]/.test(id)) return 'must not contain control characters';
+  // A lone surrogate (JSON's "\ud800") has no UTF-8 encoding: protobuf refuses it when the id is sent on.
+  if (LONE_SURROGATE.test(id)) return 'must be valid Unicode (it holds a lone surrogate)';
   return undefined;
 }
 

@@ -16,3 +16,4 @@ export * from './tracing.js';
 export * from './health-client.js';
 export * from './workspace.js';
 export * from './in-process.js';
+export * from './undecodable-request.js';

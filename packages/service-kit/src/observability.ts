@@ -14,6 +14,7 @@ import type { Logger } from './logger.js';
 import type { ServiceMetrics } from './metrics.js';
 import { requestIdFrom, runWithRequestContext } from './request-context.js';
 import { startServerSpan } from './tracing.js';
+import { UndecodableRequest } from './undecodable-request.js';
 
 type GrpcArgs = [unknown, Metadata | undefined, ServerUnaryCall<unknown, unknown> | undefined];
 
@@ -35,7 +36,7 @@ export class GrpcObservabilityInterceptor implements NestInterceptor {
   ) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const [, metadata, call] = context.getArgs<GrpcArgs>();
+    const [request, metadata, call] = context.getArgs<GrpcArgs>();
     const method = call?.getPath?.() ?? `${context.getClass().name}.${context.getHandler().name}`;
     const requestId = requestIdFrom(metadata);
     const span = startServerSpan(method, metadata, requestId);
@@ -51,7 +52,7 @@ export class GrpcObservabilityInterceptor implements NestInterceptor {
       // In flight from subscription to the end of the call however it ends (answered, failed or cancelled).
       this.metrics.inFlight.inc();
       const subscription = runWithRequestContext(requestContext, () =>
-        next.handle().subscribe({
+        (request instanceof UndecodableRequest ? throwError(() => request.toError()) : next.handle()).subscribe({
           next: (value) => subscriber.next(value),
           error: (error: unknown) => {
             const code = grpcStatusOf(error);

@@ -6,9 +6,22 @@ import { join } from 'node:path';
 import { freePort } from '@recsys/service-kit';
 
 /**
- * One redis-server process on a loopback port with its data (AOF, fsync always) in `dir`: a stop
- * and a start on the same port and folder bring back what was written. Extra arguments are appended
- * (e.g. cluster mode).
+ * The persistence and memory settings the Helm chart's Redis runs with (charts/recsys, recsys.redisConf with the default
+ * redis.appendfsync): an append-only file with an RDB preamble, fsync every second, no RDB snapshots, no eviction.
+ * chart-check asserts that the rendered redis.conf holds each of these lines, so tests restart the Redis a deployment runs.
+ */
+export const CHART_REDIS_CONFIG: readonly (readonly [string, string])[] = [
+  ['appendonly', 'yes'],
+  ['appendfsync', 'everysec'],
+  ['aof-use-rdb-preamble', 'yes'],
+  ['save', '""'],
+  ['maxmemory-policy', 'noeviction'],
+];
+
+/**
+ * One redis-server process on a loopback port with its data in `dir`, persisted as the chart configures it
+ * (CHART_REDIS_CONFIG): a stop (SIGTERM) and a start on the same port and folder bring back what was written; a SIGKILL
+ * loses at most the last second. Extra arguments are appended (e.g. cluster mode).
  */
 export class RedisProcess {
   private process: ChildProcess | undefined;
@@ -26,8 +39,9 @@ export class RedisProcess {
   /** Starts (again) on the same port; resolves once it accepts connections. */
   async start(): Promise<void> {
     const binary = process.env.REDIS_SERVER_BIN ?? 'redis-server';
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'yes'];
-    args.push('--appendfsync', 'always', ...this.extraArgs);
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir];
+    for (const [name, value] of CHART_REDIS_CONFIG) args.push(`--${name}`, value === '""' ? '' : value);
+    args.push(...this.extraArgs);
     const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     child.on('error', () => undefined);
     this.process = child;

@@ -79,7 +79,12 @@ export class FeatureService {
     // Every event is checked before any is stored: a bad batch changes nothing.
     request.events.forEach((event, i) => checkEvent(i, event, this.config, now));
     if (request.events.length === 0) return { accepted: 0, duplicates: 0 };
-    const result = await this.guard(() => this.store.recordEvents(request.events));
+    // Feedback for an item the catalogue does not hold (a typo, a hostile client) is kept in the user's history but
+    // must not make the item popular: the popular list is served to everyone.
+    const itemIds = [...new Set(request.events.map((event) => event.itemId))];
+    const stored = await this.guard(() => this.store.getEncodedItems(itemIds));
+    const unknownItems = new Set(itemIds.filter((_, i) => stored[i] === undefined));
+    const result = await this.guard(() => this.store.recordEvents(request.events, unknownItems));
     await this.logFeedback(request.events, now);
     return result;
   }

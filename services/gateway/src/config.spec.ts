@@ -24,6 +24,10 @@ describe('gateway configuration', () => {
     expect(config.access.corsOrigins).toEqual([]);
   });
 
+  it('probes an open circuit after a second, so a restarted stage serves again within the 2 s recovery target (found by test:resilience)', () => {
+    expect(loadGatewayConfig(base).breaker).toEqual({ failures: 5, openMs: 1000, minFailingMs: 1000 });
+  });
+
   it('refuses to start without API keys unless auth is explicitly disabled', () => {
     expect(problem({})).toContain('API_KEYS: no API key configured');
     expect(loadGatewayConfig({ API_KEYS: 'ci:0123456789abcdef0123' }).access.authDisabled).toBe(false);

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { status } from '@grpc/grpc-js';
 import { common, features, gateway } from '@recsys/contracts';
 import { loadFeaturesConfig, startFeatureService } from '@recsys/features';
 import { loadRerankingConfig, startRerankingService } from '@recsys/reranking';
@@ -69,6 +70,8 @@ describe('gateway with stages down: fallbacks, never a failed request', () => {
       { eventId: randomUUID(), userId: user, itemId: 'pop-1', eventType: EventType.VIEW },
       { eventId: randomUUID(), userId: user, itemId: 'pop-2', eventType: EventType.PURCHASE },
     );
+    // Items the catalogue holds: feedback for unknown items adds no popularity.
+    await features0.upsertItems({ items: popular.map((itemId) => ({ itemId })) });
     await features0.recordFeedback({ events });
     features0.close();
     rerankingService = await startRerankingService(
@@ -88,6 +91,14 @@ describe('gateway with stages down: fallbacks, never a failed request', () => {
   });
 
   const context = { recentItems: [{ itemId: 'pop-3', eventType: EventType.VIEW }] };
+
+  // Regression (resilience fuzz): the feature service's own refusal of a client's event was answered UNAVAILABLE (503).
+  it('answers a feedback event the feature service refuses with INVALID_ARGUMENT naming the field', async () => {
+    const future = BigInt(Date.now() + 3 * 86_400_000);
+    await expect(
+      client.sendFeedback({ events: [{ userId: user, itemId: 'pop-1', eventType: EventType.CLICK, timestampMs: future }] }),
+    ).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringMatching(/^events\[0\]\.timestamp_ms: .*future/) });
+  });
 
   it('answers popular items when retrieval is down, in retrieval order past the missing pre-ranking and ranking, re-ranked', async () => {
     const answer = await client.recommend({ userId: user, k: 10, context, debug: true });

@@ -8,6 +8,7 @@ import {
   type RunningGrpcService,
 } from '@recsys/service-kit';
 import { AdaptiveCounts } from './adaptive-counts.js';
+import { Admission, AdmittedGatewayApi, admissionMetrics } from './admission.js';
 import type { GatewayConfig } from './config.js';
 import { GatewayMetrics } from './gateway-metrics.js';
 import { GatewayModule } from './gateway.module.js';
@@ -22,6 +23,8 @@ export interface RunningGateway extends RunningGrpcService {
   /** The REST API's port; -1 when it is off. */
   readonly httpPort: number;
   readonly orchestrator: Orchestrator;
+  /** Admission control in front of the orchestrator (both transports). */
+  readonly admission: Admission;
   /** Reads the API keys again (SIGHUP, or the keys file changed); the current keys stay when the new ones do not validate. */
   reloadKeys(): boolean;
 }
@@ -65,23 +68,28 @@ export async function startGatewayService(
   );
   const impressions = new ImpressionLog(clients.features, config.impressionLog, serviceMetrics, logger);
   const orchestrator = new Orchestrator(clients, config, adaptive, popular, metrics, logger, impressions);
+  const admission = new Admission(config.admission, admissionMetrics(serviceMetrics));
+  const api = new AdmittedGatewayApi(orchestrator, admission);
   const access = GrpcAccess.fromConfig(config.access, serviceMetrics, logger);
+  await access.control.ready();
   const reloadKeys = () => access.control.reloadKeys(config.access);
   const keyWatcher =
     config.access.apiKeysFile && !config.access.authDisabled ? new KeyFileWatcher(config.access.apiKeysFile, reloadKeys) : undefined;
   let http: { port: number; close(): Promise<void> } | undefined;
   const release = async () => {
+    admission.stop();
     keyWatcher?.close();
     popular.close();
     await http?.close();
     orchestrator.close();
     // After the servers drained: the last answers' impressions are sent before the clients close.
     await impressions.close();
+    await access.control.close();
     for (const client of Object.values(clients)) client.close();
   };
   const service = await startGrpcService({
     name: 'gateway',
-    module: GatewayModule.register(orchestrator, access),
+    module: GatewayModule.register(api, access),
     services: [gateway.GatewayService],
     config,
     logger,
@@ -89,14 +97,15 @@ export async function startGatewayService(
     release,
   });
   try {
-    if (config.httpPort >= 0) http = await startHttpServer(orchestrator, config, logger, serviceMetrics, access);
+    if (config.httpPort >= 0) http = await startHttpServer(api, config, logger, serviceMetrics, access);
   } catch (error) {
     await service.close();
     throw error;
   }
   popular.start();
   impressions.start();
+  admission.start();
   if (keyWatcher && config.access.apiKeysReloadMs > 0) keyWatcher.start(config.access.apiKeysReloadMs);
   logger.info({ httpPort: http?.port ?? -1, stages: config.addresses }, 'gateway ready');
-  return Object.assign(service, { httpPort: http?.port ?? -1, orchestrator, reloadKeys });
+  return Object.assign(service, { httpPort: http?.port ?? -1, orchestrator, admission, reloadKeys });
 }

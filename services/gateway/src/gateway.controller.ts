@@ -16,24 +16,24 @@ export class GatewayController {
     @Inject(GrpcAccess) private readonly access: GrpcAccess,
   ) {}
 
-  private caller(metadata: Metadata, method: string): Caller {
-    const admitted = this.access.admit(metadata, method);
+  private async caller(metadata: Metadata, method: string): Promise<Caller> {
+    const admitted = await this.access.admit(metadata, method);
     // The interceptor already chose the request id (the caller's x-request-id or a new one); keep that one.
     return { ...admitted, requestId: currentRequestContext()?.requestId ?? admitted.requestId };
   }
 
   @GrpcMethod('GatewayService', 'Recommend')
-  recommend(request: gateway.RecommendRequest, metadata: Metadata) {
-    return this.api.recommend(request, this.caller(metadata, 'Recommend'));
+  async recommend(request: gateway.RecommendRequest, metadata: Metadata) {
+    return this.api.recommend(request, await this.caller(metadata, 'Recommend'));
   }
 
   @GrpcMethod('GatewayService', 'SendFeedback')
-  sendFeedback(request: gateway.SendFeedbackRequest, metadata: Metadata) {
-    return this.api.sendFeedback(request, this.caller(metadata, 'SendFeedback'));
+  async sendFeedback(request: gateway.SendFeedbackRequest, metadata: Metadata) {
+    return this.api.sendFeedback(request, await this.caller(metadata, 'SendFeedback'));
   }
 
   @GrpcMethod('GatewayService', 'GetSimilarItems')
-  getSimilarItems(request: gateway.GetSimilarItemsRequest, metadata: Metadata) {
-    return this.api.similarItems(request, this.caller(metadata, 'GetSimilarItems'));
+  async getSimilarItems(request: gateway.GetSimilarItemsRequest, metadata: Metadata) {
+    return this.api.similarItems(request, await this.caller(metadata, 'GetSimilarItems'));
   }
 }

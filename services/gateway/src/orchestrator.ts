@@ -3,6 +3,7 @@ import { status } from '@grpc/grpc-js';
 import { common, features, gateway, retrieval, type preranking, type ranking, type reranking } from '@recsys/contracts';
 import {
   currentRequestContext,
+  grpcStatusOf,
   InvalidArgumentError,
   LogRateLimiter,
   NotFoundError,
@@ -31,6 +32,9 @@ import type { GatewayMetrics } from './gateway-metrics.js';
 import type { ImpressionLog } from './impression-log.js';
 import type { PopularFallback } from './popular-fallback.js';
 import { validateFeedbackRequest, validateFunnel, validateRecommendRequest, validateSimilarRequest, withEventIds } from './validation.js';
+
+/** An INVALID_ARGUMENT message of service-kit's InvalidArgumentError: "field.path: problem". */
+const FIELD_PROBLEM = /^([\w.[\]-]+): ([\s\S]+)$/;
 
 export interface StageClients {
   features: ServiceClient<typeof features.FeatureService.method>;
@@ -385,6 +389,10 @@ export class Orchestrator implements GatewayApi {
       const answer = await this.clients.features.recordFeedback({ events }, { timeoutMs: this.config.featuresTimeoutMs });
       return create(gateway.SendFeedbackResponseSchema, { accepted: answer.accepted, duplicates: answer.duplicates });
     } catch (error) {
+      // The feature service's own rules (a timestamp too far in the future) refuse the client's input: a 400 naming
+      // the field (the events are forwarded in the request's order, so the paths match), not a retryable outage.
+      const refused = grpcStatusOf(error) === status.INVALID_ARGUMENT ? FIELD_PROBLEM.exec(detailOf(error)) : null;
+      if (refused) throw new InvalidArgumentError(refused[1]!, refused[2]!);
       // Nothing was half-stored: each event applies atomically and ids make a retry safe.
       throw new UnavailableError(`feedback not recorded, retry: feature service: ${detailOf(error)}`, { cause: error });
     }

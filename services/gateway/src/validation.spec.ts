@@ -55,6 +55,9 @@ describe('validateRecommendRequest', () => {
     ['user_id', { userId: '' }],
     ['user_id', { userId: 'x'.repeat(13) }],
     ['user_id', { userId: 'a\nb' }],
+    // Regression (fuzz): a lone surrogate passed the id check, then failed protobuf's UTF-8 encoding as a 500.
+    ['user_id', { userId: 'a\ud800' }],
+    ['user_id', { userId: '\udfffb' }],
     ['k', { k: -1 }],
     ['k', { k: 51 }],
     ['budget_ms', { budgetMs: -5 }],
@@ -172,5 +175,20 @@ describe('validateSimilarRequest', () => {
     expect(similarField({ itemId: '' })).toBe('item_id');
     expect(similarField({ k: 51 })).toBe('k');
     expect(similarField({ filter: { excludeItemIds: ['a', 'b', 'c'] } })).toBe('filter.exclude_item_ids');
+  });
+});
+
+describe('ids with lone surrogates (regression: a feedback event with "\\ud800" ids answered 500)', () => {
+  it('refuses them naming the field, and accepts a proper surrogate pair', () => {
+    const feedback = (userId: string) =>
+      fieldOf(() =>
+        validateFeedbackRequest(
+          create(gateway.SendFeedbackRequestSchema, { events: [{ userId, itemId: 'i1', eventType: common.EventType.CLICK }] }),
+          limits,
+        ),
+      );
+    expect(feedback('\ud800')).toBe('events[0].user_id');
+    expect(feedback('u\udc00')).toBe('events[0].user_id');
+    expect(feedback('u😀')).toBeUndefined();
   });
 });

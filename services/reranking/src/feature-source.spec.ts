@@ -46,4 +46,23 @@ describe('withRetry', () => {
       "no time left for a try within the request's deadline (12 ms left)",
     );
   });
+
+  it('does not wait a negative time when the deadline passed during a failed try (found by test:resilience)', async () => {
+    // Node warns (TimeoutNegativeWarning) on every negative setTimeout: one per request under load past the deadline.
+    const timer = jest.spyOn(global, 'setTimeout');
+    try {
+      let left = 40;
+      const late = flaky([grpcError(status.UNAVAILABLE, 'down')]);
+      const call = async (timeoutMs: number) => {
+        const result = late.call(timeoutMs);
+        left = -8;
+        return result;
+      };
+      await expect(withRetry(call, { ...policy, backoffMs: 20 }, () => left)).rejects.toThrow('14 UNAVAILABLE: down (after 1 try)');
+      expect(timer.mock.calls.filter(([, ms]) => typeof ms === 'number' && ms < 0)).toEqual([]);
+      expect(late.timeouts).toEqual([30]);
+    } finally {
+      timer.mockRestore();
+    }
+  });
 });

@@ -79,7 +79,11 @@ export async function withRetry<T>(
 ): Promise<T> {
   let last: unknown;
   for (let attempt = 1; attempt <= policy.attempts; attempt++) {
-    if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, Math.min(policy.backoffMs * (attempt - 1), left() / 4)));
+    if (attempt > 1) {
+      // The deadline may have passed during the failed try: no wait then (a negative timeout is a warning), and no try below.
+      const waitMs = Math.max(0, Math.min(policy.backoffMs * (attempt - 1), left() / 4));
+      if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
     const budget = left() - policy.reserveMs;
     if (budget < MIN_ATTEMPT_MS) {
       if (last !== undefined) throw retryError(last, attempt - 1);

@@ -17,9 +17,15 @@ export interface PlannedEvent {
 /**
  * Plans a batch in the order it must be applied: oldest first (stable for equal times), so the
  * newest event ends up at the head of the history whatever order the client sent the batch in.
- * A timestamp of 0 (or below) means "when the service receives it", i.e. `nowMs`.
+ * A timestamp of 0 (or below) means "when the service receives it", i.e. `nowMs`. Events for `unknownItems` enter the
+ * history but add no popularity.
  */
-export function planEvents(events: readonly common.FeedbackEvent[], options: FeatureStoreOptions, nowMs: number): PlannedEvent[] {
+export function planEvents(
+  events: readonly common.FeedbackEvent[],
+  options: FeatureStoreOptions,
+  nowMs: number,
+  unknownItems?: ReadonlySet<string>,
+): PlannedEvent[] {
   const now = BigInt(Math.trunc(nowMs));
   const timed = events.map((event) => ({ event, timestampMs: event.timestampMs > 0n ? event.timestampMs : now }));
   timed.sort((a, b) => (a.timestampMs < b.timestampMs ? -1 : a.timestampMs > b.timestampMs ? 1 : 0));
@@ -32,6 +38,9 @@ export function planEvents(events: readonly common.FeedbackEvent[], options: Fea
       keepsHistory && options.historyEventTypes.has(event.eventType)
         ? encodeHistoryEntry(event.itemId, timestampMs, event.dwellSeconds, event.eventType)
         : undefined,
-    logWeight: logDecayedWeight(options.eventWeights[event.eventType] ?? 0, Number(timestampMs), options.popularityHalfLifeMs, nowMs),
+    // An item the catalogue does not hold adds no popularity: the popular list is served as recommendations.
+    logWeight: unknownItems?.has(event.itemId)
+      ? undefined
+      : logDecayedWeight(options.eventWeights[event.eventType] ?? 0, Number(timestampMs), options.popularityHalfLifeMs, nowMs),
   }));
 }

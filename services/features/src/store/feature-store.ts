@@ -40,7 +40,7 @@ export interface FeatureStore {
    * history (capped) and adds the event's weight to the item's decayed popularity.
    * An event time of 0 means now (the store's clock).
    */
-  recordEvents(events: readonly common.FeedbackEvent[]): Promise<RecordResult>;
+  recordEvents(events: readonly common.FeedbackEvent[], unknownItems?: ReadonlySet<string>): Promise<RecordResult>;
   /** The most popular items, best first, with scores decayed to `nowMs`. */
   popular(limit: number, nowMs: number): Promise<PopularItemScore[]>;
   /**

@@ -105,11 +105,11 @@ export class MemoryFeatureStore implements FeatureStore {
     for (const item of items) this.items.set(item.itemId, toBinary(features.ItemSchema, item));
   }
 
-  async recordEvents(events: readonly common.FeedbackEvent[]): Promise<RecordResult> {
+  async recordEvents(events: readonly common.FeedbackEvent[], unknownItems?: ReadonlySet<string>): Promise<RecordResult> {
     const now = this.clock();
     this.pruneSeen(now);
     let accepted = 0;
-    for (const event of planEvents(events, this.options, now)) {
+    for (const event of planEvents(events, this.options, now, unknownItems)) {
       const until = this.seen.get(event.eventId);
       // Same rule as a Redis key with PX: alive while now <= its expiry.
       if (until !== undefined && now <= until) continue;

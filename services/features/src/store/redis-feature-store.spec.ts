@@ -2,7 +2,7 @@ import { create, fromBinary } from '@bufbuild/protobuf';
 import { common, features } from '@recsys/contracts';
 import { Redis } from 'ioredis';
 import { StoreUnavailableError, type FeatureStoreOptions } from './feature-store.js';
-import { RedisFeatureStore } from './redis-feature-store.js';
+import { RedisFeatureStore, redisClientOptions, redisClusterOptions, redisReconnectDelayMs } from './redis-feature-store.js';
 import { RedisServer } from '@recsys/testing';
 
 const { EventType } = common;
@@ -98,6 +98,14 @@ describe('RedisFeatureStore against a Redis that goes away', () => {
 
   afterAll(async () => {
     await server?.destroy();
+  });
+
+  it('tries to reconnect at least every 500 ms however long Redis was away (found by test:resilience: a 2 s cap)', () => {
+    expect([1, 3, 5, 20, 1000].map(redisReconnectDelayMs)).toEqual([100, 300, 500, 500, 500]);
+    expect(redisClientOptions({}).retryStrategy).toBe(redisReconnectDelayMs);
+    expect(redisClusterOptions({ nodes: [{ host: '127.0.0.1', port: 1 }], tls: false }, {}).clusterRetryStrategy).toBe(
+      redisReconnectDelayMs,
+    );
   });
 
   it('reports every call unavailable while Redis is down, then recovers with the data kept', async () => {

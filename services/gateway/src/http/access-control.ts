@@ -2,7 +2,8 @@ import type { Logger, ServiceMetrics } from '@recsys/service-kit';
 import type { AccessConfig } from '../config.js';
 import { ApiKeyStore } from './api-keys.js';
 import { RateLimitedError, UnauthenticatedError } from './errors.js';
-import { RateLimiter } from './rate-limiter.js';
+import { RateLimiter, type KeyRateLimiter } from './rate-limiter.js';
+import { RedisRateLimiter } from './redis-rate-limiter.js';
 
 // prom-client is service-kit's dependency, not the gateway's: name its Counter through ServiceMetrics.
 type Counter = ReturnType<ServiceMetrics['counter']>;
@@ -10,6 +11,7 @@ type Counter = ReturnType<ServiceMetrics['counter']>;
 export interface AccessCounters {
   rateLimited: Counter;
   authFailures: Counter;
+  limiterFailOpen: Counter;
 }
 
 /** The access counters of a registry, created once: the HTTP and gRPC transports share them. */
@@ -22,6 +24,12 @@ export function accessCounters(metrics: ServiceMetrics): AccessCounters {
     authFailures:
       existing<Counter>('gateway_auth_failures_total') ??
       metrics.counter('gateway_auth_failures_total', 'Requests refused for a missing or unknown API key'),
+    limiterFailOpen:
+      existing<Counter>('gateway_rate_limiter_fail_open_total') ??
+      metrics.counter(
+        'gateway_rate_limiter_fail_open_total',
+        'Requests let through because the shared (Redis) rate limiter did not answer',
+      ),
   };
 }
 
@@ -34,7 +42,7 @@ export class AccessControl {
 
   constructor(
     private keys: ApiKeyStore,
-    readonly limiter: RateLimiter,
+    readonly limiter: KeyRateLimiter,
     metrics: ServiceMetrics,
     private readonly logger: Logger,
   ) {
@@ -43,7 +51,11 @@ export class AccessControl {
 
   static fromConfig(access: AccessConfig, metrics: ServiceMetrics, logger: Logger, now?: () => number): AccessControl {
     const keys = ApiKeyStore.fromConfig(access, logger);
-    const limiter = new RateLimiter({ perSecond: access.rateLimitPerSecond, burst: access.rateLimitBurst }, now);
+    const limit = { perSecond: access.rateLimitPerSecond, burst: access.rateLimitBurst };
+    const counters = accessCounters(metrics);
+    const limiter = access.rateLimitRedisUrl
+      ? new RedisRateLimiter(access.rateLimitRedisUrl, limit, logger, () => counters.limiterFailOpen.inc())
+      : new RateLimiter(limit, now);
     return new AccessControl(keys, limiter, metrics, logger);
   }
 
@@ -69,8 +81,19 @@ export class AccessControl {
     }
   }
 
-  /** The caller's key name; throws UnauthenticatedError (no or unknown key) or RateLimitedError. */
-  admit(presented: string | undefined, method: string): string {
+  /** Waits (up to timeoutMs) for a shared limiter to connect; logs when it did not (calls are let through until it does). */
+  async ready(timeoutMs = 2000): Promise<void> {
+    if (this.limiter.ready && !(await this.limiter.ready(timeoutMs)))
+      this.logger.warn({ timeoutMs }, 'rate limiter: Redis not reachable yet; requests are let through until it is');
+  }
+
+  /** Closes the shared limiter's Redis connection, if any. */
+  async close(): Promise<void> {
+    await this.limiter.close?.();
+  }
+
+  /** The caller's key name; rejects with UnauthenticatedError (no or unknown key) or RateLimitedError. */
+  async admit(presented: string | undefined, method: string): Promise<string> {
     const key = this.keys.authenticate(presented);
     if (!key) {
       this.counters.authFailures.inc();
@@ -81,7 +104,7 @@ export class AccessControl {
           : 'the API key is not valid',
       );
     }
-    const decision = this.limiter.take(key.name);
+    const decision = await this.limiter.take(key.name);
     if (!decision.allowed) {
       this.counters.rateLimited.inc({ key: key.name });
       throw new RateLimitedError(key.name, decision.retryAfterS);

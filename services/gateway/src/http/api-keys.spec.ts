@@ -1,3 +1,4 @@
+import type * as nodeCrypto from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -128,5 +129,39 @@ describe('key parsing helpers', () => {
     expect(presentedKey(undefined, ` ${KEY_B} `)).toBe(KEY_B);
     expect(presentedKey('Bearer', '')).toBeUndefined();
     expect(presentedKey(undefined, undefined)).toBeUndefined();
+  });
+});
+
+describe('API key comparison against timing probes', () => {
+  // The module object api-keys.ts calls through (CommonJS under jest), so the spy sees its comparisons.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const crypto = require('node:crypto') as typeof nodeCrypto;
+
+  it('compares fixed-length digests against every configured key, whichever key (if any) matches', () => {
+    const keyC = 'cccccccccccccccc-third-key';
+    const store = new ApiKeyStore([
+      ['a', KEY_A, 'API_KEYS'],
+      ['b', KEY_B, 'API_KEYS'],
+      ['c', keyC, 'API_KEYS'],
+    ]);
+    const spy = jest.spyOn(crypto, 'timingSafeEqual');
+    try {
+      const probes = [KEY_A, keyC, `${KEY_A.slice(0, -1)}X`, 'a', 'x'.repeat(5000), `${KEY_B}-longer`, '\u0000'];
+      for (const probe of probes) {
+        spy.mockClear();
+        store.authenticate(probe);
+        // No early exit on a match or a mismatch, and every comparison is of two 32-byte digests: neither which key
+        // matched, nor how much of a key a probe shares, nor the probe's length shows in the work done.
+        expect(spy).toHaveBeenCalledTimes(3);
+        for (const [left, right] of spy.mock.calls) {
+          expect((left as Buffer).length).toBe(32);
+          expect((right as Buffer).length).toBe(32);
+        }
+      }
+      expect(store.authenticate(keyC)).toEqual({ name: 'c' });
+      expect(store.authenticate(`${KEY_A.slice(0, -1)}X`)).toBeUndefined();
+    } finally {
+      spy.mockRestore();
+    }
   });
 });

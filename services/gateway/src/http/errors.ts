@@ -62,6 +62,8 @@ export class HttpStatusError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** What the refusal is about (body, content-type, a path parameter's field), when it is about one. */
+    readonly field?: string,
   ) {
     super(message);
     this.name = 'HttpStatusError';
@@ -76,15 +78,24 @@ const INTERNAL_MESSAGE = 'internal error (the gateway log has the details under 
  */
 export function httpErrorOf(error: unknown): HttpError {
   if (error instanceof HttpStatusError) {
-    return { status: error.status, code: CODE_OF_HTTP_STATUS[error.status] ?? `HTTP_${error.status}`, message: error.message, headers: {} };
+    return {
+      status: error.status,
+      code: CODE_OF_HTTP_STATUS[error.status] ?? `HTTP_${error.status}`,
+      message: error.message,
+      headers: {},
+      ...(error.field !== undefined ? { field: error.field } : {}),
+    };
   }
   if (error instanceof ServiceError) {
     const httpStatus = HTTP_STATUS_OF_GRPC[error.code] ?? 500;
     if (httpStatus === 500) return { status: 500, code: 'INTERNAL', message: INTERNAL_MESSAGE, headers: {} };
     const headers: Record<string, string> = {};
     if (error.code === status.UNAUTHENTICATED) headers['WWW-Authenticate'] = 'Bearer';
-    if (error.code === status.RESOURCE_EXHAUSTED)
-      headers['Retry-After'] = String(error instanceof RateLimitedError ? error.retryAfterS : 1);
+    if (error.code === status.RESOURCE_EXHAUSTED) {
+      // A rate limit's or admission control's own back-off; 1 s for any other exhaustion.
+      const retryAfterS = (error as { retryAfterS?: unknown }).retryAfterS;
+      headers['Retry-After'] = String(typeof retryAfterS === 'number' ? retryAfterS : 1);
+    }
     const field = (error as { field?: unknown }).field;
     return {
       status: httpStatus,

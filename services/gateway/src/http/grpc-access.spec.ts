@@ -24,9 +24,9 @@ function metadata(entries: Record<string, string>): Metadata {
   return m;
 }
 
-function statusOf(fn: () => unknown): { code: status; message: string } {
+async function statusOf(fn: () => Promise<unknown>): Promise<{ code: status; message: string }> {
   try {
-    fn();
+    await fn();
   } catch (error) {
     return { code: grpcStatusOf(error), message: (error as Error).message };
   }
@@ -36,13 +36,13 @@ function statusOf(fn: () => unknown): { code: status; message: string } {
 describe('GrpcAccess', () => {
   const logger = createLogger('gateway-test', 'silent');
 
-  it('admits a valid key from either header, with the caller request id', () => {
+  it('admits a valid key from either header, with the caller request id', async () => {
     const grpc = GrpcAccess.fromConfig({ ...access, rateLimitPerSecond: 0 }, new ServiceMetrics('gateway'), logger);
-    expect(grpc.admit(metadata({ authorization: `Bearer ${KEY}`, 'x-request-id': 'req-1' }), '/m')).toEqual({
+    expect(await grpc.admit(metadata({ authorization: `Bearer ${KEY}`, 'x-request-id': 'req-1' }), '/m')).toEqual({
       requestId: 'req-1',
       keyName: 'svc',
     });
-    const caller = grpc.admit(metadata({ 'x-api-key': KEY, 'x-request-id': 'bad id with spaces' }), '/m');
+    const caller = await grpc.admit(metadata({ 'x-api-key': KEY, 'x-request-id': 'bad id with spaces' }), '/m');
     expect(caller.keyName).toBe('svc');
     expect(caller.requestId).toMatch(/^[0-9a-f-]{36}$/);
   });
@@ -50,8 +50,8 @@ describe('GrpcAccess', () => {
   it('answers UNAUTHENTICATED without a key or with a wrong one, and counts it', async () => {
     const metrics = new ServiceMetrics('gateway');
     const grpc = GrpcAccess.fromConfig(access, metrics, logger);
-    expect(statusOf(() => grpc.admit(new Metadata(), '/m')).code).toBe(status.UNAUTHENTICATED);
-    expect(statusOf(() => grpc.admit(metadata({ 'x-api-key': KEY.replace(/.$/, '!') }), '/m')).code).toBe(status.UNAUTHENTICATED);
+    expect((await statusOf(() => grpc.admit(new Metadata(), '/m'))).code).toBe(status.UNAUTHENTICATED);
+    expect((await statusOf(() => grpc.admit(metadata({ 'x-api-key': KEY.replace(/.$/, '!') }), '/m'))).code).toBe(status.UNAUTHENTICATED);
     const failures = await metrics.registry.getSingleMetricAsString('gateway_auth_failures_total');
     expect(failures).toMatch(/gateway_auth_failures_total\{service="gateway"\} 2/);
   });
@@ -62,13 +62,13 @@ describe('GrpcAccess', () => {
     const control = AccessControl.fromConfig(access, metrics, logger, () => now);
     const grpc = new GrpcAccess(control);
     const md = metadata({ 'x-api-key': KEY });
-    grpc.admit(md, '/m');
-    grpc.admit(md, '/m');
-    const refused = statusOf(() => grpc.admit(md, '/m'));
+    await grpc.admit(md, '/m');
+    await grpc.admit(md, '/m');
+    const refused = await statusOf(() => grpc.admit(md, '/m'));
     expect(refused.code).toBe(status.RESOURCE_EXHAUSTED);
     expect(refused.message).toContain('retry after 1s');
     now += 1000;
-    expect(grpc.admit(md, '/m').keyName).toBe('svc');
+    expect((await grpc.admit(md, '/m')).keyName).toBe('svc');
     expect(await metrics.registry.getSingleMetricAsString('gateway_rate_limited_total')).toContain(
       'gateway_rate_limited_total{key="svc",service="gateway"} 1',
     );
@@ -79,8 +79,8 @@ describe('GrpcAccess', () => {
     const keys = ApiKeyStore.fromConfig(access);
     const first = new AccessControl(keys, new RateLimiter({ perSecond: 1, burst: 1 }), metrics, logger);
     const second = new AccessControl(keys, new RateLimiter({ perSecond: 1, burst: 1 }), metrics, logger);
-    expect(() => first.admit('wrong', '/m')).toThrow();
-    expect(() => second.admit(undefined, '/m')).toThrow();
+    await expect(first.admit('wrong', '/m')).rejects.toThrow();
+    await expect(second.admit(undefined, '/m')).rejects.toThrow();
     expect(accessCounters(metrics).authFailures).toBe(accessCounters(metrics).authFailures);
     expect(await metrics.registry.getSingleMetricAsString('gateway_auth_failures_total')).toMatch(/\} 2$/m);
   });

@@ -19,9 +19,12 @@ export class GrpcAccess {
     return new GrpcAccess(AccessControl.fromConfig(access, metrics, logger));
   }
 
-  /** Throws UnauthenticatedError (UNAUTHENTICATED) or RateLimitedError (RESOURCE_EXHAUSTED, retry-after in the message). */
-  admit(metadata: Metadata, method: string): Caller {
-    const keyName = this.control.admit(presentedKey(firstString(metadata, 'authorization'), firstString(metadata, 'x-api-key')), method);
+  /** Rejects with UnauthenticatedError (UNAUTHENTICATED) or RateLimitedError (RESOURCE_EXHAUSTED, retry-after in the message). */
+  async admit(metadata: Metadata, method: string): Promise<Caller> {
+    const keyName = await this.control.admit(
+      presentedKey(firstString(metadata, 'authorization'), firstString(metadata, 'x-api-key')),
+      method,
+    );
     return { requestId: requestIdFrom(metadata), keyName };
   }
 }

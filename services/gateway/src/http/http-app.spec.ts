@@ -221,6 +221,11 @@ describe('REST API (startHttpServer)', () => {
     const malformed = await call(base, '/v1/recommendations', { method: 'POST', body: '{"user_id": "u1",', key: WEB_KEY });
     expect(malformed.status).toBe(400);
     expect(malformed.body.error.message).toMatch(/not valid JSON/);
+    // Regression (fuzz): transport-level refusals named no field.
+    expect(malformed.body.error.field).toBe('body');
+    const badPath = await call(base, '/v1/items/%ff/similar', { key: WEB_KEY });
+    expect(badPath.status).toBe(400);
+    expect(badPath.body.error.field).toBe('item_id');
 
     const unknown = await call(base, '/v1/recommendations?user_id=u1&page=2', { key: WEB_KEY });
     expect(unknown.status).toBe(400);
@@ -234,6 +239,7 @@ describe('REST API (startHttpServer)', () => {
     const big = await post(base, '/v1/recommendations', { user_id: 'u1', context: { attributes: { pad: 'x'.repeat(4096) } } });
     expect(big.status).toBe(413);
     expect(big.body.error.message).toContain('2048 bytes');
+    expect(big.body.error.field).toBe('body');
 
     const text = await call(base, '/v1/recommendations', {
       method: 'POST',
@@ -242,6 +248,15 @@ describe('REST API (startHttpServer)', () => {
       headers: { 'content-type': 'text/plain' },
     });
     expect(text.status).toBe(415);
+    expect(text.body.error.field).toBe('content-type');
+    const charset = await call(base, '/v1/recommendations', {
+      method: 'POST',
+      body: '{"user_id":"u1"}',
+      key: WEB_KEY,
+      headers: { 'content-type': 'application/json; charset=latin1' },
+    });
+    expect(charset.status).toBe(415);
+    expect(charset.body.error.field).toBe('content-type');
     expect(api.calls).toHaveLength(0);
   });
 
@@ -370,7 +385,7 @@ describe('REST API with CORS and a tight rate limit', () => {
     // One of the web key's three tokens goes through the gRPC transport: both share one bucket.
     const metadata = new Metadata();
     metadata.set('x-api-key', WEB_KEY);
-    expect(grpc.admit(metadata, '/recsys.gateway.v1.GatewayService/Recommend').keyName).toBe('web');
+    expect((await grpc.admit(metadata, '/recsys.gateway.v1.GatewayService/Recommend')).keyName).toBe('web');
     expect((await post(base, '/v1/recommendations', { user_id: 'u1' })).status).toBe(200);
     expect((await post(base, '/v1/recommendations', { user_id: 'u1' })).status).toBe(200);
     const limited = await post(base, '/v1/recommendations', { user_id: 'u1' });

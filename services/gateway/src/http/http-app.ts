@@ -109,8 +109,14 @@ class HttpErrorFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const res = host.switchToHttp().getResponse<Response>();
-    // Nest's own exceptions (no route matched) keep their status.
-    const error = exception instanceof HttpException ? new HttpStatusError(exception.getStatus(), exception.message) : exception;
+    // Nest's own exceptions (no route matched) keep their status; a path id that is not valid percent-encoding is the
+    // request's item_id (the only path parameter).
+    const error =
+      exception instanceof HttpException
+        ? exception.getStatus() === 400 && exception.message.startsWith('Failed to decode param')
+          ? new HttpStatusError(400, 'item_id: the path segment is not valid percent-encoding', 'item_id')
+          : new HttpStatusError(exception.getStatus(), exception.message)
+        : exception;
     sendError(res, error, this.logger);
   }
 }
@@ -253,14 +259,16 @@ function admit(access: AccessControl, logger: Logger): RequestHandler {
   return (req, res, next) => {
     const locals = localsOf(res);
     if (PUBLIC_ROUTES.has(locals.route) && req.method === 'GET') return next();
-    try {
-      const keyName = access.admit(presentedKey(req.get('authorization'), req.get('x-api-key')), `${req.method} ${locals.route}`);
-      locals.caller = { requestId: locals.requestId, keyName };
-    } catch (error) {
-      sendError(res, error, logger);
-      return;
-    }
-    next();
+    access
+      .admit(presentedKey(req.get('authorization'), req.get('x-api-key')), `${req.method} ${locals.route}`)
+      .then(
+        (keyName) => {
+          locals.caller = { requestId: locals.requestId, keyName };
+          next();
+        },
+        (error: unknown) => sendError(res, error, logger),
+      )
+      .catch((error: unknown) => logger.error({ err: error, requestId: locals.requestId }, 'http request failed after admission'));
   };
 }
 
@@ -270,18 +278,24 @@ function jsonBody(maxBodyBytes: number, logger: Logger): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     // A body that is not JSON would otherwise reach the handler as "missing".
     if (req.is('application/json') === false) {
-      sendError(res, new HttpStatusError(415, 'the body must be JSON: send Content-Type: application/json'), logger);
+      sendError(res, new HttpStatusError(415, 'the body must be JSON: send Content-Type: application/json', 'content-type'), logger);
       return;
     }
     parse(req, res, (error?: unknown) => {
       if (error === undefined || error === null) return next();
       const { type, status } = error as { type?: string; status?: number };
+      // Every refusal names what it is about: the body, or the header that describes it.
+      const field = type === 'charset.unsupported' ? 'content-type' : type === 'encoding.unsupported' ? 'content-encoding' : 'body';
       const httpError =
         type === 'entity.too.large'
-          ? new HttpStatusError(413, `the body is larger than the limit of ${maxBodyBytes} bytes`)
+          ? new HttpStatusError(413, `the body is larger than the limit of ${maxBodyBytes} bytes`, field)
           : type === 'entity.parse.failed'
-            ? new HttpStatusError(400, `the body is not valid JSON: ${(error as Error).message}`)
-            : new HttpStatusError(typeof status === 'number' && status >= 400 && status < 500 ? status : 400, (error as Error).message);
+            ? new HttpStatusError(400, `the body is not valid JSON: ${(error as Error).message}`, field)
+            : new HttpStatusError(
+                typeof status === 'number' && status >= 400 && status < 500 ? status : 400,
+                (error as Error).message,
+                field,
+              );
       sendError(res, httpError, logger);
     });
   };
@@ -337,6 +351,8 @@ export async function startHttpServer(
         await app.close();
       } finally {
         clearTimeout(timer);
+        // An access control made here (none shared) is this server's to close.
+        if (shared === undefined) await access.close();
       }
       httpLogger.info('REST API stopped');
     })());

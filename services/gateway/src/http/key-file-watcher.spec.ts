@@ -29,27 +29,27 @@ function setup(path: string) {
 }
 
 describe('API keys rotate without a restart', () => {
-  it('an env file: a changed file is read again, and a file that does not validate leaves the current keys serving', () => {
+  it('an env file: a changed file is read again, and a file that does not validate leaves the current keys serving', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'recsys-keys-')), 'keys.env');
     writeFileSync(path, `A=${KEY_A}\n`);
     const { control, watcher } = setup(path);
-    expect(control.admit(KEY_A, 'test')).toBe('A');
+    expect(await control.admit(KEY_A, 'test')).toBe('A');
     expect(watcher.check()).toBe(false);
 
     writeFileSync(path, `B=${KEY_B}\n`);
     utimesSync(path, new Date(), new Date(Date.now() + 5000));
     expect(watcher.check()).toBe(true);
-    expect(control.admit(KEY_B, 'test')).toBe('B');
-    expect(() => control.admit(KEY_A, 'test')).toThrow(UnauthenticatedError);
+    expect(await control.admit(KEY_B, 'test')).toBe('B');
+    await expect(control.admit(KEY_A, 'test')).rejects.toThrow(UnauthenticatedError);
 
     writeFileSync(path, 'C=too-short\n');
     utimesSync(path, new Date(), new Date(Date.now() + 10000));
     expect(watcher.check()).toBe(true);
     expect(control.keyNames).toEqual(['B']);
-    expect(control.admit(KEY_B, 'test')).toBe('B');
+    expect(await control.admit(KEY_B, 'test')).toBe('B');
   });
 
-  it('a Kubernetes Secret mount: the ..data link swapped to a new version is noticed', () => {
+  it('a Kubernetes Secret mount: the ..data link swapped to a new version is noticed', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'recsys-secret-'));
     const version = (name: string, files: Record<string, string>) => {
       mkdirSync(join(dir, name));
@@ -59,15 +59,15 @@ describe('API keys rotate without a restart', () => {
     symlinkSync('..v1', join(dir, '..data'));
     symlinkSync('..data/web', join(dir, 'web'));
     const { control, watcher } = setup(dir);
-    expect(control.admit(KEY_A, 'test')).toBe('web');
+    expect(await control.admit(KEY_A, 'test')).toBe('web');
 
     // What the kubelet does: write the new version beside the old, then atomically repoint ..data.
     version('..v2', { web: KEY_C });
     symlinkSync('..v2', join(dir, '..data_tmp'));
     renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
     expect(watcher.check()).toBe(true);
-    expect(control.admit(KEY_C, 'test')).toBe('web');
-    expect(() => control.admit(KEY_A, 'test')).toThrow(UnauthenticatedError);
+    expect(await control.admit(KEY_C, 'test')).toBe('web');
+    await expect(control.admit(KEY_A, 'test')).rejects.toThrow(UnauthenticatedError);
     expect(watcher.check()).toBe(false);
   });
 });

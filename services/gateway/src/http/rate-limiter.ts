@@ -7,6 +7,15 @@ export interface RateLimit {
 
 export type RateDecision = { allowed: true } | { allowed: false; retryAfterS: number };
 
+/** A per-key limiter: this process's buckets (RateLimiter), or buckets every gateway replica shares (RedisRateLimiter). */
+export interface KeyRateLimiter {
+  readonly enabled: boolean;
+  take(key: string): RateDecision | Promise<RateDecision>;
+  /** A shared limiter: whether it connected within timeoutMs. */
+  ready?(timeoutMs?: number): Promise<boolean>;
+  close?(): Promise<void>;
+}
+
 interface Bucket {
   tokens: number;
   updatedMs: number;
@@ -18,7 +27,7 @@ const { ceil, max, min } = Math;
 const SWEEP_INTERVAL_MS = 10_000;
 
 /** A token bucket per key name, on an injectable millisecond clock. */
-export class RateLimiter {
+export class RateLimiter implements KeyRateLimiter {
   private readonly buckets = new Map<string, Bucket>();
   private lastSweepMs: number;
 

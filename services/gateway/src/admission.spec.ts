@@ -1,0 +1,148 @@
+import { gateway } from '@recsys/contracts';
+import { create } from '@bufbuild/protobuf';
+import { grpcStatusOf, ServiceMetrics } from '@recsys/service-kit';
+import { status } from '@grpc/grpc-js';
+import { Admission, AdmittedGatewayApi, admissionMetrics, OverloadedError } from './admission';
+import type { GatewayApi } from './gateway-api';
+import { httpErrorOf } from './http/errors';
+
+/** Work the test finishes by hand. */
+function gate() {
+  let open: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => (open = resolve));
+  return { done, open };
+}
+
+const caller = { requestId: 'r', keyName: 'k' };
+
+describe('Admission', () => {
+  it('runs up to maxInFlight at once, queues the next maxQueue in order, sheds the rest at once', async () => {
+    const metrics = new ServiceMetrics('gateway');
+    const admission = new Admission(
+      { maxInFlight: 2, maxQueue: 2, queueTimeoutMs: 60_000, maxEventLoopLagMs: 0 },
+      admissionMetrics(metrics),
+    );
+    const gates = [gate(), gate(), gate(), gate()];
+    const order: number[] = [];
+    const runs = gates.map((g, i) =>
+      admission.run(async () => {
+        order.push(i);
+        await g.done;
+        return i;
+      }),
+    );
+    await Promise.resolve();
+    expect(admission.running).toBe(2);
+    expect(admission.waiting).toBe(2);
+    await expect(admission.run(async () => 'x')).rejects.toMatchObject({ reason: 'queue_full', retryAfterS: 1 });
+    gates[1]!.open();
+    await runs[1];
+    await new Promise((r) => setImmediate(r));
+    // The first queued request took the freed slot.
+    expect(order).toEqual([0, 1, 2]);
+    for (const g of gates) g.open();
+    expect(await Promise.all(runs)).toEqual([0, 1, 2, 3]);
+    expect(admission.running).toBe(0);
+    expect(admission.waiting).toBe(0);
+    expect(await metrics.registry.getSingleMetricAsString('gateway_shed_total')).toContain('reason="queue_full"');
+  });
+
+  it('sheds a request that waited the queue timeout, and frees its queue place', async () => {
+    jest.useFakeTimers();
+    try {
+      const admission = new Admission({ maxInFlight: 1, maxQueue: 1, queueTimeoutMs: 50, maxEventLoopLagMs: 0 });
+      const g = gate();
+      const first = admission.run(() => g.done);
+      const queued = admission.run(async () => 'late');
+      const outcome = queued.catch((error: unknown) => error);
+      jest.advanceTimersByTime(50);
+      const error = await outcome;
+      expect(error).toBeInstanceOf(OverloadedError);
+      expect((error as OverloadedError).reason).toBe('queue_timeout');
+      expect(admission.waiting).toBe(0);
+      g.open();
+      await first;
+      expect(await admission.run(async () => 'next')).toBe('next');
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  it('frees the slot when the work fails', async () => {
+    const admission = new Admission({ maxInFlight: 1, maxQueue: 0, queueTimeoutMs: 10, maxEventLoopLagMs: 0 });
+    await expect(admission.run(() => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    expect(admission.running).toBe(0);
+    expect(await admission.run(async () => 1)).toBe(1);
+  });
+
+  it('is off at maxInFlight 0', async () => {
+    const admission = new Admission({ maxInFlight: 0, maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 0 });
+    const g = gate();
+    const runs = Array.from({ length: 100 }, () => admission.run(() => g.done));
+    g.open();
+    await Promise.all(runs);
+    expect(admission.enabled).toBe(false);
+  });
+
+  it('sheds at once while the recent event-loop lag is over its limit, and admits again once it is not', async () => {
+    const admission = new Admission({ maxInFlight: 0, maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 100 });
+    expect(await admission.run(async () => 'ok')).toBe('ok');
+    admission.recordLag(150);
+    await expect(admission.run(async () => 'late')).rejects.toMatchObject({ reason: 'event_loop_lag' });
+    // The lag spans the last five samples.
+    for (let i = 0; i < 4; i++) admission.recordLag(1);
+    await expect(admission.run(async () => 'late')).rejects.toMatchObject({ reason: 'event_loop_lag' });
+    admission.recordLag(1);
+    expect(await admission.run(async () => 'ok')).toBe('ok');
+  });
+
+  it('samples the lag of its own event loop once started', async () => {
+    const admission = new Admission({ maxInFlight: 0, maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 50 });
+    admission.start();
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      const until = performance.now() + 200;
+      while (performance.now() < until) {
+        // Blocks the loop: the next sample is at least ~180 ms late.
+      }
+      await new Promise((r) => setTimeout(r, 30));
+      expect(admission.lagMs).toBeGreaterThan(100);
+      await expect(admission.run(async () => 'late')).rejects.toMatchObject({ reason: 'event_loop_lag' });
+    } finally {
+      admission.stop();
+    }
+  });
+
+  it('refuses settings out of range', () => {
+    expect(() => new Admission({ maxInFlight: -1, maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 0 })).toThrow(RangeError);
+    expect(() => new Admission({ maxInFlight: 1, maxQueue: 1.5, queueTimeoutMs: 0, maxEventLoopLagMs: 0 })).toThrow(RangeError);
+  });
+
+  it('a shed request is RESOURCE_EXHAUSTED on gRPC and 429 with Retry-After on REST', () => {
+    const error = new OverloadedError('queue_full', 1);
+    expect(grpcStatusOf(error)).toBe(status.RESOURCE_EXHAUSTED);
+    const http = httpErrorOf(error);
+    expect(http.status).toBe(429);
+    expect(http.headers['Retry-After']).toBe('1');
+    expect(http.code).toBe('RESOURCE_EXHAUSTED');
+  });
+
+  it('AdmittedGatewayApi puts every method behind the one admission', async () => {
+    const g = gate();
+    const api: GatewayApi = {
+      recommend: async () => {
+        await g.done;
+        return create(gateway.RecommendResponseSchema);
+      },
+      sendFeedback: async () => create(gateway.SendFeedbackResponseSchema),
+      similarItems: async () => create(gateway.GetSimilarItemsResponseSchema),
+    };
+    const admitted = new AdmittedGatewayApi(api, new Admission({ maxInFlight: 1, maxQueue: 0, queueTimeoutMs: 10, maxEventLoopLagMs: 0 }));
+    const first = admitted.recommend(create(gateway.RecommendRequestSchema), caller);
+    await expect(admitted.sendFeedback(create(gateway.SendFeedbackRequestSchema), caller)).rejects.toBeInstanceOf(OverloadedError);
+    await expect(admitted.similarItems(create(gateway.GetSimilarItemsRequestSchema), caller)).rejects.toBeInstanceOf(OverloadedError);
+    g.open();
+    await first;
+    await expect(admitted.similarItems(create(gateway.GetSimilarItemsRequestSchema), caller)).resolves.toBeDefined();
+  });
+});

@@ -1,0 +1,135 @@
+// An open-loop load generator for POST /v1/recommendations (run as its own process by overload.ts): requests leave at
+// a fixed rate whatever the answers do, and each latency is measured from the moment its request was due, not sent
+// (as wrk2 does), so a server that falls behind is not hidden by a generator that waits for it (coordinated omission).
+// --mode closed instead keeps --concurrency requests in flight (capacity). The last output line is one JSON object.
+import http from 'node:http';
+import { parseArgs } from 'node:util';
+import { quantile, round } from '../bench/stats';
+
+const { values } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    key: { type: 'string', default: '' },
+    mode: { type: 'string', default: 'open' },
+    rate: { type: 'string', default: '100' },
+    concurrency: { type: 'string', default: '16' },
+    'duration-s': { type: 'string', default: '10' },
+    users: { type: 'string', default: '400' },
+    k: { type: 'string', default: '20' },
+    'timeout-ms': { type: 'string', default: '5000' },
+  },
+});
+
+const base = new URL(values.url!);
+const rate = Number(values.rate);
+const concurrency = Number(values.concurrency);
+const durationMs = Number(values['duration-s']) * 1000;
+const users = Number(values.users);
+const k = Number(values.k);
+const timeoutMs = Number(values['timeout-ms']);
+const agent = new http.Agent({ keepAlive: true, maxSockets: 4096 });
+const headers: Record<string, string> = { 'content-type': 'application/json' };
+if (values.key) headers.authorization = `Bearer ${values.key}`;
+
+const answeredMs: number[] = [];
+const shedMs: number[] = [];
+const statuses: Record<string, number> = {};
+let sent = 0;
+let degraded = 0;
+let inFlight = 0;
+let seed = 7919;
+const nextUser = () => {
+  seed = (seed * 1103515245 + 12345) % 2147483648;
+  return `user-${1 + (seed % users)}`;
+};
+
+/** One request; resolves when answered, refused or failed; latency from `dueMs`. */
+function send(dueMs: number): Promise<void> {
+  sent++;
+  inFlight++;
+  const body = JSON.stringify({ user_id: nextUser(), k });
+  return new Promise((resolve) => {
+    const finish = (label: string, text = '') => {
+      inFlight--;
+      statuses[label] = (statuses[label] ?? 0) + 1;
+      const latency = performance.now() - dueMs;
+      if (label === '200') {
+        answeredMs.push(latency);
+        if (!text.includes('"degradations":[]')) degraded++;
+      } else if (label === '429') shedMs.push(latency);
+      resolve();
+    };
+    const req = http.request(
+      { host: base.hostname, port: base.port, path: '/v1/recommendations', method: 'POST', headers, agent, timeout: timeoutMs },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => finish(String(res.statusCode), Buffer.concat(chunks).toString('utf8')));
+        res.on('error', () => finish('error'));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (error) => finish(error.message === 'timeout' ? 'timeout' : 'error'));
+    req.end(body);
+  });
+}
+
+async function open(): Promise<void> {
+  const start = performance.now();
+  const pending = new Set<Promise<void>>();
+  let due = 0;
+  await new Promise<void>((done) => {
+    const tick = setInterval(() => {
+      const now = performance.now();
+      // Every request due by now leaves now, stamped with when it was due.
+      while (due < Math.floor(((now - start) * rate) / 1000) && (due * 1000) / rate < durationMs) {
+        const p = send(start + (due * 1000) / rate);
+        pending.add(p);
+        void p.then(() => pending.delete(p));
+        due++;
+      }
+      if (now - start >= durationMs) {
+        clearInterval(tick);
+        done();
+      }
+    }, 1);
+  });
+  await Promise.all(pending);
+}
+
+async function closed(): Promise<void> {
+  const end = performance.now() + durationMs;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) await send(performance.now());
+    }),
+  );
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  await (values.mode === 'closed' ? closed() : open());
+  const seconds = durationMs / 1000;
+  const answered = answeredMs.length;
+  agent.destroy();
+  console.log(
+    JSON.stringify({
+      mode: values.mode,
+      offered_qps: round(sent / seconds, 1),
+      answered_qps: round(answered / seconds, 1),
+      shed_qps: round(shedMs.length / seconds, 1),
+      p50_ms: round(quantile(answeredMs, 0.5), 1),
+      p99_ms: round(quantile(answeredMs, 0.99), 1),
+      shed_p99_ms: round(quantile(shedMs, 0.99), 1),
+      degraded_pct: round(answered > 0 ? (degraded / answered) * 100 : 0, 1),
+      statuses,
+      in_flight_at_end: inFlight,
+      wall_s: round((performance.now() - started) / 1000, 1),
+    }),
+  );
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,101 @@
+// The overload curve: the gateway's capacity (answered requests/s with a closed loop of requests in flight), then an
+// open-loop load (open-loop.ts, its own process) at fixed multiples of it: offered vs answered and shed (429) per
+// second, the p99 of the answered requests (from when each was due) and the share answered with a fallback. With
+// admission control the answered p99 stays near the budget past saturation while the excess is shed fast; without
+// it every request queues and the p99 grows with the backlog.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+export interface OverloadOptions {
+  gatewayRest: string;
+  /** Measured when absent (a closed loop for durationS). */
+  capacityQps?: number;
+  /** Seconds per load level (default 10). */
+  durationS?: number;
+  /** Multiples of the capacity to offer (default 0.5, 1, 1.5, 2, 3). */
+  multiples?: number[];
+  /** The API key the gateway accepts (else RECSYS_API_KEY). */
+  apiKey?: string;
+  /** Users the requests spread over (user-1..user-N). */
+  users?: number;
+}
+
+export interface CurvePoint {
+  offered_qps: number;
+  answered_qps: number;
+  shed_qps: number;
+  p99_ms: number;
+  degraded_pct: number;
+  /** p99 of the 429 answers: how fast a shed request learns it was shed. */
+  shed_latency_p99_ms?: number;
+  /** Answers that were neither 200 nor 429 (timeouts, errors, 5xx), by status. */
+  other?: Record<string, number>;
+}
+
+export interface OverloadResult {
+  capacity_qps: number;
+  curve: CurvePoint[];
+  shed_p99_ms_at_2x_capacity: number;
+}
+
+const GENERATOR = join(__dirname, 'open-loop.js');
+
+interface GeneratorResult {
+  offered_qps: number;
+  answered_qps: number;
+  shed_qps: number;
+  p99_ms: number;
+  shed_p99_ms: number;
+  degraded_pct: number;
+  statuses: Record<string, number>;
+}
+
+function generate(args: Record<string, string | number>): Promise<GeneratorResult> {
+  return new Promise((resolve, reject) => {
+    const argv = Object.entries(args).flatMap(([name, value]) => [`--${name}`, String(value)]);
+    const child = spawn(process.execPath, [GENERATOR, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const last = out.trim().split('\n').at(-1) ?? '';
+      if (code !== 0 || !last.startsWith('{')) reject(new Error(`load generator failed (exit ${code}): ${err.trim() || out.trim()}`));
+      else resolve(JSON.parse(last) as GeneratorResult);
+    });
+  });
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function runOverload(opts: OverloadOptions): Promise<OverloadResult> {
+  const durationS = opts.durationS ?? 10;
+  const key = opts.apiKey ?? process.env.RECSYS_API_KEY ?? '';
+  const common = { url: opts.gatewayRest, key, users: opts.users ?? 400, 'duration-s': durationS };
+  let capacity = opts.capacityQps;
+  if (capacity === undefined) {
+    // Warm-up, then the closed loop: as many answers per second as the pipeline gives.
+    await generate({ ...common, mode: 'closed', concurrency: 4, 'duration-s': Math.min(3, durationS) });
+    capacity = (await generate({ ...common, mode: 'closed', concurrency: 16 })).answered_qps;
+  }
+  if (!(capacity > 0)) throw new Error(`the gateway answered nothing (capacity ${capacity} requests/s)`);
+  const curve: CurvePoint[] = [];
+  let at2x: number | undefined;
+  for (const multiple of opts.multiples ?? [0.5, 1, 1.5, 2, 3]) {
+    await pause(1000);
+    const r = await generate({ ...common, mode: 'open', rate: Math.max(1, Math.round(capacity * multiple)) });
+    const other = Object.fromEntries(Object.entries(r.statuses).filter(([status]) => status !== '200' && status !== '429'));
+    curve.push({
+      offered_qps: r.offered_qps,
+      answered_qps: r.answered_qps,
+      shed_qps: r.shed_qps,
+      p99_ms: r.p99_ms,
+      degraded_pct: r.degraded_pct,
+      ...(Number.isFinite(r.shed_p99_ms) ? { shed_latency_p99_ms: r.shed_p99_ms } : {}),
+      ...(Object.keys(other).length > 0 ? { other } : {}),
+    });
+    if (multiple === 2) at2x = r.p99_ms;
+  }
+  return { capacity_qps: capacity, curve, shed_p99_ms_at_2x_capacity: at2x ?? Number.NaN };
+}

@@ -1,0 +1,208 @@
+// Soak: a steady load for minutes while every pipeline process is sampled: resident memory and open file descriptors
+// from /proc/<pid>, event-loop lag (p99 and mean over each sampling interval) and active handles from the process's
+// Prometheus endpoint (prom-client's default metrics in service-kit). After a warm-up, growth compares the mean of the
+// last samples with the mean of the first ones.
+import { readdirSync, readFileSync } from 'node:fs';
+import type { RunningPipeline, ServiceName } from '@recsys/pipeline';
+import { SteadyLoad } from './steady-load';
+
+export interface ProcessSample {
+  t: number;
+  rssMiB: number;
+  fds: number;
+  threads: number;
+  lagP99Ms: number;
+  lagMeanMs: number;
+  handles: number;
+  /** V8 heap in use: a leak of JS objects shows here, native growth (allocator, onnxruntime) only in RSS. */
+  heapMiB: number;
+}
+
+export interface ProcessTrend {
+  name: string;
+  pid: number;
+  samples: number;
+  rss_mib_start: number;
+  rss_mib_end: number;
+  rss_growth_pct: number;
+  heap_mib_start: number;
+  heap_mib_end: number;
+  fds_start: number;
+  fds_end: number;
+  handles_start: number;
+  handles_end: number;
+  lag_p99_ms_start: number;
+  lag_p99_ms_end: number;
+  lag_growth_pct: number;
+  misses: string[];
+}
+
+export interface SoakResult {
+  minutes: number;
+  rate_qps: number;
+  requests: number;
+  failed: number;
+  shed: number;
+  degraded: number;
+  processes: ProcessTrend[];
+  /** The largest RSS growth of any process after warm-up. */
+  rss_growth_pct: number;
+  misses: string[];
+}
+
+export interface SoakOptions {
+  pipeline: RunningPipeline;
+  /** Total requests per second (half over REST, half over gRPC). */
+  rateQps: number;
+  minutes: number;
+  users: number;
+  apiKey?: string;
+  /** Seconds between samples (default: a twentieth of the soak, 5 to 30 s). */
+  sampleS?: number;
+  log?: (line: string) => void;
+}
+
+/** RSS growth past this share after warm-up is a leak (the issue's target). */
+export const SOAK_GROWTH_LIMIT_PCT = 10;
+/** Event-loop lag may also move this much in absolute terms on a shared machine before it counts as growth. */
+const LAG_SLACK_MS = 5;
+const SERVICES: readonly ServiceName[] = ['features', 'retrieval', 'preranking', 'ranking', 'reranking', 'gateway'];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
+const mean = (values: readonly number[]) => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+
+function statusField(pid: number, field: string): number {
+  const match = new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return match ? Number(match[1]) : Number.NaN;
+}
+
+function metric(text: string, name: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line === undefined ? Number.NaN : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+export async function sampleProcess(pid: number, metricsUrl: string | undefined): Promise<ProcessSample> {
+  let lagP99Ms = Number.NaN;
+  let lagMeanMs = Number.NaN;
+  let handles = Number.NaN;
+  let heapMiB = Number.NaN;
+  if (metricsUrl !== undefined) {
+    const text = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(5000) })).text();
+    lagP99Ms = metric(text, 'nodejs_eventloop_lag_p99_seconds') * 1000;
+    lagMeanMs = metric(text, 'nodejs_eventloop_lag_mean_seconds') * 1000;
+    handles = metric(text, 'nodejs_active_handles_total');
+    heapMiB = metric(text, 'nodejs_heap_size_used_bytes') / 2 ** 20;
+  }
+  return {
+    t: Date.now(),
+    rssMiB: statusField(pid, 'VmRSS') / 1024,
+    fds: readdirSync(`/proc/${pid}/fd`).length,
+    threads: statusField(pid, 'Threads'),
+    lagP99Ms,
+    lagMeanMs,
+    handles,
+    heapMiB,
+  };
+}
+
+/** Growth from the first samples after warm-up (the first quarter is warm-up) to the last ones. */
+export function trendOf(name: string, pid: number, samples: readonly ProcessSample[]): ProcessTrend {
+  const warm = samples.slice(Math.floor(samples.length / 4));
+  const span = Math.max(1, Math.floor(warm.length / 4));
+  const first = warm.slice(0, span);
+  const last = warm.slice(-span);
+  const at = (part: readonly ProcessSample[], key: keyof ProcessSample) => mean(part.map((s) => s[key]));
+  const pct = (a: number, b: number) => (a > 0 ? ((b - a) / a) * 100 : 0);
+  const rssGrowth = pct(at(first, 'rssMiB'), at(last, 'rssMiB'));
+  const lagStart = at(first, 'lagP99Ms');
+  const lagEnd = at(last, 'lagP99Ms');
+  const misses: string[] = [];
+  if (rssGrowth >= SOAK_GROWTH_LIMIT_PCT) misses.push(`RSS grew ${round(rssGrowth, 1)}%`);
+  if (at(last, 'fds') > at(first, 'fds') + 0.5)
+    misses.push(`file descriptors grew ${round(at(first, 'fds'), 1)} → ${round(at(last, 'fds'), 1)}`);
+  if (at(last, 'handles') > at(first, 'handles') + 0.5)
+    misses.push(`active handles grew ${round(at(first, 'handles'), 1)} → ${round(at(last, 'handles'), 1)}`);
+  if (lagEnd > lagStart * (1 + SOAK_GROWTH_LIMIT_PCT / 100) && lagEnd - lagStart > LAG_SLACK_MS)
+    misses.push(`event-loop lag p99 grew ${round(lagStart)} → ${round(lagEnd)} ms`);
+  return {
+    name,
+    pid,
+    samples: samples.length,
+    rss_mib_start: round(at(first, 'rssMiB'), 1),
+    rss_mib_end: round(at(last, 'rssMiB'), 1),
+    rss_growth_pct: round(rssGrowth),
+    heap_mib_start: round(at(first, 'heapMiB'), 1),
+    heap_mib_end: round(at(last, 'heapMiB'), 1),
+    fds_start: round(at(first, 'fds'), 1),
+    fds_end: round(at(last, 'fds'), 1),
+    handles_start: round(at(first, 'handles'), 1),
+    handles_end: round(at(last, 'handles'), 1),
+    lag_p99_ms_start: round(lagStart),
+    lag_p99_ms_end: round(lagEnd),
+    lag_growth_pct: round(pct(lagStart, lagEnd)),
+    misses,
+  };
+}
+
+export async function runSoak(options: SoakOptions): Promise<SoakResult> {
+  const { pipeline } = options;
+  const log = options.log ?? (() => undefined);
+  const totalMs = options.minutes * 60_000;
+  const sampleMs = (options.sampleS ?? Math.min(30, Math.max(5, (options.minutes * 60) / 20))) * 1000;
+  const names: string[] = pipeline.mode === 'all-in-one' ? ['all-in-one'] : [...SERVICES];
+  const pidOf = (name: string) => pipeline.pid(name === 'all-in-one' ? 'gateway' : (name as ServiceName))!;
+  const urlOf = (name: string) => pipeline.metricsUrl(name === 'all-in-one' ? 'gateway' : (name as ServiceName));
+  const samples = new Map<string, ProcessSample[]>(names.map((n) => [n, []]));
+  const load = SteadyLoad.start(
+    { rest: pipeline.httpUrl, grpc: pipeline.addresses.gateway },
+    { rateQps: options.rateQps / 2, concurrency: 8, users: options.users, apiKey: options.apiKey },
+  );
+  const started = Date.now();
+  try {
+    // Scrape once so that each later sample's lag covers one interval.
+    for (const name of names) await sampleProcess(pidOf(name), urlOf(name));
+    while (Date.now() - started < totalMs) {
+      await sleep(Math.min(sampleMs, totalMs - (Date.now() - started)));
+      for (const name of names) samples.get(name)!.push(await sampleProcess(pidOf(name), urlOf(name)));
+      const gw = samples.get(names.at(-1)!)!.at(-1)!;
+      log(
+        `soak ${Math.round((Date.now() - started) / 1000)} s: ${load.records.length} requests; ${names.at(-1)} RSS ${round(gw.rssMiB, 1)} MiB, ` +
+          `${gw.fds} fds, lag p99 ${round(gw.lagP99Ms)} ms`,
+      );
+    }
+  } finally {
+    await load.stop();
+  }
+  const processes = names.map((name) => trendOf(name, pidOf(name), samples.get(name)!));
+  // Shed answers (429 / RESOURCE_EXHAUSTED: admission control) are counted apart; anything else not answered is a failure.
+  const shed = load.records.filter((r) => r.outcome === 'http 429' || r.outcome === 'grpc RESOURCE_EXHAUSTED').length;
+  const failed = load.records.filter((r) => r.outcome !== 'ok' && r.outcome !== 'degraded').length - shed;
+  const degraded = load.records.filter((r) => r.outcome === 'degraded').length;
+  const misses = processes.flatMap((p) => p.misses.map((m) => `${p.name}: ${m}`));
+  if (failed > 0) misses.push(`${failed} requests failed`);
+  return {
+    minutes: round((Date.now() - started) / 60_000),
+    rate_qps: options.rateQps,
+    requests: load.records.length,
+    failed,
+    shed,
+    degraded,
+    processes,
+    rss_growth_pct: Math.max(...processes.map((p) => p.rss_growth_pct)),
+    misses,
+  };
+}
+
+export function soakTable(result: SoakResult): string {
+  const lines = [
+    '| process | samples | RSS MiB start → end | RSS growth | V8 heap MiB start → end | fds start → end | handles start → end | lag p99 ms start → end | result |',
+    '| --- | ---: | --- | ---: | --- | --- | --- | --- | --- |',
+  ];
+  for (const p of result.processes)
+    lines.push(
+      `| ${p.name} | ${p.samples} | ${p.rss_mib_start} → ${p.rss_mib_end} | ${p.rss_growth_pct}% | ${p.heap_mib_start} → ${p.heap_mib_end} | ${p.fds_start} → ${p.fds_end} | ` +
+        `${p.handles_start} → ${p.handles_end} | ${p.lag_p99_ms_start} → ${p.lag_p99_ms_end} | ${p.misses.length ? `MISSED: ${p.misses.join('; ')}` : 'flat'} |`,
+    );
+  return lines.join('\n');
+}
