@@ -20,7 +20,7 @@ export function checkIdField(field: string, id: string, maxLength: number): void
  * (a repeated item would be scored and shown twice: the caller's merge has a bug). Returns the ids in order.
  */
 export function checkCandidateIds(
-  candidates: readonly { itemId: string }[],
+  candidates: readonly string[] | readonly { itemId: string }[],
   limits: { maxCandidates: number; maxIdLength: number },
 ): string[] {
   const n = candidates.length;
@@ -31,7 +31,8 @@ export function checkCandidateIds(
   const ids = new Array<string>(n);
   const seen = new Map<string, number>();
   for (let i = 0; i < n; i++) {
-    const id = candidates[i]!.itemId;
+    const candidate = candidates[i]!;
+    const id = typeof candidate === 'string' ? candidate : candidate.itemId;
     checkIdField(`candidates[${i}].item_id`, id, limits.maxIdLength);
     const first = seen.get(id);
     if (first !== undefined) throw new InvalidArgumentError(`candidates[${i}].item_id`, `"${id}" repeats candidates[${first}]`);

@@ -16,3 +16,5 @@ export * from './tracing.js';
 export * from './health-client.js';
 export * from './workspace.js';
 export * from './in-process.js';
+export * from './candidate-wire.js';
+export * from './unary-method.js';

@@ -1,5 +1,12 @@
 import { createServer, type Server } from 'node:http';
+import { status } from '@grpc/grpc-js';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Records one method's calls: its counter and histogram children bound once, so a call hashes no labels. */
+export interface CallRecorder {
+  /** One finished call: its status code and how long it took. */
+  done(code: status, seconds: number): void;
+}
 
 /** The metrics every gRPC service exports, in its own registry. */
 export class ServiceMetrics {
@@ -30,6 +37,30 @@ export class ServiceMetrics {
       help: 'RPCs being handled now',
       registers: [this.registry],
     });
+  }
+
+  private readonly recorders = new Map<string, CallRecorder>();
+
+  /**
+   * The recorder of `method`'s calls (grpc_server_handled_total and grpc_server_handling_seconds). prom-client's
+   * `inc(labels)` hashes the label object on every call; the children bound here do that once per method and code.
+   */
+  recorder(method: string): CallRecorder {
+    let recorder = this.recorders.get(method);
+    if (recorder === undefined) {
+      const latency = this.latency.labels(method);
+      const handled = new Map<status, Counter.Internal>();
+      recorder = {
+        done: (code, seconds) => {
+          let counter = handled.get(code);
+          if (counter === undefined) handled.set(code, (counter = this.handled.labels(method, status[code] ?? String(code))));
+          counter.inc();
+          latency.observe(seconds);
+        },
+      };
+      this.recorders.set(method, recorder);
+    }
+    return recorder;
   }
 
   /** A stage's own counter in this registry (create the ServiceMetrics first and pass it to startGrpcService). */

@@ -1,5 +1,5 @@
 import { common, fieldTag, preranking, ranking, sharedFieldNumbers, WIRE } from '@recsys/contracts';
-import { EncodedMessage } from '@recsys/service-kit';
+import { candidateCreatedAt, type CandidateList, EncodedMessage } from '@recsys/service-kit';
 
 // Tags (field << 3 | wire type) from the generated descriptors: RankResponse and PrerankResponse share
 // candidates, model_version (checked below), RankResponse adds missing_item_ids.
@@ -7,11 +7,8 @@ const CANDIDATE = fieldTag(ranking.RankResponseSchema, 'candidates', WIRE.length
 const MODEL_VERSION = fieldTag(ranking.RankResponseSchema, 'modelVersion', WIRE.length);
 const MISSING_ID = fieldTag(ranking.RankResponseSchema, 'missingItemIds', WIRE.length);
 sharedFieldNumbers([ranking.RankResponseSchema, preranking.PrerankResponseSchema], ['candidates', 'modelVersion']);
-const ITEM_ID = fieldTag(common.CandidateSchema, 'itemId', WIRE.length);
 const SCORE = fieldTag(common.CandidateSchema, 'score', WIRE.fixed32);
-const CHANNEL = fieldTag(common.CandidateSchema, 'channels', WIRE.length);
 const STAGE_SCORE = fieldTag(common.CandidateSchema, 'stageScores', WIRE.length);
-const CATEGORY = fieldTag(common.CandidateSchema, 'category', WIRE.length);
 const CREATED_AT = fieldTag(common.CandidateSchema, 'createdAtMs', WIRE.varint);
 const STAGE = fieldTag(common.StageScoreSchema, 'stage', WIRE.varint);
 const STAGE_SCORE_VALUE = fieldTag(common.StageScoreSchema, 'score', WIRE.fixed32);
@@ -20,11 +17,8 @@ for (const tag of [
   CANDIDATE,
   MODEL_VERSION,
   MISSING_ID,
-  ITEM_ID,
   SCORE,
-  CHANNEL,
   STAGE_SCORE,
-  CATEGORY,
   CREATED_AT,
   STAGE,
   STAGE_SCORE_VALUE,
@@ -108,8 +102,17 @@ class Writer {
   float(tag: number, value: number): void {
     if (value === 0) return;
     this.byte(tag);
+    this.fixed32(value);
+  }
+
+  fixed32(value: number): void {
     this.view.setFloat32(this.pos, value, true);
     this.pos += 4;
+  }
+
+  raw(bytes: Uint8Array): void {
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
   }
 
   stageScore(stage: number, score: number): void {
@@ -127,16 +130,17 @@ class Writer {
 export type ScoredCandidatesSchema = typeof ranking.RankResponseSchema | typeof preranking.PrerankResponseSchema;
 
 /**
- * A stage's answer written straight to protobuf bytes (the bytes protobuf-es would write for the same
- * message): candidates in `order` (the first `count`), each as the caller sent it with `scores[k]` as its
- * score and appended as `stage`'s score, and with `createdAtMs[k]` (the item's creation time as this stage read
- * it) when the candidate came without one. Building hundreds of Candidate messages only to serialise them
- * was a large share of a request's time.
+ * A stage's answer written straight to protobuf bytes: candidates in `order` (the first `count`), each copied as the
+ * bytes the caller sent (unknown fields too) with `scores[k]` appended as its score (a later value of a singular field
+ * replaces an earlier one when decoded) and as `stage`'s score (appended to stage_scores), and with `createdAtMs[k]` (the
+ * item's creation time as this stage read it) appended when the candidate came without one. No candidate is decoded or
+ * re-encoded: decoding and building hundreds of Candidate messages only to serialise them was a large share of a
+ * request's time.
  */
 export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
   schema: S,
   stage: common.Stage,
-  candidates: readonly common.Candidate[],
+  candidates: CandidateList,
   scores: Float32Array,
   order: ArrayLike<number>,
   count: number,
@@ -148,55 +152,43 @@ export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
     throw new TypeError(`${schema.typeName} has no missing_item_ids`);
   }
   const sizes = new Array<number>(count);
+  const created = new Array<number>(count);
   let total = stringFieldSize(modelVersion);
   for (const id of missingItemIds) total += 1 + varintSize(utf8Length(id)) + utf8Length(id);
   for (let r = 0; r < count; r++) {
     const k = order[r]!;
-    const c = candidates[k]!;
     const score = Math.fround(scores[k]!);
-    let size = stringFieldSize(c.itemId) + (score !== 0 ? 5 : 0) + stringFieldSize(c.category);
-    for (const channel of c.channels) size += 1 + varintSize(utf8Length(channel)) + utf8Length(channel);
-    for (const s of c.stageScores) {
-      const inner = stageScoreSize(s.stage, Math.fround(s.score));
-      size += 1 + varintSize(inner) + inner;
-    }
+    // The score always (5 bytes, a zero too): it must replace the one the candidate came with.
+    let size = candidates.spans[k]!.length + 5;
     const own = stageScoreSize(stage, score);
     size += 1 + varintSize(own) + own;
-    const created = createdOf(c, createdAtMs?.[k]);
-    if (created > 0) size += 1 + varintSize(created);
+    const read = createdAtMs?.[k];
+    // Only when the candidate has none of its own: the first stage that read the item set it.
+    const add = read !== undefined && read > 0 && Number.isSafeInteger(read) && candidateCreatedAt(candidates.spans[k]!) === 0 ? read : 0;
+    if (add > 0) size += 1 + varintSize(add);
+    created[r] = add;
     sizes[r] = size;
     total += 1 + varintSize(size) + size;
   }
   const w = new Writer(total);
   for (let r = 0; r < count; r++) {
     const k = order[r]!;
-    const c = candidates[k]!;
     const score = Math.fround(scores[k]!);
     w.byte(CANDIDATE);
     w.varint(sizes[r]!);
-    w.string(ITEM_ID, c.itemId);
-    w.float(SCORE, score);
-    for (const channel of c.channels) w.text(CHANNEL, channel);
-    for (const s of c.stageScores) w.stageScore(s.stage, Math.fround(s.score));
+    w.raw(candidates.spans[k]!);
+    w.byte(SCORE);
+    w.fixed32(score);
     w.stageScore(stage, score);
-    w.string(CATEGORY, c.category);
-    const created = createdOf(c, createdAtMs?.[k]);
-    if (created > 0) {
+    if (created[r]! > 0) {
       w.byte(CREATED_AT);
-      w.varint(created);
+      w.varint(created[r]!);
     }
   }
   w.string(MODEL_VERSION, modelVersion);
   for (const id of missingItemIds) w.text(MISSING_ID, id);
   if (w.pos !== total) throw new Error(`encodeScoredCandidates: wrote ${w.pos} bytes of ${total}`);
   return new EncodedMessage(schema, w.buf);
-}
-
-/** The candidate's own creation time, else the one read here; 0 (left out) when neither is known or it is not positive. */
-function createdOf(c: common.Candidate, read: number | undefined): number {
-  const own = Number(c.createdAtMs);
-  if (own > 0) return own;
-  return read !== undefined && read > 0 && Number.isSafeInteger(read) ? read : 0;
 }
 
 /** Candidate indices by descending score; ties keep the caller's order. */
