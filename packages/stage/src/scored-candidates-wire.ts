@@ -1,3 +1,4 @@
+import type { DescMessage } from '@bufbuild/protobuf';
 import { common, fieldTag, preranking, ranking, sharedFieldNumbers, WIRE } from '@recsys/contracts';
 import { candidateCreatedAt, type CandidateList, EncodedMessage } from '@recsys/service-kit';
 
@@ -10,6 +11,8 @@ sharedFieldNumbers([ranking.RankResponseSchema, preranking.PrerankResponseSchema
 const SCORE = fieldTag(common.CandidateSchema, 'score', WIRE.fixed32);
 const STAGE_SCORE = fieldTag(common.CandidateSchema, 'stageScores', WIRE.length);
 const CREATED_AT = fieldTag(common.CandidateSchema, 'createdAtMs', WIRE.varint);
+const CHANNEL = fieldTag(common.CandidateSchema, 'channels', WIRE.length);
+const CATEGORY = fieldTag(common.CandidateSchema, 'category', WIRE.length);
 const STAGE = fieldTag(common.StageScoreSchema, 'stage', WIRE.varint);
 const STAGE_SCORE_VALUE = fieldTag(common.StageScoreSchema, 'score', WIRE.fixed32);
 // Every tag here fits one byte (fields 1–15).
@@ -18,6 +21,8 @@ for (const tag of [
   MODEL_VERSION,
   MISSING_ID,
   SCORE,
+  CHANNEL,
+  CATEGORY,
   STAGE_SCORE,
   CREATED_AT,
   STAGE,
@@ -189,6 +194,70 @@ export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
   for (const id of missingItemIds) w.text(MISSING_ID, id);
   if (w.pos !== total) throw new Error(`encodeScoredCandidates: wrote ${w.pos} bytes of ${total}`);
   return new EncodedMessage(schema, w.buf);
+}
+
+/** A candidate of an answer as the bytes it came in, with what the stage changed appended. */
+export interface CandidateEdit {
+  span: Uint8Array;
+  score: number;
+  /** Appended to stage_scores with `score`. */
+  stage: common.Stage;
+  /** Channels to append (merged from a repeat of the candidate). */
+  addChannels?: readonly string[];
+  /** Replaces the category (a later value wins when decoded); undefined leaves it. */
+  category?: string;
+  /** Replaces created_at_ms; undefined leaves it. */
+  createdAtMs?: number;
+}
+
+/**
+ * The candidates field of an answer (its tag from `schema`), each candidate an edit of the bytes it came in or, where a
+ * stage made a candidate anew or had to rewrite one, bytes of its own.
+ */
+export function encodeCandidateField(schema: DescMessage, candidates: readonly (CandidateEdit | Uint8Array)[]): Uint8Array {
+  const tag = fieldTag(schema, 'candidates', WIRE.length);
+  if (tag >= 0x80) throw new TypeError(`${schema.typeName}.candidates takes a tag of more than one byte`);
+  const sizes = new Array<number>(candidates.length);
+  let total = 0;
+  for (let r = 0; r < candidates.length; r++) {
+    const c = candidates[r]!;
+    let size: number;
+    if (c instanceof Uint8Array) size = c.length;
+    else {
+      const score = Math.fround(c.score);
+      size = c.span.length + 5;
+      for (const channel of c.addChannels ?? []) size += 1 + varintSize(utf8Length(channel)) + utf8Length(channel);
+      if (c.category !== undefined) size += 1 + varintSize(utf8Length(c.category)) + utf8Length(c.category);
+      if (c.createdAtMs !== undefined) size += 1 + varintSize(c.createdAtMs);
+      const own = stageScoreSize(c.stage, score);
+      size += 1 + varintSize(own) + own;
+    }
+    sizes[r] = size;
+    total += 1 + varintSize(size) + size;
+  }
+  const w = new Writer(total);
+  for (let r = 0; r < candidates.length; r++) {
+    const c = candidates[r]!;
+    w.byte(tag);
+    w.varint(sizes[r]!);
+    if (c instanceof Uint8Array) {
+      w.raw(c);
+      continue;
+    }
+    const score = Math.fround(c.score);
+    w.raw(c.span);
+    w.byte(SCORE);
+    w.fixed32(score);
+    for (const channel of c.addChannels ?? []) w.text(CHANNEL, channel);
+    if (c.category !== undefined) w.text(CATEGORY, c.category);
+    if (c.createdAtMs !== undefined) {
+      w.byte(CREATED_AT);
+      w.varint(c.createdAtMs);
+    }
+    w.stageScore(c.stage, score);
+  }
+  if (w.pos !== total) throw new Error(`encodeCandidateField: wrote ${w.pos} bytes of ${total}`);
+  return w.buf;
 }
 
 /** Candidate indices by descending score; ties keep the caller's order. */
