@@ -1,6 +1,6 @@
 import { create, fromBinary, toBinary, type DescMessage } from '@bufbuild/protobuf';
 import { common, preranking, ranking } from '@recsys/contracts';
-import { CandidateList, type EncodedMessage } from '@recsys/service-kit';
+import { CandidateList, type EncodedMessage, readCandidateRequest } from '@recsys/service-kit';
 import { bestFirst, encodeScoredCandidates as encodeFromList } from './scored-candidates-wire.js';
 
 /** The candidates as a stage receives them: the bytes protobuf-es writes for each. */
@@ -171,6 +171,11 @@ describe('encodeScoredCandidates against protobuf-es on random candidates', () =
         missingItemIds: ['gone'],
       });
       expect(hex(ranking.RankResponseSchema, encoded)).toBe(hex(ranking.RankResponseSchema, toBinary(ranking.RankResponseSchema, expected)));
+      // The same through the request reader, which notes each candidate's own creation time as it scans.
+      const request = toBinary(ranking.RankRequestSchema, create(ranking.RankRequestSchema, { userId: 'u', candidates }));
+      const { candidates: list } = readCandidateRequest(ranking.RankRequestSchema, request);
+      const viaRequest = encodeFromList(ranking.RankResponseSchema, common.Stage.RANKING, list, scores, order, count, 'v', ['gone'], read);
+      expect(hex(ranking.RankResponseSchema, viaRequest)).toBe(hex(ranking.RankResponseSchema, toBinary(ranking.RankResponseSchema, expected)));
     }
   });
 });

@@ -169,7 +169,8 @@ export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
     size += 1 + varintSize(own) + own;
     const read = createdAtMs?.[k];
     // Only when the candidate has none of its own: the first stage that read the item set it.
-    const add = read !== undefined && read > 0 && Number.isSafeInteger(read) && candidateCreatedAt(candidates.spans[k]!) === 0 ? read : 0;
+    const ownCreated = read !== undefined && read > 0 && Number.isSafeInteger(read) ? ownCreatedAt(candidates, k) : 1;
+    const add = ownCreated === 0 ? read! : 0;
     if (add > 0) size += 1 + varintSize(add);
     created[r] = add;
     sizes[r] = size;
@@ -195,6 +196,9 @@ export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
   if (w.pos !== total) throw new Error(`encodeScoredCandidates: wrote ${w.pos} bytes of ${total}`);
   return new EncodedMessage(schema, w.buf);
 }
+
+/** A candidate's own created_at_ms: as the request reader saw it, else read from its bytes. */
+const ownCreatedAt = (candidates: CandidateList, k: number) => candidates.createdAtMs?.[k] ?? candidateCreatedAt(candidates.spans[k]!);
 
 /** A candidate of an answer as the bytes it came in, with what the stage changed appended. */
 export interface CandidateEdit {
