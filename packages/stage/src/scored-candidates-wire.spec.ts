@@ -1,7 +1,8 @@
 import { create, fromBinary, toBinary, type DescMessage } from '@bufbuild/protobuf';
 import { common, preranking, ranking } from '@recsys/contracts';
 import { CandidateList, type EncodedMessage, readCandidateRequest } from '@recsys/service-kit';
-import { bestFirst, encodeScoredCandidates as encodeFromList } from './scored-candidates-wire.js';
+import { bestFirst, encodeNewCandidates, encodeScoredCandidates as encodeFromList } from './scored-candidates-wire.js';
+import { retrieval } from '@recsys/contracts';
 
 /** The candidates as a stage receives them: the bytes protobuf-es writes for each. */
 const encodeScoredCandidates = <S extends Parameters<typeof encodeFromList>[0]>(
@@ -176,6 +177,25 @@ describe('encodeScoredCandidates against protobuf-es on random candidates', () =
       const { candidates: list } = readCandidateRequest(ranking.RankRequestSchema, request);
       const viaRequest = encodeFromList(ranking.RankResponseSchema, common.Stage.RANKING, list, scores, order, count, 'v', ['gone'], read);
       expect(hex(ranking.RankResponseSchema, viaRequest)).toBe(hex(ranking.RankResponseSchema, toBinary(ranking.RankResponseSchema, expected)));
+    }
+  });
+});
+
+describe('encodeNewCandidates', () => {
+  it('writes the bytes protobuf-es writes for the same candidates (zero scores, unicode, no category, no channels)', () => {
+    const made = [
+      { itemId: 'a', score: 0.5, channels: ['two_tower', 'popular'], stage: common.Stage.RETRIEVAL, category: 'books' },
+      { itemId: 'ítem-ラ', score: 0, channels: [], stage: common.Stage.RETRIEVAL, category: '' },
+      { itemId: 'x'.repeat(300), score: -1.25, channels: ['é'], stage: common.Stage.RETRIEVAL, category: 'ü' },
+    ];
+    for (const list of [made, []]) {
+      const expected = toBinary(
+        retrieval.RetrieveResponseSchema,
+        create(retrieval.RetrieveResponseSchema, {
+          candidates: list.map((c) => ({ ...c, stageScores: [{ stage: c.stage, score: c.score }] })),
+        }),
+      );
+      expect(Buffer.from(encodeNewCandidates(retrieval.RetrieveResponseSchema, list)).toString('hex')).toBe(Buffer.from(expected).toString('hex'));
     }
   });
 });

@@ -11,6 +11,7 @@ sharedFieldNumbers([ranking.RankResponseSchema, preranking.PrerankResponseSchema
 const SCORE = fieldTag(common.CandidateSchema, 'score', WIRE.fixed32);
 const STAGE_SCORE = fieldTag(common.CandidateSchema, 'stageScores', WIRE.length);
 const CREATED_AT = fieldTag(common.CandidateSchema, 'createdAtMs', WIRE.varint);
+const ITEM_ID = fieldTag(common.CandidateSchema, 'itemId', WIRE.length);
 const CHANNEL = fieldTag(common.CandidateSchema, 'channels', WIRE.length);
 const CATEGORY = fieldTag(common.CandidateSchema, 'category', WIRE.length);
 const STAGE = fieldTag(common.StageScoreSchema, 'stage', WIRE.varint);
@@ -20,6 +21,7 @@ for (const tag of [
   CANDIDATE,
   MODEL_VERSION,
   MISSING_ID,
+  ITEM_ID,
   SCORE,
   CHANNEL,
   CATEGORY,
@@ -261,6 +263,47 @@ export function encodeCandidateField(schema: DescMessage, candidates: readonly (
     w.stageScore(c.stage, score);
   }
   if (w.pos !== total) throw new Error(`encodeCandidateField: wrote ${w.pos} bytes of ${total}`);
+  return w.buf;
+}
+
+/** A candidate a stage makes (retrieval): what protobuf-es would write for `{ item_id, score, channels, stage_scores: [{ stage, score }], category }`. */
+export interface NewCandidate {
+  itemId: string;
+  score: number;
+  channels: readonly string[];
+  stage: common.Stage;
+  category: string;
+}
+
+/** The candidates field of an answer (its tag from `schema`) holding new candidates, byte for byte as protobuf-es writes them. */
+export function encodeNewCandidates(schema: DescMessage, candidates: readonly NewCandidate[]): Uint8Array {
+  const tag = fieldTag(schema, 'candidates', WIRE.length);
+  if (tag >= 0x80) throw new TypeError(`${schema.typeName}.candidates takes a tag of more than one byte`);
+  const sizes = new Array<number>(candidates.length);
+  let total = 0;
+  for (let r = 0; r < candidates.length; r++) {
+    const c = candidates[r]!;
+    const score = Math.fround(c.score);
+    let size = stringFieldSize(c.itemId) + (score !== 0 ? 5 : 0) + stringFieldSize(c.category);
+    for (const channel of c.channels) size += 1 + varintSize(utf8Length(channel)) + utf8Length(channel);
+    const own = stageScoreSize(c.stage, score);
+    size += 1 + varintSize(own) + own;
+    sizes[r] = size;
+    total += 1 + varintSize(size) + size;
+  }
+  const w = new Writer(total);
+  for (let r = 0; r < candidates.length; r++) {
+    const c = candidates[r]!;
+    const score = Math.fround(c.score);
+    w.byte(tag);
+    w.varint(sizes[r]!);
+    w.string(ITEM_ID, c.itemId);
+    w.float(SCORE, score);
+    for (const channel of c.channels) w.text(CHANNEL, channel);
+    w.stageScore(c.stage, score);
+    w.string(CATEGORY, c.category);
+  }
+  if (w.pos !== total) throw new Error(`encodeNewCandidates: wrote ${w.pos} bytes of ${total}`);
   return w.buf;
 }
 
