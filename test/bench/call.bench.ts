@@ -76,7 +76,9 @@ const requestBytes = Buffer.from(
     create(ranking.RankRequestSchema, { userId: 'user-1', candidates, limit: CANDIDATES, context: { attributes: { device: 'ios' } } }),
   ),
 );
-const answerFixed = Buffer.from(toBinary(ranking.RankResponseSchema, create(ranking.RankResponseSchema, { candidates, modelVersion: '1' })));
+const answerFixed = Buffer.from(
+  toBinary(ranking.RankResponseSchema, create(ranking.RankResponseSchema, { candidates, modelVersion: '1' })),
+);
 const scores = Float32Array.from({ length: CANDIDATES }, (_, i) => Math.fround(((i * 7919) % 1000) / 1000));
 const order = bestFirst(scores);
 
@@ -340,9 +342,7 @@ async function main(): Promise<void> {
     }
     Object.assign(result, await micro());
     for (const c of CONCURRENCY) {
-      console.log(
-        `c=${c}: CPU µs per call (both ends) ` + names.map((name) => `${name} ${result[`${name}_cpu_us_c${c}`]}`).join(', '),
-      );
+      console.log(`c=${c}: CPU µs per call (both ends) ` + names.map((name) => `${name} ${result[`${name}_cpu_us_c${c}`]}`).join(', '));
     }
     console.log(
       `per call, alone: AsyncLocalStorage.run ${(result.als_run_await_handler_ns as number) - (result.await_handler_ns as number)} ns; ` +

@@ -82,7 +82,11 @@ describe('hot unary methods on grpc-js directly (UnaryBytesMethod), over the net
       expect(await checkHealth(both.address, ranking.RankingService.typeName)).toBe('SERVING');
       const text = await (await fetch(`http://127.0.0.1:${both.metricsPort}/metrics`)).text();
       const count = (code: string) =>
-        Number(new RegExp(`grpc_server_handled_total\\{method="/recsys.ranking.v1.RankingService/Rank",code="${code}"[^}]*\\} (\\d+)`).exec(text)?.[1]);
+        Number(
+          new RegExp(`grpc_server_handled_total\\{method="/recsys.ranking.v1.RankingService/Rank",code="${code}"[^}]*\\} (\\d+)`).exec(
+            text,
+          )?.[1],
+        );
       expect(count('OK')).toBe(2);
       expect(count('INVALID_ARGUMENT')).toBe(4);
       expect(count('INTERNAL')).toBe(2);
@@ -115,7 +119,9 @@ describe('readCandidateRequest against protobuf-es', () => {
           createdAtMs: random() < 0.5 ? 1_700_000_000_000n : 0n,
         });
         // An unknown field (number 99, varint) inside some candidates.
-        return random() < 0.3 ? fromBinary(common.CandidateSchema, new Uint8Array([...toBinary(common.CandidateSchema, c), 0x98, 0x06, 7])) : c;
+        return random() < 0.3
+          ? fromBinary(common.CandidateSchema, new Uint8Array([...toBinary(common.CandidateSchema, c), 0x98, 0x06, 7]))
+          : c;
       });
       const message = create(ranking.RankRequestSchema, {
         userId: `user-${seed}-ü`,

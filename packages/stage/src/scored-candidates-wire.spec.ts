@@ -59,7 +59,9 @@ describe('encodeScoredCandidates', () => {
         modelVersion: count === 0 ? '' : '12',
         missingItemIds: ['gone', 'ünknown'],
       });
-      expect(hex(ranking.RankResponseSchema, encoded)).toBe(hex(ranking.RankResponseSchema, toBinary(ranking.RankResponseSchema, expected)));
+      expect(hex(ranking.RankResponseSchema, encoded)).toBe(
+        hex(ranking.RankResponseSchema, toBinary(ranking.RankResponseSchema, expected)),
+      );
       expect(encoded.decode()).toEqual(expected);
     }
   });
@@ -158,7 +160,17 @@ describe('encodeScoredCandidates against protobuf-es on random candidates', () =
       const read = Array.from({ length: n }, () => (random() < 0.5 ? 1_700_000_000_000 + Math.floor(random() * 1e6) : 0));
       const order = bestFirst(scores);
       const count = Math.floor(random() * (n + 1));
-      const encoded = encodeScoredCandidates(ranking.RankResponseSchema, common.Stage.RANKING, candidates, scores, order, count, 'v', ['gone'], read);
+      const encoded = encodeScoredCandidates(
+        ranking.RankResponseSchema,
+        common.Stage.RANKING,
+        candidates,
+        scores,
+        order,
+        count,
+        'v',
+        ['gone'],
+        read,
+      );
       const expected = create(ranking.RankResponseSchema, {
         candidates: Array.from(order.slice(0, count), (k) => {
           const c = candidates[k]!;
@@ -171,12 +183,16 @@ describe('encodeScoredCandidates against protobuf-es on random candidates', () =
         modelVersion: 'v',
         missingItemIds: ['gone'],
       });
-      expect(hex(ranking.RankResponseSchema, encoded)).toBe(hex(ranking.RankResponseSchema, toBinary(ranking.RankResponseSchema, expected)));
+      expect(hex(ranking.RankResponseSchema, encoded)).toBe(
+        hex(ranking.RankResponseSchema, toBinary(ranking.RankResponseSchema, expected)),
+      );
       // The same through the request reader, which notes each candidate's own creation time as it scans.
       const request = toBinary(ranking.RankRequestSchema, create(ranking.RankRequestSchema, { userId: 'u', candidates }));
       const { candidates: list } = readCandidateRequest(ranking.RankRequestSchema, request);
       const viaRequest = encodeFromList(ranking.RankResponseSchema, common.Stage.RANKING, list, scores, order, count, 'v', ['gone'], read);
-      expect(hex(ranking.RankResponseSchema, viaRequest)).toBe(hex(ranking.RankResponseSchema, toBinary(ranking.RankResponseSchema, expected)));
+      expect(hex(ranking.RankResponseSchema, viaRequest)).toBe(
+        hex(ranking.RankResponseSchema, toBinary(ranking.RankResponseSchema, expected)),
+      );
     }
   });
 });
@@ -195,7 +211,9 @@ describe('encodeNewCandidates', () => {
           candidates: list.map((c) => ({ ...c, stageScores: [{ stage: c.stage, score: c.score }] })),
         }),
       );
-      expect(Buffer.from(encodeNewCandidates(retrieval.RetrieveResponseSchema, list)).toString('hex')).toBe(Buffer.from(expected).toString('hex'));
+      expect(Buffer.from(encodeNewCandidates(retrieval.RetrieveResponseSchema, list)).toString('hex')).toBe(
+        Buffer.from(expected).toString('hex'),
+      );
     }
   });
 });

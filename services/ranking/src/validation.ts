@@ -6,7 +6,11 @@ export interface RequestLimits {
 }
 
 /** Checks user_id, the candidates (present, within the limit, ids valid and unique) and limit; returns the item ids. */
-export function checkCandidateRequest(request: { userId: string; limit: number }, candidates: CandidateList, limits: RequestLimits): string[] {
+export function checkCandidateRequest(
+  request: { userId: string; limit: number },
+  candidates: CandidateList,
+  limits: RequestLimits,
+): string[] {
   checkIdField('user_id', request.userId, limits.maxIdLength);
   const ids = checkCandidateIds(candidates.ids, limits);
   if (request.limit < 0) throw new InvalidArgumentError('limit', 'must be >= 0 (0 returns every candidate)');

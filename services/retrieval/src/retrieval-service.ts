@@ -106,7 +106,9 @@ export class RetrievalService {
     try {
       request = fromBinary(retrieval.RetrieveRequestSchema, bytes);
     } catch (error) {
-      return Promise.reject(new InvalidArgumentError('request', `is not a valid ${retrieval.RetrieveRequestSchema.typeName} message (${message(error)})`));
+      return Promise.reject(
+        new InvalidArgumentError('request', `is not a valid ${retrieval.RetrieveRequestSchema.typeName} message (${message(error)})`),
+      );
     }
     return this.retrieve(request);
   }
@@ -173,7 +175,13 @@ export class RetrievalService {
     // answer's cost); the rest of the answer by protobuf-es.
     const candidates = encodeNewCandidates(
       retrieval.RetrieveResponseSchema,
-      merged.map((c) => ({ itemId: c.itemId, score: c.score, channels: c.channels, stage: common.Stage.RETRIEVAL, category: c.category ?? '' })),
+      merged.map((c) => ({
+        itemId: c.itemId,
+        score: c.score,
+        channels: c.channels,
+        stage: common.Stage.RETRIEVAL,
+        category: c.category ?? '',
+      })),
     );
     const rest = toBinary(
       retrieval.RetrieveResponseSchema,
