@@ -12,8 +12,9 @@
 //                  exception filter: what every Nest-served method paid per call before this change
 //   hot            service-kit's UnaryBytesMethod: grpc-js directly with the thin wrapper (request context, metrics
 //                  through bound children, error mapping); what the hot methods run now
-//   nest_decode    the old hot path of a stage: Nest + interceptor, the candidates decoded by protobuf-es and the
-//                  answer built and encoded from them
+//   nest_decode    the generic path: Nest + interceptor, the candidates decoded by protobuf-es and the answer built and
+//                  encoded by protobuf-es (the stages before this change decoded the same way but wrote their answer
+//                  by hand from the decoded candidates, so this is an upper bound of their cost)
 //   hot_wire       the new hot path of a stage: the thin wrapper, candidates read as bytes (readCandidateRequest) and
 //                  the answer written by copying them (encodeScoredCandidates)
 //   inproc         `hot_wire`'s handler over the in-process transport (all-in-one mode)

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { status } from '@grpc/grpc-js';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
-/** Records one method's calls: its counter and histogram children bound once, so a call hashes no labels. */
+/** Records one method's calls (its counter and histogram children, looked up once per method and code). */
 export interface CallRecorder {
   /** One finished call: its status code and how long it took. */
   done(code: status, seconds: number): void;
@@ -42,8 +42,9 @@ export class ServiceMetrics {
   private readonly recorders = new Map<string, CallRecorder>();
 
   /**
-   * The recorder of `method`'s calls (grpc_server_handled_total and grpc_server_handling_seconds). prom-client's
-   * `inc(labels)` hashes the label object on every call; the children bound here do that once per method and code.
+   * The recorder of `method`'s calls (grpc_server_handled_total and grpc_server_handling_seconds), shared by the Nest
+   * interceptor and the hot methods' wrapper. prom-client still hashes the labels inside a child's inc/observe:
+   * `pnpm bench:call` measured 2.5 µs per call either way, against 550–1,000 µs of CPU for the call itself.
    */
   recorder(method: string): CallRecorder {
     let recorder = this.recorders.get(method);

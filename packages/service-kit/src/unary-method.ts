@@ -12,7 +12,7 @@ import { startServerSpan } from './tracing.js';
  * observables): the request arrives as its protobuf bytes (the handler reads what it needs, e.g. with
  * readCandidateRequest) and the answer leaves as bytes. The thin wrapper keeps what the Nest path gave a call: its request
  * context (id, deadline: reachable by everything the handler awaits, so downstream calls inherit them), the server span
- * while tracing is on, grpc_server_handled_total / grpc_server_handling_seconds / in-flight, the failure log line and the
+ * while tracing is on, grpc_server_handled_total / grpc_server_handling_seconds / in-flight (ServiceMetrics.recorder), the failure log line and the
  * one error mapping (toGrpcError). It serves the in-process transport the same way.
  */
 export interface UnaryBytesMethod {
