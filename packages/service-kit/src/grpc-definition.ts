@@ -71,17 +71,26 @@ export function methodDefinition(service: DescService, method: DescMethod): Meth
   };
 }
 
-/** Methods keyed by their proto name, the key Nest matches `@GrpcMethod` handlers by. */
-export function serviceDefinition(service: DescService): ServiceDefinition {
+/** Methods keyed by their proto name, the key Nest matches `@GrpcMethod` handlers by; `except` paths left out. */
+export function serviceDefinition(service: DescService, except: ReadonlySet<string> = new Set()): ServiceDefinition {
   const definition: Record<string, MethodDefinition<unknown, unknown>> = {};
-  for (const method of service.methods) definition[method.name] = methodDefinition(service, method);
+  for (const method of service.methods) {
+    const one = methodDefinition(service, method);
+    if (!except.has(one.path)) definition[method.name] = one;
+  }
   return definition as ServiceDefinition;
 }
 
-/** A grpc-js package definition for the given services, keyed by their full names. */
-export function packageDefinition(services: readonly DescService[]): PackageDefinition {
+/**
+ * A grpc-js package definition for the given services, keyed by their full names; the `except` paths (methods served
+ * on grpc-js directly) left out, and a service left without methods too.
+ */
+export function packageDefinition(services: readonly DescService[], except: ReadonlySet<string> = new Set()): PackageDefinition {
   const definition: PackageDefinition = {};
-  for (const service of services) definition[service.typeName] = serviceDefinition(service);
+  for (const service of services) {
+    const one = serviceDefinition(service, except);
+    if (Object.keys(one).length > 0) definition[service.typeName] = one;
+  }
   return definition;
 }
 

@@ -14,6 +14,7 @@ import { NestPinoLogger, type Logger } from './logger.js';
 import { ServiceMetrics, startMetricsServer } from './metrics.js';
 import { GrpcExceptionFilter, GrpcObservabilityInterceptor } from './observability.js';
 import { startTracing, type Tracing } from './tracing.js';
+import { answerBytes, keepRequestBytes, methodPath, unaryBytesHandler, type UnaryBytesMethod } from './unary-method.js';
 
 export interface GrpcServiceSpec {
   /** Short name for logs and metrics ("features"). */
@@ -26,6 +27,11 @@ export interface GrpcServiceSpec {
   logger: Logger;
   /** The registry the service exports; pass one to register the stage's own metrics before start. */
   metrics?: ServiceMetrics;
+  /**
+   * Hot unary methods served on grpc-js directly, request and answer as bytes, with a thin wrapper instead of Nest's
+   * per-call path (UnaryBytesMethod); the service's controllers serve the other methods.
+   */
+  methods?: readonly UnaryBytesMethod[];
   /**
    * Releases what the service holds (stores, model sessions, clients): after the server has drained its
    * in-flight calls on close, or at once when the service fails to start.
@@ -63,15 +69,25 @@ export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGr
   const health = new HealthImplementation(Object.fromEntries(['', ...names].map((n) => [n, 'SERVING' as ServingStatus])));
   let grpcServer: GrpcServer | undefined;
 
+  const direct = spec.methods ?? [];
+  const directPaths = new Set(direct.map((m) => methodPath(m.service, m.method)));
+  const definition = packageDefinition(spec.services, directPaths);
   const options: GrpcOptions['options'] = {
     url: `${config.grpcHost}:${grpcPort}`,
-    package: [...new Set(spec.services.map(protoPackageOf))],
-    packageDefinition: packageDefinition(spec.services),
+    package: [...new Set(spec.services.filter((s) => definition[s.typeName] !== undefined).map(protoPackageOf))],
+    packageDefinition: definition,
     gracefulShutdown: true,
     channelOptions: { ...CHANNEL_OPTIONS, ...connectionAgeOptions(config) },
     onLoadPackageDefinition: (_definition: unknown, server: GrpcServer) => {
       grpcServer = server;
       health.addToServer(server);
+      for (const method of direct) {
+        const path = methodPath(method.service, method.method);
+        const handler = unaryBytesHandler(method, metrics, logger);
+        if (!server.register(path, handler as never, answerBytes as never, keepRequestBytes, 'unary')) {
+          throw new Error(`${path} is served twice`);
+        }
+      }
     },
   };
   let app: INestMicroservice | undefined;

@@ -20,13 +20,10 @@ export function checkIdField(field: string, id: string, maxLength: number): void
 }
 
 /**
- * Checks a stage's candidate list: present, at most maxCandidates, every item id valid and none repeated
+ * Checks a stage's candidate ids (as readCandidateRequest read them): present, at most maxCandidates, every item id valid and none repeated
  * (a repeated item would be scored and shown twice: the caller's merge has a bug). Returns the ids in order.
  */
-export function checkCandidateIds(
-  candidates: readonly { itemId: string }[],
-  limits: { maxCandidates: number; maxIdLength: number },
-): string[] {
+export function checkCandidateIds(candidates: readonly string[], limits: { maxCandidates: number; maxIdLength: number }): string[] {
   const n = candidates.length;
   if (n === 0) throw new InvalidArgumentError('candidates', 'must not be empty');
   if (n > limits.maxCandidates) {
@@ -35,7 +32,7 @@ export function checkCandidateIds(
   const ids = new Array<string>(n);
   const seen = new Map<string, number>();
   for (let i = 0; i < n; i++) {
-    const id = candidates[i]!.itemId;
+    const id = candidates[i]!;
     checkIdField(`candidates[${i}].item_id`, id, limits.maxIdLength);
     const first = seen.get(id);
     if (first !== undefined) throw new InvalidArgumentError(`candidates[${i}].item_id`, `"${id}" repeats candidates[${first}]`);

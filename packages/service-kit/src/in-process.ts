@@ -103,6 +103,13 @@ export class InProcessServer {
     readonly address: string,
     private readonly network?: {
       addService(service: ServiceDefinition, implementation: UntypedServiceImplementation): void;
+      register(
+        path: string,
+        handler: never,
+        serialize: (value: never) => Buffer,
+        deserialize: (bytes: Buffer) => unknown,
+        type: 'unary',
+      ): boolean;
       tryShutdown(callback: (error?: Error) => void): void;
       forceShutdown(): void;
     },
@@ -120,6 +127,34 @@ export class InProcessServer {
       const handler = (implementation[name] ?? implementation[definition.originalName ?? '']) as unknown as UnaryHandler | undefined;
       if (handler !== undefined) this.methods.set(definition.path, { definition, handler: handler.bind(implementation) });
     }
+  }
+
+  /**
+   * One unary method registered as grpc-js's Server.register takes it (a method served without Nest): in-process under
+   * its path, and on the network server too when there is one. False when the path is served already.
+   */
+  register(
+    path: string,
+    handler: UnaryHandler,
+    serialize: (value: never) => Buffer,
+    deserialize: (bytes: Buffer) => unknown,
+    type: 'unary',
+  ): boolean {
+    if (this.methods.has(path)) return false;
+    if (this.network && !this.network.register(path, handler as never, serialize, deserialize, type)) return false;
+    const definition = {
+      path,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: () => {
+        throw new TypeError('requests are not serialised in-process on the server side');
+      },
+      requestDeserialize: deserialize,
+      responseSerialize: serialize as (value: unknown) => Buffer,
+      responseDeserialize: (bytes: Buffer) => bytes,
+    } satisfies MethodDefinition<unknown, unknown>;
+    this.methods.set(path, { definition, handler });
+    return true;
   }
 
   /** One unary call: the request's bytes in, the answer's bytes out, or a grpc-js-shaped error. */

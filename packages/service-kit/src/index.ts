@@ -17,3 +17,5 @@ export * from './health-client.js';
 export * from './workspace.js';
 export * from './in-process.js';
 export * from './undecodable-request.js';
+export * from './candidate-wire.js';
+export * from './unary-method.js';

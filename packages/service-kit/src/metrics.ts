@@ -1,5 +1,12 @@
 import { createServer, type Server } from 'node:http';
+import { status } from '@grpc/grpc-js';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Records one method's calls (its counter and histogram children, looked up once per method and code). */
+export interface CallRecorder {
+  /** One finished call: its status code and how long it took. */
+  done(code: status, seconds: number): void;
+}
 
 /** The metrics every gRPC service exports, in its own registry. */
 export class ServiceMetrics {
@@ -30,6 +37,31 @@ export class ServiceMetrics {
       help: 'RPCs being handled now',
       registers: [this.registry],
     });
+  }
+
+  private readonly recorders = new Map<string, CallRecorder>();
+
+  /**
+   * The recorder of `method`'s calls (grpc_server_handled_total and grpc_server_handling_seconds), shared by the Nest
+   * interceptor and the hot methods' wrapper. prom-client still hashes the labels inside a child's inc/observe:
+   * `pnpm bench:call` measured 2.5 µs per call either way, against 550–1,000 µs of CPU for the call itself.
+   */
+  recorder(method: string): CallRecorder {
+    let recorder = this.recorders.get(method);
+    if (recorder === undefined) {
+      const latency = this.latency.labels(method);
+      const handled = new Map<status, Counter.Internal>();
+      recorder = {
+        done: (code, seconds) => {
+          let counter = handled.get(code);
+          if (counter === undefined) handled.set(code, (counter = this.handled.labels(method, status[code] ?? String(code))));
+          counter.inc();
+          latency.observe(seconds);
+        },
+      };
+      this.recorders.set(method, recorder);
+    }
+    return recorder;
   }
 
   /** A stage's own counter in this registry (create the ServiceMetrics first and pass it to startGrpcService). */

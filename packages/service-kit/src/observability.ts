@@ -18,7 +18,8 @@ import { UndecodableRequest } from './undecodable-request.js';
 
 type GrpcArgs = [unknown, Metadata | undefined, ServerUnaryCall<unknown, unknown> | undefined];
 
-function deadlineMsOf(call: ServerUnaryCall<unknown, unknown> | undefined): number {
+/** The call's deadline as epoch milliseconds; Infinity without one. */
+export function deadlineMsOf(call: Pick<ServerUnaryCall<unknown, unknown>, 'getDeadline'> | undefined): number {
   const deadline = call?.getDeadline();
   if (deadline instanceof Date) return deadline.getTime();
   return typeof deadline === 'number' && Number.isFinite(deadline) ? deadline : Infinity;
@@ -41,10 +42,10 @@ export class GrpcObservabilityInterceptor implements NestInterceptor {
     const requestId = requestIdFrom(metadata);
     const span = startServerSpan(method, metadata, requestId);
     const requestContext = { requestId, deadlineMs: deadlineMsOf(call), method, span };
-    const started = process.hrtime.bigint();
+    const started = performance.now();
+    const recorder = this.metrics.recorder(method);
     const finish = (code: status, error?: unknown) => {
-      this.metrics.handled.inc({ method, code: status[code] });
-      this.metrics.latency.observe({ method }, Number(process.hrtime.bigint() - started) / 1e9);
+      recorder.done(code, (performance.now() - started) / 1000);
       span?.endGrpc(code, error);
     };
     // The handler runs on subscription, so subscribing inside the context covers all it awaits.
@@ -55,12 +56,7 @@ export class GrpcObservabilityInterceptor implements NestInterceptor {
         (request instanceof UndecodableRequest ? throwError(() => request.toError()) : next.handle()).subscribe({
           next: (value) => subscriber.next(value),
           error: (error: unknown) => {
-            const code = grpcStatusOf(error);
-            finish(code, error);
-            const fields = { code: status[code], err: error };
-            if (code === status.INTERNAL || code === status.UNKNOWN) this.logger.error(fields, 'rpc failed');
-            else if (code === status.UNAVAILABLE) this.logger.warn(fields, 'rpc failed: dependency unavailable');
-            else this.logger.debug(fields, 'rpc rejected');
+            finish(logCallFailure(this.logger, error), error);
             subscriber.error(error);
           },
           complete: () => {
@@ -78,17 +74,35 @@ export class GrpcObservabilityInterceptor implements NestInterceptor {
   }
 }
 
-/** Maps every error a handler throws to a gRPC status; internal details never reach the caller. */
+/** One log line for a failed call, at the level its status deserves; returns the status. */
+export function logCallFailure(logger: Logger, error: unknown): status {
+  const code = grpcStatusOf(error);
+  const fields = { code: status[code], err: error };
+  if (code === status.INTERNAL || code === status.UNKNOWN) logger.error(fields, 'rpc failed');
+  else if (code === status.UNAVAILABLE) logger.warn(fields, 'rpc failed: dependency unavailable');
+  else logger.debug(fields, 'rpc rejected');
+  return code;
+}
+
+/**
+ * The one error mapping: what the caller receives for an error a handler threw (its gRPC status; the message of a domain
+ * error, which names the field; never internal details).
+ */
+export function toGrpcError(exception: unknown): { code: status; message: string; details: string } {
+  const code = grpcStatusOf(exception);
+  const message =
+    code === status.INTERNAL || code === status.UNKNOWN
+      ? 'internal error (see the service log for the request id)'
+      : exception instanceof Error
+        ? exception.message
+        : String(exception);
+  return { code, message, details: message };
+}
+
+/** Maps every error a Nest handler throws to a gRPC status (toGrpcError). */
 @Catch()
 export class GrpcExceptionFilter implements ExceptionFilter {
   catch(exception: unknown, _host: ArgumentsHost): Observable<never> {
-    const code = grpcStatusOf(exception);
-    const message =
-      code === status.INTERNAL || code === status.UNKNOWN
-        ? 'internal error (see the service log for the request id)'
-        : exception instanceof Error
-          ? exception.message
-          : String(exception);
-    return throwError(() => ({ code, message, details: message }));
+    return throwError(() => toGrpcError(exception));
   }
 }

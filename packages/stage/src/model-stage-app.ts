@@ -19,8 +19,11 @@ export interface ModelStageSpec<M extends { readonly provider: string; release()
   onReload(event: ModelReloadEvent): void;
   /** The first version's log line: fields and message. */
   describe(version: string, model: M): [Record<string, unknown>, string];
-  /** The gRPC side: the Nest module serving the stage over the watcher and the feature client, and its services. */
-  serve(models: ModelWatcher<M>, features: FeatureServiceClient): Pick<GrpcServiceSpec, 'module' | 'services'>;
+  /**
+   * The gRPC side: the Nest module serving the stage over the watcher and the feature client, its services, and the hot
+   * methods served on grpc-js directly (request and answer as bytes).
+   */
+  serve(models: ModelWatcher<M>, features: FeatureServiceClient): Pick<GrpcServiceSpec, 'module' | 'services' | 'methods'>;
 }
 
 export interface RunningModelStage<M> extends RunningGrpcService {

@@ -1,9 +1,24 @@
-import { create, toBinary } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary, type DescMessage } from '@bufbuild/protobuf';
 import { common, preranking, ranking } from '@recsys/contracts';
-import { bestFirst, encodeScoredCandidates } from './scored-candidates-wire.js';
+import { CandidateList, type EncodedMessage, readCandidateRequest } from '@recsys/service-kit';
+import { bestFirst, encodeNewCandidates, encodeScoredCandidates as encodeFromList } from './scored-candidates-wire.js';
+import { retrieval } from '@recsys/contracts';
+
+/** The candidates as a stage receives them: the bytes protobuf-es writes for each. */
+const encodeScoredCandidates = <S extends Parameters<typeof encodeFromList>[0]>(
+  schema: S,
+  stage: common.Stage,
+  candidates: readonly common.Candidate[],
+  ...rest: Parameters<typeof encodeFromList> extends [unknown, unknown, unknown, ...infer R] ? R : never
+) => encodeFromList(schema, stage, CandidateList.of(candidates), ...rest);
+
+/** A message's canonical bytes (protobuf-es decode, then encode): equal for two encodings of the same message. */
+const canonical = (schema: DescMessage, bytes: Uint8Array) => Buffer.from(toBinary(schema, fromBinary(schema, bytes))).toString('hex');
+const hex = (schema: DescMessage, encoded: EncodedMessage | Uint8Array) =>
+  canonical(schema, encoded instanceof Uint8Array ? encoded : encoded.bytes);
 
 describe('encodeScoredCandidates', () => {
-  it('writes the bytes protobuf-es writes for the same answer', () => {
+  it('writes an answer that decodes to what protobuf-es builds for it', () => {
     const candidates = [
       create(common.CandidateSchema, { itemId: 'item-1', score: 0.5, channels: ['two_tower', 'popular'], category: 'books' }),
       create(common.CandidateSchema, {
@@ -44,7 +59,9 @@ describe('encodeScoredCandidates', () => {
         modelVersion: count === 0 ? '' : '12',
         missingItemIds: ['gone', 'ünknown'],
       });
-      expect(Buffer.from(encoded.bytes).toString('hex')).toBe(Buffer.from(toBinary(ranking.RankResponseSchema, expected)).toString('hex'));
+      expect(hex(ranking.RankResponseSchema, encoded)).toBe(
+        hex(ranking.RankResponseSchema, toBinary(ranking.RankResponseSchema, expected)),
+      );
       expect(encoded.decode()).toEqual(expected);
     }
   });
@@ -78,7 +95,7 @@ describe('encodeScoredCandidates', () => {
       })),
       modelVersion: '7',
     });
-    expect(Buffer.from(encoded.bytes).toString('hex')).toBe(Buffer.from(toBinary(ranking.RankResponseSchema, expected)).toString('hex'));
+    expect(hex(ranking.RankResponseSchema, encoded)).toBe(hex(ranking.RankResponseSchema, toBinary(ranking.RankResponseSchema, expected)));
   });
 
   it('writes a pre-ranking answer with the pre-ranking stage, and refuses missing ids it has no field for', () => {
@@ -103,12 +120,101 @@ describe('encodeScoredCandidates', () => {
       ],
       modelVersion: '3',
     });
-    expect(Buffer.from(encoded.bytes).toString('hex')).toBe(
-      Buffer.from(toBinary(preranking.PrerankResponseSchema, expected)).toString('hex'),
+    expect(hex(preranking.PrerankResponseSchema, encoded)).toBe(
+      hex(preranking.PrerankResponseSchema, toBinary(preranking.PrerankResponseSchema, expected)),
     );
     expect(() =>
       encodeScoredCandidates(preranking.PrerankResponseSchema, common.Stage.PRERANKING, candidates, scores, [0], 1, '3', ['x']),
     ).toThrow('recsys.preranking.v1.PrerankResponse has no missing_item_ids');
+  });
+});
+
+describe('encodeScoredCandidates against protobuf-es on random candidates', () => {
+  /** A random generator of its own seed. */
+  const rng = (seed: number) => () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  const unknownField = (random: () => number) =>
+    // Field 99 (varint) or 100 (bytes): fields this build does not know, which must travel on untouched.
+    random() < 0.5 ? new Uint8Array([0x98, 0x06, Math.floor(random() * 127)]) : new Uint8Array([0xa2, 0x06, 2, 0x41, 0x42]);
+
+  it('keeps every field, unknown ones too, and appends the stage score, the score and the creation time', () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const random = rng(seed);
+      const n = Math.floor(random() * 30);
+      const candidates = Array.from({ length: n }, (_, i) => {
+        const c = create(common.CandidateSchema, {
+          itemId: random() < 0.2 ? `ítem-ü-${seed}-${i}-ラ` : `item-${seed}-${i}`,
+          score: random() < 0.2 ? 0 : Math.fround(random() * 4 - 2),
+          channels: random() < 0.5 ? ['two_tower', 'popular'] : [],
+          stageScores: random() < 0.5 ? [{ stage: common.Stage.RETRIEVAL, score: Math.fround(random()) }] : [],
+          category: random() < 0.3 ? '' : `cat-${i % 3}`,
+          createdAtMs: random() < 0.3 ? BigInt(1_600_000_000_000 + i) : 0n,
+        });
+        if (random() < 0.3) {
+          const bytes = toBinary(common.CandidateSchema, c);
+          const withUnknown = new Uint8Array([...bytes, ...unknownField(random)]);
+          return fromBinary(common.CandidateSchema, withUnknown);
+        }
+        return c;
+      });
+      const scores = Float32Array.from({ length: n }, () => (random() < 0.1 ? 0 : random() * 2 - 1));
+      const read = Array.from({ length: n }, () => (random() < 0.5 ? 1_700_000_000_000 + Math.floor(random() * 1e6) : 0));
+      const order = bestFirst(scores);
+      const count = Math.floor(random() * (n + 1));
+      const encoded = encodeScoredCandidates(
+        ranking.RankResponseSchema,
+        common.Stage.RANKING,
+        candidates,
+        scores,
+        order,
+        count,
+        'v',
+        ['gone'],
+        read,
+      );
+      const expected = create(ranking.RankResponseSchema, {
+        candidates: Array.from(order.slice(0, count), (k) => {
+          const c = candidates[k]!;
+          const copy = fromBinary(common.CandidateSchema, toBinary(common.CandidateSchema, c));
+          copy.score = scores[k]!;
+          copy.stageScores.push(create(common.StageScoreSchema, { stage: common.Stage.RANKING, score: scores[k]! }));
+          if (copy.createdAtMs <= 0n && read[k]! > 0) copy.createdAtMs = BigInt(read[k]!);
+          return copy;
+        }),
+        modelVersion: 'v',
+        missingItemIds: ['gone'],
+      });
+      expect(hex(ranking.RankResponseSchema, encoded)).toBe(
+        hex(ranking.RankResponseSchema, toBinary(ranking.RankResponseSchema, expected)),
+      );
+      // The same through the request reader, which notes each candidate's own creation time as it scans.
+      const request = toBinary(ranking.RankRequestSchema, create(ranking.RankRequestSchema, { userId: 'u', candidates }));
+      const { candidates: list } = readCandidateRequest(ranking.RankRequestSchema, request);
+      const viaRequest = encodeFromList(ranking.RankResponseSchema, common.Stage.RANKING, list, scores, order, count, 'v', ['gone'], read);
+      expect(hex(ranking.RankResponseSchema, viaRequest)).toBe(
+        hex(ranking.RankResponseSchema, toBinary(ranking.RankResponseSchema, expected)),
+      );
+    }
+  });
+});
+
+describe('encodeNewCandidates', () => {
+  it('writes the bytes protobuf-es writes for the same candidates (zero scores, unicode, no category, no channels)', () => {
+    const made = [
+      { itemId: 'a', score: 0.5, channels: ['two_tower', 'popular'], stage: common.Stage.RETRIEVAL, category: 'books' },
+      { itemId: 'ítem-ラ', score: 0, channels: [], stage: common.Stage.RETRIEVAL, category: '' },
+      { itemId: 'x'.repeat(300), score: -1.25, channels: ['é'], stage: common.Stage.RETRIEVAL, category: 'ü' },
+    ];
+    for (const list of [made, []]) {
+      const expected = toBinary(
+        retrieval.RetrieveResponseSchema,
+        create(retrieval.RetrieveResponseSchema, {
+          candidates: list.map((c) => ({ ...c, stageScores: [{ stage: c.stage, score: c.score }] })),
+        }),
+      );
+      expect(Buffer.from(encodeNewCandidates(retrieval.RetrieveResponseSchema, list)).toString('hex')).toBe(
+        Buffer.from(expected).toString('hex'),
+      );
+    }
   });
 });
 

@@ -1,5 +1,6 @@
+import type { DescMessage } from '@bufbuild/protobuf';
 import { common, fieldTag, preranking, ranking, sharedFieldNumbers, WIRE } from '@recsys/contracts';
-import { EncodedMessage } from '@recsys/service-kit';
+import { candidateCreatedAt, type CandidateList, EncodedMessage } from '@recsys/service-kit';
 
 // Tags (field << 3 | wire type) from the generated descriptors: RankResponse and PrerankResponse share
 // candidates, model_version (checked below), RankResponse adds missing_item_ids.
@@ -7,12 +8,12 @@ const CANDIDATE = fieldTag(ranking.RankResponseSchema, 'candidates', WIRE.length
 const MODEL_VERSION = fieldTag(ranking.RankResponseSchema, 'modelVersion', WIRE.length);
 const MISSING_ID = fieldTag(ranking.RankResponseSchema, 'missingItemIds', WIRE.length);
 sharedFieldNumbers([ranking.RankResponseSchema, preranking.PrerankResponseSchema], ['candidates', 'modelVersion']);
-const ITEM_ID = fieldTag(common.CandidateSchema, 'itemId', WIRE.length);
 const SCORE = fieldTag(common.CandidateSchema, 'score', WIRE.fixed32);
-const CHANNEL = fieldTag(common.CandidateSchema, 'channels', WIRE.length);
 const STAGE_SCORE = fieldTag(common.CandidateSchema, 'stageScores', WIRE.length);
-const CATEGORY = fieldTag(common.CandidateSchema, 'category', WIRE.length);
 const CREATED_AT = fieldTag(common.CandidateSchema, 'createdAtMs', WIRE.varint);
+const ITEM_ID = fieldTag(common.CandidateSchema, 'itemId', WIRE.length);
+const CHANNEL = fieldTag(common.CandidateSchema, 'channels', WIRE.length);
+const CATEGORY = fieldTag(common.CandidateSchema, 'category', WIRE.length);
 const STAGE = fieldTag(common.StageScoreSchema, 'stage', WIRE.varint);
 const STAGE_SCORE_VALUE = fieldTag(common.StageScoreSchema, 'score', WIRE.fixed32);
 // Every tag here fits one byte (fields 1–15).
@@ -23,8 +24,8 @@ for (const tag of [
   ITEM_ID,
   SCORE,
   CHANNEL,
-  STAGE_SCORE,
   CATEGORY,
+  STAGE_SCORE,
   CREATED_AT,
   STAGE,
   STAGE_SCORE_VALUE,
@@ -108,8 +109,17 @@ class Writer {
   float(tag: number, value: number): void {
     if (value === 0) return;
     this.byte(tag);
+    this.fixed32(value);
+  }
+
+  fixed32(value: number): void {
     this.view.setFloat32(this.pos, value, true);
     this.pos += 4;
+  }
+
+  raw(bytes: Uint8Array): void {
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
   }
 
   stageScore(stage: number, score: number): void {
@@ -127,16 +137,17 @@ class Writer {
 export type ScoredCandidatesSchema = typeof ranking.RankResponseSchema | typeof preranking.PrerankResponseSchema;
 
 /**
- * A stage's answer written straight to protobuf bytes (the bytes protobuf-es would write for the same
- * message): candidates in `order` (the first `count`), each as the caller sent it with `scores[k]` as its
- * score and appended as `stage`'s score, and with `createdAtMs[k]` (the item's creation time as this stage read
- * it) when the candidate came without one. Building hundreds of Candidate messages only to serialise them
- * was a large share of a request's time.
+ * A stage's answer written straight to protobuf bytes: candidates in `order` (the first `count`), each copied as the
+ * bytes the caller sent (unknown fields too) with `scores[k]` appended as its score (a later value of a singular field
+ * replaces an earlier one when decoded) and as `stage`'s score (appended to stage_scores), and with `createdAtMs[k]` (the
+ * item's creation time as this stage read it) appended when the candidate came without one. No candidate is decoded or
+ * re-encoded: decoding and building hundreds of Candidate messages only to serialise them was a large share of a
+ * request's time.
  */
 export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
   schema: S,
   stage: common.Stage,
-  candidates: readonly common.Candidate[],
+  candidates: CandidateList,
   scores: Float32Array,
   order: ArrayLike<number>,
   count: number,
@@ -148,42 +159,38 @@ export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
     throw new TypeError(`${schema.typeName} has no missing_item_ids`);
   }
   const sizes = new Array<number>(count);
+  const created = new Array<number>(count);
   let total = stringFieldSize(modelVersion);
   for (const id of missingItemIds) total += 1 + varintSize(utf8Length(id)) + utf8Length(id);
   for (let r = 0; r < count; r++) {
     const k = order[r]!;
-    const c = candidates[k]!;
     const score = Math.fround(scores[k]!);
-    let size = stringFieldSize(c.itemId) + (score !== 0 ? 5 : 0) + stringFieldSize(c.category);
-    for (const channel of c.channels) size += 1 + varintSize(utf8Length(channel)) + utf8Length(channel);
-    for (const s of c.stageScores) {
-      const inner = stageScoreSize(s.stage, Math.fround(s.score));
-      size += 1 + varintSize(inner) + inner;
-    }
+    // The score always (5 bytes, a zero too): it must replace the one the candidate came with.
+    let size = candidates.spans[k]!.length + 5;
     const own = stageScoreSize(stage, score);
     size += 1 + varintSize(own) + own;
-    const created = createdOf(c, createdAtMs?.[k]);
-    if (created > 0) size += 1 + varintSize(created);
+    const read = createdAtMs?.[k];
+    // Only when the candidate has none of its own: the first stage that read the item set it.
+    const ownCreated = read !== undefined && read > 0 && Number.isSafeInteger(read) ? ownCreatedAt(candidates, k) : 1;
+    const add = ownCreated === 0 ? read! : 0;
+    if (add > 0) size += 1 + varintSize(add);
+    created[r] = add;
     sizes[r] = size;
     total += 1 + varintSize(size) + size;
   }
   const w = new Writer(total);
   for (let r = 0; r < count; r++) {
     const k = order[r]!;
-    const c = candidates[k]!;
     const score = Math.fround(scores[k]!);
     w.byte(CANDIDATE);
     w.varint(sizes[r]!);
-    w.string(ITEM_ID, c.itemId);
-    w.float(SCORE, score);
-    for (const channel of c.channels) w.text(CHANNEL, channel);
-    for (const s of c.stageScores) w.stageScore(s.stage, Math.fround(s.score));
+    w.raw(candidates.spans[k]!);
+    w.byte(SCORE);
+    w.fixed32(score);
     w.stageScore(stage, score);
-    w.string(CATEGORY, c.category);
-    const created = createdOf(c, createdAtMs?.[k]);
-    if (created > 0) {
+    if (created[r]! > 0) {
       w.byte(CREATED_AT);
-      w.varint(created);
+      w.varint(created[r]!);
     }
   }
   w.string(MODEL_VERSION, modelVersion);
@@ -192,11 +199,112 @@ export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
   return new EncodedMessage(schema, w.buf);
 }
 
-/** The candidate's own creation time, else the one read here; 0 (left out) when neither is known or it is not positive. */
-function createdOf(c: common.Candidate, read: number | undefined): number {
-  const own = Number(c.createdAtMs);
-  if (own > 0) return own;
-  return read !== undefined && read > 0 && Number.isSafeInteger(read) ? read : 0;
+/** A candidate's own created_at_ms: as the request reader saw it, else read from its bytes. */
+const ownCreatedAt = (candidates: CandidateList, k: number) => candidates.createdAtMs?.[k] ?? candidateCreatedAt(candidates.spans[k]!);
+
+/** A candidate of an answer as the bytes it came in, with what the stage changed appended. */
+export interface CandidateEdit {
+  span: Uint8Array;
+  score: number;
+  /** Appended to stage_scores with `score`. */
+  stage: common.Stage;
+  /** Channels to append (merged from a repeat of the candidate). */
+  addChannels?: readonly string[];
+  /** Replaces the category (a later value wins when decoded); undefined leaves it. */
+  category?: string;
+  /** Replaces created_at_ms; undefined leaves it. */
+  createdAtMs?: number;
+}
+
+/**
+ * The candidates field of an answer (its tag from `schema`), each candidate an edit of the bytes it came in or, where a
+ * stage made a candidate anew or had to rewrite one, bytes of its own.
+ */
+export function encodeCandidateField(schema: DescMessage, candidates: readonly (CandidateEdit | Uint8Array)[]): Uint8Array {
+  const tag = fieldTag(schema, 'candidates', WIRE.length);
+  if (tag >= 0x80) throw new TypeError(`${schema.typeName}.candidates takes a tag of more than one byte`);
+  const sizes = new Array<number>(candidates.length);
+  let total = 0;
+  for (let r = 0; r < candidates.length; r++) {
+    const c = candidates[r]!;
+    let size: number;
+    if (c instanceof Uint8Array) size = c.length;
+    else {
+      const score = Math.fround(c.score);
+      size = c.span.length + 5;
+      for (const channel of c.addChannels ?? []) size += 1 + varintSize(utf8Length(channel)) + utf8Length(channel);
+      if (c.category !== undefined) size += 1 + varintSize(utf8Length(c.category)) + utf8Length(c.category);
+      if (c.createdAtMs !== undefined) size += 1 + varintSize(c.createdAtMs);
+      const own = stageScoreSize(c.stage, score);
+      size += 1 + varintSize(own) + own;
+    }
+    sizes[r] = size;
+    total += 1 + varintSize(size) + size;
+  }
+  const w = new Writer(total);
+  for (let r = 0; r < candidates.length; r++) {
+    const c = candidates[r]!;
+    w.byte(tag);
+    w.varint(sizes[r]!);
+    if (c instanceof Uint8Array) {
+      w.raw(c);
+      continue;
+    }
+    const score = Math.fround(c.score);
+    w.raw(c.span);
+    w.byte(SCORE);
+    w.fixed32(score);
+    for (const channel of c.addChannels ?? []) w.text(CHANNEL, channel);
+    if (c.category !== undefined) w.text(CATEGORY, c.category);
+    if (c.createdAtMs !== undefined) {
+      w.byte(CREATED_AT);
+      w.varint(c.createdAtMs);
+    }
+    w.stageScore(c.stage, score);
+  }
+  if (w.pos !== total) throw new Error(`encodeCandidateField: wrote ${w.pos} bytes of ${total}`);
+  return w.buf;
+}
+
+/** A candidate a stage makes (retrieval): what protobuf-es would write for `{ item_id, score, channels, stage_scores: [{ stage, score }], category }`. */
+export interface NewCandidate {
+  itemId: string;
+  score: number;
+  channels: readonly string[];
+  stage: common.Stage;
+  category: string;
+}
+
+/** The candidates field of an answer (its tag from `schema`) holding new candidates, byte for byte as protobuf-es writes them. */
+export function encodeNewCandidates(schema: DescMessage, candidates: readonly NewCandidate[]): Uint8Array {
+  const tag = fieldTag(schema, 'candidates', WIRE.length);
+  if (tag >= 0x80) throw new TypeError(`${schema.typeName}.candidates takes a tag of more than one byte`);
+  const sizes = new Array<number>(candidates.length);
+  let total = 0;
+  for (let r = 0; r < candidates.length; r++) {
+    const c = candidates[r]!;
+    const score = Math.fround(c.score);
+    let size = stringFieldSize(c.itemId) + (score !== 0 ? 5 : 0) + stringFieldSize(c.category);
+    for (const channel of c.channels) size += 1 + varintSize(utf8Length(channel)) + utf8Length(channel);
+    const own = stageScoreSize(c.stage, score);
+    size += 1 + varintSize(own) + own;
+    sizes[r] = size;
+    total += 1 + varintSize(size) + size;
+  }
+  const w = new Writer(total);
+  for (let r = 0; r < candidates.length; r++) {
+    const c = candidates[r]!;
+    const score = Math.fround(c.score);
+    w.byte(tag);
+    w.varint(sizes[r]!);
+    w.string(ITEM_ID, c.itemId);
+    w.float(SCORE, score);
+    for (const channel of c.channels) w.text(CHANNEL, channel);
+    w.stageScore(c.stage, score);
+    w.string(CATEGORY, c.category);
+  }
+  if (w.pos !== total) throw new Error(`encodeNewCandidates: wrote ${w.pos} bytes of ${total}`);
+  return w.buf;
 }
 
 /** Candidate indices by descending score; ties keep the caller's order. */

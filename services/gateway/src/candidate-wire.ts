@@ -2,7 +2,6 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import {
   common,
   fieldNumber,
-  fieldTag,
   preranking,
   ranking,
   reranking,
@@ -10,6 +9,11 @@ import {
   sharedFieldNumbers as sharedFields,
   WIRE,
 } from '@recsys/contracts';
+import { candidateItemId, CandidateList, WireReader, wireText } from '@recsys/service-kit';
+
+// The candidate list as bytes (CandidateList, the reader) is service-kit's, shared with every stage; this module writes
+// the gateway's stage requests and reads the stage answers with it.
+export { CandidateList };
 
 // The pre-ranking, ranking and re-ranking requests share one layout, written by writeStageRequest.
 const REQUEST = {
@@ -34,125 +38,7 @@ const ANSWER = {
   retrieveChannels: fieldNumber(retrieval.RetrieveResponseSchema, 'channels'),
   rerankRules: fieldNumber(reranking.RerankResponseSchema, 'rules'),
 };
-const CANDIDATE_ITEM_ID = fieldNumber(common.CandidateSchema, 'itemId');
-const ITEM_ID_TAG = fieldTag(common.CandidateSchema, 'itemId', WIRE.length);
-
-const { varint: VARINT, fixed64: FIXED64, length: LENGTH, fixed32: FIXED32 } = WIRE;
-
-/**
- * A stage's candidates kept as the protobuf bytes each arrived in, with their item ids: the gateway passes
- * them on to the next stage by copying bytes, and decodes whole candidates only for the answer's top k and
- * for debug. Decoding and re-encoding every candidate at every hop was a third of the gateway's CPU.
- */
-export class CandidateList {
-  constructor(
-    readonly ids: readonly string[],
-    readonly spans: readonly Uint8Array[],
-  ) {}
-
-  static readonly empty = new CandidateList([], []);
-
-  static of(candidates: readonly common.Candidate[]): CandidateList {
-    return new CandidateList(
-      candidates.map((c) => c.itemId),
-      candidates.map((c) => toBinary(common.CandidateSchema, c)),
-    );
-  }
-
-  get length(): number {
-    return this.ids.length;
-  }
-
-  slice(count: number): CandidateList {
-    return count >= this.length ? this : new CandidateList(this.ids.slice(0, count), this.spans.slice(0, count));
-  }
-
-  decode(index: number): common.Candidate {
-    return fromBinary(common.CandidateSchema, this.spans[index]!);
-  }
-
-  decodeAll(): common.Candidate[] {
-    return this.spans.map((span) => fromBinary(common.CandidateSchema, span));
-  }
-}
-
-/** Reads the fields of one message: tag, then a value the caller takes or skips. */
-class Reader {
-  pos = 0;
-  private view: DataView | undefined;
-
-  constructor(readonly buf: Uint8Array) {}
-
-  get done(): boolean {
-    return this.pos >= this.buf.length;
-  }
-
-  varint(): number {
-    let result = 0;
-    let shift = 0;
-    for (;;) {
-      if (this.pos >= this.buf.length) throw new RangeError('truncated varint');
-      const byte = this.buf[this.pos++]!;
-      // Lengths and tags fit in 32 bits; higher bytes (negative int32s) only matter to skip.
-      if (shift < 28) result |= (byte & 0x7f) << shift;
-      else if (shift < 53) result += (byte & 0x7f) * 2 ** shift;
-      if ((byte & 0x80) === 0) return result;
-      shift += 7;
-    }
-  }
-
-  bytes(): Uint8Array {
-    const n = this.varint();
-    const end = this.pos + n;
-    if (end > this.buf.length) throw new RangeError('truncated length-delimited field');
-    const out = this.buf.subarray(this.pos, end);
-    this.pos = end;
-    return out;
-  }
-
-  float(): number {
-    if (this.pos + 4 > this.buf.length) throw new RangeError('truncated fixed32');
-    this.view ??= new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
-    const value = this.view.getFloat32(this.pos, true);
-    this.pos += 4;
-    return value;
-  }
-
-  skip(wireType: number): void {
-    if (wireType === VARINT) this.varint();
-    else if (wireType === FIXED64) this.pos += 8;
-    else if (wireType === LENGTH) this.bytes();
-    else if (wireType === FIXED32) this.pos += 4;
-    else throw new RangeError(`unsupported wire type ${wireType}`);
-    if (this.pos > this.buf.length) throw new RangeError('truncated field');
-  }
-}
-
-const decoder = new TextDecoder();
-
-/** A UTF-8 string from buf[start, end); short ASCII (every id here) without the native decoder. */
-function text(buf: Uint8Array, start = 0, end = buf.length): string {
-  if (end - start > 64) return decoder.decode(buf.subarray(start, end));
-  let out = '';
-  for (let k = start; k < end; k++) {
-    const byte = buf[k]!;
-    if (byte >= 0x80) return decoder.decode(buf.subarray(start, end));
-    out += String.fromCharCode(byte);
-  }
-  return out;
-}
-
-/** The item id of one Candidate message: its first field as every writer here puts it, else found by scanning. */
-function itemIdOf(span: Uint8Array): string {
-  if (span.length >= 2 && span[0] === ITEM_ID_TAG && span[1]! < 0x80 && 2 + span[1]! <= span.length) return text(span, 2, 2 + span[1]!);
-  const reader = new Reader(span);
-  while (!reader.done) {
-    const tag = reader.varint();
-    if (tag >>> 3 === CANDIDATE_ITEM_ID && (tag & 7) === LENGTH) return text(reader.bytes());
-    reader.skip(tag & 7);
-  }
-  return '';
-}
+const { varint: VARINT, fixed32: FIXED32, length: LENGTH } = WIRE;
 
 export interface StageAnswer {
   candidates: CandidateList;
@@ -172,7 +58,7 @@ export type StageAnswerKind = 'retrieve' | 'prerank' | 'rank' | 'rerank';
 
 /** A stage's answer (RetrieveResponse, PrerankResponse, RankResponse or RerankResponse) read for what the gateway needs. */
 export function readStageAnswer(bytes: Uint8Array, kind: StageAnswerKind): StageAnswer {
-  const reader = new Reader(bytes);
+  const reader = new WireReader(bytes);
   const ids: string[] = [];
   const spans: Uint8Array[] = [];
   const userEmbedding: number[] = [];
@@ -187,24 +73,24 @@ export function readStageAnswer(bytes: Uint8Array, kind: StageAnswerKind): Stage
     if (field === ANSWER.candidates && wire === LENGTH) {
       const span = reader.bytes();
       spans.push(span);
-      ids.push(itemIdOf(span));
+      ids.push(candidateItemId(span));
     } else if (kind === 'retrieve' && field === ANSWER.retrieveEmbedding && wire === LENGTH) {
-      const packed = new Reader(reader.bytes());
+      const packed = new WireReader(reader.bytes());
       while (!packed.done) userEmbedding.push(packed.float());
     } else if (kind === 'retrieve' && field === ANSWER.retrieveEmbedding && wire === FIXED32) {
       userEmbedding.push(reader.float());
     } else if (kind === 'retrieve' && field === ANSWER.retrieveModelVersion && wire === LENGTH) {
-      modelVersion = text(reader.bytes());
+      modelVersion = wireText(reader.bytes());
     } else if (kind === 'retrieve' && field === ANSWER.retrieveIndexVersion && wire === LENGTH) {
-      indexVersion = text(reader.bytes());
+      indexVersion = wireText(reader.bytes());
     } else if ((kind === 'prerank' || kind === 'rank') && field === ANSWER.modelVersion && wire === LENGTH) {
-      modelVersion = text(reader.bytes());
+      modelVersion = wireText(reader.bytes());
     } else if (kind === 'rerank' && field === ANSWER.rerankRules && wire === LENGTH) {
       rules.push(reader.bytes());
     } else if (kind === 'retrieve' && field === ANSWER.retrieveChannels && wire === LENGTH) {
       channels.push(reader.bytes());
     } else {
-      reader.skip(wire);
+      reader.skip(wire, field);
     }
   }
   return { candidates: new CandidateList(ids, spans), userEmbedding, modelVersion, indexVersion, rules, channels };

@@ -1,6 +1,14 @@
 import { status } from '@grpc/grpc-js';
 import { common, preranking } from '@recsys/contracts';
-import { type EncodedMessage, grpcStatusOf, InvalidArgumentError, type Logger, ServiceError, UnavailableError } from '@recsys/service-kit';
+import {
+  type EncodedMessage,
+  grpcStatusOf,
+  InvalidArgumentError,
+  type Logger,
+  readCandidateRequest,
+  ServiceError,
+  UnavailableError,
+} from '@recsys/service-kit';
 import { type EncodedItem, type ItemBytesReader, type ModelWatcher } from '@recsys/serving';
 import { bestFirst, encodeScoredCandidates, type FeatureReader, type UserState, contextOnlyState, readUserState } from '@recsys/stage';
 import type { PrerankingConfig } from './config.js';
@@ -33,8 +41,10 @@ export class PrerankingService {
     private readonly metrics?: PrerankingMetrics,
   ) {}
 
-  async prerank(request: preranking.PrerankRequest): Promise<EncodedMessage<typeof preranking.PrerankResponseSchema>> {
-    const { itemIds, keep } = checkPrerankRequest(request, this.config);
+  /** A PrerankRequest as its bytes: the candidates are read as bytes and copied into the answer, never decoded. */
+  async prerank(bytes: Uint8Array): Promise<EncodedMessage<typeof preranking.PrerankResponseSchema>> {
+    const { message: request, candidates } = readCandidateRequest(preranking.PrerankRequestSchema, bytes);
+    const { itemIds, keep } = checkPrerankRequest(request, candidates, this.config);
     const lease = this.models.acquire();
     try {
       const model = lease.model;
@@ -56,7 +66,7 @@ export class PrerankingService {
       return encodeScoredCandidates(
         preranking.PrerankResponseSchema,
         common.Stage.PRERANKING,
-        request.candidates,
+        candidates,
         scores,
         bestFirst(scores),
         keep,

@@ -1,5 +1,4 @@
-import type { common } from '@recsys/contracts';
-import { checkCandidateIds, checkIdField, InvalidArgumentError } from '@recsys/service-kit';
+import { type CandidateList, checkCandidateIds, checkIdField, InvalidArgumentError } from '@recsys/service-kit';
 
 export interface RequestLimits {
   defaultLimit: number;
@@ -13,11 +12,12 @@ export interface RequestLimits {
  * user embedding's values; returns the item ids and how many candidates to keep.
  */
 export function checkPrerankRequest(
-  request: { userId: string; candidates: readonly common.Candidate[]; limit: number; userEmbedding: readonly number[] },
+  request: { userId: string; limit: number; userEmbedding: readonly number[] },
+  candidates: CandidateList,
   limits: RequestLimits,
 ): { itemIds: string[]; keep: number } {
   checkIdField('user_id', request.userId, limits.maxIdLength);
-  const itemIds = checkCandidateIds(request.candidates, limits);
+  const itemIds = checkCandidateIds(candidates.ids, limits);
   const n = itemIds.length;
   if (request.limit < 0 || request.limit > limits.maxLimit) {
     throw new InvalidArgumentError('limit', `must be between 0 and ${limits.maxLimit} (0 means ${limits.defaultLimit})`);

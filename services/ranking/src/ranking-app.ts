@@ -66,9 +66,12 @@ export async function startRankingService(
           serving.release();
         }
       });
+      const service = new RankingService(models, features, config, metrics);
       return {
-        module: RankingModule.register(new RankingService(models, features, config, metrics)),
+        module: RankingModule.register(service),
         services: [ranking.RankingService],
+        // Rank is the hot method: bytes in and out, on grpc-js directly; GetModelInfo stays a Nest handler.
+        methods: [{ service: ranking.RankingService, method: 'rank', handle: (request, context) => service.rank(request, context) }],
       };
     },
   });

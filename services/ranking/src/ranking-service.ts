@@ -2,10 +2,11 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
 import { common, ranking } from '@recsys/contracts';
 import {
-  currentRequestContext,
   type EncodedMessage,
   grpcStatusOf,
   InvalidArgumentError,
+  readCandidateRequest,
+  type RequestContext,
   ServiceError,
   UnavailableError,
 } from '@recsys/service-kit';
@@ -45,9 +46,11 @@ export class RankingService {
     private readonly metrics?: RankingMetrics,
   ) {}
 
-  async rank(request: ranking.RankRequest): Promise<EncodedMessage<typeof ranking.RankResponseSchema>> {
-    const itemIds = checkCandidateRequest(request, this.config);
-    const deadlineMs = currentRequestContext()?.deadlineMs ?? Infinity;
+  /** A RankRequest as its bytes: the candidates are read as bytes and copied into the answer, never decoded. */
+  async rank(bytes: Uint8Array, context?: Pick<RequestContext, 'deadlineMs'>): Promise<EncodedMessage<typeof ranking.RankResponseSchema>> {
+    const { message: request, candidates } = readCandidateRequest(ranking.RankRequestSchema, bytes);
+    const itemIds = checkCandidateRequest(request, candidates, this.config);
+    const deadlineMs = context?.deadlineMs ?? Infinity;
     // The whole request runs on the version it started with, even if a new one is swapped in meanwhile.
     const lease = this.models.acquire();
     try {
@@ -59,7 +62,7 @@ export class RankingService {
       return encodeScoredCandidates(
         ranking.RankResponseSchema,
         common.Stage.RANKING,
-        request.candidates,
+        candidates,
         scores,
         order,
         count,

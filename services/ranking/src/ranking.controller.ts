@@ -1,17 +1,14 @@
 import { Controller, Inject } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
-import type { ranking } from '@recsys/contracts';
 import { RankingService } from './ranking-service.js';
 
-/** gRPC handlers of recsys.ranking.v1.RankingService; the logic lives in RankingService. */
+/**
+ * The Nest handler of recsys.ranking.v1.RankingService's GetModelInfo; Rank, the hot method, is served on grpc-js
+ * directly (ranking-app.ts). The logic lives in RankingService.
+ */
 @Controller()
 export class RankingController {
   constructor(@Inject(RankingService) private readonly service: RankingService) {}
-
-  @GrpcMethod('RankingService', 'Rank')
-  rank(request: ranking.RankRequest) {
-    return this.service.rank(request);
-  }
 
   @GrpcMethod('RankingService', 'GetModelInfo')
   getModelInfo() {

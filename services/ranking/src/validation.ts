@@ -1,5 +1,4 @@
-import type { common } from '@recsys/contracts';
-import { checkCandidateIds, checkIdField, InvalidArgumentError } from '@recsys/service-kit';
+import { type CandidateList, checkCandidateIds, checkIdField, InvalidArgumentError } from '@recsys/service-kit';
 
 export interface RequestLimits {
   maxCandidates: number;
@@ -8,11 +7,12 @@ export interface RequestLimits {
 
 /** Checks user_id, the candidates (present, within the limit, ids valid and unique) and limit; returns the item ids. */
 export function checkCandidateRequest(
-  request: { userId: string; candidates: readonly common.Candidate[]; limit: number },
+  request: { userId: string; limit: number },
+  candidates: CandidateList,
   limits: RequestLimits,
 ): string[] {
   checkIdField('user_id', request.userId, limits.maxIdLength);
-  const ids = checkCandidateIds(request.candidates, limits);
+  const ids = checkCandidateIds(candidates.ids, limits);
   if (request.limit < 0) throw new InvalidArgumentError('limit', 'must be >= 0 (0 returns every candidate)');
   return ids;
 }

@@ -1,6 +1,14 @@
-import type { MessageInitShape } from '@bufbuild/protobuf';
-import { common, type reranking } from '@recsys/contracts';
-import { InvalidArgumentError } from '@recsys/service-kit';
+import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/protobuf';
+import { common, reranking } from '@recsys/contracts';
+import {
+  type CandidateFields,
+  EncodedMessage,
+  hasStageScore,
+  InvalidArgumentError,
+  readCandidateFields,
+  readCandidateRequest,
+} from '@recsys/service-kit';
+import { type CandidateEdit, encodeCandidateField } from '@recsys/stage';
 import type { RuleEngine } from './rule-engine.js';
 import type { Entry, RecentItem } from './rules/rule.js';
 
@@ -11,7 +19,11 @@ export interface RequestLimits {
   maxIdLength: number;
 }
 
-type RerankResponseInit = MessageInitShape<typeof reranking.RerankResponseSchema>;
+/** What an entry came from: the candidate's bytes and the fields read from them (absent for an entry a rule made). */
+interface Origin {
+  span: Uint8Array;
+  fields: CandidateFields;
+}
 
 /** The re-ranking call's logic: validation, de-duplication, the rules, the answer; transport-free. */
 export class RerankingService {
@@ -21,11 +33,22 @@ export class RerankingService {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async rerank(request: reranking.RerankRequest): Promise<RerankResponseInit> {
-    const { limit, recentItems, disabled } = this.validate(request);
-    const { entries, duplicates } = dedupe(request.candidates);
+  /**
+   * A RerankRequest as its bytes: each candidate's fields are read from its bytes, and the answer copies the bytes of
+   * every candidate kept, appending what the rules changed (score, merged channels, a category read) and the
+   * re-ranking score; no candidate list is decoded or re-encoded.
+   */
+  async rerank(bytes: Uint8Array): Promise<EncodedMessage<typeof reranking.RerankResponseSchema>> {
+    const { message: request, candidates: list } = readCandidateRequest(reranking.RerankRequestSchema, bytes);
+    const candidates = list.spans.map((span) => readCandidateFields(span));
+    const { limit, recentItems, disabled } = this.validate(request, candidates);
+    const { entries, duplicates } = dedupe(candidates);
+    const origins = new Map<Entry, Origin>();
+    for (let i = 0, e = 0; i < candidates.length && e < entries.length; i++) {
+      if (entries[e]!.itemId === candidates[i]!.itemId) origins.set(entries[e++]!, { span: list.spans[i]!, fields: candidates[i]! });
+    }
     const requestTime = Number(request.context?.requestTimeMs ?? 0n);
-    const { list, reports } = await this.engine.run({
+    const { list: outcome, reports } = await this.engine.run({
       userId: request.userId,
       nowMs: requestTime > 0 ? requestTime : this.now(),
       limit,
@@ -44,17 +67,25 @@ export class RerankingService {
         error: '',
       });
     }
-    return { candidates: list.slice(0, limit).map(toCandidate), rules: reports };
+    const answer = outcome.slice(0, limit).map((entry) => toAnswer(entry, origins.get(entry)));
+    const rest = toBinary(reranking.RerankResponseSchema, create(reranking.RerankResponseSchema, { rules: reports }));
+    return new EncodedMessage(
+      reranking.RerankResponseSchema,
+      Buffer.concat([encodeCandidateField(reranking.RerankResponseSchema, answer), rest]),
+    );
   }
 
-  private validate(request: reranking.RerankRequest): { limit: number; recentItems: RecentItem[]; disabled: Set<string> } {
+  private validate(
+    request: reranking.RerankRequest,
+    candidates: readonly CandidateFields[],
+  ): { limit: number; recentItems: RecentItem[]; disabled: Set<string> } {
     const { maxLimit, maxCandidates, maxIdLength, defaultLimit } = this.limits;
     checkId('user_id', request.userId, maxIdLength);
     if (request.limit > maxLimit) throw new InvalidArgumentError('limit', `must be at most ${maxLimit} (0 or less means ${defaultLimit})`);
-    if (request.candidates.length > maxCandidates) {
-      throw new InvalidArgumentError('candidates', `at most ${maxCandidates} per call (got ${request.candidates.length})`);
+    if (candidates.length > maxCandidates) {
+      throw new InvalidArgumentError('candidates', `at most ${maxCandidates} per call (got ${candidates.length})`);
     }
-    request.candidates.forEach((candidate, i) => {
+    candidates.forEach((candidate, i) => {
       checkId(`candidates[${i}].item_id`, candidate.itemId, maxIdLength);
       if (!Number.isFinite(candidate.score)) throw new InvalidArgumentError(`candidates[${i}].score`, 'must be a finite number');
     });
@@ -87,8 +118,11 @@ function checkId(field: string, id: string, maxLength: number): void {
   if (/[\u0000-\u001f\u007f]/.test(id)) throw new InvalidArgumentError(field, 'must not contain control characters');
 }
 
-/** One entry per item id: the first (best-placed) occurrence, with the channels of its repeats. */
-export function dedupe(candidates: readonly common.Candidate[]): { entries: Entry[]; duplicates: string[] } {
+/** A candidate as re-ranking reads it (from its bytes, or a decoded Candidate). */
+type CandidateLike = Pick<CandidateFields, 'itemId' | 'score' | 'category' | 'channels' | 'stageScores'> & { createdAtMs: number | bigint };
+
+/** One entry per item id (in the order of their first occurrence): the first (best-placed) one, with the channels of its repeats. */
+export function dedupe(candidates: readonly CandidateLike[]): { entries: Entry[]; duplicates: string[] } {
   const byId = new Map<string, Entry>();
   const duplicates = new Set<string>();
   for (const candidate of candidates) {
@@ -108,6 +142,30 @@ export function dedupe(candidates: readonly common.Candidate[]): { entries: Entr
     });
   }
   return { entries: [...byId.values()], duplicates: [...duplicates] };
+}
+
+/**
+ * An answer's candidate: the bytes it came in with what changed appended (score, channels merged from repeats, a
+ * category or creation time a rule set) and the re-ranking score; rewritten whole only when it carries a re-ranking
+ * score already (a candidate re-ranked twice keeps one) or a rule made it (pin).
+ */
+function toAnswer(entry: Entry, origin: Origin | undefined): CandidateEdit | Uint8Array {
+  const createdAtMs = Math.max(0, Math.round(entry.createdAtMs));
+  if (origin !== undefined && !hasStageScore(origin.span, common.Stage.RERANKING)) {
+    const { fields, span } = origin;
+    return {
+      span,
+      score: entry.score,
+      stage: common.Stage.RERANKING,
+      addChannels: entry.channels.length > fields.channels.length ? entry.channels.slice(fields.channels.length) : undefined,
+      category: entry.category !== fields.category ? entry.category : undefined,
+      createdAtMs: createdAtMs !== fields.createdAtMs ? createdAtMs : undefined,
+    };
+  }
+  const candidate = create(common.CandidateSchema, toCandidate(entry));
+  // A candidate that came in keeps the fields this build does not know.
+  if (origin !== undefined) candidate.$unknown = fromBinary(common.CandidateSchema, origin.span).$unknown;
+  return toBinary(common.CandidateSchema, candidate);
 }
 
 function toCandidate(entry: Entry): MessageInitShape<typeof common.CandidateSchema> {

@@ -102,6 +102,8 @@ export async function startRetrievalService(
     name: 'retrieval',
     module: RetrievalModule.register(service),
     services: [retrieval.RetrievalService],
+    // Retrieve is the hot method: served on grpc-js directly, its answer's candidates written as bytes.
+    methods: [{ service: retrieval.RetrievalService, method: 'retrieve', handle: (request) => service.retrieveBytes(request) }],
     config,
     logger,
     metrics: serviceMetrics,

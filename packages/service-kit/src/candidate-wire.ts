@@ -1,0 +1,350 @@
+import { fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import { common, fieldNumber, WIRE } from '@recsys/contracts';
+import { InvalidArgumentError } from './errors.js';
+
+// The one home of reading candidate lists as bytes: the gateway reads stage answers with it, every stage reads its
+// request's candidates with it (readCandidateRequest), and stage answers are written by copying the spans it keeps.
+// Field numbers come from the generated descriptors, never from literals.
+const CANDIDATE = {
+  itemId: fieldNumber(common.CandidateSchema, 'itemId'),
+  score: fieldNumber(common.CandidateSchema, 'score'),
+  channels: fieldNumber(common.CandidateSchema, 'channels'),
+  stageScores: fieldNumber(common.CandidateSchema, 'stageScores'),
+  category: fieldNumber(common.CandidateSchema, 'category'),
+  createdAtMs: fieldNumber(common.CandidateSchema, 'createdAtMs'),
+};
+const STAGE_SCORE = {
+  stage: fieldNumber(common.StageScoreSchema, 'stage'),
+  score: fieldNumber(common.StageScoreSchema, 'score'),
+};
+const ITEM_ID_TAG = CANDIDATE.itemId * 8 + WIRE.length;
+const { varint: VARINT, fixed64: FIXED64, length: LENGTH, fixed32: FIXED32 } = WIRE;
+const START_GROUP = 3;
+const END_GROUP = 4;
+
+/** Reads the fields of one protobuf message: a tag, then a value the caller takes or skips. Throws RangeError on bad bytes. */
+export class WireReader {
+  pos = 0;
+  private view: DataView | undefined;
+
+  constructor(readonly buf: Uint8Array) {}
+
+  get done(): boolean {
+    return this.pos >= this.buf.length;
+  }
+
+  /** An unsigned varint up to 2^53 (beyond that, a 64-bit value read inexactly: callers treat it as out of range). */
+  varint(): number {
+    let result = 0;
+    let shift = 0;
+    for (;;) {
+      if (this.pos >= this.buf.length) throw new RangeError('truncated varint');
+      if (shift > 63) throw new RangeError('varint longer than ten bytes');
+      const byte = this.buf[this.pos++]!;
+      if (shift < 28) result |= (byte & 0x7f) << shift;
+      else result += (byte & 0x7f) * 2 ** shift;
+      if ((byte & 0x80) === 0) return result;
+      shift += 7;
+    }
+  }
+
+  bytes(): Uint8Array {
+    const n = this.varint();
+    const end = this.pos + n;
+    if (end > this.buf.length) throw new RangeError('truncated length-delimited field');
+    const out = this.buf.subarray(this.pos, end);
+    this.pos = end;
+    return out;
+  }
+
+  float(): number {
+    if (this.pos + 4 > this.buf.length) throw new RangeError('truncated fixed32');
+    this.view ??= new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    const value = this.view.getFloat32(this.pos, true);
+    this.pos += 4;
+    return value;
+  }
+
+  /** Skips the value of a field of the given wire type (a group up to its end tag, as protobuf-es skips it). */
+  skip(wireType: number, fieldNo = 0): void {
+    if (wireType === VARINT) this.varint();
+    else if (wireType === FIXED64) this.pos += 8;
+    else if (wireType === LENGTH) this.bytes();
+    else if (wireType === FIXED32) this.pos += 4;
+    else if (wireType === START_GROUP) {
+      for (;;) {
+        if (this.done) throw new RangeError('truncated group');
+        const tag = this.varint();
+        if ((tag & 7) === END_GROUP) {
+          if (tag >>> 3 !== fieldNo) throw new RangeError('mismatched end of group');
+          break;
+        }
+        this.skip(tag & 7, tag >>> 3);
+      }
+    } else throw new RangeError(`unsupported wire type ${wireType}`);
+    if (this.pos > this.buf.length) throw new RangeError('truncated field');
+  }
+
+  /** The next tag; throws on field number 0 (never valid). */
+  tag(): number {
+    const tag = this.varint();
+    if (tag >>> 3 === 0) throw new RangeError('field number 0');
+    return tag;
+  }
+}
+
+const decoder = new TextDecoder();
+
+/** A UTF-8 string from buf[start, end); short ASCII (every id here) without the native decoder. */
+export function wireText(buf: Uint8Array, start = 0, end = buf.length): string {
+  if (end - start > 64) return decoder.decode(buf.subarray(start, end));
+  let out = '';
+  for (let k = start; k < end; k++) {
+    const byte = buf[k]!;
+    if (byte >= 0x80) return decoder.decode(buf.subarray(start, end));
+    out += String.fromCharCode(byte);
+  }
+  return out;
+}
+
+/**
+ * The item id of one Candidate message: its first field as every writer here puts it (protobuf-es writes item_id first;
+ * stages append only other fields), else found by scanning.
+ */
+export function candidateItemId(span: Uint8Array): string {
+  if (span.length >= 2 && span[0] === ITEM_ID_TAG && span[1]! < 0x80 && 2 + span[1]! <= span.length) return wireText(span, 2, 2 + span[1]!);
+  let id = '';
+  const reader = new WireReader(span);
+  while (!reader.done) {
+    const tag = reader.tag();
+    if (tag >>> 3 === CANDIDATE.itemId && (tag & 7) === LENGTH) id = wireText(reader.bytes());
+    else reader.skip(tag & 7, tag >>> 3);
+  }
+  return id;
+}
+
+/**
+ * The item id of the candidate in buf[start, end), every field checked to be well-formed (the last item_id wins, as in
+ * protobuf); the hot loop of reading a request, so positions rather than readers or views.
+ */
+function scanCandidateId(buf: Uint8Array, start: number, end: number, created: Float64Array, index: number): string {
+  let id = '';
+  let pos = start;
+  while (pos < end) {
+    // The tag: one byte for every field of Candidate; longer ones (unknown fields) read in full.
+    let tag = buf[pos++]!;
+    if (tag >= 0x80) {
+      tag &= 0x7f;
+      for (let shift = 7; ; shift += 7) {
+        if (pos >= end || shift > 28) throw new RangeError('bad tag');
+        const byte = buf[pos++]!;
+        tag |= (byte & 0x7f) << shift;
+        if (byte < 0x80) break;
+      }
+    }
+    const wire = tag & 7;
+    if (tag >>> 3 === 0) throw new RangeError('field number 0');
+    if (wire === LENGTH) {
+      let n = 0;
+      for (let shift = 0; ; shift += 7) {
+        if (pos >= end || shift > 28) throw new RangeError('bad length');
+        const byte = buf[pos++]!;
+        n |= (byte & 0x7f) << shift;
+        if (byte < 0x80) break;
+      }
+      if (n < 0 || pos + n > end) throw new RangeError('truncated length-delimited field');
+      if (tag >>> 3 === CANDIDATE.itemId) id = wireText(buf, pos, pos + n);
+      pos += n;
+    } else if (wire === VARINT) {
+      const from = pos;
+      for (let k = 0; ; k++) {
+        if (pos >= end || k >= 10) throw new RangeError('bad varint');
+        if (buf[pos++]! < 0x80) break;
+      }
+      if (tag >>> 3 === CANDIDATE.createdAtMs) {
+        let value = 0;
+        for (let k = from, scale = 1; k < pos; k++, scale *= 128) value += (buf[k]! & 0x7f) * scale;
+        created[index] = safePositive(value);
+      }
+    } else if (wire === FIXED32) pos += 4;
+    else if (wire === FIXED64) pos += 8;
+    else {
+      // Groups (deprecated, never written here): the reader skips them.
+      const reader = new WireReader(buf.subarray(0, end));
+      reader.pos = pos;
+      reader.skip(wire, tag >>> 3);
+      pos = reader.pos;
+    }
+    if (pos > end) throw new RangeError('truncated field');
+  }
+  return id;
+}
+
+/** What a stage reads of one candidate (re-ranking reads all of it; ranking only its creation time). */
+export interface CandidateFields {
+  itemId: string;
+  score: number;
+  channels: string[];
+  stageScores: { stage: number; score: number }[];
+  category: string;
+  /** 0 when absent, not positive or beyond 2^53. */
+  createdAtMs: number;
+}
+
+/** One Candidate's fields read from its bytes, as protobuf-es would decode them (unknown fields skipped). */
+export function readCandidateFields(span: Uint8Array): CandidateFields {
+  const out: CandidateFields = { itemId: '', score: 0, channels: [], stageScores: [], category: '', createdAtMs: 0 };
+  const reader = new WireReader(span);
+  while (!reader.done) {
+    const tag = reader.tag();
+    const field = tag >>> 3;
+    const wire = tag & 7;
+    if (field === CANDIDATE.itemId && wire === LENGTH) out.itemId = wireText(reader.bytes());
+    else if (field === CANDIDATE.score && wire === FIXED32) out.score = reader.float();
+    else if (field === CANDIDATE.channels && wire === LENGTH) out.channels.push(wireText(reader.bytes()));
+    else if (field === CANDIDATE.stageScores && wire === LENGTH) out.stageScores.push(readStageScore(reader.bytes()));
+    else if (field === CANDIDATE.category && wire === LENGTH) out.category = wireText(reader.bytes());
+    else if (field === CANDIDATE.createdAtMs && wire === VARINT) out.createdAtMs = safePositive(reader.varint());
+    else reader.skip(wire, field);
+  }
+  return out;
+}
+
+/** A candidate's created_at_ms from its bytes (the last occurrence); 0 when absent, not positive or beyond 2^53. */
+export function candidateCreatedAt(span: Uint8Array): number {
+  let created = 0;
+  const reader = new WireReader(span);
+  while (!reader.done) {
+    const tag = reader.tag();
+    if (tag >>> 3 === CANDIDATE.createdAtMs && (tag & 7) === VARINT) created = safePositive(reader.varint());
+    else reader.skip(tag & 7, tag >>> 3);
+  }
+  return created;
+}
+
+/** Whether the candidate already carries a score of `stage`. */
+export function hasStageScore(span: Uint8Array, stage: number): boolean {
+  const reader = new WireReader(span);
+  while (!reader.done) {
+    const tag = reader.tag();
+    if (tag >>> 3 === CANDIDATE.stageScores && (tag & 7) === LENGTH) {
+      if (readStageScore(reader.bytes()).stage === stage) return true;
+    } else reader.skip(tag & 7, tag >>> 3);
+  }
+  return false;
+}
+
+function readStageScore(bytes: Uint8Array): { stage: number; score: number } {
+  const out = { stage: 0, score: 0 };
+  const reader = new WireReader(bytes);
+  while (!reader.done) {
+    const tag = reader.tag();
+    // An enum is an int32: its low 32 bits, signed (a negative one takes ten bytes and reads inexactly above 2^53).
+    if (tag >>> 3 === STAGE_SCORE.stage && (tag & 7) === VARINT) out.stage = reader.varint() | 0;
+    else if (tag >>> 3 === STAGE_SCORE.score && (tag & 7) === FIXED32) out.score = reader.float();
+    else reader.skip(tag & 7, tag >>> 3);
+  }
+  return out;
+}
+
+const safePositive = (n: number) => (n > 0 && Number.isSafeInteger(n) ? n : 0);
+
+/**
+ * Candidates kept as the protobuf bytes each arrived in, with their item ids: passed on to the next stage, or written
+ * into an answer, by copying bytes; whole candidates are decoded only where a caller asks (the gateway's top k, debug).
+ */
+export class CandidateList {
+  constructor(
+    readonly ids: readonly string[],
+    readonly spans: readonly Uint8Array[],
+    /** Each candidate's created_at_ms (0 when it has none), where the reader saw them (readCandidateRequest). */
+    readonly createdAtMs?: Float64Array,
+  ) {}
+
+  static readonly empty = new CandidateList([], []);
+
+  static of(candidates: readonly common.Candidate[]): CandidateList {
+    return new CandidateList(
+      candidates.map((c) => c.itemId),
+      candidates.map((c) => toBinary(common.CandidateSchema, c)),
+    );
+  }
+
+  get length(): number {
+    return this.ids.length;
+  }
+
+  slice(count: number): CandidateList {
+    return count >= this.length ? this : new CandidateList(this.ids.slice(0, count), this.spans.slice(0, count));
+  }
+
+  decode(index: number): common.Candidate {
+    return fromBinary(common.CandidateSchema, this.spans[index]!);
+  }
+
+  decodeAll(): common.Candidate[] {
+    return this.spans.map((span) => fromBinary(common.CandidateSchema, span));
+  }
+}
+
+/** A request whose candidate list stayed bytes: every other field decoded by protobuf-es, `candidates` left empty there. */
+export interface CandidateRequest<Desc extends DescMessage> {
+  message: MessageShape<Desc>;
+  candidates: CandidateList;
+}
+
+const candidateFieldNumbers = new WeakMap<DescMessage, number>();
+
+/**
+ * Reads a stage request (PrerankRequest, RankRequest, RerankRequest) without decoding its candidate list: the
+ * candidates stay the bytes they came in (with their ids read), the rest of the message (user, context, limit, the
+ * passed-down user state) is decoded by protobuf-es. Malformed bytes are the caller's error (INVALID_ARGUMENT naming the
+ * field: `candidates[3]` for a bad candidate).
+ */
+export function readCandidateRequest<Desc extends DescMessage>(schema: Desc, bytes: Uint8Array): CandidateRequest<Desc> {
+  let number = candidateFieldNumbers.get(schema);
+  if (number === undefined) candidateFieldNumbers.set(schema, (number = fieldNumber(schema, 'candidates')));
+  const reader = new WireReader(bytes);
+  const ids: string[] = [];
+  const spans: Uint8Array[] = [];
+  let created = new Float64Array(64);
+  // The other fields' bytes, in order: the runs between candidates.
+  const rest: Uint8Array[] = [];
+  let restStart = 0;
+  try {
+    while (!reader.done) {
+      const start = reader.pos;
+      const tag = reader.tag();
+      if (tag >>> 3 === number && (tag & 7) === LENGTH) {
+        if (start > restStart) rest.push(bytes.subarray(restStart, start));
+        const span = reader.bytes();
+        try {
+          // Every field walked once: a malformed candidate is refused here, not passed on.
+          if (spans.length === created.length) {
+            const grown = new Float64Array(created.length * 2);
+            grown.set(created);
+            created = grown;
+          }
+          ids.push(scanCandidateId(bytes, reader.pos - span.length, reader.pos, created, spans.length));
+        } catch (error) {
+          throw new InvalidArgumentError(`candidates[${spans.length}]`, `is not a valid Candidate message (${(error as Error).message})`);
+        }
+        spans.push(span);
+        restStart = reader.pos;
+      } else {
+        reader.skip(tag & 7, tag >>> 3);
+      }
+    }
+  } catch (error) {
+    if (error instanceof InvalidArgumentError) throw error;
+    throw new InvalidArgumentError('request', `is not a valid ${schema.typeName} message (${(error as Error).message})`);
+  }
+  if (restStart < bytes.length) rest.push(bytes.subarray(restStart));
+  let message: MessageShape<Desc>;
+  try {
+    message = fromBinary(schema, rest.length === 1 ? rest[0]! : Buffer.concat(rest));
+  } catch (error) {
+    throw new InvalidArgumentError('request', `is not a valid ${schema.typeName} message (${(error as Error).message})`);
+  }
+  return { message, candidates: new CandidateList(ids, spans, created.subarray(0, spans.length)) };
+}
