@@ -105,10 +105,11 @@ export class PrerankerModel {
     try {
       session = await ModelSession.create(bytes, graph.inputs, { ...sessionOptions, label: `preranker v${model.version}` });
       await warmUpSession(session, graph);
-      const { scanner, observer: _observer, ...tableSettings } = options.itemTable;
-      if (assembler?.readsItems && tableSettings.maxItems > 0)
+      const { scanner, maxItems, refreshMs } = options.itemTable;
+      if (assembler?.readsItems && maxItems > 0)
         table = await LiveItemTable.start(scanner, assembler, {
-          ...tableSettings,
+          maxItems,
+          refreshMs,
           label: `preranker v${model.version}`,
           logger: options.logger,
         });

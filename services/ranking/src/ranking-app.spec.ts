@@ -428,7 +428,14 @@ describe('ranking service (real DLRM, feature service on Redis, gRPC)', () => {
 
     // A changed item: this version's table keeps what it read; a new version reads a new table, with the change.
     await featureClient.upsertItems({
-      items: [{ ...record, itemId: changing, features: { values: { price: { kind: { case: 'numeric', value: 1e6 } } } } }],
+      items: [
+        {
+          itemId: changing,
+          category: record.category,
+          createdAtMs: record.createdAtMs,
+          features: { values: { ...record.features?.values, price: { kind: { case: 'numeric', value: 1e6 } } } },
+        },
+      ],
     });
     const changed = await reference.client.rank(request);
     expect(scoresById(changed).get(changing)).not.toBe(scoresById(first).get(changing));
