@@ -14,7 +14,7 @@ const layout: InputLayout = {
 };
 const assembler = FeedAssembler.of(layout);
 
-type ItemInit = Parameters<typeof create<typeof features.ItemSchema>>[1];
+type ItemInit = NonNullable<Parameters<typeof create<typeof features.ItemSchema>>[1]>;
 
 function item(id: string, category: string, price: number, tags: string[] = []): ItemInit {
   return {
@@ -67,7 +67,7 @@ class BatchDouble implements ItemBytesReader {
   }
 }
 
-const encoded = (init: ItemInit) => assembler.encodeItem(itemRow(init!.itemId!, create(features.ItemSchema, init)));
+const encoded = (init: ItemInit) => assembler.encodeItem(itemRow(init.itemId!, create(features.ItemSchema, init)));
 const cacheOptions = { maxItems: 100, ttlMs: 60_000, missingTtlMs: 0 };
 
 describe('ItemTable', () => {
@@ -79,11 +79,11 @@ describe('ItemTable', () => {
     expect(table.ids.toArray()).toEqual(['i1', 'i2', 'i3']);
     const { codeWidth: cw, valueWidth: vw } = assembler;
     for (const init of [pages[2]![1]!, pages[0]![1]!, pages[2]![0]!]) {
-      const row = table.ids.rowOf(init!.itemId!);
+      const row = table.ids.rowOf(init.itemId!);
       const want = encoded(init);
       expect(Array.from(table.codes.subarray(row * cw, (row + 1) * cw))).toEqual(Array.from(want.subarray(0, cw)));
       expect(Array.from(table.values.subarray(row * vw, (row + 1) * vw))).toEqual(Array.from(Float32Array.from(want.subarray(cw))));
-      expect(table.createdAtMs[row]).toBe(Number(init!.createdAtMs));
+      expect(table.createdAtMs[row]).toBe(Number(init.createdAtMs));
     }
     expect(table.byteLength).toBeGreaterThan(0);
   });

@@ -175,7 +175,7 @@ describe('embedded HNSW store', () => {
       const got = await store.search(query(0), COUNT);
       expect(got.map((n) => n.id).sort()).toEqual([...ids].sort());
       const vectors = await store.getVectors([...ids, 'not-there']);
-      ids.forEach((id, row) => expect(Array.from(vectors[row]!)).toEqual(Array.from(input.vectors.subarray(row * DIM, (row + 1) * DIM))));
+      ids.forEach((_, row) => expect(Array.from(vectors[row]!)).toEqual(Array.from(input.vectors.subarray(row * DIM, (row + 1) * DIM))));
       expect(vectors[ids.length]).toBeUndefined();
       expect(await store.payloads(ids.slice(0, 4))).toEqual(input.payload!.slice(0, 4));
       const without = await store.search(query(1), 10, { excludeIds: new Set(odd) });
