@@ -34,12 +34,15 @@ function item(id: string, category: string, price: number, tags: string[] = []):
 class ScanDouble implements ItemScanner {
   calls = 0;
   failing = false;
+  /** Pages that fail once before they answer (a Redis timeout under load). */
+  flaky = new Set<number>();
   constructor(public pages: ItemInit[][]) {}
 
   async scanItemBytes(request: { cursor: string; limit: number }): Promise<Buffer> {
     this.calls++;
     if (this.failing) throw new Error('feature service unreachable');
     const page = request.cursor === '' ? 0 : Number(request.cursor);
+    if (this.flaky.delete(page)) throw new Error('no answer within 2000 ms');
     const next = page + 1 < this.pages.length ? String(page + 1) : '';
     return Buffer.from(
       toBinary(
@@ -86,6 +89,14 @@ describe('ItemTable', () => {
       expect(table.createdAtMs[row]).toBe(Number(init.createdAtMs));
     }
     expect(table.byteLength).toBeGreaterThan(0);
+  });
+
+  it('asks a page that failed again rather than failing the whole read', async () => {
+    const scanner = new ScanDouble(pages);
+    scanner.flaky = new Set([0, 2]);
+    const table = await ItemTable.load(scanner, assembler, 100);
+    expect(table.size).toBe(3);
+    expect(scanner.calls).toBe(5);
   });
 
   it('holds at most maxItems (the first scanned), still updating those it holds', async () => {

@@ -16,6 +16,23 @@ export const ITEM_TABLE_DEFAULTS: Readonly<ItemTableSettings> = { maxItems: 10_0
 /** After a failed read (the feature service down at load), the next try. */
 export const ITEM_TABLE_RETRY_MS = 30_000;
 
+/** Items asked per ScanItems page: small enough that a page answers quickly on a busy Redis. */
+export const ITEM_TABLE_PAGE = 2000;
+
+/** Tries per page: a page that fails (a Redis timeout under load) is asked again before the whole read fails. */
+const PAGE_ATTEMPTS = 3;
+
+async function scanPage(scanner: ItemScanner, cursor: string): Promise<Buffer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await scanner.scanItemBytes({ cursor, limit: ITEM_TABLE_PAGE });
+    } catch (error) {
+      if (attempt >= PAGE_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+    }
+  }
+}
+
 /**
  * Every stored item's features encoded for one model version, in compact typed arrays: row r's codes at
  * codes[r * codeWidth ...], its continuous values (float32, as the model reads them) at values[r * valueWidth ...],
@@ -41,8 +58,9 @@ export class ItemTable {
   }
 
   /**
-   * Reads every stored item (ScanItems, page by page, as bytes) and encodes it with the assembler; at most `maxItems`
-   * (the first the scan gives). An item a scan returns twice keeps its last values.
+   * Reads every stored item (ScanItems, ITEM_TABLE_PAGE items a page, as bytes; a failed page is asked again twice) and
+   * encodes it with the assembler; at most `maxItems` (the first the scan gives). An item a scan returns twice keeps its
+   * last values.
    */
   static async load(scanner: ItemScanner, assembler: FeedAssembler, maxItems: number): Promise<ItemTable> {
     const cw = assembler.codeWidth;
@@ -54,7 +72,7 @@ export class ItemTable {
     let createdAtMs = new Float64Array(capacity);
     let cursor = '';
     do {
-      const page = decodeScanPage(await scanner.scanItemBytes({ cursor, limit: 0 }), assembler.itemColumns);
+      const page = decodeScanPage(await scanPage(scanner, cursor), assembler.itemColumns);
       for (const row of page.rows) {
         if (ids.size >= maxItems && ids.rowOf(row.id) < 0) continue;
         const r = ids.add(row.id);
