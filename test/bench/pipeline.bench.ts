@@ -75,6 +75,8 @@ interface Level extends LoadResult {
   cpuMsTotal: number;
   grpcCalls: number;
   featureCalls: number;
+  /** The load's monotonic window in µs ("start-end"), to cut CPU profiles to it. */
+  window: string;
 }
 
 /** utime + stime of a process, in ms. */
@@ -176,10 +178,13 @@ async function measureLevel(pipeline: RunningPipeline, generator: Generator, con
   const pids = processesOf(pipeline);
   const cpuBefore = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuMsOf(pid)]));
   const callsBefore = await handledCalls(pipeline);
+  // The level's window on the monotonic clock (µs), which V8's CPU profiles (--cpu-prof) of every process share.
+  const startedUs = process.hrtime.bigint() / 1000n;
   const load =
     generator === 'rest'
       ? await restLoad(pipeline.httpUrl, concurrency, DURATION_S, users)
       : await grpcLoad(pipeline.addresses.gateway, concurrency, DURATION_S, users);
+  const window = `${startedUs}-${process.hrtime.bigint() / 1000n}`;
   const callsAfter = await handledCalls(pipeline);
   const perRequest = (value: number) => (load.requests > 0 ? value / load.requests : Number.NaN);
   const cpuMs = Object.fromEntries(
@@ -202,6 +207,7 @@ async function measureLevel(pipeline: RunningPipeline, generator: Generator, con
     ),
     grpcCalls: round(perRequest(internal), 2),
     featureCalls: round(perRequest(delta('features')), 2),
+    window,
   };
 }
 
@@ -349,7 +355,7 @@ async function main(): Promise<void> {
               `${(level.degraded * 100).toFixed(1)}% with a fallback, ${level.failed} failed, CPU ${level.cpuMsTotal} ms/request ` +
               `(${Object.entries(level.cpuMs)
                 .map(([n, ms]) => `${n} ${ms}`)
-                .join(', ')}), ${level.grpcCalls} calls/request (${level.featureCalls} to features)`,
+                .join(', ')}), ${level.grpcCalls} calls/request (${level.featureCalls} to features); monotonic µs ${level.window}`,
           );
         }
       }

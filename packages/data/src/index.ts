@@ -4,6 +4,7 @@ export * from './files.js';
 export * from './fingerprint.js';
 export * from './hash.js';
 export * from './history.js';
+export * from './id-table.js';
 export * from './movielens.js';
 export * from './protocol.js';
 export * from './random.js';

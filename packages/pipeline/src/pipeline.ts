@@ -120,8 +120,12 @@ export const START_ATTEMPTS = 3;
 
 /** Services drain in-flight calls for up to SHUTDOWN_TIMEOUT_MS (10 s by default) before they exit. */
 export const STOP_TIMEOUT_MS = 15_000;
-/** Loading models and the index on a busy 2-core machine takes seconds; a minute means something is wrong. */
-export const HEALTH_TIMEOUT_MS = 60_000;
+/**
+ * Loading models and the index on a busy 2-core machine takes seconds, but the model stages read their item tables
+ * (every stored item) before they serve: at a 1M-item catalogue that is ~3 s of CPU per stage, tens of seconds on a
+ * loaded machine. Three minutes means something is wrong.
+ */
+export const HEALTH_TIMEOUT_MS = 180_000;
 const POLL_MS = 100;
 
 const silent = () => undefined;

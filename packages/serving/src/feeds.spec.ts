@@ -243,11 +243,18 @@ describe('FeedAssembler', () => {
     // The same from items encoded once (as cached) and assembled in another order.
     const assembler = FeedAssembler.of(layout);
     const encoded = items.map((row) => assembler.encodeItem(row));
-    const reversed = assembler.assemble(shared, [...encoded].reverse());
+    const reversed = assembler.assemble(shared, assembler.batchOf([...encoded].reverse()));
     const expectedReversed = referenceFeeds(layout, { ...shared, items: [...items].reverse() });
     for (const [name, tensor] of Object.entries(expectedReversed))
       expect(Array.from(reversed[name]!.data)).toEqual(Array.from(tensor.data));
     expect(assembler.itemColumns.names).toEqual(['label', 'tags', 'price', 'rank']);
+    // The same again from table rows (codes and float32 values copied row by row), in the reversed order.
+    const table = assembler.batchOf(encoded);
+    const fromRows = assembler.newBatch(encoded.length);
+    for (let k = 0; k < encoded.length; k++) fromRows.setRow(k, table.codes, table.values, encoded.length - 1 - k);
+    const fromTable = assembler.assemble(shared, fromRows);
+    for (const [name, tensor] of Object.entries(expectedReversed))
+      expect(Array.from(fromTable[name]!.data)).toEqual(Array.from(tensor.data));
   });
 
   it('gives a batch of one to a layout without item features, and names a missing shared row', () => {

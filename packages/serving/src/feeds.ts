@@ -28,10 +28,47 @@ export interface SharedRows {
 
 /**
  * One item's features encoded for one layout: its categorical codes, then for each multi-valued feature
- * the number of values and their codes, then its normalised continuous values (exact in a float64).
- * Read only: a cache hands the same one to concurrent requests.
+ * the number of values and their codes (the first `codeWidth` values), then its normalised continuous values
+ * (`valueWidth`). Read only: a cache hands the same one to concurrent requests.
  */
 export type EncodedItem = Float64Array;
+
+/**
+ * The candidates' encoded items of one batch, compact: item k's codes (categorical codes, multi counts and codes) at
+ * codes[k * codeWidth ...] and its continuous values, as the model reads them (float32), at values[k * valueWidth ...].
+ * Filled from an item table's rows or from encoded items; `assemble` reads it.
+ */
+export class ItemBatch {
+  readonly codes: Int32Array;
+  readonly values: Float32Array;
+
+  constructor(
+    readonly count: number,
+    readonly codeWidth: number,
+    readonly valueWidth: number,
+  ) {
+    this.codes = new Int32Array(count * codeWidth);
+    this.values = new Float32Array(count * valueWidth);
+  }
+
+  /** Item k from an encoded item. */
+  setEncoded(k: number, item: EncodedItem): void {
+    const cw = this.codeWidth;
+    const vw = this.valueWidth;
+    const codes = this.codes;
+    const values = this.values;
+    for (let j = 0; j < cw; j++) codes[k * cw + j] = item[j]!;
+    for (let j = 0; j < vw; j++) values[k * vw + j] = item[cw + j]!;
+  }
+
+  /** Item k from row `row` of arrays laid out as this batch's (an item table). */
+  setRow(k: number, codes: Int32Array, values: Float32Array, row: number): void {
+    const cw = this.codeWidth;
+    const vw = this.valueWidth;
+    for (let j = 0; j < cw; j++) this.codes[k * cw + j] = codes[row * cw + j]!;
+    for (let j = 0; j < vw; j++) this.values[k * vw + j] = values[row * vw + j]!;
+  }
+}
 
 const EMPTY: readonly string[] = [];
 
@@ -121,8 +158,10 @@ export class FeedAssembler {
   readonly readsItems: boolean;
   /** The stored item columns the item features read (an item's id comes from the request). */
   readonly itemColumns: ItemColumns;
-  /** Values in one encoded item. */
+  /** Values in one encoded item: `codeWidth` codes, then `valueWidth` continuous values. */
   readonly itemWidth: number;
+  readonly codeWidth: number;
+  readonly valueWidth: number;
   private readonly categoricalName: string;
   private readonly categoricalWidth: number;
   private readonly sharedCategorical: CategoricalSlot[] = [];
@@ -171,6 +210,8 @@ export class FeedAssembler {
     });
     this.itemContinuousColumns = Int32Array.from(this.itemContinuous, (s) => s.column);
     this.continuousOffset = offset;
+    this.codeWidth = offset;
+    this.valueWidth = this.itemContinuous.length;
     this.itemWidth = offset + this.itemContinuous.length;
   }
 
@@ -206,12 +247,26 @@ export class FeedAssembler {
     return out;
   }
 
+  /** An empty batch of `count` items in this layout. */
+  newBatch(count: number): ItemBatch {
+    return new ItemBatch(count, this.codeWidth, this.valueWidth);
+  }
+
+  /** A batch of these encoded items. */
+  batchOf(items: readonly EncodedItem[]): ItemBatch {
+    const batch = this.newBatch(items.length);
+    for (let k = 0; k < items.length; k++) batch.setEncoded(k, items[k]!);
+    return batch;
+  }
+
   /**
-   * Model feeds for one batch: the shared rows encoded once and repeated, item k's encoded slice copied
+   * Model feeds for one batch: the shared rows encoded once and repeated, item k's codes and values copied
    * into example k. `items` are required when the layout reads item features (their count is the batch).
    */
-  assemble(shared: SharedRows, items: readonly EncodedItem[] | undefined): Record<string, Tensor> {
-    const batch = this.readsItems ? (items?.length ?? 0) : 1;
+  assemble(shared: SharedRows, items: ItemBatch | undefined): Record<string, Tensor> {
+    const batch = this.readsItems ? (items?.count ?? 0) : 1;
+    const cw = this.codeWidth;
+    const vw = this.valueWidth;
     const feeds: Record<string, Tensor> = {};
 
     const C = this.categoricalWidth;
@@ -223,10 +278,11 @@ export class FeedAssembler {
       }
       const columns = this.itemCategoricalColumns;
       if (columns.length) {
+        const codes = items!.codes;
         for (let k = 0; k < batch; k++) {
-          const item = items![k]!;
           const base = k * C;
-          for (let j = 0; j < columns.length; j++) data[base + columns[j]!] = item[j]!;
+          const at = k * cw;
+          for (let j = 0; j < columns.length; j++) data[base + columns[j]!] = codes[at + j]!;
         }
       }
       feeds[this.categoricalName] = { data, shape: [batch, C] };
@@ -248,9 +304,9 @@ export class FeedAssembler {
           weights.copyWithin(k * L, 0, L);
         }
       } else {
-        const at = slot.offset;
+        const item = items!.codes;
         for (let k = 0; k < batch; k++) {
-          const item = items![k]!;
+          const at = k * cw + slot.offset;
           const count = item[at]!;
           const weight = 1 / count;
           const base = k * L;
@@ -273,11 +329,11 @@ export class FeedAssembler {
       }
       const columns = this.itemContinuousColumns;
       if (columns.length) {
-        const at = this.continuousOffset;
+        const values = items!.values;
         for (let k = 0; k < batch; k++) {
-          const item = items![k]!;
           const base = k * D;
-          for (let j = 0; j < columns.length; j++) data[base + columns[j]!] = item[at + j]!;
+          const at = k * vw;
+          for (let j = 0; j < columns.length; j++) data[base + columns[j]!] = values[at + j]!;
         }
       }
       feeds[this.continuousName] = { data, shape: [batch, D] };
@@ -293,7 +349,7 @@ export class FeedAssembler {
  */
 export function assembleFeeds(layout: InputLayout, rows: BatchRows, prefix = ''): Record<string, Tensor> {
   const assembler = FeedAssembler.of(layout, prefix);
-  const items = assembler.readsItems ? rows.items?.map((row) => assembler.encodeItem(row)) : undefined;
+  const items = assembler.readsItems && rows.items ? assembler.batchOf(rows.items.map((row) => assembler.encodeItem(row))) : undefined;
   return assembler.assemble(rows, items);
 }
 

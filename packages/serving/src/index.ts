@@ -2,6 +2,7 @@ export * from './feature-rows.js';
 export * from './feeds.js';
 export * from './item-cache.js';
 export * from './item-rows-wire.js';
+export * from './item-table.js';
 // Model versions are read through the model format's one reader.
 export {
   type ItemVectors,

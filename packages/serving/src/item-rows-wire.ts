@@ -12,6 +12,9 @@ const T = {
   missingIds: fieldTag(features.BatchGetItemFeaturesResponseSchema, 'missingIds', LEN),
   found: fieldTag(features.ItemResultSchema, 'found', VARINT),
   item: fieldTag(features.ItemResultSchema, 'item', LEN),
+  scanItems: fieldTag(features.ScanItemsResponseSchema, 'items', LEN),
+  nextCursor: fieldTag(features.ScanItemsResponseSchema, 'nextCursor', LEN),
+  itemId: fieldTag(features.ItemSchema, 'itemId', LEN),
   category: fieldTag(features.ItemSchema, 'category', LEN),
   createdAt: fieldTag(features.ItemSchema, 'createdAtMs', VARINT),
   features: fieldTag(features.ItemSchema, 'features', LEN),
@@ -212,9 +215,16 @@ function readFeatures(c: Cursor, end: number, columns: ItemColumns, values: RawV
   }
 }
 
-/** The model's columns of one Item into a row's values; its created_at_ms (0 when absent) into `item.createdAtMs`. */
-function readItem(c: Cursor, end: number, columns: ItemColumns, item: { createdAtMs: number }): RawValue[] {
+/** What readItem leaves beside the values: the Item's created_at_ms (0 when absent) and its item_id. */
+interface ItemScratch {
+  createdAtMs: number;
+  id: string;
+}
+
+/** The model's columns of one Item into a row's values; its created_at_ms and item_id into `item`. */
+function readItem(c: Cursor, end: number, columns: ItemColumns, item: ItemScratch): RawValue[] {
   item.createdAtMs = 0;
+  item.id = '';
   const values = new Array<RawValue>(columns.names.length).fill(undefined);
   // Which slots the Item's own fields filled: they take precedence over a feature of the same name.
   const fromFields = new Array<boolean>(columns.names.length).fill(false);
@@ -235,6 +245,8 @@ function readItem(c: Cursor, end: number, columns: ItemColumns, item: { createdA
         values[columns.createdAtSlot] = createdAt;
         fromFields[columns.createdAtSlot] = true;
       }
+    } else if (t === T.itemId) {
+      item.id = c.string();
     } else if (t === T.features) {
       // Fields may come in any order: features are read after the item's own fields are known.
       featuresEnd = c.end();
@@ -267,7 +279,7 @@ export function decodeItemRows(bytes: Buffer, itemIds: readonly string[], column
   const rows: ItemColumnsRow[] = [];
   const missing: string[] = [];
   // One scratch for every item: readItem leaves the item's created_at_ms here.
-  const item = { createdAtMs: 0 };
+  const item: ItemScratch = { createdAtMs: 0, id: '' };
   while (c.pos < bytes.length) {
     const t = c.varint();
     if (t === T.items) {
@@ -308,4 +320,34 @@ export interface ItemBytesReader {
 export async function readItemColumns(reader: ItemBytesReader, itemIds: string[], columns: ItemColumns): Promise<ItemColumnRows> {
   if (itemIds.length === 0) return { rows: [], missing: [] };
   return decodeItemRows(await reader.batchGetItemFeatureBytes({ itemIds }), itemIds, columns);
+}
+
+/** One page of a ScanItems answer: the items (all found) with the model's columns, and the next page's cursor ('' at the end). */
+export interface ScannedItems {
+  rows: ItemColumnsRow[];
+  next: string;
+}
+
+/** The rows of a ScanItemsResponse, read straight from the wire with only the model's item columns (as decodeItemRows). */
+export function decodeScanPage(bytes: Buffer, columns: ItemColumns): ScannedItems {
+  const c = new Cursor(bytes);
+  const rows: ItemColumnsRow[] = [];
+  let next = '';
+  const item: ItemScratch = { createdAtMs: 0, id: '' };
+  while (c.pos < bytes.length) {
+    const t = c.varint();
+    if (t === T.scanItems) {
+      const end = c.end();
+      const values = readItem(c, end, columns, item);
+      c.pos = end;
+      rows.push(new ItemColumnsRow(item.id, columns, values, true, item.createdAtMs));
+    } else if (t === T.nextCursor) next = c.string();
+    else c.skip(t & 7);
+  }
+  return { rows, next };
+}
+
+/** ScanItems answered as its undecoded bytes (the stage layer's feature client gives them). */
+export interface ItemScanner {
+  scanItemBytes(request: { cursor: string; limit: number }): Promise<Buffer>;
 }

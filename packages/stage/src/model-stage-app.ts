@@ -14,8 +14,8 @@ export interface ModelStageSpec<M extends { readonly provider: string; release()
   config: BaseServiceConfig & ModelStageConfig;
   logger: Logger;
   metrics: ServiceMetrics;
-  /** Makes a version servable (sessions, item cache, warm-up); throwing refuses the version. */
-  load(version: ModelVersion): Promise<M>;
+  /** Makes a version servable (sessions, item table and cache, warm-up) with the feature client; throwing refuses the version. */
+  load(version: ModelVersion, features: FeatureServiceClient): Promise<M>;
   onReload(event: ModelReloadEvent): void;
   /** The first version's log line: fields and message. */
   describe(version: string, model: M): [Record<string, unknown>, string];
@@ -41,20 +41,27 @@ export async function startModelStage<M extends { readonly provider: string; rel
   spec: ModelStageSpec<M>,
 ): Promise<RunningModelStage<M>> {
   const { config, logger } = spec;
-  const models = await ModelWatcher.start<M>({
-    root: config.modelsDir,
-    name: spec.model,
-    load: (version) => spec.load(version),
-    release: (model) => model.release(),
-    pollIntervalMs: config.modelPollIntervalMs,
-    logger,
-    onEvent: (event) => spec.onReload(event),
-  });
+  // Connected first: a version's item table is read from the feature service as it loads.
+  const features = FeatureServiceClient.connect(config.featuresAddress, config.featuresTimeoutMs);
+  let models: ModelWatcher<M>;
+  try {
+    models = await ModelWatcher.start<M>({
+      root: config.modelsDir,
+      name: spec.model,
+      load: (version) => spec.load(version, features),
+      release: (model) => model.release(),
+      pollIntervalMs: config.modelPollIntervalMs,
+      logger,
+      onEvent: (event) => spec.onReload(event),
+    });
+  } catch (error) {
+    features.close();
+    throw error;
+  }
   const lease = models.acquire();
   const [fields, message] = spec.describe(lease.version, lease.model);
   logger.info({ version: lease.version, provider: lease.model.provider, preferred: config.executionProviders, ...fields }, message);
   lease.release();
-  const features = FeatureServiceClient.connect(config.featuresAddress, config.featuresTimeoutMs);
   const running = await startGrpcService({
     name: spec.name,
     ...spec.serve(models, features),
@@ -62,8 +69,8 @@ export async function startModelStage<M extends { readonly provider: string; rel
     logger,
     metrics: spec.metrics,
     release: async () => {
-      features.close();
       await models.close();
+      features.close();
     },
   });
   return Object.assign(running, { models, checkModels: () => models.check() });

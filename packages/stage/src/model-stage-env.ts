@@ -1,7 +1,7 @@
 import { addressVar, defaultAddress } from '@recsys/service-kit';
 import { z } from 'zod';
-import type { ItemCacheSettings } from '@recsys/serving';
-import { itemCacheEnv, itemCacheSettings } from './item-cache-env.js';
+import type { ItemCacheSettings, ItemTableSettings } from '@recsys/serving';
+import { itemCacheEnv, itemCacheSettings, itemTableEnv, itemTableSettings } from './item-cache-env.js';
 import { parseExecutionProviders, type ExecutionProvider } from '@recsys/serving';
 
 const positiveInt = z.coerce.number().int().positive();
@@ -14,6 +14,7 @@ export const modelStageEnv = {
   MODEL_POLL_INTERVAL_MS: z.coerce.number().int().min(0).default(10_000),
   MAX_ID_LENGTH: positiveInt.max(4096).default(256),
   ...itemCacheEnv,
+  ...itemTableEnv,
 };
 
 const providersVar = z.string().transform(parseExecutionProviders).default(['cpu']);
@@ -45,8 +46,10 @@ export interface ModelStageConfig {
   intraOpThreads: number;
   cudaDeviceId: number;
   maxIdLength: number;
-  /** The in-process cache of candidates' encoded item features (size 0: every request reads every item). */
+  /** The in-process cache of candidates' encoded item features (size 0: every request reads every item the table lacks). */
   itemCache: ItemCacheSettings;
+  /** The full-catalogue table of encoded items per model version (max 0: none). */
+  itemTable: ItemTableSettings;
 }
 
 /** A parsed environment holding modelStageEnv and the stage's sessionEnv. */
@@ -67,5 +70,6 @@ export function modelStageConfig<P extends string>(e: ParsedModelStage<P>, prefi
     cudaDeviceId: session[`${prefix}_CUDA_DEVICE_ID`] as number,
     maxIdLength: e.MAX_ID_LENGTH,
     itemCache: itemCacheSettings(e),
+    itemTable: itemTableSettings(e),
   };
 }

@@ -165,6 +165,31 @@ describe('embedded HNSW store', () => {
     });
   });
 
+  it('round-trips ids of any text through ids.json: searches, payloads and vectors by id (ids held as one buffer)', async () => {
+    const odd = ['ünïcødé', 'emoji-😀', 'a"quote', 'back\\slash', 'tab\tin', 'item-12'];
+    const ids = input.ids.map((id, i) => (i < odd.length ? odd[i]! : `${id}-${i % 7 === 0 ? 'ß' : 'x'}`));
+    const oddDir = join(root, 'odd-ids');
+    await buildHnswIndex({ ...input, ids, version: 'odd' }, oddDir, { hnsw: { connectivity: 16, expansionAdd: 64, expansionSearch: 64 } });
+    const store = await openHnswIndex(oddDir);
+    try {
+      const got = await store.search(query(0), COUNT);
+      expect(got.map((n) => n.id).sort()).toEqual([...ids].sort());
+      const vectors = await store.getVectors([...ids, 'not-there']);
+      ids.forEach((_, row) => expect(Array.from(vectors[row]!)).toEqual(Array.from(input.vectors.subarray(row * DIM, (row + 1) * DIM))));
+      expect(vectors[ids.length]).toBeUndefined();
+      expect(await store.payloads(ids.slice(0, 4))).toEqual(input.payload!.slice(0, 4));
+      const without = await store.search(query(1), 10, { excludeIds: new Set(odd) });
+      expect(without.some((n) => odd.includes(n.id))).toBe(false);
+    } finally {
+      await store.close();
+    }
+    const dup = join(root, 'dup-ids');
+    cpSync(oddDir, dup, { recursive: true });
+    // A repeated id (same file size, so only the ids can tell) would shift every later row: refused.
+    writeFileSync(join(dup, INDEX_FILES.ids), JSON.stringify(ids.map((id, i) => (i === 5 ? ids[4]! : id))));
+    await expect(openHnswIndex(dup, { verify: 'size' })).rejects.toThrow(/ids\.json: not a JSON array of distinct strings .*repeated/);
+  });
+
   describe('search', () => {
     it('scans exactly below exactScanMaxRows: the exact answer, ties and all', async () => {
       for (let q = 0; q < 5; q++) {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { IdTable } from '@recsys/data';
 import { Index, MetricKind, ScalarKind, type BatchMatches } from 'usearch';
 import { validateBuildInput } from './build-input.js';
 import { IndexFileError, StoreClosedError, VectorIndexArgumentError } from './errors.js';
@@ -221,15 +222,15 @@ export async function openHnswIndex(dir: string, options: OpenHnswOptions = {}):
   const categoryOfRow = typedView(await readVerifiedFile(dir, meta, INDEX_FILES.category, verify), Int32Array);
   const createdAtMs = typedView(await readVerifiedFile(dir, meta, INDEX_FILES.createdAtMs, verify), Float64Array);
   const idsPath = join(dir, INDEX_FILES.ids);
-  let ids: unknown;
+  // The ids as one buffer with a hash of rows (IdTable), read from ids.json without a JS string per id.
+  let ids: IdTable;
   try {
-    ids = JSON.parse((await readVerifiedFile(dir, meta, INDEX_FILES.ids, verify)).toString('utf8'));
+    ids = IdTable.fromJsonArray(await readVerifiedFile(dir, meta, INDEX_FILES.ids, verify));
   } catch (error) {
     if (error instanceof IndexFileError) throw error;
-    throw new IndexFileError(idsPath, `not valid JSON (${(error as Error).message})`);
+    throw new IndexFileError(idsPath, `not a JSON array of distinct strings (${(error as Error).message})`);
   }
-  if (!Array.isArray(ids) || ids.length !== meta.count || !ids.every((id) => typeof id === 'string'))
-    throw new IndexFileError(idsPath, `expected a JSON array of ${meta.count} strings`);
+  if (ids.size !== meta.count) throw new IndexFileError(idsPath, `expected a JSON array of ${meta.count} strings, it holds ${ids.size}`);
   for (let i = 0; i < meta.count; i++) {
     const code = categoryOfRow[i];
     if (code < -1 || code >= meta.categories.length)
@@ -255,7 +256,7 @@ export async function openHnswIndex(dir: string, options: OpenHnswOptions = {}):
       graphPath,
       `holds ${index.size()} vectors of dim ${index.dimensions()}, meta.json says ${meta.count} of dim ${graphDim}`,
     );
-  return new HnswStore(meta, index, ids as string[], vectors, categoryOfRow, createdAtMs, {
+  return new HnswStore(meta, index, ids, vectors, categoryOfRow, createdAtMs, {
     exactScanMaxRows,
     expansionPerResult,
     searchThreads,
@@ -295,7 +296,6 @@ interface RowFilter {
  */
 export class HnswStore implements VectorStore {
   private index: Index | undefined;
-  private readonly idToRow = new Map<string, number>();
   private readonly categoryCode = new Map<string, number>();
   private readonly categoryCounts: Int32Array;
   private rowsOfCategory: Int32Array[] | undefined;
@@ -305,14 +305,14 @@ export class HnswStore implements VectorStore {
   constructor(
     readonly meta: HnswIndexMeta,
     index: Index,
-    private readonly ids: readonly string[],
+    /** Item ids by row (the build order). */
+    private readonly ids: IdTable,
     private readonly vectors: Float32Array,
     private readonly categoryOfRow: Int32Array,
     private readonly createdAtMs: Float64Array,
     private readonly settings: SearchSettings,
   ) {
     this.index = index;
-    for (let i = 0; i < ids.length; i++) this.idToRow.set(ids[i], i);
     meta.categories.forEach((category, code) => this.categoryCode.set(category, code));
     this.categoryCounts = new Int32Array(meta.categories.length);
     for (let i = 0; i < categoryOfRow.length; i++) if (categoryOfRow[i] >= 0) this.categoryCounts[categoryOfRow[i]]++;
@@ -333,8 +333,8 @@ export class HnswStore implements VectorStore {
 
   /** The payload stored for an item, or undefined for an unknown id. */
   payloadOf(id: string): ItemPayload | undefined {
-    const row = this.idToRow.get(id);
-    return row === undefined ? undefined : this.rowPayload(row);
+    const row = this.ids.rowOf(id);
+    return row < 0 ? undefined : this.rowPayload(row);
   }
 
   payloads(ids: readonly string[]): Promise<(ItemPayload | undefined)[]> {
@@ -476,7 +476,7 @@ export class HnswStore implements VectorStore {
   }
 
   private neighbours(matches: RowMatch[]): Neighbour[] {
-    return matches.map(({ row, score }) => ({ id: this.ids[row], score, payload: this.rowPayload(row) }));
+    return matches.map(({ row, score }) => ({ id: this.ids.idAt(row), score, payload: this.rowPayload(row) }));
   }
 
   private compileFilter(options: SearchOptions): RowFilter {
@@ -508,8 +508,8 @@ export class HnswStore implements VectorStore {
     if (excludeIds !== undefined) {
       if (!(excludeIds instanceof Set)) throw new VectorIndexArgumentError('excludeIds', 'a Set of item ids is required');
       for (const id of excludeIds) {
-        const row = this.idToRow.get(id);
-        if (row !== undefined && categoryPasses(row)) excludedRows.add(row);
+        const row = this.ids.rowOf(id);
+        if (row >= 0 && categoryPasses(row)) excludedRows.add(row);
       }
     }
     const byCategory = include !== undefined || exclude !== undefined;
@@ -562,9 +562,9 @@ export class HnswStore implements VectorStore {
     if (!Array.isArray(ids)) throw new VectorIndexArgumentError('ids', 'an array of item ids is required');
     const { dim } = this.meta;
     return ids.map((id) => {
-      const row = this.idToRow.get(id);
+      const row = this.ids.rowOf(id);
       // A copy: callers may modify it without corrupting the store.
-      return row === undefined ? undefined : this.vectors.slice(row * dim, (row + 1) * dim);
+      return row < 0 ? undefined : this.vectors.slice(row * dim, (row + 1) * dim);
     });
   }
 

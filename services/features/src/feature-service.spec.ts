@@ -41,6 +41,28 @@ describe('FeatureService', () => {
     expect((await service.batchGetItemFeatures({ itemIds: [] } as never)).decode().items).toEqual([]);
   });
 
+  it('scans every item a page at a time from the stored bytes, and refuses a bad limit or cursor', async () => {
+    const { service } = setup();
+    await seed(service);
+    const first = (await service.scanItems({ cursor: '', limit: 2 } as never)).decode();
+    expect(first.items.map((i) => [i.itemId, i.category])).toEqual([
+      ['a', 'even'],
+      ['b', 'odd'],
+    ]);
+    const ids = first.items.map((i) => i.itemId);
+    let cursor = first.nextCursor;
+    while (cursor !== '') {
+      const page = (await service.scanItems({ cursor, limit: 2 } as never)).decode();
+      ids.push(...page.items.map((i) => i.itemId));
+      cursor = page.nextCursor;
+    }
+    expect(ids).toEqual(['a', 'b', 'c', 'd', 'e']);
+    // 0: the service's largest page (MAX_BATCH_SIZE).
+    expect((await service.scanItems({ cursor: '', limit: 0 } as never)).decode().items).toHaveLength(5);
+    await expect(service.scanItems({ cursor: '', limit: 51 } as never)).rejects.toThrow('limit: must be between 0 and 50');
+    await expect(service.scanItems({ cursor: 'elsewhere', limit: 2 } as never)).rejects.toThrow(InvalidArgumentError);
+  });
+
   it('filters popular items by category and excluded ids, using the default limit for 0', async () => {
     const { service } = setup();
     await seed(service);

@@ -3,7 +3,7 @@ import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { common, features, fieldNumber } from '@recsys/contracts';
 import { EncodedMessage, idProblem, InvalidArgumentError, UnavailableError, type Logger } from '@recsys/service-kit';
 import type { FeaturesConfig } from './config.js';
-import { StoreUnavailableError, type FeatureStore } from './store/index.js';
+import { InvalidCursorError, StoreUnavailableError, type FeatureStore } from './store/index.js';
 import type { EventMetrics } from './event-metrics.js';
 import { checkBatch, checkEvent, checkId, checkImpression, featuresProblem } from './validation.js';
 
@@ -22,6 +22,12 @@ const BATCH = {
   item: fieldNumber(features.ItemResultSchema, 'item'),
   itemId: fieldNumber(features.ItemSchema, 'itemId'),
 };
+const SCAN = {
+  items: fieldNumber(features.ScanItemsResponseSchema, 'items'),
+  nextCursor: fieldNumber(features.ScanItemsResponseSchema, 'nextCursor'),
+};
+/** Longest cursor accepted (the stores' cursors are far shorter). */
+const MAX_CURSOR_LENGTH = 64;
 
 /** The feature service's logic: validation, then the store; transport-free so it is easy to test. */
 export class FeatureService {
@@ -71,6 +77,26 @@ export class FeatureService {
     }
     for (const id of missingIds) writer.tag(BATCH.missingIds, WireType.LengthDelimited).string(id);
     return new EncodedMessage(features.BatchGetItemFeaturesResponseSchema, writer.finish());
+  }
+
+  /** A page of every stored item, spliced from the stored bytes as batchGetItemFeatures does. */
+  async scanItems(request: features.ScanItemsRequest): Promise<EncodedMessage<typeof features.ScanItemsResponseSchema>> {
+    const limit = request.limit === 0 ? this.config.maxBatchSize : request.limit;
+    if (limit < 0 || limit > this.config.maxBatchSize) {
+      throw new InvalidArgumentError('limit', `must be between 0 and ${this.config.maxBatchSize} (0 means ${this.config.maxBatchSize})`);
+    }
+    if (request.cursor.length > MAX_CURSOR_LENGTH) throw new InvalidArgumentError('cursor', 'is not a cursor an earlier page gave');
+    let page;
+    try {
+      page = await this.guard(() => this.store.scanItems(request.cursor, limit));
+    } catch (error) {
+      if (error instanceof InvalidCursorError) throw new InvalidArgumentError('cursor', error.message);
+      throw error;
+    }
+    const writer = new BinaryWriter();
+    for (const bytes of page.items) writer.tag(SCAN.items, WireType.LengthDelimited).bytes(bytes);
+    if (page.next !== '') writer.tag(SCAN.nextCursor, WireType.LengthDelimited).string(page.next);
+    return new EncodedMessage(features.ScanItemsResponseSchema, writer.finish());
   }
 
   async recordFeedback(request: features.RecordFeedbackRequest): Promise<Init<typeof features.RecordFeedbackResponseSchema>> {

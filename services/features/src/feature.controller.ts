@@ -18,6 +18,11 @@ export class FeatureController {
     return this.service.batchGetItemFeatures(request);
   }
 
+  @GrpcMethod('FeatureService', 'ScanItems')
+  scanItems(request: features.ScanItemsRequest) {
+    return this.service.scanItems(request);
+  }
+
   @GrpcMethod('FeatureService', 'RecordFeedback')
   recordFeedback(request: features.RecordFeedbackRequest) {
     return this.service.recordFeedback(request);

@@ -1,9 +1,15 @@
+import { IdTable } from '@recsys/data';
 import {
-  type EncodedItem,
+  CandidateItems,
   EncodedItemReader,
   type EncodedItemReaderOptions,
   type ExecutionProvider,
   FeedAssembler,
+  type ItemBatch,
+  type ItemScanner,
+  type ItemTableObserver,
+  type ItemTableSettings,
+  LiveItemTable,
   ModelLoadError,
   ModelSession,
   type ModelVersion,
@@ -22,8 +28,10 @@ export interface PrerankerModelOptions {
   providers: readonly ExecutionProvider[];
   intraOpThreads: number;
   cudaDeviceId: number;
-  /** This version's own cache of encoded items: a new version starts with an empty one. */
+  /** This version's own cache of encoded items (those its table lacks): a new version starts with an empty one. */
   itemCache: EncodedItemReaderOptions;
+  /** This version's own table of every stored item, read through `scanner` as it loads. */
+  itemTable: ItemTableSettings & { scanner: ItemScanner; observer?: ItemTableObserver };
   logger?: SessionLogger;
 }
 
@@ -37,13 +45,14 @@ export class PrerankerModel {
     private readonly session: ModelSession,
     readonly version: string,
     readonly userTower: UserTower,
-    private readonly itemRows: ReadonlyMap<string, number>,
+    /** The two-tower's item ids, row by row of its vectors. */
+    private readonly itemRows: IdTable,
     private readonly itemVectors: Float32Array,
     readonly dim: number,
     /** Encodes the spec's continuous features (undefined when the pre-ranker reads none). */
     private readonly continuous: FeedAssembler | undefined,
     /** The candidates' encoded continuous item features (undefined when the pre-ranker reads none). */
-    readonly items: EncodedItemReader | undefined,
+    readonly items: CandidateItems | undefined,
     /** Whether the continuous features read the user's stored features (and so need the feature service). */
     readonly readsUser: boolean,
     private readonly outputName: string,
@@ -91,18 +100,29 @@ export class PrerankerModel {
       );
     }
     let session: ModelSession | undefined;
+    let table: LiveItemTable | undefined;
+    const assembler = continuous && FeedAssembler.of(continuous);
     try {
       session = await ModelSession.create(bytes, graph.inputs, { ...sessionOptions, label: `preranker v${model.version}` });
       await warmUpSession(session, graph);
+      const { scanner, maxItems, refreshMs } = options.itemTable;
+      if (assembler?.readsItems && maxItems > 0)
+        table = await LiveItemTable.start(scanner, assembler, {
+          maxItems,
+          refreshMs,
+          label: `preranker v${model.version}`,
+          logger: options.logger,
+        });
     } catch (error) {
       await session?.release();
       await userTower.release();
       throw error;
     }
-    const rows = new Map<string, number>();
-    vectors.ids.forEach((id, row) => rows.set(id, row));
-    const assembler = continuous && FeedAssembler.of(continuous);
-    const items = assembler?.readsItems ? new EncodedItemReader(assembler, options.itemCache) : undefined;
+    // The ids as one buffer and a hash of rows, not a million strings in a Map.
+    const rows = IdTable.from(vectors.ids);
+    const items = assembler?.readsItems
+      ? new CandidateItems(assembler, new EncodedItemReader(assembler, options.itemCache), table, options.itemTable.observer)
+      : undefined;
     const readsUser = continuous?.continuous.some((f) => f.source === 'user') ?? false;
     return new PrerankerModel(
       session,
@@ -134,7 +154,7 @@ export class PrerankerModel {
     userEmbedding: Float32Array,
     itemIds: readonly string[],
     shared: SharedRows,
-    encodedItems: readonly EncodedItem[] | undefined,
+    encodedItems: ItemBatch | undefined,
   ): Promise<{ scores: Float32Array; unknown: string[] }> {
     const n = itemIds.length;
     const dim = this.dim;
@@ -144,8 +164,8 @@ export class PrerankerModel {
     const vectors = this.itemVectors;
     const unknown: string[] = [];
     for (let k = 0; k < n; k++) {
-      const row = this.itemRows.get(itemIds[k]!);
-      if (row === undefined) {
+      const row = this.itemRows.rowOf(itemIds[k]!);
+      if (row < 0) {
         unknown.push(itemIds[k]!);
         continue;
       }
@@ -168,6 +188,7 @@ export class PrerankerModel {
   }
 
   async release(): Promise<void> {
+    this.items?.close();
     await this.session.release();
     await this.userTower.release();
   }

@@ -209,8 +209,9 @@ describe('pre-ranking service (real pre-ranker and two-tower, feature service on
   it('serves repeated candidates from its item cache with the answers of an uncached service, and sees a change after the TTL', async () => {
     const root = modelRoot();
     let now = 1_000;
-    const cached = await start({ MODELS_DIR: root }, () => now);
-    const uncached = await start({ MODELS_DIR: root, ITEM_CACHE_SIZE: '0' });
+    // The item cache alone (no item table): every candidate is read through it.
+    const cached = await start({ MODELS_DIR: root, ITEM_TABLE_MAX_ITEMS: '0' }, () => now);
+    const uncached = await start({ MODELS_DIR: root, ITEM_CACHE_SIZE: '0', ITEM_TABLE_MAX_ITEMS: '0' });
     // An item of this test only (the other tests share the feature service); the two-tower does not know it.
     const record = itemRecords(models.setup)[4]!;
     const changing = `changing-${randomUUID()}`;

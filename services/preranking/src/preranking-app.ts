@@ -32,18 +32,23 @@ export async function startPrerankingService(
     config,
     logger,
     metrics: serviceMetrics,
-    load: (version) =>
+    load: (version, features) =>
       PrerankerModel.load(version, {
         modelsDir: config.modelsDir,
         providers: config.executionProviders,
         intraOpThreads: config.intraOpThreads,
         cudaDeviceId: config.cudaDeviceId,
         itemCache: { ...config.itemCache, now: options.clock, observer: metrics },
+        itemTable: { ...config.itemTable, scanner: features, observer: metrics },
         logger,
       }),
     onReload: (event) => metrics.reload(event),
     describe: (version, model) => [
-      { twoTower: model.twoTowerVersion, itemCache: config.itemCache },
+      {
+        twoTower: model.twoTowerVersion,
+        itemCache: config.itemCache,
+        itemTable: { ...config.itemTable, items: model.items?.table?.size ?? 0 },
+      },
       `preranker v${version} (two-tower v${model.twoTowerVersion}) serves on ${model.provider}`,
     ],
     serve: (models, features) => {

@@ -1,4 +1,4 @@
-import type { ItemReadObserver, ModelReloadEvent } from '@recsys/serving';
+import type { ItemReadObserver, ItemTableObserver, ModelReloadEvent } from '@recsys/serving';
 import type { ServiceMetrics } from '@recsys/service-kit';
 
 /**
@@ -6,13 +6,15 @@ import type { ServiceMetrics } from '@recsys/service-kit';
  * embeddings came from, and the item cache, registered in the service's own registry before it starts
  * (the first model load is counted too).
  */
-export class PrerankingMetrics implements ItemReadObserver {
+export class PrerankingMetrics implements ItemReadObserver, ItemTableObserver {
   private readonly reloads;
   private readonly unknown;
   private readonly userEmbeddings;
   private readonly cacheHits;
   private readonly cacheMisses;
   private readonly cacheItems;
+  private readonly tableHits;
+  private readonly tableItems;
 
   constructor(metrics: ServiceMetrics) {
     this.reloads = metrics.counter('preranking_model_reloads_total', 'Model versions loaded or refused', ['outcome']);
@@ -31,6 +33,8 @@ export class PrerankingMetrics implements ItemReadObserver {
       'Candidates read from the feature service (not cached, expired, or the cache is off)',
     );
     this.cacheItems = metrics.gauge('preranking_item_cache_items', 'Items in the item cache of the serving model version');
+    this.tableHits = metrics.counter('preranking_item_table_hits_total', 'Candidates whose encoded features came from the item table');
+    this.tableItems = metrics.gauge('preranking_item_table_items', 'Items in the item table of the serving model version');
   }
 
   reload(event: ModelReloadEvent): void {
@@ -49,5 +53,10 @@ export class PrerankingMetrics implements ItemReadObserver {
     if (hits > 0) this.cacheHits.inc(hits);
     if (misses > 0) this.cacheMisses.inc(misses);
     this.cacheItems.set(cached);
+  }
+
+  itemTableRead(hits: number, size: number): void {
+    if (hits > 0) this.tableHits.inc(hits);
+    this.tableItems.set(size);
   }
 }

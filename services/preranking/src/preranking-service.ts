@@ -9,7 +9,7 @@ import {
   ServiceError,
   UnavailableError,
 } from '@recsys/service-kit';
-import { type EncodedItem, type ItemBytesReader, type ModelWatcher } from '@recsys/serving';
+import { type ItemBatch, type ItemBytesReader, type ModelWatcher } from '@recsys/serving';
 import { bestFirst, encodeScoredCandidates, type FeatureReader, type UserState, contextOnlyState, readUserState } from '@recsys/stage';
 import type { PrerankingConfig } from './config.js';
 import type { PrerankerModel } from './preranker-model.js';
@@ -52,7 +52,7 @@ export class PrerankingService {
       const historyLength = given ? 0 : model.userTower.historyLength;
       const [state, items] = await this.readFeatures(request, itemIds, model, historyLength, given !== undefined);
       const embedding = given ?? (await model.userTower.embed([state]));
-      const { scores, unknown } = await model.score(embedding, itemIds, state, items?.items);
+      const { scores, unknown } = await model.score(embedding, itemIds, state, items?.batch);
       if (unknown.length > 0) {
         // Kept with a zero vector: the continuous features still score them, and a new item gets its chance.
         this.metrics?.unknownItems(unknown.length);
@@ -101,7 +101,7 @@ export class PrerankingService {
 
   /**
    * The user state (stored features and history, when the user must be embedded here or features read
-   * the user) and the candidates' encoded items (from the model's item cache, the rest in one batch read),
+   * the user) and the candidates' encoded items (from the model's item table and cache, the rest in one batch read),
    * read concurrently. Without the feature service there is no answer (UNAVAILABLE): the caller keeps the
    * retrieval order rather than scores of default features.
    */
@@ -111,7 +111,7 @@ export class PrerankingService {
     model: PrerankerModel,
     historyLength: number,
     embedded: boolean,
-  ): Promise<[UserState, { items: EncodedItem[]; createdAtMs: Float64Array } | undefined]> {
+  ): Promise<[UserState, { batch: ItemBatch; createdAtMs: Float64Array } | undefined]> {
     const needUser = !embedded || model.readsUser;
     const historyLimit = historyLength === 0 ? 1 : historyLength + Math.min(historyLength, request.context?.recentItems.length ?? 0);
     try {

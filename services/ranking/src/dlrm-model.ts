@@ -1,9 +1,14 @@
 import {
+  CandidateItems,
   EncodedItemReader,
   type EncodedItemReaderOptions,
   type ExecutionProvider,
   FeedAssembler,
   historySlots,
+  type ItemScanner,
+  type ItemTableObserver,
+  type ItemTableSettings,
+  LiveItemTable,
   ModelLoadError,
   ModelSession,
   type ModelVersion,
@@ -19,16 +24,18 @@ export interface DlrmModelOptions {
   intraOpThreads: number;
   cudaDeviceId: number;
   batcher: BatcherOptions;
-  /** This version's own cache of encoded items: a new version starts with an empty one. */
+  /** This version's own cache of encoded items (those its table lacks): a new version starts with an empty one. */
   itemCache: EncodedItemReaderOptions;
+  /** This version's own table of every stored item, read through `scanner` as it loads. */
+  itemTable: ItemTableSettings & { scanner: ItemScanner; observer?: ItemTableObserver };
   logger?: SessionLogger;
 }
 
 /**
  * One served DLRM version: its onnxruntime session, the feature layout its inputs are assembled by, its
- * cache of encoded items, and the queue that batches concurrent requests into its runs. Each version has
- * its own queue, so a run never mixes two versions, and its own cache, so an item is never fed as another
- * version encoded it.
+ * table of every stored item and cache of the others (encoded), and the queue that batches concurrent requests
+ * into its runs. Each version has its own queue, so a run never mixes two versions, and its own table and cache,
+ * so an item is never fed as another version encoded it.
  */
 export class DlrmModel {
   private constructor(
@@ -38,7 +45,7 @@ export class DlrmModel {
     readonly assembler: FeedAssembler,
     /** History slots the model reads (recent items, user history; 0 when it reads none). */
     readonly historyLength: number,
-    readonly items: EncodedItemReader,
+    readonly items: CandidateItems,
     readonly batcher: InferenceBatcher,
   ) {}
 
@@ -66,6 +73,7 @@ export class DlrmModel {
       cudaDeviceId: options.cudaDeviceId,
       logger: options.logger,
     });
+    let table: LiveItemTable | undefined;
     try {
       await warmUpSession(session, graph);
       const run = async (feeds: Parameters<ModelSession['run']>[0]) => (await session.run(feeds))[output.name]!;
@@ -76,9 +84,17 @@ export class DlrmModel {
       await run(zeroFeeds(graph.inputs, rows));
       batcher.seedThroughput(rows, performance.now() - started);
       const assembler = FeedAssembler.of(layout);
-      const items = new EncodedItemReader(assembler, options.itemCache);
+      const { scanner, observer, ...tableSettings } = options.itemTable;
+      if (tableSettings.maxItems > 0)
+        table = await LiveItemTable.start(scanner, assembler, {
+          ...tableSettings,
+          label: `dlrm v${model.version}`,
+          logger: options.logger,
+        });
+      const items = new CandidateItems(assembler, new EncodedItemReader(assembler, options.itemCache), table, observer);
       return new DlrmModel(session, model.version, layout, assembler, historySlots(spec), items, batcher);
     } catch (error) {
+      table?.close();
       await session.release();
       throw error;
     }
@@ -91,6 +107,7 @@ export class DlrmModel {
   /** Called once no request holds this version any more. */
   async release(): Promise<void> {
     this.batcher.close();
+    this.items.close();
     await this.session.release();
   }
 }

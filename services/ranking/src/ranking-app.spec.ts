@@ -334,8 +334,9 @@ describe('ranking service (real DLRM, feature service on Redis, gRPC)', () => {
   it('serves repeated candidates from its item cache with the answers of an uncached service, and sees changes after the TTLs', async () => {
     const root = modelRoot();
     let now = 1_000;
-    const cached = await start({ MODELS_DIR: root }, {}, undefined, () => now);
-    const uncached = await start({ MODELS_DIR: root, ITEM_CACHE_SIZE: '0' });
+    // The item cache alone (no item table): every candidate is read through it.
+    const cached = await start({ MODELS_DIR: root, ITEM_TABLE_MAX_ITEMS: '0' }, {}, undefined, () => now);
+    const uncached = await start({ MODELS_DIR: root, ITEM_CACHE_SIZE: '0', ITEM_TABLE_MAX_ITEMS: '0' });
     // Items of this test only: the other tests share the feature service.
     const record = itemRecords(models.setup)[7]!;
     const changing = `changing-${randomUUID()}`;
@@ -377,6 +378,82 @@ describe('ranking service (real DLRM, feature service on Redis, gRPC)', () => {
     expect(lateFound.get(changing)).toBe(scoresById(first).get(changing));
     now += 55_000;
     expect(await cached.client.rank(request)).toEqual(fresh);
+  });
+
+  it('reads every stored item into a table at load, equal to the feature service, and scores from it without item reads', async () => {
+    const root = modelRoot();
+    const record = itemRecords(models.setup)[3]!;
+    const changing = `table-changing-${randomUUID()}`;
+    await featureClient.upsertItems({ items: [{ ...record, itemId: changing }] });
+    const { service, client } = await start({ MODELS_DIR: root });
+    // The reference: no table, no cache (every candidate read from the feature service per request).
+    const reference = await start({ MODELS_DIR: root, ITEM_CACHE_SIZE: '0', ITEM_TABLE_MAX_ITEMS: '0' });
+    const lease = service.models.acquire();
+    const model = lease.model;
+    lease.release();
+    const table = model.items.table!;
+    expect(table).toBeDefined();
+
+    // Every catalogue item, encoded from the feature service's protobuf answer, equals its table row.
+    const ids = [...itemIds(), changing];
+    const { rows } = await readItemRows(featureClient, ids);
+    const { codeWidth: cw, valueWidth: vw } = model.assembler;
+    expect(cw).toBeGreaterThan(0);
+    ids.forEach((id, k) => {
+      const row = table.ids.rowOf(id);
+      expect(row).toBeGreaterThanOrEqual(0);
+      const encoded = model.assembler.encodeItem(rows[k]!);
+      expect(Array.from(table.codes.subarray(row * cw, (row + 1) * cw))).toEqual(Array.from(encoded.subarray(0, cw)));
+      expect(Array.from(table.values.subarray(row * vw, (row + 1) * vw))).toEqual(Array.from(Float32Array.from(encoded.subarray(cw))));
+      expect(table.createdAtMs[row]).toBe(Number(rows[k]!.get('created_at') ?? 0));
+    });
+
+    // Served from the table: the reference's answer, and no item read through the cache.
+    const request = { userId: userIds()[4]!, candidates: candidates([changing, ...items(30, 5)]) };
+    const first = await client.rank(request);
+    expect(first).toEqual(await reference.client.rank(request));
+    let text = await metricsText(service);
+    expect(text).toMatch(/ranking_item_table_hits_total\{[^}]*\} 31\n/);
+    expect(text).not.toMatch(/ranking_item_cache_misses_total\{[^}]*\} [1-9]/);
+
+    // An item stored after the table was read is read through (once, then cached) and scored as the reference does.
+    const fresh = `table-fresh-${randomUUID()}`;
+    await featureClient.upsertItems({ items: [{ ...itemRecords(models.setup)[8]!, itemId: fresh }] });
+    const withFresh = { userId: userIds()[4]!, candidates: candidates([fresh, ...items(10, 2)]) };
+    const answer = await client.rank(withFresh);
+    expect(answer.missingItemIds).toEqual([]);
+    expect(answer).toEqual(await reference.client.rank(withFresh));
+    text = await metricsText(service);
+    expect(text).toMatch(/ranking_item_cache_misses_total\{[^}]*\} 1\n/);
+
+    // A changed item: this version's table keeps what it read; a new version reads a new table, with the change.
+    await featureClient.upsertItems({
+      items: [
+        {
+          itemId: changing,
+          category: record.category,
+          createdAtMs: record.createdAtMs,
+          features: { values: { ...record.features?.values, price: { kind: { case: 'numeric', value: 1e6 } } } },
+        },
+      ],
+    });
+    const changed = await reference.client.rank(request);
+    expect(scoresById(changed).get(changing)).not.toBe(scoresById(first).get(changing));
+    expect(await client.rank(request)).toEqual(first);
+    publish(root, '2');
+    const until = Date.now() + 60_000;
+    while ((await client.getModelInfo({})).modelVersion !== '2') {
+      if (Date.now() > until) throw new Error('version 2 was not loaded within 60 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const next = service.models.acquire();
+    const swapped = next.model.items.table!;
+    next.release();
+    expect(swapped).not.toBe(table);
+    expect(swapped.size).toBe(table.size + 1);
+    const afterSwap = await client.rank(request);
+    expect(afterSwap.modelVersion).toBe('2');
+    expect(afterSwap.candidates.map((c) => [c.itemId, c.score])).toEqual(changed.candidates.map((c) => [c.itemId, c.score]));
   });
 
   it('names the field of an invalid request', async () => {

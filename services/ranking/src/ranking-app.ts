@@ -31,7 +31,7 @@ export async function startRankingService(
     config,
     logger,
     metrics: serviceMetrics,
-    load: (version) =>
+    load: (version, features) =>
       DlrmModel.load(version, {
         providers: config.executionProviders,
         intraOpThreads: config.intraOpThreads,
@@ -44,6 +44,7 @@ export async function startRankingService(
           observer: metrics,
         },
         itemCache: { ...config.itemCache, now: options.clock, observer: metrics },
+        itemTable: { ...config.itemTable, scanner: features, observer: metrics },
         logger,
       }),
     onReload: (event) => metrics.reload(event),
@@ -53,6 +54,7 @@ export async function startRankingService(
         maxBatchSize: config.maxBatchSize,
         maxQueueDelayMs: config.maxQueueDelayMs,
         itemCache: config.itemCache,
+        itemTable: { ...config.itemTable, items: model.items.table?.size ?? 0 },
       },
       `dlrm v${version} serves on ${model.provider}`,
     ],

@@ -1,4 +1,4 @@
-import type { ItemReadObserver, ModelReloadEvent } from '@recsys/serving';
+import type { ItemReadObserver, ItemTableObserver, ModelReloadEvent } from '@recsys/serving';
 import type { ServiceMetrics } from '@recsys/service-kit';
 import type { BatchObserver, RejectReason } from './inference-batcher.js';
 
@@ -10,7 +10,7 @@ const ROW_BUCKETS = [1, 8, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192];
  * items and the item cache, registered in the service's own registry before it starts (the first model
  * load is counted too).
  */
-export class RankingMetrics implements BatchObserver, ItemReadObserver {
+export class RankingMetrics implements BatchObserver, ItemReadObserver, ItemTableObserver {
   private readonly batchRows;
   private readonly batchRequests;
   private readonly queueWaitSeconds;
@@ -21,6 +21,8 @@ export class RankingMetrics implements BatchObserver, ItemReadObserver {
   private readonly cacheHits;
   private readonly cacheMisses;
   private readonly cacheItems;
+  private readonly tableHits;
+  private readonly tableItems;
 
   constructor(metrics: ServiceMetrics) {
     this.batchRows = metrics.histogram('ranking_batch_rows', 'Candidates per inference run', [], ROW_BUCKETS);
@@ -46,6 +48,8 @@ export class RankingMetrics implements BatchObserver, ItemReadObserver {
       'Candidates read from the feature service (not cached, expired, or the cache is off)',
     );
     this.cacheItems = metrics.gauge('ranking_item_cache_items', 'Items in the item cache of the serving model version');
+    this.tableHits = metrics.counter('ranking_item_table_hits_total', 'Candidates whose encoded features came from the item table');
+    this.tableItems = metrics.gauge('ranking_item_table_items', 'Items in the item table of the serving model version');
   }
 
   run(rows: number, requests: number, ms: number): void {
@@ -74,5 +78,10 @@ export class RankingMetrics implements BatchObserver, ItemReadObserver {
     if (hits > 0) this.cacheHits.inc(hits);
     if (misses > 0) this.cacheMisses.inc(misses);
     this.cacheItems.set(cached);
+  }
+
+  itemTableRead(hits: number, size: number): void {
+    if (hits > 0) this.tableHits.inc(hits);
+    this.tableItems.set(size);
   }
 }

@@ -34,8 +34,8 @@ function historyLimit(historyLength: number, context: common.UserContext | undef
 export type RankingFeatures = FeatureReader & ItemBytesReader;
 
 /**
- * The ranking stage's logic, transport-free: validation, one user read and the candidates' items (from the
- * model's item cache, the rest in one batch read) from the feature service, inputs assembled as the
+ * The ranking stage's logic, transport-free: validation, the user (passed down, or one read) and the candidates'
+ * items (from the model's item table and cache, the rest in one batch read from the feature service), inputs assembled as the
  * trainer's feature spec says, scores from the DLRM through the batching queue, candidates sorted by score.
  */
 export class RankingService {
@@ -81,7 +81,7 @@ export class RankingService {
     const place = model.batcher.reserve(itemIds.length, deadlineMs);
     try {
       const [state, items] = await this.readFeatures(request, itemIds, model);
-      const scores = await place.submit(model.assembler.assemble(state, items.items));
+      const scores = await place.submit(model.assembler.assemble(state, items.batch));
       return { scores, missing: items.missing, createdAtMs: items.createdAtMs };
     } finally {
       place.cancel();

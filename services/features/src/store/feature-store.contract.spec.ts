@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { create, equals } from '@bufbuild/protobuf';
+import { create, equals, fromBinary } from '@bufbuild/protobuf';
 import { common, features } from '@recsys/contracts';
 import { Cluster, Redis } from 'ioredis';
-import type { FeatureStore, FeatureStoreOptions } from './feature-store.js';
+import { type FeatureStore, type FeatureStoreOptions, InvalidCursorError } from './feature-store.js';
 import { MemoryFeatureStore } from './memory-feature-store.js';
 import { parseClusterNodes } from './redis-cluster-nodes.js';
 import { RedisFeatureStore } from './redis-feature-store.js';
@@ -216,6 +216,43 @@ describe.each([memoryKind, redisKind, clusterKind])('FeatureStore contract: $nam
     expect(got.map((i) => i?.itemId)).toEqual(['a', undefined, 'c', 'a', undefined]);
     expect(got[2]!.features!.values.n!.kind.value).toBe(3);
     expect(got[3]).not.toBe(got[0]);
+  });
+
+  it('scans every stored item exactly once, page by page, as stored (users and other keys left out)', async () => {
+    const ids = Array.from({ length: 57 }, (_, k) => `scan-${k}`);
+    await store.upsertItems(ids.map((id, k) => item(id, { n: numeric(k) }, `c${k % 3}`)));
+    await store.upsertItems([item('scan-3', { n: numeric(300) }, 'replaced')]);
+    await store.upsertUsers([create(features.UserSchema, { userId: 'scan-user', features: { values: { a: numeric(1) } } })]);
+    await store.recordEvents([event('scan-user', 'scan-1', EventType.CLICK, now)]);
+    const seen = new Map<string, features.Item>();
+    let cursor = '';
+    let pages = 0;
+    do {
+      const page = await store.scanItems(cursor, 10);
+      for (const bytes of page.items) {
+        const got = fromBinary(features.ItemSchema, bytes);
+        expect(seen.has(got.itemId)).toBe(false);
+        seen.set(got.itemId, got);
+      }
+      cursor = page.next;
+      expect(++pages).toBeLessThan(1000);
+    } while (cursor !== '');
+    expect([...seen.keys()].sort()).toEqual([...ids].sort());
+    expect(seen.get('scan-3')!.category).toBe('replaced');
+    expect(seen.get('scan-3')!.features!.values.n!.kind.value).toBe(300);
+    expect(seen.get('scan-56')!.createdAtMs).toBe(1_767_225_600_000n);
+    await expect(store.scanItems('not a cursor', 10)).rejects.toBeInstanceOf(InvalidCursorError);
+  });
+
+  it('scans an empty store in one empty page', async () => {
+    let cursor = '';
+    const items: Uint8Array[] = [];
+    do {
+      const page = await store.scanItems(cursor, 100);
+      items.push(...page.items);
+      cursor = page.next;
+    } while (cursor !== '');
+    expect(items).toEqual([]);
   });
 
   it('replaces on upsert rather than merging', async () => {

@@ -31,6 +31,13 @@ export interface FeatureStore {
   getItems(itemIds: readonly string[]): Promise<(features.Item | undefined)[]>;
   /** As getItems, but each item as the protobuf binary of features.Item it is stored as (no decoding). */
   getEncodedItems(itemIds: readonly string[]): Promise<(Uint8Array | undefined)[]>;
+  /**
+   * One page of a scan over every stored item: the items as the protobuf binary of features.Item they are stored as
+   * (item_id included), and the cursor of the next page ('' once the scan is complete). Start with ''. A page holds
+   * about `limit` items (Redis scans in steps: a page may hold more, or none before the end). Items written during a
+   * scan may or may not be returned. Throws InvalidCursorError for a cursor this store did not give.
+   */
+  scanItems(cursor: string, limit: number): Promise<ItemPage>;
   /** Create or replace. */
   upsertUsers(users: readonly features.User[]): Promise<void>;
   /** Create or replace. */
@@ -63,6 +70,21 @@ export interface FeatureStore {
   /** Resolves when the backing store answers; throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A page of a scan over the stored items. */
+export interface ItemPage {
+  items: Uint8Array[];
+  /** '' once the scan is complete. */
+  next: string;
+}
+
+/** A scan cursor that this store did not give (the caller's error). */
+export class InvalidCursorError extends Error {
+  constructor(cursor: string, expected: string) {
+    super(`"${cursor.slice(0, 64)}" is not a cursor of this store (expected ${expected})`);
+    this.name = 'InvalidCursorError';
+  }
 }
 
 /** The backing store cannot be reached; callers answer UNAVAILABLE and may retry. */

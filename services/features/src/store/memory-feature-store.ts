@@ -1,6 +1,15 @@
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import { type common, features } from '@recsys/contracts';
-import type { FeatureStore, FeatureStoreOptions, PopularItemScore, RecordResult, UserWithHistory } from './feature-store.js';
+import {
+  type FeatureStore,
+  type FeatureStoreOptions,
+  InvalidCursorError,
+  type ItemPage,
+  type PopularItemScore,
+  type RecordResult,
+  type UserWithHistory,
+} from './feature-store.js';
+
 import {
   attributable,
   compareLogIds,
@@ -53,6 +62,8 @@ export class MemoryFeatureStore implements FeatureStore {
   private readonly clock: () => number;
   private readonly users = new Map<string, Uint8Array>();
   private readonly items = new Map<string, Uint8Array>();
+  /** Item ids in the order first stored (items are never deleted): a scan's cursor is a position in it. */
+  private readonly itemOrder: string[] = [];
   /** Encoded entries, newest first, at most historyCap. */
   private readonly histories = new Map<string, Buffer[]>();
   /** Item id -> log2 of its forward-decayed weight sum. */
@@ -102,7 +113,19 @@ export class MemoryFeatureStore implements FeatureStore {
   }
 
   async upsertItems(items: readonly features.Item[]): Promise<void> {
-    for (const item of items) this.items.set(item.itemId, toBinary(features.ItemSchema, item));
+    for (const item of items) {
+      if (!this.items.has(item.itemId)) this.itemOrder.push(item.itemId);
+      this.items.set(item.itemId, toBinary(features.ItemSchema, item));
+    }
+  }
+
+  async scanItems(cursor: string, limit: number): Promise<ItemPage> {
+    const start = cursor === '' ? 0 : /^[1-9]\d{0,15}$/.test(cursor) ? Number(cursor) : -1;
+    if (start < 0) throw new InvalidCursorError(cursor, "'' or a position given by an earlier page");
+    const end = Math.min(this.itemOrder.length, start + Math.max(1, limit));
+    const items: Uint8Array[] = [];
+    for (let k = start; k < end; k++) items.push(this.items.get(this.itemOrder[k]!)!);
+    return { items, next: end < this.itemOrder.length ? String(end) : '' };
   }
 
   async recordEvents(events: readonly common.FeedbackEvent[], unknownItems?: ReadonlySet<string>): Promise<RecordResult> {

@@ -3,6 +3,8 @@ import { type common, features } from '@recsys/contracts';
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis';
 import {
+  InvalidCursorError,
+  type ItemPage,
   StoreUnavailableError,
   type FeatureStore,
   type FeatureStoreOptions,
@@ -342,6 +344,45 @@ export class RedisFeatureStore implements FeatureStore {
       });
       return items;
     });
+  }
+
+  /**
+   * SCAN over the item keys (MATCH on the layout's item prefix), then their bytes in one read. One Redis: the cursor is
+   * Redis's. A cluster: each master is scanned in turn (ordered by address), the cursor `<master>:<its cursor>`; a scan
+   * that spans a resharding may miss or repeat items that moved.
+   */
+  async scanItems(cursor: string, limit: number): Promise<ItemPage> {
+    const count = Math.max(1, Math.floor(limit));
+    const prefix = this.options.keyPrefix ?? '';
+    const keyStart = `${prefix}i:`;
+    const pattern = `${globEscape(keyStart)}*`;
+    if (!this.cluster) {
+      const at = cursor === '' ? '0' : /^[1-9]\d{0,19}$/.test(cursor) ? cursor : undefined;
+      if (at === undefined) throw new InvalidCursorError(cursor, "'' or a Redis SCAN cursor given by an earlier page");
+      return this.call(async () => {
+        const [next, keys] = await this.client.scan(at, 'MATCH', pattern, 'COUNT', count);
+        const ids = keys.map((key) => key.slice(keyStart.length));
+        return { items: await this.presentItems(ids), next: next === '0' ? '' : next };
+      });
+    }
+    const match = cursor === '' ? ['', '0', '0'] : /^(\d{1,4}):(\d{1,20})$/.exec(cursor);
+    if (!match) throw new InvalidCursorError(cursor, "'' or <master>:<cursor> given by an earlier page");
+    return this.call(async () => {
+      const masters = this.cluster!.nodes('master').sort((a, b) => nodeName(a).localeCompare(nodeName(b)));
+      const node = Number(match[1]);
+      if (node >= masters.length) throw new InvalidCursorError(cursor, `a master below ${masters.length}`);
+      const [next, keys] = await masters[node]!.scan(match[2]!, 'MATCH', pattern, 'COUNT', count);
+      // Cluster item keys are <prefix>i:{i.<bucket>}:<item id>.
+      const ids = keys.map((key) => key.slice(key.indexOf('}:', keyStart.length) + 2));
+      const following = next !== '0' ? `${node}:${next}` : node + 1 < masters.length ? `${node + 1}:0` : '';
+      return { items: await this.presentItems(ids), next: following };
+    });
+  }
+
+  /** The stored bytes of the ids, leaving out any deleted since they were listed. */
+  private async presentItems(ids: readonly string[]): Promise<Uint8Array[]> {
+    if (ids.length === 0) return [];
+    return (await this.getEncodedItems(ids)).filter((bytes): bytes is Uint8Array => bytes !== undefined);
   }
 
   async upsertUsers(users: readonly features.User[]): Promise<void> {
@@ -723,6 +764,11 @@ export class RedisFeatureStore implements FeatureStore {
       this.client.on('error', done);
     });
   }
+}
+
+/** Text matched literally by a Redis glob pattern. */
+function globEscape(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
 }
 
 function nodeName(node: Redis): string {

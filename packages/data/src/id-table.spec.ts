@@ -1,0 +1,57 @@
+import { IdTable, IdTableBuilder } from './id-table.js';
+
+describe('IdTable', () => {
+  const ids = [
+    'item-1',
+    'item-22',
+    '',
+    'ünïcødé',
+    'emoji-😀',
+    'a"quote',
+    'back\\slash',
+    ...Array.from({ length: 5000 }, (_, k) => `i${k}`),
+  ];
+
+  it('round-trips ids and rows, and answers -1 for ids it does not hold', () => {
+    const table = IdTable.from(ids);
+    expect(table.size).toBe(ids.length);
+    ids.forEach((id, row) => {
+      expect(table.rowOf(id)).toBe(row);
+      expect(table.idAt(row)).toBe(id);
+    });
+    for (const other of ['item-2', 'item-222', 'ünïcødè', 'i5000', ' ', 'emoji-😁']) expect(table.rowOf(other)).toBe(-1);
+    expect(table.toArray()).toEqual(ids);
+    expect(() => table.idAt(ids.length)).toThrow(RangeError);
+    expect(() => IdTable.from(['a', 'b', 'a'])).toThrow('id "a" is repeated');
+  });
+
+  it('reads a JSON array of strings as bytes, escapes and non-ASCII included', () => {
+    const table = IdTable.fromJsonArray(Buffer.from(` ${JSON.stringify(ids)}\n`));
+    expect(table.toArray()).toEqual(ids);
+    ids.forEach((id, row) => expect(table.rowOf(id)).toBe(row));
+    expect(IdTable.fromJsonArray(Buffer.from('[]')).size).toBe(0);
+    expect(IdTable.fromJsonArray(Buffer.from('[ "a" , "\\u0062" ]')).toArray()).toEqual(['a', 'b']);
+    for (const bad of ['{}', '["a",]', '["a"', '["a"] x', '[1]', '["a","a"]'])
+      expect(() => IdTable.fromJsonArray(Buffer.from(bad))).toThrow();
+  });
+
+  it('keeps the first row of an id added again (a builder fed pages that may repeat)', () => {
+    const builder = new IdTableBuilder(4);
+    expect(builder.add('x')).toBe(0);
+    expect(builder.addAsciiBytes(Buffer.from('..y..'), 2, 3)).toBe(1);
+    expect(builder.add('y')).toBe(1);
+    expect(builder.addAsciiBytes(Buffer.from('x'), 0, 1)).toBe(0);
+    expect(builder.add('z')).toBe(2);
+    const table = builder.finish();
+    expect(table.toArray()).toEqual(['x', 'y', 'z']);
+  });
+
+  it('holds ids in a few bytes each beyond their text', () => {
+    const n = 200_000;
+    const table = IdTable.from(Array.from({ length: n }, (_, k) => `item-${k}`));
+    // ~10.9 bytes of text, 4 of offset and at most 16 of hash slots per id.
+    expect(table.byteLength).toBeLessThan(31 * n);
+    expect(table.rowOf('item-199999')).toBe(199_999);
+    expect(table.idAt(123_456)).toBe('item-123456');
+  });
+});

@@ -1,0 +1,256 @@
+/**
+ * A compact set of string ids, each with its row (the order it was first added): the ids' UTF-8 bytes in one buffer,
+ * their offsets in a Uint32Array, and an open-addressing hash table of rows in an Int32Array. A million ids of about
+ * a dozen characters take ~30 MB here against ~80-100 MB as a million JS strings in an array and a Map. Lookups hash the
+ * asked string's UTF-16 code units; stored ids are compared byte by byte (UTF-8 decoded only for non-ASCII ids).
+ */
+export class IdTable {
+  /** Made by IdTable.from, IdTable.fromJsonArray or an IdTableBuilder. */
+  constructor(
+    private readonly bytes: Buffer,
+    /** Row r's id is bytes[offsets[r], offsets[r + 1]). */
+    private readonly offsets: Uint32Array,
+    /** Row + 1 per slot (0: empty); a power of two in size, at most half full. */
+    private readonly slots: Int32Array,
+    readonly size: number,
+  ) {}
+
+  /** The table of these ids, row k the k-th id; throws a RangeError for a repeated id (rows must match positions). */
+  static from(ids: Iterable<string>): IdTable {
+    const builder = new IdTableBuilder();
+    for (const id of ids) if (builder.add(id) !== builder.size - 1) throw new RangeError(`id "${id}" is repeated`);
+    return builder.finish();
+  }
+
+  /**
+   * The table of the strings of a JSON array (e.g. an index's ids.json) without making a JS string of each: ids without
+   * escapes or non-ASCII characters are copied as bytes. Throws a SyntaxError for text that is not an array of strings.
+   */
+  static fromJsonArray(json: Buffer): IdTable {
+    const builder = new IdTableBuilder(Math.max(16, json.length));
+    let pos = skipSpace(json, 0);
+    if (json[pos] !== 0x5b) throw new SyntaxError('expected a JSON array of strings');
+    pos = skipSpace(json, pos + 1);
+    if (json[pos] === 0x5d) return expectEnd(json, pos + 1, builder);
+    for (;;) {
+      if (json[pos] !== 0x22) throw new SyntaxError(`expected a string at byte ${pos}`);
+      const start = pos + 1;
+      let end = start;
+      let plain = true;
+      while (end < json.length && json[end] !== 0x22) {
+        const b = json[end]!;
+        if (b === 0x5c) {
+          plain = false;
+          end += 2;
+          continue;
+        }
+        if (b < 0x20) throw new SyntaxError(`control character in a string at byte ${end}`);
+        if (b >= 0x80) plain = false;
+        end++;
+      }
+      if (end >= json.length) throw new SyntaxError('unterminated string');
+      const before = builder.size;
+      if (plain) builder.addAsciiBytes(json, start, end);
+      else builder.add(JSON.parse(json.toString('utf8', start - 1, end + 1)) as string);
+      if (builder.size === before) throw new RangeError(`the id at byte ${start} is repeated (rows must match positions)`);
+      pos = skipSpace(json, end + 1);
+      if (json[pos] === 0x5d) return expectEnd(json, pos + 1, builder);
+      if (json[pos] !== 0x2c) throw new SyntaxError(`expected , or ] at byte ${pos}`);
+      pos = skipSpace(json, pos + 1);
+    }
+  }
+
+  /** The row of `id`, or -1 when the table does not hold it. */
+  rowOf(id: string): number {
+    const mask = this.slots.length - 1;
+    let slot = hashString(id) & mask;
+    for (;;) {
+      const entry = this.slots[slot]!;
+      if (entry === 0) return -1;
+      if (this.holds(entry - 1, id)) return entry - 1;
+      slot = (slot + 1) & mask;
+    }
+  }
+
+  has(id: string): boolean {
+    return this.rowOf(id) >= 0;
+  }
+
+  /** The id of a row (0 <= row < size). */
+  idAt(row: number): string {
+    if (!(row >= 0 && row < this.size)) throw new RangeError(`row ${row} is outside 0..${this.size - 1}`);
+    const start = this.offsets[row]!;
+    const end = this.offsets[row + 1]!;
+    const bytes = this.bytes;
+    // Ids are short and mostly ASCII: building them here beats a native call per string.
+    if (end - start <= 64) {
+      let text = '';
+      for (let k = start; k < end; k++) {
+        const b = bytes[k]!;
+        if (b >= 0x80) return bytes.toString('utf8', start, end);
+        text += String.fromCharCode(b);
+      }
+      return text;
+    }
+    return bytes.toString('utf8', start, end);
+  }
+
+  /** Every id, in row order (a JS string each: for tests and small tables). */
+  toArray(): string[] {
+    return Array.from({ length: this.size }, (_, row) => this.idAt(row));
+  }
+
+  /** Bytes held: the ids, their offsets and the hash slots. */
+  get byteLength(): number {
+    return this.bytes.length + this.offsets.byteLength + this.slots.byteLength;
+  }
+
+  private holds(row: number, id: string): boolean {
+    const start = this.offsets[row]!;
+    const end = this.offsets[row + 1]!;
+    const bytes = this.bytes;
+    if (end - start === id.length) {
+      let k = 0;
+      while (k < id.length && bytes[start + k]! < 0x80 && id.charCodeAt(k) === bytes[start + k]) k++;
+      if (k === id.length) return true;
+      if (bytes[start + k]! < 0x80 && id.charCodeAt(k) < 0x80) return false;
+    }
+    // Non-ASCII: equal only if the UTF-8 bytes are.
+    return end - start >= id.length && bytes.toString('utf8', start, end) === id;
+  }
+}
+
+/** Builds an IdTable one id at a time (rows in the order first added), e.g. from a stream of pages. */
+export class IdTableBuilder {
+  private bytes: Buffer;
+  private used = 0;
+  private offsets = new Uint32Array(1024);
+  private slots = new Int32Array(2048);
+  private count = 0;
+
+  constructor(initialBytes = 16 * 1024) {
+    this.bytes = Buffer.allocUnsafe(initialBytes);
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** The row of `id`, or -1 when not added. */
+  rowOf(id: string): number {
+    return this.find(hashString(id), id);
+  }
+
+  /** The row of `id`: its existing row, or a new one. */
+  add(id: string): number {
+    const hash = hashString(id);
+    const existing = this.find(hash, id);
+    if (existing >= 0) return existing;
+    const length = Buffer.byteLength(id, 'utf8');
+    this.reserve(length);
+    this.bytes.write(id, this.used, 'utf8');
+    return this.append(hash, length);
+  }
+
+  /** add() of the ASCII id in source[start, end) (every byte below 0x80), without making a string of it. */
+  addAsciiBytes(source: Buffer, start: number, end: number): number {
+    let hash = FNV_OFFSET;
+    for (let k = start; k < end; k++) hash = Math.imul(hash ^ source[k]!, FNV_PRIME);
+    hash >>>= 0;
+    const length = end - start;
+    const mask = this.slots.length - 1;
+    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
+      const entry = this.slots[slot]!;
+      if (entry === 0) break;
+      const row = entry - 1;
+      const from = this.offsets[row]!;
+      if (this.offsets[row + 1]! - from === length && this.bytes.compare(source, start, end, from, from + length) === 0) return row;
+    }
+    this.reserve(length);
+    source.copy(this.bytes, this.used, start, end);
+    return this.append(hash, length);
+  }
+
+  finish(): IdTable {
+    const offsets = this.offsets.slice(0, this.count + 1);
+    // The hash slots stay as they are (at most half full); the id bytes shrink to what is used.
+    return new IdTable(Buffer.from(this.bytes.subarray(0, this.used)), offsets, this.slots, this.count);
+  }
+
+  private find(hash: number, id: string): number {
+    const mask = this.slots.length - 1;
+    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
+      const entry = this.slots[slot]!;
+      if (entry === 0) return -1;
+      const row = entry - 1;
+      const from = this.offsets[row]!;
+      const to = this.offsets[row + 1]!;
+      if (to - from === Buffer.byteLength(id, 'utf8') && this.bytes.toString('utf8', from, to) === id) return row;
+    }
+  }
+
+  private reserve(length: number): void {
+    if (this.used + length > this.bytes.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, this.used + length));
+      this.bytes.copy(grown, 0, 0, this.used);
+      this.bytes = grown;
+    }
+    if (this.count + 2 > this.offsets.length) {
+      const grown = new Uint32Array(this.offsets.length * 2);
+      grown.set(this.offsets);
+      this.offsets = grown;
+    }
+    if (2 * (this.count + 1) > this.slots.length) this.rehash(this.slots.length * 2);
+  }
+
+  private append(hash: number, length: number): number {
+    const row = this.count++;
+    this.used += length;
+    this.offsets[row + 1] = this.used;
+    this.place(hash, row);
+    return row;
+  }
+
+  private place(hash: number, row: number): void {
+    const mask = this.slots.length - 1;
+    let slot = hash & mask;
+    while (this.slots[slot] !== 0) slot = (slot + 1) & mask;
+    this.slots[slot] = row + 1;
+  }
+
+  private rehash(size: number): void {
+    this.slots = new Int32Array(size);
+    for (let row = 0; row < this.count; row++) this.place(hashBytes(this.bytes, this.offsets[row]!, this.offsets[row + 1]!), row);
+  }
+}
+
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
+/** FNV-1a over UTF-16 code units (for an ASCII id, the same as over its bytes). */
+function hashString(id: string): number {
+  let hash = FNV_OFFSET;
+  for (let k = 0; k < id.length; k++) hash = Math.imul(hash ^ id.charCodeAt(k), FNV_PRIME);
+  return hash >>> 0;
+}
+
+/** hashString of the id whose UTF-8 bytes these are. */
+function hashBytes(bytes: Buffer, start: number, end: number): number {
+  let hash = FNV_OFFSET;
+  for (let k = start; k < end; k++) {
+    const b = bytes[k]!;
+    if (b >= 0x80) return hashString(bytes.toString('utf8', start, end));
+    hash = Math.imul(hash ^ b, FNV_PRIME);
+  }
+  return hash >>> 0;
+}
+
+function skipSpace(json: Buffer, pos: number): number {
+  while (pos < json.length && (json[pos] === 0x20 || json[pos] === 0x0a || json[pos] === 0x0d || json[pos] === 0x09)) pos++;
+  return pos;
+}
+
+function expectEnd(json: Buffer, pos: number, builder: IdTableBuilder): IdTable {
+  if (skipSpace(json, pos) !== json.length) throw new SyntaxError(`unexpected text after the array at byte ${pos}`);
+  return builder.finish();
+}
