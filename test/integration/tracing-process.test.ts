@@ -106,6 +106,7 @@ describe('tracing through the pipeline as processes (OTLP/HTTP protobuf to a col
       }
 
       // A span per model run, inside the stage's own call; the stages' feature reads reach the feature service.
+      let stageReads = 0;
       for (const stage of MODEL_STAGES) {
         const server = spans.find((s) => s.service === stage && s.kind === SPAN_KIND.server)!;
         const runs = spans.filter((s) => s.service === stage && s.name.startsWith('model run'));
@@ -115,14 +116,17 @@ describe('tracing through the pipeline as processes (OTLP/HTTP protobuf to a col
           expect(run.attributes).toMatchObject({ 'recsys.model.provider': 'cpu' });
           expect(run.attributes['recsys.model.rows']).toBeGreaterThan(0);
         }
+        // A stage whose item table and passed-down user hold everything it needs reads nothing; every read made is traced.
         const reads = spans.filter((s) => s.service === stage && s.kind === SPAN_KIND.client);
-        expect({ stage, reads: reads.length > 0 }).toEqual({ stage, reads: true });
+        stageReads += reads.length;
         for (const read of reads) {
           expect(read.name.startsWith('recsys.features.v1.FeatureService/')).toBe(true);
           expect(ancestors(read)).toContain(server);
           expect(spans.filter((s) => s.service === 'features' && s.parentSpanId === read.spanId)).toHaveLength(1);
         }
       }
+      // The gateway read the user; the model stages still read what their tables lack (the user's deeper history).
+      expect(stageReads).toBeGreaterThan(0);
       const ranking = spans.filter((s) => s.service === 'ranking' && s.name.startsWith('model run'));
       expect(ranking.map((s) => s.name)).toContain(`model run dlrm v${models.version}`);
 

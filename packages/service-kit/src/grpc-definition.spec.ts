@@ -20,6 +20,7 @@ describe('grpc definitions from protobuf-es descriptors', () => {
       'ReadEventLog',
       'ListUsers',
       'ListItems',
+      'ScanItems',
     ]);
     expect(batch.path).toBe('/recsys.features.v1.FeatureService/BatchGetItemFeatures');
     expect(batch).toMatchObject({ requestStream: false, responseStream: false, originalName: 'batchGetItemFeatures' });

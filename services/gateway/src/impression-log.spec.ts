@@ -75,6 +75,8 @@ describe('gateway impression log', () => {
       silent,
     );
     featureClient = createServiceClient(features.FeatureService, featureService.address, { defaultTimeoutMs: 5000 });
+    // Popularity counts only items the catalogue holds.
+    await featureClient.upsertItems({ items: popular.map((itemId) => ({ itemId, category: 'c' })) });
     await featureClient.recordFeedback({
       events: popular.map((itemId) => ({ eventId: randomUUID(), userId: 'someone', itemId, eventType: common.EventType.VIEW })),
     });

@@ -112,6 +112,18 @@ export class ImpressionLog {
     return Promise.all(sends).then(() => undefined);
   }
 
+  /**
+   * Feedback can arrive before the timer sent the answer it names (a click within IMPRESSION_LOG_FLUSH_MS): then the
+   * queue is sent first, and sends in flight are awaited, so the feature service finds the impression and attributes
+   * the feedback to the versions that served it. Never fails: a failed send is counted as always.
+   */
+  async sendPending(requestIds: readonly string[]): Promise<void> {
+    const wanted = new Set(requestIds.filter((id) => id !== ''));
+    if (wanted.size === 0) return;
+    if (this.queue.some((answer) => wanted.has(answer.requestId))) await this.flush();
+    if (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+  }
+
   /** Stops the timer and sends what is queued (waiting for calls in flight). */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);

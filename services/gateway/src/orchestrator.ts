@@ -385,6 +385,8 @@ export class Orchestrator implements GatewayApi {
   async sendFeedback(request: gateway.SendFeedbackRequest, _caller: Caller): Promise<gateway.SendFeedbackResponse> {
     validateFeedbackRequest(request, this.config.limits);
     const events = withEventIds(request).events;
+    // An answer still queued for the event log goes first, so the feedback naming it is attributed.
+    await this.impressions?.sendPending(events.map((event) => event.requestId));
     try {
       const answer = await this.clients.features.recordFeedback({ events }, { timeoutMs: this.config.featuresTimeoutMs });
       return create(gateway.SendFeedbackResponseSchema, { accepted: answer.accepted, duplicates: answer.duplicates });

@@ -360,8 +360,16 @@ export class RedisFeatureStore implements FeatureStore {
       const at = cursor === '' ? '0' : /^[1-9]\d{0,19}$/.test(cursor) ? cursor : undefined;
       if (at === undefined) throw new InvalidCursorError(cursor, "'' or a Redis SCAN cursor given by an earlier page");
       return this.call(async () => {
-        const [next, keys] = await this.client.scan(at, 'MATCH', pattern, 'COUNT', count);
-        const ids = keys.map((key) => key.slice(keyStart.length));
+        // Other keys (users, histories, the event log's answers) can outnumber items: SCAN goes on until the page
+        // holds about `limit` items, the keyspace ends, or a bounded number of steps, so a page is rarely empty.
+        let next = at;
+        const ids: string[] = [];
+        for (let step = 0; step < SCAN_STEPS_PER_PAGE && ids.length < count; step++) {
+          const [following, keys] = await this.client.scan(next, 'MATCH', pattern, 'COUNT', count - ids.length);
+          for (const key of keys) ids.push(key.slice(keyStart.length));
+          next = following;
+          if (next === '0') break;
+        }
         return { items: await this.presentItems(ids), next: next === '0' ? '' : next };
       });
     }
@@ -765,6 +773,9 @@ export class RedisFeatureStore implements FeatureStore {
     });
   }
 }
+
+/** SCAN calls one ScanItems page may make on one Redis. */
+const SCAN_STEPS_PER_PAGE = 64;
 
 /** Text matched literally by a Redis glob pattern. */
 function globEscape(text: string): string {
