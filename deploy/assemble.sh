@@ -13,6 +13,7 @@ cp -a "$src/package.json" "$src/pnpm-workspace.yaml" "$src/node_modules" "$dest/
 for dir in "$src"/packages/* "$src"/services/*; do
   pkg=${dir#"$src"/}
   [ "$pkg" = packages/testing ] && continue # the test harness: a development dependency only
+  [ "$pkg" = packages/simulator ] && continue # the traffic simulator (bench:loop, tests): a development tool
   [ -d "$dir/dist" ] || { echo "assemble: $pkg has no dist/ (not built)" >&2; exit 1; }
   mkdir -p "$dest/$pkg"
   cp -a "$dir/package.json" "$dir/dist" "$dest/$pkg/"
