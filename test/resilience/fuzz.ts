@@ -56,7 +56,7 @@ const SERVER_FAULTS = new Set<status>([status.INTERNAL, status.UNKNOWN, status.D
  */
 const TRANSPORT_INTERNAL = [/^Failed to decompress message$/, /^Invalid grpc-timeout value/];
 /** What an INVALID_ARGUMENT / 400 message starts with: the field path (service-kit's InvalidArgumentError). */
-const NAMES_FIELD = /^[A-Za-z_][\w.[\]-]*(?: \d+)?: /;
+const NAMES_FIELD = /^[A-Za-z_][\w.-]*(?:\[[^\n]*?\][\w.-]*)*(?: \d+)?: /;
 
 /** A small seeded generator (mulberry32): the same seed makes the same cases. */
 export class Rng {
