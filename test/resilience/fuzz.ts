@@ -43,6 +43,8 @@ export interface FuzzResult {
   by_target: Record<string, number>;
   /** Answers by status (HTTP status or gRPC code name). */
   by_status: Record<string, number>;
+  /** RSS in MiB before and after the run, per process (when pids are given). */
+  rss_mib?: Record<string, [before: number, after: number]>;
 }
 
 /** gRPC codes that mean the server failed, the equivalent of HTTP 5xx (UNAVAILABLE is judged by liveness instead). */
@@ -54,7 +56,7 @@ const SERVER_FAULTS = new Set<status>([status.INTERNAL, status.UNKNOWN, status.D
  */
 const TRANSPORT_INTERNAL = [/^Failed to decompress message$/, /^Invalid grpc-timeout value/];
 /** What an INVALID_ARGUMENT / 400 message starts with: the field path (service-kit's InvalidArgumentError). */
-const NAMES_FIELD = /^[A-Za-z_][\w.[\]-]*(?: \d+)?: /;
+const NAMES_FIELD = /^[A-Za-z_][\w.-]*(?:\[[^\n]*?\][\w.-]*)*(?: \d+)?: /;
 
 /** A small seeded generator (mulberry32): the same seed makes the same cases. */
 export class Rng {
@@ -812,10 +814,12 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
     }
   }
   let rssGrowth: number | undefined;
+  const rssMib: Record<string, [number, number]> = {};
   for (const [name, pid] of Object.entries(pids)) {
     const before = rssBefore[name];
     const after = rssKiB(pid);
     if (before === undefined || after === undefined) continue;
+    rssMib[name] = [Math.round(before / 102.4) / 10, Math.round(after / 102.4) / 10];
     const growth = ((after - before) / before) * 100;
     rssGrowth = Math.max(rssGrowth ?? -Infinity, growth);
   }
@@ -828,5 +832,6 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzResult> {
     findings,
     by_target: byTarget,
     by_status: byStatus,
+    ...(Object.keys(rssMib).length > 0 ? { rss_mib: rssMib } : {}),
   };
 }

@@ -36,7 +36,17 @@ export async function launchTarget(
       ports,
       metrics: true,
       log,
-      env: { gateway: { API_KEYS: `resilience:${apiKey}`, RATE_LIMIT_PER_SECOND: '0', LOG_LEVEL: 'warn', ...gatewayEnv } },
+      // No per-key limit (the load is one key); the feature service gets 2 s for a feedback write, so that a write slowed
+      // by a busy machine is not mistaken for an answer to the input (it would rightly be a 503).
+      env: {
+        gateway: {
+          API_KEYS: `resilience:${apiKey}`,
+          RATE_LIMIT_PER_SECOND: '0',
+          FEATURES_TIMEOUT_MS: '2000',
+          LOG_LEVEL: 'warn',
+          ...gatewayEnv,
+        },
+      },
     });
   } catch (error) {
     await redis.destroy();

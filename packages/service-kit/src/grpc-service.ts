@@ -33,6 +33,11 @@ export interface GrpcServiceSpec {
    */
   methods?: readonly UnaryBytesMethod[];
   /**
+   * Largest request message accepted (RESOURCE_EXHAUSTED above it); default CHANNEL_OPTIONS' 64 MiB, which internal
+   * batch calls need. A public front door sets its own request size limit, or each call may make it buffer 64 MiB.
+   */
+  maxReceiveMessageBytes?: number;
+  /**
    * Releases what the service holds (stores, model sessions, clients): after the server has drained its
    * in-flight calls on close, or at once when the service fails to start.
    */
@@ -77,7 +82,11 @@ export async function startGrpcService(spec: GrpcServiceSpec): Promise<RunningGr
     package: [...new Set(spec.services.filter((s) => definition[s.typeName] !== undefined).map(protoPackageOf))],
     packageDefinition: definition,
     gracefulShutdown: true,
-    channelOptions: { ...CHANNEL_OPTIONS, ...connectionAgeOptions(config) },
+    channelOptions: {
+      ...CHANNEL_OPTIONS,
+      ...connectionAgeOptions(config),
+      ...(spec.maxReceiveMessageBytes !== undefined ? { 'grpc.max_receive_message_length': spec.maxReceiveMessageBytes } : {}),
+    },
     onLoadPackageDefinition: (_definition: unknown, server: GrpcServer) => {
       grpcServer = server;
       health.addToServer(server);

@@ -89,6 +89,8 @@ export interface GatewayConfig extends BaseServiceConfig {
   httpHost: string;
   /** 0 picks a free port; -1 turns the REST API off. */
   httpPort: number;
+  /** Longest time to receive a whole request (headers and body): a slow-loris client is cut off with 408. */
+  httpRequestTimeoutMs: number;
   addresses: Record<StageName | 'features', string>;
   /** Feedback writes, the user read and the popular-items fallback. */
   featuresTimeoutMs: number;
@@ -139,6 +141,7 @@ export const gatewayEnv = {
   GRPC_PORT: portVar(DEFAULT_PORTS.gateway),
   HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   HTTP_PORT: z.coerce.number().int().min(-1).max(65535).default(DEFAULT_PORTS.http),
+  HTTP_REQUEST_TIMEOUT_MS: positiveInt.min(100).max(600_000).default(10_000),
   FEATURES_ADDRESS: addressVar(defaultAddress('features')),
   RETRIEVAL_ADDRESS: addressVar(defaultAddress('retrieval')),
   PRERANKING_ADDRESS: addressVar(defaultAddress('preranking')),
@@ -223,6 +226,7 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     ...baseServiceConfig(e),
     httpHost: e.HTTP_HOST,
     httpPort: e.HTTP_PORT,
+    httpRequestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
     addresses: {
       features: e.FEATURES_ADDRESS,
       retrieval: e.RETRIEVAL_ADDRESS,

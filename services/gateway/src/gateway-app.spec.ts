@@ -92,6 +92,12 @@ describe('gateway with stages down: fallbacks, never a failed request', () => {
 
   const context = { recentItems: [{ itemId: 'pop-3', eventType: EventType.VIEW }] };
 
+  // Regression (resilience review): the gateway's gRPC took messages up to 64 MiB where REST stops at MAX_BODY_BYTES.
+  it('refuses a gRPC request over MAX_BODY_BYTES with RESOURCE_EXHAUSTED, as REST answers 413', async () => {
+    await expect(client.recommend({ userId: 'u'.repeat(300 * 1024), k: 5 })).rejects.toMatchObject({ code: status.RESOURCE_EXHAUSTED });
+    expect((await client.recommend({ userId: user, k: 5 })).items.length).toBeGreaterThan(0);
+  });
+
   // Regression (resilience fuzz): the feature service's own refusal of a client's event was answered UNAVAILABLE (503).
   it('answers a feedback event the feature service refuses with INVALID_ARGUMENT naming the field', async () => {
     const future = BigInt(Date.now() + 3 * 86_400_000);

@@ -94,6 +94,8 @@ export async function startGatewayService(
     config,
     logger,
     metrics: serviceMetrics,
+    // The same request size limit as the REST API: a client's call cannot make the gateway buffer 64 MiB.
+    maxReceiveMessageBytes: config.access.maxBodyBytes,
     release,
   });
   try {

@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { create } from '@bufbuild/protobuf';
 import { Metadata } from '@grpc/grpc-js';
 import { common, gateway } from '@recsys/contracts';
@@ -233,6 +234,41 @@ describe('REST API (startHttpServer)', () => {
     const repeated = await call(base, '/v1/recommendations?user_id=u1&k=1&k=2', { key: WEB_KEY });
     expect(repeated.body.error.field).toBe('k');
     expect(api.calls).toHaveLength(0);
+  });
+
+  // Regression (resilience fuzz): a body sent a byte at a time held its connection for Node's default 5 minutes.
+  it('cuts off a slow-loris body after HTTP_REQUEST_TIMEOUT_MS with 408', async () => {
+    const slow = await startHttpServer(
+      new RecordingApi(gatewayConfig()),
+      gatewayConfig({ HTTP_REQUEST_TIMEOUT_MS: '300' }),
+      logger,
+      new ServiceMetrics('gateway'),
+    );
+    try {
+      const answer = await new Promise<{ status: number | undefined; body: string }>((resolve) => {
+        const req = httpRequest(
+          {
+            host: '127.0.0.1',
+            port: slow.port,
+            method: 'POST',
+            path: '/v1/recommendations',
+            headers: { authorization: `Bearer ${WEB_KEY}`, 'content-type': 'application/json', 'content-length': 100 },
+          },
+          (res) => {
+            let body = '';
+            res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+            res.on('end', () => resolve({ status: res.statusCode, body }));
+          },
+        );
+        req.on('error', () => resolve({ status: undefined, body: '' }));
+        req.write('{');
+        // Nothing more: the body never completes.
+      });
+      expect(answer.status).toBe(408);
+      expect(JSON.parse(answer.body)).toMatchObject({ error: { code: 'REQUEST_TIMEOUT', field: 'body' } });
+    } finally {
+      await slow.close();
+    }
   });
 
   it('answers 413 for a body over the limit and 415 for a body that is not JSON', async () => {

@@ -272,6 +272,26 @@ function admit(access: AccessControl, logger: Logger): RequestHandler {
   };
 }
 
+/**
+ * A body still arriving after timeoutMs (a slow-loris client: a byte now and then) is answered 408 and its connection
+ * closed. Node's own requestTimeout is only checked every 30 s and its default is 5 minutes.
+ */
+function bodyDeadline(timeoutMs: number, logger: Logger): RequestHandler {
+  return (req, res, next) => {
+    if (req.complete) return next();
+    const timer = setTimeout(() => {
+      if (req.complete || res.headersSent) return;
+      res.set('Connection', 'close');
+      res.once('finish', () => req.destroy());
+      sendError(res, new HttpStatusError(408, `the request did not arrive within ${timeoutMs} ms`, 'body'), logger);
+    }, timeoutMs);
+    const clear = () => clearTimeout(timer);
+    req.once('end', clear);
+    res.once('close', clear);
+    next();
+  };
+}
+
 /** JSON bodies up to maxBodyBytes; the body parser's own errors become clear JSON answers (413, 400, 415). */
 function jsonBody(maxBodyBytes: number, logger: Logger): RequestHandler {
   const parse = express.json({ limit: maxBodyBytes, type: 'application/json', strict: true });
@@ -329,6 +349,7 @@ export async function startHttpServer(
   app.use(observe(metrics));
   if (config.access.corsOrigins.length > 0) app.use(cors(config.access.corsOrigins));
   app.use(admit(access, httpLogger));
+  app.use(bodyDeadline(config.httpRequestTimeoutMs, httpLogger));
   app.use(jsonBody(config.access.maxBodyBytes, httpLogger));
   app.useGlobalFilters(new HttpErrorFilter(httpLogger));
   try {
@@ -338,6 +359,10 @@ export async function startHttpServer(
     throw error;
   }
   const server = app.getHttpServer() as Server;
+  // Node's defaults let a client take 5 minutes over one request (slow loris); bodyDeadline answers bodies in time,
+  // these bound the headers too (checked by Node every 30 s).
+  server.requestTimeout = config.httpRequestTimeoutMs;
+  server.headersTimeout = Math.min(server.headersTimeout, config.httpRequestTimeoutMs);
   const port = (server.address() as AddressInfo).port;
   httpLogger.info({ port, host: config.httpHost, cors: config.access.corsOrigins }, 'REST API listening');
 

@@ -34,7 +34,12 @@ const json = (schemaName: string) => ({ 'application/json': { schema: ref('schem
 const requestIdHeader = { 'x-request-id': ref('headers', 'RequestId') };
 const ok = (description: string, schemaName: string) => ({ description, headers: requestIdHeader, content: json(schemaName) });
 
-const ERROR_RESPONSE_NAMES: Record<string, string> = { '404': 'NotFound', '413': 'PayloadTooLarge', '415': 'UnsupportedMediaType' };
+const ERROR_RESPONSE_NAMES: Record<string, string> = {
+  '404': 'NotFound',
+  '408': 'RequestTimeout',
+  '413': 'PayloadTooLarge',
+  '415': 'UnsupportedMediaType',
+};
 
 const errorResponses = (...extra: string[]) => ({
   '400': ref('responses', 'BadRequest'),
@@ -78,7 +83,7 @@ export function openApiDocument(config: { limits: LimitsConfig; access: AccessCo
           summary: 'Recommend items for a user',
           parameters: [ref('parameters', 'RequestId')],
           requestBody: { required: true, content: json('RecommendRequest') },
-          responses: { ...recommendResponses, ...errorResponses('413', '415') },
+          responses: { ...recommendResponses, ...errorResponses('408', '413', '415') },
         },
         get: {
           operationId: 'recommendByQuery',
@@ -95,7 +100,7 @@ export function openApiDocument(config: { limits: LimitsConfig; access: AccessCo
           requestBody: { required: true, content: json('FeedbackRequest') },
           responses: {
             '200': ok('How many events were stored, and how many were repeats of stored event ids', 'FeedbackResponse'),
-            ...errorResponses('413', '415'),
+            ...errorResponses('408', '413', '415'),
           },
         },
       },
@@ -163,6 +168,7 @@ export function openApiDocument(config: { limits: LimitsConfig; access: AccessCo
           'WWW-Authenticate': { description: 'Bearer', schema: { type: 'string' } },
         }),
         NotFound: errorResponse('NOT_FOUND: the item is not known'),
+        RequestTimeout: errorResponse('REQUEST_TIMEOUT: the body did not arrive within HTTP_REQUEST_TIMEOUT_MS (field: body)'),
         PayloadTooLarge: errorResponse(`The body is larger than ${access.maxBodyBytes} bytes`),
         UnsupportedMediaType: errorResponse('The body is not Content-Type: application/json'),
         TooManyRequests: errorResponse("RESOURCE_EXHAUSTED: the API key's rate limit is spent, or the gateway sheds load", {
