@@ -78,6 +78,7 @@ const SYNTHETIC_VARIANTS: Variant[] = [
   { name: 'tt-history-100', model: 'two-tower', history: { tower: 100 } },
   { name: 'tt-negatives-0', model: 'two-tower', retrieval: { sampledNegatives: 0 } },
   { name: 'tt-negatives-1024', model: 'two-tower', retrieval: { sampledNegatives: 1024 } },
+  { name: 'tt-lr-0.02', model: 'two-tower', retrieval: { lr: 0.02 } },
   { name: 'dlrm-default', model: 'dlrm' },
   { name: 'dlrm-history-0', model: 'dlrm', history: { ranking: 0 } },
   { name: 'dlrm-history-50', model: 'dlrm', history: { ranking: 50 } },
