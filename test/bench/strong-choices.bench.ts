@@ -3,8 +3,8 @@
 // the synthetic data) and scored on that slice after every epoch. The test split is never read: the
 // fitted setup marks its rows 2 and every figure here is a validation figure.
 // CHOICES_DATA=ml100k|synthetic (default ml100k), CHOICES=name,name (default: every variant of that data),
-// CHOICES_SEEDS=0,1 (default 0). Last line: one JSON object; the current strong default is the baseline.
-import { existsSync } from 'node:fs';
+// CHOICES_SEEDS=0,1 (default 0; with several seeds each figure is mean ± sd over them). Last line: one JSON object; the current strong default is the baseline.
+import { existsSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { TrainingSetup, UserHistoryOptions } from '@recsys/data';
 import { repoRoot } from '@recsys/testing';
@@ -30,6 +30,8 @@ const SEEDS = (process.env.CHOICES_SEEDS ?? '0').split(',').map(Number);
 // Every epoch up to these is validated (the strong defaults train 10 and 3).
 const TT_EPOCHS = Number(process.env.CHOICES_TT_EPOCHS ?? 12);
 const DLRM_EPOCHS = Number(process.env.CHOICES_DLRM_EPOCHS ?? 4);
+// CHOICES_OUT=file.json: every variant's per-seed, per-epoch validation points (score and metrics).
+const OUT = process.env.CHOICES_OUT;
 
 interface Variant {
   name: string;
@@ -59,6 +61,7 @@ const ML100K_VARIANTS: Variant[] = [
   { name: 'tt-negatives-1024', model: 'two-tower', retrieval: { sampledNegatives: 1024 } },
   { name: 'tt-negatives-2048', model: 'two-tower', retrieval: { sampledNegatives: 2048 } },
   { name: 'tt-temperature-0.15', model: 'two-tower', retrieval: temperature(0.15) },
+  { name: 'tt-temperature-0.25', model: 'two-tower', retrieval: temperature(0.25) },
   { name: 'tt-temperature-0.3', model: 'two-tower', retrieval: temperature(0.3) },
   { name: 'tt-lr-0.005', model: 'two-tower', retrieval: { lr: 0.005 } },
   { name: 'tt-lr-0.02', model: 'two-tower', retrieval: { lr: 0.02 } },
@@ -75,11 +78,16 @@ const SYNTHETIC_VARIANTS: Variant[] = [
   { name: 'tt-history-100', model: 'two-tower', history: { tower: 100 } },
   { name: 'tt-negatives-0', model: 'two-tower', retrieval: { sampledNegatives: 0 } },
   { name: 'tt-negatives-1024', model: 'two-tower', retrieval: { sampledNegatives: 1024 } },
+  { name: 'tt-lr-0.02', model: 'two-tower', retrieval: { lr: 0.02 } },
   { name: 'dlrm-default', model: 'dlrm' },
   { name: 'dlrm-history-0', model: 'dlrm', history: { ranking: 0 } },
   { name: 'dlrm-history-50', model: 'dlrm', history: { ranking: 50 } },
   { name: 'dlrm-history-200', model: 'dlrm', history: { ranking: 200 } },
 ];
+
+const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+/** Sample standard deviation (n - 1). */
+const sd = (xs: readonly number[]) => Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / Math.max(1, xs.length - 1));
 
 async function run(v: Variant, base: TrainingSetup, seed: number): Promise<ValidationPoint[]> {
   const history = { ...DEFAULT_HISTORY, ...v.history };
@@ -110,6 +118,7 @@ async function main(): Promise<void> {
   };
   console.log(`strong choices on ${DATA}, seeds ${SEEDS.join(',')}, history default ${JSON.stringify(DEFAULT_HISTORY)}`);
   const figures: Record<string, number> = {};
+  const points: Record<string, ValidationPoint[][]> = {};
   for (const v of variants) {
     const perSeed: ValidationPoint[][] = [];
     for (const seed of SEEDS) {
@@ -118,23 +127,32 @@ async function main(): Promise<void> {
       const line = points.map((p) => `${p.epoch}:${round(p.score, 4)}`).join(' ');
       console.log(`${DATA} ${v.name} seed ${seed} per epoch ${line}`);
     }
-    // Per epoch, the mean over seeds; the variant's figure is its best epoch's (the loop keeps that epoch).
+    // Per epoch, the mean over seeds; the variant's figure is its best epoch's (the loop keeps that epoch),
+    // with the sample standard deviation over seeds at that epoch (the seed-to-seed noise).
+    points[v.name] = perSeed;
+    if (OUT) writeFileSync(OUT, JSON.stringify({ data: DATA, seeds: SEEDS, points }));
     const epochs = Math.min(...perSeed.map((p) => p.length));
-    let best = { epoch: 0, score: -Infinity, metrics: {} as Record<string, number> };
+    const at = (e: number, key?: string) => perSeed.map((p) => (key ? p[e]!.metrics[key]! : p[e]!.score));
+    let best = { epoch: 0, score: -Infinity };
+    const meanLine: string[] = [];
     for (let e = 0; e < epochs; e++) {
-      const score = perSeed.reduce((s, p) => s + p[e]!.score, 0) / perSeed.length;
-      const metrics: Record<string, number> = {};
-      for (const key of Object.keys(perSeed[0]![e]!.metrics))
-        metrics[key] = perSeed.reduce((s, p) => s + p[e]!.metrics[key]!, 0) / perSeed.length;
-      if (score > best.score) best = { epoch: e + 1, score, metrics };
+      const score = mean(at(e));
+      meanLine.push(`${e + 1}:${round(score, 4)}`);
+      if (score > best.score) best = { epoch: e + 1, score };
     }
-    const shown = Object.entries(best.metrics)
-      .map(([k, x]) => `${k} ${round(x, 4)}`)
+    console.log(`${DATA} ${v.name} mean per epoch ${meanLine.join(' ')}`);
+    const e = best.epoch - 1;
+    const keys = ['score', ...Object.keys(perSeed[0]![e]!.metrics)];
+    const shown = keys
+      .map((k) => {
+        const xs = at(e, k === 'score' ? undefined : k);
+        figures[`${v.name}_${k}`] = round(mean(xs), 4);
+        if (SEEDS.length > 1) figures[`${v.name}_${k}_sd`] = round(sd(xs), 4);
+        return `${k} ${round(mean(xs), 4)}${SEEDS.length > 1 ? ` ± ${round(sd(xs), 4)}` : ''} (${xs.map((x) => round(x, 4)).join(' / ')})`;
+      })
       .join(', ');
-    console.log(`${DATA} ${v.name}: best epoch ${best.epoch}, validation score ${round(best.score, 4)} (${shown})`);
-    figures[`${v.name}_score`] = round(best.score, 4);
     figures[`${v.name}_epoch`] = best.epoch;
-    for (const [k, x] of Object.entries(best.metrics)) figures[`${v.name}_${k}`] = round(x, 4);
+    console.log(`${DATA} ${v.name}: best epoch ${best.epoch}, validation ${shown}`);
   }
   console.log(JSON.stringify({ data: DATA, seeds: SEEDS.length, ...figures }));
 }
