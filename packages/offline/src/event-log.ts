@@ -4,7 +4,7 @@ import { common, type features } from '@recsys/contracts';
 export interface EventLogSource {
   readEventLog(request: { sinceMs: bigint; untilMs: bigint; afterId: string; limit: number }): Promise<features.ReadEventLogResponse>;
   listUsers(request: { cursor: string; limit: number }): Promise<features.ListUsersResponse>;
-  listItems(request: { cursor: string; limit: number }): Promise<features.ListItemsResponse>;
+  scanItems(request: { cursor: string; limit: number }): Promise<features.ScanItemsResponse>;
 }
 
 /** Event types that count as positive feedback by default: what the feature service keeps as history. */

@@ -138,7 +138,7 @@ export async function exportEvents(source: EventLogSource, options: EventsExport
   );
   const items = await listAll(
     async (request) => {
-      const page = await source.listItems(request);
+      const page = await source.scanItems(request);
       return { rows: page.items, nextCursor: page.nextCursor };
     },
     (item) => item.itemId,
