@@ -1,7 +1,8 @@
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import { type common, features } from '@recsys/contracts';
 import calculateSlot from 'cluster-key-slot';
-import { Cluster, Redis, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ChainableCommander, type ClusterOptions } from 'ioredis';
+import { REDIS_COMMAND_TIMEOUT_MS, REDIS_CONNECT_TIMEOUT_MS, redisClientOptions } from '@recsys/service-kit';
 import {
   InvalidCursorError,
   type ScanPage,
@@ -50,8 +51,6 @@ export const DEFAULT_POPULARITY_SHARDS = 16;
 export const DEFAULT_ITEM_BUCKETS = 64;
 const CLUSTER_SLOTS = 16384;
 
-const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
-const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 /** Commands per round trip for bulk writes: big enough to amortise latency, small enough for Redis. */
 const WRITE_CHUNK = 1000;
 const RECORD_EVENT_COMMAND = 'recsysRecordEvent';
@@ -158,31 +157,7 @@ interface RecordEventPipeline {
 const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|NOREPLICAS|MISCONF|MOVED|ASK)\b/;
 
 /**
- * Wait before the next reconnect to a Redis (or cluster) that went away: 100 ms more per failed try, at most 500 ms. A 2 s
- * cap made test:resilience's recovery after a 3 s Redis outage 2.3 s (the wait before the try that finds Redis back,
- * then the gateway's circuit probe); a reconnect try to a server that is down costs next to nothing.
- */
-export function redisReconnectDelayMs(attempts: number): number {
-  return Math.min(attempts * 100, 500);
-}
-
-/**
- * Client settings that fail fast while Redis is away (no offline queue, one retry) and keep
- * reconnecting forever with capped backoff, so the store recovers by itself when Redis is back.
- */
-export function redisClientOptions(options: Pick<RedisFeatureStoreOptions, 'commandTimeoutMs' | 'connectTimeoutMs'>): RedisOptions {
-  return {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    retryStrategy: redisReconnectDelayMs,
-    lazyConnect: false,
-    connectTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-    commandTimeout: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
-  };
-}
-
-/**
- * Cluster client settings: redisClientOptions()'s timeouts and retry count per node, no offline
+ * Cluster client settings: service-kit's redisClientOptions() timeouts and retry count per node, no offline
  * queue (a call while the cluster is not ready fails at once), and the cluster reconnects forever
  * with capped backoff. Credentials and TLS apply to every node.
  */
@@ -191,11 +166,11 @@ export function redisClusterOptions(
   options: Pick<RedisFeatureStoreOptions, 'commandTimeoutMs' | 'connectTimeoutMs'>,
 ): ClusterOptions {
   // Per node: the timeouts and retries of one Redis; the cluster owns queueing and reconnecting.
-  const { connectTimeout, commandTimeout, maxRetriesPerRequest } = redisClientOptions(options);
+  const { connectTimeout, commandTimeout, maxRetriesPerRequest, retryStrategy } = redisClientOptions(options);
   return {
     enableOfflineQueue: false,
-    clusterRetryStrategy: redisReconnectDelayMs,
-    slotsRefreshTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    clusterRetryStrategy: retryStrategy,
+    slotsRefreshTimeout: connectTimeout,
     redisOptions: {
       connectTimeout,
       commandTimeout,
@@ -233,7 +208,7 @@ export class RedisFeatureStore implements FeatureStore {
   private closed = false;
 
   /**
-   * Takes ownership of `client` (close() quits it); a URL gets a client with redisClientOptions().
+   * Takes ownership of `client` (close() quits it); a URL gets a client with service-kit's redisClientOptions().
    * `clusterSeeds` names a cluster in error messages (host:port list, no credentials).
    */
   constructor(client: Redis | Cluster | string, options: RedisFeatureStoreOptions, clusterSeeds?: string) {
@@ -247,13 +222,13 @@ export class RedisFeatureStore implements FeatureStore {
         popularityShards: options.popularityShards ?? DEFAULT_POPULARITY_SHARDS,
         itemBuckets: options.itemBuckets ?? DEFAULT_ITEM_BUCKETS,
       });
-      this.commandTimeoutMs = this.cluster.options.redisOptions?.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS;
+      this.commandTimeoutMs = this.cluster.options.redisOptions?.commandTimeout ?? REDIS_COMMAND_TIMEOUT_MS;
       this.where = clusterSeeds ?? 'seed nodes not named';
       this.label = `Redis Cluster (${this.where})`;
     } else {
       this.cluster = undefined;
       this.keys = plainKeyLayout(prefix);
-      this.commandTimeoutMs = this.client.options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS;
+      this.commandTimeoutMs = this.client.options.commandTimeout ?? REDIS_COMMAND_TIMEOUT_MS;
       const { path, host, port } = this.client.options;
       this.where = path ? path : `${host ?? '127.0.0.1'}:${port ?? 6379}`;
       this.label = `Redis at ${this.where}`;
@@ -283,7 +258,7 @@ export class RedisFeatureStore implements FeatureStore {
    */
   static async connect(url: string, options: RedisFeatureStoreOptions): Promise<RedisFeatureStore> {
     const store = new RedisFeatureStore(url, options);
-    await store.firstAttempt((options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS) + 500);
+    await store.firstAttempt((options.connectTimeoutMs ?? REDIS_CONNECT_TIMEOUT_MS) + 500);
     return store;
   }
 
@@ -291,7 +266,7 @@ export class RedisFeatureStore implements FeatureStore {
   static async connectCluster(cluster: RedisClusterNodes, options: RedisFeatureStoreOptions): Promise<RedisFeatureStore> {
     const client = new Cluster(cluster.nodes, redisClusterOptions(cluster, options));
     const store = new RedisFeatureStore(client, options, describeClusterNodes(cluster));
-    await store.firstAttempt((options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS) + 500);
+    await store.firstAttempt((options.connectTimeoutMs ?? REDIS_CONNECT_TIMEOUT_MS) + 500);
     return store;
   }
 
