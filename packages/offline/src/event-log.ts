@@ -69,8 +69,9 @@ export async function readEventLog(source: EventLogSource, sinceMs: number, unti
 }
 
 /** Every user or item the feature service holds, de-duplicated by id (a scan may repeat rows). */
-export async function listAll<T>(
-  list: (request: { cursor: string; limit: number }) => Promise<{ rows: T[]; nextCursor: string }>,
+export async function listAll<P extends { nextCursor: string }, T>(
+  list: (request: { cursor: string; limit: number }) => Promise<P>,
+  rowsOf: (page: P) => readonly T[],
   idOf: (row: T) => string,
   pageSize = 1000,
 ): Promise<Map<string, T>> {
@@ -78,7 +79,7 @@ export async function listAll<T>(
   let cursor = '';
   do {
     const page = await list({ cursor, limit: pageSize });
-    for (const row of page.rows) rows.set(idOf(row), row);
+    for (const row of rowsOf(page)) rows.set(idOf(row), row);
     cursor = page.nextCursor;
   } while (cursor !== '');
   return rows;

@@ -120,18 +120,14 @@ export async function exportEvents(source: EventLogSource, options: EventsExport
   rows.sort((a, b) => a.timeMs - b.timeMs);
 
   const users = await listAll(
-    async (request) => {
-      const page = await source.listUsers(request);
-      return { rows: page.users, nextCursor: page.nextCursor };
-    },
+    (request) => source.listUsers(request),
+    (page) => page.users,
     (user) => user.userId,
     options.pageSize,
   );
   const items = await listAll(
-    async (request) => {
-      const page = await source.scanItems(request);
-      return { rows: page.items, nextCursor: page.nextCursor };
-    },
+    (request) => source.scanItems(request),
+    (page) => page.items,
     (item) => item.itemId,
     options.pageSize,
   );
