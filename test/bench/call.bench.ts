@@ -47,7 +47,7 @@ import {
   type RunningGrpcService,
 } from '@recsys/service-kit';
 import { bestFirst, encodeScoredCandidates } from '@recsys/stage';
-import { quantile, round } from './stats';
+import { cpuMicros, quantile, round } from './stats';
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 1500);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -207,8 +207,7 @@ async function cpuPerCall(send: Send, c: number, calls: number): Promise<number>
       while (next++ < calls) await send();
     }),
   );
-  const used = process.cpuUsage(before);
-  return (used.user + used.system) / calls;
+  return cpuMicros(before) / calls;
 }
 
 /** Nanoseconds per iteration of `body`, `loops` times. */

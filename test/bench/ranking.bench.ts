@@ -19,7 +19,7 @@ import { itemRecords, loadFeatures } from '@recsys/offline';
 import { builtEntry, RedisServer, startNode } from '@recsys/testing';
 import { DEFAULT_SYNTHETIC, type DataSource, inputLayout, loadSetup, trainRun } from '@recsys/trainer';
 import * as ort from 'onnxruntime-node';
-import { quantile, round, rssMiB } from './stats';
+import { cpuMicros, quantile, round, rssMiB } from './stats';
 
 const CANDIDATES = Number(process.env.BENCH_CANDIDATES ?? 300);
 /** Requests per concurrency level and side, spread over the rounds. */
@@ -54,10 +54,7 @@ function processCpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
-const clientCpuMs = () => {
-  const { user, system } = process.cpuUsage();
-  return (user + system) / 1000;
-};
+const clientCpuMs = () => cpuMicros() / 1000;
 
 /** A counter's value in a Prometheus text exposition (0 when absent). */
 async function counter(metricsPort: number, name: string): Promise<number> {

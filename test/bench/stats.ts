@@ -25,3 +25,9 @@ export async function timeMs(operation: () => Promise<unknown>): Promise<number>
   await operation();
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
+
+/** CPU time of this process (user + system, every thread) in microseconds: since `before` when given, else in all. */
+export function cpuMicros(before?: NodeJS.CpuUsage): number {
+  const { user, system } = process.cpuUsage(before);
+  return user + system;
+}

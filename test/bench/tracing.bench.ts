@@ -28,7 +28,7 @@ import {
   traceLogFields,
   type ServiceClient,
 } from '@recsys/service-kit';
-import { quantile, round } from './stats';
+import { cpuMicros, quantile, round } from './stats';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -103,11 +103,10 @@ async function main(): Promise<void> {
         await client.getUserFeatures({ userId: 'front' });
         wallUs.push(Number(process.hrtime.bigint() - started) / 1e3);
       }
-      const used = process.cpuUsage(cpu);
+      const used = cpuMicros(cpu);
       // The export of the last spans is part of the sampled phase's cost.
       await tracing?.flush();
-      const total = process.cpuUsage(cpu);
-      return { cpuUs: (phase === 'sampled' ? total.user + total.system : used.user + used.system) / requests, wallUs };
+      return { cpuUs: (phase === 'sampled' ? cpuMicros(cpu) : used) / requests, wallUs };
     } finally {
       await tracing?.release();
     }
@@ -132,8 +131,7 @@ async function main(): Promise<void> {
   // CPU time, not wall time: other processes on a loaded machine do not count.
   const hookCpu = process.cpuUsage();
   for (let i = 0; i < HOOK_LOOPS; i++) hooks();
-  const hookUsed = process.cpuUsage(hookCpu);
-  const hooksNs = ((hookUsed.user + hookUsed.system) * 1000) / HOOK_LOOPS;
+  const hooksNs = (cpuMicros(hookCpu) * 1000) / HOOK_LOOPS;
 
   client.close();
   downstream.close();

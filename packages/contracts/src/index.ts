@@ -7,3 +7,4 @@ export * as ranking from './gen/recsys/ranking/v1/ranking_pb.js';
 export * as reranking from './gen/recsys/reranking/v1/reranking_pb.js';
 export * as gateway from './gen/recsys/gateway/v1/gateway_pb.js';
 export * from './fields.js';
+export * from './feature-values.js';

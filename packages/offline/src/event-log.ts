@@ -4,7 +4,7 @@ import { common, type features } from '@recsys/contracts';
 export interface EventLogSource {
   readEventLog(request: { sinceMs: bigint; untilMs: bigint; afterId: string; limit: number }): Promise<features.ReadEventLogResponse>;
   listUsers(request: { cursor: string; limit: number }): Promise<features.ListUsersResponse>;
-  listItems(request: { cursor: string; limit: number }): Promise<features.ListItemsResponse>;
+  scanItems(request: { cursor: string; limit: number }): Promise<features.ScanItemsResponse>;
 }
 
 /** Event types that count as positive feedback by default: what the feature service keeps as history. */
@@ -69,8 +69,9 @@ export async function readEventLog(source: EventLogSource, sinceMs: number, unti
 }
 
 /** Every user or item the feature service holds, de-duplicated by id (a scan may repeat rows). */
-export async function listAll<T>(
-  list: (request: { cursor: string; limit: number }) => Promise<{ rows: T[]; nextCursor: string }>,
+export async function listAll<P extends { nextCursor: string }, T>(
+  list: (request: { cursor: string; limit: number }) => Promise<P>,
+  rowsOf: (page: P) => readonly T[],
   idOf: (row: T) => string,
   pageSize = 1000,
 ): Promise<Map<string, T>> {
@@ -78,7 +79,7 @@ export async function listAll<T>(
   let cursor = '';
   do {
     const page = await list({ cursor, limit: pageSize });
-    for (const row of page.rows) rows.set(idOf(row), row);
+    for (const row of rowsOf(page)) rows.set(idOf(row), row);
     cursor = page.nextCursor;
   } while (cursor !== '');
   return rows;

@@ -1,16 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { common, type features } from '@recsys/contracts';
-import {
-  createInteractions,
-  tableFromRows,
-  timeSplit,
-  writeDatasetFiles,
-  type Dataset,
-  type Interactions,
-  type Row,
-  type RowValue,
-} from '@recsys/data';
+import { common, featureValue, type features } from '@recsys/contracts';
+import { createInteractions, tableFromRows, timeSplit, writeDatasetFiles, type Dataset, type Interactions, type Row } from '@recsys/data';
 import { DEFAULT_POSITIVE_TYPES, listAll, readEventLog, type EventLogSource } from './event-log.js';
 
 /** The export's format version, in export.json; it changes only when the files' meaning does. */
@@ -129,18 +120,14 @@ export async function exportEvents(source: EventLogSource, options: EventsExport
   rows.sort((a, b) => a.timeMs - b.timeMs);
 
   const users = await listAll(
-    async (request) => {
-      const page = await source.listUsers(request);
-      return { rows: page.users, nextCursor: page.nextCursor };
-    },
+    (request) => source.listUsers(request),
+    (page) => page.users,
     (user) => user.userId,
     options.pageSize,
   );
   const items = await listAll(
-    async (request) => {
-      const page = await source.listItems(request);
-      return { rows: page.items, nextCursor: page.nextCursor };
-    },
+    (request) => source.scanItems(request),
+    (page) => page.items,
     (item) => item.itemId,
     options.pageSize,
   );
@@ -253,7 +240,7 @@ function featureRow(values: common.Features | undefined): Partial<Row> {
   const row: Partial<Row> = {};
   for (const [name, value] of Object.entries(values?.values ?? {})) {
     if (DERIVED_FEATURES.has(name)) continue;
-    const cell = featureCell(value);
+    const cell = featureValue(value); // vectors have no column kind in the dataset model: left out
     if (cell !== undefined) row[name] = cell;
   }
   return row;
@@ -266,18 +253,4 @@ function itemRow(item: features.Item): Partial<Row> {
   row.category = item.category;
   if (item.createdAtMs > 0n) row.created_at = Number(item.createdAtMs);
   return row;
-}
-
-/** Vectors have no column kind in the dataset model: they are left out. */
-function featureCell(value: common.FeatureValue): RowValue | undefined {
-  switch (value.kind.case) {
-    case 'categorical':
-      return value.kind.value;
-    case 'numeric':
-      return value.kind.value;
-    case 'multi':
-      return value.kind.value.values;
-    default:
-      return undefined;
-  }
 }

@@ -51,7 +51,7 @@ describe('recsys-up flags', () => {
     fails(['--http-port', 'eighty'], '--http-port: expected a port from 0 to 65535');
     fails(['--skip', 'features'], '--skip: "features" is not a service that can be left out');
     fails(['--skip', 'cache'], '--skip: "cache"');
-    fails(['--users', '0'], '--users: expected a positive whole number');
+    fails(['--users', '0'], '--users: expected a whole number >= 1, got "0"');
     fails(['--redis-url', 'localhost:6379'], '--redis-url: expected a redis:// or rediss:// URL');
     fails(['--models', '/m', '--items', '10'], '--models and --users/--items');
     fails(['--shards', '3'], "'--shards'");

@@ -37,40 +37,61 @@ function portValue(flag: string, text: string | undefined): number | undefined {
   return port;
 }
 
-function positive(flag: string, text: string | undefined): number | undefined {
+/** A flag's whole number, at least `min`; undefined when the flag is absent. */
+export function wholeFlag(flag: string, text: string | undefined, min: number): number | undefined {
   if (text === undefined) return undefined;
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`--${flag}: expected a positive whole number, got "${text}"`);
+  if (!/^\d+$/.test(text) || Number(text) < min) throw new UsageError(`--${flag}: expected a whole number >= ${min}, got "${text}"`);
   return Number(text);
+}
+
+/** --redis-url, checked; undefined when absent. */
+export function redisUrlFlag(text: string | undefined): string | undefined {
+  if (text !== undefined && !/^rediss?:\/\/\S+$/.test(text))
+    throw new UsageError(`--redis-url: expected a redis:// or rediss:// URL, got "${text}"`);
+  return text;
+}
+
+/** --mode, checked; undefined when absent. */
+export function modeFlag(text: string | undefined): PipelineMode | undefined {
+  if (text !== undefined && !PIPELINE_MODES.includes(text as PipelineMode))
+    throw new UsageError(`--mode: expected ${PIPELINE_MODES.join(' or ')}, got "${text}"`);
+  return text as PipelineMode | undefined;
+}
+
+/**
+ * The flags of a command (node:util parseArgs, its errors as UsageError, --help / -h added): each flag's text by name,
+ * or undefined when help was asked.
+ */
+export function parseFlags(
+  argv: string[],
+  options: Record<string, { type: 'string' }>,
+): ((flag: string) => string | undefined) | undefined {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } } }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (values.help) return undefined;
+  return (flag) => values[flag] as string | undefined;
 }
 
 /** The launcher's options from its flags and environment; `repoRoot` anchors the default work directory. */
 export function parseUpArgs(argv: string[], env: NodeJS.ProcessEnv, repoRoot: string): UpCommand {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        mode: { type: 'string' },
-        'work-dir': { type: 'string' },
-        models: { type: 'string' },
-        'redis-url': { type: 'string' },
-        skip: { type: 'string' },
-        users: { type: 'string' },
-        items: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        ...Object.fromEntries(PORT_FLAGS.map((name) => [`${name}-port`, { type: 'string' as const }])),
-      },
-    }));
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  if (values.help) return { help: true };
-  const text = (flag: string) => values[flag] as string | undefined;
+  const text = parseFlags(argv, {
+    mode: { type: 'string' },
+    'work-dir': { type: 'string' },
+    models: { type: 'string' },
+    'redis-url': { type: 'string' },
+    skip: { type: 'string' },
+    users: { type: 'string' },
+    items: { type: 'string' },
+    ...Object.fromEntries(PORT_FLAGS.map((name) => [`${name}-port`, { type: 'string' as const }])),
+  });
+  if (text === undefined) return { help: true };
   const workDir = text('work-dir') ?? (env.RECSYS_WORK_DIR || resolve(repoRoot, '.recsys'));
   if (workDir === '') throw new UsageError('--work-dir: must not be empty');
-  const redisUrl = text('redis-url') ?? (env.REDIS_URL || undefined);
-  if (redisUrl !== undefined && !/^rediss?:\/\/\S+$/.test(redisUrl))
-    throw new UsageError(`--redis-url: expected a redis:// or rediss:// URL, got "${redisUrl}"`);
+  const redisUrl = redisUrlFlag(text('redis-url') ?? (env.REDIS_URL || undefined));
   const skip = (text('skip') ?? '')
     .split(',')
     .map((name) => name.trim())
@@ -85,13 +106,11 @@ export function parseUpArgs(argv: string[], env: NodeJS.ProcessEnv, repoRoot: st
     if (port !== undefined) ports[name] = port;
   }
   const synthetic: NonNullable<PipelineOptions['synthetic']> = {};
-  const users = positive('users', text('users'));
-  const items = positive('items', text('items'));
+  const users = wholeFlag('users', text('users'), 1);
+  const items = wholeFlag('items', text('items'), 1);
   if (users !== undefined) synthetic.users = users;
   if (items !== undefined) synthetic.items = items;
-  const mode = (text('mode') ?? env.RECSYS_MODE) || undefined;
-  if (mode !== undefined && !PIPELINE_MODES.includes(mode as PipelineMode))
-    throw new UsageError(`--mode: expected ${PIPELINE_MODES.join(' or ')}, got "${mode}"`);
+  const mode = modeFlag((text('mode') ?? env.RECSYS_MODE) || undefined);
   if (mode === 'all-in-one' && skip.length > 0) throw new UsageError('--skip: the all-in-one mode runs every service; leave --skip out');
   const models = text('models');
   if (models !== undefined && (users !== undefined || items !== undefined))
@@ -100,7 +119,7 @@ export function parseUpArgs(argv: string[], env: NodeJS.ProcessEnv, repoRoot: st
     help: false,
     options: {
       workDir: resolve(workDir),
-      ...(mode !== undefined ? { mode: mode as PipelineMode } : {}),
+      ...(mode !== undefined ? { mode } : {}),
       ...(models !== undefined ? { modelsDir: resolve(models) } : {}),
       ...(redisUrl !== undefined ? { redisUrl } : {}),
       ...(skip.length > 0 ? { skip: skip as ServiceName[] } : {}),

@@ -1,9 +1,7 @@
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { UsageError } from './cli-args.js';
+import { modeFlag, parseFlags, redisUrlFlag, UsageError, wholeFlag } from './cli-args.js';
 import type { EvaluatePipelineOptions } from './evaluate-pipeline.js';
 import { DEFAULT_FUNNEL_SETTINGS, type FunnelSetting, settingLabel } from './funnel.js';
-import { PIPELINE_MODES, type PipelineMode } from './services.js';
 
 export const evaluateUsage = `usage: recsys-evaluate-pipeline [options]
 
@@ -32,12 +30,6 @@ the train split only so that the held-out positives stay unseen) and stops it at
   --api-key KEY         with --gateway: a key for a gateway with API keys (default: $RECSYS_API_KEY)`;
 
 export type EvaluateCommand = { help: true } | { help: false; options: Omit<EvaluatePipelineOptions, 'log'> };
-
-function whole(flag: string, text: string | undefined, min: number): number | undefined {
-  if (text === undefined) return undefined;
-  if (!/^\d+$/.test(text) || Number(text) < min) throw new UsageError(`--${flag}: expected a whole number >= ${min}, got "${text}"`);
-  return Number(text);
-}
 
 const ADDRESS = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
 
@@ -70,44 +62,34 @@ export function parseSettings(text: string, k: number): FunnelSetting[] {
 
 /** The evaluation's options from its flags and environment; `repoRoot` anchors the default work directory. */
 export function parseEvaluateArgs(argv: string[], env: NodeJS.ProcessEnv, repoRoot: string): EvaluateCommand {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        settings: { type: 'string' },
-        k: { type: 'string' },
-        users: { type: 'string' },
-        'budget-ms': { type: 'string' },
-        'warm-up': { type: 'string' },
-        out: { type: 'string' },
-        'work-dir': { type: 'string' },
-        models: { type: 'string' },
-        'redis-url': { type: 'string' },
-        mode: { type: 'string' },
-        gateway: { type: 'string' },
-        features: { type: 'string' },
-        'api-key': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  if (values.help) return { help: true };
-  const text = (flag: string) => values[flag] as string | undefined;
-  const k = whole('k', text('k'), 1) ?? 20;
+  const text = parseFlags(argv, {
+    settings: { type: 'string' },
+    k: { type: 'string' },
+    users: { type: 'string' },
+    'budget-ms': { type: 'string' },
+    'warm-up': { type: 'string' },
+    out: { type: 'string' },
+    'work-dir': { type: 'string' },
+    models: { type: 'string' },
+    'redis-url': { type: 'string' },
+    mode: { type: 'string' },
+    gateway: { type: 'string' },
+    features: { type: 'string' },
+    'api-key': { type: 'string' },
+  });
+  if (text === undefined) return { help: true };
+  const k = wholeFlag('k', text('k'), 1) ?? 20;
   const settings = text('settings') === undefined ? [...DEFAULT_FUNNEL_SETTINGS] : parseSettings(text('settings')!, k);
   if (text('settings') === undefined && k > DEFAULT_FUNNEL_SETTINGS[DEFAULT_FUNNEL_SETTINGS.length - 1]!.ranked)
     throw new UsageError(`--k: ${k} is wider than the default settings' narrowest ranked count; give --settings too`);
-  const users = whole('users', text('users'), 1) ?? 300;
-  const budgetMs = whole('budget-ms', text('budget-ms'), 1) ?? 1000;
-  const warmUp = whole('warm-up', text('warm-up'), 0) ?? 20;
+  const users = wholeFlag('users', text('users'), 1) ?? 300;
+  const budgetMs = wholeFlag('budget-ms', text('budget-ms'), 1) ?? 1000;
+  const warmUp = wholeFlag('warm-up', text('warm-up'), 0) ?? 20;
   const gateway = address('gateway', text('gateway'));
   const features = address('features', text('features'));
   const models = text('models');
-  const redisUrl = text('redis-url');
-  const mode = text('mode');
+  const redisUrl = redisUrlFlag(text('redis-url'));
+  const mode = modeFlag(text('mode'));
   if (gateway !== undefined) {
     if (models === undefined)
       throw new UsageError('--gateway: needs --models DIR, the models that gateway serves (their data holds the held-out split)');
@@ -118,10 +100,6 @@ export function parseEvaluateArgs(argv: string[], env: NodeJS.ProcessEnv, repoRo
     if (features !== undefined) throw new UsageError('--features: only with --gateway (a started pipeline checks its own feature service)');
     if (text('api-key') !== undefined) throw new UsageError('--api-key: only with --gateway (a started pipeline runs without keys)');
   }
-  if (redisUrl !== undefined && !/^rediss?:\/\/\S+$/.test(redisUrl))
-    throw new UsageError(`--redis-url: expected a redis:// or rediss:// URL, got "${redisUrl}"`);
-  if (mode !== undefined && !PIPELINE_MODES.includes(mode as PipelineMode))
-    throw new UsageError(`--mode: expected ${PIPELINE_MODES.join(' or ')}, got "${mode}"`);
   const workDir = resolve(
     text('work-dir') ?? (env.RECSYS_WORK_DIR ? resolve(env.RECSYS_WORK_DIR, 'funnel') : resolve(repoRoot, '.recsys', 'funnel')),
   );
@@ -140,7 +118,7 @@ export function parseEvaluateArgs(argv: string[], env: NodeJS.ProcessEnv, repoRo
       ...(apiKey !== undefined ? { apiKey } : {}),
       ...(models !== undefined ? { modelsDir: resolve(models) } : {}),
       ...(redisUrl !== undefined ? { redisUrl } : {}),
-      ...(mode !== undefined ? { mode: mode as PipelineMode } : {}),
+      ...(mode !== undefined ? { mode } : {}),
     },
   };
 }

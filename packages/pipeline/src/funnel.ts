@@ -249,35 +249,27 @@ export function renderFunnelHtml(report: FunnelReport): string {
     yFromZero: true,
     legend: 'top-right',
   });
-  const sorted = [...report.settings].sort((a, b) => a.p50_ms - b.p50_ms);
-  const byLatency = lineChart({
-    caption: 'Recall against latency, one point per funnel setting',
-    xLabel: 'p50 latency through the gateway (ms)',
-    yLabel: 'recall',
-    series: FUNNEL_STAGES.map((stage, i) => ({
-      label: STAGE_LABELS[stage],
-      points: sorted.map((s): [number, number] => [s.p50_ms, recallOf(s, stage)]),
-      color: COLORS[i % COLORS.length]!,
-      markers: true,
-    })),
-    yFromZero: true,
-    legend: 'bottom-right',
-  });
-  const byRetrieved = lineChart({
-    caption: 'Recall against the retrieved count',
-    xLabel: 'candidates retrieved',
-    yLabel: 'recall',
-    series: FUNNEL_STAGES.map((stage, i) => ({
-      label: STAGE_LABELS[stage],
-      points: [...report.settings]
-        .sort((a, b) => a.retrieved - b.retrieved)
-        .map((s): [number, number] => [s.retrieved, recallOf(s, stage)]),
-      color: COLORS[i % COLORS.length]!,
-      markers: true,
-    })),
-    yFromZero: true,
-    legend: 'bottom-right',
-  });
+  // Each stage's recall against a figure of the settings, the settings in its order.
+  const recallAgainst = (caption: string, xLabel: string, xOf: (s: SettingResult) => number) =>
+    lineChart({
+      caption,
+      xLabel,
+      yLabel: 'recall',
+      series: FUNNEL_STAGES.map((stage, i) => ({
+        label: STAGE_LABELS[stage],
+        points: [...report.settings].sort((a, b) => xOf(a) - xOf(b)).map((s): [number, number] => [xOf(s), recallOf(s, stage)]),
+        color: COLORS[i % COLORS.length]!,
+        markers: true,
+      })),
+      yFromZero: true,
+      legend: 'bottom-right',
+    });
+  const byLatency = recallAgainst(
+    'Recall against latency, one point per funnel setting',
+    'p50 latency through the gateway (ms)',
+    (s) => s.p50_ms,
+  );
+  const byRetrieved = recallAgainst('Recall against the retrieved count', 'candidates retrieved', (s) => s.retrieved);
   return [
     '<!doctype html>',
     '<html lang="en"><head><meta charset="utf-8"><title>recsys funnel evaluation</title>',

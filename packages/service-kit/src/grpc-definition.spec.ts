@@ -19,7 +19,6 @@ describe('grpc definitions from protobuf-es descriptors', () => {
       'LogImpressions',
       'ReadEventLog',
       'ListUsers',
-      'ListItems',
       'ScanItems',
     ]);
     expect(batch.path).toBe('/recsys.features.v1.FeatureService/BatchGetItemFeatures');

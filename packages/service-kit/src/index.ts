@@ -19,3 +19,4 @@ export * from './in-process.js';
 export * from './undecodable-request.js';
 export * from './candidate-wire.js';
 export * from './unary-method.js';
+export * from './redis-options.js';

@@ -1,4 +1,4 @@
-import { common, type features } from '@recsys/contracts';
+import { common, featureValue, type features } from '@recsys/contracts';
 import { type FeatureSpec, RECENT_ITEMS, USER_HISTORY, USER_HISTORY_ALL } from '@recsys/data';
 
 /** A raw feature value as stored: categorical text, a number, or several categorical values. */
@@ -11,20 +11,6 @@ export interface FeatureRow {
   get(column: string): RawValue;
 }
 
-function valueOf(value: common.FeatureValue | undefined): RawValue {
-  switch (value?.kind.case) {
-    case 'categorical':
-      return value.kind.value;
-    case 'numeric':
-      return value.kind.value;
-    case 'multi':
-      return value.kind.value.values;
-    default:
-      // Dense vectors are not model inputs of these specs.
-      return undefined;
-  }
-}
-
 class MapRow implements FeatureRow {
   constructor(
     readonly id: string,
@@ -33,7 +19,7 @@ class MapRow implements FeatureRow {
   ) {}
 
   get(column: string): RawValue {
-    return column in this.values ? this.values[column] : valueOf(this.stored?.values[column]);
+    return column in this.values ? this.values[column] : featureValue(this.stored?.values[column]);
   }
 }
 

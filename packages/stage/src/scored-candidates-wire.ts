@@ -48,11 +48,15 @@ function utf8Length(text: string): number {
   return text.length;
 }
 
-/** A string field's size: tag, length, bytes (0 when empty: proto3 leaves it out). */
-function stringFieldSize(text: string): number {
-  if (text === '') return 0;
+/** A string field's size written always (an element of a repeated field, a value set on purpose): tag, length, bytes. */
+function textFieldSize(text: string): number {
   const n = utf8Length(text);
   return 1 + varintSize(n) + n;
+}
+
+/** A string field's size: tag, length, bytes (0 when empty: proto3 leaves it out). */
+function stringFieldSize(text: string): number {
+  return text === '' ? 0 : textFieldSize(text);
 }
 
 function stageScoreSize(stage: number, score: number): number {
@@ -161,7 +165,7 @@ export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
   const sizes = new Array<number>(count);
   const created = new Array<number>(count);
   let total = stringFieldSize(modelVersion);
-  for (const id of missingItemIds) total += 1 + varintSize(utf8Length(id)) + utf8Length(id);
+  for (const id of missingItemIds) total += textFieldSize(id);
   for (let r = 0; r < count; r++) {
     const k = order[r]!;
     const score = Math.fround(scores[k]!);
@@ -221,49 +225,35 @@ export interface CandidateEdit {
  * stage made a candidate anew or had to rewrite one, bytes of its own.
  */
 export function encodeCandidateField(schema: DescMessage, candidates: readonly (CandidateEdit | Uint8Array)[]): Uint8Array {
-  const tag = fieldTag(schema, 'candidates', WIRE.length);
-  if (tag >= 0x80) throw new TypeError(`${schema.typeName}.candidates takes a tag of more than one byte`);
-  const sizes = new Array<number>(candidates.length);
-  let total = 0;
-  for (let r = 0; r < candidates.length; r++) {
-    const c = candidates[r]!;
-    let size: number;
-    if (c instanceof Uint8Array) size = c.length;
-    else {
-      const score = Math.fround(c.score);
-      size = c.span.length + 5;
-      for (const channel of c.addChannels ?? []) size += 1 + varintSize(utf8Length(channel)) + utf8Length(channel);
-      if (c.category !== undefined) size += 1 + varintSize(utf8Length(c.category)) + utf8Length(c.category);
-      if (c.createdAtMs !== undefined) size += 1 + varintSize(c.createdAtMs);
-      const own = stageScoreSize(c.stage, score);
-      size += 1 + varintSize(own) + own;
-    }
-    sizes[r] = size;
-    total += 1 + varintSize(size) + size;
+  return encodeCandidates('encodeCandidateField', schema, candidates, candidateEditSize, writeCandidateEdit);
+}
+
+function candidateEditSize(c: CandidateEdit | Uint8Array): number {
+  if (c instanceof Uint8Array) return c.length;
+  let size = c.span.length + 5;
+  for (const channel of c.addChannels ?? []) size += textFieldSize(channel);
+  if (c.category !== undefined) size += textFieldSize(c.category);
+  if (c.createdAtMs !== undefined) size += 1 + varintSize(c.createdAtMs);
+  const own = stageScoreSize(c.stage, Math.fround(c.score));
+  return size + 1 + varintSize(own) + own;
+}
+
+function writeCandidateEdit(w: Writer, c: CandidateEdit | Uint8Array): void {
+  if (c instanceof Uint8Array) {
+    w.raw(c);
+    return;
   }
-  const w = new Writer(total);
-  for (let r = 0; r < candidates.length; r++) {
-    const c = candidates[r]!;
-    w.byte(tag);
-    w.varint(sizes[r]!);
-    if (c instanceof Uint8Array) {
-      w.raw(c);
-      continue;
-    }
-    const score = Math.fround(c.score);
-    w.raw(c.span);
-    w.byte(SCORE);
-    w.fixed32(score);
-    for (const channel of c.addChannels ?? []) w.text(CHANNEL, channel);
-    if (c.category !== undefined) w.text(CATEGORY, c.category);
-    if (c.createdAtMs !== undefined) {
-      w.byte(CREATED_AT);
-      w.varint(c.createdAtMs);
-    }
-    w.stageScore(c.stage, score);
+  const score = Math.fround(c.score);
+  w.raw(c.span);
+  w.byte(SCORE);
+  w.fixed32(score);
+  for (const channel of c.addChannels ?? []) w.text(CHANNEL, channel);
+  if (c.category !== undefined) w.text(CATEGORY, c.category);
+  if (c.createdAtMs !== undefined) {
+    w.byte(CREATED_AT);
+    w.varint(c.createdAtMs);
   }
-  if (w.pos !== total) throw new Error(`encodeCandidateField: wrote ${w.pos} bytes of ${total}`);
-  return w.buf;
+  w.stageScore(c.stage, score);
 }
 
 /** A candidate a stage makes (retrieval): what protobuf-es would write for `{ item_id, score, channels, stage_scores: [{ stage, score }], category }`. */
@@ -277,33 +267,53 @@ export interface NewCandidate {
 
 /** The candidates field of an answer (its tag from `schema`) holding new candidates, byte for byte as protobuf-es writes them. */
 export function encodeNewCandidates(schema: DescMessage, candidates: readonly NewCandidate[]): Uint8Array {
+  return encodeCandidates('encodeNewCandidates', schema, candidates, newCandidateSize, writeNewCandidate);
+}
+
+function newCandidateSize(c: NewCandidate): number {
+  const score = Math.fround(c.score);
+  let size = stringFieldSize(c.itemId) + (score !== 0 ? 5 : 0) + stringFieldSize(c.category);
+  for (const channel of c.channels) size += textFieldSize(channel);
+  const own = stageScoreSize(c.stage, score);
+  return size + 1 + varintSize(own) + own;
+}
+
+function writeNewCandidate(w: Writer, c: NewCandidate): void {
+  const score = Math.fround(c.score);
+  w.string(ITEM_ID, c.itemId);
+  w.float(SCORE, score);
+  for (const channel of c.channels) w.text(CHANNEL, channel);
+  w.stageScore(c.stage, score);
+  w.string(CATEGORY, c.category);
+}
+
+/**
+ * The candidates field (its tag from `schema`) as one exactly sized buffer: every candidate's size first, then each
+ * behind its tag and length, written by `write`; `what` names the caller when the sizes and the bytes disagree.
+ */
+function encodeCandidates<C>(
+  what: string,
+  schema: DescMessage,
+  candidates: readonly C[],
+  sizeOf: (c: C) => number,
+  write: (w: Writer, c: C) => void,
+): Uint8Array {
   const tag = fieldTag(schema, 'candidates', WIRE.length);
   if (tag >= 0x80) throw new TypeError(`${schema.typeName}.candidates takes a tag of more than one byte`);
   const sizes = new Array<number>(candidates.length);
   let total = 0;
   for (let r = 0; r < candidates.length; r++) {
-    const c = candidates[r]!;
-    const score = Math.fround(c.score);
-    let size = stringFieldSize(c.itemId) + (score !== 0 ? 5 : 0) + stringFieldSize(c.category);
-    for (const channel of c.channels) size += 1 + varintSize(utf8Length(channel)) + utf8Length(channel);
-    const own = stageScoreSize(c.stage, score);
-    size += 1 + varintSize(own) + own;
+    const size = sizeOf(candidates[r]!);
     sizes[r] = size;
     total += 1 + varintSize(size) + size;
   }
   const w = new Writer(total);
   for (let r = 0; r < candidates.length; r++) {
-    const c = candidates[r]!;
-    const score = Math.fround(c.score);
     w.byte(tag);
     w.varint(sizes[r]!);
-    w.string(ITEM_ID, c.itemId);
-    w.float(SCORE, score);
-    for (const channel of c.channels) w.text(CHANNEL, channel);
-    w.stageScore(c.stage, score);
-    w.string(CATEGORY, c.category);
+    write(w, candidates[r]!);
   }
-  if (w.pos !== total) throw new Error(`encodeNewCandidates: wrote ${w.pos} bytes of ${total}`);
+  if (w.pos !== total) throw new Error(`${what}: wrote ${w.pos} bytes of ${total}`);
   return w.buf;
 }
 

@@ -57,10 +57,34 @@ describe('FeatureService', () => {
       cursor = page.nextCursor;
     }
     expect(ids).toEqual(['a', 'b', 'c', 'd', 'e']);
-    // 0: the service's largest page (MAX_BATCH_SIZE).
+    // 0: 1000 rows, capped by MAX_BATCH_SIZE.
     expect((await service.scanItems({ cursor: '', limit: 0 } as never)).decode().items).toHaveLength(5);
     await expect(service.scanItems({ cursor: '', limit: 51 } as never)).rejects.toThrow('limit: must be between 0 and 50');
     await expect(service.scanItems({ cursor: 'elsewhere', limit: 2 } as never)).rejects.toThrow(InvalidArgumentError);
+  });
+
+  it('lists every user a page at a time as ScanItems pages the items, with the same limit and cursor checks', async () => {
+    const { service } = setup();
+    const userIds = ['u1', 'u2', 'u3', 'u4', 'u5'];
+    await service.upsertUsers(
+      create(features.UpsertUsersRequestSchema, {
+        users: userIds.map((userId, k) => ({ userId, features: { values: { k: { kind: { case: 'numeric' as const, value: k } } } } })),
+      }),
+    );
+    await seed(service); // items and histories: other rows the user scan leaves out
+    const seen: string[] = [];
+    let cursor = '';
+    do {
+      const page = (await service.listUsers({ cursor, limit: 2 } as never)).decode();
+      expect(page.users.length).toBeLessThanOrEqual(2);
+      seen.push(...page.users.map((u) => `${u.userId}:${u.features?.values.k?.kind.value}`));
+      cursor = page.nextCursor;
+    } while (cursor !== '');
+    expect(seen).toEqual(userIds.map((id, k) => `${id}:${k}`));
+    expect((await service.listUsers({ cursor: '', limit: 0 } as never)).decode().users).toHaveLength(5);
+    await expect(service.listUsers({ cursor: '', limit: -1 } as never)).rejects.toThrow('limit: must be between 0 and 50');
+    await expect(service.listUsers({ cursor: 'elsewhere', limit: 2 } as never)).rejects.toThrow(InvalidArgumentError);
+    await expect(service.listUsers({ cursor: '9'.repeat(65), limit: 2 } as never)).rejects.toThrow(InvalidArgumentError);
   });
 
   it('filters popular items by category and excluded ids, using the default limit for 0', async () => {

@@ -3,14 +3,13 @@ import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { common, features, fieldNumber } from '@recsys/contracts';
 import { EncodedMessage, idProblem, InvalidArgumentError, UnavailableError, type Logger } from '@recsys/service-kit';
 import type { FeaturesConfig } from './config.js';
-import { InvalidCursorError, StoreUnavailableError, type FeatureStore } from './store/index.js';
+import { InvalidCursorError, StoreUnavailableError, type FeatureStore, type ScanPage } from './store/index.js';
 import type { EventMetrics } from './event-metrics.js';
 import { checkBatch, checkEvent, checkId, checkImpression, featuresProblem } from './validation.js';
 
-/** Rows a page of ReadEventLog, ListUsers or ListItems holds when the request says 0. */
+/** Rows a page of ReadEventLog, ListUsers or ScanItems holds when the request says 0. */
 const DEFAULT_PAGE = 1000;
 const LOG_ID = /^\d{1,20}-\d{1,20}$/;
-const CURSOR = /^\d{1,20}(:\d{1,20})?$/;
 
 type Init<S extends Parameters<typeof create>[0]> = MessageInitShape<S>;
 
@@ -22,9 +21,14 @@ const BATCH = {
   item: fieldNumber(features.ItemResultSchema, 'item'),
   itemId: fieldNumber(features.ItemSchema, 'itemId'),
 };
-const SCAN = {
-  items: fieldNumber(features.ScanItemsResponseSchema, 'items'),
+// Scan pages (ScanItems, ListUsers) are written from the stored row bytes too.
+const SCAN_ITEMS = {
+  rows: fieldNumber(features.ScanItemsResponseSchema, 'items'),
   nextCursor: fieldNumber(features.ScanItemsResponseSchema, 'nextCursor'),
+};
+const LIST_USERS = {
+  rows: fieldNumber(features.ListUsersResponseSchema, 'users'),
+  nextCursor: fieldNumber(features.ListUsersResponseSchema, 'nextCursor'),
 };
 /** Longest cursor accepted (the stores' cursors are far shorter). */
 const MAX_CURSOR_LENGTH = 64;
@@ -81,22 +85,39 @@ export class FeatureService {
 
   /** A page of every stored item, spliced from the stored bytes as batchGetItemFeatures does. */
   async scanItems(request: features.ScanItemsRequest): Promise<EncodedMessage<typeof features.ScanItemsResponseSchema>> {
-    const limit = request.limit === 0 ? this.config.maxBatchSize : request.limit;
-    if (limit < 0 || limit > this.config.maxBatchSize) {
-      throw new InvalidArgumentError('limit', `must be between 0 and ${this.config.maxBatchSize} (0 means ${this.config.maxBatchSize})`);
-    }
+    return new EncodedMessage(
+      features.ScanItemsResponseSchema,
+      await this.scanPage(request, SCAN_ITEMS, (cursor, limit) => this.store.scanItems(cursor, limit)),
+    );
+  }
+
+  /** A page of every stored user, as scanItems pages the items. */
+  async listUsers(request: features.ListUsersRequest): Promise<EncodedMessage<typeof features.ListUsersResponseSchema>> {
+    return new EncodedMessage(
+      features.ListUsersResponseSchema,
+      await this.scanPage(request, LIST_USERS, (cursor, limit) => this.store.scanUsers(cursor, limit)),
+    );
+  }
+
+  /** One page of a store scan written as a response: each stored row behind its field tag, then the next cursor. */
+  private async scanPage(
+    request: { cursor: string; limit: number },
+    fields: { rows: number; nextCursor: number },
+    scan: (cursor: string, limit: number) => Promise<ScanPage>,
+  ): Promise<Uint8Array> {
+    const limit = this.pageLimit(request.limit);
     if (request.cursor.length > MAX_CURSOR_LENGTH) throw new InvalidArgumentError('cursor', 'is not a cursor an earlier page gave');
     let page;
     try {
-      page = await this.guard(() => this.store.scanItems(request.cursor, limit));
+      page = await this.guard(() => scan(request.cursor, limit));
     } catch (error) {
       if (error instanceof InvalidCursorError) throw new InvalidArgumentError('cursor', error.message);
       throw error;
     }
     const writer = new BinaryWriter();
-    for (const bytes of page.items) writer.tag(SCAN.items, WireType.LengthDelimited).bytes(bytes);
-    if (page.next !== '') writer.tag(SCAN.nextCursor, WireType.LengthDelimited).string(page.next);
-    return new EncodedMessage(features.ScanItemsResponseSchema, writer.finish());
+    for (const bytes of page.rows) writer.tag(fields.rows, WireType.LengthDelimited).bytes(bytes);
+    if (page.next !== '') writer.tag(fields.nextCursor, WireType.LengthDelimited).string(page.next);
+    return writer.finish();
   }
 
   async recordFeedback(request: features.RecordFeedbackRequest): Promise<Init<typeof features.RecordFeedbackResponseSchema>> {
@@ -156,26 +177,10 @@ export class FeatureService {
     return { entries: page.entries, nextId: page.nextId };
   }
 
-  async listUsers(request: features.ListUsersRequest): Promise<Init<typeof features.ListUsersResponseSchema>> {
-    this.checkCursor(request.cursor);
-    const page = await this.guard(() => this.store.listUsers(request.cursor, this.pageLimit(request.limit)));
-    return { users: page.rows, nextCursor: page.nextCursor };
-  }
-
-  async listItems(request: features.ListItemsRequest): Promise<Init<typeof features.ListItemsResponseSchema>> {
-    this.checkCursor(request.cursor);
-    const page = await this.guard(() => this.store.listItems(request.cursor, this.pageLimit(request.limit)));
-    return { items: page.rows, nextCursor: page.nextCursor };
-  }
-
   private pageLimit(limit: number): number {
     if (limit < 0 || limit > this.config.maxBatchSize)
       throw new InvalidArgumentError('limit', `must be between 0 and ${this.config.maxBatchSize} (0 means ${DEFAULT_PAGE})`);
     return limit === 0 ? Math.min(DEFAULT_PAGE, this.config.maxBatchSize) : limit;
-  }
-
-  private checkCursor(cursor: string): void {
-    if (cursor !== '' && !CURSOR.test(cursor)) throw new InvalidArgumentError('cursor', "must be a previous page's next_cursor");
   }
 
   async getPopularItems(request: features.GetPopularItemsRequest): Promise<Init<typeof features.GetPopularItemsResponseSchema>> {

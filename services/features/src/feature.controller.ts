@@ -53,11 +53,6 @@ export class FeatureController {
     return this.service.listUsers(request);
   }
 
-  @GrpcMethod('FeatureService', 'ListItems')
-  listItems(request: features.ListItemsRequest) {
-    return this.service.listItems(request);
-  }
-
   @GrpcMethod('FeatureService', 'UpsertItems')
   upsertItems(request: features.UpsertItemsRequest) {
     return this.service.upsertItems(request);

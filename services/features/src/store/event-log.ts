@@ -31,12 +31,6 @@ export interface EventLogRange {
   limit: number;
 }
 
-export interface ListPage<T> {
-  rows: T[];
-  /** '' when there are no more pages. */
-  nextCursor: string;
-}
-
 /** A log entry without its id, as stored (the id is the stream's). */
 export function encodeLogEntry(event: features.EventLogEntry['event']): Uint8Array {
   return toBinary(features.EventLogEntrySchema, create(features.EventLogEntrySchema, { event }));

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { create, equals, fromBinary } from '@bufbuild/protobuf';
 import { common, features } from '@recsys/contracts';
 import { Cluster, Redis } from 'ioredis';
-import { type FeatureStore, type FeatureStoreOptions, InvalidCursorError } from './feature-store.js';
+import { type FeatureStore, type FeatureStoreOptions, InvalidCursorError, type ScanPage } from './feature-store.js';
 import { MemoryFeatureStore } from './memory-feature-store.js';
 import { parseClusterNodes } from './redis-cluster-nodes.js';
 import { RedisFeatureStore } from './redis-feature-store.js';
@@ -229,7 +229,7 @@ describe.each([memoryKind, redisKind, clusterKind])('FeatureStore contract: $nam
     let pages = 0;
     do {
       const page = await store.scanItems(cursor, 10);
-      for (const bytes of page.items) {
+      for (const bytes of page.rows) {
         const got = fromBinary(features.ItemSchema, bytes);
         expect(seen.has(got.itemId)).toBe(false);
         seen.set(got.itemId, got);
@@ -249,7 +249,7 @@ describe.each([memoryKind, redisKind, clusterKind])('FeatureStore contract: $nam
     const items: Uint8Array[] = [];
     do {
       const page = await store.scanItems(cursor, 100);
-      items.push(...page.items);
+      items.push(...page.rows);
       cursor = page.next;
     } while (cursor !== '');
     expect(items).toEqual([]);
@@ -525,31 +525,40 @@ describe.each([memoryKind, redisKind, clusterKind])('FeatureStore contract: $nam
     expect(entries.map((e) => e.event.case)).toEqual(['feedback']);
   });
 
-  it('lists every user and item, a page at a time', async () => {
+  it('scans every user and every item once, a page at a time, each scan leaving the other rows out', async () => {
     const userIds = Array.from({ length: 25 }, (_, i) => `lu${i}`);
     const itemIds = Array.from({ length: 30 }, (_, i) => `li${i}`);
-    await store.upsertUsers(userIds.map((userId) => create(features.UserSchema, { userId })));
+    await store.upsertUsers(userIds.map((userId) => create(features.UserSchema, { userId, features: { values: { a: numeric(1) } } })));
     await store.upsertItems(itemIds.map((itemId) => create(features.ItemSchema, { itemId, category: 'c' })));
-    async function all<T>(list: (cursor: string) => Promise<{ rows: T[]; nextCursor: string }>, id: (row: T) => string): Promise<string[]> {
-      const seen = new Set<string>();
+    await store.recordEvents([event('lu1', 'li1', EventType.CLICK, now)]);
+    async function all<T>(
+      scan: (cursor: string) => Promise<ScanPage>,
+      decode: (bytes: Uint8Array) => T,
+      id: (row: T) => string,
+    ): Promise<string[]> {
+      const seen: string[] = [];
       let cursor = '';
+      let pages = 0;
       do {
-        const page = await list(cursor);
-        for (const row of page.rows) seen.add(id(row));
-        cursor = page.nextCursor;
+        const page = await scan(cursor);
+        for (const bytes of page.rows) seen.push(id(decode(bytes)));
+        cursor = page.next;
+        expect(++pages).toBeLessThan(1000);
       } while (cursor !== '');
-      return [...seen].sort();
+      return seen.sort();
     }
-    expect(
-      await all(
-        (c) => store.listUsers(c, 10),
-        (u) => u.userId,
-      ),
-    ).toEqual([...userIds].sort());
+    const users = await all(
+      (c) => store.scanUsers(c, 10),
+      (bytes) => fromBinary(features.UserSchema, bytes),
+      (u) => `${u.userId}:${u.features?.values.a?.kind.value}`,
+    );
+    expect(users).toEqual(userIds.map((id) => `${id}:1`).sort());
     const items = await all(
-      (c) => store.listItems(c, 7),
+      (c) => store.scanItems(c, 7),
+      (bytes) => fromBinary(features.ItemSchema, bytes),
       (i) => `${i.itemId}:${i.category}`,
     );
     expect(items).toEqual(itemIds.map((id) => `${id}:c`).sort());
+    await expect(store.scanUsers('not a cursor', 10)).rejects.toBeInstanceOf(InvalidCursorError);
   });
 });

@@ -1,5 +1,5 @@
 import type { common, features } from '@recsys/contracts';
-import type { Attribution, EventLogPage, EventLogRange, ListPage } from './event-log.js';
+import type { Attribution, EventLogPage, EventLogRange } from './event-log.js';
 
 /** One item's decayed popularity as of a moment. */
 export interface PopularItemScore {
@@ -37,7 +37,9 @@ export interface FeatureStore {
    * about `limit` items (Redis scans in steps: a page may hold more, or none before the end). Items written during a
    * scan may or may not be returned. Throws InvalidCursorError for a cursor this store did not give.
    */
-  scanItems(cursor: string, limit: number): Promise<ItemPage>;
+  scanItems(cursor: string, limit: number): Promise<ScanPage>;
+  /** As scanItems, over the stored users (the protobuf binary of features.User). */
+  scanUsers(cursor: string, limit: number): Promise<ScanPage>;
   /** Create or replace. */
   upsertUsers(users: readonly features.User[]): Promise<void>;
   /** Create or replace. */
@@ -63,18 +65,14 @@ export interface FeatureStore {
   logFeedback(events: readonly common.FeedbackEvent[]): Promise<(Attribution | undefined)[]>;
   /** The log's entries in write order within a time range, a page at a time. */
   readEventLog(range: EventLogRange): Promise<EventLogPage>;
-  /** Stored users, a page at a time; `limit` is a hint. */
-  listUsers(cursor: string, limit: number): Promise<ListPage<features.User>>;
-  /** Stored items, a page at a time; `limit` is a hint. */
-  listItems(cursor: string, limit: number): Promise<ListPage<features.Item>>;
   /** Resolves when the backing store answers; throws StoreUnavailableError otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
 }
 
-/** A page of a scan over the stored items. */
-export interface ItemPage {
-  items: Uint8Array[];
+/** A page of a scan over the stored users or items: each row as the protobuf binary it is stored as. */
+export interface ScanPage {
+  rows: Uint8Array[];
   /** '' once the scan is complete. */
   next: string;
 }

@@ -10,7 +10,6 @@ export {
   DEFAULT_ITEM_BUCKETS,
   DEFAULT_POPULARITY_SHARDS,
   RedisFeatureStore,
-  redisClientOptions,
   redisClusterOptions,
   type RedisFeatureStoreOptions,
 } from './redis-feature-store.js';

@@ -4,9 +4,9 @@ import {
   type FeatureStore,
   type FeatureStoreOptions,
   InvalidCursorError,
-  type ItemPage,
   type PopularItemScore,
   type RecordResult,
+  type ScanPage,
   type UserWithHistory,
 } from './feature-store.js';
 
@@ -19,7 +19,6 @@ import {
   type Attribution,
   type EventLogPage,
   type EventLogRange,
-  type ListPage,
   decodeVersions,
   encodeVersions,
 } from './event-log.js';
@@ -62,7 +61,8 @@ export class MemoryFeatureStore implements FeatureStore {
   private readonly clock: () => number;
   private readonly users = new Map<string, Uint8Array>();
   private readonly items = new Map<string, Uint8Array>();
-  /** Item ids in the order first stored (items are never deleted): a scan's cursor is a position in it. */
+  /** User and item ids in the order first stored (rows are never deleted): a scan's cursor is a position in them. */
+  private readonly userOrder: string[] = [];
   private readonly itemOrder: string[] = [];
   /** Encoded entries, newest first, at most historyCap. */
   private readonly histories = new Map<string, Buffer[]>();
@@ -76,8 +76,6 @@ export class MemoryFeatureStore implements FeatureStore {
   private log: LogEntry[] = [];
   /** Request id -> the answer, for attribution; insertion order is expiry order (constant window). */
   private readonly impressions = new Map<string, RememberedImpression>();
-  /** Id snapshots for paging through users and items, rebuilt when the map changed. */
-  private readonly snapshots = new Map<'users' | 'items', { size: number; ids: string[] }>();
 
   constructor(options: MemoryFeatureStoreOptions) {
     validateStoreOptions(options);
@@ -109,7 +107,10 @@ export class MemoryFeatureStore implements FeatureStore {
   }
 
   async upsertUsers(users: readonly features.User[]): Promise<void> {
-    for (const user of users) this.users.set(user.userId, toBinary(features.UserSchema, user));
+    for (const user of users) {
+      if (!this.users.has(user.userId)) this.userOrder.push(user.userId);
+      this.users.set(user.userId, toBinary(features.UserSchema, user));
+    }
   }
 
   async upsertItems(items: readonly features.Item[]): Promise<void> {
@@ -119,13 +120,12 @@ export class MemoryFeatureStore implements FeatureStore {
     }
   }
 
-  async scanItems(cursor: string, limit: number): Promise<ItemPage> {
-    const start = cursor === '' ? 0 : /^[1-9]\d{0,15}$/.test(cursor) ? Number(cursor) : -1;
-    if (start < 0) throw new InvalidCursorError(cursor, "'' or a position given by an earlier page");
-    const end = Math.min(this.itemOrder.length, start + Math.max(1, limit));
-    const items: Uint8Array[] = [];
-    for (let k = start; k < end; k++) items.push(this.items.get(this.itemOrder[k]!)!);
-    return { items, next: end < this.itemOrder.length ? String(end) : '' };
+  async scanItems(cursor: string, limit: number): Promise<ScanPage> {
+    return scan(this.items, this.itemOrder, cursor, limit);
+  }
+
+  async scanUsers(cursor: string, limit: number): Promise<ScanPage> {
+    return scan(this.users, this.userOrder, cursor, limit);
   }
 
   async recordEvents(events: readonly common.FeedbackEvent[], unknownItems?: ReadonlySet<string>): Promise<RecordResult> {
@@ -215,14 +215,6 @@ export class MemoryFeatureStore implements FeatureStore {
     return { entries, nextId: more && entries.length > 0 ? entries[entries.length - 1]!.id : '' };
   }
 
-  async listUsers(cursor: string, limit: number): Promise<ListPage<features.User>> {
-    return this.page('users', this.users, cursor, limit, (bytes) => fromBinary(features.UserSchema, bytes));
-  }
-
-  async listItems(cursor: string, limit: number): Promise<ListPage<features.Item>> {
-    return this.page('items', this.items, cursor, limit, (bytes) => fromBinary(features.ItemSchema, bytes));
-  }
-
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {}
@@ -262,28 +254,6 @@ export class MemoryFeatureStore implements FeatureStore {
   }
 
   /** A page of a map's values; the cursor is an offset into a snapshot of its ids, retaken when the map's size changed. */
-  private page<T>(
-    kind: 'users' | 'items',
-    rows: Map<string, Uint8Array>,
-    cursor: string,
-    limit: number,
-    decode: (bytes: Uint8Array) => T,
-  ): ListPage<T> {
-    const start = cursor === '' ? 0 : Number(cursor);
-    let snapshot = this.snapshots.get(kind);
-    if (cursor === '' || snapshot === undefined || snapshot.size !== rows.size) {
-      snapshot = { size: rows.size, ids: [...rows.keys()] };
-      this.snapshots.set(kind, snapshot);
-    }
-    const out: T[] = [];
-    const end = Math.min(snapshot.ids.length, start + limit);
-    for (let i = start; i < end; i++) {
-      const bytes = rows.get(snapshot.ids[i]!);
-      if (bytes) out.push(decode(bytes));
-    }
-    return { rows: out, nextCursor: end < snapshot.ids.length ? String(end) : '' };
-  }
-
   /** Drops expired ids from the front; amortised O(1) per event since each id is dropped once. */
   private pruneSeen(now: number): void {
     for (const [eventId, until] of this.seen) {
@@ -298,4 +268,14 @@ export class MemoryFeatureStore implements FeatureStore {
     ranked.sort(byPopularity);
     return ranked;
   }
+}
+
+/** A page of rows in the order first stored; the cursor is the next position. */
+function scan(rows: ReadonlyMap<string, Uint8Array>, order: readonly string[], cursor: string, limit: number): ScanPage {
+  const start = cursor === '' ? 0 : /^[1-9]\d{0,15}$/.test(cursor) ? Number(cursor) : -1;
+  if (start < 0) throw new InvalidCursorError(cursor, "'' or a position given by an earlier page");
+  const end = Math.min(order.length, start + Math.max(1, Math.floor(limit)));
+  const page: Uint8Array[] = [];
+  for (let k = start; k < end; k++) page.push(rows.get(order[k]!)!);
+  return { rows: page, next: end < order.length ? String(end) : '' };
 }

@@ -2,7 +2,8 @@ import { create, fromBinary } from '@bufbuild/protobuf';
 import { common, features } from '@recsys/contracts';
 import { Redis } from 'ioredis';
 import { StoreUnavailableError, type FeatureStoreOptions } from './feature-store.js';
-import { RedisFeatureStore, redisClientOptions, redisClusterOptions, redisReconnectDelayMs } from './redis-feature-store.js';
+import { redisClientOptions, redisReconnectDelayMs } from '@recsys/service-kit';
+import { RedisFeatureStore, redisClusterOptions } from './redis-feature-store.js';
 import { RedisServer } from '@recsys/testing';
 
 const { EventType } = common;

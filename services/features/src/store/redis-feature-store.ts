@@ -1,10 +1,11 @@
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
 import { type common, features } from '@recsys/contracts';
 import calculateSlot from 'cluster-key-slot';
-import { Cluster, Redis, type ChainableCommander, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ChainableCommander, type ClusterOptions } from 'ioredis';
+import { REDIS_COMMAND_TIMEOUT_MS, REDIS_CONNECT_TIMEOUT_MS, redisClientOptions } from '@recsys/service-kit';
 import {
   InvalidCursorError,
-  type ItemPage,
+  type ScanPage,
   StoreUnavailableError,
   type FeatureStore,
   type FeatureStoreOptions,
@@ -25,7 +26,6 @@ import {
   type Attribution,
   type EventLogPage,
   type EventLogRange,
-  type ListPage,
 } from './event-log.js';
 import { decodeHistory } from './history-codec.js';
 import { decodeItems } from './item-codec.js';
@@ -51,8 +51,6 @@ export const DEFAULT_POPULARITY_SHARDS = 16;
 export const DEFAULT_ITEM_BUCKETS = 64;
 const CLUSTER_SLOTS = 16384;
 
-const DEFAULT_COMMAND_TIMEOUT_MS = 2000;
-const DEFAULT_CONNECT_TIMEOUT_MS = 2000;
 /** Commands per round trip for bulk writes: big enough to amortise latency, small enough for Redis. */
 const WRITE_CHUNK = 1000;
 const RECORD_EVENT_COMMAND = 'recsysRecordEvent';
@@ -159,31 +157,7 @@ interface RecordEventPipeline {
 const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|NOREPLICAS|MISCONF|MOVED|ASK)\b/;
 
 /**
- * Wait before the next reconnect to a Redis (or cluster) that went away: 100 ms more per failed try, at most 500 ms. A 2 s
- * cap made test:resilience's recovery after a 3 s Redis outage 2.3 s (the wait before the try that finds Redis back,
- * then the gateway's circuit probe); a reconnect try to a server that is down costs next to nothing.
- */
-export function redisReconnectDelayMs(attempts: number): number {
-  return Math.min(attempts * 100, 500);
-}
-
-/**
- * Client settings that fail fast while Redis is away (no offline queue, one retry) and keep
- * reconnecting forever with capped backoff, so the store recovers by itself when Redis is back.
- */
-export function redisClientOptions(options: Pick<RedisFeatureStoreOptions, 'commandTimeoutMs' | 'connectTimeoutMs'>): RedisOptions {
-  return {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    retryStrategy: redisReconnectDelayMs,
-    lazyConnect: false,
-    connectTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-    commandTimeout: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
-  };
-}
-
-/**
- * Cluster client settings: redisClientOptions()'s timeouts and retry count per node, no offline
+ * Cluster client settings: service-kit's redisClientOptions() timeouts and retry count per node, no offline
  * queue (a call while the cluster is not ready fails at once), and the cluster reconnects forever
  * with capped backoff. Credentials and TLS apply to every node.
  */
@@ -192,11 +166,11 @@ export function redisClusterOptions(
   options: Pick<RedisFeatureStoreOptions, 'commandTimeoutMs' | 'connectTimeoutMs'>,
 ): ClusterOptions {
   // Per node: the timeouts and retries of one Redis; the cluster owns queueing and reconnecting.
-  const { connectTimeout, commandTimeout, maxRetriesPerRequest } = redisClientOptions(options);
+  const { connectTimeout, commandTimeout, maxRetriesPerRequest, retryStrategy } = redisClientOptions(options);
   return {
     enableOfflineQueue: false,
-    clusterRetryStrategy: redisReconnectDelayMs,
-    slotsRefreshTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    clusterRetryStrategy: retryStrategy,
+    slotsRefreshTimeout: connectTimeout,
     redisOptions: {
       connectTimeout,
       commandTimeout,
@@ -234,7 +208,7 @@ export class RedisFeatureStore implements FeatureStore {
   private closed = false;
 
   /**
-   * Takes ownership of `client` (close() quits it); a URL gets a client with redisClientOptions().
+   * Takes ownership of `client` (close() quits it); a URL gets a client with service-kit's redisClientOptions().
    * `clusterSeeds` names a cluster in error messages (host:port list, no credentials).
    */
   constructor(client: Redis | Cluster | string, options: RedisFeatureStoreOptions, clusterSeeds?: string) {
@@ -248,13 +222,13 @@ export class RedisFeatureStore implements FeatureStore {
         popularityShards: options.popularityShards ?? DEFAULT_POPULARITY_SHARDS,
         itemBuckets: options.itemBuckets ?? DEFAULT_ITEM_BUCKETS,
       });
-      this.commandTimeoutMs = this.cluster.options.redisOptions?.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS;
+      this.commandTimeoutMs = this.cluster.options.redisOptions?.commandTimeout ?? REDIS_COMMAND_TIMEOUT_MS;
       this.where = clusterSeeds ?? 'seed nodes not named';
       this.label = `Redis Cluster (${this.where})`;
     } else {
       this.cluster = undefined;
       this.keys = plainKeyLayout(prefix);
-      this.commandTimeoutMs = this.client.options.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT_MS;
+      this.commandTimeoutMs = this.client.options.commandTimeout ?? REDIS_COMMAND_TIMEOUT_MS;
       const { path, host, port } = this.client.options;
       this.where = path ? path : `${host ?? '127.0.0.1'}:${port ?? 6379}`;
       this.label = `Redis at ${this.where}`;
@@ -284,7 +258,7 @@ export class RedisFeatureStore implements FeatureStore {
    */
   static async connect(url: string, options: RedisFeatureStoreOptions): Promise<RedisFeatureStore> {
     const store = new RedisFeatureStore(url, options);
-    await store.firstAttempt((options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS) + 500);
+    await store.firstAttempt((options.connectTimeoutMs ?? REDIS_CONNECT_TIMEOUT_MS) + 500);
     return store;
   }
 
@@ -292,7 +266,7 @@ export class RedisFeatureStore implements FeatureStore {
   static async connectCluster(cluster: RedisClusterNodes, options: RedisFeatureStoreOptions): Promise<RedisFeatureStore> {
     const client = new Cluster(cluster.nodes, redisClusterOptions(cluster, options));
     const store = new RedisFeatureStore(client, options, describeClusterNodes(cluster));
-    await store.firstAttempt((options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS) + 500);
+    await store.firstAttempt((options.connectTimeoutMs ?? REDIS_CONNECT_TIMEOUT_MS) + 500);
     return store;
   }
 
@@ -327,50 +301,59 @@ export class RedisFeatureStore implements FeatureStore {
 
   async getEncodedItems(itemIds: readonly string[]): Promise<(Uint8Array | undefined)[]> {
     if (itemIds.length === 0) return [];
-    return this.call(async () => {
-      const keys = itemIds.map((id) => this.keys.item(id));
-      if (!this.cluster) {
-        const raws = await this.client.mgetBuffer(keys);
-        return raws.map((raw) => raw ?? undefined);
-      }
-      // One MGET per slot (per item bucket), pipelined per node; answers go back to their places.
-      const bySlot = groupBySlot(keys);
-      const slots = [...bySlot.keys()];
-      const answers = await this.perNode(slots, (pipeline, slot) => pipeline.mgetBuffer(bySlot.get(slot)!.map((i) => keys[i]!)));
-      const items: (Uint8Array | undefined)[] = new Array(keys.length);
-      slots.forEach((slot, s) => {
-        const raws = answers[s] as (Buffer | null)[];
-        bySlot.get(slot)!.forEach((index, k) => (items[index] = raws[k] ?? undefined));
-      });
-      return items;
+    return this.call(() => this.readKeys(itemIds.map((id) => this.keys.item(id))));
+  }
+
+  /** The values of string keys, in key order (undefined where absent): one MGET, or on a cluster one per slot pipelined per node. */
+  private async readKeys(keys: readonly string[]): Promise<(Uint8Array | undefined)[]> {
+    if (keys.length === 0) return [];
+    if (!this.cluster) {
+      const raws = await this.client.mgetBuffer(keys as string[]);
+      return raws.map((raw) => raw ?? undefined);
+    }
+    // One MGET per slot (per item bucket), pipelined per node; answers go back to their places.
+    const bySlot = groupBySlot(keys);
+    const slots = [...bySlot.keys()];
+    const answers = await this.perNode(slots, (pipeline, slot) => pipeline.mgetBuffer(bySlot.get(slot)!.map((i) => keys[i]!)));
+    const values: (Uint8Array | undefined)[] = new Array(keys.length);
+    slots.forEach((slot, s) => {
+      const raws = answers[s] as (Buffer | null)[];
+      bySlot.get(slot)!.forEach((index, k) => (values[index] = raws[k] ?? undefined));
     });
+    return values;
+  }
+
+  async scanItems(cursor: string, limit: number): Promise<ScanPage> {
+    return this.scan(this.keys.itemPattern(), cursor, limit);
+  }
+
+  async scanUsers(cursor: string, limit: number): Promise<ScanPage> {
+    return this.scan(this.keys.userPattern(), cursor, limit);
   }
 
   /**
-   * SCAN over the item keys (MATCH on the layout's item prefix), then their bytes in one read. One Redis: the cursor is
-   * Redis's. A cluster: each master is scanned in turn (ordered by address), the cursor `<master>:<its cursor>`; a scan
-   * that spans a resharding may miss or repeat items that moved.
+   * SCAN over the keys a pattern matches (the layout's user or item keys), then their bytes in one read. One Redis: the
+   * cursor is Redis's. A cluster: each master is scanned in turn (ordered by address), the cursor `<master>:<its
+   * cursor>`; a scan that spans a resharding may miss or repeat rows that moved.
    */
-  async scanItems(cursor: string, limit: number): Promise<ItemPage> {
+  private async scan(pattern: string, cursor: string, limit: number): Promise<ScanPage> {
     const count = Math.max(1, Math.floor(limit));
-    const prefix = this.options.keyPrefix ?? '';
-    const keyStart = `${prefix}i:`;
-    const pattern = `${globEscape(keyStart)}*`;
     if (!this.cluster) {
       const at = cursor === '' ? '0' : /^[1-9]\d{0,19}$/.test(cursor) ? cursor : undefined;
       if (at === undefined) throw new InvalidCursorError(cursor, "'' or a Redis SCAN cursor given by an earlier page");
       return this.call(async () => {
-        // Other keys (users, histories, the event log's answers) can outnumber items: SCAN goes on until the page
-        // holds about `limit` items, the keyspace ends, or a bounded number of steps, so a page is rarely empty.
+        // Other keys (histories, the event log's answers, the other kind of row) can outnumber the matched ones: SCAN
+        // goes on until the page holds about `limit` keys, the keyspace ends, or a bounded number of steps, so a page
+        // is rarely empty.
         let next = at;
-        const ids: string[] = [];
-        for (let step = 0; step < SCAN_STEPS_PER_PAGE && ids.length < count; step++) {
-          const [following, keys] = await this.client.scan(next, 'MATCH', pattern, 'COUNT', count - ids.length);
-          for (const key of keys) ids.push(key.slice(keyStart.length));
+        const keys: string[] = [];
+        for (let step = 0; step < SCAN_STEPS_PER_PAGE && keys.length < count; step++) {
+          const [following, found] = await this.client.scan(next, 'MATCH', pattern, 'COUNT', count - keys.length);
+          keys.push(...found);
           next = following;
           if (next === '0') break;
         }
-        return { items: await this.presentItems(ids), next: next === '0' ? '' : next };
+        return { rows: present(await this.readKeys(keys)), next: next === '0' ? '' : next };
       });
     }
     const match = cursor === '' ? ['', '0', '0'] : /^(\d{1,4}):(\d{1,20})$/.exec(cursor);
@@ -380,17 +363,9 @@ export class RedisFeatureStore implements FeatureStore {
       const node = Number(match[1]);
       if (node >= masters.length) throw new InvalidCursorError(cursor, `a master below ${masters.length}`);
       const [next, keys] = await masters[node]!.scan(match[2]!, 'MATCH', pattern, 'COUNT', count);
-      // Cluster item keys are <prefix>i:{i.<bucket>}:<item id>.
-      const ids = keys.map((key) => key.slice(key.indexOf('}:', keyStart.length) + 2));
       const following = next !== '0' ? `${node}:${next}` : node + 1 < masters.length ? `${node + 1}:0` : '';
-      return { items: await this.presentItems(ids), next: following };
+      return { rows: present(await this.readKeys(keys)), next: following };
     });
-  }
-
-  /** The stored bytes of the ids, leaving out any deleted since they were listed. */
-  private async presentItems(ids: readonly string[]): Promise<Uint8Array[]> {
-    if (ids.length === 0) return [];
-    return (await this.getEncodedItems(ids)).filter((bytes): bytes is Uint8Array => bytes !== undefined);
   }
 
   async upsertUsers(users: readonly features.User[]): Promise<void> {
@@ -495,14 +470,6 @@ export class RedisFeatureStore implements FeatureStore {
       return decodeLogEntry(id.toString(), at < 0 ? new Uint8Array() : fields[at + 1]!);
     });
     return { entries, nextId: entries.length === range.limit && entries.length > 0 ? entries[entries.length - 1]!.id : '' };
-  }
-
-  async listUsers(cursor: string, limit: number): Promise<ListPage<features.User>> {
-    return this.scanRows(this.keys.userPattern(), cursor, limit, (bytes) => fromBinary(features.UserSchema, bytes));
-  }
-
-  async listItems(cursor: string, limit: number): Promise<ListPage<features.Item>> {
-    return this.scanRows(this.keys.itemPattern(), cursor, limit, (bytes) => fromBinary(features.ItemSchema, bytes));
   }
 
   async ping(): Promise<void> {
@@ -643,31 +610,6 @@ export class RedisFeatureStore implements FeatureStore {
    * SCAN over every key matching `pattern` (on a cluster: each master in turn; the cursor is
    * "<master>:<cursor>"), the rows read with the page's keys. As SCAN, a row may come twice.
    */
-  private async scanRows<T>(pattern: string, cursor: string, limit: number, decode: (bytes: Buffer) => T): Promise<ListPage<T>> {
-    return this.call(async () => {
-      const [nodeText, scanText] = this.cluster ? (cursor === '' ? ['0', '0'] : cursor.split(':')) : ['0', cursor === '' ? '0' : cursor];
-      const nodes: (Redis | Cluster)[] = this.cluster
-        ? this.cluster.nodes('master').sort((a, b) => nodeName(a).localeCompare(nodeName(b)))
-        : [this.client];
-      const nodeIndex = Number(nodeText);
-      const node = nodes[nodeIndex];
-      if (node === undefined) return { rows: [], nextCursor: '' };
-      const [next, keys] = await node.scanBuffer(scanText!, 'MATCH', pattern, 'COUNT', limit);
-      let raws: (Buffer | null)[] = [];
-      if (keys.length > 0) {
-        const pipeline = node.pipeline();
-        for (const key of keys) pipeline.getBuffer(key);
-        raws = (await this.exec(pipeline)) as (Buffer | null)[];
-      }
-      const rows = raws.filter((raw): raw is Buffer => raw !== null).map(decode);
-      const nextScan = next.toString();
-      let nextCursor: string;
-      if (nextScan !== '0') nextCursor = this.cluster ? `${nodeIndex}:${nextScan}` : nextScan;
-      else nextCursor = this.cluster && nodeIndex + 1 < nodes.length ? `${nodeIndex + 1}:0` : '';
-      return { rows, nextCursor };
-    });
-  }
-
   private async writeAll<T>(rows: readonly T[], entry: (row: T) => [string, Buffer]): Promise<void> {
     if (rows.length === 0) return;
     await this.call(async () => {
@@ -774,12 +716,12 @@ export class RedisFeatureStore implements FeatureStore {
   }
 }
 
-/** SCAN calls one ScanItems page may make on one Redis. */
+/** SCAN calls one page of a scan (ScanItems, ListUsers) may make on one Redis. */
 const SCAN_STEPS_PER_PAGE = 64;
 
-/** Text matched literally by a Redis glob pattern. */
-function globEscape(text: string): string {
-  return text.replace(/[*?[\]\\]/g, '\\$&');
+/** The values read, leaving out keys deleted since the scan named them. */
+function present(values: readonly (Uint8Array | undefined)[]): Uint8Array[] {
+  return values.filter((bytes): bytes is Uint8Array => bytes !== undefined);
 }
 
 function nodeName(node: Redis): string {

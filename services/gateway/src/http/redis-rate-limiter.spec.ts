@@ -47,14 +47,25 @@ describe('RedisRateLimiter', () => {
     expect((await a.take('web')).allowed).toBe(true);
   });
 
-  it('lets requests through, counted, when Redis is gone (fail open)', async () => {
+  it('lets requests through, counted, when Redis is gone (fail open), and limits again soon after it is back', async () => {
     const server = await RedisServer.start();
     let failOpen = 0;
     const a = await limiter(0.001, 1, `test-${randomUUID()}:`, () => failOpen++, server.url);
     expect((await a.take('web')).allowed).toBe(true);
     expect((await a.take('web')).allowed).toBe(false);
-    await server.destroy();
+    await server.stop();
     expect((await a.take('web')).allowed).toBe(true);
     expect(failOpen).toBeGreaterThanOrEqual(1);
+    await new Promise((r) => setTimeout(r, 1500));
+    await server.resume();
+    // Reconnect tries come at most 500 ms apart (service-kit's redisClientOptions), so the limiter is back within about that.
+    const back = performance.now();
+    while (!(await a.ready(100)) && performance.now() - back < 3000);
+    const recoveredMs = performance.now() - back;
+    const again = [await a.take('mobile'), await a.take('mobile')];
+    await a.close();
+    await server.destroy();
+    expect(recoveredMs).toBeLessThan(1500);
+    expect(again.map((d) => d.allowed)).toEqual([true, false]);
   });
 });

@@ -1,4 +1,4 @@
-import type { Logger } from '@recsys/service-kit';
+import { redisClientOptions, type Logger } from '@recsys/service-kit';
 import { Redis } from 'ioredis';
 import type { KeyRateLimiter, RateDecision, RateLimit } from './rate-limiter.js';
 
@@ -55,13 +55,8 @@ export class RedisRateLimiter implements KeyRateLimiter {
   ) {
     if (!(limit.perSecond >= 0) || !Number.isFinite(limit.perSecond)) throw new RangeError('perSecond must be a finite number >= 0');
     if (!(limit.burst >= 1)) throw new RangeError('burst must be >= 1');
-    this.client = new Redis(url, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: (attempts: number) => Math.min(attempts * 100, 2000),
-      commandTimeout: COMMAND_TIMEOUT_MS,
-      connectTimeout: 2000,
-    }) as Client;
+    // No retry of a dropped command: the call fails open at once instead.
+    this.client = new Redis(url, redisClientOptions({ commandTimeoutMs: COMMAND_TIMEOUT_MS, retriesPerRequest: 0 })) as Client;
     this.client.defineCommand('takeToken', { numberOfKeys: 1, lua: TAKE_SCRIPT });
     // Connection errors surface on the calls (fail open); the client's own event would otherwise be unhandled.
     this.client.on('error', () => undefined);
@@ -104,6 +99,8 @@ export class RedisRateLimiter implements KeyRateLimiter {
   }
 
   async close(): Promise<void> {
+    // Closed already: a second disconnect() would leave ioredis's 2 s stream-destroy timer behind.
+    if (this.client.status === 'end') return;
     // quit() waits for a connection that may never come back; a client not connected just stops reconnecting.
     if (this.client.status === 'ready') await this.client.quit().catch(() => this.client.disconnect());
     else this.client.disconnect();

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file recsys/features/v1/features.proto.
  */
 export const file_recsys_features_v1_features: GenFile = /*@__PURE__*/
-  fileDesc("CiFyZWNzeXMvZmVhdHVyZXMvdjEvZmVhdHVyZXMucHJvdG8SEnJlY3N5cy5mZWF0dXJlcy52MSJ9CgxIaXN0b3J5RW50cnkSDwoHaXRlbV9pZBgBIAEoCRIUCgx0aW1lc3RhbXBfbXMYAiABKAMSFQoNZHdlbGxfc2Vjb25kcxgDIAEoAhIvCgpldmVudF90eXBlGAQgASgOMhsucmVjc3lzLmNvbW1vbi52MS5FdmVudFR5cGUiRQoEVXNlchIPCgd1c2VyX2lkGAEgASgJEiwKCGZlYXR1cmVzGAIgASgLMhoucmVjc3lzLmNvbW1vbi52MS5GZWF0dXJlcyJuCgRJdGVtEg8KB2l0ZW1faWQYASABKAkSEAoIY2F0ZWdvcnkYAiABKAkSFQoNY3JlYXRlZF9hdF9tcxgDIAEoAxIsCghmZWF0dXJlcxgEIAEoCzIaLnJlY3N5cy5jb21tb24udjEuRmVhdHVyZXMiQAoWR2V0VXNlckZlYXR1cmVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhUKDWhpc3RvcnlfbGltaXQYAiABKAUigwEKF0dldFVzZXJGZWF0dXJlc1Jlc3BvbnNlEg0KBWZvdW5kGAEgASgIEiYKBHVzZXIYAiABKAsyGC5yZWNzeXMuZmVhdHVyZXMudjEuVXNlchIxCgdoaXN0b3J5GAMgAygLMiAucmVjc3lzLmZlYXR1cmVzLnYxLkhpc3RvcnlFbnRyeSIvChtCYXRjaEdldEl0ZW1GZWF0dXJlc1JlcXVlc3QSEAoIaXRlbV9pZHMYASADKAkiQwoKSXRlbVJlc3VsdBINCgVmb3VuZBgBIAEoCBImCgRpdGVtGAIgASgLMhgucmVjc3lzLmZlYXR1cmVzLnYxLkl0ZW0iYgocQmF0Y2hHZXRJdGVtRmVhdHVyZXNSZXNwb25zZRItCgVpdGVtcxgBIAMoCzIeLnJlY3N5cy5mZWF0dXJlcy52MS5JdGVtUmVzdWx0EhMKC21pc3NpbmdfaWRzGAIgAygJIkgKFVJlY29yZEZlZWRiYWNrUmVxdWVzdBIvCgZldmVudHMYASADKAsyHy5yZWNzeXMuY29tbW9uLnYxLkZlZWRiYWNrRXZlbnQiPgoWUmVjb3JkRmVlZGJhY2tSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoBRISCgpkdXBsaWNhdGVzGAIgASgFIlUKFkdldFBvcHVsYXJJdGVtc1JlcXVlc3QSDQoFbGltaXQYASABKAUSLAoGZmlsdGVyGAIgASgLMhwucmVjc3lzLmNvbW1vbi52MS5JdGVtRmlsdGVyIi0KC1BvcHVsYXJJdGVtEg8KB2l0ZW1faWQYASABKAkSDQoFc2NvcmUYAiABKAEiSQoXR2V0UG9wdWxhckl0ZW1zUmVzcG9uc2USLgoFaXRlbXMYASADKAsyHy5yZWNzeXMuZmVhdHVyZXMudjEuUG9wdWxhckl0ZW0iOAoLUmVqZWN0ZWRSb3cSDQoFaW5kZXgYASABKAUSCgoCaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIj0KElVwc2VydFVzZXJzUmVxdWVzdBInCgV1c2VycxgBIAMoCzIYLnJlY3N5cy5mZWF0dXJlcy52MS5Vc2VyIlgKE1Vwc2VydFVzZXJzUmVzcG9uc2USDgoGc3RvcmVkGAEgASgFEjEKCHJlamVjdGVkGAIgAygLMh8ucmVjc3lzLmZlYXR1cmVzLnYxLlJlamVjdGVkUm93Ij0KElVwc2VydEl0ZW1zUmVxdWVzdBInCgVpdGVtcxgBIAMoCzIYLnJlY3N5cy5mZWF0dXJlcy52MS5JdGVtIlgKE1Vwc2VydEl0ZW1zUmVzcG9uc2USDgoGc3RvcmVkGAEgASgFEjEKCHJlamVjdGVkGAIgAygLMh8ucmVjc3lzLmZlYXR1cmVzLnYxLlJlamVjdGVkUm93Ij4KClNlcnZlZEl0ZW0SDwoHaXRlbV9pZBgBIAEoCRIQCghwb3NpdGlvbhgCIAEoBRINCgVzY29yZRgDIAEoAiJpCg5TZXJ2ZWRWZXJzaW9ucxIXCg9yZXRyaWV2YWxfbW9kZWwYASABKAkSDQoFaW5kZXgYAiABKAkSGAoQcHJlcmFua2luZ19tb2RlbBgDIAEoCRIVCg1yYW5raW5nX21vZGVsGAQgASgJIuEBCgpJbXByZXNzaW9uEhIKCnJlcXVlc3RfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIUCgx0aW1lc3RhbXBfbXMYAyABKAMSLQoFaXRlbXMYBCADKAsyHi5yZWNzeXMuZmVhdHVyZXMudjEuU2VydmVkSXRlbRI0Cgh2ZXJzaW9ucxgFIAEoCzIiLnJlY3N5cy5mZWF0dXJlcy52MS5TZXJ2ZWRWZXJzaW9ucxIzCgxkZWdyYWRhdGlvbnMYBiADKAsyHS5yZWNzeXMuY29tbW9uLnYxLkRlZ3JhZGF0aW9uIkwKFUxvZ0ltcHJlc3Npb25zUmVxdWVzdBIzCgtpbXByZXNzaW9ucxgBIAMoCzIeLnJlY3N5cy5mZWF0dXJlcy52MS5JbXByZXNzaW9uIigKFkxvZ0ltcHJlc3Npb25zUmVzcG9uc2USDgoGbG9nZ2VkGAEgASgFIo8BCg1FdmVudExvZ0VudHJ5EgoKAmlkGAEgASgJEjQKCmltcHJlc3Npb24YAiABKAsyHi5yZWNzeXMuZmVhdHVyZXMudjEuSW1wcmVzc2lvbkgAEjMKCGZlZWRiYWNrGAMgASgLMh8ucmVjc3lzLmNvbW1vbi52MS5GZWVkYmFja0V2ZW50SABCBwoFZXZlbnQiWgoTUmVhZEV2ZW50TG9nUmVxdWVzdBIQCghzaW5jZV9tcxgBIAEoAxIQCgh1bnRpbF9tcxgCIAEoAxIQCghhZnRlcl9pZBgDIAEoCRINCgVsaW1pdBgEIAEoBSJbChRSZWFkRXZlbnRMb2dSZXNwb25zZRIyCgdlbnRyaWVzGAEgAygLMiEucmVjc3lzLmZlYXR1cmVzLnYxLkV2ZW50TG9nRW50cnkSDwoHbmV4dF9pZBgCIAEoCSIxChBMaXN0VXNlcnNSZXF1ZXN0Eg4KBmN1cnNvchgBIAEoCRINCgVsaW1pdBgCIAEoBSJRChFMaXN0VXNlcnNSZXNwb25zZRInCgV1c2VycxgBIAMoCzIYLnJlY3N5cy5mZWF0dXJlcy52MS5Vc2VyEhMKC25leHRfY3Vyc29yGAIgASgJIjEKEExpc3RJdGVtc1JlcXVlc3QSDgoGY3Vyc29yGAEgASgJEg0KBWxpbWl0GAIgASgFIlEKEUxpc3RJdGVtc1Jlc3BvbnNlEicKBWl0ZW1zGAEgAygLMhgucmVjc3lzLmZlYXR1cmVzLnYxLkl0ZW0SEwoLbmV4dF9jdXJzb3IYAiABKAkiMQoQU2Nhbkl0ZW1zUmVxdWVzdBIOCgZjdXJzb3IYASABKAkSDQoFbGltaXQYAiABKAUiUQoRU2Nhbkl0ZW1zUmVzcG9uc2USJwoFaXRlbXMYASADKAsyGC5yZWNzeXMuZmVhdHVyZXMudjEuSXRlbRITCgtuZXh0X2N1cnNvchgCIAEoCTLmCAoORmVhdHVyZVNlcnZpY2USagoPR2V0VXNlckZlYXR1cmVzEioucmVjc3lzLmZlYXR1cmVzLnYxLkdldFVzZXJGZWF0dXJlc1JlcXVlc3QaKy5yZWNzeXMuZmVhdHVyZXMudjEuR2V0VXNlckZlYXR1cmVzUmVzcG9uc2USeQoUQmF0Y2hHZXRJdGVtRmVhdHVyZXMSLy5yZWNzeXMuZmVhdHVyZXMudjEuQmF0Y2hHZXRJdGVtRmVhdHVyZXNSZXF1ZXN0GjAucmVjc3lzLmZlYXR1cmVzLnYxLkJhdGNoR2V0SXRlbUZlYXR1cmVzUmVzcG9uc2USZwoOUmVjb3JkRmVlZGJhY2sSKS5yZWNzeXMuZmVhdHVyZXMudjEuUmVjb3JkRmVlZGJhY2tSZXF1ZXN0GioucmVjc3lzLmZlYXR1cmVzLnYxLlJlY29yZEZlZWRiYWNrUmVzcG9uc2USagoPR2V0UG9wdWxhckl0ZW1zEioucmVjc3lzLmZlYXR1cmVzLnYxLkdldFBvcHVsYXJJdGVtc1JlcXVlc3QaKy5yZWNzeXMuZmVhdHVyZXMudjEuR2V0UG9wdWxhckl0ZW1zUmVzcG9uc2USXgoLVXBzZXJ0VXNlcnMSJi5yZWNzeXMuZmVhdHVyZXMudjEuVXBzZXJ0VXNlcnNSZXF1ZXN0GicucmVjc3lzLmZlYXR1cmVzLnYxLlVwc2VydFVzZXJzUmVzcG9uc2USXgoLVXBzZXJ0SXRlbXMSJi5yZWNzeXMuZmVhdHVyZXMudjEuVXBzZXJ0SXRlbXNSZXF1ZXN0GicucmVjc3lzLmZlYXR1cmVzLnYxLlVwc2VydEl0ZW1zUmVzcG9uc2USZwoOTG9nSW1wcmVzc2lvbnMSKS5yZWNzeXMuZmVhdHVyZXMudjEuTG9nSW1wcmVzc2lvbnNSZXF1ZXN0GioucmVjc3lzLmZlYXR1cmVzLnYxLkxvZ0ltcHJlc3Npb25zUmVzcG9uc2USYQoMUmVhZEV2ZW50TG9nEicucmVjc3lzLmZlYXR1cmVzLnYxLlJlYWRFdmVudExvZ1JlcXVlc3QaKC5yZWNzeXMuZmVhdHVyZXMudjEuUmVhZEV2ZW50TG9nUmVzcG9uc2USWAoJTGlzdFVzZXJzEiQucmVjc3lzLmZlYXR1cmVzLnYxLkxpc3RVc2Vyc1JlcXVlc3QaJS5yZWNzeXMuZmVhdHVyZXMudjEuTGlzdFVzZXJzUmVzcG9uc2USWAoJTGlzdEl0ZW1zEiQucmVjc3lzLmZlYXR1cmVzLnYxLkxpc3RJdGVtc1JlcXVlc3QaJS5yZWNzeXMuZmVhdHVyZXMudjEuTGlzdEl0ZW1zUmVzcG9uc2USWAoJU2Nhbkl0ZW1zEiQucmVjc3lzLmZlYXR1cmVzLnYxLlNjYW5JdGVtc1JlcXVlc3QaJS5yZWNzeXMuZmVhdHVyZXMudjEuU2Nhbkl0ZW1zUmVzcG9uc2ViBnByb3RvMw", [file_recsys_common_v1_common]);
+  fileDesc("CiFyZWNzeXMvZmVhdHVyZXMvdjEvZmVhdHVyZXMucHJvdG8SEnJlY3N5cy5mZWF0dXJlcy52MSJ9CgxIaXN0b3J5RW50cnkSDwoHaXRlbV9pZBgBIAEoCRIUCgx0aW1lc3RhbXBfbXMYAiABKAMSFQoNZHdlbGxfc2Vjb25kcxgDIAEoAhIvCgpldmVudF90eXBlGAQgASgOMhsucmVjc3lzLmNvbW1vbi52MS5FdmVudFR5cGUiRQoEVXNlchIPCgd1c2VyX2lkGAEgASgJEiwKCGZlYXR1cmVzGAIgASgLMhoucmVjc3lzLmNvbW1vbi52MS5GZWF0dXJlcyJuCgRJdGVtEg8KB2l0ZW1faWQYASABKAkSEAoIY2F0ZWdvcnkYAiABKAkSFQoNY3JlYXRlZF9hdF9tcxgDIAEoAxIsCghmZWF0dXJlcxgEIAEoCzIaLnJlY3N5cy5jb21tb24udjEuRmVhdHVyZXMiQAoWR2V0VXNlckZlYXR1cmVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhUKDWhpc3RvcnlfbGltaXQYAiABKAUigwEKF0dldFVzZXJGZWF0dXJlc1Jlc3BvbnNlEg0KBWZvdW5kGAEgASgIEiYKBHVzZXIYAiABKAsyGC5yZWNzeXMuZmVhdHVyZXMudjEuVXNlchIxCgdoaXN0b3J5GAMgAygLMiAucmVjc3lzLmZlYXR1cmVzLnYxLkhpc3RvcnlFbnRyeSIvChtCYXRjaEdldEl0ZW1GZWF0dXJlc1JlcXVlc3QSEAoIaXRlbV9pZHMYASADKAkiQwoKSXRlbVJlc3VsdBINCgVmb3VuZBgBIAEoCBImCgRpdGVtGAIgASgLMhgucmVjc3lzLmZlYXR1cmVzLnYxLkl0ZW0iYgocQmF0Y2hHZXRJdGVtRmVhdHVyZXNSZXNwb25zZRItCgVpdGVtcxgBIAMoCzIeLnJlY3N5cy5mZWF0dXJlcy52MS5JdGVtUmVzdWx0EhMKC21pc3NpbmdfaWRzGAIgAygJIkgKFVJlY29yZEZlZWRiYWNrUmVxdWVzdBIvCgZldmVudHMYASADKAsyHy5yZWNzeXMuY29tbW9uLnYxLkZlZWRiYWNrRXZlbnQiPgoWUmVjb3JkRmVlZGJhY2tSZXNwb25zZRIQCghhY2NlcHRlZBgBIAEoBRISCgpkdXBsaWNhdGVzGAIgASgFIlUKFkdldFBvcHVsYXJJdGVtc1JlcXVlc3QSDQoFbGltaXQYASABKAUSLAoGZmlsdGVyGAIgASgLMhwucmVjc3lzLmNvbW1vbi52MS5JdGVtRmlsdGVyIi0KC1BvcHVsYXJJdGVtEg8KB2l0ZW1faWQYASABKAkSDQoFc2NvcmUYAiABKAEiSQoXR2V0UG9wdWxhckl0ZW1zUmVzcG9uc2USLgoFaXRlbXMYASADKAsyHy5yZWNzeXMuZmVhdHVyZXMudjEuUG9wdWxhckl0ZW0iOAoLUmVqZWN0ZWRSb3cSDQoFaW5kZXgYASABKAUSCgoCaWQYAiABKAkSDgoGcmVhc29uGAMgASgJIj0KElVwc2VydFVzZXJzUmVxdWVzdBInCgV1c2VycxgBIAMoCzIYLnJlY3N5cy5mZWF0dXJlcy52MS5Vc2VyIlgKE1Vwc2VydFVzZXJzUmVzcG9uc2USDgoGc3RvcmVkGAEgASgFEjEKCHJlamVjdGVkGAIgAygLMh8ucmVjc3lzLmZlYXR1cmVzLnYxLlJlamVjdGVkUm93Ij0KElVwc2VydEl0ZW1zUmVxdWVzdBInCgVpdGVtcxgBIAMoCzIYLnJlY3N5cy5mZWF0dXJlcy52MS5JdGVtIlgKE1Vwc2VydEl0ZW1zUmVzcG9uc2USDgoGc3RvcmVkGAEgASgFEjEKCHJlamVjdGVkGAIgAygLMh8ucmVjc3lzLmZlYXR1cmVzLnYxLlJlamVjdGVkUm93Ij4KClNlcnZlZEl0ZW0SDwoHaXRlbV9pZBgBIAEoCRIQCghwb3NpdGlvbhgCIAEoBRINCgVzY29yZRgDIAEoAiJpCg5TZXJ2ZWRWZXJzaW9ucxIXCg9yZXRyaWV2YWxfbW9kZWwYASABKAkSDQoFaW5kZXgYAiABKAkSGAoQcHJlcmFua2luZ19tb2RlbBgDIAEoCRIVCg1yYW5raW5nX21vZGVsGAQgASgJIuEBCgpJbXByZXNzaW9uEhIKCnJlcXVlc3RfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIUCgx0aW1lc3RhbXBfbXMYAyABKAMSLQoFaXRlbXMYBCADKAsyHi5yZWNzeXMuZmVhdHVyZXMudjEuU2VydmVkSXRlbRI0Cgh2ZXJzaW9ucxgFIAEoCzIiLnJlY3N5cy5mZWF0dXJlcy52MS5TZXJ2ZWRWZXJzaW9ucxIzCgxkZWdyYWRhdGlvbnMYBiADKAsyHS5yZWNzeXMuY29tbW9uLnYxLkRlZ3JhZGF0aW9uIkwKFUxvZ0ltcHJlc3Npb25zUmVxdWVzdBIzCgtpbXByZXNzaW9ucxgBIAMoCzIeLnJlY3N5cy5mZWF0dXJlcy52MS5JbXByZXNzaW9uIigKFkxvZ0ltcHJlc3Npb25zUmVzcG9uc2USDgoGbG9nZ2VkGAEgASgFIo8BCg1FdmVudExvZ0VudHJ5EgoKAmlkGAEgASgJEjQKCmltcHJlc3Npb24YAiABKAsyHi5yZWNzeXMuZmVhdHVyZXMudjEuSW1wcmVzc2lvbkgAEjMKCGZlZWRiYWNrGAMgASgLMh8ucmVjc3lzLmNvbW1vbi52MS5GZWVkYmFja0V2ZW50SABCBwoFZXZlbnQiWgoTUmVhZEV2ZW50TG9nUmVxdWVzdBIQCghzaW5jZV9tcxgBIAEoAxIQCgh1bnRpbF9tcxgCIAEoAxIQCghhZnRlcl9pZBgDIAEoCRINCgVsaW1pdBgEIAEoBSJbChRSZWFkRXZlbnRMb2dSZXNwb25zZRIyCgdlbnRyaWVzGAEgAygLMiEucmVjc3lzLmZlYXR1cmVzLnYxLkV2ZW50TG9nRW50cnkSDwoHbmV4dF9pZBgCIAEoCSIxChBMaXN0VXNlcnNSZXF1ZXN0Eg4KBmN1cnNvchgBIAEoCRINCgVsaW1pdBgCIAEoBSJRChFMaXN0VXNlcnNSZXNwb25zZRInCgV1c2VycxgBIAMoCzIYLnJlY3N5cy5mZWF0dXJlcy52MS5Vc2VyEhMKC25leHRfY3Vyc29yGAIgASgJIjEKEFNjYW5JdGVtc1JlcXVlc3QSDgoGY3Vyc29yGAEgASgJEg0KBWxpbWl0GAIgASgFIlEKEVNjYW5JdGVtc1Jlc3BvbnNlEicKBWl0ZW1zGAEgAygLMhgucmVjc3lzLmZlYXR1cmVzLnYxLkl0ZW0SEwoLbmV4dF9jdXJzb3IYAiABKAkyjAgKDkZlYXR1cmVTZXJ2aWNlEmoKD0dldFVzZXJGZWF0dXJlcxIqLnJlY3N5cy5mZWF0dXJlcy52MS5HZXRVc2VyRmVhdHVyZXNSZXF1ZXN0GisucmVjc3lzLmZlYXR1cmVzLnYxLkdldFVzZXJGZWF0dXJlc1Jlc3BvbnNlEnkKFEJhdGNoR2V0SXRlbUZlYXR1cmVzEi8ucmVjc3lzLmZlYXR1cmVzLnYxLkJhdGNoR2V0SXRlbUZlYXR1cmVzUmVxdWVzdBowLnJlY3N5cy5mZWF0dXJlcy52MS5CYXRjaEdldEl0ZW1GZWF0dXJlc1Jlc3BvbnNlEmcKDlJlY29yZEZlZWRiYWNrEikucmVjc3lzLmZlYXR1cmVzLnYxLlJlY29yZEZlZWRiYWNrUmVxdWVzdBoqLnJlY3N5cy5mZWF0dXJlcy52MS5SZWNvcmRGZWVkYmFja1Jlc3BvbnNlEmoKD0dldFBvcHVsYXJJdGVtcxIqLnJlY3N5cy5mZWF0dXJlcy52MS5HZXRQb3B1bGFySXRlbXNSZXF1ZXN0GisucmVjc3lzLmZlYXR1cmVzLnYxLkdldFBvcHVsYXJJdGVtc1Jlc3BvbnNlEl4KC1Vwc2VydFVzZXJzEiYucmVjc3lzLmZlYXR1cmVzLnYxLlVwc2VydFVzZXJzUmVxdWVzdBonLnJlY3N5cy5mZWF0dXJlcy52MS5VcHNlcnRVc2Vyc1Jlc3BvbnNlEl4KC1Vwc2VydEl0ZW1zEiYucmVjc3lzLmZlYXR1cmVzLnYxLlVwc2VydEl0ZW1zUmVxdWVzdBonLnJlY3N5cy5mZWF0dXJlcy52MS5VcHNlcnRJdGVtc1Jlc3BvbnNlEmcKDkxvZ0ltcHJlc3Npb25zEikucmVjc3lzLmZlYXR1cmVzLnYxLkxvZ0ltcHJlc3Npb25zUmVxdWVzdBoqLnJlY3N5cy5mZWF0dXJlcy52MS5Mb2dJbXByZXNzaW9uc1Jlc3BvbnNlEmEKDFJlYWRFdmVudExvZxInLnJlY3N5cy5mZWF0dXJlcy52MS5SZWFkRXZlbnRMb2dSZXF1ZXN0GigucmVjc3lzLmZlYXR1cmVzLnYxLlJlYWRFdmVudExvZ1Jlc3BvbnNlElgKCUxpc3RVc2VycxIkLnJlY3N5cy5mZWF0dXJlcy52MS5MaXN0VXNlcnNSZXF1ZXN0GiUucmVjc3lzLmZlYXR1cmVzLnYxLkxpc3RVc2Vyc1Jlc3BvbnNlElgKCVNjYW5JdGVtcxIkLnJlY3N5cy5mZWF0dXJlcy52MS5TY2FuSXRlbXNSZXF1ZXN0GiUucmVjc3lzLmZlYXR1cmVzLnYxLlNjYW5JdGVtc1Jlc3BvbnNlYgZwcm90bzM", [file_recsys_common_v1_common]);
 
 /**
  * One entry of a user's recent history.
@@ -710,14 +710,14 @@ export const ReadEventLogResponseSchema: GenMessage<ReadEventLogResponse> = /*@_
  */
 export type ListUsersRequest = Message<"recsys.features.v1.ListUsersRequest"> & {
   /**
-   * A previous page's next_cursor; empty for the first page.
+   * Where to go on: empty for the first page, then the previous page's next_cursor.
    *
    * @generated from field: string cursor = 1;
    */
   cursor: string;
 
   /**
-   * Rows per page (a hint); 0 means 1000.
+   * Users per page (about: a Redis scan steps by its own counts); 0 means 1000. A page may hold none before the end.
    *
    * @generated from field: int32 limit = 2;
    */
@@ -741,7 +741,7 @@ export type ListUsersResponse = Message<"recsys.features.v1.ListUsersResponse"> 
   users: User[];
 
   /**
-   * Empty when there are no more pages.
+   * Empty when the scan is complete.
    *
    * @generated from field: string next_cursor = 2;
    */
@@ -756,56 +756,6 @@ export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE_
   messageDesc(file_recsys_features_v1_features, 27);
 
 /**
- * @generated from message recsys.features.v1.ListItemsRequest
- */
-export type ListItemsRequest = Message<"recsys.features.v1.ListItemsRequest"> & {
-  /**
-   * A previous page's next_cursor; empty for the first page.
-   *
-   * @generated from field: string cursor = 1;
-   */
-  cursor: string;
-
-  /**
-   * Rows per page (a hint); 0 means 1000.
-   *
-   * @generated from field: int32 limit = 2;
-   */
-  limit: number;
-};
-
-/**
- * Describes the message recsys.features.v1.ListItemsRequest.
- * Use `create(ListItemsRequestSchema)` to create a new message.
- */
-export const ListItemsRequestSchema: GenMessage<ListItemsRequest> = /*@__PURE__*/
-  messageDesc(file_recsys_features_v1_features, 28);
-
-/**
- * @generated from message recsys.features.v1.ListItemsResponse
- */
-export type ListItemsResponse = Message<"recsys.features.v1.ListItemsResponse"> & {
-  /**
-   * @generated from field: repeated recsys.features.v1.Item items = 1;
-   */
-  items: Item[];
-
-  /**
-   * Empty when there are no more pages.
-   *
-   * @generated from field: string next_cursor = 2;
-   */
-  nextCursor: string;
-};
-
-/**
- * Describes the message recsys.features.v1.ListItemsResponse.
- * Use `create(ListItemsResponseSchema)` to create a new message.
- */
-export const ListItemsResponseSchema: GenMessage<ListItemsResponse> = /*@__PURE__*/
-  messageDesc(file_recsys_features_v1_features, 29);
-
-/**
  * @generated from message recsys.features.v1.ScanItemsRequest
  */
 export type ScanItemsRequest = Message<"recsys.features.v1.ScanItemsRequest"> & {
@@ -817,7 +767,7 @@ export type ScanItemsRequest = Message<"recsys.features.v1.ScanItemsRequest"> & 
   cursor: string;
 
   /**
-   * Items per page at most; 0 means the service's default. A page may hold fewer (even none) before the end.
+   * Items per page (about: a Redis scan steps by its own counts); 0 means 1000. A page may hold none before the end.
    *
    * @generated from field: int32 limit = 2;
    */
@@ -829,7 +779,7 @@ export type ScanItemsRequest = Message<"recsys.features.v1.ScanItemsRequest"> & 
  * Use `create(ScanItemsRequestSchema)` to create a new message.
  */
 export const ScanItemsRequestSchema: GenMessage<ScanItemsRequest> = /*@__PURE__*/
-  messageDesc(file_recsys_features_v1_features, 30);
+  messageDesc(file_recsys_features_v1_features, 28);
 
 /**
  * @generated from message recsys.features.v1.ScanItemsResponse
@@ -853,7 +803,7 @@ export type ScanItemsResponse = Message<"recsys.features.v1.ScanItemsResponse"> 
  * Use `create(ScanItemsResponseSchema)` to create a new message.
  */
 export const ScanItemsResponseSchema: GenMessage<ScanItemsResponse> = /*@__PURE__*/
-  messageDesc(file_recsys_features_v1_features, 31);
+  messageDesc(file_recsys_features_v1_features, 29);
 
 /**
  * @generated from service recsys.features.v1.FeatureService
@@ -941,7 +891,7 @@ export const FeatureService: GenService<{
     output: typeof ReadEventLogResponseSchema;
   },
   /**
-   * Every stored user, a page at a time (no order promised).
+   * Every stored user, a page at a time (no order promised); pages as ScanItems pages them.
    *
    * @generated from rpc recsys.features.v1.FeatureService.ListUsers
    */
@@ -951,18 +901,9 @@ export const FeatureService: GenService<{
     output: typeof ListUsersResponseSchema;
   },
   /**
-   * Every stored item, a page at a time (no order promised).
-   *
-   * @generated from rpc recsys.features.v1.FeatureService.ListItems
-   */
-  listItems: {
-    methodKind: "unary";
-    input: typeof ListItemsRequestSchema;
-    output: typeof ListItemsResponseSchema;
-  },
-  /**
-   * Every stored item, a page at a time (the stages' full-catalogue item tables load through it). Items written
-   * while a scan runs may or may not be returned; none is returned twice unless the store's layout changes meanwhile.
+   * Every stored item, a page at a time, no order promised (the stages' full-catalogue item tables and the event
+   * export load through it). Items written while a scan runs may or may not be returned; none is returned twice
+   * unless the store's layout changes meanwhile.
    *
    * @generated from rpc recsys.features.v1.FeatureService.ScanItems
    */
