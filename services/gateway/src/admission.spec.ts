@@ -198,6 +198,30 @@ describe('Admission with the adaptive limit', () => {
     expect(admission.limit).toBe(8);
   });
 
+  it('lets at most the current limit wait (the rest are shed at once, queue_full), within maxQueue', async () => {
+    const clock = { t: 0 };
+    const admission = new Admission({ ...adaptive, maxInFlight: 8, maxQueue: 6, queueTimeoutMs: 60_000 }, undefined, () => clock.t);
+    expect(admission.queueLimit).toBe(6);
+    await wave(admission, clock, 8, 400);
+    await wave(admission, clock, 8, 400);
+    expect(admission.limit).toBe(4);
+    expect(admission.queueLimit).toBe(4);
+    const gates = Array.from({ length: 10 }, () => gate());
+    const outcomes = gates.map((g) =>
+      admission
+        .run(() => g.done)
+        .then(
+          () => 'answered',
+          (e: OverloadedError) => e.reason,
+        ),
+    );
+    await Promise.resolve();
+    expect(admission.running).toBe(4);
+    expect(admission.waiting).toBe(4);
+    for (const g of gates) g.open();
+    expect(await Promise.all(outcomes)).toEqual([...Array<string>(8).fill('answered'), 'queue_full', 'queue_full']);
+  });
+
   it('counts the event-loop lag into the latency it steers by (the wait before a request is read)', async () => {
     const clock = { t: 0 };
     const admission = new Admission({ ...adaptive, maxInFlight: 8 }, undefined, () => clock.t);

@@ -21,7 +21,7 @@ export interface AdmissionConfig {
   minInFlight: number;
   /** The latency the adaptive limit steers admitted requests to (their p90), ms: under the request budget. */
   targetMs: number;
-  /** Requests waiting for a slot; one more is shed at once (queue_full). */
+  /** Requests waiting for a slot (adaptive: at most the current limit too); one more is shed at once (queue_full). */
   maxQueue: number;
   /** Longest wait for a slot; a request still waiting then is shed (queue_timeout). */
   queueTimeoutMs: number;
@@ -104,7 +104,7 @@ export function admissionMetrics(metrics: ServiceMetrics): AdmissionMetrics {
 
 /**
  * At most `limit` requests at once (maxInFlight, or the adaptive limit between minInFlight and maxInFlight); the next
- * maxQueue wait in arrival order for at most queueTimeoutMs; the rest are shed at once. Shedding early keeps the
+ * `queueLimit` wait in arrival order for at most queueTimeoutMs; the rest are shed at once. Shedding early keeps the
  * admitted requests' latency within their budget past saturation, where an unbounded queue would make every request
  * late.
  */
@@ -139,6 +139,15 @@ export class Admission {
 
   get enabled(): boolean {
     return this.config.maxInFlight > 0 || this.config.maxEventLoopLagMs > 0;
+  }
+
+  /**
+   * Requests let wait now: maxQueue, and with the adaptive limit at most the limit itself. A queue longer than the
+   * requests in flight cannot drain within about one request's time: the rest would only wait to be shed
+   * (queue_timeout), where shedding them at once answers them sooner and costs no timer.
+   */
+  get queueLimit(): number {
+    return this.limiter ? Math.min(this.config.maxQueue, this.limiter.limit) : this.config.maxQueue;
   }
 
   /** Requests let work at once now; 0: no in-flight limit. */
@@ -209,7 +218,7 @@ export class Admission {
       this.metrics?.queueSeconds.observe(0);
       return;
     }
-    if (this.waiting >= this.config.maxQueue || this.config.queueTimeoutMs === 0) throw this.shed('queue_full');
+    if (this.waiting >= this.queueLimit || this.config.queueTimeoutMs === 0) throw this.shed('queue_full');
     const queuedAt = this.now();
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
