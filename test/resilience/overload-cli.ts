@@ -1,7 +1,8 @@
 // pnpm test:overload: the overload curve (overload.ts) against a pipeline of its own with the gateway's default
-// admission control, then the same 2x-capacity load with admission control off (ADMISSION_MAX_IN_FLIGHT=0 and ADMISSION_MAX_EVENT_LOOP_LAG_MS=0) as the
-// baseline measured in the same run. Prints a table; the last line is one JSON object. OVERLOAD_DURATION_S sets the
-// seconds per level (default 10).
+// admission control (the adaptive in-flight limit; ADMISSION_* in the environment reach the gateway), then the same
+// 2x-capacity load with the static limit (ADMISSION_ADAPTIVE=false) and with admission control off
+// (ADMISSION_MAX_IN_FLIGHT=0 and ADMISSION_MAX_EVENT_LOOP_LAG_MS=0) as the baselines measured in the same run.
+// Prints a table; the last line is one JSON object. OVERLOAD_DURATION_S sets the seconds per level (default 10).
 import { launchTarget } from './launch';
 import { runOverload, type CurvePoint } from './overload';
 
@@ -28,26 +29,36 @@ async function main(): Promise<void> {
   } finally {
     await target.close();
   }
-  console.log(`capacity ${withAdmission.capacity_qps} answers/s; with admission control (defaults):`);
+  const settings = Object.entries(process.env).filter(([name]) => name.startsWith('ADMISSION_'));
+  console.log(
+    `capacity ${withAdmission.capacity_qps} answers/s; with admission control (${settings.length > 0 ? settings.map(([n, v]) => `${n}=${v}`).join(' ') : 'defaults'}):`,
+  );
   console.log(table(withAdmission.curve));
-  const baseline = await launchTarget({ ADMISSION_MAX_IN_FLIGHT: '0', ADMISSION_MAX_EVENT_LOOP_LAG_MS: '0' }, log);
-  let without;
-  try {
-    without = await runOverload({
-      gatewayRest: baseline.pipeline.httpUrl,
-      apiKey: baseline.apiKey,
-      durationS: DURATION_S,
-      capacityQps: withAdmission.capacity_qps,
-      multiples: [2],
-    });
-  } finally {
-    await baseline.close();
-  }
+  /** One more run of the 2x level on a pipeline of its own, with these gateway settings. */
+  const at2x = async (env: Record<string, string>) => {
+    const target = await launchTarget(env, log);
+    try {
+      return await runOverload({
+        gatewayRest: target.pipeline.httpUrl,
+        apiKey: target.apiKey,
+        durationS: DURATION_S,
+        capacityQps: withAdmission.capacity_qps,
+        multiples: [2],
+      });
+    } finally {
+      await target.close();
+    }
+  };
+  const staticLimit = await at2x({ ADMISSION_ADAPTIVE: 'false' });
+  console.log('static in-flight limit (ADMISSION_ADAPTIVE=false), 2x capacity:');
+  console.log(table(staticLimit.curve));
+  const without = await at2x({ ADMISSION_MAX_IN_FLIGHT: '0', ADMISSION_MAX_EVENT_LOOP_LAG_MS: '0' });
   console.log('without admission control (ADMISSION_MAX_IN_FLIGHT=0, ADMISSION_MAX_EVENT_LOOP_LAG_MS=0), 2x capacity:');
   console.log(table(without.curve));
   console.log(
     JSON.stringify({
       ...withAdmission,
+      static_limit: { p99_ms_at_2x_capacity: staticLimit.shed_p99_ms_at_2x_capacity, point: staticLimit.curve[0] },
       baseline_without_admission: { p99_ms_at_2x_capacity: without.shed_p99_ms_at_2x_capacity, point: without.curve[0] },
     }),
   );
