@@ -73,12 +73,10 @@ export async function runOverload(opts: OverloadOptions): Promise<OverloadResult
   const durationS = opts.durationS ?? 10;
   const key = opts.apiKey ?? process.env.RECSYS_API_KEY ?? '';
   const common = { url: opts.gatewayRest, key, users: opts.users ?? 400, 'duration-s': durationS };
-  let capacity = opts.capacityQps;
-  if (capacity === undefined) {
-    // Warm-up, then the closed loop: as many answers per second as the pipeline gives.
-    await generate({ ...common, mode: 'closed', concurrency: 4, 'duration-s': Math.min(3, durationS) });
-    capacity = (await generate({ ...common, mode: 'closed', concurrency: 16 })).answered_qps;
-  }
+  // Warm-up (a fresh pipeline's first requests compile and connect), also when the capacity is given.
+  await generate({ ...common, mode: 'closed', concurrency: 4, 'duration-s': Math.min(3, durationS) });
+  // The closed loop: as many answers per second as the pipeline gives.
+  const capacity = opts.capacityQps ?? (await generate({ ...common, mode: 'closed', concurrency: 16 })).answered_qps;
   if (!(capacity > 0)) throw new Error(`the gateway answered nothing (capacity ${capacity} requests/s)`);
   const curve: CurvePoint[] = [];
   let at2x: number | undefined;
