@@ -11,11 +11,11 @@ const DURATION_S = Number(process.env.OVERLOAD_DURATION_S ?? 10);
 function table(curve: CurvePoint[]): string {
   const rows = curve.map(
     (p) =>
-      `| ${p.offered_qps} | ${p.answered_qps} | ${p.shed_qps} | ${p.p99_ms} | ${p.shed_latency_p99_ms ?? '-'} | ${p.degraded_pct} | ${p.other ? JSON.stringify(p.other) : '-'} |`,
+      `| ${p.offered_qps} | ${p.answered_qps} | ${p.shed_qps} | ${p.p99_ms} | ${p.shed_latency_p99_ms ?? '-'} | ${p.degraded_pct} | ${p.send_lag_p99_ms ?? '-'} | ${p.other ? JSON.stringify(p.other) : '-'} |`,
   );
   return [
-    '| offered/s | answered/s | shed/s | answered p99 ms | shed p99 ms | degraded % | other |',
-    '|---|---|---|---|---|---|---|',
+    '| offered/s | answered/s | shed/s | answered p99 ms | shed p99 ms | degraded % | generator late p99 ms | other |',
+    '|---|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
 }

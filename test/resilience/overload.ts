@@ -30,6 +30,8 @@ export interface CurvePoint {
   shed_latency_p99_ms?: number;
   /** Answers that were neither 200 nor 429 (timeouts, errors, 5xx), by status. */
   other?: Record<string, number>;
+  /** p99 of how late the generator itself sent requests (its own share of every latency on a busy machine). */
+  send_lag_p99_ms?: number;
 }
 
 export interface OverloadResult {
@@ -46,6 +48,7 @@ interface GeneratorResult {
   shed_qps: number;
   p99_ms: number;
   shed_p99_ms: number;
+  send_lag_p99_ms?: number;
   degraded_pct: number;
   statuses: Record<string, number>;
 }
@@ -92,6 +95,7 @@ export async function runOverload(opts: OverloadOptions): Promise<OverloadResult
       degraded_pct: r.degraded_pct,
       ...(Number.isFinite(r.shed_p99_ms) ? { shed_latency_p99_ms: r.shed_p99_ms } : {}),
       ...(Object.keys(other).length > 0 ? { other } : {}),
+      ...(r.send_lag_p99_ms !== undefined && Number.isFinite(r.send_lag_p99_ms) ? { send_lag_p99_ms: r.send_lag_p99_ms } : {}),
     });
     if (multiple === 2) at2x = r.p99_ms;
   }
