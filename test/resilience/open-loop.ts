@@ -33,6 +33,8 @@ if (values.key) headers.authorization = `Bearer ${values.key}`;
 
 const answeredMs: number[] = [];
 const shedMs: number[] = [];
+/** How late each request left the generator after it was due: the generator's own share of every latency. */
+const sendLagMs: number[] = [];
 const statuses: Record<string, number> = {};
 let sent = 0;
 let degraded = 0;
@@ -47,6 +49,7 @@ const nextUser = () => {
 function send(dueMs: number): Promise<void> {
   sent++;
   inFlight++;
+  sendLagMs.push(performance.now() - dueMs);
   const body = JSON.stringify({ user_id: nextUser(), k });
   return new Promise((resolve) => {
     const finish = (label: string, text = '') => {
@@ -121,6 +124,7 @@ async function main(): Promise<void> {
       p50_ms: round(quantile(answeredMs, 0.5), 1),
       p99_ms: round(quantile(answeredMs, 0.99), 1),
       shed_p99_ms: round(quantile(shedMs, 0.99), 1),
+      send_lag_p99_ms: round(quantile(sendLagMs, 0.99), 1),
       degraded_pct: round(answered > 0 ? (degraded / answered) * 100 : 0, 1),
       statuses,
       in_flight_at_end: inFlight,

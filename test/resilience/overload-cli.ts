@@ -1,7 +1,8 @@
-// pnpm test:overload: the overload curve (overload.ts) against a pipeline of its own with the gateway's default
-// admission control, then the same 2x-capacity load with admission control off (ADMISSION_MAX_IN_FLIGHT=0 and ADMISSION_MAX_EVENT_LOOP_LAG_MS=0) as the
-// baseline measured in the same run. Prints a table; the last line is one JSON object. OVERLOAD_DURATION_S sets the
-// seconds per level (default 10).
+// pnpm test:overload: the capacity and 2x it with the static in-flight limit (the earlier defaults), then the overload
+// curve (overload.ts) with the gateway's default admission control (the adaptive in-flight limit; ADMISSION_* in the
+// environment reach the gateway), then 2x with admission control off (ADMISSION_MAX_IN_FLIGHT=0 and
+// ADMISSION_MAX_EVENT_LOOP_LAG_MS=0): each on a pipeline of its own, in one run.
+// Prints a table; the last line is one JSON object. OVERLOAD_DURATION_S sets the seconds per level (default 10).
 import { launchTarget } from './launch';
 import { runOverload, type CurvePoint } from './overload';
 
@@ -10,44 +11,55 @@ const DURATION_S = Number(process.env.OVERLOAD_DURATION_S ?? 10);
 function table(curve: CurvePoint[]): string {
   const rows = curve.map(
     (p) =>
-      `| ${p.offered_qps} | ${p.answered_qps} | ${p.shed_qps} | ${p.p99_ms} | ${p.shed_latency_p99_ms ?? '-'} | ${p.degraded_pct} | ${p.other ? JSON.stringify(p.other) : '-'} |`,
+      `| ${p.offered_qps} | ${p.answered_qps} | ${p.shed_qps} | ${p.p99_ms} | ${p.shed_latency_p99_ms ?? '-'} | ${p.degraded_pct} | ${p.send_lag_p99_ms ?? '-'} | ${p.other ? JSON.stringify(p.other) : '-'} |`,
   );
   return [
-    '| offered/s | answered/s | shed/s | answered p99 ms | shed p99 ms | degraded % | other |',
-    '|---|---|---|---|---|---|---|',
+    '| offered/s | answered/s | shed/s | answered p99 ms | shed p99 ms | degraded % | generator late p99 ms | other |',
+    '|---|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
 }
 
+/** The earlier defaults: the static in-flight limit (ADMISSION_MAX_IN_FLIGHT), no event-loop lag limit. */
+const STATIC = { ADMISSION_ADAPTIVE: 'false', ADMISSION_MAX_EVENT_LOOP_LAG_MS: '0' };
+const OFF = { ADMISSION_MAX_IN_FLIGHT: '0', ADMISSION_MAX_EVENT_LOOP_LAG_MS: '0' };
+
 async function main(): Promise<void> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const target = await launchTarget({}, log);
-  let withAdmission;
-  try {
-    withAdmission = await runOverload({ gatewayRest: target.pipeline.httpUrl, apiKey: target.apiKey, durationS: DURATION_S });
-  } finally {
-    await target.close();
-  }
-  console.log(`capacity ${withAdmission.capacity_qps} answers/s; with admission control (defaults):`);
+  /** Levels on a pipeline of its own with these gateway settings (the capacity measured when not given). */
+  const curve = async (env: Record<string, string>, capacityQps?: number, multiples?: number[]) => {
+    const target = await launchTarget(env, log);
+    try {
+      return await runOverload({
+        gatewayRest: target.pipeline.httpUrl,
+        apiKey: target.apiKey,
+        durationS: DURATION_S,
+        ...(capacityQps === undefined ? {} : { capacityQps }),
+        ...(multiples === undefined ? {} : { multiples }),
+      });
+    } finally {
+      await target.close();
+    }
+  };
+  // The capacity is measured under the static limit, whose 32 a closed loop of 16 never reaches: the adaptive limit
+  // (and the lag limit) would shed the closed loop itself and lower the capacity the levels are multiples of.
+  const staticLimit = await curve(STATIC, undefined, [2]);
+  const capacity = staticLimit.capacity_qps;
+  const withAdmission = await curve({}, capacity);
+  const without = await curve(OFF, capacity, [2]);
+  const settings = Object.entries(process.env).filter(([name]) => name.startsWith('ADMISSION_'));
+  console.log(
+    `capacity ${capacity} answers/s; with admission control (${settings.length > 0 ? settings.map(([n, v]) => `${n}=${v}`).join(' ') : 'defaults'}):`,
+  );
   console.log(table(withAdmission.curve));
-  const baseline = await launchTarget({ ADMISSION_MAX_IN_FLIGHT: '0', ADMISSION_MAX_EVENT_LOOP_LAG_MS: '0' }, log);
-  let without;
-  try {
-    without = await runOverload({
-      gatewayRest: baseline.pipeline.httpUrl,
-      apiKey: baseline.apiKey,
-      durationS: DURATION_S,
-      capacityQps: withAdmission.capacity_qps,
-      multiples: [2],
-    });
-  } finally {
-    await baseline.close();
-  }
+  console.log('static in-flight limit, no lag limit (ADMISSION_ADAPTIVE=false, ADMISSION_MAX_EVENT_LOOP_LAG_MS=0), 2x capacity:');
+  console.log(table(staticLimit.curve));
   console.log('without admission control (ADMISSION_MAX_IN_FLIGHT=0, ADMISSION_MAX_EVENT_LOOP_LAG_MS=0), 2x capacity:');
   console.log(table(without.curve));
   console.log(
     JSON.stringify({
       ...withAdmission,
+      static_limit: { p99_ms_at_2x_capacity: staticLimit.shed_p99_ms_at_2x_capacity, point: staticLimit.curve[0] },
       baseline_without_admission: { p99_ms_at_2x_capacity: without.shed_p99_ms_at_2x_capacity, point: without.curve[0] },
     }),
   );

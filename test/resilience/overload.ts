@@ -30,6 +30,8 @@ export interface CurvePoint {
   shed_latency_p99_ms?: number;
   /** Answers that were neither 200 nor 429 (timeouts, errors, 5xx), by status. */
   other?: Record<string, number>;
+  /** p99 of how late the generator itself sent requests (its own share of every latency on a busy machine). */
+  send_lag_p99_ms?: number;
 }
 
 export interface OverloadResult {
@@ -46,6 +48,7 @@ interface GeneratorResult {
   shed_qps: number;
   p99_ms: number;
   shed_p99_ms: number;
+  send_lag_p99_ms?: number;
   degraded_pct: number;
   statuses: Record<string, number>;
 }
@@ -73,12 +76,10 @@ export async function runOverload(opts: OverloadOptions): Promise<OverloadResult
   const durationS = opts.durationS ?? 10;
   const key = opts.apiKey ?? process.env.RECSYS_API_KEY ?? '';
   const common = { url: opts.gatewayRest, key, users: opts.users ?? 400, 'duration-s': durationS };
-  let capacity = opts.capacityQps;
-  if (capacity === undefined) {
-    // Warm-up, then the closed loop: as many answers per second as the pipeline gives.
-    await generate({ ...common, mode: 'closed', concurrency: 4, 'duration-s': Math.min(3, durationS) });
-    capacity = (await generate({ ...common, mode: 'closed', concurrency: 16 })).answered_qps;
-  }
+  // Warm-up (a fresh pipeline's first requests compile and connect), also when the capacity is given.
+  await generate({ ...common, mode: 'closed', concurrency: 4, 'duration-s': Math.min(3, durationS) });
+  // The closed loop: as many answers per second as the pipeline gives.
+  const capacity = opts.capacityQps ?? (await generate({ ...common, mode: 'closed', concurrency: 16 })).answered_qps;
   if (!(capacity > 0)) throw new Error(`the gateway answered nothing (capacity ${capacity} requests/s)`);
   const curve: CurvePoint[] = [];
   let at2x: number | undefined;
@@ -94,6 +95,7 @@ export async function runOverload(opts: OverloadOptions): Promise<OverloadResult
       degraded_pct: r.degraded_pct,
       ...(Number.isFinite(r.shed_p99_ms) ? { shed_latency_p99_ms: r.shed_p99_ms } : {}),
       ...(Object.keys(other).length > 0 ? { other } : {}),
+      ...(r.send_lag_p99_ms !== undefined && Number.isFinite(r.send_lag_p99_ms) ? { send_lag_p99_ms: r.send_lag_p99_ms } : {}),
     });
     if (multiple === 2) at2x = r.p99_ms;
   }

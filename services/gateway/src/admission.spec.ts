@@ -4,6 +4,7 @@ import { grpcStatusOf, ServiceMetrics } from '@recsys/service-kit';
 import { status } from '@grpc/grpc-js';
 import { Admission, AdmittedGatewayApi, admissionMetrics, OverloadedError } from './admission';
 import type { GatewayApi } from './gateway-api';
+import { WINDOW_MS } from './concurrency-limit';
 import { httpErrorOf } from './http/errors';
 
 /** Work the test finishes by hand. */
@@ -14,12 +15,14 @@ function gate() {
 }
 
 const caller = { requestId: 'r', keyName: 'k' };
+/** A static in-flight limit (maxInFlight). */
+const fixed = { adaptive: false, minInFlight: 1, targetMs: 100 };
 
 describe('Admission', () => {
   it('runs up to maxInFlight at once, queues the next maxQueue in order, sheds the rest at once', async () => {
     const metrics = new ServiceMetrics('gateway');
     const admission = new Admission(
-      { maxInFlight: 2, maxQueue: 2, queueTimeoutMs: 60_000, maxEventLoopLagMs: 0 },
+      { maxInFlight: 2, maxQueue: 2, queueTimeoutMs: 60_000, maxEventLoopLagMs: 0, ...fixed },
       admissionMetrics(metrics),
     );
     const gates = [gate(), gate(), gate(), gate()];
@@ -50,7 +53,7 @@ describe('Admission', () => {
   it('sheds a request that waited the queue timeout, and frees its queue place', async () => {
     jest.useFakeTimers();
     try {
-      const admission = new Admission({ maxInFlight: 1, maxQueue: 1, queueTimeoutMs: 50, maxEventLoopLagMs: 0 });
+      const admission = new Admission({ maxInFlight: 1, maxQueue: 1, queueTimeoutMs: 50, maxEventLoopLagMs: 0, ...fixed });
       const g = gate();
       const first = admission.run(() => g.done);
       const queued = admission.run(async () => 'late');
@@ -69,14 +72,14 @@ describe('Admission', () => {
   });
 
   it('frees the slot when the work fails', async () => {
-    const admission = new Admission({ maxInFlight: 1, maxQueue: 0, queueTimeoutMs: 10, maxEventLoopLagMs: 0 });
+    const admission = new Admission({ maxInFlight: 1, maxQueue: 0, queueTimeoutMs: 10, maxEventLoopLagMs: 0, ...fixed });
     await expect(admission.run(() => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
     expect(admission.running).toBe(0);
     expect(await admission.run(async () => 1)).toBe(1);
   });
 
   it('is off at maxInFlight 0', async () => {
-    const admission = new Admission({ maxInFlight: 0, maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 0 });
+    const admission = new Admission({ maxInFlight: 0, maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 0, ...fixed });
     const g = gate();
     const runs = Array.from({ length: 100 }, () => admission.run(() => g.done));
     g.open();
@@ -85,7 +88,7 @@ describe('Admission', () => {
   });
 
   it('sheds at once while the recent event-loop lag is over its limit, and admits again once it is not', async () => {
-    const admission = new Admission({ maxInFlight: 0, maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 100 });
+    const admission = new Admission({ maxInFlight: 0, maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 100, ...fixed });
     expect(await admission.run(async () => 'ok')).toBe('ok');
     admission.recordLag(150);
     await expect(admission.run(async () => 'late')).rejects.toMatchObject({ reason: 'event_loop_lag' });
@@ -97,7 +100,7 @@ describe('Admission', () => {
   });
 
   it('samples the lag of its own event loop once started', async () => {
-    const admission = new Admission({ maxInFlight: 0, maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 50 });
+    const admission = new Admission({ maxInFlight: 0, maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 50, ...fixed });
     admission.start();
     try {
       await new Promise((r) => setTimeout(r, 50));
@@ -114,8 +117,8 @@ describe('Admission', () => {
   });
 
   it('refuses settings out of range', () => {
-    expect(() => new Admission({ maxInFlight: -1, maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 0 })).toThrow(RangeError);
-    expect(() => new Admission({ maxInFlight: 1, maxQueue: 1.5, queueTimeoutMs: 0, maxEventLoopLagMs: 0 })).toThrow(RangeError);
+    expect(() => new Admission({ maxInFlight: -1, maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 0, ...fixed })).toThrow(RangeError);
+    expect(() => new Admission({ maxInFlight: 1, maxQueue: 1.5, queueTimeoutMs: 0, maxEventLoopLagMs: 0, ...fixed })).toThrow(RangeError);
   });
 
   it('a shed request is RESOURCE_EXHAUSTED on gRPC and 429 with Retry-After on REST', () => {
@@ -137,12 +140,99 @@ describe('Admission', () => {
       sendFeedback: async () => create(gateway.SendFeedbackResponseSchema),
       similarItems: async () => create(gateway.GetSimilarItemsResponseSchema),
     };
-    const admitted = new AdmittedGatewayApi(api, new Admission({ maxInFlight: 1, maxQueue: 0, queueTimeoutMs: 10, maxEventLoopLagMs: 0 }));
+    const admitted = new AdmittedGatewayApi(
+      api,
+      new Admission({ maxInFlight: 1, maxQueue: 0, queueTimeoutMs: 10, maxEventLoopLagMs: 0, ...fixed }),
+    );
     const first = admitted.recommend(create(gateway.RecommendRequestSchema), caller);
     await expect(admitted.sendFeedback(create(gateway.SendFeedbackRequestSchema), caller)).rejects.toBeInstanceOf(OverloadedError);
     await expect(admitted.similarItems(create(gateway.GetSimilarItemsRequestSchema), caller)).rejects.toBeInstanceOf(OverloadedError);
     g.open();
     await first;
     await expect(admitted.similarItems(create(gateway.GetSimilarItemsRequestSchema), caller)).resolves.toBeDefined();
+  });
+});
+
+describe('Admission with the adaptive limit', () => {
+  const adaptive = { maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 0, adaptive: true, minInFlight: 1, targetMs: 100 };
+
+  /**
+   * Runs `count` requests at once, each taking `ms` on the injected clock, then lets the clock reach the next window;
+   * returns how many were admitted. The limit judges a wave's window when the next wave's first answer comes.
+   */
+  async function wave(admission: Admission, clock: { t: number }, count: number, ms: number): Promise<number> {
+    const gates = Array.from({ length: count }, () => gate());
+    const runs = gates.map((g) =>
+      admission
+        .run(() => g.done)
+        .then(
+          () => true,
+          () => false,
+        ),
+    );
+    await Promise.resolve();
+    clock.t += ms;
+    for (const g of gates) g.open();
+    const admitted = (await Promise.all(runs)).filter(Boolean).length;
+    clock.t += Math.max(0, WINDOW_MS - ms);
+    return admitted;
+  }
+
+  it('admits fewer at once while latency is above the target, more again once it falls, and exports the limit', async () => {
+    const metrics = new ServiceMetrics('gateway');
+    const clock = { t: 0 };
+    const admission = new Admission({ ...adaptive, maxInFlight: 8 }, admissionMetrics(metrics), () => clock.t);
+    expect(admission.limit).toBe(8);
+    expect(await wave(admission, clock, 12, 200)).toBe(8);
+    // The window closes with the next wave's first answers: 200 ms against 100 halves the limit.
+    expect(await wave(admission, clock, 12, 200)).toBe(8);
+    expect(admission.limit).toBe(4);
+    expect(await metrics.registry.getSingleMetricAsString('gateway_admission_limit')).toMatch(/gateway_admission_limit\{[^}]*\} 4/);
+    expect(await wave(admission, clock, 12, 200)).toBe(4);
+    expect(admission.limit).toBe(2);
+    // Fast again: the window still open (the third wave's slow answers, the fourth's fast ones) is judged slow once more;
+    // then one more per window, up to maxInFlight.
+    const admitted: number[] = [];
+    for (let i = 0; i < 11; i++) admitted.push(await wave(admission, clock, 12, 50));
+    expect(admitted).toEqual([2, 2, 1, 2, 3, 4, 5, 6, 7, 8, 8]);
+    expect(admission.limit).toBe(8);
+  });
+
+  it('lets at most the current limit wait (the rest are shed at once, queue_full), within maxQueue', async () => {
+    const clock = { t: 0 };
+    const admission = new Admission({ ...adaptive, maxInFlight: 8, maxQueue: 6, queueTimeoutMs: 60_000 }, undefined, () => clock.t);
+    expect(admission.queueLimit).toBe(6);
+    await wave(admission, clock, 8, 400);
+    await wave(admission, clock, 8, 400);
+    expect(admission.limit).toBe(4);
+    expect(admission.queueLimit).toBe(4);
+    const gates = Array.from({ length: 10 }, () => gate());
+    const outcomes = gates.map((g) =>
+      admission
+        .run(() => g.done)
+        .then(
+          () => 'answered',
+          (e: OverloadedError) => e.reason,
+        ),
+    );
+    await Promise.resolve();
+    expect(admission.running).toBe(4);
+    expect(admission.waiting).toBe(4);
+    for (const g of gates) g.open();
+    expect(await Promise.all(outcomes)).toEqual([...Array<string>(8).fill('answered'), 'queue_full', 'queue_full']);
+  });
+
+  it('counts the event-loop lag into the latency it steers by (the wait before a request is read)', async () => {
+    const clock = { t: 0 };
+    const admission = new Admission({ ...adaptive, maxInFlight: 8 }, undefined, () => clock.t);
+    await wave(admission, clock, 8, 60);
+    await wave(admission, clock, 8, 60);
+    // 60 ms of work alone is under the target.
+    expect(admission.limit).toBe(8);
+    admission.recordLag(150);
+    await wave(admission, clock, 8, 60);
+    await wave(admission, clock, 8, 60);
+    // 60 ms of work + 150 ms of lag against 100: × 100 / 210.
+    expect(admission.limit).toBe(4);
   });
 });

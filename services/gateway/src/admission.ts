@@ -1,6 +1,7 @@
 import { ResourceExhaustedError, type ServiceMetrics } from '@recsys/service-kit';
 import type { gateway } from '@recsys/contracts';
 import type { Caller, GatewayApi } from './gateway-api.js';
+import { ConcurrencyLimit } from './concurrency-limit.js';
 
 // prom-client is service-kit's dependency, not the gateway's: name its types through ServiceMetrics.
 type Counter = ReturnType<ServiceMetrics['counter']>;
@@ -9,9 +10,18 @@ type Histogram = ReturnType<ServiceMetrics['histogram']>;
 
 /** Admission control, like Triton's queue policy (max queue size, queue timeout, reject). */
 export interface AdmissionConfig {
-  /** Requests worked on at once; 0 turns admission control off. */
+  /** Requests worked on at once (the adaptive limit's most); 0 turns admission control off. */
   maxInFlight: number;
-  /** Requests waiting for a slot; one more is shed at once (queue_full). */
+  /**
+   * The in-flight limit moves with measured latency (concurrency-limit.ts) between minInFlight and maxInFlight;
+   * off, it stays at maxInFlight.
+   */
+  adaptive: boolean;
+  /** The adaptive limit's least (at most maxInFlight). */
+  minInFlight: number;
+  /** The latency the adaptive limit steers admitted requests to (their p90), ms: under the request budget. */
+  targetMs: number;
+  /** Requests waiting for a slot (adaptive: at most the current limit too); one more is shed at once (queue_full). */
   maxQueue: number;
   /** Longest wait for a slot; a request still waiting then is shed (queue_timeout). */
   queueTimeoutMs: number;
@@ -58,6 +68,7 @@ export interface AdmissionMetrics {
   queued: Gauge;
   queueSeconds: Histogram;
   eventLoopLag: Gauge;
+  limit: Gauge;
 }
 
 /** The admission metrics of a registry, created once (tests start several gateways on one registry). */
@@ -71,6 +82,9 @@ export function admissionMetrics(metrics: ServiceMetrics): AdmissionMetrics {
       existing<Gauge>('gateway_admission_in_flight') ??
       metrics.gauge('gateway_admission_in_flight', 'Requests admitted and being worked on'),
     queued: existing<Gauge>('gateway_admission_queued') ?? metrics.gauge('gateway_admission_queued', 'Requests waiting for admission'),
+    limit:
+      existing<Gauge>('gateway_admission_limit') ??
+      metrics.gauge('gateway_admission_limit', 'Requests admission control lets work at once now (adaptive: moves with latency)'),
     eventLoopLag:
       existing<Gauge>('gateway_admission_event_loop_lag_seconds') ??
       metrics.gauge(
@@ -89,9 +103,10 @@ export function admissionMetrics(metrics: ServiceMetrics): AdmissionMetrics {
 }
 
 /**
- * At most maxInFlight requests at once; the next maxQueue wait in arrival order for at most queueTimeoutMs; the rest
- * are shed at once. Shedding early keeps the admitted requests' latency within their budget past saturation, where
- * an unbounded queue would make every request late.
+ * At most `limit` requests at once (maxInFlight, or the adaptive limit between minInFlight and maxInFlight); the next
+ * `queueLimit` wait in arrival order for at most queueTimeoutMs; the rest are shed at once. Shedding early keeps the
+ * admitted requests' latency within their budget past saturation, where an unbounded queue would make every request
+ * late.
  */
 export class Admission {
   private inFlight = 0;
@@ -102,6 +117,7 @@ export class Admission {
   private readonly lags = new Array<number>(LAG_SAMPLES).fill(0);
   private lagIndex = 0;
   private sampler: NodeJS.Timeout | undefined;
+  private readonly limiter: ConcurrencyLimit | undefined;
 
   constructor(
     private readonly config: AdmissionConfig,
@@ -112,15 +128,39 @@ export class Admission {
     if (!Number.isInteger(config.maxQueue) || config.maxQueue < 0) throw new RangeError('maxQueue must be an integer >= 0');
     if (!(config.queueTimeoutMs >= 0)) throw new RangeError('queueTimeoutMs must be >= 0');
     if (!(config.maxEventLoopLagMs >= 0)) throw new RangeError('maxEventLoopLagMs must be >= 0');
+    if (config.adaptive && config.maxInFlight > 0) {
+      this.limiter = new ConcurrencyLimit(
+        { min: Math.min(config.minInFlight, config.maxInFlight), max: config.maxInFlight, targetMs: config.targetMs },
+        (limit) => this.metrics?.limit.set(limit),
+      );
+    }
+    this.metrics?.limit.set(this.limit);
   }
 
   get enabled(): boolean {
     return this.config.maxInFlight > 0 || this.config.maxEventLoopLagMs > 0;
   }
 
-  /** Starts sampling the event-loop lag (when its limit is set); stop() ends it. */
+  /**
+   * Requests let wait now: maxQueue, and with the adaptive limit at most the limit itself. A queue longer than the
+   * requests in flight cannot drain within about one request's time: the rest would only wait to be shed
+   * (queue_timeout), where shedding them at once answers them sooner and costs no timer.
+   */
+  get queueLimit(): number {
+    return this.limiter ? Math.min(this.config.maxQueue, this.limiter.limit) : this.config.maxQueue;
+  }
+
+  /** Requests let work at once now; 0: no in-flight limit. */
+  get limit(): number {
+    return this.limiter?.limit ?? this.config.maxInFlight;
+  }
+
+  /**
+   * Starts sampling the event-loop lag (when its limit is set, or the in-flight limit is adaptive: a request waits
+   * about the lag before the gateway reads it, which its own timing cannot see); stop() ends it.
+   */
   start(): void {
-    if (this.config.maxEventLoopLagMs <= 0 || this.sampler) return;
+    if ((this.config.maxEventLoopLagMs <= 0 && !this.limiter) || this.sampler) return;
     let expected = this.now() + LAG_SAMPLE_MS;
     this.sampler = setInterval(() => {
       const now = this.now();
@@ -159,10 +199,11 @@ export class Admission {
   async run<T>(work: () => Promise<T>): Promise<T> {
     if (!this.enabled) return work();
     await this.acquire();
+    const started = this.now();
     try {
       return await work();
     } finally {
-      this.release();
+      this.release(started);
     }
   }
 
@@ -172,13 +213,12 @@ export class Admission {
       this.inFlight++;
       return;
     }
-    if (this.inFlight < this.config.maxInFlight && this.waiting === 0) {
-      this.inFlight++;
-      this.metrics?.inFlight.set(this.inFlight);
+    if (this.inFlight < this.limit && this.waiting === 0) {
+      this.admitOne();
       this.metrics?.queueSeconds.observe(0);
       return;
     }
-    if (this.waiting >= this.config.maxQueue || this.config.queueTimeoutMs === 0) throw this.shed('queue_full');
+    if (this.waiting >= this.queueLimit || this.config.queueTimeoutMs === 0) throw this.shed('queue_full');
     const queuedAt = this.now();
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
@@ -196,16 +236,26 @@ export class Admission {
     });
   }
 
-  private release(): void {
+  private admitOne(): void {
+    this.inFlight++;
+    this.limiter?.admitted(this.inFlight);
+    this.metrics?.inFlight.set(this.inFlight);
+  }
+
+  private release(started: number): void {
     this.inFlight--;
     if (this.config.maxInFlight === 0) return;
-    const next = this.head < this.queue.length ? this.queue[this.head++] : undefined;
-    if (next) {
+    // The latency a client sees is about the lag (the wait before the gateway reads its request) plus the work's.
+    const now = this.now();
+    this.limiter?.sample(now - started + this.lagMs, now, this.inFlight);
+    // The limit may have shrunk (the queue then waits for more to finish) or grown (more than one is let in).
+    while (this.inFlight < this.limit && this.head < this.queue.length) {
+      const next = this.queue[this.head++]!;
       clearTimeout(next.timer);
-      this.inFlight++;
-      this.compact();
+      this.admitOne();
       next.admit();
     }
+    this.compact();
     this.metrics?.inFlight.set(this.inFlight);
     this.metrics?.queued.set(this.waiting);
   }

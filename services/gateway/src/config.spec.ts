@@ -28,6 +28,21 @@ describe('gateway configuration', () => {
     expect(loadGatewayConfig(base).breaker).toEqual({ failures: 5, openMs: 1000, minFailingMs: 1000 });
   });
 
+  it('admission control: an adaptive in-flight limit of 4..32 steering to 150 ms, no lag limit; ADMISSION_ADAPTIVE=false keeps it static', () => {
+    expect(loadGatewayConfig(base).admission).toEqual({
+      maxInFlight: 32,
+      adaptive: true,
+      minInFlight: 4,
+      targetMs: 150,
+      maxQueue: 64,
+      queueTimeoutMs: 50,
+      maxEventLoopLagMs: 0,
+    });
+    expect(loadGatewayConfig({ ...base, ADMISSION_ADAPTIVE: 'false' }).admission.adaptive).toBe(false);
+    expect(problem({ ...base, ADMISSION_MIN_IN_FLIGHT: '0' })).toContain('ADMISSION_MIN_IN_FLIGHT');
+    expect(problem({ ...base, ADMISSION_TARGET_MS: '0' })).toContain('ADMISSION_TARGET_MS');
+  });
+
   it('refuses to start without API keys unless auth is explicitly disabled', () => {
     expect(problem({})).toContain('API_KEYS: no API key configured');
     expect(loadGatewayConfig({ API_KEYS: 'ci:0123456789abcdef0123' }).access.authDisabled).toBe(false);

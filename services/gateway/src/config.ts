@@ -181,6 +181,9 @@ export const gatewayEnv = {
     .regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL')
     .optional(),
   ADMISSION_MAX_IN_FLIGHT: z.coerce.number().int().min(0).max(100000).default(32),
+  ADMISSION_ADAPTIVE: booleanVar.default(true),
+  ADMISSION_MIN_IN_FLIGHT: positiveInt.max(100000).default(4),
+  ADMISSION_TARGET_MS: positiveInt.max(60000).default(150),
   ADMISSION_MAX_QUEUE: z.coerce.number().int().min(0).max(100000).default(64),
   ADMISSION_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(0).max(60000).default(50),
   ADMISSION_MAX_EVENT_LOOP_LAG_MS: z.coerce.number().int().min(0).max(60000).default(0),
@@ -276,6 +279,9 @@ export function loadGatewayConfig(env: NodeJS.ProcessEnv = process.env): Gateway
     },
     admission: {
       maxInFlight: e.ADMISSION_MAX_IN_FLIGHT,
+      adaptive: e.ADMISSION_ADAPTIVE,
+      minInFlight: e.ADMISSION_MIN_IN_FLIGHT,
+      targetMs: e.ADMISSION_TARGET_MS,
       maxQueue: e.ADMISSION_MAX_QUEUE,
       queueTimeoutMs: e.ADMISSION_QUEUE_TIMEOUT_MS,
       maxEventLoopLagMs: e.ADMISSION_MAX_EVENT_LOOP_LAG_MS,

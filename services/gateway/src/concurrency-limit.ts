@@ -1,0 +1,82 @@
+/**
+ * An adaptive concurrency limit (AIMD against a latency target, like Netflix concurrency-limits' AIMDLimit and
+ * Envoy's adaptive concurrency filter): the requests admission control lets work at once move with their measured
+ * latency. Each window (WINDOW_MS from its first answer) the p90 of the latencies finished in it is compared with the target: above it the
+ * limit shrinks in proportion (limit × target / p90, at most halved per window), well under it (below GROW_BELOW of the
+ * target) it grows by one if the window used at least half of it. It never leaves min..max. A static limit cannot fit
+ * every machine: by Little's law a fixed 32 in flight at 50 answers/s is 640 ms per request, where the right number
+ * on that machine is answers/s × target.
+ */
+export interface ConcurrencyLimitConfig {
+  /** The limit never goes under min nor over max (where it starts). */
+  min: number;
+  max: number;
+  /** The latency the limit steers to, ms (the p90 of each window). */
+  targetMs: number;
+}
+
+/** How often the limit moves, ms: short enough to follow a load step within a second, long enough for a few samples. */
+export const WINDOW_MS = 100;
+/** Grows only while the window's p90 is under this share of the target: a band where the limit holds. */
+export const GROW_BELOW = 0.8;
+/** The most one window shrinks the limit by (a multiplier). */
+export const MAX_SHRINK = 0.5;
+const PERCENTILE = 0.9;
+
+export class ConcurrencyLimit {
+  private value: number;
+  private samples: number[] = [];
+  private windowStart: number | undefined;
+  private peakInFlight = 0;
+
+  constructor(
+    private readonly config: ConcurrencyLimitConfig,
+    private readonly onChange: (limit: number) => void = () => undefined,
+  ) {
+    if (!Number.isInteger(config.min) || config.min < 1) throw new RangeError('min must be an integer >= 1');
+    if (!Number.isInteger(config.max) || config.max < config.min) throw new RangeError('max must be an integer >= min');
+    if (!(config.targetMs > 0)) throw new RangeError('targetMs must be > 0');
+    this.value = config.max;
+  }
+
+  get limit(): number {
+    return this.value;
+  }
+
+  /** The requests in flight just after one was admitted: whether the limit was used, which alone lets it grow. */
+  admitted(inFlight: number): void {
+    if (inFlight > this.peakInFlight) this.peakInFlight = inFlight;
+  }
+
+  /**
+   * One finished request's latency, ms, at `nowMs`, with `inFlight` still in flight; a window that is over is judged
+   * first (without it), and the sample opens the next. Returns the limit.
+   */
+  sample(latencyMs: number, nowMs: number, inFlight = 0): number {
+    this.tick(nowMs, inFlight);
+    this.windowStart ??= nowMs;
+    this.samples.push(latencyMs);
+    return this.value;
+  }
+
+  /** Moves the limit if the window (from its first sample) is over. Returns the limit. */
+  tick(nowMs: number, inFlight = 0): number {
+    if (this.windowStart === undefined || nowMs - this.windowStart < WINDOW_MS) return this.value;
+    const sorted = this.samples.sort((a, b) => a - b);
+    const p90 = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * PERCENTILE))]!;
+    const used = this.peakInFlight * 2 >= this.value;
+    this.samples = [];
+    this.windowStart = undefined;
+    // What is still in flight belongs to the next window too.
+    this.peakInFlight = inFlight;
+    let next = this.value;
+    if (p90 > this.config.targetMs) next = Math.floor(this.value * Math.max(MAX_SHRINK, this.config.targetMs / p90));
+    else if (p90 < this.config.targetMs * GROW_BELOW && used) next = this.value + 1;
+    next = Math.min(this.config.max, Math.max(this.config.min, next));
+    if (next !== this.value) {
+      this.value = next;
+      this.onChange(next);
+    }
+    return next;
+  }
+}
