@@ -2,11 +2,15 @@
 // curve (overload.ts) with the gateway's default admission control (the adaptive in-flight limit; ADMISSION_* in the
 // environment reach the gateway), then 2x with admission control off (ADMISSION_MAX_IN_FLIGHT=0 and
 // ADMISSION_MAX_EVENT_LOOP_LAG_MS=0): each on a pipeline of its own, in one run.
-// Prints a table; the last line is one JSON object. OVERLOAD_DURATION_S sets the seconds per level (default 10).
+// Prints a table; the last line is one JSON object. OVERLOAD_DURATION_S sets the seconds per level (default 10);
+// OVERLOAD_CAPACITY_QPS skips the capacity measurement (the levels are multiples of it: runs A/B-compared at the
+// same offered loads); OVERLOAD_MULTIPLES (e.g. 2,3) the multiples offered with the defaults (0.5,1,1.5,2,3).
 import { launchTarget } from './launch';
 import { runOverload, type CurvePoint } from './overload';
 
 const DURATION_S = Number(process.env.OVERLOAD_DURATION_S ?? 10);
+const MULTIPLES = process.env.OVERLOAD_MULTIPLES?.split(',').map(Number);
+const CAPACITY_QPS = process.env.OVERLOAD_CAPACITY_QPS ? Number(process.env.OVERLOAD_CAPACITY_QPS) : undefined;
 
 function table(curve: CurvePoint[]): string {
   const rows = curve.map(
@@ -43,9 +47,9 @@ async function main(): Promise<void> {
   };
   // The capacity is measured under the static limit, whose 32 a closed loop of 16 never reaches: the adaptive limit
   // (and the lag limit) would shed the closed loop itself and lower the capacity the levels are multiples of.
-  const staticLimit = await curve(STATIC, undefined, [2]);
+  const staticLimit = await curve(STATIC, CAPACITY_QPS, [2]);
   const capacity = staticLimit.capacity_qps;
-  const withAdmission = await curve({}, capacity);
+  const withAdmission = await curve({}, capacity, MULTIPLES);
   const without = await curve(OFF, capacity, [2]);
   const settings = Object.entries(process.env).filter(([name]) => name.startsWith('ADMISSION_'));
   console.log(
