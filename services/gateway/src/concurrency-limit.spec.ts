@@ -55,6 +55,20 @@ describe('ConcurrencyLimit (AIMD against a latency target)', () => {
     expect(window(limit, clock, 10, 5)).toBe(11);
   });
 
+  it('does not shrink while fewer than the limit are in flight: a slow or failing stage at low load is not queueing at the gate', () => {
+    const changes: number[] = [];
+    const limit = new ConcurrencyLimit({ min: 4, max: 32, targetMs: 150 }, (l) => changes.push(l));
+    const clock = { t: 0 };
+    // A stage hung until its deadline: every answer slow, 20 requests/s, about 10 in flight.
+    for (let i = 0; i < 20; i++) expect(window(limit, clock, 600, 10)).toBe(32);
+    expect(window(limit, clock, 600, 31)).toBe(32);
+    // Once the load fills the limit the same latency shrinks it.
+    expect(window(limit, clock, 600, 32)).toBe(16);
+    expect(window(limit, clock, 600, 16)).toBe(8);
+    expect(window(limit, clock, 600, 7)).toBe(8);
+    expect(changes).toEqual([16, 8]);
+  });
+
   it('takes the p90 of the window: one slow request in twenty does not shrink it', () => {
     const limit = new ConcurrencyLimit({ min: 1, max: 20, targetMs: 100 });
     const clock = { t: 0 };
