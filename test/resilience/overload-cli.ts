@@ -9,8 +9,13 @@ import { launchTarget } from './launch';
 import { runOverload, type CurvePoint } from './overload';
 
 const DURATION_S = Number(process.env.OVERLOAD_DURATION_S ?? 10);
-const MULTIPLES = process.env.OVERLOAD_MULTIPLES?.split(',').map(Number);
-const CAPACITY_QPS = process.env.OVERLOAD_CAPACITY_QPS ? Number(process.env.OVERLOAD_CAPACITY_QPS) : undefined;
+const positive = (name: string, text: string): number => {
+  const value = Number(text);
+  if (!(value > 0) || !Number.isFinite(value)) throw new Error(`${name}: expected positive numbers, got "${process.env[name]}"`);
+  return value;
+};
+const MULTIPLES = process.env.OVERLOAD_MULTIPLES?.split(',').map((m) => positive('OVERLOAD_MULTIPLES', m));
+const CAPACITY_QPS = process.env.OVERLOAD_CAPACITY_QPS ? positive('OVERLOAD_CAPACITY_QPS', process.env.OVERLOAD_CAPACITY_QPS) : undefined;
 
 function table(curve: CurvePoint[]): string {
   const rows = curve.map(
