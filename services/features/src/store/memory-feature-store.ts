@@ -253,7 +253,6 @@ export class MemoryFeatureStore implements FeatureStore {
     }
   }
 
-  /** A page of a map's values; the cursor is an offset into a snapshot of its ids, retaken when the map's size changed. */
   /** Drops expired ids from the front; amortised O(1) per event since each id is dropped once. */
   private pruneSeen(now: number): void {
     for (const [eventId, until] of this.seen) {

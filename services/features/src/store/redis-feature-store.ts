@@ -606,10 +606,6 @@ export class RedisFeatureStore implements FeatureStore {
     );
   }
 
-  /**
-   * SCAN over every key matching `pattern` (on a cluster: each master in turn; the cursor is
-   * "<master>:<cursor>"), the rows read with the page's keys. As SCAN, a row may come twice.
-   */
   private async writeAll<T>(rows: readonly T[], entry: (row: T) => [string, Buffer]): Promise<void> {
     if (rows.length === 0) return;
     await this.call(async () => {
