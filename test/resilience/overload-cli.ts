@@ -50,8 +50,8 @@ async function main(): Promise<void> {
       await target.close();
     }
   };
-  // The capacity is measured under the static limit, whose 32 a closed loop of 16 never reaches: the adaptive limit
-  // (and the lag limit) would shed the closed loop itself and lower the capacity the levels are multiples of.
+  // The capacity is measured on the static limit's pipeline (its 2x point is the comparison), whose 32 a closed loop of
+  // 16 never reaches, so nothing sheds the loop itself (the adaptive limit shrinks only in a window that filled it).
   const staticLimit = await curve(STATIC, CAPACITY_QPS, [2]);
   const capacity = staticLimit.capacity_qps;
   const withAdmission = await curve({}, capacity, MULTIPLES);
