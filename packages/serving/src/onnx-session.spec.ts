@@ -109,12 +109,116 @@ describe('ModelSession: the one owner of onnxruntime sessions', () => {
         const runs = ended.filter((s) => s.name === 'model run dlrm v1');
         expect(runs).toHaveLength(1);
         expect(runs[0]!.parentSpanContext?.spanId).toBe(parent);
-        expect(runs[0]!.attributes).toEqual({ 'recsys.model': 'dlrm v1', 'recsys.model.provider': 'cpu', 'recsys.model.rows': 3 });
+        expect(runs[0]!.attributes).toEqual({
+          'recsys.model': 'dlrm v1',
+          'recsys.model.provider': 'cpu',
+          'recsys.model.thread': 'main',
+          'recsys.model.rows': 3,
+        });
       } finally {
         await tracing.release();
       }
     } finally {
       await session.release();
     }
+  });
+
+  describe('on a worker thread of its own', () => {
+    /** Feeds whose rows differ (zeros would hide rows swapped or lost on the way to the worker and back). */
+    function variedFeeds(inputs: Parameters<typeof zeroFeeds>[0], rows: number) {
+      const feeds = zeroFeeds(inputs, rows);
+      for (const [name, t] of Object.entries(feeds)) {
+        const input = inputs.find((i) => i.name === name)!;
+        for (let k = 0; k < t.data.length; k++) {
+          // Codes stay small (every table has a few rows); floats vary per row and column.
+          t.data[k] = input.dtype === 'int32' ? k % 3 : ((k * 7919) % 101) / 101;
+        }
+      }
+      return feeds;
+    }
+
+    it('answers exactly as the session on the event loop does, row for row', async () => {
+      const { graph, bytes } = await dlrm();
+      const logger = recordingLogger();
+      const main = await ModelSession.create(bytes, graph.inputs, { label: 'dlrm' });
+      const worker = await ModelSession.create(bytes, graph.inputs, { label: 'dlrm', thread: 'worker', logger });
+      try {
+        expect(worker.thread).toBe('worker');
+        expect(worker.provider).toBe('cpu');
+        expect(worker.outputNames).toEqual(main.outputNames);
+        expect(logger.lines.at(-1)).toMatchObject({ level: 'info', fields: { thread: 'worker' }, message: 'dlrm runs on cpu' });
+        const feeds = variedFeeds(graph.inputs, 37);
+        const expected = await main.run(feeds);
+        // Concurrent runs each get their own answer back.
+        const [a, b] = await Promise.all([worker.run(feeds), worker.run(variedFeeds(graph.inputs, 5))]);
+        for (const name of main.outputNames) {
+          expect(a[name]).toEqual(expected[name]);
+          expect(b[name]!.length).toBe(5);
+        }
+        expect(new Set(expected[main.outputNames[0]!]!).size).toBeGreaterThan(1);
+        // The caller's feeds are copied, not taken: they still hold their values after the run.
+        expect(Object.values(feeds).every((t) => t.data.byteLength > 0)).toBe(true);
+        expect(await main.run(feeds)).toEqual(expected);
+      } finally {
+        await Promise.all([main.release(), worker.release()]);
+      }
+    });
+
+    it('copies only the rows a view holds, so chunks of one buffer run one after another', async () => {
+      const { graph, bytes } = await dlrm();
+      const main = await ModelSession.create(bytes, graph.inputs, { label: 'dlrm' });
+      const worker = await ModelSession.create(bytes, graph.inputs, { label: 'dlrm', thread: 'worker' });
+      try {
+        const feeds = variedFeeds(graph.inputs, 10);
+        const rows = (start: number, end: number) =>
+          Object.fromEntries(
+            Object.entries(feeds).map(([name, t]) => {
+              const width = t.data.length / t.shape[0]!;
+              return [name, { data: t.data.subarray(start * width, end * width), shape: [end - start, ...t.shape.slice(1)] }];
+            }),
+          );
+        const output = main.outputNames[0]!;
+        const first = await worker.run(rows(0, 4));
+        const second = await worker.run(rows(4, 10));
+        expect([...first[output]!, ...second[output]!]).toEqual([...(await main.run(feeds))[output]!]);
+      } finally {
+        await Promise.all([main.release(), worker.release()]);
+      }
+    });
+
+    it('leaves the event loop free while a run is in flight (a run on the main thread holds it)', async () => {
+      const { graph, bytes } = await dlrm();
+      // Whether a callback queued just after the run starts gets to run before the run's answer arrives.
+      const loopFreeDuringRun = async (session: ModelSession) => {
+        let ticked = false;
+        const run = session.run(zeroFeeds(graph.inputs, 256)).then(() => ticked);
+        setImmediate(() => (ticked = true));
+        return run;
+      };
+      const main = await ModelSession.create(bytes, graph.inputs, { label: 'dlrm' });
+      const worker = await ModelSession.create(bytes, graph.inputs, { label: 'dlrm', thread: 'worker' });
+      try {
+        expect(await loopFreeDuringRun(main)).toBe(false);
+        expect(await loopFreeDuringRun(worker)).toBe(true);
+      } finally {
+        await Promise.all([main.release(), worker.release()]);
+      }
+    });
+
+    it('refuses a model no provider loads, a released session, and names the model', async () => {
+      const { graph, bytes } = await dlrm();
+      await expect(
+        ModelSession.create(bytes.subarray(0, bytes.length / 2), graph.inputs, { label: 'dlrm v9', thread: 'worker' }),
+      ).rejects.toThrow(/^dlrm v9: no execution provider could load the model \(cpu: /);
+      await expect(ModelSession.create(bytes, graph.inputs.slice(1), { label: 'dlrm', thread: 'worker' })).rejects.toThrow(
+        /differ from the manifest/,
+      );
+      const session = await ModelSession.create(bytes, graph.inputs, { label: 'dlrm', thread: 'worker' });
+      // A run still in flight when the session is released is refused, not left waiting.
+      const inFlight = expect(session.run(zeroFeeds(graph.inputs, 2))).rejects.toThrow(/dlrm: the session was released/);
+      await session.release();
+      await inFlight;
+      await expect(session.run(zeroFeeds(graph.inputs, 1))).rejects.toThrow(/released/);
+    });
   });
 });

@@ -1,10 +1,23 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { SpanStatusCode, trace } from '@opentelemetry/api';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 import type { InputDescription, Tensor } from '@recsys/model-format';
+import {
+  createOrtSession,
+  EXECUTION_PROVIDERS,
+  type ExecutionProvider,
+  type OrtSessionSettings,
+  runOrtSession,
+} from './ort-session-create.js';
+import type { WorkerReply, WorkerRequest, WorkerStart } from './session-worker-protocol.js';
 
-/** Execution providers a session may ask for, in the order of preference given by config. */
-export const EXECUTION_PROVIDERS = ['cuda', 'cpu'] as const;
-export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
+export { EXECUTION_PROVIDERS, type ExecutionProvider };
+
+/** Where a session's runs execute: on the event loop's thread, or on a worker thread of its own. */
+export const SESSION_THREADS = ['worker', 'main'] as const;
+export type SessionThread = (typeof SESSION_THREADS)[number];
 
 /** Where a zod `.transform` lets its function report a problem. */
 interface IssueSink {
@@ -43,6 +56,12 @@ export interface ModelSessionOptions {
   /** Intra-op threads; 1 is fastest for these small models with concurrent requests. */
   intraOpThreads?: number;
   cudaDeviceId?: number;
+  /**
+   * `worker`: the session lives on a worker thread of its own, and a run (synchronous in onnxruntime-node) leaves the
+   * event loop free to serve other requests, at the cost of copying the feeds to it. `main` (the default here): runs
+   * hold the event loop for their length, as offline tools want.
+   */
+  thread?: SessionThread;
   logger?: SessionLogger;
 }
 
@@ -54,65 +73,234 @@ export class FeedError extends Error {
   override readonly name = 'FeedError';
 }
 
-function providerOption(provider: ExecutionProvider, options: ModelSessionOptions): ort.InferenceSession.ExecutionProviderConfig {
-  return provider === 'cuda' ? { name: 'cuda', deviceId: options.cudaDeviceId ?? 0 } : 'cpu';
-}
-
 function describeFeeds(feeds: Record<string, Tensor>): string {
   return Object.entries(feeds)
     .map(([name, t]) => `${name}: ${t.data instanceof Int32Array ? 'int32' : 'float32'}[${t.shape.join(',')}]`)
     .join('; ');
 }
 
+/** A session's runs, wherever they execute. */
+interface SessionBackend {
+  readonly provider: ExecutionProvider;
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, Tensor>): Promise<Record<string, Float32Array>>;
+  release(): Promise<void>;
+}
+
+/** The session on the event loop's thread: each run holds it for its length. */
+class MainThreadBackend implements SessionBackend {
+  constructor(
+    private readonly session: ort.InferenceSession,
+    readonly provider: ExecutionProvider,
+  ) {}
+
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
+  run(feeds: Record<string, Tensor>): Promise<Record<string, Float32Array>> {
+    return runOrtSession(this.session, feeds);
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}
+
+/** The worker's script: beside this module once built; from the sources (jest), the built one. */
+function sessionWorkerScript(): string {
+  const beside = join(__dirname, 'session-worker.js');
+  return existsSync(beside) ? beside : join(__dirname, '..', 'dist', 'session-worker.js');
+}
+
+interface PendingRun {
+  resolve(outputs: Record<string, Float32Array>): void;
+  reject(error: Error): void;
+}
+
+/**
+ * The session on a worker thread of its own (session-worker.ts): feeds are copied to it (only the rows each view
+ * holds) and transferred, outputs are transferred back. The worker keeps the process alive only while a run is
+ * pending. A worker that dies fails its pending runs and every later one, naming why.
+ */
+class WorkerBackend implements SessionBackend {
+  private readonly pending = new Map<number, PendingRun>();
+  private nextId = 0;
+  private failure: Error | undefined;
+  private released = false;
+
+  private constructor(
+    private readonly worker: Worker,
+    private readonly label: string,
+    readonly provider: ExecutionProvider,
+    readonly inputNames: readonly string[],
+    readonly outputNames: readonly string[],
+  ) {
+    worker.on('message', (reply: WorkerReply) => this.settle(reply));
+    worker.on('error', (error) => this.fail(`the session worker failed: ${error.message}`));
+    worker.on('exit', (code) => {
+      if (!this.released) this.fail(`the session worker exited (code ${code})`);
+    });
+    worker.unref();
+  }
+
+  static start(
+    bytes: Uint8Array,
+    settings: OrtSessionSettings,
+    label: string,
+  ): Promise<{ backend: WorkerBackend; failures: { provider: ExecutionProvider; message: string }[] }> {
+    const start: WorkerStart = { bytes, settings, label };
+    const worker = new Worker(sessionWorkerScript(), { workerData: start, name: `onnxruntime ${label}` });
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error) => stop(new Error(`${label}: the session worker failed to start: ${error.message}`));
+      const onExit = (code: number) => stop(new Error(`${label}: the session worker exited (code ${code}) before its session was made`));
+      const onMessage = (reply: WorkerReply) => {
+        if (reply.kind === 'ready') {
+          detach();
+          resolve({
+            backend: new WorkerBackend(worker, label, reply.provider, reply.inputNames, reply.outputNames),
+            failures: reply.failures,
+          });
+        } else {
+          stop(new Error(reply.kind === 'failed' ? reply.message : `${label}: the session worker answered ${reply.kind} before ready`));
+        }
+      };
+      // Only these listeners are taken off: the worker's own (e.g. what refs its port) stay.
+      const detach = () => {
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+        worker.off('message', onMessage);
+      };
+      const stop = (error: Error) => {
+        detach();
+        void worker.terminate();
+        reject(error);
+      };
+      worker.on('error', onError);
+      worker.on('exit', onExit);
+      worker.on('message', onMessage);
+    });
+  }
+
+  run(feeds: Record<string, Tensor>): Promise<Record<string, Float32Array>> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    const copies: Record<string, Tensor> = {};
+    const transfer: ArrayBuffer[] = [];
+    for (const [name, t] of Object.entries(feeds)) {
+      // slice(): the view's rows only, in a buffer the worker may own (a view may share its buffer with other feeds).
+      const data = t.data.slice();
+      copies[name] = { data, shape: t.shape };
+      transfer.push(data.buffer as ArrayBuffer);
+    }
+    const id = this.nextId++;
+    const request: WorkerRequest = { kind: 'run', id, feeds: copies };
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      if (this.pending.size === 1) this.worker.ref();
+      this.worker.postMessage(request, transfer);
+    });
+  }
+
+  private settle(reply: WorkerReply): void {
+    if (reply.kind !== 'ran' && reply.kind !== 'run-failed') return;
+    const run = this.pending.get(reply.id);
+    if (run === undefined) return;
+    this.pending.delete(reply.id);
+    if (this.pending.size === 0) this.worker.unref();
+    if (reply.kind === 'ran') run.resolve(reply.outputs);
+    else run.reject(new Error(reply.message));
+  }
+
+  private fail(reason: string): void {
+    this.failure ??= new Error(`${this.label}: ${reason}`);
+    for (const run of this.pending.values()) run.reject(this.failure);
+    this.pending.clear();
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    this.fail('the session was released');
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.ref();
+    this.worker.postMessage({ kind: 'release' } satisfies WorkerRequest);
+    // The worker releases its session and ends; one that does not within a second is stopped.
+    const timer = setTimeout(() => void this.worker.terminate(), 1000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
 /**
  * The one owner of onnxruntime-node sessions in serving: picks the execution provider from the
  * configured preference, checks feeds against the manifest's inputs before each run, reports tensor
- * metadata on failure and releases the native session on close.
+ * metadata on failure and releases the native session on close. The session runs on the event loop's
+ * thread or on a worker thread of its own (`thread`).
  */
 export class ModelSession {
   private released = false;
 
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly backend: SessionBackend,
     readonly label: string,
-    readonly provider: ExecutionProvider,
     readonly inputs: readonly InputDescription[],
-    readonly outputNames: readonly string[],
+    readonly thread: SessionThread,
   ) {}
 
+  get provider(): ExecutionProvider {
+    return this.backend.provider;
+  }
+
+  get outputNames(): readonly string[] {
+    return this.backend.outputNames;
+  }
+
   static async create(bytes: Uint8Array, inputs: readonly InputDescription[], options: ModelSessionOptions): Promise<ModelSession> {
-    const providers = options.providers?.length ? options.providers : (['cpu'] as const);
-    const failures: string[] = [];
-    for (const provider of providers) {
-      try {
-        const session = await ort.InferenceSession.create(bytes, {
-          executionProviders: [providerOption(provider, options)],
-          graphOptimizationLevel: 'all',
-          intraOpNumThreads: options.intraOpThreads ?? 1,
-          interOpNumThreads: 1,
-          executionMode: 'sequential',
-          // Native warnings (e.g. a missing CUDA library) are reported by our own log line instead.
-          logSeverityLevel: 3,
-        });
-        const declared = new Set(session.inputNames);
-        const expected = inputs.map((i) => i.name);
-        if (declared.size !== expected.length || expected.some((n) => !declared.has(n))) {
-          await session.release();
-          throw new FeedError(
-            `${options.label}: the graph's inputs [${session.inputNames.join(', ')}] differ from the manifest's [${expected.join(', ')}]`,
-          );
-        }
-        const fallback = failures.length ? { unavailable: failures } : {};
-        options.logger?.info({ model: options.label, provider, ...fallback }, `${options.label} runs on ${provider}`);
-        return new ModelSession(session, options.label, provider, inputs, session.outputNames);
-      } catch (error) {
-        if (error instanceof FeedError) throw error;
-        const message = error instanceof Error ? error.message : String(error);
-        failures.push(`${provider}: ${message}`);
-        options.logger?.warn({ model: options.label, provider, error: message }, `${options.label}: ${provider} is unavailable`);
+    const settings: OrtSessionSettings = {
+      providers: options.providers?.length ? options.providers : ['cpu'],
+      intraOpThreads: options.intraOpThreads ?? 1,
+      cudaDeviceId: options.cudaDeviceId ?? 0,
+    };
+    const thread = options.thread ?? 'main';
+    let backend: SessionBackend;
+    let failures: { provider: ExecutionProvider; message: string }[];
+    try {
+      if (thread === 'worker') {
+        ({ backend, failures } = await WorkerBackend.start(bytes, settings, options.label));
+      } else {
+        const created = await createOrtSession(bytes, settings, options.label);
+        backend = new MainThreadBackend(created.session, created.provider);
+        failures = created.failures;
       }
+    } catch (error) {
+      options.logger?.warn({ model: options.label, error: (error as Error).message }, `${options.label}: no provider could load it`);
+      throw error;
     }
-    throw new Error(`${options.label}: no execution provider could load the model (${failures.join('; ')})`);
+    for (const failure of failures) {
+      options.logger?.warn(
+        { model: options.label, provider: failure.provider, error: failure.message },
+        `${options.label}: ${failure.provider} is unavailable`,
+      );
+    }
+    const declared = new Set(backend.inputNames);
+    const expected = inputs.map((i) => i.name);
+    if (declared.size !== expected.length || expected.some((n) => !declared.has(n))) {
+      await backend.release();
+      throw new FeedError(
+        `${options.label}: the graph's inputs [${backend.inputNames.join(', ')}] differ from the manifest's [${expected.join(', ')}]`,
+      );
+    }
+    const fallback = failures.length ? { unavailable: failures.map((f) => `${f.provider}: ${f.message}`) } : {};
+    options.logger?.info(
+      { model: options.label, provider: backend.provider, thread, ...fallback },
+      `${options.label} runs on ${backend.provider}`,
+    );
+    return new ModelSession(backend, options.label, inputs, thread);
   }
 
   /** Throws FeedError naming the first feed that is missing, extra, of the wrong type or shape. */
@@ -148,14 +336,9 @@ export class ModelSession {
   async run(feeds: Record<string, Tensor>): Promise<Record<string, Float32Array>> {
     if (this.released) throw new Error(`${this.label}: the session was released`);
     this.checkFeeds(feeds);
-    const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const [name, t] of Object.entries(feeds)) {
-      ortFeeds[name] = new ort.Tensor(t.data instanceof Int32Array ? 'int32' : 'float32', t.data, t.shape);
-    }
     const span = this.startRunSpan(feeds);
-    let result: ort.InferenceSession.ReturnType;
     try {
-      result = await this.session.run(ortFeeds);
+      return await this.backend.run(feeds);
     } catch (error) {
       const failure = new Error(
         `${this.label}: onnxruntime failed on ${describeFeeds(feeds)}: ${error instanceof Error ? error.message : String(error)}`,
@@ -165,9 +348,6 @@ export class ModelSession {
     } finally {
       span?.end();
     }
-    const out: Record<string, Float32Array> = {};
-    for (const [name, value] of Object.entries(result)) out[name] = value.data as Float32Array;
-    return out;
   }
 
   /**
@@ -178,13 +358,18 @@ export class ModelSession {
     if (!trace.getActiveSpan()?.isRecording()) return undefined;
     const rows = Object.values(feeds)[0]?.shape[0] ?? 0;
     return trace.getTracer('@recsys/serving').startSpan(`model run ${this.label}`, {
-      attributes: { 'recsys.model': this.label, 'recsys.model.provider': this.provider, 'recsys.model.rows': rows },
+      attributes: {
+        'recsys.model': this.label,
+        'recsys.model.provider': this.provider,
+        'recsys.model.thread': this.thread,
+        'recsys.model.rows': rows,
+      },
     });
   }
 
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    await this.session.release();
+    await this.backend.release();
   }
 }

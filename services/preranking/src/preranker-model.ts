@@ -14,6 +14,7 @@ import {
   ModelSession,
   type ModelVersion,
   type SessionLogger,
+  type SessionThread,
   UserTower,
   loadModelVersion,
   readItemVectors,
@@ -28,6 +29,8 @@ export interface PrerankerModelOptions {
   providers: readonly ExecutionProvider[];
   intraOpThreads: number;
   cudaDeviceId: number;
+  /** Where the pre-ranker's and the user tower's sessions run (ModelSession's `thread`). */
+  thread: SessionThread;
   /** This version's own cache of encoded items (those its table lacks): a new version starts with an empty one. */
   itemCache: EncodedItemReaderOptions;
   /** This version's own table of every stored item, read through `scanner` as it loads. */
@@ -90,6 +93,7 @@ export class PrerankerModel {
       providers: options.providers,
       intraOpThreads: options.intraOpThreads,
       cudaDeviceId: options.cudaDeviceId,
+      thread: options.thread,
       logger: options.logger,
     };
     const userTower = await UserTower.load(twoTower, sessionOptions);

@@ -38,6 +38,7 @@ export async function startPrerankingService(
         providers: config.executionProviders,
         intraOpThreads: config.intraOpThreads,
         cudaDeviceId: config.cudaDeviceId,
+        thread: config.sessionThread,
         itemCache: { ...config.itemCache, now: options.clock, observer: metrics },
         itemTable: { ...config.itemTable, scanner: features, observer: metrics },
         logger,

@@ -8,6 +8,7 @@ describe('loadRankingConfig', () => {
       modelsDir: 'models',
       executionProviders: ['cpu'],
       intraOpThreads: 1,
+      sessionThread: 'worker',
       batching: true,
       maxBatchSize: 2048,
       maxQueueDelayMs: 1,
@@ -30,8 +31,9 @@ describe('loadRankingConfig', () => {
       RANKING_EXECUTION_PROVIDERS: ' CUDA, cpu,cuda',
       RANKING_BATCHING: 'off',
       RANKING_MAX_QUEUE_DELAY_MS: '1.5',
+      RANKING_SESSION_THREAD: 'main',
     });
-    expect(config).toMatchObject({ executionProviders: ['cuda', 'cpu'], batching: false, maxQueueDelayMs: 1.5 });
+    expect(config).toMatchObject({ executionProviders: ['cuda', 'cpu'], batching: false, maxQueueDelayMs: 1.5, sessionThread: 'main' });
   });
 
   it.each(['features:15051', '10.0.0.7:15051', '[::1]:15051', 'dns:///features.recsys.svc:15051'])(
@@ -48,6 +50,7 @@ describe('loadRankingConfig', () => {
     ],
     [{ RANKING_EXECUTION_PROVIDERS: ',' }, 'invalid configuration: RANKING_EXECUTION_PROVIDERS: no provider given'],
     [{ RANKING_BATCHING: 'maybe' }, 'invalid configuration: RANKING_BATCHING: expected true or false, got "maybe"'],
+    [{ RANKING_SESSION_THREAD: 'gpu' }, 'invalid configuration: RANKING_SESSION_THREAD'],
     [{ RANKING_MAX_BATCH_SIZE: '0' }, 'invalid configuration: RANKING_MAX_BATCH_SIZE'],
     [{ RANKING_MAX_QUEUE_DELAY_MS: '-1' }, 'invalid configuration: RANKING_MAX_QUEUE_DELAY_MS'],
     [{ FEATURES_ADDRESS: 'localhost' }, 'invalid configuration: FEATURES_ADDRESS: must be host:port (or dns:///host:port)'],

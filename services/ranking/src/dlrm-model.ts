@@ -13,6 +13,7 @@ import {
   ModelSession,
   type ModelVersion,
   type SessionLogger,
+  type SessionThread,
   warmUpSession,
   zeroFeeds,
 } from '@recsys/serving';
@@ -23,6 +24,8 @@ export interface DlrmModelOptions {
   providers: readonly ExecutionProvider[];
   intraOpThreads: number;
   cudaDeviceId: number;
+  /** Where the session runs (ModelSession's `thread`). */
+  thread: SessionThread;
   batcher: BatcherOptions;
   /** This version's own cache of encoded items (those its table lacks): a new version starts with an empty one. */
   itemCache: EncodedItemReaderOptions;
@@ -71,6 +74,7 @@ export class DlrmModel {
       providers: options.providers,
       intraOpThreads: options.intraOpThreads,
       cudaDeviceId: options.cudaDeviceId,
+      thread: options.thread,
       logger: options.logger,
     });
     let table: LiveItemTable | undefined;

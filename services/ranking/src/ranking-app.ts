@@ -36,6 +36,7 @@ export async function startRankingService(
         providers: config.executionProviders,
         intraOpThreads: config.intraOpThreads,
         cudaDeviceId: config.cudaDeviceId,
+        thread: config.sessionThread,
         batcher: {
           batching: config.batching,
           maxBatchSize: config.maxBatchSize,
