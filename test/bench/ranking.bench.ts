@@ -5,12 +5,16 @@
 // model and pre-assembled inputs of the same size, in one run. Every request asks for a fresh random set of
 // candidates from a catalogue of BENCH_CATALOGUE items (the trained ones and copies of their features under
 // new ids), so the hit rate (candidates served from the item table or cache), which is reported, is that of a
-// catalogue of that size. CPU per request
-// of each process is reported too. Last line: one JSON object.
+// catalogue of that size. Each request carries its user's features and history as the gateway passes them (read
+// once per user before the timed blocks, as the bare session's inputs are assembled beforehand), so the ranking
+// service makes no feature call for the user; BENCH_PASS_USER=false sends the user id alone and the service reads the
+// user itself. CPU per request of each process is reported too. Last line: one JSON object.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { create, toBinary } from '@bufbuild/protobuf';
 import { common, features, fieldNumber, fieldTag, ranking, WIRE } from '@recsys/contracts';
+import { loadGatewayConfig } from '@recsys/gateway';
 import { loadRankingConfig } from '@recsys/ranking';
 import { createServiceClient, freePort, type ServiceClient, waitForServing, WireReader } from '@recsys/service-kit';
 import { assembleFeeds, loadModelVersion } from '@recsys/serving';
@@ -30,6 +34,8 @@ const CONCURRENCY = [1, 8, 32];
 const CATALOGUE = Number(process.env.BENCH_CATALOGUE ?? 50_000);
 /** Pre-assembled requests the bare session cycles through. */
 const DISTINCT = 64;
+/** Requests carry the user's state as the gateway passes it down (see the header). */
+const PASS_USER = (process.env.BENCH_PASS_USER ?? 'true') !== 'false';
 const SIDES = ['batched', 'unbatched', 'uncached'] as const;
 type Side = (typeof SIDES)[number];
 /** Each side's service settings beyond the defaults. */
@@ -108,15 +114,44 @@ async function modelRoot(): Promise<{ root: string; source: DataSource; temporar
 const USER_ID = fieldTag(ranking.RankRequestSchema, 'userId', WIRE.length);
 const CANDIDATE = fieldTag(ranking.RankRequestSchema, 'candidates', WIRE.length);
 const ITEM_ID = fieldTag(common.CandidateSchema, 'itemId', WIRE.length);
+const USER_STATE = fieldTag(ranking.RankRequestSchema, 'userState', WIRE.length);
+const USER_HISTORY_LIMIT = fieldTag(ranking.RankRequestSchema, 'userHistoryLimit', WIRE.varint);
+
+/** The user read once, as the gateway passes it: GetUserFeaturesResponse's bytes and the history limit it was read with. */
+interface PassedUser {
+  state: Uint8Array;
+  historyLimit: number;
+}
+
+function varint(out: number[], n: number): void {
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+}
+
+/** The user_state and user_history_limit fields of a RankRequest, appended after its other fields (any order is valid). */
+function passedUserBytes(user: PassedUser): Uint8Array {
+  const head: number[] = [USER_STATE];
+  varint(head, user.state.length);
+  const tail: number[] = [USER_HISTORY_LIMIT];
+  varint(tail, user.historyLimit);
+  const out = new Uint8Array(head.length + user.state.length + tail.length);
+  out.set(head, 0);
+  out.set(user.state, head.length);
+  out.set(tail, head.length + user.state.length);
+  return out;
+}
 const ANSWER_CANDIDATES = fieldNumber(ranking.RankResponseSchema, 'candidates');
 
-/** A RankRequest of ASCII ids (every id here) as bytes: user_id, then one Candidate { item_id } per id. */
-function rankRequestBytes(request: { userId: string; candidates: { itemId: string }[] }): Uint8Array {
+/** A RankRequest of ASCII ids (every id here) as bytes: user_id, then one Candidate { item_id } per id, then the passed user. */
+function rankRequestBytes(request: { userId: string; candidates: { itemId: string }[] }, user?: Uint8Array): Uint8Array {
   // One-byte lengths: ids here are short ASCII.
   if ([request.userId, ...request.candidates.map((c) => c.itemId)].some((id) => id.length > 120 || /[^\x20-\x7e]/.test(id))) {
     throw new Error('rankRequestBytes writes short ASCII ids only');
   }
-  let size = 2 + request.userId.length;
+  let size = 2 + request.userId.length + (user?.length ?? 0);
   for (const { itemId } of request.candidates) size += 4 + itemId.length;
   const out = new Uint8Array(size);
   let pos = 0;
@@ -129,6 +164,10 @@ function rankRequestBytes(request: { userId: string; candidates: { itemId: strin
     out[pos++] = ITEM_ID;
     out[pos++] = itemId.length;
     for (let k = 0; k < itemId.length; k++) out[pos++] = itemId.charCodeAt(k);
+  }
+  if (user !== undefined) {
+    out.set(user, pos);
+    pos += user.length;
   }
   return out.subarray(0, pos);
 }
@@ -255,15 +294,32 @@ async function main(): Promise<void> {
     };
     // The load generator shares the two cores with the services: it writes each request's bytes itself and counts the
     // answer's candidates without decoding them (protobuf-es on both ends cost it ~1.6 ms of CPU per request).
-    const rank = (client: RankingClient) => {
+    // Each user's state as the gateway would pass it (GetUserFeatures' answer, read with the gateway's history limit).
+    const historyLimit = loadGatewayConfig({ AUTH_DISABLED: 'true' }).userHistoryLimit;
+    const passed = new Map<string, Uint8Array>();
+    if (PASS_USER) {
+      for (const userId of users.ids) {
+        const request = toBinary(
+          features.GetUserFeaturesRequestSchema,
+          create(features.GetUserFeaturesRequestSchema, { userId, historyLimit }),
+        );
+        passed.set(userId, passedUserBytes({ state: await featureClient.raw('getUserFeatures', request), historyLimit }));
+      }
+    }
+    // A block's `n` requests, written before it starts (as the bare session's inputs are), then sent in turn.
+    const rank = (client: RankingClient, n: number) => {
       const first = nextRequest;
       nextRequest += 1_000_000;
-      return async (i: number) => countCandidates(await client.raw('rank', rankRequestBytes(requestFor(first + i))));
+      const bodies = Array.from({ length: n }, (_, i) => {
+        const request = requestFor(first + i);
+        return rankRequestBytes(request, passed.get(request.userId));
+      });
+      return async (i: number) => countCandidates(await client.raw('rank', bodies[i]!));
     };
 
     // Warm-up: every path, then as many requests again on each service.
     await closedLoop(1, DISTINCT, runBare);
-    for (const side of Object.values(services)) await closedLoop(8, DISTINCT, rank(side.client));
+    for (const side of Object.values(services)) await closedLoop(8, DISTINCT, rank(side.client, DISTINCT));
 
     const cacheCounters = async () => ({
       // Served from memory: the item table's rows (every item stored before the service started) and the cache.
@@ -290,8 +346,9 @@ async function main(): Promise<void> {
         for (const side of [...SIDES.slice(shift), ...SIDES.slice(0, shift)]) {
           (globalThis as { gc?: () => void }).gc?.();
           const pid = services[side].process.child.pid!;
+          const send = rank(services[side].client, perBlock);
           const before = { ranking: processCpuMs(pid), features: processCpuMs(featureProcess.child.pid!), client: clientCpuMs() };
-          const block = await closedLoop(c, perBlock, rank(services[side].client));
+          const block = await closedLoop(c, perBlock, send);
           cpu[side].ranking += processCpuMs(pid) - before.ranking;
           cpu[side].features += processCpuMs(featureProcess.child.pid!) - before.features;
           cpu[side].client += clientCpuMs() - before.client;
@@ -310,6 +367,10 @@ async function main(): Promise<void> {
       candidates: CANDIDATES,
       catalogue_items: catalogueSize,
       requests_per_level: perBlock * ROUNDS,
+      // The user's state came with each request (the pipeline's path), or the service read it per request.
+      user_passed: PASS_USER,
+      // Where the ranking service's session runs (RANKING_SESSION_THREAD, as the services were started).
+      session_thread: loadRankingConfig(process.env).sessionThread,
       model_version: info.modelVersion,
       provider: info.executionProvider,
       max_batch_size: info.maxBatchSize,
