@@ -45,8 +45,9 @@ import {
   ServiceMetrics,
   startGrpcService,
   type RunningGrpcService,
+  bestFirst,
+  encodeScoredCandidates,
 } from '@recsys/service-kit';
-import { bestFirst, encodeScoredCandidates } from '@recsys/stage';
 import { cpuMicros, quantile, round } from './stats';
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 1500);

@@ -18,5 +18,6 @@ export * from './workspace.js';
 export * from './in-process.js';
 export * from './undecodable-request.js';
 export * from './candidate-wire.js';
+export * from './scored-candidates-wire.js';
 export * from './unary-method.js';
 export * from './redis-options.js';

@@ -8,9 +8,11 @@ import {
   readCandidateRequest,
   ServiceError,
   UnavailableError,
+  bestFirst,
+  encodeScoredCandidates,
 } from '@recsys/service-kit';
 import { type ItemBatch, type ItemBytesReader, type ModelWatcher } from '@recsys/serving';
-import { bestFirst, encodeScoredCandidates, type FeatureReader, type UserState, contextOnlyState, readUserState } from '@recsys/stage';
+import { type FeatureReader, type UserState, contextOnlyState, readUserState } from '@recsys/stage';
 import type { PrerankingConfig } from './config.js';
 import type { PrerankerModel } from './preranker-model.js';
 import type { PrerankingMetrics } from './preranking-metrics.js';

@@ -9,9 +9,11 @@ import {
   type RequestContext,
   ServiceError,
   UnavailableError,
+  bestFirst,
+  encodeScoredCandidates,
 } from '@recsys/service-kit';
 import { type ItemBytesReader, type ModelWatcher } from '@recsys/serving';
-import { bestFirst, encodeScoredCandidates, type FeatureReader, readUserState } from '@recsys/stage';
+import { type FeatureReader, readUserState } from '@recsys/stage';
 import type { RankingConfig } from './config.js';
 import type { DlrmModel } from './dlrm-model.js';
 import type { RankingMetrics } from './ranking-metrics.js';

@@ -7,8 +7,9 @@ import {
   InvalidArgumentError,
   readCandidateFields,
   readCandidateRequest,
+  type CandidateEdit,
+  encodeCandidateField,
 } from '@recsys/service-kit';
-import { type CandidateEdit, encodeCandidateField } from '@recsys/stage';
 import type { RuleEngine } from './rule-engine.js';
 import type { Entry, RecentItem } from './rules/rule.js';
 

@@ -8,9 +8,10 @@ import {
   ServiceError,
   UnavailableError,
   type Logger,
+  encodeNewCandidates,
 } from '@recsys/service-kit';
 import { recentItems } from '@recsys/serving';
-import { contextOnlyState, encodeNewCandidates, readUserState, type FeatureReader, type UserState } from '@recsys/stage';
+import { contextOnlyState, readUserState, type FeatureReader, type UserState } from '@recsys/stage';
 import type { VectorStore } from '@recsys/vector-index';
 import { performance } from 'node:perf_hooks';
 import { type ChannelCandidate, type ChannelName, type SourceFilter } from './channels/channel.js';

@@ -1,6 +1,7 @@
 import { create, fromBinary, toBinary, type DescMessage } from '@bufbuild/protobuf';
 import { common, preranking, ranking } from '@recsys/contracts';
-import { CandidateList, type EncodedMessage, readCandidateRequest } from '@recsys/service-kit';
+import { CandidateList, readCandidateRequest } from './candidate-wire.js';
+import type { EncodedMessage } from './encoded-message.js';
 import { bestFirst, encodeNewCandidates, encodeScoredCandidates as encodeFromList } from './scored-candidates-wire.js';
 import { retrieval } from '@recsys/contracts';
 

@@ -1,6 +1,7 @@
 import type { DescMessage } from '@bufbuild/protobuf';
 import { common, fieldTag, preranking, ranking, sharedFieldNumbers, WIRE } from '@recsys/contracts';
-import { candidateCreatedAt, type CandidateList, EncodedMessage } from '@recsys/service-kit';
+import { candidateCreatedAt, type CandidateList } from './candidate-wire.js';
+import { EncodedMessage } from './encoded-message.js';
 
 // Tags (field << 3 | wire type) from the generated descriptors: RankResponse and PrerankResponse share
 // candidates, model_version (checked below), RankResponse adds missing_item_ids.
