@@ -14,7 +14,7 @@ import {
 import type { AdaptiveCounts, CandidateCounts } from './adaptive-counts.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import {
-  CandidateList,
+  type CandidateList,
   decodeChannels,
   decodeRules,
   encodeContext,
@@ -188,7 +188,7 @@ export class Orchestrator implements GatewayApi {
     } else {
       const popularMs = Math.min(this.config.featuresTimeoutMs, budget.remainingMs());
       const popular = await this.popular.candidates(retrieveCount, filter, excluded, budget.affords(popularMs) ? popularMs : 0);
-      candidates = CandidateList.of(popular.candidates);
+      candidates = popular.candidates;
       trace.degrade('retrieval', retrieved.cause, retrieved.detail, popular.detail);
     }
     trace.stage('retrieval', retrieved.ms, 0, candidates);
