@@ -223,4 +223,25 @@ describe('bestFirst', () => {
   it('orders by descending score, ties in the given order', () => {
     expect(Array.from(bestFirst(new Float32Array([0.5, 0.9, 0.5, 0.1, 0.9, 0])))).toEqual([1, 4, 0, 2, 3, 5]);
   });
+
+  it('orders as a comparator sort does on random scores with ties, negatives, zeros of both signs and infinities', () => {
+    let seed = 7;
+    const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    const pool = [0, -0, 1, -1, 0.5, -0.5, 1e-30, -1e-30, 3.4e38, -3.4e38, Infinity, -Infinity];
+    for (let trial = 0; trial < 200; trial++) {
+      const n = Math.floor(random() * 600);
+      const scores = new Float32Array(n);
+      for (let k = 0; k < n; k++)
+        scores[k] = random() < 0.3 ? pool[Math.floor(random() * pool.length)]! : (random() - 0.5) * 10 ** Math.floor(random() * 8 - 4);
+      // The order every stage had: descending score, ties by index (-0 and 0 compare equal).
+      const expected = Array.from({ length: n }, (_, k) => k).sort((a, b) => scores[b]! - scores[a]! || a - b);
+      expect(Array.from(bestFirst(scores))).toEqual(expected);
+    }
+  });
+
+  it('puts NaN scores last, in their given order, and reads a view of a larger buffer', () => {
+    const buffer = new Float32Array([9, 0.2, NaN, 0.7, NaN, 0.7, -1, 9]);
+    expect(Array.from(bestFirst(buffer.subarray(1, 7)))).toEqual([2, 4, 0, 5, 1, 3]);
+    expect(Array.from(bestFirst(new Float32Array(0)))).toEqual([]);
+  });
 });

@@ -318,9 +318,48 @@ function encodeCandidates<C>(
   return w.buf;
 }
 
-/** Candidate indices by descending score; ties keep the caller's order. */
+/**
+ * Candidate indices by descending score; ties keep the caller's order (-0 ties with 0); NaN scores come last.
+ * A stable LSD radix sort on the scores' bits, four byte passes (a pass every key agrees on is skipped): a thousand
+ * candidates took 0.3-0.5 ms through TypedArray.sort with a comparator, a large share of pre-ranking's own work.
+ */
 export function bestFirst(scores: Float32Array): Uint32Array {
-  const order = new Uint32Array(scores.length);
-  for (let k = 0; k < order.length; k++) order[k] = k;
-  return order.sort((a, b) => scores[b]! - scores[a]! || a - b);
+  const n = scores.length;
+  let keys = new Uint32Array(n);
+  let order = new Uint32Array(n);
+  const bits = new Uint32Array(scores.buffer, scores.byteOffset, n);
+  for (let k = 0; k < n; k++) {
+    let b = bits[k]!;
+    order[k] = k;
+    if ((b & 0x7fffffff) > 0x7f800000) {
+      keys[k] = 0xffffffff; // NaN: after every number
+      continue;
+    }
+    if (b === 0x80000000) b = 0; // -0 ties with 0
+    // Ascending order of the float as an unsigned key, then inverted for descending.
+    const ascending = b & 0x80000000 ? ~b : b | 0x80000000;
+    keys[k] = ~ascending >>> 0;
+  }
+  let nextKeys = new Uint32Array(n);
+  let nextOrder = new Uint32Array(n);
+  const counts = new Uint32Array(256);
+  for (let shift = 0; shift < 32; shift += 8) {
+    counts.fill(0);
+    for (let k = 0; k < n; k++) counts[(keys[k]! >>> shift) & 0xff]!++;
+    if (counts[(keys[0]! >>> shift) & 0xff] === n) continue;
+    let sum = 0;
+    for (let v = 0; v < 256; v++) {
+      const c = counts[v]!;
+      counts[v] = sum;
+      sum += c;
+    }
+    for (let k = 0; k < n; k++) {
+      const at = counts[(keys[k]! >>> shift) & 0xff]!++;
+      nextKeys[at] = keys[k]!;
+      nextOrder[at] = order[k]!;
+    }
+    [keys, nextKeys] = [nextKeys, keys];
+    [order, nextOrder] = [nextOrder, order];
+  }
+  return order;
 }
