@@ -11,6 +11,7 @@ import {
   assertLittleEndian,
   QUERY_TRANSFORM_FILE,
   bytesOf,
+  GRAPH_QUANTIZATIONS,
   HNSW_INDEX_FORMAT,
   INDEX_FILES,
   readMeta,
@@ -21,6 +22,7 @@ import {
   verifyFileOnDisk,
   writeSyncedFile,
   type FileDigest,
+  type GraphQuantization,
   type HnswIndexMeta,
   type HnswParams,
   type VerifyMode,
@@ -28,6 +30,7 @@ import {
 import { fitQuerySpace, graphItems, graphQuery } from './query-space.js';
 import { META_FILE } from './versions.js';
 import {
+  DEFAULT_EXPANSION_PER_RESULT,
   type IndexBuildInput,
   type IndexInfo,
   type ItemPayload,
@@ -42,18 +45,16 @@ import {
  * from the clusters) for ~0.4 / 1.2 ms a query; on a real two-tower's 1M items, 0.96 with a query sample (see the
  * README: without one, user queries far from the items get about 0.5).
  */
-export const DEFAULT_HNSW_PARAMS: HnswParams = { connectivity: 16, expansionAdd: 128, expansionSearch: 256 };
+export const DEFAULT_HNSW_PARAMS: HnswParams = { connectivity: 16, expansionAdd: 128, expansionSearch: 256, quantization: 'f32' };
 
 /** Below this many candidate rows a filtered or small search scans them exactly: as fast as HNSW there, and exact. */
 export const DEFAULT_EXACT_SCAN_MAX_ROWS = 4096;
 
-/**
- * The graph beam is at least this many candidates per result wanted (usearch searches with ef = max(expansionSearch,
- * results asked for)): a quota of 200 searches 400 wide, not the configured ef alone. See the README's table.
- */
-export const DEFAULT_EXPANSION_PER_RESULT = 2;
-
 const USEARCH_METRIC: Record<Metric, MetricKind> = { ip: MetricKind.IP, cos: MetricKind.Cos, l2: MetricKind.L2sq };
+const USEARCH_SCALAR: Record<GraphQuantization, ScalarKind> = {
+  f32: ScalarKind.F32,
+  f16: ScalarKind.F16,
+};
 
 export interface BuildHnswOptions {
   hnsw?: Partial<HnswParams>;
@@ -69,8 +70,14 @@ export interface BuildHnswOptions {
 
 function hnswParams(overrides: Partial<HnswParams> | undefined): HnswParams {
   const params = { ...DEFAULT_HNSW_PARAMS, ...overrides };
-  for (const [key, value] of Object.entries(params))
-    if (!Number.isInteger(value) || value <= 0) throw new VectorIndexArgumentError(`hnsw.${key}`, `${value} is not a positive integer`);
+  for (const key of ['connectivity', 'expansionAdd', 'expansionSearch'] as const)
+    if (!Number.isInteger(params[key]) || params[key] <= 0)
+      throw new VectorIndexArgumentError(`hnsw.${key}`, `${params[key]} is not a positive integer`);
+  if (!(GRAPH_QUANTIZATIONS as readonly string[]).includes(params.quantization))
+    throw new VectorIndexArgumentError(
+      'hnsw.quantization',
+      `${JSON.stringify(params.quantization)} is not one of ${GRAPH_QUANTIZATIONS.join(', ')}`,
+    );
   return params;
 }
 
@@ -79,7 +86,7 @@ function newUsearchIndex(dim: number, metric: Metric, params: HnswParams, queryS
   return new Index({
     dimensions: querySpace ? dim + 1 : dim,
     metric: querySpace ? MetricKind.L2sq : USEARCH_METRIC[metric],
-    quantization: ScalarKind.F32,
+    quantization: USEARCH_SCALAR[params.quantization],
     connectivity: params.connectivity,
     expansion_add: params.expansionAdd,
     expansion_search: params.expansionSearch,

@@ -7,6 +7,7 @@ import { QdrantRequestError, QdrantRest, type QdrantConnection } from './qdrant-
 import { fitQuerySpace, graphItems, graphQuery, type QuerySpace } from './query-space.js';
 import { assertVersionName, compareVersions } from './versions.js';
 import {
+  DEFAULT_EXPANSION_PER_RESULT,
   METRICS,
   type IndexBuildInput,
   type IndexInfo,
@@ -607,7 +608,7 @@ export interface OpenQdrantOptions {
 export async function openQdrantStore(connection: QdrantConnection, base: string, options: OpenQdrantOptions = {}): Promise<QdrantStore> {
   assertBaseName(base);
   if (options.version !== undefined) assertVersionName(options.version);
-  const { refreshIntervalMs = 10_000, leaseRenewMs = 60_000, hnswEf, expansionPerResult = 2 } = options;
+  const { refreshIntervalMs = 10_000, leaseRenewMs = 60_000, hnswEf, expansionPerResult = DEFAULT_EXPANSION_PER_RESULT } = options;
   checkPositiveInt('refreshIntervalMs', refreshIntervalMs, 0);
   checkPositiveInt('leaseRenewMs', leaseRenewMs, 0);
   if (hnswEf !== undefined) checkPositiveInt('hnswEf', hnswEf);
@@ -832,7 +833,7 @@ export class QdrantStore implements VectorStore {
    */
   queryRequest(vector: Float32Array, k: number, filter: QdrantFilter | undefined): object {
     const serving = this.current!;
-    const { hnswEf, expansionPerResult = 2 } = this.options;
+    const { hnswEf, expansionPerResult = DEFAULT_EXPANSION_PER_RESULT } = this.options;
     const withPayload = [QDRANT_PAYLOAD.itemId, QDRANT_PAYLOAD.category, QDRANT_PAYLOAD.createdAtMs];
     const query = Array.from(vector);
     if (serving.queryTransform === undefined)

@@ -66,3 +66,9 @@ export interface IndexBuildInput {
   version: string;
   modelVersion: string;
 }
+
+/**
+ * The graph beam is at least this many candidates per result wanted (usearch searches with ef = max(expansionSearch,
+ * results asked for)): a quota of 200 searches 400 wide, not the configured ef alone. See the README's table.
+ */
+export const DEFAULT_EXPANSION_PER_RESULT = 2;
