@@ -235,11 +235,13 @@ async function main(): Promise<void> {
     // Exact brute force over the same vectors for the same embeddings: the baseline and the ground truth.
     const exact: number[] = [];
     const truths: Set<string>[] = [];
+    const truths200: Set<string>[] = [];
     let hits = 0;
     for (let n = 0; n < REQUESTS; n++) {
       let truth: { row: number }[] = [];
       exact.push(await timeMs(() => Promise.resolve((truth = exactSearch(vectors, dim, 'ip', queries[n]!, K)))));
       truths.push(new Set(truth.map(({ row }) => ids[row]!)));
+      if (SWEEP.length > 0) truths200.push(new Set(exactSearch(vectors, dim, 'ip', queries[n]!, 200).map(({ row }) => ids[row]!)));
       const ann = new Set(annIds[n]);
       for (const { row } of truth) if (ann.has(ids[row]!)) hits++;
     }
@@ -259,10 +261,12 @@ async function main(): Promise<void> {
       for (let n = 0; n < WARMUP; n++) store.searchNow(queries[n % REQUESTS]!, 200);
       const ms: number[] = [];
       let found = 0;
+      let found200 = 0;
       for (let n = 0; n < REQUESTS; n++) {
         const started = process.hrtime.bigint();
-        store.searchNow(queries[n]!, 200);
+        const hits200 = store.searchNow(queries[n]!, 200);
         ms.push(Number(process.hrtime.bigint() - started) / 1e6);
+        for (const hit of hits200) if (truths200[n]!.has(hit.id)) found200++;
         for (const hit of store.searchNow(queries[n]!, K)) if (truths[n]!.has(hit.id)) found++;
       }
       const batchMs: number[] = [];
@@ -284,6 +288,7 @@ async function main(): Promise<void> {
         search_p50_ms: round(quantile(ms, 0.5)),
         search_p99_ms: round(quantile(ms, 0.99)),
         'recall@100': round(found / (REQUESTS * K), 4),
+        'recall@200': round(found200 / (REQUESTS * 200), 4),
         item_batch5_p50_ms: round(quantile(batchMs, 0.5)),
         'item_recall@100': round(seedFound / (SEEDS * K), 4),
       });
