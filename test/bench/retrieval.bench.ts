@@ -68,8 +68,10 @@ const SWEEP = (process.env.BENCH_SWEEP ?? '')
     if (!Number.isInteger(ef) || !(ef! > 0) || !(per! >= 1)) throw new Error(`BENCH_SWEEP: "${pair}" is not ef:perResult`);
     return { expansionSearch: ef!, expansionPerResult: per! };
   });
-/** Extra node flags of the retrieval service only (e.g. "--cpu-prof --cpu-prof-dir=DIR"). */
+/** Extra node flags of the retrieval service only (e.g. "--cpu-prof --cpu-prof-dir=DIR" or "--trace-gc"). */
 const SERVICE_NODE_OPTIONS = process.env.BENCH_SERVICE_NODE_OPTIONS;
+/** Optional: the retrieval service's stdout and stderr are written to this file at the end (e.g. with --trace-gc). */
+const SERVICE_LOG = process.env.BENCH_SERVICE_LOG;
 const K = 100;
 const SEED = 11;
 
@@ -335,6 +337,7 @@ async function main(): Promise<void> {
     service?.child.kill('SIGTERM');
     featureProcess.child.kill('SIGTERM');
     await Promise.all([service?.exited, featureProcess.exited]);
+    if (SERVICE_LOG !== undefined && service !== undefined) writeFileSync(SERVICE_LOG, service.output());
     rmSync(work, { recursive: true, force: true });
   }
 }

@@ -6,7 +6,7 @@ import { IdTable } from '@recsys/data';
 import { Index, MetricKind, ScalarKind, type BatchMatches } from 'usearch';
 import { validateBuildInput } from './build-input.js';
 import { IndexFileError, StoreClosedError, VectorIndexArgumentError } from './errors.js';
-import { compareMatches, exactSearch, scoreRow, type RowMatch } from './exact-search.js';
+import { exactSearch, scoreRow, TopK, type RowMatch } from './exact-search.js';
 import {
   assertLittleEndian,
   QUERY_TRANSFORM_FILE,
@@ -45,7 +45,7 @@ import {
  * from the clusters) for ~0.4 / 1.2 ms a query; on a real two-tower's 1M items, 0.96 with a query sample (see the
  * README: without one, user queries far from the items get about 0.5).
  */
-export const DEFAULT_HNSW_PARAMS: HnswParams = { connectivity: 16, expansionAdd: 128, expansionSearch: 256, quantization: 'f32' };
+export const DEFAULT_HNSW_PARAMS: HnswParams = { connectivity: 16, expansionAdd: 128, expansionSearch: 192, quantization: 'f16' };
 
 /** Below this many candidate rows a filtered or small search scans them exactly: as fast as HNSW there, and exact. */
 export const DEFAULT_EXACT_SCAN_MAX_ROWS = 4096;
@@ -308,6 +308,8 @@ export class HnswStore implements VectorStore {
   private rowsOfCategory: Int32Array[] | undefined;
   private readonly infoValue: IndexInfo;
   private readonly space: { dim: number; queryTransform: Float32Array } | undefined;
+  /** The smallest and largest item norms (for scoreBound). */
+  private readonly norms: { min: number; max: number };
 
   constructor(
     readonly meta: HnswIndexMeta,
@@ -332,6 +334,26 @@ export class HnswStore implements VectorStore {
       modelVersion: meta.modelVersion,
     };
     if (settings.queryTransform !== undefined) this.space = { dim: meta.dim, queryTransform: settings.queryTransform };
+    this.norms = normRange(vectors, meta.dim);
+  }
+
+  scoreBound(vector: Float32Array): number {
+    this.checkQuery(vector, 'vector');
+    let squared = 0;
+    for (let j = 0; j < vector.length; j++) squared += vector[j] * vector[j];
+    const norm = Math.sqrt(squared);
+    const { min, max } = this.norms;
+    // A relative margin covers the rounding of the scores' own sums (exact in float64 to far better than that).
+    const slack = 1e-9;
+    switch (this.meta.metric) {
+      case 'ip':
+        return norm * max * (1 + slack) + slack;
+      case 'cos':
+        return 1 + slack;
+      case 'l2':
+        // |v − x| ≥ | |v| − |x| |, and |x| lies within [min, max].
+        return -Math.max(0, norm - max, min - norm) * (1 - slack) + slack;
+    }
   }
 
   info(): IndexInfo {
@@ -397,7 +419,7 @@ export class HnswStore implements VectorStore {
     // Several rows make usearch answer a BatchMatches (its typings pick the one-vector overload for a Float32Array).
     const { keys, counts } = index.search(queries, beam, this.settings.searchThreads) as unknown as BatchMatches;
     return vectors.map((vector, i) => {
-      const found = this.rescore(vector, keys.subarray(i * beam, i * beam + Number(counts[i])), plan.filter.accept);
+      const found = this.rescore(vector, keys.subarray(i * beam, i * beam + Number(counts[i])), plan.wanted, plan.filter.accept);
       return this.widen(index, vector, plan, found);
     });
   }
@@ -461,19 +483,27 @@ export class HnswStore implements VectorStore {
     accept: ((row: number) => boolean) | undefined,
   ): RowMatch[] {
     const { keys } = index.search(this.graphVector(vector), this.beam(fetch, wanted), 1);
-    return this.rescore(vector, keys, accept);
+    return this.rescore(vector, keys, wanted, accept);
   }
 
-  private rescore(vector: Float32Array, keys: BigUint64Array, accept: ((row: number) => boolean) | undefined): RowMatch[] {
+  /** The best `wanted` of the graph's candidates that pass `accept`, re-scored exactly, best first. */
+  private rescore(
+    vector: Float32Array,
+    keys: BigUint64Array,
+    wanted: number,
+    accept: ((row: number) => boolean) | undefined,
+  ): RowMatch[] {
     const { vectors } = this;
     const { dim, metric } = this.meta;
-    const out: RowMatch[] = [];
+    // A bounded heap rather than sorting every candidate: the beam is often twice the results wanted.
+    const top = new TopK(wanted);
     for (let i = 0; i < keys.length; i++) {
       const row = Number(keys[i]);
       if (accept !== undefined && !accept(row)) continue;
-      out.push({ row, score: scoreRow(vectors, dim, metric, vector, row) });
+      const score = scoreRow(vectors, dim, metric, vector, row);
+      if (score >= top.threshold) top.push(score, row);
     }
-    return out.sort(compareMatches);
+    return top.sorted();
   }
 
   private exact(vector: Float32Array, k: number, filter: RowFilter): Neighbour[] {
@@ -589,6 +619,18 @@ export class HnswStore implements VectorStore {
     if (this.index === undefined) throw new StoreClosedError(`embedded index version ${this.meta.version}`);
     return this.index;
   }
+}
+
+function normRange(vectors: Float32Array, dim: number): { min: number; max: number } {
+  let min = Infinity;
+  let max = 0;
+  for (let base = 0; base < vectors.length; base += dim) {
+    let squared = 0;
+    for (let j = 0; j < dim; j++) squared += vectors[base + j] * vectors[base + j];
+    if (squared < min) min = squared;
+    if (squared > max) max = squared;
+  }
+  return { min: Math.sqrt(min === Infinity ? 0 : min), max: Math.sqrt(max) };
 }
 
 function describe(value: unknown): string {
