@@ -70,6 +70,8 @@ const SWEEP = (process.env.BENCH_SWEEP ?? '')
   });
 /** Extra node flags of the retrieval service only (e.g. "--cpu-prof --cpu-prof-dir=DIR" or "--trace-gc"). */
 const SERVICE_NODE_OPTIONS = process.env.BENCH_SERVICE_NODE_OPTIONS;
+/** Optional: another build of the retrieval service to measure (e.g. a base commit's dist/main.js), for A/B runs. */
+const SERVICE_ENTRY = process.env.BENCH_RETRIEVAL_ENTRY ?? builtEntry('services/retrieval/dist/main.js');
 /** Optional: the retrieval service's stdout and stderr are written to this file at the end (e.g. with --trace-gc). */
 const SERVICE_LOG = process.env.BENCH_SERVICE_LOG;
 const K = 100;
@@ -169,7 +171,7 @@ async function main(): Promise<void> {
     );
 
     started = process.hrtime.bigint();
-    service = startNode(builtEntry('services/retrieval/dist/main.js'), {
+    service = startNode(SERVICE_ENTRY, {
       GRPC_PORT: String(port),
       MODELS_DIR: models.root,
       INDEX_DIR: indexRoot,
@@ -332,6 +334,7 @@ async function main(): Promise<void> {
       model_reused: models.reused,
       train_s: round(models.trainSeconds, 1),
       model_version: model.version,
+      service_entry: SERVICE_ENTRY,
     };
     console.log(
       `Retrieve ${result.p50_ms} ms p50 / ${result.p99_ms} ms p99 over ${ITEMS} items; exact search ${result.exact_p50_ms} ms p50; ` +
