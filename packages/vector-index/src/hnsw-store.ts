@@ -338,6 +338,7 @@ export class HnswStore implements VectorStore {
   }
 
   scoreBound(vector: Float32Array): number {
+    this.openIndex();
     this.checkQuery(vector, 'vector');
     let squared = 0;
     for (let j = 0; j < vector.length; j++) squared += vector[j] * vector[j];
