@@ -8,8 +8,8 @@
 // (grpc_server_handled_total deltas). The floor (user tower, index search, pre-ranker, DLRM of the same requests in
 // this process) is measured in the same run. Writes a markdown table (BENCH_RESULTS, default
 // test/bench/results/pipeline.md); the last line is one JSON object.
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { startPipeline, type PipelineMode, type RunningPipeline, type ServiceName } from '@recsys/pipeline';
@@ -17,7 +17,7 @@ import { repoRoot } from '@recsys/service-kit';
 import { loadModelVersion } from '@recsys/serving';
 import { RedisServer } from '@recsys/testing';
 import { FLOOR_PARTS, measureFloor, type RequestPlan } from './floor';
-import { quantile, round, rssMiB } from './stats';
+import { cpuMsOf, quantile, round, rssMiB } from './stats';
 import { eventLogCost, type EventLogCost } from './event-log-cost';
 
 const number = (name: string, fallback: number) => {
@@ -57,7 +57,6 @@ const ADMISSION = { ADMISSION_ADAPTIVE: process.env.ADMISSION_ADAPTIVE === 'true
 const SERVICES: readonly ServiceName[] = ['features', 'retrieval', 'preranking', 'ranking', 'reranking', 'gateway'];
 const WRK_SCRIPT = join(repoRoot, 'test', 'bench', 'wrk', 'recommend.lua');
 const GRPC_LOAD = join(__dirname, 'grpc-load.js');
-const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 type Generator = 'rest' | 'grpc';
 
@@ -83,13 +82,6 @@ interface Level extends LoadResult {
   featureCalls: number;
   /** The load's monotonic window in µs ("start-end"), to cut CPU profiles to it. */
   window: string;
-}
-
-/** utime + stime of a process, in ms. */
-function cpuMsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
 }
 
 /** The pipeline's processes by the name their CPU is reported under. */

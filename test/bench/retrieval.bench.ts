@@ -7,9 +7,9 @@
 // item vectors are the catalogue, recsys-index's builder publishes the index (payload and query sample from the
 // feature service), and the queries are the user embeddings the service answers for the data set's users (users of
 // the index's query sample left out).
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { features, retrieval } from '@recsys/contracts';
 import { buildIndexVersion, DEFAULT_QUERY_SAMPLE, pickQueryUsers, trainedUserIds } from '@recsys/retrieval';
 import { createServiceClient, freePort, waitForServing } from '@recsys/service-kit';
@@ -17,8 +17,16 @@ import { loadModelVersion, readItemVectors } from '@recsys/serving';
 import { loadFeatures } from '@recsys/offline';
 import { builtEntry, startNode } from '@recsys/testing';
 import { type DataSource, loadSetup, trainRun } from '@recsys/trainer';
-import { DEFAULT_HNSW_PARAMS, exactSearch } from '@recsys/vector-index';
-import { quantile, round, rssMiB, timeMs } from './stats';
+import {
+  DEFAULT_EXPANSION_PER_RESULT,
+  DEFAULT_HNSW_PARAMS,
+  exactSearch,
+  GRAPH_QUANTIZATIONS,
+  openHnswIndex,
+  type GraphQuantization,
+  type HnswParams,
+} from '@recsys/vector-index';
+import { cpuMsOf, quantile, round, rssMiB, timeMs } from './stats';
 
 const env = (name: string, fallback: number) => {
   const value = Number(process.env[name] ?? fallback);
@@ -32,12 +40,40 @@ const EPOCHS = env('BENCH_EPOCHS', 1);
 const REQUESTS = env('BENCH_REQUESTS', 300);
 const WARMUP = env('BENCH_WARMUP', 50);
 const QUERY_SAMPLE = env('BENCH_QUERY_SAMPLE', DEFAULT_QUERY_SAMPLE);
-const HNSW = {
+const QUANTIZATION = (process.env.BENCH_QUANTIZATION ?? DEFAULT_HNSW_PARAMS.quantization) as GraphQuantization;
+if (!GRAPH_QUANTIZATIONS.includes(QUANTIZATION)) throw new Error(`BENCH_QUANTIZATION must be one of ${GRAPH_QUANTIZATIONS.join(', ')}`);
+const HNSW: HnswParams = {
   connectivity: env('BENCH_CONNECTIVITY', DEFAULT_HNSW_PARAMS.connectivity),
   expansionAdd: env('BENCH_EXPANSION_ADD', DEFAULT_HNSW_PARAMS.expansionAdd),
   expansionSearch: env('BENCH_EXPANSION_SEARCH', DEFAULT_HNSW_PARAMS.expansionSearch),
+  quantization: QUANTIZATION,
 };
+/** The search's per-result rule: the service's INDEX_EXPANSION_PER_RESULT (default the library's). */
+const PER_RESULT = env('BENCH_EXPANSION_PER_RESULT', DEFAULT_EXPANSION_PER_RESULT);
 const MODELS_CACHE = process.env.BENCH_MODELS_DIR ?? join(tmpdir(), 'recsys-bench-models');
+/**
+ * Optional: built indexes are kept here, keyed by the model and the build settings, and reused (the search settings
+ * reach the service as INDEX_EXPANSION_SEARCH / INDEX_EXPANSION_PER_RESULT, so one build serves every search setting).
+ */
+const INDEX_CACHE = process.env.BENCH_INDEX_CACHE;
+/**
+ * Optional in-process sweep over search settings on the same index and embeddings, "ef:perResult" pairs separated by
+ * commas (e.g. "128:1,256:2"): searchNow's time for the two_tower quota and its recall@100, without the service.
+ */
+const SWEEP = (process.env.BENCH_SWEEP ?? '')
+  .split(',')
+  .filter(Boolean)
+  .map((pair) => {
+    const [ef, per] = pair.split(':').map(Number);
+    if (!Number.isInteger(ef) || !(ef! > 0) || !(per! >= 1)) throw new Error(`BENCH_SWEEP: "${pair}" is not ef:perResult`);
+    return { expansionSearch: ef!, expansionPerResult: per! };
+  });
+/** Extra node flags of the retrieval service only (e.g. "--cpu-prof --cpu-prof-dir=DIR" or "--trace-gc"). */
+const SERVICE_NODE_OPTIONS = process.env.BENCH_SERVICE_NODE_OPTIONS;
+/** Optional: another build of the retrieval service to measure (e.g. a base commit's dist/main.js), for A/B runs. */
+const SERVICE_ENTRY = process.env.BENCH_RETRIEVAL_ENTRY ?? builtEntry('services/retrieval/dist/main.js');
+/** Optional: the retrieval service's stdout and stderr are written to this file at the end (e.g. with --trace-gc). */
+const SERVICE_LOG = process.env.BENCH_SERVICE_LOG;
 const K = 100;
 const SEED = 11;
 
@@ -103,28 +139,47 @@ async function main(): Promise<void> {
     log(`feature service: ${loaded.users} users, ${loaded.items} items, ${loaded.events} history events in ${round(loadSeconds, 1)} s`);
 
     // The production path: recsys-index's builder, payload and query sample from the feature service.
-    const built = await buildIndexVersion({
-      modelsDir: models.root,
-      target: { kind: 'embedded', root: indexRoot },
-      payloadReader: featureClient,
-      queryReader: featureClient,
-      querySample: QUERY_SAMPLE,
-      hnsw: HNSW,
-      log,
-    });
+    const indexKey = `${basename(models.root)}-m${HNSW.connectivity}-a${HNSW.expansionAdd}-${HNSW.quantization}-q${QUERY_SAMPLE}`;
+    const cached = INDEX_CACHE === undefined ? undefined : join(INDEX_CACHE, indexKey);
+    let built: { querySample: number; seconds: { querySample: number; publish: number } };
+    let indexReused = false;
+    if (cached !== undefined && existsSync(join(cached, 'built.json'))) {
+      cpSync(join(cached, 'index'), indexRoot, { recursive: true });
+      built = JSON.parse(readFileSync(join(cached, 'built.json'), 'utf8')) as typeof built;
+      indexReused = true;
+      log(`index reused from ${cached} (built in ${round(built.seconds.publish, 1)} s then)`);
+    } else {
+      built = await buildIndexVersion({
+        modelsDir: models.root,
+        target: { kind: 'embedded', root: indexRoot },
+        payloadReader: featureClient,
+        queryReader: featureClient,
+        querySample: QUERY_SAMPLE,
+        hnsw: HNSW,
+        log,
+      });
+      if (cached !== undefined) {
+        rmSync(cached, { recursive: true, force: true });
+        cpSync(indexRoot, join(cached, 'index'), { recursive: true });
+        writeFileSync(join(cached, 'built.json'), JSON.stringify({ querySample: built.querySample, seconds: built.seconds }));
+      }
+    }
     const buildSeconds = built.seconds.publish;
     log(
-      `index of ${ITEMS} items built in ${round(buildSeconds, 1)} s (M ${HNSW.connectivity}, efConstruction ${HNSW.expansionAdd}; ` +
-        `query sample of ${built.querySample} users in ${round(built.seconds.querySample, 1)} s)`,
+      `index of ${ITEMS} items built in ${round(buildSeconds, 1)} s (M ${HNSW.connectivity}, efConstruction ${HNSW.expansionAdd}, ` +
+        `${HNSW.quantization}; query sample of ${built.querySample} users in ${round(built.seconds.querySample, 1)} s)`,
     );
 
     started = process.hrtime.bigint();
-    service = startNode(builtEntry('services/retrieval/dist/main.js'), {
+    service = startNode(SERVICE_ENTRY, {
       GRPC_PORT: String(port),
       MODELS_DIR: models.root,
       INDEX_DIR: indexRoot,
       FEATURES_ADDRESS: featuresAddress,
       INDEX_POLL_MS: '0',
+      INDEX_EXPANSION_SEARCH: String(HNSW.expansionSearch),
+      INDEX_EXPANSION_PER_RESULT: String(PER_RESULT),
+      ...(SERVICE_NODE_OPTIONS !== undefined ? { NODE_OPTIONS: SERVICE_NODE_OPTIONS } : {}),
       LOG_LEVEL: 'warn',
       // Bounds failures on a shared machine; they never shape the figures.
       FEATURES_TIMEOUT_MS: '2000',
@@ -151,7 +206,9 @@ async function main(): Promise<void> {
     for (let n = 0; n < WARMUP; n++) await client.retrieve(request(n));
     (globalThis as { gc?: () => void }).gc?.();
 
-    // Full requests (three channels, user state, user tower, merge): the service's latency.
+    // Full requests (three channels, user state, user tower, merge): the service's latency, and its CPU (every
+    // thread, usearch's included), which the other jobs on a shared machine do not inflate as they do the latency.
+    const cpuBefore = cpuMsOf(running.child.pid!);
     const latency: number[] = [];
     const channelMs: Record<string, number[]> = { two_tower: [], popular: [], item_to_item: [] };
     const queries: Float32Array[] = [];
@@ -162,6 +219,8 @@ async function main(): Promise<void> {
       for (const report of answer!.channels) channelMs[report.channel]?.push(report.durationMs);
       queries.push(Float32Array.from(answer!.userEmbedding));
     }
+
+    const serviceCpuMs = (cpuMsOf(running.child.pid!) - cpuBefore) / REQUESTS;
 
     // The same users, two-tower channel only, seen items kept: the service's ANN top 100 for each embedding.
     const annOnly: number[] = [];
@@ -183,12 +242,65 @@ async function main(): Promise<void> {
 
     // Exact brute force over the same vectors for the same embeddings: the baseline and the ground truth.
     const exact: number[] = [];
+    const truths: Set<string>[] = [];
+    const truths200: Set<string>[] = [];
     let hits = 0;
     for (let n = 0; n < REQUESTS; n++) {
       let truth: { row: number }[] = [];
       exact.push(await timeMs(() => Promise.resolve((truth = exactSearch(vectors, dim, 'ip', queries[n]!, K)))));
+      truths.push(new Set(truth.map(({ row }) => ids[row]!)));
+      if (SWEEP.length > 0) truths200.push(new Set(exactSearch(vectors, dim, 'ip', queries[n]!, 200).map(({ row }) => ids[row]!)));
       const ann = new Set(annIds[n]);
       for (const { row } of truth) if (ann.has(ids[row]!)) hits++;
+    }
+
+    // The same index version opened here with each swept setting: the search alone, for the full request's two_tower
+    // quota (the limit of 200) and its recall@100, with the same embeddings; and item-to-item's: five item vectors
+    // searched in one batch for 100 neighbours each (the channel's default), recall@100 against exact search.
+    const SEEDS = SWEEP.length === 0 ? 0 : 100;
+    const seedRows = Array.from({ length: SEEDS }, (_, n) => (n * 7919 + 13) % ids.length);
+    const seedVector = (row: number) => vectors.slice(row * dim, (row + 1) * dim);
+    const seedTruths = seedRows.map(
+      (row) => new Set(exactSearch(vectors, dim, 'ip', seedVector(row), K, { accept: (r) => r !== row }).map((m) => ids[m.row]!)),
+    );
+    const sweep = [];
+    for (const setting of SWEEP) {
+      const store = await openHnswIndex(join(indexRoot, info.indexVersion), { ...setting, verify: 'size', mode: 'view' });
+      for (let n = 0; n < WARMUP; n++) store.searchNow(queries[n % REQUESTS]!, 200);
+      const ms: number[] = [];
+      let found = 0;
+      let found200 = 0;
+      for (let n = 0; n < REQUESTS; n++) {
+        const started = process.hrtime.bigint();
+        const hits200 = store.searchNow(queries[n]!, 200);
+        ms.push(Number(process.hrtime.bigint() - started) / 1e6);
+        for (const hit of hits200) if (truths200[n]!.has(hit.id)) found200++;
+        for (const hit of store.searchNow(queries[n]!, K)) if (truths[n]!.has(hit.id)) found++;
+      }
+      const batchMs: number[] = [];
+      let seedFound = 0;
+      for (let n = 0; n + 5 <= SEEDS; n += 5) {
+        const rows = seedRows.slice(n, n + 5);
+        const excludeIds = new Set(rows.map((row) => ids[row]!));
+        const started = process.hrtime.bigint();
+        const lists = store.searchBatchNow(rows.map(seedVector), K, { excludeIds });
+        batchMs.push(Number(process.hrtime.bigint() - started) / 1e6);
+        // Each seed's own list against its exact neighbours (the other seeds excluded from both, as the channel does).
+        lists.forEach((hits, j) => {
+          for (const hit of hits) if (seedTruths[n + j]!.has(hit.id)) seedFound++;
+        });
+      }
+      await store.close();
+      sweep.push({
+        ...setting,
+        search_p50_ms: round(quantile(ms, 0.5)),
+        search_p99_ms: round(quantile(ms, 0.99)),
+        'recall@100': round(found / (REQUESTS * K), 4),
+        'recall@200': round(found200 / (REQUESTS * 200), 4),
+        item_batch5_p50_ms: round(quantile(batchMs, 0.5)),
+        'item_recall@100': round(seedFound / (SEEDS * K), 4),
+      });
+      log(`sweep ${JSON.stringify(sweep.at(-1))}`);
     }
 
     const p50 = quantile(latency, 0.5);
@@ -199,7 +311,10 @@ async function main(): Promise<void> {
       dim,
       requests: REQUESTS,
       p50_ms: round(p50),
+      p90_ms: round(quantile(latency, 0.9)),
       p99_ms: round(quantile(latency, 0.99)),
+      max_ms: round(Math.max(...latency)),
+      service_cpu_ms_per_request: round(serviceCpuMs, 2),
       two_tower_only_p50_ms: round(quantile(annOnly, 0.5)),
       'ann_recall@100': round(hits / (REQUESTS * K), 4),
       exact_p50_ms: round(exactP50),
@@ -207,6 +322,9 @@ async function main(): Promise<void> {
       channel_p50_ms: Object.fromEntries(Object.entries(channelMs).map(([channel, ms]) => [channel, round(quantile(ms, 0.5))])),
       failed_channel_reports: failedChannels,
       hnsw: HNSW,
+      expansion_per_result: PER_RESULT,
+      sweep,
+      index_reused: indexReused,
       query_sample: built.querySample,
       build_s: round(buildSeconds, 1),
       load_features_s: round(loadSeconds, 1),
@@ -216,6 +334,7 @@ async function main(): Promise<void> {
       model_reused: models.reused,
       train_s: round(models.trainSeconds, 1),
       model_version: model.version,
+      service_entry: SERVICE_ENTRY,
     };
     console.log(
       `Retrieve ${result.p50_ms} ms p50 / ${result.p99_ms} ms p99 over ${ITEMS} items; exact search ${result.exact_p50_ms} ms p50; ` +
@@ -228,6 +347,7 @@ async function main(): Promise<void> {
     service?.child.kill('SIGTERM');
     featureProcess.child.kill('SIGTERM');
     await Promise.all([service?.exited, featureProcess.exited]);
+    if (SERVICE_LOG !== undefined && service !== undefined) writeFileSync(SERVICE_LOG, service.output());
     rmSync(work, { recursive: true, force: true });
   }
 }

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 /** The q-quantile (0..1) of samples, by the nearest-rank method. */
@@ -30,4 +31,13 @@ export async function timeMs(operation: () => Promise<unknown>): Promise<number>
 export function cpuMicros(before?: NodeJS.CpuUsage): number {
   const { user, system } = process.cpuUsage(before);
   return user + system;
+}
+
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** utime + stime of a process (every thread), in ms, from /proc (Linux). */
+export function cpuMsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
 }

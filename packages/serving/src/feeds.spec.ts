@@ -11,7 +11,7 @@ import {
   isIdFeature,
 } from '@recsys/data';
 import type { InputLayout, Tensor } from '@recsys/model-format';
-import { assembleFeeds, type BatchRows, concatFeeds, FeedAssembler } from './feeds.js';
+import { assembleFeeds, type BatchRows, concatFeeds, FeedAssembler, LARGE_VOCABULARY } from './feeds.js';
 import {
   type FeatureRow,
   itemRow,
@@ -255,6 +255,29 @@ describe('FeedAssembler', () => {
     const fromTable = assembler.assemble(shared, fromRows);
     for (const [name, tensor] of Object.entries(expectedReversed))
       expect(Array.from(fromTable[name]!.data)).toEqual(Array.from(tensor.data));
+  });
+
+  it('encodes a vocabulary of LARGE_VOCABULARY values or more (an IdTable, not a Map) as the plain encoding does', () => {
+    // Item ids as a history feature's vocabulary; one repeated (the first position wins), one non-ASCII.
+    const ids = Array.from({ length: LARGE_VOCABULARY + 5 }, (_, k) => `item-${k}`);
+    const big = ['<unk>', ...ids, 'item-7', 'ítem-ü'];
+    const feature = {
+      kind: 'multi',
+      name: 'recent_items',
+      source: 'context',
+      column: 'recent',
+      vocabulary: big,
+      unknown: 0,
+      maxValues: 6,
+    } as const;
+    const bigLayout: InputLayout = { categorical: [], multi: [feature], continuous: [] };
+    const asked = ['item-7', 'ítem-ü', 'nope', '', `item-${LARGE_VOCABULARY + 4}`, 'item-0'];
+    const rows = { user: { ...values({}), id: 'u1' }, context: values({ recent: asked }), items: [] };
+    const assembled = assembleFeeds(bigLayout, rows);
+    const expected = referenceFeeds(bigLayout, rows);
+    for (const [name, tensor] of Object.entries(expected)) expect(Array.from(assembled[name]!.data)).toEqual(Array.from(tensor.data));
+    // Positions in `big`: item-7 first at 8, the non-ASCII id last, unknown and empty values 0.
+    expect(Array.from(assembled.multi_recent_items!.data)).toEqual([8, LARGE_VOCABULARY + 7, 0, 0, LARGE_VOCABULARY + 5, 1]);
   });
 
   it('gives a batch of one to a layout without item features, and names a missing shared row', () => {

@@ -6,6 +6,7 @@ import {
   type MultiCategoricalFeature,
   encodeCategorical,
   encodeContinuous,
+  IdTableBuilder,
   isIdFeature,
 } from '@recsys/data';
 import type { InputDescription, InputLayout, Tensor } from '@recsys/model-format';
@@ -103,10 +104,31 @@ function valueReader(feature: Feature): ReadValue {
   return (row) => row.get(column);
 }
 
+/**
+ * From this many values a vocabulary is indexed in an IdTable (the values' bytes in one buffer, an Int32Array hash)
+ * rather than a Map: a million recent-item ids as a Map are a million entries for every major GC to mark.
+ */
+export const LARGE_VOCABULARY = 65_536;
+
 /** `encodeCategorical` with the vocabulary indexed once per feature rather than looked up per value. */
 function categoryEncoder(feature: CategoricalFeature | MultiCategoricalFeature): EncodeCategory {
   const { vocabulary, unknown } = feature;
   if (vocabulary === undefined) return (value) => encodeCategorical(feature, value);
+  if (vocabulary.length >= LARGE_VOCABULARY) {
+    const builder = new IdTableBuilder();
+    const position = new Int32Array(vocabulary.length);
+    for (let k = 0; k < vocabulary.length; k++) {
+      const row = builder.add(vocabulary[k]!);
+      // The first position wins, should a value appear twice (as encodeCategorical has it).
+      if (row === builder.size - 1) position[row] = k;
+    }
+    const table = builder.finish();
+    return (value) => {
+      if (value === '') return unknown;
+      const row = table.rowOf(value);
+      return row < 0 ? unknown : position[row]!;
+    };
+  }
   const index = new Map<string, number>();
   // The first position wins, should a value appear twice (as encodeCategorical has it).
   for (let k = vocabulary.length - 1; k >= 0; k--) index.set(vocabulary[k]!, k);

@@ -356,6 +356,27 @@ describe('embedded HNSW store', () => {
     expect(overlap(got, exactIds(metricInput, query(2), 30))).toBeGreaterThanOrEqual(0.9);
   });
 
+  it.each<Metric>(['ip', 'cos', 'l2'])('bounds every %s score from above with scoreBound, for short and long queries', async (metric) => {
+    const base = catalogue(metric, `b-${metric}`);
+    // Item norms from 1 to 3, queries from 0.2 to 5 long: the bound must hold at both ends.
+    const vectors = base.vectors.slice();
+    for (let i = 0; i < COUNT; i++) for (let j = 0; j < DIM; j++) vectors[i * DIM + j] *= 1 + (i % 5) * 0.5;
+    const boundDir = join(root, `b-${metric}`);
+    await buildHnswIndex({ ...base, vectors }, boundDir, { threads: 1 });
+    const store = await openHnswIndex(boundDir);
+    for (const scale of [0.2, 1, 5])
+      for (let q = 0; q < 5; q++) {
+        const long = query(q).map((v) => v * scale);
+        const best = exactSearch(vectors, DIM, metric, long, 1)[0]!.score;
+        const bound = store.scoreBound(long);
+        expect(best).toBeLessThanOrEqual(bound);
+        // Not vacuous: within the spread of item norms (3x) of the best score that exists.
+        if (metric === 'ip') expect(bound).toBeLessThanOrEqual(Math.abs(best) * 3 + 1e-6);
+      }
+    await store.close();
+    expect(() => store.scoreBound(query(0))).toThrow(StoreClosedError);
+  });
+
   describe('query-aware graph', () => {
     // Queries far from the items, each leaning towards several item clusters (what a two-tower's user vectors are).
     const gap = modalityGapVectors({ items: 10_000, queries: 400, dim: DIM, seed: 3 });

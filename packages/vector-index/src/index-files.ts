@@ -27,6 +27,14 @@ export const INDEX_FILES = {
 /** A⁻¹ of the query-aware space (dim × dim float32), present when the index was built with a query sample. */
 export const QUERY_TRANSFORM_FILE = 'query-transform.f32';
 
+/**
+ * How the graph stores its copy of the vectors (usearch scalar kinds): f32, or f16 at half the bytes. Candidates are
+ * re-scored from vectors.f32 either way, so only which items the beam finds can change. bf16 and i8 are not offered:
+ * on a query-aware graph they lost recall (see the README).
+ */
+export const GRAPH_QUANTIZATIONS = ['f32', 'f16'] as const;
+export type GraphQuantization = (typeof GRAPH_QUANTIZATIONS)[number];
+
 export interface HnswParams {
   /** Graph degree M (usearch `connectivity`); the base layer keeps 2M. */
   connectivity: number;
@@ -34,6 +42,8 @@ export interface HnswParams {
   expansionAdd: number;
   /** Beam width while searching (ef); usearch widens it to k when k is larger. */
   expansionSearch: number;
+  /** The graph's vector scalar kind (absent in meta.json of indexes written before it existed: f32). */
+  quantization: GraphQuantization;
 }
 
 export interface FileDigest {
@@ -130,7 +140,10 @@ export async function readMeta(dir: string): Promise<HnswIndexMeta> {
   }
   const problem = metaProblem(meta);
   if (problem !== undefined) throw new IndexFileError(path, problem);
-  return meta as HnswIndexMeta;
+  const checked = meta as HnswIndexMeta;
+  // Versions written before the option existed hold an f32 graph.
+  checked.hnsw.quantization ??= 'f32';
+  return checked;
 }
 
 function metaProblem(meta: unknown): string | undefined {
@@ -145,6 +158,8 @@ function metaProblem(meta: unknown): string | undefined {
   if (hnsw === null || typeof hnsw !== 'object') return '"hnsw" is not an object';
   for (const key of ['connectivity', 'expansionAdd', 'expansionSearch'])
     if (!Number.isInteger(hnsw[key]) || (hnsw[key] as number) <= 0) return `"hnsw.${key}" is not a positive integer`;
+  if (hnsw.quantization !== undefined && !(GRAPH_QUANTIZATIONS as readonly unknown[]).includes(hnsw.quantization))
+    return `"hnsw.quantization" ${JSON.stringify(hnsw.quantization)} is not one of ${GRAPH_QUANTIZATIONS.join(', ')}`;
   if (!Array.isArray(m.categories) || !m.categories.every((c) => typeof c === 'string')) return '"categories" is not an array of strings';
   const space = m.querySpace as Record<string, unknown> | undefined;
   if (

@@ -5,10 +5,12 @@ export * from './exact-search.js';
 export * from './synthetic-vectors.js';
 export * from './build-input.js';
 export {
+  GRAPH_QUANTIZATIONS,
   HNSW_INDEX_FORMAT,
   INDEX_FILES,
   readMeta,
   type FileDigest,
+  type GraphQuantization,
   type HnswIndexMeta,
   type HnswParams,
   type VerifyMode,

@@ -35,6 +35,8 @@ export interface RetrievalConfig extends BaseServiceConfig {
   indexPollMs: number;
   /** HNSW search beam width (embedded: usearch expansion; Qdrant: hnsw_ef); undefined keeps the index's own. */
   indexExpansionSearch: number | undefined;
+  /** The beam is at least this many candidates per result wanted; undefined keeps the library's DEFAULT_EXPANSION_PER_RESULT. */
+  indexExpansionPerResult: number | undefined;
   quotas: Record<ChannelName, number>;
   defaultLimit: number;
   maxLimit: number;
@@ -103,6 +105,7 @@ export const retrievalEnv = {
     .default('items'),
   INDEX_POLL_MS: z.coerce.number().int().min(0).default(5000),
   INDEX_EXPANSION_SEARCH: positiveInt.max(100000).optional(),
+  INDEX_EXPANSION_PER_RESULT: z.coerce.number().min(1).max(100).optional(),
   CHANNEL_QUOTAS: quotas.default({}),
   DEFAULT_LIMIT: positiveInt.default(200),
   MAX_LIMIT: positiveInt.max(100000).default(1000),
@@ -147,6 +150,7 @@ export function loadRetrievalConfig(env: NodeJS.ProcessEnv = process.env): Retri
     index,
     indexPollMs: e.INDEX_POLL_MS,
     indexExpansionSearch: e.INDEX_EXPANSION_SEARCH,
+    indexExpansionPerResult: e.INDEX_EXPANSION_PER_RESULT,
     quotas,
     defaultLimit: e.DEFAULT_LIMIT,
     maxLimit: e.MAX_LIMIT,

@@ -2,12 +2,13 @@
 import { parseArgs } from 'node:util';
 import { features } from '@recsys/contracts';
 import { createServiceClient, defaultAddress } from '@recsys/service-kit';
-import type { IndexTarget } from '@recsys/vector-index';
+import { DEFAULT_HNSW_PARAMS, GRAPH_QUANTIZATIONS, type GraphQuantization, type IndexTarget } from '@recsys/vector-index';
 import { buildIndexVersion } from './index-builder.js';
 import { DEFAULT_QUERY_SAMPLE } from './query-sample.js';
 
 const usage = `usage: recsys-index build --models DIR [--version N] (--index-dir DIR | --qdrant URL --collection NAME [--qdrant-api-key KEY])
                          [--features HOST:PORT | --no-payload] [--batch N] [--query-sample N]
+                         [--quantization ${GRAPH_QUANTIZATIONS.join('|')}]
 
 Publishes a new index version (the next whole number at the target) from a two-tower version's item vectors
 (--version, default the newest under DIR/two-tower/). Item categories and creation times, which retrieval
@@ -15,7 +16,8 @@ filters on, come from the feature service (--features, default $FEATURES_ADDRESS
 --batch ids per call (default 1000); items it does not know are indexed without them. --no-payload skips it.
 The graph (embedded, or Qdrant's over each point's query-aware vector) is built in the query-aware space of
 --query-sample users (default 4096, 0 for none) embedded by the user tower from their features and history in the
-feature service (see the vector-index README).
+feature service (see the vector-index README). --quantization is the scalar kind of the embedded graph's vectors
+(default ${DEFAULT_HNSW_PARAMS.quantization}; results are re-scored from the float32 vectors either way).
 The retrieval service picks the new version up and serves it with that two-tower version's user tower.
 Exit codes: 0 published, 2 bad flags, 1 the build failed.`;
 
@@ -28,6 +30,7 @@ interface Parsed {
   features: string | undefined;
   batch: number;
   querySample: number;
+  quantization: GraphQuantization | undefined;
 }
 
 function parseFlags(argv: string[]): Parsed | 'help' {
@@ -47,6 +50,7 @@ function parseFlags(argv: string[]): Parsed | 'help' {
         'no-payload': { type: 'boolean', default: false },
         batch: { type: 'string', default: '1000' },
         'query-sample': { type: 'string', default: String(DEFAULT_QUERY_SAMPLE) },
+        quantization: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -87,7 +91,10 @@ function parseFlags(argv: string[]): Parsed | 'help' {
   const querySample = Number(values['query-sample']);
   if (!Number.isInteger(querySample) || querySample < 0 || querySample > 1_000_000)
     throw new FlagError(`--query-sample: expected a whole number from 0 to 1000000, got "${values['query-sample']}"`);
-  return { modelsDir: values.models, modelVersion: values.version, target, features: address, batch, querySample };
+  const quantization = values.quantization as GraphQuantization | undefined;
+  if (quantization !== undefined && !GRAPH_QUANTIZATIONS.includes(quantization))
+    throw new FlagError(`--quantization: expected one of ${GRAPH_QUANTIZATIONS.join(', ')}, got "${quantization}"`);
+  return { modelsDir: values.models, modelVersion: values.version, target, features: address, batch, querySample, quantization };
 }
 
 async function main(): Promise<number> {
@@ -125,6 +132,7 @@ async function main(): Promise<number> {
       payloadBatch: flags.batch,
       ...(client ? { queryReader: client } : {}),
       querySample: flags.querySample,
+      ...(flags.quantization !== undefined ? { hnsw: { quantization: flags.quantization } } : {}),
       log: (line) => console.log(line),
     });
     const { info, seconds } = result;

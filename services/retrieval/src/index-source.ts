@@ -25,7 +25,7 @@ class EmbeddedIndexSource implements IndexSource {
   readonly backend = 'embedded';
   constructor(
     readonly location: string,
-    private readonly expansionSearch: number | undefined,
+    private readonly search: IndexSearchSettings,
   ) {}
 
   latestVersion(): Promise<string | undefined> {
@@ -33,7 +33,11 @@ class EmbeddedIndexSource implements IndexSource {
   }
 
   async open(version: string): Promise<VectorStore> {
-    return openHnswIndex(join(this.location, version), this.expansionSearch !== undefined ? { expansionSearch: this.expansionSearch } : {});
+    const { expansionSearch, expansionPerResult } = this.search;
+    return openHnswIndex(join(this.location, version), {
+      ...(expansionSearch !== undefined ? { expansionSearch } : {}),
+      ...(expansionPerResult !== undefined ? { expansionPerResult } : {}),
+    });
   }
 
   close(): Promise<void> {
@@ -54,7 +58,7 @@ class QdrantIndexSource implements IndexSource {
 
   constructor(
     private readonly target: QdrantTarget,
-    private readonly hnswEf: number | undefined,
+    private readonly search: IndexSearchSettings,
   ) {}
 
   get location(): string {
@@ -63,9 +67,11 @@ class QdrantIndexSource implements IndexSource {
 
   /** The alias (version undefined) or one version's collection. */
   private connect(version?: string): Promise<QdrantStore> {
+    const { expansionSearch, expansionPerResult } = this.search;
     return openQdrantStore(connectionOf(this.target), this.target.collection, {
       refreshIntervalMs: 0,
-      ...(this.hnswEf !== undefined ? { hnswEf: this.hnswEf } : {}),
+      ...(expansionSearch !== undefined ? { hnswEf: expansionSearch } : {}),
+      ...(expansionPerResult !== undefined ? { expansionPerResult } : {}),
       ...(version !== undefined ? { version } : {}),
     });
   }
@@ -84,9 +90,14 @@ class QdrantIndexSource implements IndexSource {
   }
 }
 
-/** `expansionSearch` overrides the HNSW search beam width of every version opened (undefined: the index's own). */
-export function createIndexSource(target: IndexTarget, expansionSearch?: number): IndexSource {
-  return target.kind === 'embedded'
-    ? new EmbeddedIndexSource(target.root, expansionSearch)
-    : new QdrantIndexSource(target, expansionSearch);
+/** Search settings of every version opened; undefined keeps the index's own beam width and the library's rule. */
+export interface IndexSearchSettings {
+  /** The HNSW search beam width (embedded: usearch expansion; Qdrant: hnsw_ef). */
+  expansionSearch?: number | undefined;
+  /** The beam is at least this many candidates per result wanted. */
+  expansionPerResult?: number | undefined;
+}
+
+export function createIndexSource(target: IndexTarget, search: IndexSearchSettings = {}): IndexSource {
+  return target.kind === 'embedded' ? new EmbeddedIndexSource(target.root, search) : new QdrantIndexSource(target, search);
 }

@@ -46,7 +46,10 @@ export async function startRetrievalService(
     cudaDeviceId: config.cudaDeviceId,
     logger: logger.child({ component: 'onnx' }),
   };
-  const source = createIndexSource(config.index, config.indexExpansionSearch);
+  const source = createIndexSource(config.index, {
+    expansionSearch: config.indexExpansionSearch,
+    expansionPerResult: config.indexExpansionPerResult,
+  });
   const load = (version: string) => loadServingIndex(source, version, config.modelsDir, towerOptions);
   let initial: ServingIndex;
   try {
