@@ -50,6 +50,35 @@ describe('Admission', () => {
     expect(await metrics.registry.getSingleMetricAsString('gateway_shed_total')).toContain('reason="queue_full"');
   });
 
+  it('sheds early (before a body is read) only what run() would shed at once, and takes no slot', async () => {
+    const metrics = new ServiceMetrics('gateway');
+    const admission = new Admission(
+      { maxInFlight: 1, maxQueue: 1, queueTimeoutMs: 60_000, maxEventLoopLagMs: 0, ...fixed },
+      admissionMetrics(metrics),
+    );
+    expect(admission.shedEarly()).toBeUndefined();
+    expect(admission.running).toBe(0);
+    const g = gate();
+    const first = admission.run(() => g.done);
+    // A slot is taken but the queue has a place: the request goes on, to wait there.
+    expect(admission.shedEarly()).toBeUndefined();
+    const queued = admission.run(async () => 'queued');
+    expect(admission.shedEarly()).toMatchObject({ reason: 'queue_full', retryAfterS: 1 });
+    expect(admission.running).toBe(1);
+    expect(admission.waiting).toBe(1);
+    expect(await metrics.registry.getSingleMetricAsString('gateway_shed_total')).toMatch(/\{reason="queue_full"[^}]*\} 1/);
+    g.open();
+    await first;
+    expect(await queued).toBe('queued');
+    expect(admission.shedEarly()).toBeUndefined();
+
+    const lagging = new Admission({ maxInFlight: 0, maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 50, ...fixed });
+    lagging.recordLag(80);
+    expect(lagging.shedEarly()).toMatchObject({ reason: 'event_loop_lag' });
+    const off = new Admission({ maxInFlight: 0, maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 0, ...fixed });
+    expect(off.shedEarly()).toBeUndefined();
+  });
+
   it('sheds a request that waited the queue timeout, and frees its queue place', async () => {
     jest.useFakeTimers();
     try {

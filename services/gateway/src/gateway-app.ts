@@ -99,7 +99,7 @@ export async function startGatewayService(
     release,
   });
   try {
-    if (config.httpPort >= 0) http = await startHttpServer(api, config, logger, serviceMetrics, access);
+    if (config.httpPort >= 0) http = await startHttpServer(api, config, logger, serviceMetrics, access, admission);
   } catch (error) {
     await service.close();
     throw error;

@@ -11,6 +11,7 @@ import {
   UnavailableError,
   type RequestContext,
 } from '@recsys/service-kit';
+import { Admission, AdmittedGatewayApi, admissionMetrics } from '../admission.js';
 import { loadGatewayConfig, type GatewayConfig } from '../config.js';
 import type { Caller, GatewayApi } from '../gateway-api.js';
 import { validateFeedbackRequest, validateRecommendRequest, validateSimilarRequest } from '../validation.js';
@@ -431,5 +432,92 @@ describe('REST API with CORS and a tight rate limit', () => {
     expect((await post(base, '/v1/recommendations', { user_id: 'u1' }, CLI_KEY)).status).toBe(200);
     expect((await call(base, '/healthz')).status).toBe(200);
     expect(await metrics.registry.getSingleMetricAsString('gateway_rate_limited_total')).toContain('key="web"');
+  });
+});
+
+describe('REST API past saturation (admission control)', () => {
+  let server: RunningHttpServer;
+  let base: string;
+  let metrics: ServiceMetrics;
+  let api: RecordingApi;
+  let admission: Admission;
+  let releaseSlot: () => void;
+  let held: Promise<void>;
+
+  beforeAll(async () => {
+    // A body deadline far longer than the test's own timeout: a request that waited for its body would fail the test.
+    const config = gatewayConfig({ HTTP_REQUEST_TIMEOUT_MS: '600000' });
+    metrics = new ServiceMetrics('gateway');
+    api = new RecordingApi(config);
+    // One slot, no queue: while the slot is held every API call is shed at once.
+    admission = new Admission(
+      { maxInFlight: 1, adaptive: false, minInFlight: 1, targetMs: 100, maxQueue: 0, queueTimeoutMs: 0, maxEventLoopLagMs: 0 },
+      admissionMetrics(metrics),
+    );
+    held = admission.run(() => new Promise<void>((resolve) => (releaseSlot = resolve)));
+    server = await startHttpServer(new AdmittedGatewayApi(api, admission), config, logger, metrics, undefined, admission);
+    base = `http://127.0.0.1:${server.port}`;
+  });
+  afterAll(async () => {
+    releaseSlot();
+    await held;
+    await server.close();
+  });
+
+  // Regression (overload: shedding 400+ requests/s slowed the admitted ones): a shed request's body was read, parsed and
+  // validated, and its call routed through Nest, before admission control refused it.
+  it('sheds before the body is read: a malformed body gets 429, not 400, and a body that never comes is not waited for', async () => {
+    const malformed = await call(base, '/v1/recommendations', { method: 'POST', body: '{"user_id": "u1",', key: WEB_KEY });
+    expect(malformed.status).toBe(429);
+    expect(malformed.headers.get('retry-after')).toBe('1');
+    expect(malformed.headers.get('x-request-id')).toBeTruthy();
+    expect(malformed.body.error.code).toBe('RESOURCE_EXHAUSTED');
+    expect(malformed.body.error.message).toMatch(/overloaded/);
+
+    const pending = await new Promise<{ status: number | undefined; body: string }>((resolve, reject) => {
+      const req = httpRequest(`${base}/v1/feedback`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${WEB_KEY}`, 'content-type': 'application/json', 'content-length': '1000' },
+      });
+      req.on('response', (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        res.on('end', () => {
+          resolve({ status: res.statusCode, body });
+          req.destroy();
+        });
+      });
+      req.on('error', reject);
+      // Headers only: the promised 1000 bytes never come.
+      req.flushHeaders();
+    });
+    expect(pending.status).toBe(429);
+    expect(JSON.parse(pending.body)).toMatchObject({ error: { code: 'RESOURCE_EXHAUSTED' } });
+
+    const similar = await call(base, '/v1/items/i1/similar', { key: WEB_KEY });
+    expect(similar.status).toBe(429);
+    expect(api.calls).toHaveLength(0);
+    expect(await metrics.registry.getSingleMetricAsString('gateway_shed_total')).toMatch(/\{reason="queue_full"[^}]*\} 3/);
+    expect(await metrics.registry.getSingleMetricAsString('http_requests_total')).toMatch(
+      /route="\/v1\/recommendations",method="POST",code="429"[^}]*\} 1/,
+    );
+  });
+
+  it('still refuses a missing key with 401 and answers the public routes and unknown ones as before', async () => {
+    expect((await post(base, '/v1/recommendations', { user_id: 'u1' }, '')).status).toBe(401);
+    expect((await call(base, '/healthz')).status).toBe(200);
+    expect((await call(base, '/v1/nowhere', { key: WEB_KEY })).status).toBe(404);
+    expect((await call(base, '/v1/feedback', { key: WEB_KEY })).status).toBe(404);
+  });
+
+  it('lets requests through again, body parsed, once a slot is free', async () => {
+    releaseSlot();
+    await held;
+    const answered = await post(base, '/v1/recommendations', { user_id: 'u1', k: 2 });
+    expect(answered.status).toBe(200);
+    expect(answered.body.items).toHaveLength(2);
+    expect(api.calls).toHaveLength(1);
+    // Held again for afterAll.
+    held = admission.run(() => new Promise<void>((resolve) => (releaseSlot = resolve)));
   });
 });

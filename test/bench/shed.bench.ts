@@ -1,0 +1,94 @@
+// What one shed request costs the gateway. A gateway in this process (startGatewayService, the product's wiring: auth
+// on, admission control) whose one in-flight slot is held and whose queue is 0, so that every request is shed (429);
+// a closed loop of BENCH_CONCURRENCY requests in flight from the overload suite's load generator (its own process, so
+// its CPU is not counted) for BENCH_SECONDS per round. CPU time of this process per shed request (process.cpuUsage,
+// all of it: HTTP parsing, middleware, the answer; the median of BENCH_ROUNDS rounds). The stages are absent (nothing
+// is admitted, so none is called). Last line: one JSON object.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createLogger } from '@recsys/service-kit';
+import { loadGatewayConfig, startGatewayService } from '@recsys/gateway';
+import { cpuMicros, quantile, round } from './stats';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const KEY = 'shed-bench-key-0123456789abcdef';
+const GENERATOR = join(__dirname, '..', 'resilience', 'open-loop.js');
+
+interface GeneratorResult {
+  answered_qps: number;
+  shed_qps: number;
+  statuses: Record<string, number>;
+}
+
+function generate(url: string): Promise<GeneratorResult> {
+  return new Promise((resolve, reject) => {
+    const args = ['--url', url, '--key', KEY, '--mode', 'closed', '--concurrency', String(CONCURRENCY), '--duration-s', String(SECONDS)];
+    const child = spawn(process.execPath, [GENERATOR, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const last = out.trim().split('\n').at(-1) ?? '';
+      if (code !== 0 || !last.startsWith('{')) reject(new Error(`load generator failed (exit ${code}): ${out}`));
+      else resolve(JSON.parse(last) as GeneratorResult);
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const nowhere = '127.0.0.1:1';
+  const config = loadGatewayConfig({
+    GRPC_PORT: '0',
+    HTTP_PORT: '0',
+    API_KEYS: `bench:${KEY}`,
+    RATE_LIMIT_PER_SECOND: '0',
+    ADMISSION_MAX_IN_FLIGHT: '1',
+    ADMISSION_ADAPTIVE: 'false',
+    ADMISSION_MAX_QUEUE: '0',
+    FEATURES_ADDRESS: nowhere,
+    RETRIEVAL_ADDRESS: nowhere,
+    PRERANKING_ADDRESS: nowhere,
+    RANKING_ADDRESS: nowhere,
+    RERANKING_ADDRESS: nowhere,
+    POPULAR_REFRESH_MS: '3600000',
+  });
+  const gateway = await startGatewayService(config, createLogger('shed-bench', 'silent'));
+  // The one slot, held for the whole run: every request is shed.
+  let releaseSlot: () => void = () => undefined;
+  const held = gateway.admission.run(() => new Promise<void>((resolve) => (releaseSlot = resolve)));
+  const url = `http://127.0.0.1:${gateway.httpPort}`;
+  const perShed: number[] = [];
+  try {
+    await generate(url); // warm-up: JIT, connections
+    for (let round_ = 0; round_ < ROUNDS; round_++) {
+      const before = process.cpuUsage();
+      const result = await generate(url);
+      const cpu = cpuMicros(before);
+      const shed = result.statuses['429'] ?? 0;
+      const others = Object.entries(result.statuses).filter(([status]) => status !== '429');
+      if (others.length > 0) throw new Error(`not every request was shed: ${JSON.stringify(result.statuses)}`);
+      perShed.push(cpu / shed);
+      process.stderr.write(`round ${round_ + 1}: ${shed} shed, ${round(cpu / shed, 1)} µs CPU each\n`);
+    }
+  } finally {
+    releaseSlot();
+    await held;
+    await gateway.close();
+  }
+  console.log(
+    JSON.stringify({
+      rounds: ROUNDS,
+      seconds: SECONDS,
+      concurrency: CONCURRENCY,
+      cpu_us_per_shed_median: round(quantile(perShed, 0.5), 1),
+      cpu_us_per_shed: perShed.map((v) => round(v, 1)),
+    }),
+  );
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
