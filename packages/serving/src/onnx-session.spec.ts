@@ -205,6 +205,22 @@ describe('ModelSession: the one owner of onnxruntime sessions', () => {
       }
     });
 
+    it('is one active handle from start to release, whether a run is pending or not', async () => {
+      const { graph, bytes } = await dlrm();
+      // Node's own count (what nodejs_active_handles_total reports): a worker ref'd only while a run is pending made it
+      // move with the load, which a soak reads as a leak.
+      const handles = () => (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length;
+      const before = handles();
+      const session = await ModelSession.create(bytes, graph.inputs, { label: 'dlrm', thread: 'worker' });
+      const idle = handles();
+      const run = session.run(zeroFeeds(graph.inputs, 64));
+      const during = handles();
+      await run;
+      expect([idle - before, during - before, handles() - before]).toEqual([1, 1, 1]);
+      await session.release();
+      expect(handles()).toBe(before);
+    });
+
     it('refuses a model no provider loads, a released session, and names the model', async () => {
       const { graph, bytes } = await dlrm();
       await expect(

@@ -125,8 +125,10 @@ interface PendingRun {
 
 /**
  * The session on a worker thread of its own (session-worker.ts): feeds are copied to it (only the rows each view
- * holds) and transferred, outputs are transferred back. The worker keeps the process alive only while a run is
- * pending. A worker that dies fails its pending runs and every later one, naming why.
+ * holds) and transferred, outputs are transferred back. The worker is one active handle from its start to its release
+ * (a count that does not move with the load, and no run left pending by a process that exits under it): a session must
+ * be released, as the stages do on shutdown and after a version's last request. A worker that dies fails its pending
+ * runs and every later one, naming why.
  */
 class WorkerBackend implements SessionBackend {
   private readonly pending = new Map<number, PendingRun>();
@@ -146,7 +148,6 @@ class WorkerBackend implements SessionBackend {
     worker.on('exit', (code) => {
       if (!this.released) this.fail(`the session worker exited (code ${code})`);
     });
-    worker.unref();
   }
 
   static start(
@@ -201,7 +202,6 @@ class WorkerBackend implements SessionBackend {
     const request: WorkerRequest = { kind: 'run', id, feeds: copies };
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      if (this.pending.size === 1) this.worker.ref();
       this.worker.postMessage(request, transfer);
     });
   }
@@ -211,7 +211,6 @@ class WorkerBackend implements SessionBackend {
     const run = this.pending.get(reply.id);
     if (run === undefined) return;
     this.pending.delete(reply.id);
-    if (this.pending.size === 0) this.worker.unref();
     if (reply.kind === 'ran') run.resolve(reply.outputs);
     else run.reject(new Error(reply.message));
   }
@@ -227,7 +226,6 @@ class WorkerBackend implements SessionBackend {
     this.released = true;
     this.fail('the session was released');
     const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
-    this.worker.ref();
     this.worker.postMessage({ kind: 'release' } satisfies WorkerRequest);
     // The worker releases its session and ends; one that does not within a second is stopped.
     const timer = setTimeout(() => void this.worker.terminate(), 1000);
