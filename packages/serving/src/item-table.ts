@@ -1,4 +1,5 @@
 import { type IdTable, IdTableBuilder } from '@recsys/data';
+import { errorMessage } from './error-message.js';
 import type { FeedAssembler, ItemBatch } from './feeds.js';
 import type { EncodedItemReader } from './item-cache.js';
 import { type ItemBytesReader, type ItemScanner, decodeScanPage } from './item-rows-wire.js';
@@ -157,7 +158,7 @@ export class LiveItemTable {
       this.schedule(this.options.refreshMs);
     } catch (error) {
       if (this.closed) return;
-      const problem = error instanceof Error ? error.message : String(error);
+      const problem = errorMessage(error);
       logger?.warn(
         { model: label, err: error },
         `${label}: the item table could not be read (${problem}); ${this.current ? 'the previous one serves' : 'items are read per request'}, ` +

@@ -1,6 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { type GraphDescription, type ModelName, listVersions } from '@recsys/model-format';
+import { errorMessage } from './error-message.js';
 import { zeroFeeds } from './feeds.js';
 import { ModelLoadError, type ModelVersion, loadModelVersion } from '@recsys/model-format';
 import type { ModelSession } from './onnx-session.js';
@@ -50,8 +51,6 @@ class Slot<T> {
     readonly loadMs: number,
   ) {}
 }
-
-const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /**
  * Serves the newest loadable version of a model and swaps in newer ones as they are published: each is
@@ -107,7 +106,7 @@ export class ModelWatcher<T> {
       const model = await options.load(await loadModelVersion(options.root, options.name, version));
       return new Slot(model, version, performance.now() - started);
     } catch (error) {
-      const problem = message(error);
+      const problem = errorMessage(error);
       options.logger?.error(
         { model: options.name, version, serving: previous, err: error },
         `${options.name} v${version} refused: ${problem}${previous ? `; v${previous} keeps serving` : ''}`,

@@ -9,8 +9,10 @@ import {
   EXECUTION_PROVIDERS,
   type ExecutionProvider,
   type OrtSessionSettings,
+  type ProviderFailure,
   runOrtSession,
 } from './ort-session-create.js';
+import { errorMessage } from './error-message.js';
 import type { WorkerReply, WorkerRequest, WorkerStart } from './session-worker-protocol.js';
 
 export { EXECUTION_PROVIDERS, type ExecutionProvider };
@@ -154,7 +156,7 @@ class WorkerBackend implements SessionBackend {
     bytes: Uint8Array,
     settings: OrtSessionSettings,
     label: string,
-  ): Promise<{ backend: WorkerBackend; failures: { provider: ExecutionProvider; message: string }[] }> {
+  ): Promise<{ backend: WorkerBackend; failures: ProviderFailure[] }> {
     const start: WorkerStart = { bytes, settings, label };
     const worker = new Worker(sessionWorkerScript(), { workerData: start, name: `onnxruntime ${label}` });
     return new Promise((resolve, reject) => {
@@ -266,7 +268,7 @@ export class ModelSession {
     };
     const thread = options.thread ?? 'main';
     let backend: SessionBackend;
-    let failures: { provider: ExecutionProvider; message: string }[];
+    let failures: ProviderFailure[];
     try {
       if (thread === 'worker') {
         ({ backend, failures } = await WorkerBackend.start(bytes, settings, options.label));
@@ -276,7 +278,7 @@ export class ModelSession {
         failures = created.failures;
       }
     } catch (error) {
-      options.logger?.warn({ model: options.label, error: (error as Error).message }, `${options.label}: no provider could load it`);
+      options.logger?.warn({ model: options.label, error: errorMessage(error) }, `${options.label}: no provider could load it`);
       throw error;
     }
     for (const failure of failures) {
@@ -338,9 +340,7 @@ export class ModelSession {
     try {
       return await this.backend.run(feeds);
     } catch (error) {
-      const failure = new Error(
-        `${this.label}: onnxruntime failed on ${describeFeeds(feeds)}: ${error instanceof Error ? error.message : String(error)}`,
-      );
+      const failure = new Error(`${this.label}: onnxruntime failed on ${describeFeeds(feeds)}: ${errorMessage(error)}`);
       span?.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });
       throw failure;
     } finally {

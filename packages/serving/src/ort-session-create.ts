@@ -1,5 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import type { Tensor } from '@recsys/model-format';
+import { errorMessage } from './error-message.js';
 
 /** Execution providers a session may ask for, in the order of preference given by config. */
 export const EXECUTION_PROVIDERS = ['cuda', 'cpu'] as const;
@@ -13,11 +14,17 @@ export interface OrtSessionSettings {
   cudaDeviceId: number;
 }
 
+/** Why a provider of the preference could not make the session. */
+export interface ProviderFailure {
+  provider: ExecutionProvider;
+  message: string;
+}
+
 /** The session made, the provider that made it, and why each provider before it could not. */
 export interface CreatedOrtSession {
   session: ort.InferenceSession;
   provider: ExecutionProvider;
-  failures: { provider: ExecutionProvider; message: string }[];
+  failures: ProviderFailure[];
 }
 
 function providerOption(provider: ExecutionProvider, settings: OrtSessionSettings): ort.InferenceSession.ExecutionProviderConfig {
@@ -26,7 +33,7 @@ function providerOption(provider: ExecutionProvider, settings: OrtSessionSetting
 
 /** The first provider of the preference that loads the model; throws, listing every provider's failure, when none does. */
 export async function createOrtSession(bytes: Uint8Array, settings: OrtSessionSettings, label: string): Promise<CreatedOrtSession> {
-  const failures: CreatedOrtSession['failures'] = [];
+  const failures: ProviderFailure[] = [];
   for (const provider of settings.providers) {
     try {
       const session = await ort.InferenceSession.create(bytes, {
@@ -40,7 +47,7 @@ export async function createOrtSession(bytes: Uint8Array, settings: OrtSessionSe
       });
       return { session, provider, failures };
     } catch (error) {
-      failures.push({ provider, message: error instanceof Error ? error.message : String(error) });
+      failures.push({ provider, message: errorMessage(error) });
     }
   }
   throw new Error(

@@ -1,5 +1,5 @@
 import type { Tensor } from '@recsys/model-format';
-import type { ExecutionProvider, OrtSessionSettings } from './ort-session-create.js';
+import type { ExecutionProvider, OrtSessionSettings, ProviderFailure } from './ort-session-create.js';
 
 /** The worker's workerData: the model and how to make its session. */
 export interface WorkerStart {
@@ -16,7 +16,7 @@ export type WorkerReply =
   | {
       kind: 'ready';
       provider: ExecutionProvider;
-      failures: { provider: ExecutionProvider; message: string }[];
+      failures: ProviderFailure[];
       inputNames: string[];
       outputNames: string[];
     }

@@ -3,6 +3,7 @@
 // speaks the messages of session-worker-protocol.ts.
 import { parentPort, workerData } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
+import { errorMessage } from './error-message.js';
 import { createOrtSession, runOrtSession } from './ort-session-create.js';
 import type { WorkerReply, WorkerRequest, WorkerStart } from './session-worker-protocol.js';
 
@@ -24,7 +25,7 @@ createOrtSession(start.bytes, start.settings, start.label).then(
       outputNames: [...created.session.outputNames],
     });
   },
-  (error: unknown) => reply({ kind: 'failed', message: error instanceof Error ? error.message : String(error) }),
+  (error: unknown) => reply({ kind: 'failed', message: errorMessage(error) }),
 );
 
 port.on('message', (request: WorkerRequest) => {
@@ -44,6 +45,6 @@ port.on('message', (request: WorkerRequest) => {
         { kind: 'ran', id: request.id, outputs },
         Object.values(outputs).map((o) => o.buffer as ArrayBuffer),
       ),
-    (error: unknown) => reply({ kind: 'run-failed', id: request.id, message: error instanceof Error ? error.message : String(error) }),
+    (error: unknown) => reply({ kind: 'run-failed', id: request.id, message: errorMessage(error) }),
   );
 });
