@@ -114,35 +114,6 @@ async function modelRoot(): Promise<{ root: string; source: DataSource; temporar
 const USER_ID = fieldTag(ranking.RankRequestSchema, 'userId', WIRE.length);
 const CANDIDATE = fieldTag(ranking.RankRequestSchema, 'candidates', WIRE.length);
 const ITEM_ID = fieldTag(common.CandidateSchema, 'itemId', WIRE.length);
-const USER_STATE = fieldTag(ranking.RankRequestSchema, 'userState', WIRE.length);
-const USER_HISTORY_LIMIT = fieldTag(ranking.RankRequestSchema, 'userHistoryLimit', WIRE.varint);
-
-/** The user read once, as the gateway passes it: GetUserFeaturesResponse's bytes and the history limit it was read with. */
-interface PassedUser {
-  state: Uint8Array;
-  historyLimit: number;
-}
-
-function varint(out: number[], n: number): void {
-  while (n >= 0x80) {
-    out.push((n & 0x7f) | 0x80);
-    n >>>= 7;
-  }
-  out.push(n);
-}
-
-/** The user_state and user_history_limit fields of a RankRequest, appended after its other fields (any order is valid). */
-function passedUserBytes(user: PassedUser): Uint8Array {
-  const head: number[] = [USER_STATE];
-  varint(head, user.state.length);
-  const tail: number[] = [USER_HISTORY_LIMIT];
-  varint(tail, user.historyLimit);
-  const out = new Uint8Array(head.length + user.state.length + tail.length);
-  out.set(head, 0);
-  out.set(user.state, head.length);
-  out.set(tail, head.length + user.state.length);
-  return out;
-}
 const ANSWER_CANDIDATES = fieldNumber(ranking.RankResponseSchema, 'candidates');
 
 /** A RankRequest of ASCII ids (every id here) as bytes: user_id, then one Candidate { item_id } per id, then the passed user. */
@@ -299,11 +270,12 @@ async function main(): Promise<void> {
     const passed = new Map<string, Uint8Array>();
     if (PASS_USER) {
       for (const userId of users.ids) {
-        const request = toBinary(
-          features.GetUserFeaturesRequestSchema,
-          create(features.GetUserFeaturesRequestSchema, { userId, historyLimit }),
+        const userState = await featureClient.getUserFeatures({ userId, historyLimit });
+        // Only RankRequest's user_state and user_history_limit, appended after the other fields (any order is valid).
+        passed.set(
+          userId,
+          toBinary(ranking.RankRequestSchema, create(ranking.RankRequestSchema, { userState, userHistoryLimit: historyLimit })),
         );
-        passed.set(userId, passedUserBytes({ state: await featureClient.raw('getUserFeatures', request), historyLimit }));
       }
     }
     // A block's `n` requests, written before it starts (as the bare session's inputs are), then sent in turn.
