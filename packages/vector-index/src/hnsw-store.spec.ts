@@ -90,6 +90,17 @@ describe('embedded HNSW store', () => {
       expect(graph.payloadOf('item-7')).toEqual({ createdAtMs: 1_700_000_000_007 });
     });
 
+    it('writes the same graph from the same input on every build (one insertion thread by default: usearch#735)', async () => {
+      const twice = mkdtempSync(join(tmpdir(), 'vector-hnsw-twice-'));
+      try {
+        const first = await buildHnswIndex({ ...input, version: 'a' }, join(twice, 'a'));
+        const second = await buildHnswIndex({ ...input, version: 'b' }, join(twice, 'b'));
+        expect(second.files[INDEX_FILES.graph]).toEqual(first.files[INDEX_FILES.graph]);
+      } finally {
+        rmSync(twice, { recursive: true, force: true });
+      }
+    });
+
     it('answers the same from a loaded and a memory-mapped (view) index', async () => {
       const viewed = await openHnswIndex(dir, { mode: 'view', exactScanMaxRows: 0, verify: 'size' });
       for (let q = 0; q < 5; q++) expect(await viewed.search(query(q), 30)).toEqual(await graph.search(query(q), 30));

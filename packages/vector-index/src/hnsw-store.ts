@@ -47,6 +47,9 @@ import {
  */
 export const DEFAULT_HNSW_PARAMS: HnswParams = { connectivity: 16, expansionAdd: 128, expansionSearch: 192, quantization: 'f16' };
 
+/** Insertion threads of a build: one, so every build of the same input writes the same graph (see BuildHnswOptions.threads). */
+export const DEFAULT_BUILD_THREADS = 1;
+
 /** Below this many candidate rows a filtered or small search scans them exactly: as fast as HNSW there, and exact. */
 export const DEFAULT_EXACT_SCAN_MAX_ROWS = 4096;
 
@@ -58,7 +61,12 @@ const USEARCH_SCALAR: Record<GraphQuantization, ScalarKind> = {
 
 export interface BuildHnswOptions {
   hnsw?: Partial<HnswParams>;
-  /** Insertion threads (default: all cores, at most 2 — the machines this runs on are small and shared). */
+  /**
+   * Insertion threads (default 1). usearch's concurrent insertion can leave a node stored but unreachable by any search
+   * (unum-cloud/USearch#735, open in 2.26): in one CI run the 100k recall spec, built on 2 threads, had a query find
+   * none of its 100 true neighbours where every other run finds 97 or more. One thread builds the same graph from the
+   * same input on every run; more build faster at that risk.
+   */
   threads?: number;
   /**
    * A sample of the queries the index will serve (rows of dim; e.g. user-tower outputs), for ip and cos indexes: the
@@ -113,7 +121,7 @@ export async function buildHnswIndex(input: IndexBuildInput, dir: string, option
   assertLittleEndian();
   validateBuildInput(input);
   const params = hnswParams(options.hnsw);
-  const threads = options.threads ?? Math.min(2, availableParallelism());
+  const threads = options.threads ?? DEFAULT_BUILD_THREADS;
   if (!Number.isInteger(threads) || threads <= 0) throw new VectorIndexArgumentError('threads', `${threads} is not a positive integer`);
   if (await exists(dir)) throw new VectorIndexArgumentError('version', `${dir} already exists: versions are immutable, publish a new one`);
   const { ids, vectors, dim, metric, payload } = input;
