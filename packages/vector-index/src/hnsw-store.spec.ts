@@ -174,6 +174,23 @@ describe('embedded HNSW store', () => {
       writeFileSync(metaPath, '{"format": ');
       await expect(openHnswIndex(copy)).rejects.toThrow(/meta\.json: not valid JSON/);
     });
+
+    it('refuses HNSW parameters out of range in meta.json and in build options alike, naming the field', async () => {
+      const metaPath = join(copy, 'meta.json');
+      const meta = JSON.parse(readFileSync(metaPath, 'utf8'));
+      writeFileSync(metaPath, JSON.stringify({ ...meta, hnsw: { ...meta.hnsw, connectivity: 0 } }));
+      await expect(openHnswIndex(copy)).rejects.toThrow(`${metaPath}: "hnsw.connectivity" 0 is not a positive integer`);
+      writeFileSync(metaPath, JSON.stringify({ ...meta, hnsw: { ...meta.hnsw, quantization: 'i8' } }));
+      await expect(openHnswIndex(copy)).rejects.toThrow(`${metaPath}: "hnsw.quantization" "i8" is not one of f32, f16`);
+
+      const build = (hnsw: object) => buildHnswIndex({ ...input, version: '2' }, join(copy, '2'), { hnsw });
+      await expect(build({ expansionSearch: 2.5 })).rejects.toThrow(
+        new VectorIndexArgumentError('hnsw.expansionSearch', '2.5 is not a positive integer'),
+      );
+      await expect(build({ quantization: 'i8' })).rejects.toThrow(
+        new VectorIndexArgumentError('hnsw.quantization', '"i8" is not one of f32, f16'),
+      );
+    });
   });
 
   it('round-trips ids of any text through ids.json: searches, payloads and vectors by id (ids held as one buffer)', async () => {

@@ -11,7 +11,7 @@ import {
   assertLittleEndian,
   QUERY_TRANSFORM_FILE,
   bytesOf,
-  GRAPH_QUANTIZATIONS,
+  hnswParamsProblem,
   HNSW_INDEX_FORMAT,
   INDEX_FILES,
   readMeta,
@@ -78,14 +78,8 @@ export interface BuildHnswOptions {
 
 function hnswParams(overrides: Partial<HnswParams> | undefined): HnswParams {
   const params = { ...DEFAULT_HNSW_PARAMS, ...overrides };
-  for (const key of ['connectivity', 'expansionAdd', 'expansionSearch'] as const)
-    if (!Number.isInteger(params[key]) || params[key] <= 0)
-      throw new VectorIndexArgumentError(`hnsw.${key}`, `${params[key]} is not a positive integer`);
-  if (!(GRAPH_QUANTIZATIONS as readonly string[]).includes(params.quantization))
-    throw new VectorIndexArgumentError(
-      'hnsw.quantization',
-      `${JSON.stringify(params.quantization)} is not one of ${GRAPH_QUANTIZATIONS.join(', ')}`,
-    );
+  const problem = hnswParamsProblem(params as unknown as Record<string, unknown>);
+  if (problem !== undefined) throw new VectorIndexArgumentError(problem.field, problem.reason);
   return params;
 }
 

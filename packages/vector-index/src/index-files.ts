@@ -146,6 +146,19 @@ export async function readMeta(dir: string): Promise<HnswIndexMeta> {
   return checked;
 }
 
+/**
+ * What is wrong with a set of HNSW parameters — the field (`hnsw.<name>`) and why — or undefined: the one check of a
+ * build's options and of a version's meta.json.
+ */
+export function hnswParamsProblem(hnsw: Record<string, unknown>): { field: string; reason: string } | undefined {
+  for (const key of ['connectivity', 'expansionAdd', 'expansionSearch'] as const)
+    if (!Number.isInteger(hnsw[key]) || (hnsw[key] as number) <= 0)
+      return { field: `hnsw.${key}`, reason: `${JSON.stringify(hnsw[key])} is not a positive integer` };
+  if (!(GRAPH_QUANTIZATIONS as readonly unknown[]).includes(hnsw.quantization))
+    return { field: 'hnsw.quantization', reason: `${JSON.stringify(hnsw.quantization)} is not one of ${GRAPH_QUANTIZATIONS.join(', ')}` };
+  return undefined;
+}
+
 function metaProblem(meta: unknown): string | undefined {
   if (meta === null || typeof meta !== 'object') return 'not a JSON object';
   const m = meta as Record<string, unknown>;
@@ -156,10 +169,9 @@ function metaProblem(meta: unknown): string | undefined {
     if (!Number.isInteger(m[key]) || (m[key] as number) <= 0) return `"${key}" is not a positive integer`;
   const hnsw = m.hnsw as Record<string, unknown> | undefined;
   if (hnsw === null || typeof hnsw !== 'object') return '"hnsw" is not an object';
-  for (const key of ['connectivity', 'expansionAdd', 'expansionSearch'])
-    if (!Number.isInteger(hnsw[key]) || (hnsw[key] as number) <= 0) return `"hnsw.${key}" is not a positive integer`;
-  if (hnsw.quantization !== undefined && !(GRAPH_QUANTIZATIONS as readonly unknown[]).includes(hnsw.quantization))
-    return `"hnsw.quantization" ${JSON.stringify(hnsw.quantization)} is not one of ${GRAPH_QUANTIZATIONS.join(', ')}`;
+  // Versions written before the quantization option existed hold an f32 graph.
+  const hnswProblem = hnswParamsProblem({ quantization: 'f32', ...hnsw });
+  if (hnswProblem !== undefined) return `"${hnswProblem.field}" ${hnswProblem.reason}`;
   if (!Array.isArray(m.categories) || !m.categories.every((c) => typeof c === 'string')) return '"categories" is not an array of strings';
   const space = m.querySpace as Record<string, unknown> | undefined;
   if (
