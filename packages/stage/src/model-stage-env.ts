@@ -21,7 +21,7 @@ const providersVar = z.string().transform(parseExecutionProviders).default(['cpu
 const threadsVar = positiveInt.max(256).default(1);
 const deviceVar = z.coerce.number().int().min(0).default(0);
 /** worker: the model runs on a thread of its own and the event loop keeps serving meanwhile (see ModelSession). */
-const threadVar = z.enum(SESSION_THREADS).default('worker');
+const threadVar = (fallback: SessionThread) => z.enum(SESSION_THREADS).default(fallback);
 
 /**
  * A stage's onnxruntime variables, named after it: `RANKING_EXECUTION_PROVIDERS`, `RANKING_INTRA_OP_THREADS`,
@@ -30,18 +30,46 @@ const threadVar = z.enum(SESSION_THREADS).default('worker');
 export type SessionEnv<P extends string> = Record<`${P}_EXECUTION_PROVIDERS`, typeof providersVar> &
   Record<`${P}_INTRA_OP_THREADS`, typeof threadsVar> &
   Record<`${P}_CUDA_DEVICE_ID`, typeof deviceVar> &
-  Record<`${P}_SESSION_THREAD`, typeof threadVar>;
+  Record<`${P}_SESSION_THREAD`, ReturnType<typeof threadVar>>;
 
-export function sessionEnv<P extends string>(prefix: P): SessionEnv<P> {
+/**
+ * `thread` is where the stage's sessions run unless `<P>_SESSION_THREAD` says otherwise: a worker for the batch models
+ * (pre-ranking, ranking), the event loop's thread for retrieval's user tower (one row per request).
+ */
+export function sessionEnv<P extends string>(prefix: P, { thread = 'worker' }: { thread?: SessionThread } = {}): SessionEnv<P> {
   return {
     [`${prefix}_EXECUTION_PROVIDERS`]: providersVar,
     [`${prefix}_INTRA_OP_THREADS`]: threadsVar,
     [`${prefix}_CUDA_DEVICE_ID`]: deviceVar,
-    [`${prefix}_SESSION_THREAD`]: threadVar,
+    [`${prefix}_SESSION_THREAD`]: threadVar(thread),
   } as SessionEnv<P>;
 }
 
-export interface ModelStageConfig {
+/** A stage's session settings, as ModelSessionOptions takes them. */
+export interface SessionSettings {
+  executionProviders: ExecutionProvider[];
+  intraOpThreads: number;
+  cudaDeviceId: number;
+  sessionThread: SessionThread;
+}
+
+/** The sessionEnv part of a parsed environment. */
+export function sessionSettings<P extends string>(e: ParsedSession<P>, prefix: P): SessionSettings {
+  const session = e as unknown as Record<string, unknown>;
+  return {
+    executionProviders: session[`${prefix}_EXECUTION_PROVIDERS`] as ExecutionProvider[],
+    intraOpThreads: session[`${prefix}_INTRA_OP_THREADS`] as number,
+    cudaDeviceId: session[`${prefix}_CUDA_DEVICE_ID`] as number,
+    sessionThread: session[`${prefix}_SESSION_THREAD`] as SessionThread,
+  };
+}
+
+/** A parsed environment holding a stage's sessionEnv. */
+export type ParsedSession<P extends string> = Record<`${P}_EXECUTION_PROVIDERS`, ExecutionProvider[]> &
+  Record<`${P}_INTRA_OP_THREADS` | `${P}_CUDA_DEVICE_ID`, number> &
+  Record<`${P}_SESSION_THREAD`, SessionThread>;
+
+export interface ModelStageConfig extends SessionSettings {
   featuresAddress: string;
   /** Per feature call, when the caller's deadline is later or absent. */
   featuresTimeoutMs: number;
@@ -49,11 +77,6 @@ export interface ModelStageConfig {
   modelsDir: string;
   /** Slow poll for new versions beside the directory watch; 0 turns it off. */
   modelPollIntervalMs: number;
-  executionProviders: ExecutionProvider[];
-  intraOpThreads: number;
-  cudaDeviceId: number;
-  /** Where the model's session runs: a worker thread of its own, or the event loop's thread. */
-  sessionThread: SessionThread;
   maxIdLength: number;
   /** The in-process cache of candidates' encoded item features (size 0: every request reads every item the table lacks). */
   itemCache: ItemCacheSettings;
@@ -62,23 +85,16 @@ export interface ModelStageConfig {
 }
 
 /** A parsed environment holding modelStageEnv and the stage's sessionEnv. */
-type ParsedModelStage<P extends string> = z.infer<z.ZodObject<typeof modelStageEnv>> &
-  Record<`${P}_EXECUTION_PROVIDERS`, ExecutionProvider[]> &
-  Record<`${P}_INTRA_OP_THREADS` | `${P}_CUDA_DEVICE_ID`, number> &
-  Record<`${P}_SESSION_THREAD`, SessionThread>;
+type ParsedModelStage<P extends string> = z.infer<z.ZodObject<typeof modelStageEnv>> & ParsedSession<P>;
 
 /** The model-stage part of a stage's config from its parsed environment. */
 export function modelStageConfig<P extends string>(e: ParsedModelStage<P>, prefix: P): ModelStageConfig {
-  const session = e as unknown as Record<string, unknown>;
   return {
     featuresAddress: e.FEATURES_ADDRESS,
     featuresTimeoutMs: e.FEATURES_TIMEOUT_MS,
     modelsDir: e.MODELS_DIR,
     modelPollIntervalMs: e.MODEL_POLL_INTERVAL_MS,
-    executionProviders: session[`${prefix}_EXECUTION_PROVIDERS`] as ExecutionProvider[],
-    intraOpThreads: session[`${prefix}_INTRA_OP_THREADS`] as number,
-    cudaDeviceId: session[`${prefix}_CUDA_DEVICE_ID`] as number,
-    sessionThread: session[`${prefix}_SESSION_THREAD`] as SessionThread,
+    ...sessionSettings(e, prefix),
     maxIdLength: e.MAX_ID_LENGTH,
     itemCache: itemCacheSettings(e),
     itemTable: itemTableSettings(e),

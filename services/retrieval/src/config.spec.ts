@@ -13,8 +13,10 @@ describe('loadRetrievalConfig', () => {
       quotas: { two_tower: 200, popular: 50, item_to_item: 100 },
       defaultLimit: 200,
       maxLimit: 1000,
-      providers: ['cpu'],
+      executionProviders: ['cpu'],
       intraOpThreads: 1,
+      cudaDeviceId: 0,
+      sessionThread: 'main',
     });
   });
 
@@ -25,11 +27,13 @@ describe('loadRetrievalConfig', () => {
       INDEX_BACKEND: 'qdrant',
       QDRANT_URL: 'http://qdrant:6333',
       QDRANT_COLLECTION: 'catalogue',
-      EXECUTION_PROVIDERS: 'cuda,cpu',
+      RETRIEVAL_EXECUTION_PROVIDERS: 'cuda,cpu',
+      RETRIEVAL_INTRA_OP_THREADS: '2',
+      RETRIEVAL_SESSION_THREAD: 'worker',
     });
     expect(config.quotas).toEqual({ two_tower: 200, popular: 0, item_to_item: 30 });
     expect(config.index).toEqual({ kind: 'qdrant', url: 'http://qdrant:6333', collection: 'catalogue' });
-    expect(config.providers).toEqual(['cuda', 'cpu']);
+    expect(config).toMatchObject({ executionProviders: ['cuda', 'cpu'], intraOpThreads: 2, sessionThread: 'worker' });
   });
 
   it.each([
@@ -47,8 +51,17 @@ describe('loadRetrievalConfig', () => {
     [{ ...base, CHANNEL_QUOTAS: 'popular=5000' }, 'invalid configuration: CHANNEL_QUOTAS: popular=5000 exceeds MAX_LIMIT (1000)'],
     [{ ...base, DEFAULT_LIMIT: '2000' }, 'invalid configuration: DEFAULT_LIMIT: must not exceed MAX_LIMIT (1000)'],
     [
-      { ...base, EXECUTION_PROVIDERS: 'tpu' },
-      'invalid configuration: EXECUTION_PROVIDERS: expected a comma-separated list of cuda, cpu, got "tpu"',
+      { ...base, RETRIEVAL_EXECUTION_PROVIDERS: 'tpu' },
+      'invalid configuration: RETRIEVAL_EXECUTION_PROVIDERS: unknown provider "tpu"; expected some of cuda, cpu in order of preference',
+    ],
+    [{ ...base, RETRIEVAL_SESSION_THREAD: 'gpu' }, 'invalid configuration: RETRIEVAL_SESSION_THREAD'],
+    [
+      { ...base, EXECUTION_PROVIDERS: 'cuda,cpu' },
+      "invalid configuration: EXECUTION_PROVIDERS: renamed to RETRIEVAL_EXECUTION_PROVIDERS (the name every model stage's sessions use)",
+    ],
+    [
+      { ...base, INTRA_OP_THREADS: '2' },
+      "invalid configuration: INTRA_OP_THREADS: renamed to RETRIEVAL_INTRA_OP_THREADS (the name every model stage's sessions use)",
     ],
     [{ ...base, ITEM_TO_ITEM_DECAY: '0' }, 'invalid configuration: ITEM_TO_ITEM_DECAY'],
     [{ ...base, FEATURES_TIMEOUT_MS: 'soon' }, 'invalid configuration: FEATURES_TIMEOUT_MS'],

@@ -10,12 +10,12 @@ import {
   type BaseServiceConfig,
   addressVar,
 } from '@recsys/service-kit';
-import { EXECUTION_PROVIDERS, type ExecutionProvider } from '@recsys/serving';
+import { sessionEnv, sessionSettings, type SessionSettings } from '@recsys/stage';
 import type { IndexTarget } from '@recsys/vector-index';
 import { z } from 'zod';
 import { CHANNELS, type ChannelName } from './channels/channel.js';
 
-export interface RetrievalConfig extends BaseServiceConfig {
+export interface RetrievalConfig extends BaseServiceConfig, SessionSettings {
   featuresAddress: string;
   /** Per call to the feature service (user state, popular items). */
   featuresTimeoutMs: number;
@@ -40,9 +40,6 @@ export interface RetrievalConfig extends BaseServiceConfig {
   quotas: Record<ChannelName, number>;
   defaultLimit: number;
   maxLimit: number;
-  providers: ExecutionProvider[];
-  intraOpThreads: number;
-  cudaDeviceId: number;
   /** History entries read per request: the seen-item filter and item-to-item seeds draw on them. */
   historyLength: number;
   /** Recently viewed items whose neighbours the item-to-item channel looks up. */
@@ -70,22 +67,6 @@ const quotas = numberMap.transform((map, ctx) => {
   return out;
 });
 
-const providers = z.string().transform((text, ctx) => {
-  const list = text
-    .split(',')
-    .map((p) => p.trim().toLowerCase())
-    .filter(Boolean);
-  const unknown = list.find((p) => !(EXECUTION_PROVIDERS as readonly string[]).includes(p));
-  if (unknown !== undefined || list.length === 0) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `expected a comma-separated list of ${EXECUTION_PROVIDERS.join(', ')}${unknown ? `, got "${unknown}"` : ''}`,
-    });
-    return z.NEVER;
-  }
-  return list as ExecutionProvider[];
-});
-
 export const DEFAULT_QUOTAS: Readonly<Record<ChannelName, number>> = { two_tower: 200, popular: 50, item_to_item: 100 };
 
 export const retrievalEnv = {
@@ -109,9 +90,8 @@ export const retrievalEnv = {
   CHANNEL_QUOTAS: quotas.default({}),
   DEFAULT_LIMIT: positiveInt.default(200),
   MAX_LIMIT: positiveInt.max(100000).default(1000),
-  EXECUTION_PROVIDERS: providers.default(['cpu']),
-  INTRA_OP_THREADS: positiveInt.max(64).default(1),
-  CUDA_DEVICE_ID: z.coerce.number().int().min(0).default(0),
+  // The user tower runs one row per request: on the event loop's thread unless RETRIEVAL_SESSION_THREAD=worker.
+  ...sessionEnv('RETRIEVAL', { thread: 'main' }),
   HISTORY_LENGTH: positiveInt.max(10000).default(50),
   POPULAR_REFRESH_MS: z.coerce.number().int().min(0).max(3_600_000).default(1000),
   POPULAR_CACHE_ITEMS: positiveInt.max(100000).default(1000),
@@ -122,7 +102,16 @@ export const retrievalEnv = {
   MAX_LIST_SIZE: positiveInt.max(100000).default(5000),
 };
 
+/** Variables an earlier release read, refused by name so that a deployment setting one learns its new name. */
+const RENAMED: Readonly<Record<string, string>> = {
+  EXECUTION_PROVIDERS: 'RETRIEVAL_EXECUTION_PROVIDERS',
+  INTRA_OP_THREADS: 'RETRIEVAL_INTRA_OP_THREADS',
+  CUDA_DEVICE_ID: 'RETRIEVAL_CUDA_DEVICE_ID',
+};
+
 export function loadRetrievalConfig(env: NodeJS.ProcessEnv = process.env): RetrievalConfig {
+  for (const [old, renamed] of Object.entries(RENAMED))
+    if (env[old] !== undefined) throw new ConfigError(old, `renamed to ${renamed} (the name every model stage's sessions use)`);
   const e = parseEnv(retrievalEnv, env);
   if (e.DEFAULT_LIMIT > e.MAX_LIMIT) throw new ConfigError('DEFAULT_LIMIT', `must not exceed MAX_LIMIT (${e.MAX_LIMIT})`);
   const quotas = { ...DEFAULT_QUOTAS, ...e.CHANNEL_QUOTAS };
@@ -154,9 +143,7 @@ export function loadRetrievalConfig(env: NodeJS.ProcessEnv = process.env): Retri
     quotas,
     defaultLimit: e.DEFAULT_LIMIT,
     maxLimit: e.MAX_LIMIT,
-    providers: e.EXECUTION_PROVIDERS,
-    intraOpThreads: e.INTRA_OP_THREADS,
-    cudaDeviceId: e.CUDA_DEVICE_ID,
+    ...sessionSettings(e, 'RETRIEVAL'),
     historyLength: e.HISTORY_LENGTH,
     popularRefreshMs: e.POPULAR_REFRESH_MS,
     popularCacheItems: e.POPULAR_CACHE_ITEMS,

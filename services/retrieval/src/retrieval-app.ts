@@ -41,9 +41,10 @@ export async function startRetrievalService(
   logger: Logger = createLogger('retrieval', config.logLevel),
 ): Promise<RunningRetrievalService> {
   const towerOptions: TowerOptions = {
-    providers: config.providers,
+    providers: config.executionProviders,
     intraOpThreads: config.intraOpThreads,
     cudaDeviceId: config.cudaDeviceId,
+    thread: config.sessionThread,
     logger: logger.child({ component: 'onnx' }),
   };
   const source = createIndexSource(config.index, {
