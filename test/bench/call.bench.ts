@@ -49,11 +49,12 @@ import {
   encodeScoredCandidates,
 } from '@recsys/service-kit';
 import { cpuMicros, quantile, round } from './stats';
+import { envNumber } from '../harness/script-env';
 
-const CALLS = Number(process.env.BENCH_CALLS ?? 1500);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const CANDIDATES = Number(process.env.BENCH_CANDIDATES ?? 200);
-const LOOPS = Number(process.env.BENCH_LOOPS ?? 200_000);
+const CALLS = envNumber('BENCH_CALLS', 1500);
+const ROUNDS = envNumber('BENCH_ROUNDS', 3);
+const CANDIDATES = envNumber('BENCH_CANDIDATES', 200);
+const LOOPS = envNumber('BENCH_LOOPS', 200_000);
 const CONCURRENCY = [1, 16];
 const RANK = '/recsys.ranking.v1.RankingService/Rank';
 const LEAN = { 'grpc.enable_channelz': 0, 'grpc.enable_retries': 0 };

@@ -9,10 +9,11 @@ import { Redis } from 'ioredis';
 import { parseClusterNodes, RedisFeatureStore, type RedisFeatureStoreOptions } from '@recsys/features';
 import { builtEntry, RedisCluster, RedisServer, startNode } from '@recsys/testing';
 import { quantile, round, rssMiB, timeMs } from './stats';
+import { envNumber } from '../harness/script-env';
 
-const ITEMS = Number(process.env.BENCH_ITEMS ?? 20000);
+const ITEMS = envNumber('BENCH_ITEMS', 20000);
 const BATCH = 1000;
-const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 400);
+const ITERATIONS = envNumber('BENCH_ITERATIONS', 400);
 const WARMUP = 50;
 
 /** A catalogue item with a realistic mix of features (about 300 bytes encoded). */

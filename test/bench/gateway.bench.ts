@@ -14,12 +14,13 @@ import { RedisServer } from '@recsys/testing';
 import { loadSetup } from '@recsys/trainer';
 import { FLOOR_PARTS, measureFloor } from './floor';
 import { quantile, round, rssMiB } from './stats';
+import { envNumber } from '../harness/script-env';
 
-const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 500);
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 50);
+const REQUESTS = envNumber('BENCH_REQUESTS', 500);
+const WARMUP = envNumber('BENCH_WARMUP', 50, 'whole');
 const K = 20;
 /** Clients of the concurrent phase (after the single-client one). */
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const CONCURRENCY = envNumber('BENCH_CONCURRENCY', 8);
 const WORK_DIR = process.env.BENCH_WORK_DIR ?? join(tmpdir(), 'recsys-bench-pipeline');
 /** Trained models to use instead of training on the default synthetic data (the contract test passes small ones). */
 const MODELS_DIR = process.env.BENCH_MODELS_DIR;

@@ -19,15 +19,11 @@ import { DEFAULT_SYNTHETIC, trainRun } from '@recsys/trainer';
 import { waitForServing } from '../harness/serving-versions';
 import { eventLogCost } from './event-log-cost';
 import { round } from './stats';
+import { envNumber } from '../harness/script-env';
 
-const number = (name: string, fallback: number) => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive whole number, got "${process.env[name]}"`);
-  return value;
-};
-const ROUNDS = number('BENCH_ROUNDS', 3);
-const REQUESTS = number('BENCH_REQUESTS', 2000);
-const BASE_INTERACTIONS = number('BENCH_BASE_INTERACTIONS', 5);
+const ROUNDS = envNumber('BENCH_ROUNDS', 3);
+const REQUESTS = envNumber('BENCH_REQUESTS', 2000);
+const BASE_INTERACTIONS = envNumber('BENCH_BASE_INTERACTIONS', 5);
 const K = 10;
 const DAY = 86_400;
 const START = 1_735_689_600;

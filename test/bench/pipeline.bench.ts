@@ -19,22 +19,18 @@ import { RedisServer } from '@recsys/testing';
 import { FLOOR_PARTS, measureFloor, type RequestPlan } from './floor';
 import { cpuMsOf, quantile, round, rssMiB } from './stats';
 import { eventLogCost, type EventLogCost } from './event-log-cost';
+import { envNumber } from '../harness/script-env';
 
-const number = (name: string, fallback: number) => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got "${process.env[name]}"`);
-  return value;
-};
-const ITEMS = number('BENCH_ITEMS', 1_000_000);
-const USERS = number('BENCH_USERS', 50_000);
-const INTERACTIONS = number('BENCH_INTERACTIONS', 20);
+const ITEMS = envNumber('BENCH_ITEMS', 1_000_000);
+const USERS = envNumber('BENCH_USERS', 50_000);
+const INTERACTIONS = envNumber('BENCH_INTERACTIONS', 20);
 /** Epochs of each model: one pass over 800k impressions already takes minutes on two cores. */
-const EPOCHS = number('BENCH_EPOCHS', 1);
+const EPOCHS = envNumber('BENCH_EPOCHS', 1);
 /** Seconds of load per level and generator. */
-const DURATION_S = number('BENCH_DURATION_S', 15);
-const WARMUP_S = number('BENCH_WARMUP_S', 5);
+const DURATION_S = envNumber('BENCH_DURATION_S', 15, 'positive');
+const WARMUP_S = envNumber('BENCH_WARMUP_S', 5, 'non-negative');
 /** Requests whose floor is measured (their candidate sets come from debug answers). */
-const FLOOR_REQUESTS = number('BENCH_FLOOR_REQUESTS', 200);
+const FLOOR_REQUESTS = envNumber('BENCH_FLOOR_REQUESTS', 200);
 const MODES = (process.env.BENCH_MODES ?? 'split,all-in-one').split(',') as PipelineMode[];
 const WORK_DIR = resolve(process.env.BENCH_WORK_DIR ?? join(repoRoot, '.recsys', 'bench-pipeline'));
 /** Trained models to use instead of training (the contract test passes small ones). */

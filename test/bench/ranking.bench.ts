@@ -24,14 +24,15 @@ import { builtEntry, RedisServer, startNode } from '@recsys/testing';
 import { DEFAULT_SYNTHETIC, type DataSource, inputLayout, loadSetup, trainRun } from '@recsys/trainer';
 import * as ort from 'onnxruntime-node';
 import { cpuMicros, quantile, round, rssMiB } from './stats';
+import { envNumber } from '../harness/script-env';
 
-const CANDIDATES = Number(process.env.BENCH_CANDIDATES ?? 300);
+const CANDIDATES = envNumber('BENCH_CANDIDATES', 300);
 /** Requests per concurrency level and side, spread over the rounds. */
-const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 480);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
+const REQUESTS = envNumber('BENCH_REQUESTS', 480);
+const ROUNDS = envNumber('BENCH_ROUNDS', 4);
 const CONCURRENCY = [1, 8, 32];
 /** Items the candidates are drawn from (at least the trained catalogue). */
-const CATALOGUE = Number(process.env.BENCH_CATALOGUE ?? 50_000);
+const CATALOGUE = envNumber('BENCH_CATALOGUE', 50_000);
 /** Pre-assembled requests the bare session cycles through. */
 const DISTINCT = 64;
 /** Requests carry the user's state as the gateway passes it down (see the header). */
@@ -103,7 +104,7 @@ async function modelRoot(): Promise<{ root: string; source: DataSource; temporar
     out: root,
     seed: 1,
     retrieval: { epochs: 1 },
-    ranking: { epochs: Number(process.env.BENCH_EPOCHS ?? 2) },
+    ranking: { epochs: envNumber('BENCH_EPOCHS', 2) },
     preranking: { epochs: 1 },
     compareUncorrected: false,
   });

@@ -27,29 +27,25 @@ import {
   type HnswParams,
 } from '@recsys/vector-index';
 import { cpuMsOf, quantile, round, rssMiB, timeMs } from './stats';
+import { envNumber } from '../harness/script-env';
 
-const env = (name: string, fallback: number) => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number, got "${process.env[name]}"`);
-  return value;
-};
-const ITEMS = env('BENCH_ITEMS', 1_000_000);
-const USERS = env('BENCH_USERS', 50_000);
-const INTERACTIONS = env('BENCH_INTERACTIONS', 20);
-const EPOCHS = env('BENCH_EPOCHS', 1);
-const REQUESTS = env('BENCH_REQUESTS', 300);
-const WARMUP = env('BENCH_WARMUP', 50);
-const QUERY_SAMPLE = env('BENCH_QUERY_SAMPLE', DEFAULT_QUERY_SAMPLE);
+const ITEMS = envNumber('BENCH_ITEMS', 1_000_000);
+const USERS = envNumber('BENCH_USERS', 50_000);
+const INTERACTIONS = envNumber('BENCH_INTERACTIONS', 20);
+const EPOCHS = envNumber('BENCH_EPOCHS', 1);
+const REQUESTS = envNumber('BENCH_REQUESTS', 300);
+const WARMUP = envNumber('BENCH_WARMUP', 50, 'whole');
+const QUERY_SAMPLE = envNumber('BENCH_QUERY_SAMPLE', DEFAULT_QUERY_SAMPLE, 'whole');
 const QUANTIZATION = (process.env.BENCH_QUANTIZATION ?? DEFAULT_HNSW_PARAMS.quantization) as GraphQuantization;
 if (!GRAPH_QUANTIZATIONS.includes(QUANTIZATION)) throw new Error(`BENCH_QUANTIZATION must be one of ${GRAPH_QUANTIZATIONS.join(', ')}`);
 const HNSW: HnswParams = {
-  connectivity: env('BENCH_CONNECTIVITY', DEFAULT_HNSW_PARAMS.connectivity),
-  expansionAdd: env('BENCH_EXPANSION_ADD', DEFAULT_HNSW_PARAMS.expansionAdd),
-  expansionSearch: env('BENCH_EXPANSION_SEARCH', DEFAULT_HNSW_PARAMS.expansionSearch),
+  connectivity: envNumber('BENCH_CONNECTIVITY', DEFAULT_HNSW_PARAMS.connectivity),
+  expansionAdd: envNumber('BENCH_EXPANSION_ADD', DEFAULT_HNSW_PARAMS.expansionAdd),
+  expansionSearch: envNumber('BENCH_EXPANSION_SEARCH', DEFAULT_HNSW_PARAMS.expansionSearch),
   quantization: QUANTIZATION,
 };
 /** The search's per-result rule: the service's INDEX_EXPANSION_PER_RESULT (default the library's). */
-const PER_RESULT = env('BENCH_EXPANSION_PER_RESULT', DEFAULT_EXPANSION_PER_RESULT);
+const PER_RESULT = envNumber('BENCH_EXPANSION_PER_RESULT', DEFAULT_EXPANSION_PER_RESULT, 'positive');
 const MODELS_CACHE = process.env.BENCH_MODELS_DIR ?? join(tmpdir(), 'recsys-bench-models');
 /**
  * Optional: built indexes are kept here, keyed by the model and the build settings, and reused (the search settings

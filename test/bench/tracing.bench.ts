@@ -29,10 +29,11 @@ import {
   type ServiceClient,
 } from '@recsys/service-kit';
 import { cpuMicros, quantile, round } from './stats';
+import { envNumber } from '../harness/script-env';
 
-const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 1000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const HOOK_LOOPS = Number(process.env.BENCH_HOOK_LOOPS ?? 1_000_000);
+const REQUESTS = envNumber('BENCH_REQUESTS', 1000);
+const ROUNDS = envNumber('BENCH_ROUNDS', 3);
+const HOOK_LOOPS = envNumber('BENCH_HOOK_LOOPS', 1_000_000);
 
 type FeatureClient = ServiceClient<typeof features.FeatureService.method>;
 let downstream: FeatureClient | undefined;

@@ -26,12 +26,13 @@ import {
   splitRows,
 } from '@recsys/trainer';
 import { round } from './stats';
+import { envNumber } from '../harness/script-env';
 
 const DATA = resolve(repoRoot, process.env.ML100K_DIR ?? '../shared/datasets/ml-100k');
 const REFERENCE = resolve(repoRoot, process.env.REFERENCE_SCRIPT ?? '../shared/reference/torch_ml100k.py');
 const PYTHON = process.env.REFERENCE_PYTHON ?? '/usr/bin/python3';
 const SEEDS = (process.env.BENCH_SEEDS ?? '0,1,2').split(',').map(Number);
-const THREADS = Number(process.env.BENCH_THREADS ?? 1);
+const THREADS = envNumber('BENCH_THREADS', 1);
 const STRONG_REFERENCE = resolve(repoRoot, process.env.REFERENCE_STRONG_SCRIPT ?? '../shared/reference/torch_ml100k_strong.py');
 const TRACKS = new Set((process.env.BENCH_TRACKS ?? 'plain,strong').split(','));
 // PROTOCOL.md's documented best settings of the strong reference.
