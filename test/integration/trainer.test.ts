@@ -338,7 +338,7 @@ describe('trainer runs', () => {
     expect(patience.stderr).toMatch(/--patience: needs --validation/);
     const zero = await runNode(cli(), ['train', '--ranking-epochs', '0'], {}, 10_000);
     expect(zero.code).toBe(2);
-    expect(zero.stderr).toMatch(/--ranking-epochs: expected a positive whole number, got "0"/);
+    expect(zero.stderr).toMatch(/--ranking-epochs: expected a whole number >= 1, got "0"/);
     const unknown = await runNode(cli(), ['train', '--data', 'nowhere'], {}, 10_000);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/--data: expected synthetic, ml100k\[:DIR\] or files:DIR/);

@@ -1,4 +1,5 @@
 export * from './alias-table.js';
+export * from './cli-flags.js';
 export * from './encode.js';
 export * from './files.js';
 export * from './fingerprint.js';

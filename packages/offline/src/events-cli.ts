@@ -2,6 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { features } from '@recsys/contracts';
+import { UsageError } from '@recsys/data';
 import { createServiceClient, defaultAddress } from '@recsys/service-kit';
 import { parseEventTypes } from './event-log.js';
 import { exportEvents } from './events-export.js';
@@ -26,8 +27,6 @@ report   online metrics per served version as JSON (stdout, or --out FILE): answ
   --click-types, --conversion-types   report: default CLICK and PURCHASE
   --address          feature service (default: $FEATURES_ADDRESS or ${defaultAddress('features')})
   --timeout MS       per call (default 30000)`;
-
-class UsageError extends Error {}
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 

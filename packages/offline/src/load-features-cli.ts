@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { features } from '@recsys/contracts';
-import { fingerprint } from '@recsys/data';
+import { fingerprint, numberFlag } from '@recsys/data';
 import { createServiceClient, defaultAddress, waitForServing } from '@recsys/service-kit';
 import { describeSource, prepareSetup } from '@recsys/trainer';
 import { loadFeatures } from './feature-loading.js';
@@ -45,9 +45,11 @@ async function main(): Promise<number> {
     console.error(`--history: expected all, train or none, got "${history}"`);
     return 2;
   }
-  const batchSize = Number(values.batch);
-  if (!Number.isInteger(batchSize) || batchSize < 1) {
-    console.error(`--batch: expected a positive whole number, got "${values.batch}"`);
+  let batchSize: number;
+  try {
+    batchSize = numberFlag('batch', values.batch, 'count')!;
+  } catch (error) {
+    console.error((error as Error).message);
     return 2;
   }
   const model = await loadModelVersion(values.models, 'dlrm', values.version);

@@ -1,4 +1,5 @@
-import { UsageError, parseUpArgs } from './cli-args.js';
+import { UsageError } from '@recsys/data';
+import { parseUpArgs } from './cli-args.js';
 
 const root = '/repo';
 

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { numberFlag, UsageError } from '@recsys/data';
 import { parseArgs } from 'node:util';
 import type { PipelineOptions } from './pipeline.js';
 import { PIPELINE_MODES, SERVICE_NAMES, type PipelineMode, type ServiceName } from './services.js';
@@ -24,8 +25,6 @@ and the gateway, each as its own process on 127.0.0.1, and waits until all are h
 The gateway runs with AUTH_DISABLED=true unless API_KEYS (name:key,...) or API_KEYS_FILE is set in the environment.
 Logs of every service go to <work-dir>/logs/<service>.log; warnings and errors are shown here.`;
 
-export class UsageError extends Error {}
-
 export type UpCommand = { help: true } | { help: false; options: Omit<PipelineOptions, 'log'> };
 
 const PORT_FLAGS = [...SERVICE_NAMES, 'http'] as const;
@@ -35,13 +34,6 @@ function portValue(flag: string, text: string | undefined): number | undefined {
   const port = Number(text);
   if (!/^\d+$/.test(text) || port > 65535) throw new UsageError(`--${flag}: expected a port from 0 to 65535, got "${text}"`);
   return port;
-}
-
-/** A flag's whole number, at least `min`; undefined when the flag is absent. */
-export function wholeFlag(flag: string, text: string | undefined, min: number): number | undefined {
-  if (text === undefined) return undefined;
-  if (!/^\d+$/.test(text) || Number(text) < min) throw new UsageError(`--${flag}: expected a whole number >= ${min}, got "${text}"`);
-  return Number(text);
 }
 
 /** --redis-url, checked; undefined when absent. */
@@ -106,8 +98,8 @@ export function parseUpArgs(argv: string[], env: NodeJS.ProcessEnv, repoRoot: st
     if (port !== undefined) ports[name] = port;
   }
   const synthetic: NonNullable<PipelineOptions['synthetic']> = {};
-  const users = wholeFlag('users', text('users'), 1);
-  const items = wholeFlag('items', text('items'), 1);
+  const users = numberFlag('users', text('users'), 'count');
+  const items = numberFlag('items', text('items'), 'count');
   if (users !== undefined) synthetic.users = users;
   if (items !== undefined) synthetic.items = items;
   const mode = modeFlag((text('mode') ?? env.RECSYS_MODE) || undefined);

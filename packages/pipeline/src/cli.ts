@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { UsageError, parseUpArgs, usage } from './cli-args.js';
+import { UsageError } from '@recsys/data';
+import { parseUpArgs, usage } from './cli-args.js';
 import { type Pipeline, launchPipeline } from './pipeline.js';
 import { firstApiKey, readyMessage } from './ready-message.js';
 import { repoRoot } from '@recsys/service-kit';

@@ -1,4 +1,4 @@
-import { UsageError } from './cli-args.js';
+import { UsageError } from '@recsys/data';
 import { parseEvaluateArgs, parseSettings } from './evaluate-args.js';
 import { DEFAULT_FUNNEL_SETTINGS } from './funnel.js';
 

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
-import { modeFlag, parseFlags, redisUrlFlag, UsageError, wholeFlag } from './cli-args.js';
+import { numberFlag, UsageError } from '@recsys/data';
+import { modeFlag, parseFlags, redisUrlFlag } from './cli-args.js';
 import type { EvaluatePipelineOptions } from './evaluate-pipeline.js';
 import { DEFAULT_FUNNEL_SETTINGS, type FunnelSetting, settingLabel } from './funnel.js';
 
@@ -78,13 +79,13 @@ export function parseEvaluateArgs(argv: string[], env: NodeJS.ProcessEnv, repoRo
     'api-key': { type: 'string' },
   });
   if (text === undefined) return { help: true };
-  const k = wholeFlag('k', text('k'), 1) ?? 20;
+  const k = numberFlag('k', text('k'), 'count') ?? 20;
   const settings = text('settings') === undefined ? [...DEFAULT_FUNNEL_SETTINGS] : parseSettings(text('settings')!, k);
   if (text('settings') === undefined && k > DEFAULT_FUNNEL_SETTINGS[DEFAULT_FUNNEL_SETTINGS.length - 1]!.ranked)
     throw new UsageError(`--k: ${k} is wider than the default settings' narrowest ranked count; give --settings too`);
-  const users = wholeFlag('users', text('users'), 1) ?? 300;
-  const budgetMs = wholeFlag('budget-ms', text('budget-ms'), 1) ?? 1000;
-  const warmUp = wholeFlag('warm-up', text('warm-up'), 0) ?? 20;
+  const users = numberFlag('users', text('users'), 'count') ?? 300;
+  const budgetMs = numberFlag('budget-ms', text('budget-ms'), 'count') ?? 1000;
+  const warmUp = numberFlag('warm-up', text('warm-up'), 'whole') ?? 20;
   const gateway = address('gateway', text('gateway'));
   const features = address('features', text('features'));
   const models = text('models');

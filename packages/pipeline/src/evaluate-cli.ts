@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { repoRoot } from '@recsys/service-kit';
-import { UsageError } from './cli-args.js';
+import { UsageError } from '@recsys/data';
 import { evaluateUsage, parseEvaluateArgs } from './evaluate-args.js';
 import { evaluatePipeline } from './evaluate-pipeline.js';
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { type Random } from '@recsys/data';
+import { numberFlag, type Random, UsageError } from '@recsys/data';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { offlineCtr, simulate, writeWindow } from './simulator.js';
@@ -24,15 +24,6 @@ for the same simulated users (the floor and the ceiling).
                           trained on (defaults 42, 2000, 1000: recsys train's default data)
   --record DIR            also write what was shown and done as dataset files (the world's users and items,
                           impressions with value 1 clicked, 0 not): data the trainer reads with files:DIR`;
-
-class UsageError extends Error {}
-
-function whole(flag: string, value: string | undefined, fallback: number, min = 0): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${flag}: expected a whole number >= ${min}, got "${value}"`);
-  return n;
-}
 
 async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -60,23 +51,23 @@ async function main(argv: string[]): Promise<number> {
   if (!/^https?:\/\/\S+$/.test(values.gateway))
     throw new UsageError(`--gateway: expected an http:// or https:// URL, got "${values.gateway}"`);
   const world = SimulatedWorld.create({
-    seed: whole('data-seed', values['data-seed'], 42),
-    users: whole('users', values.users, 2000, 1),
-    items: whole('items', values.items, 1000, 1),
+    seed: numberFlag('data-seed', values['data-seed'], 'whole') ?? 42,
+    users: numberFlag('users', values.users, 'count') ?? 2000,
+    items: numberFlag('items', values.items, 'count') ?? 1000,
     interactionsPerUser: 0,
   });
-  const requests = whole('requests', values.requests, 1000, 1);
-  const k = whole('k', values.k, 10, 1);
-  const seed = whole('seed', values.seed, 0);
+  const requests = numberFlag('requests', values.requests, 'count') ?? 1000;
+  const k = numberFlag('k', values.k, 'count') ?? 10;
+  const seed = numberFlag('seed', values.seed, 'whole') ?? 0;
   const result = await simulate({
     gateway: values.gateway,
     apiKey: values['api-key'] ?? process.env.RECSYS_API_KEY,
     world,
     requests,
     k,
-    concurrency: whole('concurrency', values.concurrency, 8, 1),
+    concurrency: numberFlag('concurrency', values.concurrency, 'count') ?? 8,
     seed,
-    startTime: whole('start-time', values['start-time'], Math.floor(Date.now() / 1000)),
+    startTime: numberFlag('start-time', values['start-time'], 'whole') ?? Math.floor(Date.now() / 1000),
   });
   if (values.record)
     writeWindow(resolve(values.record), { ...world.dataset, interactions: { ...world.dataset.interactions, length: 0 } }, result.shown);

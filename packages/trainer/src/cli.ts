@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { generateSynthetic, writeDatasetFiles } from '@recsys/data';
+import { generateSynthetic, numberFlag, UsageError, writeDatasetFiles } from '@recsys/data';
 import { Presets, SingleBar } from 'cli-progress';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -84,32 +84,9 @@ Data: ml100k reads MovieLens 100K (u.data, u.item, u.user; default ../shared/dat
 the PROTOCOL.md split; files:DIR reads users.jsonl|csv, items.csv|jsonl and interactions.csv.
 The funnel evaluation through the running services is recsys-evaluate-pipeline (packages/pipeline).`;
 
-class UsageError extends Error {}
-
-function positiveInt(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${flag}: expected a positive whole number, got "${value}"`);
-  return n;
-}
-
-function wholeNumber(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${flag}: expected a whole number >= 0, got "${value}"`);
-  return n;
-}
-
-function positiveNumber(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!(n > 0) || !Number.isFinite(n)) throw new UsageError(`--${flag}: expected a positive number, got "${value}"`);
-  return n;
-}
-
 function numberList(flag: string, value: string | undefined): number[] | undefined {
   if (value === undefined) return undefined;
-  return value.split(',').map((v) => positiveNumber(flag, v.trim())!);
+  return value.split(',').map((v) => numberFlag(flag, v.trim(), 'positive')!);
 }
 
 type Values = Record<string, string | boolean | undefined>;
@@ -128,33 +105,33 @@ function modelOptions(
   const set = <T extends object, K extends keyof T>(target: T, key: K, value: T[K] | undefined) => {
     if (value !== undefined) target[key] = value;
   };
-  set(retrieval, 'epochs', positiveInt('retrieval-epochs', str('retrieval-epochs')));
-  set(retrieval, 'lr', positiveNumber('retrieval-lr', str('retrieval-lr')));
-  set(retrieval, 'sampledNegatives', wholeNumber('negatives', str('negatives')));
-  const temperature = positiveNumber('temperature', str('temperature'));
+  set(retrieval, 'epochs', numberFlag('retrieval-epochs', str('retrieval-epochs'), 'count'));
+  set(retrieval, 'lr', numberFlag('retrieval-lr', str('retrieval-lr'), 'positive'));
+  set(retrieval, 'sampledNegatives', numberFlag('negatives', str('negatives'), 'whole'));
+  const temperature = numberFlag('temperature', str('temperature'), 'positive');
   if (temperature !== undefined) retrieval.twoTower = { ...retrieval.twoTower, temperature };
-  set(ranking, 'epochs', positiveInt('ranking-epochs', str('ranking-epochs')));
-  set(ranking, 'lr', positiveNumber('ranking-lr', str('ranking-lr')));
+  set(ranking, 'epochs', numberFlag('ranking-epochs', str('ranking-epochs'), 'count'));
+  set(ranking, 'lr', numberFlag('ranking-lr', str('ranking-lr'), 'positive'));
   const interaction = str('interaction');
   if (interaction !== undefined) {
     if (!DLRM_INTERACTIONS.includes(interaction as DlrmInteraction))
       throw new UsageError(`--interaction: expected one of ${DLRM_INTERACTIONS.join(', ')}, got "${interaction}"`);
     ranking.dlrm = { ...ranking.dlrm, interaction: interaction as DlrmInteraction };
   }
-  const crossLayers = positiveInt('cross-layers', str('cross-layers'));
+  const crossLayers = numberFlag('cross-layers', str('cross-layers'), 'count');
   if (crossLayers !== undefined) ranking.dlrm = { ...ranking.dlrm, crossLayers };
-  set(history, 'tower', wholeNumber('user-history', str('user-history')));
-  set(history, 'ranking', wholeNumber('ranking-history', str('ranking-history')));
+  set(history, 'tower', numberFlag('user-history', str('user-history'), 'whole'));
+  set(history, 'ranking', numberFlag('ranking-history', str('ranking-history'), 'whole'));
   const items = str('ranking-history-items');
   if (items !== undefined) {
     if (items !== 'all' && items !== 'positive') throw new UsageError(`--ranking-history-items: expected all or positive, got "${items}"`);
     history.rankingItems = items;
   }
-  const patience = positiveInt('patience', str('patience'));
+  const patience = numberFlag('patience', str('patience'), 'count');
   if (patience !== undefined && !values.validation) throw new UsageError('--patience: needs --validation (a slice to validate on)');
   const withHistory = history.tower > 0 || history.ranking > 0;
   const negatives: TrainRunOptions['negatives'] = {};
-  set(negatives, 'ratio', wholeNumber('ranking-negatives', str('ranking-negatives')));
+  set(negatives, 'ratio', numberFlag('ranking-negatives', str('ranking-negatives'), 'whole'));
   const sampler = str('negative-sampler');
   if (sampler !== undefined) {
     if (!NEGATIVE_SAMPLERS.includes(sampler as NegativeSampler))
@@ -175,13 +152,14 @@ function modelOptions(
 }
 
 function syntheticOptions(values: Values) {
-  const startTime = wholeNumber('start-time', values['start-time'] as string | undefined);
+  const startTime = numberFlag('start-time', values['start-time'] as string | undefined, 'whole');
   return {
-    seed: wholeNumber('data-seed', values['data-seed'] as string | undefined) ?? DEFAULT_SYNTHETIC.seed,
-    users: positiveInt('users', values.users as string | undefined) ?? DEFAULT_SYNTHETIC.users,
-    items: positiveInt('items', values.items as string | undefined) ?? DEFAULT_SYNTHETIC.items,
+    seed: numberFlag('data-seed', values['data-seed'] as string | undefined, 'whole') ?? DEFAULT_SYNTHETIC.seed,
+    users: numberFlag('users', values.users as string | undefined, 'count') ?? DEFAULT_SYNTHETIC.users,
+    items: numberFlag('items', values.items as string | undefined, 'count') ?? DEFAULT_SYNTHETIC.items,
     interactionsPerUser:
-      positiveInt('interactions-per-user', values['interactions-per-user'] as string | undefined) ?? DEFAULT_SYNTHETIC.interactionsPerUser,
+      numberFlag('interactions-per-user', values['interactions-per-user'] as string | undefined, 'count') ??
+      DEFAULT_SYNTHETIC.interactionsPerUser,
     // Absent unless given, so the data source (and its fingerprint) of runs without it stays as it was.
     ...(startTime === undefined ? {} : { startTime }),
   };
@@ -189,7 +167,7 @@ function syntheticOptions(values: Values) {
 
 function dataSource(values: Values): DataSource {
   const spec = (values.data as string | undefined) ?? 'synthetic';
-  const history = wholeNumber('history', values.history as string | undefined);
+  const history = numberFlag('history', values.history as string | undefined, 'whole');
   const setup = history === undefined ? {} : { setup: { historyLength: history } };
   const ml100k = spec === 'ml100k' || spec.startsWith('ml100k:');
   if (history !== undefined && ml100k)
@@ -307,12 +285,12 @@ async function main(argv: string[]): Promise<number> {
     const source = dataSource(values);
     const out = resolve(values.out ?? 'models');
     const epochs = (flag: string) => {
-      const n = positiveInt(flag, values[flag as keyof typeof values] as string | undefined);
+      const n = numberFlag(flag, values[flag as keyof typeof values] as string | undefined, 'count');
       return n === undefined ? {} : { epochs: n };
     };
     const settings = modelOptions(values, source);
-    const seed = wholeNumber('seed', values.seed) ?? 0;
-    const threads = wholeNumber('threads', values.threads) ?? 1;
+    const seed = numberFlag('seed', values.seed, 'whole') ?? 0;
+    const threads = numberFlag('threads', values.threads, 'whole') ?? 1;
     const progress = progressReporter();
     const log = (line: string) => {
       progress.stop();
@@ -325,8 +303,8 @@ async function main(argv: string[]): Promise<number> {
         temperatures: numberList('temperatures', values.temperatures) ?? TUNE_GRID.temperatures,
         retrievalLrs: numberList('retrieval-lrs', values['retrieval-lrs']) ?? TUNE_GRID.retrievalLrs,
         rankingLrs: numberList('ranking-lrs', values['ranking-lrs']) ?? TUNE_GRID.rankingLrs,
-        retrievalEpochs: positiveInt('retrieval-epochs', values['retrieval-epochs']) ?? TUNE_GRID.retrievalEpochs,
-        rankingEpochs: positiveInt('ranking-epochs', values['ranking-epochs']) ?? TUNE_GRID.rankingEpochs,
+        retrievalEpochs: numberFlag('retrieval-epochs', values['retrieval-epochs'], 'count') ?? TUNE_GRID.retrievalEpochs,
+        rankingEpochs: numberFlag('ranking-epochs', values['ranking-epochs'], 'count') ?? TUNE_GRID.rankingEpochs,
       };
       process.stderr.write(`tuning on the validation slice of ${describeSource(source)}\n`);
       const chosen = await tune(source, {
@@ -407,13 +385,7 @@ async function main(argv: string[]): Promise<number> {
           ...(values['index-cli'] ? { cli: resolve(values['index-cli']) } : {}),
         }
       : undefined;
-    const tolerance = (flag: string) => {
-      const value = values[flag as keyof typeof values] as string | undefined;
-      if (value === undefined) return undefined;
-      const n = Number(value);
-      if (!(n >= 0) || !Number.isFinite(n)) throw new UsageError(`--${flag}: expected a number >= 0, got "${value}"`);
-      return n;
-    };
+    const tolerance = (flag: string) => numberFlag(flag, values[flag as keyof typeof values] as string | undefined, 'non-negative');
     const tolerances: Partial<GateTolerances> = {};
     const auc = tolerance('tolerance-auc');
     const recall = tolerance('tolerance-recall');
@@ -421,7 +393,7 @@ async function main(argv: string[]): Promise<number> {
     if (recall !== undefined) tolerances.recall = recall;
     const progress = progressReporter();
     const epochs = (flag: string) => {
-      const n = positiveInt(flag, values[flag as keyof typeof values] as string | undefined);
+      const n = numberFlag(flag, values[flag as keyof typeof values] as string | undefined, 'count');
       return n === undefined ? {} : { epochs: n };
     };
     try {
@@ -437,7 +409,7 @@ async function main(argv: string[]): Promise<number> {
               ...(values['feedback-window'] ? { feedbackWindow: values['feedback-window'] } : {}),
             },
         training: {
-          seed: wholeNumber('seed', values.seed) ?? 0,
+          seed: numberFlag('seed', values.seed, 'whole') ?? 0,
           retrieval: settings.retrieval,
           ranking: settings.ranking,
           preranking: epochs('preranking-epochs'),

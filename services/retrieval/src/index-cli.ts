@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { features } from '@recsys/contracts';
+import { numberFlag, UsageError } from '@recsys/data';
 import { createServiceClient, defaultAddress } from '@recsys/service-kit';
 import { DEFAULT_HNSW_PARAMS, GRAPH_QUANTIZATIONS, type GraphQuantization, type IndexTarget } from '@recsys/vector-index';
 import { buildIndexVersion } from './index-builder.js';
@@ -20,8 +21,6 @@ feature service (see the vector-index README). --quantization is the scalar kind
 (default ${DEFAULT_HNSW_PARAMS.quantization}; results are re-scored from the float32 vectors either way).
 The retrieval service picks the new version up and serves it with that two-tower version's user tower.
 Exit codes: 0 published, 2 bad flags, 1 the build failed.`;
-
-class FlagError extends Error {}
 
 interface Parsed {
   modelsDir: string;
@@ -55,45 +54,41 @@ function parseFlags(argv: string[]): Parsed | 'help' {
       },
     });
   } catch (error) {
-    throw new FlagError(error instanceof Error ? error.message : String(error));
+    throw new UsageError(error instanceof Error ? error.message : String(error));
   }
   const { values, positionals } = parsed;
   if (values.help) return 'help';
   if (positionals.length !== 1 || positionals[0] !== 'build') {
-    throw new FlagError(
+    throw new UsageError(
       positionals.length === 0 ? 'a command is required: build' : `unknown command "${positionals.join(' ')}"; expected build`,
     );
   }
-  if (!values.models) throw new FlagError('--models: required (the trainer output root)');
+  if (!values.models) throw new UsageError('--models: required (the trainer output root)');
   if (values.version !== undefined && !/^\d+$/.test(values.version))
-    throw new FlagError(`--version: expected a whole number, got "${values.version}"`);
+    throw new UsageError(`--version: expected a whole number, got "${values.version}"`);
   const dir = values['index-dir'];
   const qdrant = values.qdrant;
-  if (dir !== undefined && qdrant !== undefined) throw new FlagError('--index-dir and --qdrant: give one, not both');
+  if (dir !== undefined && qdrant !== undefined) throw new UsageError('--index-dir and --qdrant: give one, not both');
   let target: IndexTarget;
   if (dir !== undefined) {
-    if (dir === '') throw new FlagError('--index-dir: must not be empty');
+    if (dir === '') throw new UsageError('--index-dir: must not be empty');
     target = { kind: 'embedded', root: dir };
   } else if (qdrant !== undefined) {
-    if (!/^https?:\/\/\S+$/.test(qdrant)) throw new FlagError(`--qdrant: expected an http:// or https:// URL, got "${qdrant}"`);
-    if (!values.collection) throw new FlagError('--collection: required with --qdrant');
+    if (!/^https?:\/\/\S+$/.test(qdrant)) throw new UsageError(`--qdrant: expected an http:// or https:// URL, got "${qdrant}"`);
+    if (!values.collection) throw new UsageError('--collection: required with --qdrant');
     const apiKey = values['qdrant-api-key'] ?? process.env.QDRANT_API_KEY;
     target = { kind: 'qdrant', url: qdrant, collection: values.collection, ...(apiKey ? { apiKey } : {}) };
   } else {
-    throw new FlagError('--index-dir or --qdrant: one is required');
+    throw new UsageError('--index-dir or --qdrant: one is required');
   }
-  if (values['no-payload'] && values.features !== undefined) throw new FlagError('--features and --no-payload: give one, not both');
+  if (values['no-payload'] && values.features !== undefined) throw new UsageError('--features and --no-payload: give one, not both');
   const address = values['no-payload'] ? undefined : (values.features ?? process.env.FEATURES_ADDRESS ?? defaultAddress('features'));
-  if (address !== undefined && !/^[^\s:]+:\d{1,5}$/.test(address)) throw new FlagError(`--features: expected HOST:PORT, got "${address}"`);
-  const batch = Number(values.batch);
-  if (!Number.isInteger(batch) || batch < 1 || batch > 100_000)
-    throw new FlagError(`--batch: expected a whole number from 1 to 100000, got "${values.batch}"`);
-  const querySample = Number(values['query-sample']);
-  if (!Number.isInteger(querySample) || querySample < 0 || querySample > 1_000_000)
-    throw new FlagError(`--query-sample: expected a whole number from 0 to 1000000, got "${values['query-sample']}"`);
+  if (address !== undefined && !/^[^\s:]+:\d{1,5}$/.test(address)) throw new UsageError(`--features: expected HOST:PORT, got "${address}"`);
+  const batch = numberFlag('batch', values.batch, 'count', 100_000)!;
+  const querySample = numberFlag('query-sample', values['query-sample'], 'whole', 1_000_000)!;
   const quantization = values.quantization as GraphQuantization | undefined;
   if (quantization !== undefined && !GRAPH_QUANTIZATIONS.includes(quantization))
-    throw new FlagError(`--quantization: expected one of ${GRAPH_QUANTIZATIONS.join(', ')}, got "${quantization}"`);
+    throw new UsageError(`--quantization: expected one of ${GRAPH_QUANTIZATIONS.join(', ')}, got "${quantization}"`);
   return { modelsDir: values.models, modelVersion: values.version, target, features: address, batch, querySample, quantization };
 }
 
@@ -102,7 +97,7 @@ async function main(): Promise<number> {
   try {
     flags = parseFlags(process.argv.slice(2));
   } catch (error) {
-    if (!(error instanceof FlagError)) throw error;
+    if (!(error instanceof UsageError)) throw error;
     console.error(`recsys-index: ${error.message}\n\n${usage}`);
     return 2;
   }
