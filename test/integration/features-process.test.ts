@@ -70,6 +70,9 @@ describe('feature service as a process', () => {
       expect(result.stdout).toContain('items: 2 stored, 1 rejected');
       expect(result.stdout).toContain('line 2 (i2): price: "oops" is not a number');
       expect(readFileSync(rejects, 'utf8').trim().split('\n')).toHaveLength(3);
+      const badBatch = await runNode(cli(), ['load', '--users', users, '--address', address, '--batch', '0']);
+      expect(badBatch.code).toBe(2);
+      expect(badBatch.stderr).toContain('--batch: expected a whole number >= 1, got "0"');
 
       const read = await client.batchGetItemFeatures({ itemIds: ['i1', 'i,3', 'i2'] });
       expect(read.items.map((r) => r.found)).toEqual([true, true, false]);

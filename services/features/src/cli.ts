@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { SingleBar, Presets } from 'cli-progress';
 import { toJson } from '@bufbuild/protobuf';
 import { features } from '@recsys/contracts';
+import { numberFlag } from '@recsys/data';
 import { createServiceClient, defaultAddress, waitForServing } from '@recsys/service-kit';
 import { loadFile, type Rejection } from './bulk-loader.js';
 
@@ -67,9 +68,11 @@ async function main(): Promise<number> {
     console.error(usage);
     return 2;
   }
-  const batchSize = Number(values.batch);
-  if (!Number.isInteger(batchSize) || batchSize < 1) {
-    console.error(`--batch: expected a positive whole number, got "${values.batch}"`);
+  let batchSize: number;
+  try {
+    batchSize = numberFlag('batch', values.batch, 'count')!;
+  } catch (error) {
+    console.error((error as Error).message);
     return 2;
   }
   const client = createServiceClient(features.FeatureService, values.address, { defaultTimeoutMs: 60_000 });
