@@ -31,12 +31,17 @@ offline tools:
 Every command takes --help where it has flags.
 USAGE
 }
+# The V8 flags every server starts with (the young generation pinned): service-kit's SERVING_NODE_FLAGS, their one home.
+# (Read without the operator's NODE_OPTIONS: a --cpu-prof or --require there is meant for the server, not this lookup.)
+serving_flags() { NODE_OPTIONS= node -p "require('$app/packages/service-kit/dist/node-flags.js').SERVING_NODE_FLAGS.join(' ')"; }
 [ $# -gt 0 ] || { usage >&2; exit 2; }
 command=$1
 shift
 case "$command" in
   gateway | features | retrieval | preranking | ranking | reranking)
-    exec node "$app/services/$command/dist/main.js" "$@" ;;
+    flags=$(serving_flags)
+    # shellcheck disable=SC2086 # the flags are words
+    exec node $flags "$app/services/$command/dist/main.js" "$@" ;;
   train | evaluate | retrain) exec node "$app/packages/trainer/dist/cli.js" "$command" "$@" ;;
   recsys) exec node "$app/packages/trainer/dist/cli.js" "$@" ;;
   load-features) exec node "$app/packages/offline/dist/load-features-cli.js" "$@" ;;
@@ -45,7 +50,10 @@ case "$command" in
   features-cli) exec node "$app/services/features/dist/cli.js" "$@" ;;
   up) exec node "$app/packages/pipeline/dist/cli.js" "$@" ;;
   evaluate-pipeline) exec node "$app/packages/pipeline/dist/evaluate-cli.js" "$@" ;;
-  all-in-one) exec node "$app/packages/all-in-one/dist/main.js" "$@" ;;
+  all-in-one)
+    flags=$(serving_flags)
+    # shellcheck disable=SC2086 # the flags are words
+    exec node $flags "$app/packages/all-in-one/dist/main.js" "$@" ;;
   help | --help | -h) usage ;;
   *) echo "recsys: unknown command \"$command\"" >&2; usage >&2; exit 2 ;;
 esac

@@ -16,6 +16,9 @@ export interface ProcessSample {
   handles: number;
   /** V8 heap in use: a leak of JS objects shows here, native growth (allocator, onnxruntime) only in RSS. */
   heapMiB: number;
+  /** V8 heap committed, and its new space: RSS follows them when V8 resizes the young generation, with no change in use. */
+  heapTotalMiB: number;
+  newSpaceMiB: number;
 }
 
 export interface ProcessTrend {
@@ -27,6 +30,10 @@ export interface ProcessTrend {
   rss_growth_pct: number;
   heap_mib_start: number;
   heap_mib_end: number;
+  heap_total_mib_start: number;
+  heap_total_mib_end: number;
+  new_space_mib_start: number;
+  new_space_mib_end: number;
   fds_start: number;
   fds_end: number;
   handles_start: number;
@@ -77,8 +84,10 @@ function statusField(pid: number, field: string): number {
   return match ? Number(match[1]) : Number.NaN;
 }
 
-function metric(text: string, name: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+/** A metric's value; `labels` (e.g. 'space="new"') picks a series whose labels start with them. */
+function metric(text: string, name: string, labels?: string): number {
+  const prefixes = labels === undefined ? [`${name} `, `${name}{`] : [`${name}{${labels}`];
+  const line = text.split('\n').find((l) => prefixes.some((prefix) => l.startsWith(prefix)));
   return line === undefined ? Number.NaN : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
@@ -87,12 +96,16 @@ export async function sampleProcess(pid: number, metricsUrl: string | undefined)
   let lagMeanMs = Number.NaN;
   let handles = Number.NaN;
   let heapMiB = Number.NaN;
+  let heapTotalMiB = Number.NaN;
+  let newSpaceMiB = Number.NaN;
   if (metricsUrl !== undefined) {
     const text = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(5000) })).text();
     lagP99Ms = metric(text, 'nodejs_eventloop_lag_p99_seconds') * 1000;
     lagMeanMs = metric(text, 'nodejs_eventloop_lag_mean_seconds') * 1000;
     handles = metric(text, 'nodejs_active_handles_total');
     heapMiB = metric(text, 'nodejs_heap_size_used_bytes') / 2 ** 20;
+    heapTotalMiB = metric(text, 'nodejs_heap_size_total_bytes') / 2 ** 20;
+    newSpaceMiB = metric(text, 'nodejs_heap_space_size_total_bytes', 'space="new"') / 2 ** 20;
   }
   return {
     t: Date.now(),
@@ -103,6 +116,8 @@ export async function sampleProcess(pid: number, metricsUrl: string | undefined)
     lagMeanMs,
     handles,
     heapMiB,
+    heapTotalMiB,
+    newSpaceMiB,
   };
 }
 
@@ -134,6 +149,10 @@ export function trendOf(name: string, pid: number, samples: readonly ProcessSamp
     rss_growth_pct: round(rssGrowth),
     heap_mib_start: round(at(first, 'heapMiB'), 1),
     heap_mib_end: round(at(last, 'heapMiB'), 1),
+    heap_total_mib_start: round(at(first, 'heapTotalMiB'), 1),
+    heap_total_mib_end: round(at(last, 'heapTotalMiB'), 1),
+    new_space_mib_start: round(at(first, 'newSpaceMiB'), 1),
+    new_space_mib_end: round(at(last, 'newSpaceMiB'), 1),
     fds_start: round(at(first, 'fds'), 1),
     fds_end: round(at(last, 'fds'), 1),
     handles_start: round(at(first, 'handles'), 1),
@@ -196,12 +215,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
 
 export function soakTable(result: SoakResult): string {
   const lines = [
-    '| process | samples | RSS MiB start → end | RSS growth | V8 heap MiB start → end | fds start → end | handles start → end | lag p99 ms start → end | result |',
-    '| --- | ---: | --- | ---: | --- | --- | --- | --- | --- |',
+    '| process | samples | RSS MiB start → end | RSS growth | V8 heap used MiB start → end | V8 heap total (new space) MiB start → end | fds start → end | handles start → end | lag p99 ms start → end | result |',
+    '| --- | ---: | --- | ---: | --- | --- | --- | --- | --- | --- |',
   ];
   for (const p of result.processes)
     lines.push(
-      `| ${p.name} | ${p.samples} | ${p.rss_mib_start} → ${p.rss_mib_end} | ${p.rss_growth_pct}% | ${p.heap_mib_start} → ${p.heap_mib_end} | ${p.fds_start} → ${p.fds_end} | ` +
+      `| ${p.name} | ${p.samples} | ${p.rss_mib_start} → ${p.rss_mib_end} | ${p.rss_growth_pct}% | ${p.heap_mib_start} → ${p.heap_mib_end} | ` +
+        `${p.heap_total_mib_start} (${p.new_space_mib_start}) → ${p.heap_total_mib_end} (${p.new_space_mib_end}) | ${p.fds_start} → ${p.fds_end} | ` +
         `${p.handles_start} → ${p.handles_end} | ${p.lag_p99_ms_start} → ${p.lag_p99_ms_end} | ${p.misses.length ? `MISSED: ${p.misses.join('; ')}` : 'flat'} |`,
     );
   return lines.join('\n');

@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SERVING_NODE_FLAGS } from '@recsys/service-kit';
 import { type ExitResult, ServiceProcess, noteworthyLine } from './service-process.js';
 
 describe('noteworthyLine', () => {
@@ -70,6 +71,22 @@ describe('ServiceProcess', () => {
     await service.stop(5000);
     await service.closeLog();
     expect(readFileSync(join(dir, 'calm.log'), 'utf8').split('"msg":"listening"')).toHaveLength(3);
+  });
+
+  it('starts the script with the serving V8 flags: the young generation pinned at 16 MiB semi-spaces', async () => {
+    const { service } = serviceFor(
+      'flags',
+      `const v8 = require('node:v8');
+       const newSpace = v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+       console.log(JSON.stringify({ level: 'info', execArgv: process.execArgv, newSpaceMiB: newSpace / 2 ** 20 }));`,
+    );
+    service.start();
+    await service.exited;
+    const line = JSON.parse(service.output().trim().split('\n')[0]!) as { execArgv: string[]; newSpaceMiB: number };
+    expect(line.execArgv).toEqual([...SERVING_NODE_FLAGS]);
+    // V8's own sizing would start the new space at 1 MiB and let it grow to 128 MiB.
+    expect(line.newSpaceMiB).toBe(16);
+    await service.closeLog();
   });
 
   it('kills a process that ignores SIGTERM once the timeout passes', async () => {

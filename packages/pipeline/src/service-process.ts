@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { SERVING_NODE_FLAGS } from '@recsys/service-kit';
 
 export interface ExitResult {
   code: number | null;
@@ -82,7 +83,8 @@ export class ServiceProcess {
     if (this.child !== undefined) throw new Error(`${this.name} is already running (pid ${this.child.pid})`);
     this.stopping = false;
     this.file ??= createWriteStream(this.options.logFile, { flags: 'a' });
-    const child = spawn(process.execPath, [this.options.script], {
+    // The serving V8 flags (service-kit's SERVING_NODE_FLAGS: the young generation pinned) before the script.
+    const child = spawn(process.execPath, [...SERVING_NODE_FLAGS, this.options.script], {
       env: this.options.env,
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,

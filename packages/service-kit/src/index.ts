@@ -21,3 +21,4 @@ export * from './candidate-wire.js';
 export * from './scored-candidates-wire.js';
 export * from './unary-method.js';
 export * from './redis-options.js';
+export * from './node-flags.js';
