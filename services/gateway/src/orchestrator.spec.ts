@@ -2,7 +2,7 @@ import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape }
 import { status } from '@grpc/grpc-js';
 import { common, gateway, preranking, ranking, reranking, retrieval } from '@recsys/contracts';
 import { Writable } from 'node:stream';
-import { createLogger, ServiceMetrics } from '@recsys/service-kit';
+import { createLogger, runWithRequestContext, ServiceMetrics } from '@recsys/service-kit';
 import { AdaptiveCounts } from './adaptive-counts.js';
 import { loadGatewayConfig } from './config.js';
 import { GatewayMetrics } from './gateway-metrics.js';
@@ -168,6 +168,28 @@ describe('orchestrator: what each stage is asked and how answers and failures be
     );
     expect(skipped.items).toHaveLength(5);
     expect(calls.rerank).toHaveLength(6); // the other stages are still called
+  });
+
+  it('counts the budget from when the transport received the request: time spent before the orchestrator (an admission queue) is part of it', async () => {
+    const { clients, calls } = scripted({
+      retrieve: () => bytes(retrieval.RetrieveResponseSchema, { candidates: retrieved.slice(0, 30) }),
+      prerank: passThrough('prerank', Stage.PRERANKING),
+      rank: passThrough('rank', Stage.RANKING),
+      rerank: passThrough('rerank', Stage.RERANKING),
+    });
+    const gatewayOrchestrator = orchestrator(clients);
+    const ask = (receivedMs: number) =>
+      runWithRequestContext({ requestId: 'r-1', deadlineMs: Infinity, receivedMs, method: 'test' }, () =>
+        gatewayOrchestrator.recommend(create(gateway.RecommendRequestSchema, { userId: 'u', k: 5 }), caller),
+      );
+    // Received just now: every stage is called.
+    expect((await ask(Date.now())).degradations).toEqual([]);
+    expect(calls.retrieve).toHaveLength(1);
+    // Received a whole budget (5000 ms) ago: nothing is left for any stage, none is called.
+    const late = await ask(Date.now() - 5000);
+    expect(calls.retrieve).toHaveLength(1);
+    expect(late.degradations.map((d) => [Stage[d.stage], DegradationCause[d.cause]])).toEqual([['RETRIEVAL', 'BUDGET_EXHAUSTED']]);
+    expect(late.degradations[0]!.detail).toMatch(/^skipped: 0 ms of the budget left/);
   });
 
   it('writes at most DEGRADED_LOG_LIMIT fallback lines per stage and cause in a window, then one line with the count left out', async () => {

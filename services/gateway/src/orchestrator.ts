@@ -146,11 +146,14 @@ export class Orchestrator implements GatewayApi {
   async recommend(request: gateway.RecommendRequest, caller: Caller): Promise<gateway.RecommendResponse> {
     validateRecommendRequest(request, this.config.limits);
     const started = performance.now();
+    const requestContext = currentRequestContext();
+    // The budget counts from when the transport received the request: the time it waited for an admission slot (and
+    // for its body) is part of what its caller waits, so the stages get what is left of it.
     const budget = new RequestBudget(
       requestBudgetMs(request.budgetMs, this.config.budget),
       this.config.budget,
-      Date.now(),
-      currentRequestContext()?.deadlineMs ?? Infinity,
+      Math.min(Date.now(), requestContext?.receivedMs ?? Infinity),
+      requestContext?.deadlineMs ?? Infinity,
     );
     const trace = new Trace(request.debug);
     const k = request.k > 0 ? request.k : this.config.limits.defaultK;
