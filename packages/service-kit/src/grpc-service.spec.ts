@@ -148,6 +148,9 @@ describe('startGrpcService', () => {
     // The downstream deadline is the caller's (grpc sends it as a relative timeout, so allow clock slack).
     expect(seen.deadlineMs).toBeGreaterThan(before + 2500);
     expect(seen.deadlineMs).toBeLessThanOrEqual(before + 3000 + 100);
+    // When the server received the call: a handler's budget counts from it.
+    expect(seen.receivedMs).toBeGreaterThanOrEqual(before);
+    expect(seen.receivedMs).toBeLessThanOrEqual(Date.now());
   });
 
   it('exports request counts by method and code, and latency histograms', async () => {

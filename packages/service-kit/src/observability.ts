@@ -41,7 +41,7 @@ export class GrpcObservabilityInterceptor implements NestInterceptor {
     const method = call?.getPath?.() ?? `${context.getClass().name}.${context.getHandler().name}`;
     const requestId = requestIdFrom(metadata);
     const span = startServerSpan(method, metadata, requestId);
-    const requestContext = { requestId, deadlineMs: deadlineMsOf(call), method, span };
+    const requestContext = { requestId, deadlineMs: deadlineMsOf(call), receivedMs: Date.now(), method, span };
     const started = performance.now();
     const recorder = this.metrics.recorder(method);
     const finish = (code: status, error?: unknown) => {

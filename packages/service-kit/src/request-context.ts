@@ -8,6 +8,11 @@ export interface RequestContext {
   requestId: string;
   /** The caller's deadline as epoch milliseconds; Infinity when the caller set none. */
   deadlineMs: number;
+  /**
+   * When the transport received the request, epoch milliseconds: a budget counts from it, so time spent before the
+   * handler (waiting for an admission slot, the body arriving) is part of it. Absent: from when the handler reads it.
+   */
+  receivedMs?: number;
   method: string;
   /** The call's span while tracing is on: current for everything the handler runs. */
   span?: CallSpan;

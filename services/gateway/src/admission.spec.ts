@@ -213,25 +213,50 @@ describe('Admission with the adaptive limit', () => {
     const admission = new Admission({ ...adaptive, maxInFlight: 8 }, admissionMetrics(metrics), () => clock.t);
     expect(admission.limit).toBe(8);
     expect(await wave(admission, clock, 12, 200)).toBe(8);
-    // The window closes with the next wave's first answers: 200 ms against 100 halves the limit.
-    expect(await wave(admission, clock, 12, 200)).toBe(8);
+    // The window (opened by the first admission) closes with the wave's first answer: with the 7 still in flight
+    // (overdue, 200 ms so far) 200 ms against 100 halves the limit.
     expect(admission.limit).toBe(4);
     expect(await metrics.registry.getSingleMetricAsString('gateway_admission_limit')).toMatch(/gateway_admission_limit\{[^}]*\} 4/);
     expect(await wave(admission, clock, 12, 200)).toBe(4);
     expect(admission.limit).toBe(2);
-    // Fast again: the window still open (the third wave's slow answers, the fourth's fast ones) is judged slow once more;
-    // then one more per window, up to maxInFlight.
+    expect(await wave(admission, clock, 12, 200)).toBe(2);
+    expect(admission.limit).toBe(1);
+    // Fast again: the window still open (the third wave's slow answer, the fourth's fast one) is judged slow once more
+    // (the limit stays at its least); then one more per window, up to maxInFlight.
     const admitted: number[] = [];
     for (let i = 0; i < 11; i++) admitted.push(await wave(admission, clock, 12, 50));
-    expect(admitted).toEqual([2, 2, 1, 2, 3, 4, 5, 6, 7, 8, 8]);
+    expect(admitted).toEqual([1, 1, 2, 3, 4, 5, 6, 7, 8, 8, 8]);
     expect(admission.limit).toBe(8);
+  });
+
+  it('judges the requests still in flight: past a load step the limit shrinks before any answer, each counted once', async () => {
+    const clock = { t: 0 };
+    const admission = new Admission({ ...adaptive, maxInFlight: 8 }, undefined, () => clock.t);
+    const gates = Array.from({ length: 8 }, () => gate());
+    const runs = gates.map((g) => admission.run(() => g.done));
+    await Promise.resolve();
+    expect(admission.running).toBe(8);
+    // A window later, none over the target yet: an arrival (shed, the limit is full) judges nothing.
+    clock.t += WINDOW_MS;
+    await expect(admission.run(() => Promise.resolve())).rejects.toMatchObject({ reason: 'queue_full' });
+    expect(admission.limit).toBe(8);
+    // 150 ms in, with no answer yet: the eight are overdue (150 ms against 100): × 100 / 150.
+    clock.t += 50;
+    await expect(admission.run(() => Promise.resolve())).rejects.toMatchObject({ reason: 'queue_full' });
+    expect(admission.limit).toBe(5);
+    // When they finish, much later, they are not counted again: nothing is left to judge, the limit holds.
+    clock.t += 1000;
+    for (const g of gates) g.open();
+    await Promise.all(runs);
+    clock.t += WINDOW_MS;
+    await admission.run(() => Promise.resolve());
+    expect(admission.limit).toBe(5);
   });
 
   it('lets at most the current limit wait (the rest are shed at once, queue_full), within maxQueue', async () => {
     const clock = { t: 0 };
     const admission = new Admission({ ...adaptive, maxInFlight: 8, maxQueue: 6, queueTimeoutMs: 60_000 }, undefined, () => clock.t);
     expect(admission.queueLimit).toBe(6);
-    await wave(admission, clock, 8, 400);
     await wave(admission, clock, 8, 400);
     expect(admission.limit).toBe(4);
     expect(admission.queueLimit).toBe(4);

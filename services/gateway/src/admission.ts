@@ -62,6 +62,12 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
+/** An admitted request: when it started, and whether the adaptive limit has already counted it as overdue. */
+interface Running {
+  started: number;
+  counted: boolean;
+}
+
 export interface AdmissionMetrics {
   shed: Counter;
   inFlight: Gauge;
@@ -118,6 +124,22 @@ export class Admission {
   private lagIndex = 0;
   private sampler: NodeJS.Timeout | undefined;
   private readonly limiter: ConcurrencyLimit | undefined;
+  /** The admitted requests (with the adaptive limit only: it judges the overdue ones before they finish). */
+  private readonly runningNow = new Set<Running>();
+  /** The requests in flight already over the target, not counted yet: marked counted (see ConcurrencyLimit.tick). */
+  private readonly overdue = (): number[] => {
+    const late: number[] = [];
+    const now = this.now();
+    const lag = this.lagMs;
+    for (const entry of this.runningNow) {
+      const latency = now - entry.started + lag;
+      if (!entry.counted && latency > this.config.targetMs) {
+        entry.counted = true;
+        late.push(latency);
+      }
+    }
+    return late;
+  };
 
   constructor(
     private readonly config: AdmissionConfig,
@@ -199,11 +221,12 @@ export class Admission {
   async run<T>(work: () => Promise<T>): Promise<T> {
     if (!this.enabled) return work();
     await this.acquire();
-    const started = this.now();
+    const running: Running = { started: this.now(), counted: false };
+    if (this.limiter) this.runningNow.add(running);
     try {
       return await work();
     } finally {
-      this.release(started);
+      this.release(running);
     }
   }
 
@@ -227,6 +250,8 @@ export class Admission {
   }
 
   private acquire(): Promise<void> | void {
+    // Arrivals close windows too: past a load step no answer may come for longer than a window.
+    this.limiter?.tick(this.now(), this.inFlight, this.overdue);
     const reason = this.immediateShedReason();
     if (reason !== undefined) throw this.shed(reason);
     if (this.config.maxInFlight === 0) {
@@ -257,16 +282,21 @@ export class Admission {
 
   private admitOne(): void {
     this.inFlight++;
-    this.limiter?.admitted(this.inFlight);
+    this.limiter?.admitted(this.inFlight, this.now());
     this.metrics?.inFlight.set(this.inFlight);
   }
 
-  private release(started: number): void {
+  private release(running: Running): void {
     this.inFlight--;
     if (this.config.maxInFlight === 0) return;
     // The latency a client sees is about the lag (the wait before the gateway reads its request) plus the work's.
     const now = this.now();
-    this.limiter?.sample(now - started + this.lagMs, now, this.inFlight);
+    if (this.limiter) {
+      this.runningNow.delete(running);
+      // One counted overdue already is not counted again.
+      if (running.counted) this.limiter.tick(now, this.inFlight, this.overdue);
+      else this.limiter.sample(now - running.started + this.lagMs, now, this.inFlight, this.overdue);
+    }
     // The limit may have shrunk (the queue then waits for more to finish) or grown (more than one is let in).
     while (this.inFlight < this.limit && this.head < this.queue.length) {
       const next = this.queue[this.head++]!;

@@ -79,6 +79,22 @@ describe('ConcurrencyLimit (AIMD against a latency target)', () => {
     expect(limit.tick((clock.t += 6))).toBe(11);
   });
 
+  it('judges a window without answers on the requests in flight already over the target, which never make it grow', () => {
+    const limit = new ConcurrencyLimit({ min: 1, max: 16, targetMs: 100 });
+    // An admission opens the window; nothing answered and nothing overdue when it is over: the limit holds.
+    limit.admitted(16, 0);
+    expect(limit.tick(WINDOW_MS, 16, () => [])).toBe(16);
+    // 16 in flight for 400 ms, no answer yet: halved (at most), then × 100 / 125.
+    limit.admitted(16, WINDOW_MS);
+    expect(limit.tick(2 * WINDOW_MS, 16, () => Array<number>(16).fill(400))).toBe(8);
+    limit.admitted(8, 2 * WINDOW_MS);
+    expect(limit.tick(3 * WINDOW_MS, 8, () => [125])).toBe(6);
+    // Fast answers with one overdue request among them: its latency counts (p90 over the target), no growth.
+    limit.admitted(6, 3 * WINDOW_MS);
+    for (let i = 0; i < 3; i++) limit.sample(20, 3 * WINDOW_MS + i);
+    expect(limit.tick(4 * WINDOW_MS, 6, () => [150])).toBe(4);
+  });
+
   it('refuses bounds out of order', () => {
     expect(() => new ConcurrencyLimit({ min: 0, max: 4, targetMs: 100 })).toThrow(RangeError);
     expect(() => new ConcurrencyLimit({ min: 5, max: 4, targetMs: 100 })).toThrow(RangeError);

@@ -1,10 +1,12 @@
 /**
  * An adaptive concurrency limit (AIMD against a latency target, like Netflix concurrency-limits' AIMDLimit and
  * Envoy's adaptive concurrency filter): the requests admission control lets work at once move with their measured
- * latency. Each window (WINDOW_MS from its first answer) the p90 of the latencies finished in it is compared with the target: above it the
- * limit shrinks in proportion (limit × target / p90, at most halved per window), well under it (below GROW_BELOW of the
- * target) it grows by one if the window used at least half of it. It shrinks only in a window that filled it: latency
- * with fewer in flight than the limit is not queueing at this gate (a stage down or timing out) and shedding cannot cure it. It never leaves min..max. A static limit cannot fit
+ * latency. Each window (WINDOW_MS from its first answer or admission) the p90 of the latencies finished in it (and of
+ * the requests still in flight already over the target) is compared with the target: above it the limit shrinks in
+ * proportion (limit × target / p90, at most halved per window), well under it (below GROW_BELOW of the target) it grows
+ * by one if the window used at least half of it. It shrinks only in a window that filled it: latency with fewer in
+ * flight than the limit is not queueing at this gate (a stage down or timing out) and shedding cannot cure it. It never
+ * leaves min..max. A static limit cannot fit
  * every machine: by Little's law a fixed 32 in flight at 50 answers/s is 640 ms per request, where the right number
  * on that machine is answers/s × target.
  */
@@ -44,34 +46,48 @@ export class ConcurrencyLimit {
     return this.value;
   }
 
-  /** The requests in flight just after one was admitted: whether the limit was used, which alone lets it grow. */
-  admitted(inFlight: number): void {
+  /**
+   * The requests in flight just after one was admitted: whether the limit was used, which alone lets it grow. With
+   * `nowMs` an admission also opens a window (after a load step the first answers may take longer than a window).
+   */
+  admitted(inFlight: number, nowMs?: number): void {
     if (inFlight > this.peakInFlight) this.peakInFlight = inFlight;
+    if (nowMs !== undefined) this.windowStart ??= nowMs;
   }
 
   /**
    * One finished request's latency, ms, at `nowMs`, with `inFlight` still in flight; a window that is over is judged
    * first (without it), and the sample opens the next. Returns the limit.
    */
-  sample(latencyMs: number, nowMs: number, inFlight = 0): number {
-    this.tick(nowMs, inFlight);
+  sample(latencyMs: number, nowMs: number, inFlight = 0, overdue?: () => readonly number[]): number {
+    this.tick(nowMs, inFlight, overdue);
     this.windowStart ??= nowMs;
     this.samples.push(latencyMs);
     return this.value;
   }
 
-  /** Moves the limit if the window (from its first sample) is over. Returns the limit. */
-  tick(nowMs: number, inFlight = 0): number {
+  /**
+   * Moves the limit if the window (from its first sample or admission) is over. Returns the limit. `overdue` gives the
+   * latencies so far of the requests still in flight that are already over the target, each once (the caller does not
+   * sample them again when they finish): each will be at least that late, so they join the window's answers as a lower
+   * bound of their latency, which can only underestimate the p90, and, over the target, never lets the limit grow.
+   * Past a load step the first answers come only after a whole request's time at the old limit; the requests already
+   * late say so within a window of passing the target.
+   */
+  tick(nowMs: number, inFlight = 0, overdue?: () => readonly number[]): number {
     if (this.windowStart === undefined || nowMs - this.windowStart < WINDOW_MS) return this.value;
-    const sorted = this.samples.sort((a, b) => a - b);
+    const late = overdue?.() ?? [];
+    // Nothing answered and nothing late (admitted, still under the target): nothing to judge yet, the window stays open.
+    if (this.samples.length === 0 && late.length === 0) return this.value;
+    const sorted = (late.length > 0 ? this.samples.concat(late) : this.samples).sort((a, b) => a - b);
+    this.samples = [];
+    this.windowStart = undefined;
     const p90 = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * PERCENTILE))]!;
     const used = this.peakInFlight * 2 >= this.value;
     // Shrinking helps only when the limit binds (the window filled it): a high latency with fewer in flight than the
     // limit is not waiting at this gate (a stage timing out, a dependency down, a slow machine at low load), and
     // shrinking would shed load the gateway carries, turning a degraded answer into a refusal.
     const binding = this.peakInFlight >= this.value;
-    this.samples = [];
-    this.windowStart = undefined;
     // What is still in flight belongs to the next window too.
     this.peakInFlight = inFlight;
     let next = this.value;

@@ -67,8 +67,8 @@ export async function startGatewayService(
     logger,
   );
   const impressions = new ImpressionLog(clients.features, config.impressionLog, serviceMetrics, logger);
-  const orchestrator = new Orchestrator(clients, config, adaptive, popular, metrics, logger, impressions);
   const admission = new Admission(config.admission, admissionMetrics(serviceMetrics));
+  const orchestrator = new Orchestrator(clients, config, adaptive, popular, metrics, logger, impressions, () => admission.lagMs);
   const api = new AdmittedGatewayApi(orchestrator, admission);
   const access = GrpcAccess.fromConfig(config.access, serviceMetrics, logger);
   await access.control.ready();

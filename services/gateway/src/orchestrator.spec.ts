@@ -2,7 +2,7 @@ import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape }
 import { status } from '@grpc/grpc-js';
 import { common, gateway, preranking, ranking, reranking, retrieval } from '@recsys/contracts';
 import { Writable } from 'node:stream';
-import { createLogger, ServiceMetrics } from '@recsys/service-kit';
+import { createLogger, runWithRequestContext, ServiceMetrics } from '@recsys/service-kit';
 import { AdaptiveCounts } from './adaptive-counts.js';
 import { loadGatewayConfig } from './config.js';
 import { GatewayMetrics } from './gateway-metrics.js';
@@ -44,7 +44,7 @@ function scripted(answers: Partial<Record<'retrieve' | 'prerank' | 'rank' | 'rer
   return { clients, calls };
 }
 
-function orchestrator(clients: StageClients, env: Record<string, string> = {}, log = logger) {
+function orchestrator(clients: StageClients, env: Record<string, string> = {}, log = logger, lagMs?: () => number) {
   // BREAKER_MIN_FAILING_MS=0: the scripted failures come within milliseconds of each other.
   const config = loadGatewayConfig({
     AUTH_DISABLED: 'true',
@@ -55,7 +55,7 @@ function orchestrator(clients: StageClients, env: Record<string, string> = {}, l
   });
   const metrics = new GatewayMetrics(new ServiceMetrics('gateway'));
   const popular = new PopularFallback(clients.features, { limit: 10, refreshMs: 60000, timeoutMs: 100 }, metrics, log);
-  return new Orchestrator(clients, config, new AdaptiveCounts(config.adaptive), popular, metrics, log);
+  return new Orchestrator(clients, config, new AdaptiveCounts(config.adaptive), popular, metrics, log, undefined, lagMs);
 }
 
 const bytes = <D extends DescMessage>(schema: D, init: MessageInitShape<D>) => toBinary(schema, create(schema, init));
@@ -168,6 +168,42 @@ describe('orchestrator: what each stage is asked and how answers and failures be
     );
     expect(skipped.items).toHaveLength(5);
     expect(calls.rerank).toHaveLength(6); // the other stages are still called
+  });
+
+  it('counts the budget from when the transport received the request, less the event-loop lag: time spent before the orchestrator (the wait to be read, an admission queue) is part of it', async () => {
+    const { clients, calls } = scripted({
+      retrieve: () => bytes(retrieval.RetrieveResponseSchema, { candidates: retrieved.slice(0, 30) }),
+      prerank: passThrough('prerank', Stage.PRERANKING),
+      rank: passThrough('rank', Stage.RANKING),
+      rerank: passThrough('rerank', Stage.RERANKING),
+    });
+    const gatewayOrchestrator = orchestrator(clients);
+    const ask = (receivedMs: number) =>
+      runWithRequestContext({ requestId: 'r-1', deadlineMs: Infinity, receivedMs, method: 'test' }, () =>
+        gatewayOrchestrator.recommend(create(gateway.RecommendRequestSchema, { userId: 'u', k: 5 }), caller),
+      );
+    // Received just now: every stage is called.
+    expect((await ask(Date.now())).degradations).toEqual([]);
+    expect(calls.retrieve).toHaveLength(1);
+    // Received a whole budget (5000 ms) ago: nothing is left for any stage, none is called.
+    const late = await ask(Date.now() - 5000);
+    expect(calls.retrieve).toHaveLength(1);
+    expect(late.degradations.map((d) => [Stage[d.stage], DegradationCause[d.cause]])).toEqual([['RETRIEVAL', 'BUDGET_EXHAUSTED']]);
+    expect(late.degradations[0]!.detail).toMatch(/^skipped: 0 ms of the budget left/);
+
+    // Received just now by a process whose event loop lags a whole budget: the request waited that long before it was
+    // read, so nothing is left either.
+    let lag = 0;
+    const lagging = orchestrator(clients, {}, logger, () => lag);
+    const askLagging = () =>
+      runWithRequestContext({ requestId: 'r-2', deadlineMs: Infinity, receivedMs: Date.now(), method: 'test' }, () =>
+        lagging.recommend(create(gateway.RecommendRequestSchema, { userId: 'u', k: 5 }), caller),
+      );
+    expect((await askLagging()).degradations).toEqual([]);
+    expect(calls.retrieve).toHaveLength(2);
+    lag = 5000;
+    expect((await askLagging()).degradations.map((d) => DegradationCause[d.cause])).toEqual(['BUDGET_EXHAUSTED']);
+    expect(calls.retrieve).toHaveLength(2);
   });
 
   it('writes at most DEGRADED_LOG_LIMIT fallback lines per stage and cause in a window, then one line with the count left out', async () => {

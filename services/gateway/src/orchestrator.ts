@@ -110,6 +110,11 @@ export class Orchestrator implements GatewayApi {
     private readonly metrics: GatewayMetrics,
     private readonly logger: Logger,
     private readonly impressions?: ImpressionLog,
+    /**
+     * The event-loop lag now, ms (admission control's sampler): about how long a request waited before this process
+     * read it, which its caller waits too. The budget counts from that much before it was received.
+     */
+    private readonly lagMs: () => number = () => 0,
   ) {
     const breaker = (stage: StageName) =>
       new CircuitBreaker(config.breaker, (state) => {
@@ -146,11 +151,15 @@ export class Orchestrator implements GatewayApi {
   async recommend(request: gateway.RecommendRequest, caller: Caller): Promise<gateway.RecommendResponse> {
     validateRecommendRequest(request, this.config.limits);
     const started = performance.now();
+    const requestContext = currentRequestContext();
+    // The budget counts from when the transport received the request: the time it waited for an admission slot (and
+    // for its body) is part of what its caller waits, so the stages get what is left of it. So is the wait before the
+    // process read it, about its event-loop lag.
     const budget = new RequestBudget(
       requestBudgetMs(request.budgetMs, this.config.budget),
       this.config.budget,
-      Date.now(),
-      currentRequestContext()?.deadlineMs ?? Infinity,
+      Math.min(Date.now(), requestContext?.receivedMs ?? Infinity) - this.lagMs(),
+      requestContext?.deadlineMs ?? Infinity,
     );
     const trace = new Trace(request.debug);
     const k = request.k > 0 ? request.k : this.config.limits.defaultK;

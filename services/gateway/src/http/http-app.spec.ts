@@ -27,6 +27,8 @@ interface RecordedCall {
   request: unknown;
   caller: Caller;
   context: RequestContext | undefined;
+  /** When the call reached the API (epoch ms). */
+  atMs: number;
 }
 
 /**
@@ -41,7 +43,7 @@ class RecordingApi implements GatewayApi {
   constructor(private readonly config: GatewayConfig) {}
 
   private record(method: keyof GatewayApi, request: unknown, caller: Caller): void {
-    this.calls.push({ method, request, caller, context: currentRequestContext() });
+    this.calls.push({ method, request, caller, context: currentRequestContext(), atMs: Date.now() });
     const error = this.failWith;
     this.failWith = undefined;
     if (error) throw error;
@@ -168,6 +170,7 @@ describe('REST API (startHttpServer)', () => {
     expect(recommendResponseJson.parse(bearer.body).items.map((i) => i.item_id)).toEqual(['u1-item-0', 'u1-item-1', 'u1-item-2']);
     expect(bearer.body.timings[0].stage).toBe('STAGE_RETRIEVAL');
 
+    const sentMs = Date.now();
     const apiKey = await call(base, '/v1/recommendations', {
       method: 'POST',
       body: JSON.stringify({ user_id: 'u2' }),
@@ -181,7 +184,15 @@ describe('REST API (startHttpServer)', () => {
       ['web', 'client-req-1'],
       ['cli', echoed],
     ]);
-    expect(api.calls[1]!.context).toEqual({ requestId: echoed, deadlineMs: Infinity, method: 'POST /v1/recommendations' });
+    // receivedMs: when the request arrived, before its body was read and admitted (the budget counts from it).
+    expect(api.calls[1]!.context).toEqual({
+      requestId: echoed,
+      deadlineMs: Infinity,
+      receivedMs: expect.any(Number),
+      method: 'POST /v1/recommendations',
+    });
+    expect(api.calls[1]!.context!.receivedMs).toBeGreaterThanOrEqual(sentMs);
+    expect(api.calls[1]!.context!.receivedMs).toBeLessThanOrEqual(api.calls[1]!.atMs);
   });
 
   it('parses the GET form into the same request as the equivalent body', async () => {

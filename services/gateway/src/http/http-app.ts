@@ -58,6 +58,8 @@ import {
 interface RequestLocals {
   requestId: string;
   route: string;
+  /** When the request arrived (epoch ms, before its body): the request's budget counts from it. */
+  receivedMs: number;
   caller?: Caller;
   /** The request's span while tracing is on. */
   span?: CallSpan;
@@ -129,8 +131,8 @@ class HttpErrorFilter implements ExceptionFilter {
 class RequestContextInterceptor implements NestInterceptor {
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const req = context.switchToHttp().getRequest<Request>();
-    const { requestId, route, span } = localsOf(context.switchToHttp().getResponse<Response>());
-    const requestContext = { requestId, deadlineMs: Infinity, method: `${req.method} ${route}`, span };
+    const { requestId, route, receivedMs, span } = localsOf(context.switchToHttp().getResponse<Response>());
+    const requestContext = { requestId, deadlineMs: Infinity, receivedMs, method: `${req.method} ${route}`, span };
     // The handler runs on subscription: subscribing inside the context covers everything it awaits.
     return new Observable((subscriber) => runWithRequestContext(requestContext, () => next.handle().subscribe(subscriber)));
   }
@@ -218,11 +220,12 @@ function observe(metrics: ServiceMetrics): RequestHandler {
   const { requests, duration } = httpMetrics(metrics);
   return (req, res, next) => {
     const started = process.hrtime.bigint();
+    const receivedMs = Date.now();
     const sent = req.get(REQUEST_ID_HEADER);
     const requestId = sent !== undefined && REQUEST_ID.test(sent) ? sent : randomUUID();
     const route = routeOf(req.path);
     const span = startServerSpan(`${req.method} ${route}`, req, requestId, { method: req.method, route });
-    res.locals = Object.assign(res.locals, { requestId, route, span } satisfies RequestLocals);
+    res.locals = Object.assign(res.locals, { requestId, route, receivedMs, span } satisfies RequestLocals);
     res.set(REQUEST_ID_HEADER, requestId);
     res.on('finish', () => {
       requests.inc({ route, method: req.method, code: String(res.statusCode) });
