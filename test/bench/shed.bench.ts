@@ -9,10 +9,11 @@ import { join } from 'node:path';
 import { createLogger } from '@recsys/service-kit';
 import { loadGatewayConfig, startGatewayService } from '@recsys/gateway';
 import { cpuMicros, quantile, round } from './stats';
+import { envNumber } from '../harness/script-env';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const ROUNDS = envNumber('BENCH_ROUNDS', 5);
+const SECONDS = envNumber('BENCH_SECONDS', 4, 'positive');
+const CONCURRENCY = envNumber('BENCH_CONCURRENCY', 16);
 const KEY = 'shed-bench-key-0123456789abcdef';
 const GENERATOR = join(__dirname, '..', 'resilience', 'open-loop.js');
 

@@ -1,4 +1,4 @@
-import { envNumber } from '../harness/script-env';
+import { envNumber, envNumberList } from '../harness/script-env';
 
 describe('envNumber (bench and test script settings)', () => {
   it('returns the fallback when the variable is unset or blank, and the value when it is set', () => {
@@ -21,5 +21,13 @@ describe('envNumber (bench and test script settings)', () => {
     ['non-negative', 'NaN', 'a number >= 0'],
   ] as const)('refuses %s "%s", naming the variable', (rule, text, wanted) => {
     expect(() => envNumber('BENCH_X', 1, rule, { BENCH_X: text })).toThrow(`BENCH_X must be ${wanted}, got "${text}"`);
+  });
+
+  it('reads a list of numbers, refusing the whole list for one bad value', () => {
+    expect(envNumberList('OVERLOAD_MULTIPLES', 'positive', {})).toBeUndefined();
+    expect(envNumberList('OVERLOAD_MULTIPLES', 'positive', { OVERLOAD_MULTIPLES: '0.5, 2,3' })).toEqual([0.5, 2, 3]);
+    expect(() => envNumberList('OVERLOAD_MULTIPLES', 'positive', { OVERLOAD_MULTIPLES: '2,,3' })).toThrow(
+      'OVERLOAD_MULTIPLES must be a comma-separated list, each a number > 0, got "2,,3"',
+    );
   });
 });

@@ -1,6 +1,7 @@
 // pnpm test:fuzz [short|full]: the fuzz run (fuzz.ts) against a pipeline of its own; the last line is one JSON object.
 // The case set runs FUZZ_PASSES times (default 2): the first pass warms every process up (RSS from a cold start
 // grows with any first load), the growth over the last pass is what "RSS bounded" is judged by.
+import { envNumber } from '../harness/script-env';
 import { runFuzz } from './fuzz';
 import { launchTarget } from './launch';
 
@@ -10,9 +11,7 @@ async function main(): Promise<void> {
   const target = await launchTarget({}, (line) => process.stderr.write(`${line}\n`));
   try {
     const started = Date.now();
-    const passes = Number(process.env.FUZZ_PASSES ?? 2);
-    if (!Number.isInteger(passes) || passes < 1)
-      throw new Error(`FUZZ_PASSES must be a positive integer, got "${process.env.FUZZ_PASSES}"`);
+    const passes = envNumber('FUZZ_PASSES', 2);
     const results = [];
     for (let pass = 0; pass < passes; pass++) {
       results.push(

@@ -5,17 +5,13 @@
 // Prints a table; the last line is one JSON object. OVERLOAD_DURATION_S sets the seconds per level (default 10);
 // OVERLOAD_CAPACITY_QPS skips the capacity measurement (the levels are multiples of it: runs A/B-compared at the
 // same offered loads); OVERLOAD_MULTIPLES (e.g. 2,3) the multiples offered with the defaults (0.5,1,1.5,2,3).
+import { envNumber, envNumberList } from '../harness/script-env';
 import { launchTarget } from './launch';
 import { runOverload, type CurvePoint } from './overload';
 
-const DURATION_S = Number(process.env.OVERLOAD_DURATION_S ?? 10);
-const positive = (name: string, text: string): number => {
-  const value = Number(text);
-  if (!(value > 0) || !Number.isFinite(value)) throw new Error(`${name}: expected positive numbers, got "${process.env[name]}"`);
-  return value;
-};
-const MULTIPLES = process.env.OVERLOAD_MULTIPLES?.split(',').map((m) => positive('OVERLOAD_MULTIPLES', m));
-const CAPACITY_QPS = process.env.OVERLOAD_CAPACITY_QPS ? positive('OVERLOAD_CAPACITY_QPS', process.env.OVERLOAD_CAPACITY_QPS) : undefined;
+const DURATION_S = envNumber('OVERLOAD_DURATION_S', 10, 'positive');
+const MULTIPLES = envNumberList('OVERLOAD_MULTIPLES', 'positive');
+const CAPACITY_QPS = process.env.OVERLOAD_CAPACITY_QPS ? envNumber('OVERLOAD_CAPACITY_QPS', 0, 'positive') : undefined;
 
 function table(curve: CurvePoint[]): string {
   const rows = curve.map(

@@ -18,6 +18,7 @@ import { type FuzzResult, runFuzz } from './fuzz';
 import { launchTarget } from './launch';
 import { type OverloadResult, runOverload } from './overload';
 import { type SoakResult, runSoak, soakTable } from './soak';
+import { envNumber } from '../harness/script-env';
 
 export type ResilienceForm = 'short' | 'full';
 export const PARTS = ['faults', 'fuzz', 'overload', 'soak'] as const;
@@ -190,13 +191,6 @@ export async function runResilience(options: ResilienceOptions): Promise<Resilie
   return { faults, fuzz, overload, capacityQps, soak, skipped, summary };
 }
 
-function numberEnv(name: string, fallback: number): number {
-  const text = process.env[name];
-  const value = Number(text ?? fallback);
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a number ≥ 0, got "${text}"`);
-  return value;
-}
-
 async function main(): Promise<void> {
   const form = (process.env.RESILIENCE_FORM ?? 'full') as ResilienceForm;
   if (form !== 'full' && form !== 'short') throw new Error(`RESILIENCE_FORM must be full or short, got "${form}"`);
@@ -216,13 +210,13 @@ async function main(): Promise<void> {
       parts,
       modelsDir: resolve(modelsDir),
       workDir: resolve(process.env.RESILIENCE_WORK_DIR ?? join(repoRoot, '.recsys', 'resilience')),
-      soakMinutes: numberEnv('RESILIENCE_SOAK_MINUTES', 10),
-      rateQps: numberEnv('RESILIENCE_RATE_QPS', 10) || 10,
-      budgetMs: numberEnv('RESILIENCE_BUDGET_MS', 2000) || 2000,
+      soakMinutes: envNumber('RESILIENCE_SOAK_MINUTES', 10, 'non-negative'),
+      rateQps: envNumber('RESILIENCE_RATE_QPS', 10, 'positive'),
+      budgetMs: envNumber('RESILIENCE_BUDGET_MS', 2000),
       log,
     });
     console.log('');
-    console.log(`## Faults under steady load (REST and gRPC, ${numberEnv('RESILIENCE_RATE_QPS', 10) || 10} requests/s each)`);
+    console.log(`## Faults under steady load (REST and gRPC, ${envNumber('RESILIENCE_RATE_QPS', 10, 'positive')} requests/s each)`);
     console.log('');
     console.log(faultTable(report.faults));
     if (report.fuzz) {
