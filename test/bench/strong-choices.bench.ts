@@ -12,7 +12,9 @@ import {
   DEFAULT_SYNTHETIC,
   type DataSource,
   type RankingTrainOptions,
+  RETRIEVAL_DEFAULTS,
   type RetrievalTrainOptions,
+  type TwoTowerConfig,
   type ValidationPoint,
   loadSetup,
   prepareSetup,
@@ -51,6 +53,31 @@ const DEFAULTS = strongSettings(source(true));
 const DEFAULT_HISTORY = DEFAULTS.history;
 const temperature = (t: number) => ({ twoTower: { ...DEFAULTS.retrieval.twoTower, temperature: t } });
 
+const twoTower = (config: Partial<TwoTowerConfig>) => ({ twoTower: { ...DEFAULTS.retrieval.twoTower, ...config } });
+const estimator = (alpha: number) => ({ estimator: { ...(DEFAULTS.retrieval.estimator ?? RETRIEVAL_DEFAULTS.estimator!), alpha } });
+
+// The remaining existing two-tower hyperparameters, on both data sets: the batch size (the number of
+// in-batch negatives and of steps per epoch), alone and with the sampled negatives scaled with it; the
+// logQ estimator's moving-average rate; lazy (row-sparse) Adam on the embedding tables; the tower sizes
+// TwoTowerConfig already has (the strong reference's 16 / [64] / 32).
+const TUNING_VARIANTS: Variant[] = [
+  { name: 'tt-batch-128', model: 'two-tower', retrieval: { batchSize: 128 } },
+  { name: 'tt-batch-256', model: 'two-tower', retrieval: { batchSize: 256 } },
+  { name: 'tt-batch-1024', model: 'two-tower', retrieval: { batchSize: 1024 } },
+  { name: 'tt-batch-2048', model: 'two-tower', retrieval: { batchSize: 2048 } },
+  { name: 'tt-batch-256-negatives-256', model: 'two-tower', retrieval: { batchSize: 256, sampledNegatives: 256 } },
+  { name: 'tt-batch-1024-negatives-1024', model: 'two-tower', retrieval: { batchSize: 1024, sampledNegatives: 1024 } },
+  { name: 'tt-batch-1024-lr-0.02', model: 'two-tower', retrieval: { batchSize: 1024, lr: 0.02 } },
+  { name: 'tt-estimator-alpha-0.001', model: 'two-tower', retrieval: estimator(0.001) },
+  { name: 'tt-estimator-alpha-0.005', model: 'two-tower', retrieval: estimator(0.005) },
+  { name: 'tt-estimator-alpha-0.02', model: 'two-tower', retrieval: estimator(0.02) },
+  { name: 'tt-estimator-alpha-0.05', model: 'two-tower', retrieval: estimator(0.05) },
+  { name: 'tt-lazy-adam', model: 'two-tower', retrieval: { lazyEmbeddings: true } },
+  { name: 'tt-embedding-32', model: 'two-tower', retrieval: twoTower({ embeddingDim: 32 }) },
+  { name: 'tt-hidden-128', model: 'two-tower', retrieval: twoTower({ hidden: [128] }) },
+  { name: 'tt-output-64', model: 'two-tower', retrieval: twoTower({ outputDim: 64 }) },
+];
+
 const ML100K_VARIANTS: Variant[] = [
   { name: 'tt-default', model: 'two-tower' },
   { name: 'tt-history-0', model: 'two-tower', history: { tower: 0 } },
@@ -65,6 +92,7 @@ const ML100K_VARIANTS: Variant[] = [
   { name: 'tt-temperature-0.3', model: 'two-tower', retrieval: temperature(0.3) },
   { name: 'tt-lr-0.005', model: 'two-tower', retrieval: { lr: 0.005 } },
   { name: 'tt-lr-0.02', model: 'two-tower', retrieval: { lr: 0.02 } },
+  ...TUNING_VARIANTS,
   { name: 'dlrm-default', model: 'dlrm' },
   { name: 'dlrm-history-0', model: 'dlrm', history: { ranking: 0 } },
   { name: 'dlrm-history-50', model: 'dlrm', history: { ranking: 50 } },
@@ -79,6 +107,7 @@ const SYNTHETIC_VARIANTS: Variant[] = [
   { name: 'tt-negatives-0', model: 'two-tower', retrieval: { sampledNegatives: 0 } },
   { name: 'tt-negatives-1024', model: 'two-tower', retrieval: { sampledNegatives: 1024 } },
   { name: 'tt-lr-0.02', model: 'two-tower', retrieval: { lr: 0.02 } },
+  ...TUNING_VARIANTS,
   { name: 'dlrm-default', model: 'dlrm' },
   { name: 'dlrm-history-0', model: 'dlrm', history: { ranking: 0 } },
   { name: 'dlrm-history-50', model: 'dlrm', history: { ranking: 50 } },

@@ -29,7 +29,7 @@ const usage = `usage: recsys COMMAND [options]
              --no-baseline          skip the uncorrected two-tower trained for comparison
              --strong               the strong settings as defaults (user history, mixed negatives, DCN-v2; per
                                     data kind as chosen on validation: test/bench/results/strong-choices.md;
-                                    synthetic and files data: 8 two-tower and 2 DLRM epochs); every flag overrides them
+                                    two-tower batch 128; synthetic and files data: 3 two-tower and 2 DLRM epochs); every flag overrides them
              --item-side            ML-100K: every genre (pooled) and the exact release year in the item tower (on with --strong)
              --user-history N       slots of the user's fitted positive items in the user tower (0: off;
                                     --strong: 100 on ml100k, 0 elsewhere, as measured)
