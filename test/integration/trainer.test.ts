@@ -247,6 +247,8 @@ describe('trainer runs', () => {
           '5',
           '--negatives',
           '16',
+          '--retrieval-batch-size',
+          '32',
           '--temperatures',
           '0.1,0.2',
           '--retrieval-lrs',
@@ -278,6 +280,7 @@ describe('trainer runs', () => {
       expect(tt.training.epochs).toBe(tt.training.tuning.chosen.epochs);
       expect(tt.config.temperature).toBe(tt.training.tuning.chosen.temperature);
       expect(tt.training.sampledNegatives).toBe(16);
+      expect(tt.training.batchSize).toBe(32);
       expect(dlrm.training.tuning.chosen).toEqual({ lr: 0.003, epochs: expect.any(Number) });
       expect(dlrm.config).toMatchObject({ interaction: 'dotdcn', crossLayers: 2 });
       expect(tt.data.preparation).toEqual({

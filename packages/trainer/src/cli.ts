@@ -39,6 +39,8 @@ const usage = `usage: recsys COMMAND [options]
              --negatives N          uniformly sampled negatives per two-tower batch (mixed negatives; 0: in-batch only)
              --temperature T        two-tower softmax temperature
              --retrieval-lr X --ranking-lr X
+             --retrieval-batch-size N --ranking-batch-size N   examples per step (the two-tower's is also its
+                                    in-batch negatives; --strong: 128, chosen on validation)
              --interaction dot|dcn|dotdcn   DLRM interaction (default dot); --cross-layers N (DCN-v2, default 2)
              --ranking-negatives N  implicit feedback (every interaction positive): negatives sampled per positive for
                                     DLRM and the pre-ranker, train and test alike (default 4; 0: off, and the run is refused)
@@ -112,6 +114,8 @@ function modelOptions(
   if (temperature !== undefined) retrieval.twoTower = { ...retrieval.twoTower, temperature };
   set(ranking, 'epochs', numberFlag('ranking-epochs', str('ranking-epochs'), 'count'));
   set(ranking, 'lr', numberFlag('ranking-lr', str('ranking-lr'), 'positive'));
+  set(retrieval, 'batchSize', numberFlag('retrieval-batch-size', str('retrieval-batch-size'), 'count'));
+  set(ranking, 'batchSize', numberFlag('ranking-batch-size', str('ranking-batch-size'), 'count'));
   const interaction = str('interaction');
   if (interaction !== undefined) {
     if (!DLRM_INTERACTIONS.includes(interaction as DlrmInteraction))
@@ -251,6 +255,8 @@ async function main(argv: string[]): Promise<number> {
       temperature: { type: 'string' },
       'retrieval-lr': { type: 'string' },
       'ranking-lr': { type: 'string' },
+      'retrieval-batch-size': { type: 'string' },
+      'ranking-batch-size': { type: 'string' },
       interaction: { type: 'string' },
       'cross-layers': { type: 'string' },
       validation: { type: 'boolean' },
