@@ -9,7 +9,7 @@
 // once per user before the timed blocks, as the bare session's inputs are assembled beforehand), so the ranking
 // service makes no feature call for the user; BENCH_PASS_USER=false sends the user id alone and the service reads the
 // user itself. CPU per request of each process is reported too. Last line: one JSON object.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create, toBinary } from '@bufbuild/protobuf';
@@ -23,7 +23,7 @@ import { itemRecords, loadFeatures } from '@recsys/offline';
 import { builtEntry, RedisServer, startNode } from '@recsys/testing';
 import { DEFAULT_SYNTHETIC, type DataSource, inputLayout, loadSetup, trainRun } from '@recsys/trainer';
 import * as ort from 'onnxruntime-node';
-import { cpuMicros, quantile, round, rssMiB } from './stats';
+import { cpuMicros, cpuMsOf, quantile, round, rssMiB } from './stats';
 import { envNumber } from '../harness/script-env';
 
 const CANDIDATES = envNumber('BENCH_CANDIDATES', 300);
@@ -52,13 +52,6 @@ interface Block {
   latencies: number[];
   ms: number;
   items: number;
-}
-
-/** CPU milliseconds used by a process so far (user + system), from /proc (Linux). */
-function processCpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
 const clientCpuMs = () => cpuMicros() / 1000;
@@ -320,10 +313,10 @@ async function main(): Promise<void> {
           (globalThis as { gc?: () => void }).gc?.();
           const pid = services[side].process.child.pid!;
           const send = rank(services[side].client, perBlock);
-          const before = { ranking: processCpuMs(pid), features: processCpuMs(featureProcess.child.pid!), client: clientCpuMs() };
+          const before = { ranking: cpuMsOf(pid), features: cpuMsOf(featureProcess.child.pid!), client: clientCpuMs() };
           const block = await closedLoop(c, perBlock, send);
-          cpu[side].ranking += processCpuMs(pid) - before.ranking;
-          cpu[side].features += processCpuMs(featureProcess.child.pid!) - before.features;
+          cpu[side].ranking += cpuMsOf(pid) - before.ranking;
+          cpu[side].features += cpuMsOf(featureProcess.child.pid!) - before.features;
           cpu[side].client += clientCpuMs() - before.client;
           cpu[side].requests += perBlock;
           (served[`${side}_c${c}`] ??= []).push(block);
