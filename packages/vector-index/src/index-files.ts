@@ -35,6 +35,9 @@ export const QUERY_TRANSFORM_FILE = 'query-transform.f32';
 export const GRAPH_QUANTIZATIONS = ['f32', 'f16'] as const;
 export type GraphQuantization = (typeof GRAPH_QUANTIZATIONS)[number];
 
+/** The graph of a version whose meta.json records no quantization: written before the option existed, f32. */
+const UNRECORDED_QUANTIZATION: GraphQuantization = 'f32';
+
 export interface HnswParams {
   /** Graph degree M (usearch `connectivity`); the base layer keeps 2M. */
   connectivity: number;
@@ -141,8 +144,7 @@ export async function readMeta(dir: string): Promise<HnswIndexMeta> {
   const problem = metaProblem(meta);
   if (problem !== undefined) throw new IndexFileError(path, problem);
   const checked = meta as HnswIndexMeta;
-  // Versions written before the option existed hold an f32 graph.
-  checked.hnsw.quantization ??= 'f32';
+  checked.hnsw.quantization ??= UNRECORDED_QUANTIZATION;
   return checked;
 }
 
@@ -169,8 +171,7 @@ function metaProblem(meta: unknown): string | undefined {
     if (!Number.isInteger(m[key]) || (m[key] as number) <= 0) return `"${key}" is not a positive integer`;
   const hnsw = m.hnsw as Record<string, unknown> | undefined;
   if (hnsw === null || typeof hnsw !== 'object') return '"hnsw" is not an object';
-  // Versions written before the quantization option existed hold an f32 graph.
-  const hnswProblem = hnswParamsProblem({ quantization: 'f32', ...hnsw });
+  const hnswProblem = hnswParamsProblem({ quantization: UNRECORDED_QUANTIZATION, ...hnsw });
   if (hnswProblem !== undefined) return `"${hnswProblem.field}" ${hnswProblem.reason}`;
   if (!Array.isArray(m.categories) || !m.categories.every((c) => typeof c === 'string')) return '"categories" is not an array of strings';
   const space = m.querySpace as Record<string, unknown> | undefined;
