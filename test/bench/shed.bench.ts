@@ -3,7 +3,9 @@
 // a closed loop of BENCH_CONCURRENCY requests in flight from the overload suite's load generator (its own process, so
 // its CPU is not counted) for BENCH_SECONDS per round. CPU time of this process per shed request (process.cpuUsage,
 // all of it: HTTP parsing, middleware, the answer; the median of BENCH_ROUNDS rounds). The stages are absent (nothing
-// is admitted, so none is called). Last line: one JSON object.
+// is admitted, so none is called). The baseline, in the same rounds: the same requests sent to a route the gateway does
+// not have (404), which pass the same access control and are read, parsed and routed by Nest before their answer: what
+// a refused request costs when nothing refuses it early. Last line: one JSON object.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createLogger } from '@recsys/service-kit';
@@ -23,9 +25,25 @@ interface GeneratorResult {
   statuses: Record<string, number>;
 }
 
-function generate(url: string): Promise<GeneratorResult> {
+const SHED_PATH = '/v1/recommendations';
+const UNROUTED_PATH = '/v1/no-such-route';
+
+function generate(url: string, path: string): Promise<GeneratorResult> {
   return new Promise((resolve, reject) => {
-    const args = ['--url', url, '--key', KEY, '--mode', 'closed', '--concurrency', String(CONCURRENCY), '--duration-s', String(SECONDS)];
+    const args = [
+      '--url',
+      url,
+      '--path',
+      path,
+      '--key',
+      KEY,
+      '--mode',
+      'closed',
+      '--concurrency',
+      String(CONCURRENCY),
+      '--duration-s',
+      String(SECONDS),
+    ];
     const child = spawn(process.execPath, [GENERATOR, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -60,18 +78,27 @@ async function main(): Promise<void> {
   let releaseSlot: () => void = () => undefined;
   const held = gateway.admission.run(() => new Promise<void>((resolve) => (releaseSlot = resolve)));
   const url = `http://127.0.0.1:${gateway.httpPort}`;
+  /** CPU µs of this process per answer of `status` to `path`, every answer being one. */
+  const perAnswer = async (path: string, status: string): Promise<number> => {
+    const before = process.cpuUsage();
+    const result = await generate(url, path);
+    const cpu = cpuMicros(before);
+    const answers = result.statuses[status] ?? 0;
+    const others = Object.entries(result.statuses).filter(([s]) => s !== status);
+    if (others.length > 0 || answers === 0) throw new Error(`${path}: not every answer was ${status}: ${JSON.stringify(result.statuses)}`);
+    return cpu / answers;
+  };
   const perShed: number[] = [];
+  const perUnrouted: number[] = [];
   try {
-    await generate(url); // warm-up: JIT, connections
+    // Warm-up: JIT, connections.
+    await perAnswer(SHED_PATH, '429');
+    await perAnswer(UNROUTED_PATH, '404');
     for (let round_ = 0; round_ < ROUNDS; round_++) {
-      const before = process.cpuUsage();
-      const result = await generate(url);
-      const cpu = cpuMicros(before);
-      const shed = result.statuses['429'] ?? 0;
-      const others = Object.entries(result.statuses).filter(([status]) => status !== '429');
-      if (others.length > 0) throw new Error(`not every request was shed: ${JSON.stringify(result.statuses)}`);
-      perShed.push(cpu / shed);
-      process.stderr.write(`round ${round_ + 1}: ${shed} shed, ${round(cpu / shed, 1)} µs CPU each\n`);
+      // Alternating, so that drift in the machine's load hits both alike.
+      perShed.push(await perAnswer(SHED_PATH, '429'));
+      perUnrouted.push(await perAnswer(UNROUTED_PATH, '404'));
+      process.stderr.write(`round ${round_ + 1}: ${round(perShed.at(-1)!, 1)} µs CPU per shed, ${round(perUnrouted.at(-1)!, 1)} per 404\n`);
     }
   } finally {
     releaseSlot();
@@ -85,6 +112,9 @@ async function main(): Promise<void> {
       concurrency: CONCURRENCY,
       cpu_us_per_shed_median: round(quantile(perShed, 0.5), 1),
       cpu_us_per_shed: perShed.map((v) => round(v, 1)),
+      baseline_cpu_us_per_404_median: round(quantile(perUnrouted, 0.5), 1),
+      baseline_cpu_us_per_404: perUnrouted.map((v) => round(v, 1)),
+      shed_over_404: round(quantile(perShed, 0.5) / quantile(perUnrouted, 0.5), 3),
     }),
   );
 }

@@ -24,6 +24,24 @@ describe('bench:features', () => {
   }, 90000);
 });
 
+describe('bench:shed', () => {
+  it('ends with one JSON line: CPU per shed request and per unrouted (404) request, the baseline of the same rounds', async () => {
+    const result = await runNode(builtEntry('test/dist/bench/shed.bench.js'), [], { BENCH_ROUNDS: '1', BENCH_SECONDS: '1' }, 60000);
+    expect(result.code).toBe(0);
+    const figures = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as Record<string, number | number[]>;
+    for (const key of ['cpu_us_per_shed_median', 'baseline_cpu_us_per_404_median', 'shed_over_404']) {
+      expect(Number.isFinite(figures[key])).toBe(true);
+      expect(figures[key]).toBeGreaterThan(0);
+    }
+    expect(figures.cpu_us_per_shed).toHaveLength(1);
+    expect(figures.baseline_cpu_us_per_404).toHaveLength(1);
+    expect(figures.shed_over_404).toBeCloseTo(
+      (figures.cpu_us_per_shed_median as number) / (figures.baseline_cpu_us_per_404_median as number),
+      2,
+    );
+  }, 90000);
+});
+
 describe('bench:train', () => {
   it('says plainly that it skipped when MovieLens 100K is absent, still ending with one JSON line', async () => {
     const result = await runNode(builtEntry('test/dist/bench/train.bench.js'), [], { ML100K_DIR: '/nonexistent/ml-100k' }, 30000);

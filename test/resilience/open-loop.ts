@@ -1,4 +1,4 @@
-// An open-loop load generator for POST /v1/recommendations (run as its own process by overload.ts): requests leave at
+// An open-loop load generator for POST /v1/recommendations (or --path) (run as its own process by overload.ts): requests leave at
 // a fixed rate whatever the answers do, and each latency is measured from the moment its request was due, not sent
 // (as wrk2 does), so a server that falls behind is not hidden by a generator that waits for it (coordinated omission).
 // --mode closed instead keeps --concurrency requests in flight (capacity). The last output line is one JSON object.
@@ -9,6 +9,7 @@ import { quantile, round } from '../bench/stats';
 const { values } = parseArgs({
   options: {
     url: { type: 'string' },
+    path: { type: 'string', default: '/v1/recommendations' },
     key: { type: 'string', default: '' },
     mode: { type: 'string', default: 'open' },
     rate: { type: 'string', default: '100' },
@@ -63,7 +64,7 @@ function send(dueMs: number): Promise<void> {
       resolve();
     };
     const req = http.request(
-      { host: base.hostname, port: base.port, path: '/v1/recommendations', method: 'POST', headers, agent, timeout: timeoutMs },
+      { host: base.hostname, port: base.port, path: values.path, method: 'POST', headers, agent, timeout: timeoutMs },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
