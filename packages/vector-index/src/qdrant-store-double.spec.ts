@@ -221,6 +221,19 @@ describe('Qdrant adapter against the HTTP test double (not Qdrant: control logic
     expect(await listQdrantVersions(connection, base)).toEqual(['4', '5']);
   });
 
+  it('gives up its lease on close even while a renewal is still on the wire (the renewal cannot write the pin back)', async () => {
+    const target: IndexTarget = { kind: 'qdrant', ...connection, collection: base };
+    await publishIndex(target, build('1'), { retain: 1 });
+    // The first renewal is held 300 ms by the server, then applied: close() comes while it is in flight.
+    double.fault({ method: 'PATCH', path: /^\/collections\/items_v1$/, delayMs: 300 });
+    const pinned = await openStore(target, { qdrant: { version: '1', leaseRenewMs: 60_000 } });
+    await pinned.close();
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(Object.keys(meta('1')).filter((k) => k.startsWith('pin:'))).toEqual([]);
+    const patches = double.requests.filter((r) => r.method === 'PATCH' && r.body?.includes('"pin:'));
+    expect(patches.map((r) => (r.body!.includes(':null') ? 'release' : 'renew'))).toEqual(['renew', 'release']);
+  });
+
   it("counts only the base's own collections: another base sharing the prefix and foreign collections are left alone", async () => {
     await publishQdrantIndex(connection, 'items_vx', build('1'));
     double.collections.set('items_v7', { ...double.collections.get('items_vx_v1')!, metadata: { note: 'someone else' } });

@@ -653,6 +653,8 @@ export class QdrantStore implements VectorStore {
   private current: Serving | undefined;
   private timer: NodeJS.Timeout | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
+  /** The lease renewal on the wire, if any: close() waits for it, so that it cannot land after the pin's removal. */
+  private renewal: Promise<void> | undefined;
   private closed = false;
   /** The collection or alias every request names. */
   readonly target: string;
@@ -736,12 +738,16 @@ export class QdrantStore implements VectorStore {
   /** Renews this store's lease on its pinned version now and every `intervalMs`. */
   startLease(intervalMs: number): void {
     const renew = () => {
-      if (this.closed) return;
-      patchMetadata(this.rest, this.target, { [this.pinKey]: Date.now() }).catch((error: unknown) => {
-        if (this.closed) return;
-        if (this.options.onLeaseError) this.options.onLeaseError(error);
-        else process.emitWarning(`Qdrant lease on ${this.target} not renewed: ${(error as Error).message}`, 'QdrantLeaseWarning');
-      });
+      if (this.closed || this.renewal !== undefined) return;
+      this.renewal = patchMetadata(this.rest, this.target, { [this.pinKey]: Date.now() })
+        .catch((error: unknown) => {
+          if (this.closed) return;
+          if (this.options.onLeaseError) this.options.onLeaseError(error);
+          else process.emitWarning(`Qdrant lease on ${this.target} not renewed: ${(error as Error).message}`, 'QdrantLeaseWarning');
+        })
+        .finally(() => {
+          this.renewal = undefined;
+        });
     };
     renew();
     this.leaseTimer = setInterval(renew, intervalMs);
@@ -927,6 +933,8 @@ export class QdrantStore implements VectorStore {
     if (this.closed) return;
     const leased = this.leaseTimer !== undefined;
     this.stopTimers();
+    // A renewal still on the wire would otherwise write the pin back after its removal.
+    if (this.renewal !== undefined) await this.renewal;
     if (leased) await patchMetadata(this.rest, this.target, { [this.pinKey]: null }).catch(() => undefined);
     this.closed = true;
     this.rest.close();
