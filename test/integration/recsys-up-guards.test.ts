@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { type AddressInfo, type Server, type Socket, connect, createServer } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LOCK_FILE, PortInUseError, WorkDirLock, WorkDirLockedError, startPipeline } from '@recsys/pipeline';
+import { LOCK_FILE, PortInUseError, WorkDirLock, WorkDirLockedError, launchPipeline, startPipeline } from '@recsys/pipeline';
 import { checkHealth } from '@recsys/service-kit';
 import { builtEntry, runNode, trainedModels } from '@recsys/testing';
 
@@ -116,6 +116,36 @@ describe('recsys-up: ports', () => {
       await new Promise((r) => server.close(r));
     }
     expect(existsSync(join(workDir, LOCK_FILE))).toBe(false);
+  });
+
+  it("holds each service's metrics port from the launch until that service starts, as it holds the gRPC ports", async () => {
+    // The CI failure this guards: a metrics port only looked up free at launch was taken by another program's listener
+    // while the models trained, and the stage died on EADDRINUSE three times.
+    let whileTraining: Promise<string> | undefined;
+    const pipeline = await launchPipeline(
+      {
+        workDir,
+        modelsDir: (await trainedModels()).root,
+        metrics: true,
+        ports: { features: 0, ranking: 0 },
+        skip: ['retrieval', 'preranking', 'reranking', 'gateway'],
+      },
+      (created) => {
+        // Before any service started: both metrics ports are held by the launcher.
+        whileTraining = Promise.all(
+          (['features', 'ranking'] as const).map((name) => listenResult(Number(new URL(created.metricsUrl(name)!).port))),
+        ).then((results) => results.join(' '));
+      },
+    );
+    try {
+      expect(await whileTraining).toBe('EADDRINUSE EADDRINUSE');
+      for (const name of ['features', 'ranking'] as const) {
+        const text = await (await fetch(pipeline.metricsUrl(name)!)).text();
+        expect(text).toContain('process_cpu_user_seconds_total');
+      }
+    } finally {
+      await pipeline.close();
+    }
   });
 
   it('fails before starting anything when another program listens on a stage port, naming it, its pid and the flag', async () => {

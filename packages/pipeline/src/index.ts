@@ -7,6 +7,7 @@ export {
   START_ATTEMPTS,
   STOP_TIMEOUT_MS,
   ServiceStartError,
+  launchPipeline,
   preparePipeline,
   startPipeline,
 } from './pipeline.js';

@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { features } from '@recsys/contracts';
 import { type SyntheticOptions, fingerprint } from '@recsys/data';
-import { checkHealth, createServiceClient, freePort } from '@recsys/service-kit';
+import { checkHealth, createServiceClient } from '@recsys/service-kit';
 import { loadModelVersion } from '@recsys/serving';
 import { loadFeatures } from '@recsys/offline';
 import {
@@ -16,7 +16,7 @@ import {
   trainRun,
 } from '@recsys/trainer';
 import { indexIsCurrent, modelsDecision, twoTowerIdentity } from './model-cache.js';
-import { PORT_WAIT_MS, type PortLabel, PortReservation, waitForPort } from './ports.js';
+import { PORT_WAIT_MS, type PortLabel, PortReservation, metricsPortLabel, waitForPort } from './ports.js';
 import { type ExitResult, ServiceProcess } from './service-process.js';
 import {
   ALL_IN_ONE_ENTRY,
@@ -343,6 +343,10 @@ export class Pipeline implements RunningPipeline {
   private async portsReady(name: ServiceName): Promise<void> {
     const ports: [PortLabel, number][] = [[name, this.wiring.ports[name]]];
     if (name === 'gateway') ports.push(['http', this.wiring.httpPort]);
+    // All-in-one: the one endpoint (wired as the gateway's) listens as soon as the process has started the feature service.
+    const metricsOf = this.mode === 'all-in-one' ? (name === 'features' ? 'gateway' : undefined) : name;
+    const metricsPort = metricsOf === undefined ? undefined : this.wiring.metricsPorts?.[metricsOf];
+    if (metricsPort !== undefined) ports.push([metricsPortLabel(metricsOf!), metricsPort]);
     for (const [label, port] of ports) {
       await this.reservations.get(label)?.release();
       this.reservations.delete(label);
@@ -509,7 +513,12 @@ export async function launchPipeline(options: PipelineOptions, onCreated?: (pipe
     let metricsPorts: ServiceWiring['metricsPorts'];
     if (options.metrics) {
       metricsPorts = {};
-      for (const name of mode === 'all-in-one' ? (['gateway'] as const) : running) metricsPorts[name] = await freePort(HOST);
+      // Held like the others until the service starts: a port only looked up free would be free to anyone until then.
+      for (const name of mode === 'all-in-one' ? (['gateway'] as const) : running) {
+        const reservation = await PortReservation.take(metricsPortLabel(name), 0, log);
+        reservations.set(metricsPortLabel(name), reservation);
+        metricsPorts[name] = reservation.port;
+      }
     }
     const { modelsDir } = await preparePipeline(options);
     const wiring: ServiceWiring = { ports, httpPort, metricsPorts, modelsDir, indexDir, redisUrl: options.redisUrl };

@@ -67,8 +67,11 @@ describe('sockets on a port, from /proc/net/tcp', () => {
       );
 
       const source = client.localPort!;
-      const connection = (await portHolders(source)).find((h) => h.local === `127.0.0.1:${source}`);
-      expect(connection).toMatchObject({ state: 'ESTABLISHED', remote: `127.0.0.1:${listening}`, pid: process.pid });
+      // An earlier connection of another program may have used the same source port (left in TIME_WAIT): ours is the one to the server.
+      const connection = (await portHolders(source)).find(
+        (h) => h.local === `127.0.0.1:${source}` && h.remote === `127.0.0.1:${listening}`,
+      );
+      expect(connection).toMatchObject({ state: 'ESTABLISHED', pid: process.pid });
     });
   });
 });

@@ -2,8 +2,19 @@ import { type Server, createServer } from 'node:net';
 import { type PortHolder, conflictsWith, describeHolder, isListener, portHolders } from './port-holder.js';
 import { HOST } from './services.js';
 
-/** A service name, or 'http' for the gateway's REST port: the launcher's flag for it is --<label>-port. */
+/**
+ * A service name, or 'http' for the gateway's REST port: the launcher's flag for it is --<label>-port. A service's
+ * metrics port (metricsPortLabel) has no flag: the launcher always picks a free one.
+ */
 export type PortLabel = string;
+
+const METRICS_SUFFIX = ' metrics';
+/** The label of a service's metrics port. */
+export const metricsPortLabel = (service: string): PortLabel => `${service}${METRICS_SUFFIX}`;
+const howToMove = (label: PortLabel) =>
+  label.endsWith(METRICS_SUFFIX)
+    ? 'or start again (the launcher picks a free metrics port)'
+    : `or choose another port with --${label}-port N (0 picks a free one)`;
 
 /**
  * How long a service's start waits for a port held by a connection (one that uses it as its local port) to be let go.
@@ -25,10 +36,7 @@ export class PortInUseError extends Error {
       holders.length > 0
         ? holders.map(describeHolder).join('; ')
         : 'no socket on it is visible here (/proc/net/tcp), so what holds it is unknown';
-    super(
-      `${label} port ${HOST}:${port} ${problem}: ${who}. Stop that program, or choose another port with --${label}-port N ` +
-        `(0 picks a free one)`,
-    );
+    super(`${label} port ${HOST}:${port} ${problem}: ${who}. Stop that program, ${howToMove(label)}`);
     this.name = 'PortInUseError';
   }
 }
