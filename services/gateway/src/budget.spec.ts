@@ -34,6 +34,25 @@ describe('request budget', () => {
     expect(budget.affords(budget.stageTimeoutMs('reranking'))).toBe(false);
   });
 
+  it('keeps back the event-loop lag of the moment with the reserve: the answer waits about that long to be written', () => {
+    const now = 1000;
+    let lag = 0;
+    const budget = new RequestBudget(
+      250,
+      config,
+      now,
+      Infinity,
+      () => now,
+      () => lag,
+    );
+    expect(budget.remainingMs()).toBe(245);
+    lag = 40;
+    expect(budget.remainingMs()).toBe(205);
+    expect(budget.stageTimeoutMs('retrieval')).toBe(Math.floor((205 * 35) / 100));
+    lag = 300;
+    expect(budget.stageTimeoutMs('retrieval')).toBe(0);
+  });
+
   it("never runs past the caller's own deadline", () => {
     const now = 0;
     const budget = new RequestBudget(250, config, now, 50, () => now);

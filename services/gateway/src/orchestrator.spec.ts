@@ -170,7 +170,7 @@ describe('orchestrator: what each stage is asked and how answers and failures be
     expect(calls.rerank).toHaveLength(6); // the other stages are still called
   });
 
-  it('counts the budget from when the transport received the request, less the event-loop lag: time spent before the orchestrator (the wait to be read, an admission queue) is part of it', async () => {
+  it('counts the budget from when the transport received the request, less the event-loop lag, and keeps the lag back at the end: time spent before the orchestrator (the wait to be read, an admission queue) and the wait to write the answer are part of it', async () => {
     const { clients, calls } = scripted({
       retrieve: () => bytes(retrieval.RetrieveResponseSchema, { candidates: retrieved.slice(0, 30) }),
       prerank: passThrough('prerank', Stage.PRERANKING),
@@ -202,6 +202,11 @@ describe('orchestrator: what each stage is asked and how answers and failures be
     expect((await askLagging()).degradations).toEqual([]);
     expect(calls.retrieve).toHaveLength(2);
     lag = 5000;
+    expect((await askLagging()).degradations.map((d) => DegradationCause[d.cause])).toEqual(['BUDGET_EXHAUSTED']);
+    expect(calls.retrieve).toHaveLength(2);
+    // Half a budget of lag: the request waited ~2.5 s to be read, and its answer will wait about as long to be
+    // written, so the 5 s leave the stages nothing (counting the lag at the start alone would leave them 2.5 s).
+    lag = 2500;
     expect((await askLagging()).degradations.map((d) => DegradationCause[d.cause])).toEqual(['BUDGET_EXHAUSTED']);
     expect(calls.retrieve).toHaveLength(2);
   });

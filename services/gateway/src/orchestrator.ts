@@ -160,6 +160,8 @@ export class Orchestrator implements GatewayApi {
       this.config.budget,
       Math.min(Date.now(), requestContext?.receivedMs ?? Infinity) - this.lagMs(),
       requestContext?.deadlineMs ?? Infinity,
+      Date.now,
+      this.lagMs,
     );
     const trace = new Trace(request.debug);
     const k = request.k > 0 ? request.k : this.config.limits.defaultK;
