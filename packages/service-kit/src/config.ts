@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { defaultAddress } from './ports.js';
 
 /** Thrown once at start-up; the message names the first invalid variable. */
 export class ConfigError extends Error {
@@ -40,6 +41,18 @@ export const addressVar = (defaultAddress: string) =>
       'must be host:port (or dns:///host:port), or inproc://NAME for a service in this process',
     )
     .default(defaultAddress);
+
+/**
+ * How long one call to the feature service may take when the caller's deadline is later or absent (inside the
+ * pipeline the request's deadline is the bound): one default for every service that calls it.
+ */
+export const FEATURES_TIMEOUT_DEFAULT_MS = 300;
+
+/** The feature service as every other service reaches it: its address and its per-call timeout, one name and one default each. */
+export const featuresClientEnv = {
+  FEATURES_ADDRESS: addressVar(defaultAddress('features')),
+  FEATURES_TIMEOUT_MS: z.coerce.number().int().positive().max(60_000).default(FEATURES_TIMEOUT_DEFAULT_MS),
+};
 
 /** Where a service takes calls: a gRPC port, this process's in-process transport (all-in-one mode), or both. */
 export const GRPC_LISTEN_MODES = ['network', 'in-process', 'both'] as const;

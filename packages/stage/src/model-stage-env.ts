@@ -1,4 +1,4 @@
-import { addressVar, defaultAddress } from '@recsys/service-kit';
+import { featuresClientEnv } from '@recsys/service-kit';
 import { z } from 'zod';
 import type { ItemCacheSettings, ItemTableSettings } from '@recsys/serving';
 import { itemCacheEnv, itemCacheSettings, itemTableEnv, itemTableSettings } from './item-cache-env.js';
@@ -8,8 +8,7 @@ const positiveInt = z.coerce.number().int().positive();
 
 /** The variables every model-serving stage (pre-ranking, ranking) reads, beyond service-kit's base ones. */
 export const modelStageEnv = {
-  FEATURES_ADDRESS: addressVar(defaultAddress('features')),
-  FEATURES_TIMEOUT_MS: positiveInt.max(60_000).default(2000),
+  ...featuresClientEnv,
   MODELS_DIR: z.string().min(1).default('models'),
   MODEL_POLL_INTERVAL_MS: z.coerce.number().int().min(0).default(10_000),
   MAX_ID_LENGTH: positiveInt.max(4096).default(256),

@@ -1,4 +1,4 @@
-import { ConfigError } from '@recsys/service-kit';
+import { ConfigError, FEATURES_TIMEOUT_DEFAULT_MS } from '@recsys/service-kit';
 import { loadGatewayConfig } from './config.js';
 
 const base = { AUTH_DISABLED: 'true' };
@@ -19,6 +19,8 @@ describe('gateway configuration', () => {
     expect(config.grpcPort).toBe(15050);
     expect(config.httpPort).toBe(8080);
     expect(config.addresses.ranking).toBe('127.0.0.1:15054');
+    // The feature service's per-call timeout: the one default every service that calls it shares (service-kit).
+    expect(config.featuresTimeoutMs).toBe(FEATURES_TIMEOUT_DEFAULT_MS);
     expect(config.budget.defaultMs).toBe(250);
     expect(config.adaptive.channelShares).toEqual({ two_tower: 0.6, popular: 0.15, item_to_item: 0.25 });
     expect(config.access.corsOrigins).toEqual([]);

@@ -9,6 +9,7 @@ import {
   portVar,
   DEFAULT_PORTS,
   defaultAddress,
+  featuresClientEnv,
   type BaseServiceConfig,
 } from '@recsys/service-kit';
 import { z } from 'zod';
@@ -142,12 +143,11 @@ export const gatewayEnv = {
   HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   HTTP_PORT: z.coerce.number().int().min(-1).max(65535).default(DEFAULT_PORTS.http),
   HTTP_REQUEST_TIMEOUT_MS: positiveInt.min(100).max(600_000).default(10_000),
-  FEATURES_ADDRESS: addressVar(defaultAddress('features')),
+  ...featuresClientEnv,
   RETRIEVAL_ADDRESS: addressVar(defaultAddress('retrieval')),
   PRERANKING_ADDRESS: addressVar(defaultAddress('preranking')),
   RANKING_ADDRESS: addressVar(defaultAddress('ranking')),
   RERANKING_ADDRESS: addressVar(defaultAddress('reranking')),
-  FEATURES_TIMEOUT_MS: positiveInt.max(60000).default(200),
   USER_HISTORY_LIMIT: z.coerce.number().int().min(0).max(10000).default(100),
   BUDGET_DEFAULT_MS: positiveInt.max(60000).default(250),
   BUDGET_MIN_MS: positiveInt.max(60000).default(20),

@@ -1,10 +1,12 @@
 import { loadPrerankingConfig } from './config.js';
+import { FEATURES_TIMEOUT_DEFAULT_MS } from '@recsys/service-kit';
 
 describe('loadPrerankingConfig', () => {
   it('applies the defaults: port 15053, CPU, keep 200 of at most 5000', () => {
     expect(loadPrerankingConfig({})).toMatchObject({
       grpcPort: 15053,
       featuresAddress: '127.0.0.1:15051',
+      featuresTimeoutMs: FEATURES_TIMEOUT_DEFAULT_MS,
       modelsDir: 'models',
       executionProviders: ['cpu'],
       defaultLimit: 200,

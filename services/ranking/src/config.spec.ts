@@ -1,10 +1,12 @@
 import { loadRankingConfig } from './config.js';
+import { FEATURES_TIMEOUT_DEFAULT_MS } from '@recsys/service-kit';
 
 describe('loadRankingConfig', () => {
   it('applies the defaults: port 15054, CPU, batching on', () => {
     expect(loadRankingConfig({})).toMatchObject({
       grpcPort: 15054,
       featuresAddress: '127.0.0.1:15051',
+      featuresTimeoutMs: FEATURES_TIMEOUT_DEFAULT_MS,
       modelsDir: 'models',
       executionProviders: ['cpu'],
       intraOpThreads: 1,

@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadRerankingConfig } from './config.js';
+import { FEATURES_TIMEOUT_DEFAULT_MS } from '@recsys/service-kit';
 
 describe('reranking config', () => {
   it('has defaults: port 15055, the local feature service, the built-in rules', () => {
@@ -9,6 +10,7 @@ describe('reranking config', () => {
     expect(config).toMatchObject({
       grpcPort: 15055,
       featuresAddress: '127.0.0.1:15051',
+      featuresTimeoutMs: FEATURES_TIMEOUT_DEFAULT_MS,
       featuresAttempts: 2,
       defaultLimit: 20,
       maxLimit: 500,

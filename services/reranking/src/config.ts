@@ -5,9 +5,8 @@ import {
   parseEnv,
   portVar,
   DEFAULT_PORTS,
-  defaultAddress,
+  featuresClientEnv,
   type BaseServiceConfig,
-  addressVar,
 } from '@recsys/service-kit';
 import { z } from 'zod';
 import { defaultRules, loadRulesFile, RulesFileError, type RulesConfig } from './rules-file.js';
@@ -33,8 +32,7 @@ const positiveInt = z.coerce.number().int().positive();
 export const rerankingEnv = {
   ...baseServiceEnv,
   GRPC_PORT: portVar(DEFAULT_PORTS.reranking),
-  FEATURES_ADDRESS: addressVar(defaultAddress('features')),
-  FEATURES_TIMEOUT_MS: positiveInt.max(60000).default(150),
+  ...featuresClientEnv,
   FEATURES_ATTEMPTS: positiveInt.max(5).default(2),
   FEATURES_RETRY_BACKOFF_MS: z.coerce.number().int().min(0).max(1000).default(10),
   DEADLINE_RESERVE_MS: z.coerce.number().int().min(0).max(10000).default(10),

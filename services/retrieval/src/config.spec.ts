@@ -1,4 +1,5 @@
 import { loadRetrievalConfig } from './config.js';
+import { FEATURES_TIMEOUT_DEFAULT_MS } from '@recsys/service-kit';
 
 const base = { MODELS_DIR: '/models', INDEX_DIR: '/index' };
 
@@ -8,6 +9,7 @@ describe('loadRetrievalConfig', () => {
     expect(config).toMatchObject({
       grpcPort: 15052,
       featuresAddress: '127.0.0.1:15051',
+      featuresTimeoutMs: FEATURES_TIMEOUT_DEFAULT_MS,
       modelsDir: '/models',
       index: { kind: 'embedded', root: '/index' },
       quotas: { two_tower: 200, popular: 50, item_to_item: 100 },

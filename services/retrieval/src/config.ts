@@ -6,9 +6,8 @@ import {
   parseEnv,
   portVar,
   DEFAULT_PORTS,
-  defaultAddress,
+  featuresClientEnv,
   type BaseServiceConfig,
-  addressVar,
 } from '@recsys/service-kit';
 import { sessionEnv, sessionSettings, type SessionSettings } from '@recsys/stage';
 import type { IndexTarget } from '@recsys/vector-index';
@@ -72,8 +71,7 @@ export const DEFAULT_QUOTAS: Readonly<Record<ChannelName, number>> = { two_tower
 export const retrievalEnv = {
   ...baseServiceEnv,
   GRPC_PORT: portVar(DEFAULT_PORTS.retrieval),
-  FEATURES_ADDRESS: addressVar(defaultAddress('features')),
-  FEATURES_TIMEOUT_MS: positiveInt.max(60000).default(300),
+  ...featuresClientEnv,
   CHANNEL_TIMEOUT_MS: positiveInt.max(60000).default(500),
   MODELS_DIR: z.string({ error: 'required: the trainer output root (<dir>/two-tower/<version>/)' }).min(1),
   INDEX_BACKEND: z.enum(['embedded', 'qdrant']).default('embedded'),
