@@ -9,17 +9,5 @@
  * after a lull in allocation: a service's resident memory then moved by up to ~110 MiB with no change in what it holds
  * (re-ranking in a 10-minute soak: 176 → 245 MiB as the new space doubled to 128 MiB, 262 → 155 MiB as it fell back to
  * 8 MiB, then 204 MiB, its V8 heap in use 30 to 95 MiB throughout). Pinned, it is sized once, within warm-up.
- *
- * Allocation-site pretenuring is off. When most objects from one allocation site survive scavenges, V8 starts
- * allocating that site's objects straight in the old generation, and keeps doing so until a full GC finds the old
- * generation's survival low. Under overload a request's objects live for hundreds of ms and survive; once the load
- * falls back, the same sites' objects die young but still land in old space, which then only a full GC clears. In
- * the resilience suite's soak, which follows its overload run, re-ranking's heap in use went 34.6 → 60.7 MiB and its
- * RSS grew 22% in 10 minutes (16.65% in an earlier run), while snapshots after a forced full GC showed 25 MiB live
- * throughout; with the flag, the same sequence left it at −2.6%.
  */
-export const SERVING_NODE_FLAGS: readonly string[] = [
-  '--min-semi-space-size=16',
-  '--max-semi-space-size=16',
-  '--no-allocation-site-pretenuring',
-];
+export const SERVING_NODE_FLAGS: readonly string[] = ['--min-semi-space-size=16', '--max-semi-space-size=16'];
