@@ -19,6 +19,15 @@ export function checkIdField(field: string, id: string, maxLength: number): void
   if (problem) throw new InvalidArgumentError(field, problem);
 }
 
+/** The latest time a JavaScript Date holds (±8.64e15 ms, about 275,760 AD): a later one cannot be dated or printed. */
+export const MAX_TIMESTAMP_MS = 8_640_000_000_000_000n;
+
+/** Throws INVALID_ARGUMENT naming `field` unless `ms` is Unix milliseconds a Date holds (0 means unknown / now). */
+export function checkTimestampField(field: string, ms: bigint): void {
+  if (ms < 0n || ms > MAX_TIMESTAMP_MS)
+    throw new InvalidArgumentError(field, `must be Unix milliseconds from 0 to ${MAX_TIMESTAMP_MS} (0 means unknown / now)`);
+}
+
 /**
  * Checks a stage's candidate ids (as readCandidateRequest read them): present, at most maxCandidates, every item id valid and none repeated
  * (a repeated item would be scored and shown twice: the caller's merge has a bug). Returns the ids in order.

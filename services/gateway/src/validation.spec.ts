@@ -69,6 +69,7 @@ describe('validateRecommendRequest', () => {
     ['context.recent_items[0].timestamp_ms', { context: { recentItems: [{ itemId: 'a', timestampMs: -1n }] } }],
     ['context.recent_items[0].event_type', { context: { recentItems: [{ itemId: 'a', eventType: 42 as common.EventType }] } }],
     ['context.request_time_ms', { context: { requestTimeMs: -1n } }],
+    ['context.request_time_ms', { context: { requestTimeMs: 8_640_000_000_000_001n } }],
     ['context.attributes', { context: { attributes: { a: '1', b: '2', c: '3' } } }],
     ['context.attributes[""]', { context: { attributes: { '': 'x' } } }],
     ['context.attributes["device"]', { context: { attributes: { device: '' } } }],

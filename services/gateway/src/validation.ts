@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { clone } from '@bufbuild/protobuf';
 import { common, gateway } from '@recsys/contracts';
-import { checkIdField, idProblem, InvalidArgumentError } from '@recsys/service-kit';
+import { checkIdField, checkTimestampField, idProblem, InvalidArgumentError } from '@recsys/service-kit';
 import type { LimitsConfig } from './config.js';
 
 const { fround } = Math;
@@ -18,10 +18,6 @@ function checkK(field: string, k: number, limits: LimitsConfig): void {
   if (!Number.isInteger(k) || k < 0)
     throw new InvalidArgumentError(field, `must be an integer >= 0 (0 means the default ${limits.defaultK})`);
   if (k > limits.maxK) throw new InvalidArgumentError(field, `must be at most ${limits.maxK} (got ${k})`);
-}
-
-function checkTimestamp(field: string, ms: bigint): void {
-  if (ms < 0n) throw new InvalidArgumentError(field, 'must be Unix milliseconds >= 0 (0 means unknown / now)');
 }
 
 /** A float field must survive the float32 encoding: 1e39 would arrive downstream as Infinity. */
@@ -57,7 +53,7 @@ function checkContext(context: common.UserContext | undefined, limits: LimitsCon
     const item = items[i]!;
     const at = (field: string) => `context.recent_items[${i}].${field}`;
     checkIdField(at('item_id'), item.itemId, limits.maxIdLength);
-    checkTimestamp(at('timestamp_ms'), item.timestampMs);
+    checkTimestampField(at('timestamp_ms'), item.timestampMs);
     checkDwell(at('dwell_seconds'), item.dwellSeconds);
     checkEventType(at('event_type'), item.eventType, false);
   }
@@ -70,7 +66,7 @@ function checkContext(context: common.UserContext | undefined, limits: LimitsCon
     const valueProblem = idProblem(value, limits.maxIdLength);
     if (valueProblem) throw new InvalidArgumentError(field, `value ${valueProblem}`);
   }
-  checkTimestamp('context.request_time_ms', context.requestTimeMs);
+  checkTimestampField('context.request_time_ms', context.requestTimeMs);
 }
 
 /** Throws InvalidArgumentError naming the snake_case field path of the first problem. */
@@ -135,7 +131,7 @@ export function validateFeedbackRequest(req: gateway.SendFeedbackRequest, limits
     checkIdField(at('user_id'), event.userId, limits.maxIdLength);
     checkIdField(at('item_id'), event.itemId, limits.maxIdLength);
     checkEventType(at('event_type'), event.eventType, true);
-    checkTimestamp(at('timestamp_ms'), event.timestampMs);
+    checkTimestampField(at('timestamp_ms'), event.timestampMs);
     checkDwell(at('dwell_seconds'), event.dwellSeconds);
     if (event.requestId !== '') checkIdField(at('request_id'), event.requestId, limits.maxIdLength);
   }

@@ -188,6 +188,10 @@ describe('reranking service over gRPC, with the feature service on a real Redis'
     expect(await refusal({ userId: 'u', candidates: one, context: { recentItems: [{ itemId: '' }] } })).toBe(
       'context.recent_items[0].item_id: must not be empty',
     );
+    // Found by test:resilience's fuzz: a time no Date holds made the dated rules fail (skipped, reported) instead.
+    expect(await refusal({ userId: 'u', candidates: one, context: { requestTimeMs: 9_000_000_000_000_000n } })).toBe(
+      'context.request_time_ms: must be Unix milliseconds from 0 to 8640000000000000 (0 means unknown / now)',
+    );
   });
 
   it('with the feature service stopped, still answers: context items dropped, each failure reported and counted', async () => {

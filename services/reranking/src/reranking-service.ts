@@ -2,6 +2,8 @@ import { create, fromBinary, toBinary, type MessageInitShape } from '@bufbuild/p
 import { common, reranking } from '@recsys/contracts';
 import {
   type CandidateFields,
+  checkIdField,
+  checkTimestampField,
   EncodedMessage,
   hasStageScore,
   InvalidArgumentError,
@@ -81,20 +83,22 @@ export class RerankingService {
     candidates: readonly CandidateFields[],
   ): { limit: number; recentItems: RecentItem[]; disabled: Set<string> } {
     const { maxLimit, maxCandidates, maxIdLength, defaultLimit } = this.limits;
-    checkId('user_id', request.userId, maxIdLength);
+    checkIdField('user_id', request.userId, maxIdLength);
     if (request.limit > maxLimit) throw new InvalidArgumentError('limit', `must be at most ${maxLimit} (0 or less means ${defaultLimit})`);
     if (candidates.length > maxCandidates) {
       throw new InvalidArgumentError('candidates', `at most ${maxCandidates} per call (got ${candidates.length})`);
     }
     candidates.forEach((candidate, i) => {
-      checkId(`candidates[${i}].item_id`, candidate.itemId, maxIdLength);
+      checkIdField(`candidates[${i}].item_id`, candidate.itemId, maxIdLength);
       if (!Number.isFinite(candidate.score)) throw new InvalidArgumentError(`candidates[${i}].score`, 'must be a finite number');
     });
+    // The rules date the request by it (shuffle's daily seed, boost_new's age): a time no Date holds would fail them.
+    checkTimestampField('context.request_time_ms', request.context?.requestTimeMs ?? 0n);
     const recent = request.context?.recentItems ?? [];
     if (recent.length > maxCandidates) {
       throw new InvalidArgumentError('context.recent_items', `at most ${maxCandidates} per call (got ${recent.length})`);
     }
-    recent.forEach((item, i) => checkId(`context.recent_items[${i}].item_id`, item.itemId, maxIdLength));
+    recent.forEach((item, i) => checkIdField(`context.recent_items[${i}].item_id`, item.itemId, maxIdLength));
     request.disabledRules.forEach((name, i) => {
       if (!this.engine.isKnownName(name)) {
         const names = [...new Set(this.engine.rules.map((rule) => rule.name))].join(', ');
@@ -110,13 +114,6 @@ export class RerankingService {
       disabled: new Set(request.disabledRules),
     };
   }
-}
-
-function checkId(field: string, id: string, maxLength: number): void {
-  if (id.length === 0) throw new InvalidArgumentError(field, 'must not be empty');
-  if (id.length > maxLength) throw new InvalidArgumentError(field, `must be at most ${maxLength} characters (got ${id.length})`);
-  // Control characters would corrupt keys and logs; ids are opaque but printable.
-  if (/[\u0000-\u001f\u007f]/.test(id)) throw new InvalidArgumentError(field, 'must not contain control characters');
 }
 
 /** A candidate as re-ranking reads it (from its bytes, or a decoded Candidate). */
