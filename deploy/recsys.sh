@@ -31,7 +31,8 @@ offline tools:
 Every command takes --help where it has flags.
 USAGE
 }
-# The V8 flags every server starts with (the young generation pinned): service-kit's SERVING_NODE_FLAGS, their one home.
+# The V8 flags every server starts with (the young generation pinned, the old one's growth factor fixed): service-kit's
+# SERVING_NODE_FLAGS, their one home.
 # (Read without the operator's NODE_OPTIONS: a --cpu-prof or --require there is meant for the server, not this lookup.)
 serving_flags() { NODE_OPTIONS= node -p "require('$app/packages/service-kit/dist/node-flags.js').SERVING_NODE_FLAGS.join(' ')"; }
 [ $# -gt 0 ] || { usage >&2; exit 2; }

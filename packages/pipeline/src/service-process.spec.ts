@@ -73,7 +73,7 @@ describe('ServiceProcess', () => {
     expect(readFileSync(join(dir, 'calm.log'), 'utf8').split('"msg":"listening"')).toHaveLength(3);
   });
 
-  it('starts the script with the serving V8 flags: the young generation pinned at 16 MiB semi-spaces', async () => {
+  it("starts the script with the serving V8 flags (service-kit's SERVING_NODE_FLAGS)", async () => {
     const { service } = serviceFor(
       'flags',
       `const v8 = require('node:v8');

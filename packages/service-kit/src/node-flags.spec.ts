@@ -26,6 +26,33 @@ function newSpaceRange(flags: readonly string[]): { min: number; max: number } {
   return JSON.parse(out.trim().split('\n').at(-1)!) as { min: number; max: number };
 }
 
+/**
+ * The most old space in use during steady allocation after a burst: first ~120 MiB held and let go (an overload), then
+ * objects that each live a while (a request's) so that some are promoted and die in the old generation.
+ */
+function oldSpaceAfterBurst(flags: readonly string[]): { burst: number; max: number; live: number } {
+  const code = `
+    const v8 = require('node:v8');
+    const old = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'old_space').space_used_size / 2 ** 20;
+    let burst = [];
+    for (let i = 0; i < 1.2e6; i++) burst.push({ i, text: 'burst-' + i, more: [i, i + 1] });
+    const held = old();
+    burst = null;
+    const ring = new Array(100000);
+    let max = 0;
+    const n = 8e6;
+    for (let i = 0; i < n; i++) {
+      ring[i % ring.length] = { i, text: 'steady-' + i };
+      if (i > n / 2 && i % 20000 === 0) max = Math.max(max, old());
+    }
+    ring.fill(undefined);
+    globalThis.gc();
+    console.log(JSON.stringify({ burst: Math.round(held), max: Math.round(max), live: Math.round(old()) }));
+  `;
+  const out = execFileSync(process.execPath, [...flags, '--expose-gc', '-e', code], { encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').at(-1)!) as { burst: number; max: number; live: number };
+}
+
 describe('the serving processes V8 flags', () => {
   it('pin the young generation: 16 to 32 MiB of new space (one semi-space, then both), where V8 alone grows it past 32', () => {
     expect(newSpaceRange(SERVING_NODE_FLAGS)).toEqual({ min: 16, max: 32 });
@@ -33,5 +60,18 @@ describe('the serving processes V8 flags', () => {
     const own = newSpaceRange([]);
     expect(own.min).toBeLessThan(16);
     expect(own.max).toBeGreaterThan(32);
+  });
+
+  it('keep the old generation within 1.5 times what it held before it collects', () => {
+    expect(SERVING_NODE_FLAGS).toContain('--heap-growing-percent=50');
+    // The burst held ~160 MiB; the steady load holds a few. With the factor fixed, V8 collects at the latest when the
+    // old space reaches 1.5 times what the burst's last collection kept (plus a step of a few MiB), often much sooner
+    // (1.7 times the burst at most in runs here, 0.25 times in most). Left to V8, the same program filled it to 1.7
+    // times in some runs and 3.6-3.8 times in others: its factor follows the rates it measures, so no control is
+    // asserted here; the soak in test:resilience is where the difference shows.
+    const served = oldSpaceAfterBurst(SERVING_NODE_FLAGS);
+    expect(served.burst).toBeGreaterThan(100);
+    expect(served.live).toBeLessThan(20);
+    expect(served.max).toBeLessThan(2 * served.burst);
   });
 });
