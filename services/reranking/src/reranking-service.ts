@@ -43,12 +43,13 @@ export class RerankingService {
    */
   async rerank(bytes: Uint8Array): Promise<EncodedMessage<typeof reranking.RerankResponseSchema>> {
     const { message: request, candidates: list } = readCandidateRequest(reranking.RerankRequestSchema, bytes);
-    const candidates = list.spans.map((span) => readCandidateFields(span));
+    const candidates = list.spans.map((span, i) => readCandidateFields(span, list.ids[i]));
     const { limit, recentItems, disabled } = this.validate(request, candidates);
     const { entries, duplicates } = dedupe(candidates);
-    const origins = new Map<Entry, Origin>();
+    // Each entry's candidate (its first occurrence), by index.
+    const origins = new Map<Entry, number>();
     for (let i = 0, e = 0; i < candidates.length && e < entries.length; i++) {
-      if (entries[e]!.itemId === candidates[i]!.itemId) origins.set(entries[e++]!, { span: list.spans[i]!, fields: candidates[i]! });
+      if (entries[e]!.itemId === candidates[i]!.itemId) origins.set(entries[e++]!, i);
     }
     const requestTime = Number(request.context?.requestTimeMs ?? 0n);
     const { list: outcome, reports } = await this.engine.run({
@@ -70,7 +71,10 @@ export class RerankingService {
         error: '',
       });
     }
-    const answer = outcome.slice(0, limit).map((entry) => toAnswer(entry, origins.get(entry)));
+    const answer = outcome.slice(0, limit).map((entry) => {
+      const i = origins.get(entry);
+      return toAnswer(entry, i === undefined ? undefined : { span: list.spans[i]!, fields: candidates[i]! });
+    });
     const rest = toBinary(reranking.RerankResponseSchema, create(reranking.RerankResponseSchema, { rules: reports }));
     return new EncodedMessage(
       reranking.RerankResponseSchema,
@@ -119,15 +123,28 @@ export class RerankingService {
 /** A candidate as re-ranking reads it (from its bytes, or a decoded Candidate). */
 type CandidateLike = Pick<CandidateFields, 'itemId' | 'score' | 'category' | 'channels' | 'stageScores'> & { createdAtMs: number | bigint };
 
-/** One entry per item id (in the order of their first occurrence): the first (best-placed) one, with the channels of its repeats. */
+/**
+ * One entry per item id (in the order of their first occurrence): the first (best-placed) one, with the channels of its
+ * repeats. An entry shares its candidate's channel and stage-score arrays (no rule changes them) until a repeat adds a
+ * channel: its channels are then a copy, the candidate's left as read.
+ */
 export function dedupe(candidates: readonly CandidateLike[]): { entries: Entry[]; duplicates: string[] } {
   const byId = new Map<string, Entry>();
   const duplicates = new Set<string>();
+  // Entries whose channels are their own copy.
+  const copied = new Set<Entry>();
   for (const candidate of candidates) {
     const first = byId.get(candidate.itemId);
     if (first) {
       duplicates.add(candidate.itemId);
-      for (const channel of candidate.channels) if (!first.channels.includes(channel)) first.channels.push(channel);
+      for (const channel of candidate.channels) {
+        if (first.channels.includes(channel)) continue;
+        if (!copied.has(first)) {
+          first.channels = [...first.channels];
+          copied.add(first);
+        }
+        first.channels.push(channel);
+      }
       continue;
     }
     byId.set(candidate.itemId, {
@@ -135,8 +152,8 @@ export function dedupe(candidates: readonly CandidateLike[]): { entries: Entry[]
       score: candidate.score,
       category: candidate.category,
       createdAtMs: Number(candidate.createdAtMs),
-      channels: [...candidate.channels],
-      stageScores: candidate.stageScores.map((s) => ({ stage: s.stage, score: s.score })),
+      channels: candidate.channels,
+      stageScores: candidate.stageScores,
     });
   }
   return { entries: [...byId.values()], duplicates: [...duplicates] };

@@ -1,7 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import { common, features as featuresPb } from '@recsys/contracts';
 import { UnavailableError } from '@recsys/service-kit';
-import { changedIds, longestIncreasingRun, RuleEngine, type EngineRequest, type FeatureSource } from './rule-engine.js';
+import { ListBefore, longestIncreasingRun, RuleEngine, type EngineRequest, type FeatureSource } from './rule-engine.js';
 import { BlockRule } from './rules/block.js';
 import { BoostNewRule } from './rules/boost-new.js';
 import { CategoryWindowRule } from './rules/category-window.js';
@@ -198,15 +198,17 @@ describe('RuleEngine', () => {
   });
 });
 
-describe('changedIds', () => {
+describe('ListBefore.compare', () => {
   const make = (spec: string) => spec.split('').map((id) => entry(id, 1));
-  const changed = (before: Entry[], order: string, edit?: (byId: Map<string, Entry>) => void) => {
-    const scores = new Map(before.map((e) => [e, e.score]));
+  const compare = (before: Entry[], order: string, edit?: (byId: Map<string, Entry>) => void) => {
+    const snapshot = new ListBefore(before);
     const byId = new Map(before.map((e) => [e.itemId, e]));
     edit?.(byId);
     const after = order.split('').map((id) => byId.get(id) ?? entry(id, 0));
-    return changedIds(before, after, scores);
+    return snapshot.compare(after);
   };
+  const changed = (before: Entry[], order: string, edit?: (byId: Map<string, Entry>) => void) =>
+    compare(before, order, edit).changedItemIds;
 
   it('reports moved items, not the ones they jumped over; removals change nothing; inserts and new scores do', () => {
     expect(changed(make('abcdef'), 'eabcdf')).toEqual(['e']);
@@ -215,10 +217,26 @@ describe('changedIds', () => {
     expect(changed(make('abc'), 'axbc')).toEqual(['x']);
     expect(changed(make('abc'), 'abc', (m) => (m.get('b')!.score = 2))).toEqual(['b']);
     expect(changed([], '')).toEqual([]);
+    expect(changed(make('abcdef'), 'bcaefd')).toEqual(['a', 'd']);
+  });
+
+  it('reports removed ids in their old order', () => {
+    expect(compare(make('abcdef'), 'fca').removedItemIds).toEqual(['b', 'd', 'e']);
+    expect(compare(make('abc'), 'abc').removedItemIds).toEqual([]);
+  });
+
+  it('restores the scores a list had', () => {
+    const list = make('abc');
+    const snapshot = new ListBefore(list);
+    list[1]!.score = 7;
+    snapshot.restoreScores();
+    expect(list.map((e) => e.score)).toEqual([1, 1, 1]);
   });
 
   it('finds a longest increasing run', () => {
-    expect([...longestIncreasingRun([3, 0, 1, 2, 9, 4])].sort()).toEqual([1, 2, 3, 5]);
-    expect(longestIncreasingRun([]).size).toBe(0);
+    const marked = (values: number[]) => [...longestIncreasingRun(values).entries()].filter(([, m]) => m === 1).map(([i]) => i);
+    expect(marked([3, 0, 1, 2, 9, 4])).toEqual([1, 2, 3, 5]);
+    expect(marked([])).toEqual([]);
+    expect(marked([5, 4, 3])).toHaveLength(1);
   });
 });

@@ -89,6 +89,7 @@ export class RuleEngine {
     };
     let list = request.candidates;
     const reports: RuleReportData[] = [];
+    const numbers = new EntryNumbers();
     for (const rule of this.rules) {
       if (!enabled.includes(rule)) {
         reports.push({
@@ -101,23 +102,20 @@ export class RuleEngine {
         });
         continue;
       }
-      const before = list;
-      const scores = new Map(before.map((entry) => [entry, entry.score]));
+      const before = new ListBefore(list, numbers);
       const started = performance.now();
       let outcome: { list: Entry[]; detail: string; error?: string };
       try {
-        outcome = await rule.apply(before.slice(), context);
+        outcome = await rule.apply(list.slice(), context);
       } catch (error) {
         if (error instanceof ServiceError) throw error;
-        for (const [entry, score] of scores) entry.score = score;
+        before.restoreScores();
         this.logger?.error({ err: error, rule: rule.name }, 'rule failed; skipped');
-        outcome = { list: before, detail: 'skipped: the rule failed', error: `rule failed: ${(error as Error).message ?? String(error)}` };
+        outcome = { list, detail: 'skipped: the rule failed', error: `rule failed: ${(error as Error).message ?? String(error)}` };
       }
       const durationMs = performance.now() - started;
-      const kept = new Set(outcome.list);
-      const removedItemIds = before.filter((entry) => !kept.has(entry)).map((entry) => entry.itemId);
+      const { removedItemIds, changedItemIds } = before.compare(outcome.list);
       for (const id of removedItemIds) removed.add(id);
-      const changedItemIds = changedIds(before, outcome.list, scores);
       const error = outcome.error ?? '';
       // Debug only: an outage would log on every request; the report and reranking_rule_errors_total carry it.
       if (error) this.logger?.debug({ rule: rule.name, error }, 'rule degraded');
@@ -137,37 +135,102 @@ function once<T>(read: () => Promise<T>): () => Promise<T> {
   return () => (started ??= read());
 }
 
-/**
- * The entries a rule changed: inserted ones, those whose score changed, and the fewest that explain
- * the new order — the ones outside the longest run that kept its old relative order. Removing items
- * changes no one else; moving one item up reports that item, not everything it jumped over.
- */
-export function changedIds(before: readonly Entry[], after: readonly Entry[], scoreBefore: ReadonlyMap<Entry, number>): string[] {
-  const index = new Map(before.map((entry, i) => [entry, i]));
-  const changed = new Set<Entry>();
-  const kept: Entry[] = [];
-  for (const entry of after) {
-    const old = scoreBefore.get(entry);
-    if (old === undefined) changed.add(entry);
-    else {
-      kept.push(entry);
-      if (old !== entry.score) changed.add(entry);
-    }
+/** Every entry of a request numbered once (the candidates, and any a rule inserts), for typed arrays indexed by entry. */
+export class EntryNumbers {
+  private readonly numbers = new Map<Entry, number>();
+
+  get size(): number {
+    return this.numbers.size;
   }
-  const inOrder = longestIncreasingRun(kept.map((entry) => index.get(entry)!));
-  kept.forEach((entry, i) => {
-    if (!inOrder.has(i)) changed.add(entry);
-  });
-  return after.filter((entry) => changed.has(entry)).map((entry) => entry.itemId);
+
+  /** The entry's number, given one on first sight. */
+  of(entry: Entry): number {
+    let number = this.numbers.get(entry);
+    if (number === undefined) this.numbers.set(entry, (number = this.numbers.size));
+    return number;
+  }
+
+  /** The entry's number; undefined for one not seen yet. */
+  peek(entry: Entry): number | undefined {
+    return this.numbers.get(entry);
+  }
 }
 
-/** Positions (into `values`) of one longest strictly increasing subsequence; O(n log n). */
-export function longestIncreasingRun(values: readonly number[]): Set<number> {
-  const tails: number[] = [];
+/**
+ * A list as a rule got it: each entry's position and score, kept in typed arrays (a rule runs on every request, so no
+ * maps or sets per rule), to restore the scores of a rule that failed and to report what a rule removed and changed.
+ */
+export class ListBefore {
+  private readonly scores: Float64Array;
+  /** By entry number: 1 + the entry's position here; 0 for an entry not in this list. */
+  private readonly positions: Int32Array;
+
+  constructor(
+    readonly list: readonly Entry[],
+    private readonly numbers: EntryNumbers = new EntryNumbers(),
+  ) {
+    this.scores = new Float64Array(list.length);
+    for (let i = 0; i < list.length; i++) {
+      this.scores[i] = list[i]!.score;
+      numbers.of(list[i]!);
+    }
+    this.positions = new Int32Array(numbers.size);
+    for (let i = 0; i < list.length; i++) this.positions[numbers.of(list[i]!)] = i + 1;
+  }
+
+  /** Puts back every entry's score (a rule that failed may have changed some before it threw). */
+  restoreScores(): void {
+    for (let i = 0; i < this.list.length; i++) this.list[i]!.score = this.scores[i]!;
+  }
+
+  /**
+   * What the rule did to get `after`: the ids it removed (in the old order), and those it changed: inserted ones,
+   * those whose score changed, and the fewest that explain the new order, the ones outside the longest run that kept
+   * its old relative order. Removing items changes no one else; moving one item up reports that item, not everything
+   * it jumped over.
+   */
+  compare(after: readonly Entry[]): { removedItemIds: string[]; changedItemIds: string[] } {
+    const kept = new Uint8Array(this.list.length);
+    // After's entries that were here before: their old positions, and where they are in `after`.
+    const oldPositions = new Int32Array(after.length);
+    const keptAt = new Int32Array(after.length);
+    const changed = new Uint8Array(after.length);
+    let keptCount = 0;
+    for (let j = 0; j < after.length; j++) {
+      const entry = after[j]!;
+      const position = this.positionOf(entry);
+      if (position < 0 || kept[position] === 1) {
+        changed[j] = 1;
+        continue;
+      }
+      kept[position] = 1;
+      if (this.scores[position] !== entry.score) changed[j] = 1;
+      oldPositions[keptCount] = position;
+      keptAt[keptCount++] = j;
+    }
+    const inOrder = longestIncreasingRun(oldPositions.subarray(0, keptCount));
+    for (let k = 0; k < keptCount; k++) if (inOrder[k] === 0) changed[keptAt[k]!] = 1;
+    const removedItemIds: string[] = [];
+    for (let i = 0; i < this.list.length; i++) if (kept[i] === 0) removedItemIds.push(this.list[i]!.itemId);
+    const changedItemIds: string[] = [];
+    for (let j = 0; j < after.length; j++) if (changed[j] === 1) changedItemIds.push(after[j]!.itemId);
+    return { removedItemIds, changedItemIds };
+  }
+
+  private positionOf(entry: Entry): number {
+    const number = this.numbers.peek(entry);
+    return number === undefined || number >= this.positions.length ? -1 : this.positions[number]! - 1;
+  }
+}
+
+/** Marks (1) the positions of `values` in one longest strictly increasing subsequence; O(n log n). */
+export function longestIncreasingRun(values: ArrayLike<number>): Uint8Array {
+  const tails = new Int32Array(values.length);
+  let length = 0;
   const previous = new Int32Array(values.length).fill(-1);
   for (let i = 0; i < values.length; i++) {
     let low = 0;
-    let high = tails.length;
+    let high = length;
     while (low < high) {
       const mid = (low + high) >> 1;
       if (values[tails[mid]!]! < values[i]!) low = mid + 1;
@@ -175,8 +238,9 @@ export function longestIncreasingRun(values: readonly number[]): Set<number> {
     }
     if (low > 0) previous[i] = tails[low - 1]!;
     tails[low] = i;
+    if (low === length) length++;
   }
-  const run = new Set<number>();
-  for (let i = tails.length > 0 ? tails[tails.length - 1]! : -1; i >= 0; i = previous[i]!) run.add(i);
+  const run = new Uint8Array(values.length);
+  for (let i = length > 0 ? tails[length - 1]! : -1; i >= 0; i = previous[i]!) run[i] = 1;
   return run;
 }
