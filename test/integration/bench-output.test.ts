@@ -42,6 +42,22 @@ describe('bench:shed', () => {
   }, 90000);
 });
 
+describe('bench:reranking', () => {
+  it('ends with one JSON line: CPU and allocation per call of re-ranking and of the protobuf-es baseline, their ratios', async () => {
+    const result = await runNode(builtEntry('test/dist/bench/reranking.bench.js'), [], { BENCH_CALLS: '200', BENCH_ROUNDS: '1' }, 60000);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const figures = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as Record<string, number>;
+    expect(figures).toMatchObject({ candidates: 100, limit: 20, calls: 200 });
+    for (const key of ['rerank_cpu_us', 'rerank_allocated_kib', 'baseline_decode_encode_cpu_us', 'baseline_decode_encode_allocated_kib']) {
+      expect(Number.isFinite(figures[key])).toBe(true);
+      expect(figures[key]).toBeGreaterThan(0);
+    }
+    expect(figures.cpu_ratio).toBeCloseTo(figures.rerank_cpu_us! / figures.baseline_decode_encode_cpu_us!, 1);
+    expect(figures.allocated_ratio).toBeCloseTo(figures.rerank_allocated_kib! / figures.baseline_decode_encode_allocated_kib!, 1);
+  }, 90000);
+});
+
 describe('bench:train', () => {
   it('says plainly that it skipped when MovieLens 100K is absent, still ending with one JSON line', async () => {
     const result = await runNode(builtEntry('test/dist/bench/train.bench.js'), [], { ML100K_DIR: '/nonexistent/ml-100k' }, 30000);
