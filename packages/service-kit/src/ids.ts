@@ -22,10 +22,17 @@ export function checkIdField(field: string, id: string, maxLength: number): void
 /** The latest time a JavaScript Date holds (±8.64e15 ms, about 275,760 AD): a later one cannot be dated or printed. */
 export const MAX_TIMESTAMP_MS = 8_640_000_000_000_000n;
 
+/** What is wrong with `ms` as Unix milliseconds a Date holds (0 means unknown / now); undefined when nothing. */
+export function timestampProblem(ms: bigint | number): string | undefined {
+  const ok =
+    typeof ms === 'bigint' ? ms >= 0n && ms <= MAX_TIMESTAMP_MS : Number.isSafeInteger(ms) && ms >= 0 && ms <= Number(MAX_TIMESTAMP_MS);
+  return ok ? undefined : `must be Unix milliseconds from 0 to ${MAX_TIMESTAMP_MS} (0 means unknown / now)`;
+}
+
 /** Throws INVALID_ARGUMENT naming `field` unless `ms` is Unix milliseconds a Date holds (0 means unknown / now). */
 export function checkTimestampField(field: string, ms: bigint): void {
-  if (ms < 0n || ms > MAX_TIMESTAMP_MS)
-    throw new InvalidArgumentError(field, `must be Unix milliseconds from 0 to ${MAX_TIMESTAMP_MS} (0 means unknown / now)`);
+  const problem = timestampProblem(ms);
+  if (problem) throw new InvalidArgumentError(field, problem);
 }
 
 /**

@@ -43,6 +43,16 @@ describe('parseJsonRow', () => {
     const row = parseJsonRow('items', '{"item_id": "i", "created_at": "yesterday"}', 1);
     expect(!row.ok && row.reason).toContain('created_at: "yesterday" is neither Unix ms nor an ISO date');
   });
+
+  it('rejects a created_at no Date holds, before 1970 or past 275,760 AD, as a number, digits or a date', () => {
+    for (const value of ['-1', '8640000000000001', '"99999999999999999999"', '"1960-01-01T00:00:00Z"', '1.5']) {
+      const row = parseJsonRow('items', `{"item_id": "i", "created_at": ${value}}`, 1);
+      expect([value, !row.ok && row.reason]).toEqual([
+        value,
+        'created_at: must be Unix milliseconds from 0 to 8640000000000000 (0 means unknown / now)',
+      ]);
+    }
+  });
 });
 
 describe('CSV rows', () => {

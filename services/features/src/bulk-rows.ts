@@ -1,5 +1,6 @@
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { type common, features } from '@recsys/contracts';
+import { timestampProblem } from '@recsys/service-kit';
 
 /** What a loader reads: users or items. */
 export type EntityKind = 'users' | 'items';
@@ -52,12 +53,20 @@ function featureFromCell(name: string, type: string, cell: string): FeatureInit 
 /** created_at as Unix ms: a number of ms, or an ISO-8601 date. */
 function parseCreatedAt(value: unknown): number | string {
   if (value === undefined || value === null || value === '') return 0;
-  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? value : 'created_at: must be Unix milliseconds >= 0';
+  if (typeof value === 'number') {
+    const problem = timestampProblem(value);
+    return problem ? `created_at: ${problem}` : value;
+  }
   if (typeof value === 'string') {
     const asNumber = Number(value);
-    if (/^\d+$/.test(value) && Number.isSafeInteger(asNumber)) return asNumber;
+    if (/^\d+$/.test(value)) {
+      const problem = timestampProblem(asNumber);
+      return problem ? `created_at: ${problem}` : asNumber;
+    }
     const ms = Date.parse(value);
-    return Number.isNaN(ms) ? `created_at: "${value.slice(0, 40)}" is neither Unix ms nor an ISO date` : ms;
+    if (Number.isNaN(ms)) return `created_at: "${value.slice(0, 40)}" is neither Unix ms nor an ISO date`;
+    const problem = timestampProblem(ms);
+    return problem ? `created_at: ${problem}` : ms;
   }
   return 'created_at: must be a number or a date string';
 }

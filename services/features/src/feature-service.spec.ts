@@ -113,6 +113,43 @@ describe('FeatureService', () => {
     );
   });
 
+  it('refuses times no Date holds and negative ones, naming the field (events, impressions, event-log reads)', async () => {
+    const { service } = setup();
+    const event = (timestampMs: bigint) => ({ eventId: 'e', userId: 'u', itemId: 'a', eventType: common.EventType.CLICK, timestampMs });
+    await expect(service.recordFeedback(create(features.RecordFeedbackRequestSchema, { events: [event(-1n)] }))).rejects.toThrow(
+      'events[0].timestamp_ms: must be Unix milliseconds from 0 to 8640000000000000',
+    );
+    const impression = (timestampMs: bigint) => ({
+      requestId: 'r',
+      userId: 'u',
+      timestampMs,
+      items: [{ itemId: 'a', position: 0, score: 1 }],
+    });
+    for (const timestampMs of [-1n, 8_640_000_000_000_001n, 2n ** 63n - 1n]) {
+      await expect(
+        service.logImpressions(create(features.LogImpressionsRequestSchema, { impressions: [impression(timestampMs)] })),
+      ).rejects.toThrow('impressions[0].timestamp_ms: must be Unix milliseconds from 0 to 8640000000000000');
+    }
+    await expect(service.readEventLog(create(features.ReadEventLogRequestSchema, { sinceMs: 9_000_000_000_000_000n }))).rejects.toThrow(
+      'since_ms: must be Unix milliseconds from 0 to 8640000000000000',
+    );
+    const items = await service.upsertItems(
+      create(features.UpsertItemsRequestSchema, {
+        items: [
+          { itemId: 'late', createdAtMs: 9_000_000_000_000_000n },
+          { itemId: 'ok', createdAtMs: 1n },
+        ],
+      }),
+    );
+    expect(items).toMatchObject({
+      stored: 1,
+      rejected: [{ index: 0, id: 'late', reason: expect.stringContaining('created_at_ms: must be Unix milliseconds from 0') }],
+    });
+    await expect(service.readEventLog(create(features.ReadEventLogRequestSchema, { untilMs: -5n }))).rejects.toThrow(
+      'until_ms: must be Unix milliseconds from 0 to 8640000000000000',
+    );
+  });
+
   it('refuses oversized batches and bad ids before touching the store', async () => {
     const { service } = setup();
     const tooMany = Array.from({ length: 51 }, (_, i) => `i${i}`);

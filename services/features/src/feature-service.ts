@@ -1,7 +1,15 @@
 import { clone, type create, type MessageInitShape } from '@bufbuild/protobuf';
 import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { common, features, fieldNumber } from '@recsys/contracts';
-import { EncodedMessage, idProblem, InvalidArgumentError, UnavailableError, type Logger } from '@recsys/service-kit';
+import {
+  checkTimestampField,
+  EncodedMessage,
+  timestampProblem,
+  idProblem,
+  InvalidArgumentError,
+  UnavailableError,
+  type Logger,
+} from '@recsys/service-kit';
 import type { FeaturesConfig } from './config.js';
 import { InvalidCursorError, StoreUnavailableError, type FeatureStore, type ScanPage } from './store/index.js';
 import type { EventMetrics } from './event-metrics.js';
@@ -164,8 +172,9 @@ export class FeatureService {
   }
 
   async readEventLog(request: features.ReadEventLogRequest): Promise<Init<typeof features.ReadEventLogResponseSchema>> {
-    if (request.sinceMs < 0n) throw new InvalidArgumentError('since_ms', 'must be Unix milliseconds >= 0');
-    if (request.untilMs < 0n) throw new InvalidArgumentError('until_ms', 'must be Unix milliseconds >= 0 (0 means up to the newest)');
+    checkTimestampField('since_ms', request.sinceMs);
+    // 0 means up to the newest.
+    checkTimestampField('until_ms', request.untilMs);
     if (request.untilMs > 0n && request.untilMs < request.sinceMs)
       throw new InvalidArgumentError('until_ms', 'must not be before since_ms');
     if (request.afterId !== '' && !LOG_ID.test(request.afterId))
@@ -228,7 +237,8 @@ export class FeatureService {
       let reason = this.rowProblem('item_id', item.itemId, item.features);
       if (!reason && item.category.length > this.config.maxIdLength)
         reason = `category: must be at most ${this.config.maxIdLength} characters`;
-      if (!reason && item.createdAtMs < 0n) reason = 'created_at_ms: must be Unix milliseconds >= 0';
+      const createdProblem = reason ? undefined : timestampProblem(item.createdAtMs);
+      if (createdProblem) reason = `created_at_ms: ${createdProblem}`;
       if (reason) rejected.push({ index, id: item.itemId, reason });
       return !reason;
     });

@@ -1,5 +1,5 @@
 import { common, type features } from '@recsys/contracts';
-import { idProblem, InvalidArgumentError } from '@recsys/service-kit';
+import { checkTimestampField, idProblem, InvalidArgumentError } from '@recsys/service-kit';
 // Events further ahead than this are clock errors, not data; the store clamps by the same bound.
 import { MAX_FUTURE_SKEW_MS } from './store/index.js';
 
@@ -63,9 +63,7 @@ export function checkEvent(index: number, event: common.FeedbackEvent, limits: L
   if (!Number.isFinite(event.dwellSeconds) || event.dwellSeconds < 0) {
     throw new InvalidArgumentError(at('dwell_seconds'), 'must be a finite number >= 0');
   }
-  if (event.timestampMs < 0n) {
-    throw new InvalidArgumentError(at('timestamp_ms'), 'must be Unix milliseconds >= 0 (0 means now)');
-  }
+  checkTimestampField(at('timestamp_ms'), event.timestampMs);
   if (event.timestampMs > BigInt(nowMs + MAX_FUTURE_SKEW_MS)) {
     throw new InvalidArgumentError(at('timestamp_ms'), 'is more than a day in the future');
   }
@@ -79,7 +77,7 @@ export function checkImpression(index: number, impression: features.Impression, 
   const at = (field: string) => `impressions[${index}].${field}`;
   checkId(at('request_id'), impression.requestId, limits);
   checkId(at('user_id'), impression.userId, limits);
-  if (impression.timestampMs < 0n) throw new InvalidArgumentError(at('timestamp_ms'), 'must be Unix milliseconds >= 0');
+  checkTimestampField(at('timestamp_ms'), impression.timestampMs);
   if (impression.items.length > MAX_SERVED_ITEMS) throw new InvalidArgumentError(at('items'), `at most ${MAX_SERVED_ITEMS} items`);
   impression.items.forEach((item, i) => {
     checkId(at(`items[${i}].item_id`), item.itemId, limits);
