@@ -53,7 +53,14 @@ describe('tracing through the pipeline as processes (OTLP/HTTP protobuf to a col
         },
         log: (line) => log.push(line),
       });
-      for (const name of SERVICE_NAMES) expect(pipeline.output(name)).toContain(`"tracing":"${name}"`);
+      // Each service logs that it traces once it listens; the log is written asynchronously, so it may reach the
+      // pipe a moment after the launcher saw the service answer.
+      for (const name of SERVICE_NAMES) {
+        const running = pipeline;
+        const until = Date.now() + 10_000;
+        while (!running.output(name).includes(`"tracing":"${name}"`) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+        expect(running.output(name)).toContain(`"tracing":"${name}"`);
+      }
 
       // The caller traces too: its traceparent makes the gateway's span its child.
       const traceId = randomBytes(16).toString('hex');

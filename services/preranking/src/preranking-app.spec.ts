@@ -75,6 +75,8 @@ describe('pre-ranking service (real pre-ranker and two-tower, feature service on
       GRPC_PORT: '0',
       METRICS_PORT: '0',
       FEATURES_ADDRESS: featureService.address,
+      // Generous: a loaded CI machine must not turn a slow feature read into a failed call (the default is 300 ms).
+      FEATURES_TIMEOUT_MS: '5000',
       MODEL_POLL_INTERVAL_MS: '0',
       LOG_LEVEL: 'silent',
       PRERANKING_DEFAULT_LIMIT: '20',
