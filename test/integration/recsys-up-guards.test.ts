@@ -116,7 +116,7 @@ describe('recsys-up: ports', () => {
       await new Promise((r) => server.close(r));
     }
     expect(existsSync(join(workDir, LOCK_FILE))).toBe(false);
-  });
+  }, 90_000);
 
   it("holds each service's metrics port from the launch until that service starts, as it holds the gRPC ports", async () => {
     // The CI failure this guards: a metrics port only looked up free at launch was taken by another program's listener
@@ -146,7 +146,7 @@ describe('recsys-up: ports', () => {
     } finally {
       await pipeline.close();
     }
-  });
+  }, 90_000);
 
   it('fails before starting anything when another program listens on a stage port, naming it, its pid and the flag', async () => {
     const other = spawn(
