@@ -4,9 +4,9 @@ import { common, features, fieldNumber } from '@recsys/contracts';
 import {
   checkTimestampField,
   EncodedMessage,
-  timestampProblem,
   idProblem,
   InvalidArgumentError,
+  timestampProblem,
   UnavailableError,
   type Logger,
 } from '@recsys/service-kit';

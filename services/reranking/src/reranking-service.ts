@@ -45,12 +45,10 @@ export class RerankingService {
     const { message: request, candidates: list } = readCandidateRequest(reranking.RerankRequestSchema, bytes);
     const candidates = list.spans.map((span, i) => readCandidateFields(span, list.ids[i]));
     const { limit, recentItems, disabled } = this.validate(request, candidates);
-    const { entries, duplicates } = dedupe(candidates);
+    const { entries, sources, duplicates } = dedupe(candidates);
     // Each entry's candidate (its first occurrence), by index.
     const origins = new Map<Entry, number>();
-    for (let i = 0, e = 0; i < candidates.length && e < entries.length; i++) {
-      if (entries[e]!.itemId === candidates[i]!.itemId) origins.set(entries[e++]!, i);
-    }
+    entries.forEach((entry, k) => origins.set(entry, sources[k]!));
     const requestTime = Number(request.context?.requestTimeMs ?? 0n);
     const { list: outcome, reports } = await this.engine.run({
       userId: request.userId,
@@ -125,38 +123,39 @@ type CandidateLike = Pick<CandidateFields, 'itemId' | 'score' | 'category' | 'ch
 
 /**
  * One entry per item id (in the order of their first occurrence): the first (best-placed) one, with the channels of its
- * repeats. An entry shares its candidate's channel and stage-score arrays (no rule changes them) until a repeat adds a
- * channel: its channels are then a copy, the candidate's left as read.
+ * repeats, and the index of the candidate it came from (`sources`). An entry shares its candidate's channel and
+ * stage-score arrays (no rule changes them) until a repeat adds a channel: its channels are then a copy, the
+ * candidate's left as read.
  */
-export function dedupe(candidates: readonly CandidateLike[]): { entries: Entry[]; duplicates: string[] } {
-  const byId = new Map<string, Entry>();
+export function dedupe(candidates: readonly CandidateLike[]): { entries: Entry[]; sources: number[]; duplicates: string[] } {
+  const entryOf = new Map<string, number>();
+  const entries: Entry[] = [];
+  const sources: number[] = [];
   const duplicates = new Set<string>();
-  // Entries whose channels are their own copy.
-  const copied = new Set<Entry>();
-  for (const candidate of candidates) {
-    const first = byId.get(candidate.itemId);
-    if (first) {
-      duplicates.add(candidate.itemId);
-      for (const channel of candidate.channels) {
-        if (first.channels.includes(channel)) continue;
-        if (!copied.has(first)) {
-          first.channels = [...first.channels];
-          copied.add(first);
-        }
-        first.channels.push(channel);
-      }
-      continue;
+  candidates.forEach((candidate, i) => {
+    const k = entryOf.get(candidate.itemId);
+    if (k === undefined) {
+      entryOf.set(candidate.itemId, entries.length);
+      sources.push(i);
+      entries.push({
+        itemId: candidate.itemId,
+        score: candidate.score,
+        category: candidate.category,
+        createdAtMs: Number(candidate.createdAtMs),
+        channels: candidate.channels,
+        stageScores: candidate.stageScores,
+      });
+      return;
     }
-    byId.set(candidate.itemId, {
-      itemId: candidate.itemId,
-      score: candidate.score,
-      category: candidate.category,
-      createdAtMs: Number(candidate.createdAtMs),
-      channels: candidate.channels,
-      stageScores: candidate.stageScores,
-    });
-  }
-  return { entries: [...byId.values()], duplicates: [...duplicates] };
+    duplicates.add(candidate.itemId);
+    const first = entries[k]!;
+    for (const channel of candidate.channels) {
+      if (first.channels.includes(channel)) continue;
+      if (first.channels === candidates[sources[k]!]!.channels) first.channels = [...first.channels];
+      first.channels.push(channel);
+    }
+  });
+  return { entries, sources, duplicates: [...duplicates] };
 }
 
 /**

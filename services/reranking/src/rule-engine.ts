@@ -170,12 +170,13 @@ export class ListBefore {
     private readonly numbers: EntryNumbers = new EntryNumbers(),
   ) {
     this.scores = new Float64Array(list.length);
+    const numbered = new Int32Array(list.length);
     for (let i = 0; i < list.length; i++) {
       this.scores[i] = list[i]!.score;
-      numbers.of(list[i]!);
+      numbered[i] = numbers.of(list[i]!);
     }
     this.positions = new Int32Array(numbers.size);
-    for (let i = 0; i < list.length; i++) this.positions[numbers.of(list[i]!)] = i + 1;
+    for (let i = 0; i < list.length; i++) this.positions[numbered[i]!] = i + 1;
   }
 
   /** Puts back every entry's score (a rule that failed may have changed some before it threw). */
