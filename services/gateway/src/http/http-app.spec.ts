@@ -39,6 +39,8 @@ interface RecordedCall {
 class RecordingApi implements GatewayApi {
   readonly calls: RecordedCall[] = [];
   failWith: Error | undefined;
+  /** How long the next recommendation takes (ms). */
+  delayMs = 0;
 
   constructor(private readonly config: GatewayConfig) {}
 
@@ -52,6 +54,8 @@ class RecordingApi implements GatewayApi {
   async recommend(request: gateway.RecommendRequest, caller: Caller): Promise<gateway.RecommendResponse> {
     validateRecommendRequest(request, this.config.limits);
     this.record('recommend', request, caller);
+    if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
+    this.delayMs = 0;
     const k = request.k || this.config.limits.defaultK;
     return create(gateway.RecommendResponseSchema, {
       items: Array.from({ length: k }, (_, i) => ({ itemId: `${request.userId}-item-${i}`, score: 1 / (i + 1), channels: ['two_tower'] })),
@@ -193,6 +197,22 @@ describe('REST API (startHttpServer)', () => {
     });
     expect(api.calls[1]!.context!.receivedMs).toBeGreaterThanOrEqual(sentMs);
     expect(api.calls[1]!.context!.receivedMs).toBeLessThanOrEqual(api.calls[1]!.atMs);
+  });
+
+  it("tells the gateway's own time of every answer in Server-Timing, refusals included", async () => {
+    api.delayMs = 60;
+    const sent = performance.now();
+    const slow = await post(base, '/v1/recommendations', { user_id: 'u1', k: 3 });
+    const elapsed = performance.now() - sent;
+    expect(slow.status).toBe(200);
+    const total = Number(/^total;dur=(\d+\.\d)$/.exec(slow.headers.get('server-timing') ?? '')?.[1]);
+    expect(total).toBeGreaterThanOrEqual(59);
+    expect(total).toBeLessThanOrEqual(elapsed);
+
+    api.failWith = new ResourceExhaustedError('queue full');
+    const shed = await post(base, '/v1/recommendations', { user_id: 'u1' });
+    expect(shed.status).toBe(429);
+    expect(shed.headers.get('server-timing')).toMatch(/^total;dur=\d+\.\d$/);
   });
 
   it('parses the GET form into the same request as the equivalent body', async () => {

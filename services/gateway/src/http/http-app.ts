@@ -227,6 +227,13 @@ function observe(metrics: ServiceMetrics): RequestHandler {
     const span = startServerSpan(`${req.method} ${route}`, req, requestId, { method: req.method, route });
     res.locals = Object.assign(res.locals, { requestId, route, receivedMs, span } satisfies RequestLocals);
     res.set(REQUEST_ID_HEADER, requestId);
+    // Server-Timing (W3C): the gateway's own time for this answer, from reading the request to writing the headers, so a
+    // client can tell the time spent here from the network's and its own (browsers' developer tools show it).
+    const writeHead = res.writeHead;
+    res.writeHead = function (this: Response, ...args: Parameters<Response['writeHead']>) {
+      this.setHeader('server-timing', `total;dur=${(Number(process.hrtime.bigint() - started) / 1e6).toFixed(1)}`);
+      return writeHead.apply(this, args);
+    } as Response['writeHead'];
     res.on('finish', () => {
       requests.inc({ route, method: req.method, code: String(res.statusCode) });
       duration.observe({ route }, Number(process.hrtime.bigint() - started) / 1e9);
@@ -246,7 +253,7 @@ function cors(origins: readonly string[]): RequestHandler {
     const permitted = origin !== undefined && allowed.has(origin);
     if (permitted) {
       res.set('Access-Control-Allow-Origin', origin);
-      res.set('Access-Control-Expose-Headers', 'x-request-id, retry-after, www-authenticate');
+      res.set('Access-Control-Expose-Headers', 'x-request-id, retry-after, www-authenticate, server-timing');
     }
     if (req.method === 'OPTIONS' && req.get('access-control-request-method') !== undefined) {
       if (permitted) {
