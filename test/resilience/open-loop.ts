@@ -33,6 +33,13 @@ const headers: Record<string, string> = { 'content-type': 'application/json' };
 if (values.key) headers.authorization = `Bearer ${values.key}`;
 
 const answeredMs: number[] = [];
+/** The answered requests' latencies apart: clean, and with a fallback (a stage late or down: cut at its deadline). */
+const cleanMs: number[] = [];
+const fallbackMs: number[] = [];
+/** The gateway's own time of each answer (its Server-Timing header) and the rest (network, queues before it read the request, the generator). */
+const serverMs: number[] = [];
+const outsideMs: number[] = [];
+const fallbackServerMs: number[] = [];
 const shedMs: number[] = [];
 /** How late each request left the generator after it was due: the generator's own share of every latency. */
 const sendLagMs: number[] = [];
@@ -46,29 +53,62 @@ const nextUser = () => {
   return `user-${1 + (seed % users)}`;
 };
 
-/** One request; resolves when answered, refused or failed; latency from `dueMs`. */
-function send(dueMs: number): Promise<void> {
+/** The fallbacks answered with, by "stage cause" ("ranking DEADLINE_EXCEEDED"): which stage gave way and why. */
+const fallbacks: Record<string, number> = {};
+function countFallbacks(text: string): void {
+  try {
+    const { degradations } = JSON.parse(text) as { degradations?: { stage?: string; cause?: string }[] };
+    for (const d of degradations ?? []) {
+      const key = `${d.stage} ${d.cause}`;
+      fallbacks[key] = (fallbacks[key] ?? 0) + 1;
+    }
+  } catch {
+    fallbacks.unreadable = (fallbacks.unreadable ?? 0) + 1;
+  }
+}
+
+/** One request; resolves when answered, refused or failed (with the Retry-After seconds of a 429); latency from `dueMs`. */
+function send(dueMs: number): Promise<number | undefined> {
   sent++;
   inFlight++;
   sendLagMs.push(performance.now() - dueMs);
   const body = JSON.stringify({ user_id: nextUser(), k });
   return new Promise((resolve) => {
-    const finish = (label: string, text = '') => {
+    const finish = (label: string, text = '', serverDur?: number, retryAfterS?: number) => {
       inFlight--;
       statuses[label] = (statuses[label] ?? 0) + 1;
       const latency = performance.now() - dueMs;
       if (label === '200') {
         answeredMs.push(latency);
-        if (!text.includes('"degradations":[]')) degraded++;
+        if (serverDur !== undefined) {
+          serverMs.push(serverDur);
+          outsideMs.push(latency - serverDur);
+        }
+        if (text.includes('"degradations":[]')) cleanMs.push(latency);
+        else {
+          degraded++;
+          fallbackMs.push(latency);
+          if (serverDur !== undefined) fallbackServerMs.push(serverDur);
+          countFallbacks(text);
+        }
       } else if (label === '429') shedMs.push(latency);
-      resolve();
+      resolve(retryAfterS);
     };
     const req = http.request(
       { host: base.hostname, port: base.port, path: values.path, method: 'POST', headers, agent, timeout: timeoutMs },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => finish(String(res.statusCode), Buffer.concat(chunks).toString('utf8')));
+        res.on('end', () => {
+          const server = /total;dur=([0-9.]+)/.exec(String(res.headers['server-timing'] ?? ''));
+          const retryAfter = res.statusCode === 429 ? Number(res.headers['retry-after'] ?? 1) : undefined;
+          finish(
+            String(res.statusCode),
+            Buffer.concat(chunks).toString('utf8'),
+            server ? Number(server[1]) : undefined,
+            retryAfter !== undefined && Number.isFinite(retryAfter) ? retryAfter : undefined,
+          );
+        });
         res.on('error', () => finish('error'));
       },
     );
@@ -80,7 +120,7 @@ function send(dueMs: number): Promise<void> {
 
 async function open(): Promise<void> {
   const start = performance.now();
-  const pending = new Set<Promise<void>>();
+  const pending = new Set<Promise<unknown>>();
   let due = 0;
   await new Promise<void>((done) => {
     const tick = setInterval(() => {
@@ -105,10 +145,17 @@ async function closed(): Promise<void> {
   const end = performance.now() + durationMs;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (performance.now() < end) await send(performance.now());
+      while (performance.now() < end) {
+        const retryAfterS = await send(performance.now());
+        // A shed client waits as told (Retry-After), as a well-behaved one does: sending again at once would make the
+        // loop a storm of refusals whose cost is taken from the answers being measured.
+        if (retryAfterS !== undefined) await pause(Math.min(retryAfterS * 1000, end - performance.now()));
+      }
     }),
   );
 }
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
 async function main(): Promise<void> {
   const started = performance.now();
@@ -124,10 +171,19 @@ async function main(): Promise<void> {
       shed_qps: round(shedMs.length / seconds, 1),
       p50_ms: round(quantile(answeredMs, 0.5), 1),
       p99_ms: round(quantile(answeredMs, 0.99), 1),
+      p99_clean_ms: round(quantile(cleanMs, 0.99), 1),
+      p99_fallback_ms: round(quantile(fallbackMs, 0.99), 1),
+      p50_fallback_ms: round(quantile(fallbackMs, 0.5), 1),
       shed_p99_ms: round(quantile(shedMs, 0.99), 1),
+      server_p99_ms: round(quantile(serverMs, 0.99), 1),
+      server_fallback_p99_ms: round(quantile(fallbackServerMs, 0.99), 1),
+      outside_p50_ms: round(quantile(outsideMs, 0.5), 1),
+      outside_p99_ms: round(quantile(outsideMs, 0.99), 1),
+      send_lag_p50_ms: round(quantile(sendLagMs, 0.5), 1),
       send_lag_p99_ms: round(quantile(sendLagMs, 0.99), 1),
       degraded_pct: round(answered > 0 ? (degraded / answered) * 100 : 0, 1),
       statuses,
+      fallbacks,
       in_flight_at_end: inFlight,
       wall_s: round((performance.now() - started) / 1000, 1),
     }),

@@ -7,23 +7,11 @@
 // same offered loads); OVERLOAD_MULTIPLES (e.g. 2,3) the multiples offered with the defaults (0.5,1,1.5,2,3).
 import { envNumber, envNumberList } from '../harness/script-env';
 import { launchTarget } from './launch';
-import { runOverload, type CurvePoint } from './overload';
+import { curveTable, runOverload } from './overload';
 
 const DURATION_S = envNumber('OVERLOAD_DURATION_S', 10, 'positive');
 const MULTIPLES = envNumberList('OVERLOAD_MULTIPLES', 'positive');
 const CAPACITY_QPS = process.env.OVERLOAD_CAPACITY_QPS ? envNumber('OVERLOAD_CAPACITY_QPS', 0, 'positive') : undefined;
-
-function table(curve: CurvePoint[]): string {
-  const rows = curve.map(
-    (p) =>
-      `| ${p.offered_qps} | ${p.answered_qps} | ${p.shed_qps} | ${p.p99_ms} | ${p.shed_latency_p99_ms ?? '-'} | ${p.degraded_pct} | ${p.send_lag_p99_ms ?? '-'} | ${p.other ? JSON.stringify(p.other) : '-'} |`,
-  );
-  return [
-    '| offered/s | answered/s | shed/s | answered p99 ms | shed p99 ms | degraded % | generator late p99 ms | other |',
-    '|---|---|---|---|---|---|---|---|',
-    ...rows,
-  ].join('\n');
-}
 
 /** The earlier defaults: the static in-flight limit (ADMISSION_MAX_IN_FLIGHT), no event-loop lag limit. */
 const STATIC = { ADMISSION_ADAPTIVE: 'false', ADMISSION_MAX_EVENT_LOOP_LAG_MS: '0' };
@@ -56,11 +44,11 @@ async function main(): Promise<void> {
   console.log(
     `capacity ${capacity} answers/s; with admission control (${settings.length > 0 ? settings.map(([n, v]) => `${n}=${v}`).join(' ') : 'defaults'}):`,
   );
-  console.log(table(withAdmission.curve));
+  console.log(curveTable(withAdmission.curve));
   console.log('static in-flight limit, no lag limit (ADMISSION_ADAPTIVE=false, ADMISSION_MAX_EVENT_LOOP_LAG_MS=0), 2x capacity:');
-  console.log(table(staticLimit.curve));
+  console.log(curveTable(staticLimit.curve));
   console.log('without admission control (ADMISSION_MAX_IN_FLIGHT=0, ADMISSION_MAX_EVENT_LOOP_LAG_MS=0), 2x capacity:');
-  console.log(table(without.curve));
+  console.log(curveTable(without.curve));
   console.log(
     JSON.stringify({
       ...withAdmission,

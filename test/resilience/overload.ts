@@ -32,12 +32,46 @@ export interface CurvePoint {
   other?: Record<string, number>;
   /** p99 of how late the generator itself sent requests (its own share of every latency on a busy machine). */
   send_lag_p99_ms?: number;
+  /** p99 of the clean answers and of those with a fallback apart (a fallback is a stage cut at its deadline or down). */
+  clean_p99_ms?: number;
+  fallback_p99_ms?: number;
+  /** The fallbacks answered with, by stage and cause ("ranking DEADLINE_EXCEEDED"). */
+  fallbacks?: Record<string, number>;
+  /**
+   * p99 of the gateway's own time of the answered requests (its Server-Timing header: from reading the request to
+   * writing the answer) and of the rest of their latency (the generator, the network, the wait before the gateway read
+   * the request and after it wrote the answer).
+   */
+  gateway_p99_ms?: number;
+  outside_p99_ms?: number;
 }
 
 export interface OverloadResult {
   capacity_qps: number;
   curve: CurvePoint[];
   shed_p99_ms_at_2x_capacity: number;
+}
+
+/** The curve as a markdown table (pnpm test:overload's and pnpm test:resilience's). */
+export function curveTable(curve: readonly CurvePoint[]): string {
+  const ms = (value: number | undefined) => value ?? '–';
+  return [
+    '| offered/s | answered/s | shed/s | answered p99 ms | clean p99 ms | fallback p99 ms | in the gateway p99 ms | outside it p99 ms | shed p99 ms | with a fallback | generator late p99 ms | fallbacks | other |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+    ...curve.map(
+      (p) =>
+        `| ${p.offered_qps} | ${p.answered_qps} | ${p.shed_qps} | ${p.p99_ms} | ${ms(p.clean_p99_ms)} | ${ms(p.fallback_p99_ms)} | ` +
+        `${ms(p.gateway_p99_ms)} | ${ms(p.outside_p99_ms)} | ` +
+        `${ms(p.shed_latency_p99_ms)} | ${p.degraded_pct}% | ${ms(p.send_lag_p99_ms)} | ` +
+        `${
+          p.fallbacks
+            ? Object.entries(p.fallbacks)
+                .map(([k, n]) => `${k}: ${n}`)
+                .join(', ')
+            : '–'
+        } | ${p.other ? JSON.stringify(p.other) : '–'} |`,
+    ),
+  ].join('\n');
 }
 
 const GENERATOR = join(__dirname, 'open-loop.js');
@@ -49,7 +83,12 @@ interface GeneratorResult {
   p99_ms: number;
   shed_p99_ms: number;
   send_lag_p99_ms?: number;
+  p99_clean_ms?: number;
+  p99_fallback_ms?: number;
   degraded_pct: number;
+  fallbacks?: Record<string, number>;
+  server_p99_ms?: number;
+  outside_p99_ms?: number;
   statuses: Record<string, number>;
 }
 
@@ -96,6 +135,11 @@ export async function runOverload(opts: OverloadOptions): Promise<OverloadResult
       ...(Number.isFinite(r.shed_p99_ms) ? { shed_latency_p99_ms: r.shed_p99_ms } : {}),
       ...(Object.keys(other).length > 0 ? { other } : {}),
       ...(r.send_lag_p99_ms !== undefined && Number.isFinite(r.send_lag_p99_ms) ? { send_lag_p99_ms: r.send_lag_p99_ms } : {}),
+      ...(r.p99_clean_ms !== undefined && Number.isFinite(r.p99_clean_ms) ? { clean_p99_ms: r.p99_clean_ms } : {}),
+      ...(r.p99_fallback_ms !== undefined && Number.isFinite(r.p99_fallback_ms) ? { fallback_p99_ms: r.p99_fallback_ms } : {}),
+      ...(r.fallbacks && Object.keys(r.fallbacks).length > 0 ? { fallbacks: r.fallbacks } : {}),
+      ...(r.server_p99_ms !== undefined && Number.isFinite(r.server_p99_ms) ? { gateway_p99_ms: r.server_p99_ms } : {}),
+      ...(r.outside_p99_ms !== undefined && Number.isFinite(r.outside_p99_ms) ? { outside_p99_ms: r.outside_p99_ms } : {}),
     });
     if (multiple === 2) at2x = r.p99_ms;
   }

@@ -16,7 +16,7 @@ import { removeTrainedModels, trainedModels } from '@recsys/testing';
 import { type Fault, type FaultResult, allFaults, faultTable, runFaultSuite, userCount } from './faults';
 import { type FuzzResult, runFuzz } from './fuzz';
 import { launchTarget } from './launch';
-import { type OverloadResult, runOverload } from './overload';
+import { curveTable, type OverloadResult, runOverload } from './overload';
 import { type SoakResult, runSoak, soakTable } from './soak';
 import { envNumber } from '../harness/script-env';
 
@@ -228,13 +228,7 @@ async function main(): Promise<void> {
     }
     if (report.overload) {
       console.log(`\n## Overload (capacity ${report.overload.capacity_qps} requests/s, REST, open loop)\n`);
-      console.log('| offered/s | answered/s | shed/s | p99 ms (answered) | p99 ms (shed) | degraded | other |');
-      console.log('| ---: | ---: | ---: | ---: | ---: | ---: | --- |');
-      for (const p of report.overload.curve)
-        console.log(
-          `| ${p.offered_qps} | ${p.answered_qps} | ${p.shed_qps} | ${p.p99_ms} | ${p.shed_latency_p99_ms ?? '–'} | ${p.degraded_pct}% | ` +
-            `${JSON.stringify(p.other ?? {})} |`,
-        );
+      console.log(curveTable(report.overload.curve));
     }
     if (report.soak) {
       console.log(
