@@ -55,18 +55,27 @@ describe('ConcurrencyLimit (AIMD against a latency target)', () => {
     expect(window(limit, clock, 10, 5)).toBe(11);
   });
 
-  it('does not shrink while fewer than the limit are in flight: a slow or failing stage at low load is not queueing at the gate', () => {
+  it('does not shrink while under half of it is in flight: a slow or failing stage at low load is not queueing at the gate', () => {
     const changes: number[] = [];
     const limit = new ConcurrencyLimit({ min: 4, max: 32, targetMs: 150 }, (l) => changes.push(l));
     const clock = { t: 0 };
     // A stage hung until its deadline: every answer slow, 20 requests/s, about 10 in flight.
     for (let i = 0; i < 20; i++) expect(window(limit, clock, 600, 10)).toBe(32);
-    expect(window(limit, clock, 600, 31)).toBe(32);
-    // Once the load fills the limit the same latency shrinks it.
-    expect(window(limit, clock, 600, 32)).toBe(16);
-    expect(window(limit, clock, 600, 16)).toBe(8);
-    expect(window(limit, clock, 600, 7)).toBe(8);
+    expect(window(limit, clock, 600, 15)).toBe(32);
+    // Once the load uses half of it the same latency shrinks it.
+    expect(window(limit, clock, 600, 16)).toBe(16);
+    expect(window(limit, clock, 600, 8)).toBe(8);
+    expect(window(limit, clock, 600, 3)).toBe(8);
     expect(changes).toEqual([16, 8]);
+  });
+
+  it('shrinks when the budget caps the requests in flight under the limit: past saturation they may never fill it', () => {
+    // 140 requests/s offered to a pipeline that answers 95/s, every answer cut near the 250 ms budget: about 22 in
+    // flight of 32, for as long as the load lasts.
+    const limit = new ConcurrencyLimit({ min: 4, max: 32, targetMs: 150 });
+    const clock = { t: 0 };
+    expect(window(limit, clock, 245, 22)).toBe(19);
+    expect(window(limit, clock, 245, 19)).toBe(11);
   });
 
   it('takes the p90 of the window: one slow request in twenty does not shrink it', () => {

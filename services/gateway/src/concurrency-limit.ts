@@ -4,9 +4,8 @@
  * latency. Each window (WINDOW_MS from its first answer or admission) the p90 of the latencies finished in it (and of
  * the requests still in flight already over the target) is compared with the target: above it the limit shrinks in
  * proportion (limit × target / p90, at most halved per window), well under it (below GROW_BELOW of the target) it grows
- * by one if the window used at least half of it. It shrinks only in a window that filled it: latency with fewer in
- * flight than the limit is not queueing at this gate (a stage down or timing out) and shedding cannot cure it. It never
- * leaves min..max. A static limit cannot fit
+ * by one. Either only in a window that used at least half of it: latency with fewer in flight is not queueing at this
+ * gate (a stage down or timing out) and shedding cannot cure it. It never leaves min..max. A static limit cannot fit
  * every machine: by Little's law a fixed 32 in flight at 50 answers/s is 640 ms per request, where the right number
  * on that machine is answers/s × target.
  */
@@ -83,15 +82,18 @@ export class ConcurrencyLimit {
     this.samples = [];
     this.windowStart = undefined;
     const p90 = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * PERCENTILE))]!;
+    // The window used at least half of the limit. Only then does latency move it either way (Gradient2's test for a
+    // load-bound limit): a high latency with fewer in flight is not waiting at this gate (a stage timing out, a
+    // dependency down, a slow machine at low load), and shrinking would shed load the gateway carries, turning a
+    // degraded answer into a refusal. Half, not all of it: past saturation the request budget caps each request's
+    // time, so the requests in flight (rate × budget) may never reach a limit set far above what the machine serves
+    // and it would hold there while every answer came late and degraded (a load step from capacity to 1.5× it
+    // admitted up to 22 of 32 for a second, answered past the budget).
     const used = this.peakInFlight * 2 >= this.value;
-    // Shrinking helps only when the limit binds (the window filled it): a high latency with fewer in flight than the
-    // limit is not waiting at this gate (a stage timing out, a dependency down, a slow machine at low load), and
-    // shrinking would shed load the gateway carries, turning a degraded answer into a refusal.
-    const binding = this.peakInFlight >= this.value;
     // What is still in flight belongs to the next window too.
     this.peakInFlight = inFlight;
     let next = this.value;
-    if (p90 > this.config.targetMs && binding) next = Math.floor(this.value * Math.max(MAX_SHRINK, this.config.targetMs / p90));
+    if (p90 > this.config.targetMs && used) next = Math.floor(this.value * Math.max(MAX_SHRINK, this.config.targetMs / p90));
     else if (p90 < this.config.targetMs * GROW_BELOW && used) next = this.value + 1;
     next = Math.min(this.config.max, Math.max(this.config.min, next));
     if (next !== this.value) {
