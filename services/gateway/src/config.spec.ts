@@ -30,12 +30,12 @@ describe('gateway configuration', () => {
     expect(loadGatewayConfig(base).breaker).toEqual({ failures: 5, openMs: 1000, minFailingMs: 1000 });
   });
 
-  it('admission control: an adaptive in-flight limit of 4..32 steering to 150 ms, no lag limit; ADMISSION_ADAPTIVE=false keeps it static', () => {
+  it('admission control: an adaptive in-flight limit of 4..32 steering to 44% of the default budget, no lag limit; ADMISSION_ADAPTIVE=false keeps it static', () => {
     expect(loadGatewayConfig(base).admission).toEqual({
       maxInFlight: 32,
       adaptive: true,
       minInFlight: 4,
-      targetMs: 150,
+      targetMs: 110,
       maxQueue: 64,
       queueTimeoutMs: 50,
       maxEventLoopLagMs: 0,
@@ -43,6 +43,9 @@ describe('gateway configuration', () => {
     expect(loadGatewayConfig({ ...base, ADMISSION_ADAPTIVE: 'false' }).admission.adaptive).toBe(false);
     expect(problem({ ...base, ADMISSION_MIN_IN_FLIGHT: '0' })).toContain('ADMISSION_MIN_IN_FLIGHT');
     expect(problem({ ...base, ADMISSION_TARGET_MS: '0' })).toContain('ADMISSION_TARGET_MS');
+    // The target follows the budget unless set: a 1 s budget is not steered to 110 ms.
+    expect(loadGatewayConfig({ ...base, BUDGET_DEFAULT_MS: '1000' }).admission.targetMs).toBe(440);
+    expect(loadGatewayConfig({ ...base, BUDGET_DEFAULT_MS: '1000', ADMISSION_TARGET_MS: '150' }).admission.targetMs).toBe(150);
   });
 
   it('refuses to start without API keys unless auth is explicitly disabled', () => {
