@@ -19,6 +19,7 @@ import { RedisServer } from '@recsys/testing';
 import { FLOOR_PARTS, measureFloor, type RequestPlan } from './floor';
 import { cpuMsOf, quantile, round, rssMiB } from './stats';
 import { eventLogCost, type EventLogCost } from './event-log-cost';
+import { type LoadResult, type WrkCounts, wrkLoadResult } from './load-result';
 import { envNumber } from '../harness/script-env';
 
 const ITEMS = envNumber('BENCH_ITEMS', 1_000_000);
@@ -55,17 +56,6 @@ const WRK_SCRIPT = join(repoRoot, 'test', 'bench', 'wrk', 'recommend.lua');
 const GRPC_LOAD = join(__dirname, 'grpc-load.js');
 
 type Generator = 'rest' | 'grpc';
-
-interface LoadResult {
-  requests: number;
-  qps: number;
-  p50_ms: number;
-  p95_ms: number;
-  p99_ms: number;
-  /** Answers with a fallback, as a share of the answers. */
-  degraded: number;
-  failed: number;
-}
 
 interface Level extends LoadResult {
   mode: PipelineMode;
@@ -129,17 +119,8 @@ async function restLoad(url: string, concurrency: number, seconds: number, users
     ...process.env,
     BENCH_WRK_USERS: String(users),
     BENCH_WRK_K: String(K),
-  })) as Record<string, number>;
-  const answered = r.answered!;
-  return {
-    requests: answered,
-    qps: round(answered / (r.duration_us! / 1e6), 1),
-    p50_ms: round(r.p50_us! / 1000),
-    p95_ms: round(r.p95_us! / 1000),
-    p99_ms: round(r.p99_us! / 1000),
-    degraded: round(answered > 0 ? r.degraded! / answered : 0, 4),
-    failed: r.non200! + r.socket_errors!,
-  };
+  })) as unknown as WrkCounts;
+  return wrkLoadResult(r);
 }
 
 async function grpcLoad(address: string, concurrency: number, seconds: number, users: number): Promise<LoadResult> {
