@@ -50,25 +50,19 @@ function featureFromCell(name: string, type: string, cell: string): FeatureInit 
   }
 }
 
-/** created_at as Unix ms: a number of ms, or an ISO-8601 date. */
+/** created_at as Unix ms: a number of ms, or an ISO-8601 date; either must be a time a Date holds (timestampProblem). */
 function parseCreatedAt(value: unknown): number | string {
   if (value === undefined || value === null || value === '') return 0;
-  if (typeof value === 'number') {
-    const problem = timestampProblem(value);
-    return problem ? `created_at: ${problem}` : value;
-  }
-  if (typeof value === 'string') {
-    const asNumber = Number(value);
-    if (/^\d+$/.test(value)) {
-      const problem = timestampProblem(asNumber);
-      return problem ? `created_at: ${problem}` : asNumber;
-    }
-    const ms = Date.parse(value);
+  let ms: number;
+  if (typeof value === 'number') ms = value;
+  else if (typeof value !== 'string') return 'created_at: must be a number or a date string';
+  else if (/^\d+$/.test(value)) ms = Number(value);
+  else {
+    ms = Date.parse(value);
     if (Number.isNaN(ms)) return `created_at: "${value.slice(0, 40)}" is neither Unix ms nor an ISO date`;
-    const problem = timestampProblem(ms);
-    return problem ? `created_at: ${problem}` : ms;
   }
-  return 'created_at: must be a number or a date string';
+  const problem = timestampProblem(ms);
+  return problem ? `created_at: ${problem}` : ms;
 }
 
 function build(kind: EntityKind, id: string, category: string, createdAt: number, values: Record<string, FeatureInit>) {
