@@ -111,6 +111,11 @@ function generate(args: Record<string, string | number>): Promise<GeneratorResul
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** `{ [key]: value }` when the generator measured it (a quantile of no samples comes as null), else nothing. */
+function finite<K extends keyof CurvePoint>(key: K, value: number | null | undefined): Partial<Pick<CurvePoint, K>> {
+  return typeof value === 'number' && Number.isFinite(value) ? ({ [key]: value } as Partial<Pick<CurvePoint, K>>) : {};
+}
+
 export async function runOverload(opts: OverloadOptions): Promise<OverloadResult> {
   const durationS = opts.durationS ?? 10;
   const key = opts.apiKey ?? process.env.RECSYS_API_KEY ?? '';
@@ -132,14 +137,14 @@ export async function runOverload(opts: OverloadOptions): Promise<OverloadResult
       shed_qps: r.shed_qps,
       p99_ms: r.p99_ms,
       degraded_pct: r.degraded_pct,
-      ...(Number.isFinite(r.shed_p99_ms) ? { shed_latency_p99_ms: r.shed_p99_ms } : {}),
+      ...finite('shed_latency_p99_ms', r.shed_p99_ms),
       ...(Object.keys(other).length > 0 ? { other } : {}),
-      ...(r.send_lag_p99_ms !== undefined && Number.isFinite(r.send_lag_p99_ms) ? { send_lag_p99_ms: r.send_lag_p99_ms } : {}),
-      ...(r.p99_clean_ms !== undefined && Number.isFinite(r.p99_clean_ms) ? { clean_p99_ms: r.p99_clean_ms } : {}),
-      ...(r.p99_fallback_ms !== undefined && Number.isFinite(r.p99_fallback_ms) ? { fallback_p99_ms: r.p99_fallback_ms } : {}),
+      ...finite('send_lag_p99_ms', r.send_lag_p99_ms),
+      ...finite('clean_p99_ms', r.p99_clean_ms),
+      ...finite('fallback_p99_ms', r.p99_fallback_ms),
       ...(r.fallbacks && Object.keys(r.fallbacks).length > 0 ? { fallbacks: r.fallbacks } : {}),
-      ...(r.server_p99_ms !== undefined && Number.isFinite(r.server_p99_ms) ? { gateway_p99_ms: r.server_p99_ms } : {}),
-      ...(r.outside_p99_ms !== undefined && Number.isFinite(r.outside_p99_ms) ? { outside_p99_ms: r.outside_p99_ms } : {}),
+      ...finite('gateway_p99_ms', r.server_p99_ms),
+      ...finite('outside_p99_ms', r.outside_p99_ms),
     });
     if (multiple === 2) at2x = r.p99_ms;
   }
