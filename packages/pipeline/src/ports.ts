@@ -1,4 +1,5 @@
 import { type Server, createServer } from 'node:net';
+import { boundPort, holdFreePort } from '@recsys/service-kit';
 import { type PortHolder, conflictsWith, describeHolder, isListener, portHolders } from './port-holder.js';
 import { HOST } from './services.js';
 
@@ -60,7 +61,9 @@ async function blockers(port: number): Promise<PortHolder[]> {
 /**
  * A port chosen for a service, held by a listener of the launcher's own from the start until the service starts: while
  * something listens on a port, the kernel gives it to no outgoing connection as its source port, so the training, the
- * feature load and the index build (which open connections all the while) cannot take it.
+ * feature load and the index build (which open connections all the while) cannot take it. A free port (0) is drawn below
+ * the ephemeral range (holdFreePort), so that in the moment between its release and the service's listen no connection
+ * and no other program's listen(0) can take it either.
  */
 export class PortReservation {
   private constructor(
@@ -75,11 +78,13 @@ export class PortReservation {
    */
   static async take(label: PortLabel, wanted: number, log: (line: string) => void): Promise<PortReservation> {
     if (!Number.isInteger(wanted) || wanted < 0 || wanted > 65535) throw new Error(`--${label}-port: expected 0..65535, got ${wanted}`);
-    const { server, error } = await listenNow(wanted);
-    if (error === undefined) {
-      const address = server.address();
-      return new PortReservation(label, typeof address === 'object' && address !== null ? address.port : wanted, server);
+    // A free port: drawn below the ephemeral range, where no outgoing connection or listen(0) takes it once let go.
+    if (wanted === 0) {
+      const held = await holdFreePort(HOST);
+      return new PortReservation(label, boundPort(held), held);
     }
+    const { server, error } = await listenNow(wanted);
+    if (error === undefined) return new PortReservation(label, wanted, server);
     if (error.code !== 'EADDRINUSE')
       throw new Error(`${label} port ${HOST}:${wanted}: cannot listen on it (${error.message}); choose another with --${label}-port N`);
     const holders = await blockers(wanted);
