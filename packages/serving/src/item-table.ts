@@ -217,8 +217,10 @@ export class CandidateItems {
     const rest: string[] = [];
     const positions: number[] = [];
     const { codes, values, ids } = table;
+    // All rows first: their memory reads overlap (rowsOf), then the copies.
+    const rows = ids.rowsOf(itemIds, this.rows(n));
     for (let k = 0; k < n; k++) {
-      const row = ids.rowOf(itemIds[k]!);
+      const row = rows[k]!;
       if (row < 0) {
         rest.push(itemIds[k]!);
         positions.push(k);
@@ -235,6 +237,14 @@ export class CandidateItems {
       createdAtMs[positions[j]!] = read.createdAtMs[j]!;
     }
     return { batch, createdAtMs, missing: read.missing };
+  }
+
+  private rowBuffer: Int32Array = new Int32Array(0);
+
+  /** Scratch rows for one read, kept between reads: each is used before the read's first await. */
+  private rows(n: number): Int32Array {
+    if (this.rowBuffer.length < n) this.rowBuffer = new Int32Array(Math.max(n, 2 * this.rowBuffer.length));
+    return this.rowBuffer;
   }
 
   close(): void {

@@ -167,8 +167,9 @@ export class PrerankerModel {
     const items = new Float32Array(n * dim);
     const vectors = this.itemVectors;
     const unknown: string[] = [];
+    const rows = this.itemRows.rowsOf(itemIds);
     for (let k = 0; k < n; k++) {
-      const row = this.itemRows.rowOf(itemIds[k]!);
+      const row = rows[k]!;
       if (row < 0) {
         unknown.push(itemIds[k]!);
         continue;
