@@ -1,7 +1,14 @@
 import { create, toBinary } from '@bufbuild/protobuf';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
-import { common } from '@recsys/contracts';
-import { candidateCreatedAt, hasStageScore, readCandidateFields, WireReader } from './candidate-wire.js';
+import { common, ranking } from '@recsys/contracts';
+import {
+  CandidateList,
+  candidateCreatedAt,
+  hasStageScore,
+  readCandidateFields,
+  readCandidateRequest,
+  WireReader,
+} from './candidate-wire.js';
 
 /** A varint's bytes as protobuf-es writes a uint64. */
 const varintBytes = (value: bigint) => new BinaryWriter().uint64(value).finish();
@@ -114,5 +121,50 @@ describe('readCandidateFields', () => {
   it('refuses truncated bytes', () => {
     const bytes = candidate({ itemId: 'item-1', category: 'c', createdAtMs: 1_764_590_400_000n });
     expect(() => readCandidateFields(bytes.subarray(0, bytes.length - 1))).toThrow(RangeError);
+  });
+});
+
+describe('CandidateList', () => {
+  const candidates = ['a-1', 'ü-2', 'c-3', 'd-4'].map((itemId, k) =>
+    create(common.CandidateSchema, { itemId, score: k / 4, channels: ['two-tower'], createdAtMs: BigInt(1_700_000_000_000 + k) }),
+  );
+  const request = toBinary(ranking.RankRequestSchema, create(ranking.RankRequestSchema, { userId: 'u', candidates, limit: 2 }));
+
+  it("keeps a request's candidates as ranges of its bytes: each the bytes protobuf-es wrote, ids and times as read", () => {
+    const { candidates: list } = readCandidateRequest(ranking.RankRequestSchema, request);
+    expect(list.length).toBe(4);
+    expect(list.buffer).toBe(request);
+    expect(list.ids).toEqual(['a-1', 'ü-2', 'c-3', 'd-4']);
+    candidates.forEach((c, k) => {
+      expect(Buffer.from(list.span(k))).toEqual(Buffer.from(toBinary(common.CandidateSchema, c)));
+      expect(list.spanLength(k)).toBe(list.end(k) - list.start(k));
+    });
+    expect(Array.from(list.createdAtMs!)).toEqual([0, 1, 2, 3].map((k) => 1_700_000_000_000 + k));
+    expect(list.decodeAll().map((c) => c.itemId)).toEqual(['a-1', 'ü-2', 'c-3', 'd-4']);
+  });
+
+  it('reads the ids from the bytes when made without them; slices and picks share the bytes', () => {
+    const { candidates: read } = readCandidateRequest(ranking.RankRequestSchema, request);
+    const bounds = Int32Array.from({ length: 8 }, (_, j) => (j % 2 === 0 ? read.start(j / 2) : read.end((j - 1) / 2)));
+    const lazy = CandidateList.inBuffer(request, bounds);
+    expect(lazy.ids).toEqual(read.ids);
+    const picked = lazy.pick([3, 1]);
+    expect(picked.ids).toEqual(['d-4', 'ü-2']);
+    expect(picked.buffer).toBe(request);
+    expect(picked.decode(0)).toEqual(candidates[3]);
+    expect(read.pick([2]).createdAtMs).toEqual(Float64Array.of(1_700_000_000_002));
+    expect(lazy.slice(2).ids).toEqual(['a-1', 'ü-2']);
+    expect(lazy.slice(9)).toBe(lazy);
+    const copied = CandidateList.fromSpans([read.span(2), read.span(0)]);
+    expect(copied.ids).toEqual(['c-3', 'a-1']);
+    expect(CandidateList.of(candidates).decodeAll()).toEqual(candidates);
+  });
+
+  it('refuses ranges outside the bytes, an odd count of bounds, ids that do not match, a position outside the list', () => {
+    expect(() => CandidateList.inBuffer(request, Int32Array.of(0, request.length + 1))).toThrow(RangeError);
+    expect(() => CandidateList.inBuffer(request, Int32Array.of(5, 4))).toThrow(RangeError);
+    expect(() => CandidateList.inBuffer(request, Int32Array.of(0))).toThrow('two per candidate');
+    expect(() => CandidateList.inBuffer(request, Int32Array.of(0, 1), ['a', 'b'])).toThrow('2 ids for 1 candidates');
+    expect(() => CandidateList.empty.pick([0])).toThrow(RangeError);
   });
 });

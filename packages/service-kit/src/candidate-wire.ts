@@ -90,7 +90,7 @@ export class WireReader {
   }
 
   /** The end of a length-delimited value whose length is read here; pos is left at its start. */
-  private lengthEnd(): number {
+  lengthEnd(): number {
     const n = this.varint();
     const end = this.pos + n;
     if (end > this.end) throw new RangeError('truncated length-delimited field');
@@ -326,38 +326,142 @@ const safePositive = (n: number) => (n > 0 && Number.isSafeInteger(n) ? n : 0);
 /**
  * Candidates kept as the protobuf bytes each arrived in, with their item ids: passed on to the next stage, or written
  * into an answer, by copying bytes; whole candidates are decoded only where a caller asks (the gateway's top k, debug).
+ *
+ * The bytes stay where they came (the message that carried them), each candidate a range of it: no view object per
+ * candidate (a thousand per request and hop). The ids are read when first asked for, unless the reader had them.
  */
 export class CandidateList {
-  constructor(
-    readonly ids: readonly string[],
-    readonly spans: readonly Uint8Array[],
+  private constructor(
+    /** Candidate k's bytes are buffer[bounds[2k], bounds[2k + 1]). */
+    readonly buffer: Uint8Array,
+    private readonly bounds: Int32Array,
+    private idList: readonly string[] | undefined,
     /** Each candidate's created_at_ms (0 when it has none), where the reader saw them (readCandidateRequest). */
     readonly createdAtMs?: Float64Array,
   ) {}
 
-  static readonly empty = new CandidateList([], []);
+  static readonly empty = new CandidateList(new Uint8Array(0), new Int32Array(0), []);
+
+  /**
+   * Candidates at ranges of one buffer: candidate k at buffer[bounds[2k], bounds[2k + 1]). `ids`, when given, must be
+   * their item ids (else each is read from its bytes when first asked for).
+   */
+  static inBuffer(buffer: Uint8Array, bounds: Int32Array, ids?: readonly string[], createdAtMs?: Float64Array): CandidateList {
+    if (bounds.length % 2 !== 0) throw new RangeError(`bounds holds ${bounds.length} numbers: two per candidate`);
+    for (let k = 0; k < bounds.length; k += 2) {
+      if (!(bounds[k]! >= 0 && bounds[k]! <= bounds[k + 1]! && bounds[k + 1]! <= buffer.length)) {
+        throw new RangeError(`candidate ${k / 2}: [${bounds[k]}, ${bounds[k + 1]}) is not within the ${buffer.length} bytes`);
+      }
+    }
+    if (ids !== undefined && ids.length !== bounds.length / 2)
+      throw new RangeError(`${ids.length} ids for ${bounds.length / 2} candidates`);
+    return new CandidateList(buffer, bounds, ids, createdAtMs);
+  }
+
+  /** Candidates each in bytes of its own (copied into one buffer). */
+  static fromSpans(spans: readonly Uint8Array[], ids?: readonly string[]): CandidateList {
+    let size = 0;
+    for (const span of spans) size += span.length;
+    const buffer = new Uint8Array(size);
+    const bounds = new Int32Array(spans.length * 2);
+    let pos = 0;
+    spans.forEach((span, k) => {
+      buffer.set(span, pos);
+      bounds[2 * k] = pos;
+      bounds[2 * k + 1] = pos += span.length;
+    });
+    return CandidateList.inBuffer(buffer, bounds, ids);
+  }
 
   static of(candidates: readonly common.Candidate[]): CandidateList {
-    return new CandidateList(
-      candidates.map((c) => c.itemId),
+    return CandidateList.fromSpans(
       candidates.map((c) => toBinary(common.CandidateSchema, c)),
+      candidates.map((c) => c.itemId),
     );
   }
 
   get length(): number {
-    return this.ids.length;
+    return this.bounds.length >> 1;
+  }
+
+  /** The item ids, in order (read from the bytes on first use when the list was made without them). */
+  get ids(): readonly string[] {
+    if (this.idList === undefined) {
+      const ids = new Array<string>(this.length);
+      for (let k = 0; k < ids.length; k++) ids[k] = candidateItemId(this.span(k));
+      this.idList = ids;
+    }
+    return this.idList;
+  }
+
+  /** Candidate k's bytes as a view (one object: for a few candidates, not a loop over all). */
+  span(k: number): Uint8Array {
+    return this.buffer.subarray(this.start(k), this.end(k));
+  }
+
+  start(k: number): number {
+    return this.bounds[2 * k]!;
+  }
+
+  end(k: number): number {
+    return this.bounds[2 * k + 1]!;
+  }
+
+  spanLength(k: number): number {
+    return this.bounds[2 * k + 1]! - this.bounds[2 * k]!;
   }
 
   slice(count: number): CandidateList {
-    return count >= this.length ? this : new CandidateList(this.ids.slice(0, count), this.spans.slice(0, count));
+    if (count >= this.length) return this;
+    return new CandidateList(
+      this.buffer,
+      this.bounds.subarray(0, 2 * count),
+      this.idList?.slice(0, count),
+      this.createdAtMs?.subarray(0, count),
+    );
+  }
+
+  /** The candidates at these positions, in this order (the same bytes). */
+  pick(positions: readonly number[]): CandidateList {
+    const bounds = new Int32Array(positions.length * 2);
+    positions.forEach((k, j) => {
+      if (!(k >= 0 && k < this.length)) throw new RangeError(`position ${k} is outside 0..${this.length - 1}`);
+      bounds[2 * j] = this.bounds[2 * k]!;
+      bounds[2 * j + 1] = this.bounds[2 * k + 1]!;
+    });
+    const ids = this.idList === undefined ? undefined : positions.map((k) => this.idList![k]!);
+    const created = this.createdAtMs === undefined ? undefined : Float64Array.from(positions, (k) => this.createdAtMs![k]!);
+    return new CandidateList(this.buffer, bounds, ids, created);
   }
 
   decode(index: number): common.Candidate {
-    return fromBinary(common.CandidateSchema, this.spans[index]!);
+    return fromBinary(common.CandidateSchema, this.span(index));
   }
 
   decodeAll(): common.Candidate[] {
-    return this.spans.map((span) => fromBinary(common.CandidateSchema, span));
+    return Array.from({ length: this.length }, (_, k) => this.decode(k));
+  }
+}
+
+/** Two numbers per candidate (its start and end), grown as a reader finds candidates. */
+export class CandidateBounds {
+  private bounds = new Int32Array(128);
+  count = 0;
+
+  add(start: number, end: number): void {
+    if (2 * this.count === this.bounds.length) {
+      const grown = new Int32Array(this.bounds.length * 2);
+      grown.set(this.bounds);
+      this.bounds = grown;
+    }
+    this.bounds[2 * this.count] = start;
+    this.bounds[2 * this.count + 1] = end;
+    this.count++;
+  }
+
+  /** The bounds found (a view of the grown array). */
+  finish(): Int32Array {
+    return this.bounds.subarray(0, 2 * this.count);
   }
 }
 
@@ -380,7 +484,7 @@ export function readCandidateRequest<Desc extends DescMessage>(schema: Desc, byt
   if (number === undefined) candidateFieldNumbers.set(schema, (number = fieldNumber(schema, 'candidates')));
   const reader = new WireReader(bytes);
   const ids: string[] = [];
-  const spans: Uint8Array[] = [];
+  const bounds = new CandidateBounds();
   let created = new Float64Array(64);
   // The other fields' bytes, in order: the runs between candidates.
   const rest: Uint8Array[] = [];
@@ -391,20 +495,23 @@ export function readCandidateRequest<Desc extends DescMessage>(schema: Desc, byt
       const tag = reader.tag();
       if (tag >>> 3 === number && (tag & 7) === LENGTH) {
         if (start > restStart) rest.push(bytes.subarray(restStart, start));
-        const span = reader.bytes();
+        const end = reader.lengthEnd();
+        const from = reader.pos;
+        reader.pos = end;
+        const index = bounds.count;
         try {
           // Every field walked once: a malformed candidate is refused here, not passed on.
-          if (spans.length === created.length) {
+          if (index === created.length) {
             const grown = new Float64Array(created.length * 2);
             grown.set(created);
             created = grown;
           }
-          ids.push(scanCandidateId(bytes, reader.pos - span.length, reader.pos, created, spans.length));
+          ids.push(scanCandidateId(bytes, from, end, created, index));
         } catch (error) {
-          throw new InvalidArgumentError(`candidates[${spans.length}]`, `is not a valid Candidate message (${(error as Error).message})`);
+          throw new InvalidArgumentError(`candidates[${index}]`, `is not a valid Candidate message (${(error as Error).message})`);
         }
-        spans.push(span);
-        restStart = reader.pos;
+        bounds.add(from, end);
+        restStart = end;
       } else {
         reader.skip(tag & 7, tag >>> 3);
       }
@@ -420,5 +527,5 @@ export function readCandidateRequest<Desc extends DescMessage>(schema: Desc, byt
   } catch (error) {
     throw new InvalidArgumentError('request', `is not a valid ${schema.typeName} message (${(error as Error).message})`);
   }
-  return { message, candidates: new CandidateList(ids, spans, created.subarray(0, spans.length)) };
+  return { message, candidates: CandidateList.inBuffer(bytes, bounds.finish(), ids, created.subarray(0, bounds.count)) };
 }

@@ -127,6 +127,15 @@ class Writer {
     this.pos += bytes.length;
   }
 
+  /** bytes[start, end), copied without a view of it (one object per candidate otherwise). */
+  range(bytes: Uint8Array, start: number, end: number): void {
+    const buf = this.buf;
+    let pos = this.pos;
+    if (end - start <= 64) for (let k = start; k < end; k++) buf[pos++] = bytes[k]!;
+    else buf.set(bytes.subarray(start, end), pos);
+    this.pos += end - start;
+  }
+
   stageScore(stage: number, score: number): void {
     this.byte(STAGE_SCORE);
     this.varint(stageScoreSize(stage, score));
@@ -171,7 +180,7 @@ export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
     const k = order[r]!;
     const score = Math.fround(scores[k]!);
     // The score always (5 bytes, a zero too): it must replace the one the candidate came with.
-    let size = candidates.spans[k]!.length + 5;
+    let size = candidates.spanLength(k) + 5;
     const own = stageScoreSize(stage, score);
     size += 1 + varintSize(own) + own;
     const read = createdAtMs?.[k];
@@ -189,7 +198,7 @@ export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
     const score = Math.fround(scores[k]!);
     w.byte(CANDIDATE);
     w.varint(sizes[r]!);
-    w.raw(candidates.spans[k]!);
+    w.range(candidates.buffer, candidates.start(k), candidates.end(k));
     w.byte(SCORE);
     w.fixed32(score);
     w.stageScore(stage, score);
@@ -205,7 +214,7 @@ export function encodeScoredCandidates<S extends ScoredCandidatesSchema>(
 }
 
 /** A candidate's own created_at_ms: as the request reader saw it, else read from its bytes. */
-const ownCreatedAt = (candidates: CandidateList, k: number) => candidates.createdAtMs?.[k] ?? candidateCreatedAt(candidates.spans[k]!);
+const ownCreatedAt = (candidates: CandidateList, k: number) => candidates.createdAtMs?.[k] ?? candidateCreatedAt(candidates.span(k));
 
 /** A candidate of an answer as the bytes it came in, with what the stage changed appended. */
 export interface CandidateEdit {

@@ -27,7 +27,7 @@ async function rankBytes(bytes: Uint8Array): Promise<EncodedMessage> {
   if (message.userId === 'boom') throw new Error('secret internal detail');
   if (message.userId === 'slow') await new Promise((resolve) => setTimeout(resolve, 300));
   const answer = create(ranking.RankResponseSchema, {
-    candidates: candidates.spans.map((span) => fromBinary(common.CandidateSchema, span)).reverse(),
+    candidates: candidates.decodeAll().reverse(),
     modelVersion: currentRequestContext()?.requestId ?? '',
   });
   return new EncodedMessage(ranking.RankResponseSchema, toBinary(ranking.RankResponseSchema, answer));

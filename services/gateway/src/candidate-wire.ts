@@ -9,7 +9,7 @@ import {
   sharedFieldNumbers as sharedFields,
   WIRE,
 } from '@recsys/contracts';
-import { candidateItemId, CandidateList, WireReader, wireText } from '@recsys/service-kit';
+import { CandidateBounds, candidateItemId, CandidateList, WireReader, wireText } from '@recsys/service-kit';
 
 // The candidate list as bytes (CandidateList, the reader) is service-kit's, shared with every stage; this module writes
 // the gateway's stage requests and reads the stage answers with it.
@@ -59,8 +59,10 @@ export type StageAnswerKind = 'retrieve' | 'prerank' | 'rank' | 'rerank';
 /** A stage's answer (RetrieveResponse, PrerankResponse, RankResponse or RerankResponse) read for what the gateway needs. */
 export function readStageAnswer(bytes: Uint8Array, kind: StageAnswerKind): StageAnswer {
   const reader = new WireReader(bytes);
-  const ids: string[] = [];
-  const spans: Uint8Array[] = [];
+  // Re-ranking's answer (the final list, a few candidates) with its ids read here, as a malformed candidate fails the
+  // stage's call; the others' (passed on as bytes, checked by the stage they go to) when first asked for.
+  const ids: string[] | undefined = kind === 'rerank' ? [] : undefined;
+  const bounds = new CandidateBounds();
   const userEmbedding: number[] = [];
   let modelVersion = '';
   let indexVersion = '';
@@ -71,9 +73,10 @@ export function readStageAnswer(bytes: Uint8Array, kind: StageAnswerKind): Stage
     const field = tag >>> 3;
     const wire = tag & 7;
     if (field === ANSWER.candidates && wire === LENGTH) {
-      const span = reader.bytes();
-      spans.push(span);
-      ids.push(candidateItemId(span));
+      const end = reader.lengthEnd();
+      bounds.add(reader.pos, end);
+      if (ids !== undefined) ids.push(candidateItemId(bytes.subarray(reader.pos, end)));
+      reader.pos = end;
     } else if (kind === 'retrieve' && field === ANSWER.retrieveEmbedding && wire === LENGTH) {
       const packed = new WireReader(reader.bytes());
       while (!packed.done) userEmbedding.push(packed.float());
@@ -93,7 +96,7 @@ export function readStageAnswer(bytes: Uint8Array, kind: StageAnswerKind): Stage
       reader.skip(wire, field);
     }
   }
-  return { candidates: new CandidateList(ids, spans), userEmbedding, modelVersion, indexVersion, rules, channels };
+  return { candidates: CandidateList.inBuffer(bytes, bounds.finish(), ids), userEmbedding, modelVersion, indexVersion, rules, channels };
 }
 
 export const decodeRules = (rules: readonly Uint8Array[]): common.RuleReport[] => rules.map((r) => fromBinary(common.RuleReportSchema, r));
@@ -131,12 +134,19 @@ class Writer {
     this.buf[this.pos++] = n;
   }
 
-  bytesField(field: number, bytes: Uint8Array): void {
+  /** A length-delimited field holding bytes[start, end) (all of them by default). */
+  bytesField(field: number, bytes: Uint8Array, start = 0, end = bytes.length): void {
+    const n = end - start;
     this.varint((field << 3) | LENGTH);
-    this.varint(bytes.length);
-    this.ensure(bytes.length);
-    this.buf.set(bytes, this.pos);
-    this.pos += bytes.length;
+    this.varint(n);
+    this.ensure(n);
+    // A copy loop for a short range: a subarray to set from would be an object per candidate.
+    if (n <= 64) {
+      const buf = this.buf;
+      let pos = this.pos;
+      for (let k = start; k < end; k++) buf[pos++] = bytes[k]!;
+    } else this.buf.set(bytes.subarray(start, end), this.pos);
+    this.pos += n;
   }
 
   raw(bytes: Uint8Array): void {
@@ -196,11 +206,13 @@ export interface StageRequest {
 export function writeStageRequest(request: StageRequest): Uint8Array {
   let size = 64 + request.userId.length * 3 + (request.context?.length ?? 0) + (request.userEmbedding?.length ?? 0) * 4;
   size += (request.user?.state.length ?? 0) + 16;
-  for (const span of request.candidates.spans) size += span.length + 4;
+  const { candidates } = request;
+  for (let k = 0; k < candidates.length; k++) size += candidates.spanLength(k) + 4;
   const writer = new Writer(size);
   writer.stringField(REQUEST.userId, request.userId);
   if (request.context !== undefined) writer.bytesField(REQUEST.context, request.context);
-  for (const span of request.candidates.spans) writer.bytesField(REQUEST.candidates, span);
+  for (let k = 0; k < candidates.length; k++)
+    writer.bytesField(REQUEST.candidates, candidates.buffer, candidates.start(k), candidates.end(k));
   writer.int32Field(REQUEST.limit, request.limit);
   writer.packedFloats(REQUEST.userEmbedding, request.userEmbedding ?? []);
   writer.stringField(REQUEST.embeddingModelVersion, request.embeddingModelVersion ?? '');

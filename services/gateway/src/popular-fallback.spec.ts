@@ -44,9 +44,7 @@ describe('PopularFallback: popular items in place of retrieval, as candidate byt
     expect(answer.source).toBe('live');
     expect(asked[0]).toMatchObject({ limit: 3, filter: { excludeItemIds: ['i-3'] } });
     expect(answer.candidates.ids).toEqual(items.map((i) => i.itemId));
-    answer.candidates.spans.forEach((span, k) =>
-      expect(Buffer.from(span)).toEqual(Buffer.from(expectedBytes(items[k]!.itemId, items[k]!.score))),
-    );
+    items.forEach((item, k) => expect(Buffer.from(answer.candidates.span(k))).toEqual(Buffer.from(expectedBytes(item.itemId, item.score))));
     expect(answer.candidates.decode(1)).toMatchObject({ itemId: 'ü-2', score: 0.25, channels: ['popular'] });
   });
 
@@ -58,7 +56,7 @@ describe('PopularFallback: popular items in place of retrieval, as candidate byt
     const answer = await popular.candidates(2, undefined, new Set(['i-1']), 50);
     expect(answer.source).toBe('cached');
     expect(answer.candidates.ids).toEqual(['ü-2', 'i-3']);
-    expect(answer.candidates.spans.map((s) => Buffer.from(s))).toEqual([
+    expect([0, 1].map((k) => Buffer.from(answer.candidates.span(k)))).toEqual([
       Buffer.from(expectedBytes('ü-2', 0.25)),
       Buffer.from(expectedBytes('i-3', 0)),
     ]);

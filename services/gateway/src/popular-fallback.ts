@@ -95,15 +95,10 @@ export class PopularFallback {
         detail: 'no fallback: the feature service failed and the request filters by category',
       };
     }
-    const { ids, spans } = this.cached;
-    const keptIds: string[] = [];
-    const kept: Uint8Array[] = [];
-    for (let i = 0; i < ids.length && keptIds.length < limit; i++) {
-      if (exclude.has(ids[i]!)) continue;
-      keptIds.push(ids[i]!);
-      kept.push(spans[i]!);
-    }
-    const candidates = new CandidateList(keptIds, kept);
+    const { ids } = this.cached;
+    const kept: number[] = [];
+    for (let i = 0; i < ids.length && kept.length < limit; i++) if (!exclude.has(ids[i]!)) kept.push(i);
+    const candidates = this.cached.pick(kept);
     return { candidates, source: candidates.length > 0 ? 'cached' : 'none', detail: 'cached popular items' };
   }
 }

@@ -43,7 +43,7 @@ export class RerankingService {
    */
   async rerank(bytes: Uint8Array): Promise<EncodedMessage<typeof reranking.RerankResponseSchema>> {
     const { message: request, candidates: list } = readCandidateRequest(reranking.RerankRequestSchema, bytes);
-    const candidates = list.spans.map((span, i) => readCandidateFields(span, list.ids[i]));
+    const candidates = Array.from({ length: list.length }, (_, i) => readCandidateFields(list.span(i), list.ids[i]));
     const { limit, recentItems, disabled } = this.validate(request, candidates);
     const { entries, sources, duplicates } = dedupe(candidates);
     // Each entry's candidate (its first occurrence), by index.
@@ -71,7 +71,7 @@ export class RerankingService {
     }
     const answer = outcome.slice(0, limit).map((entry) => {
       const i = origins.get(entry);
-      return toAnswer(entry, i === undefined ? undefined : { span: list.spans[i]!, fields: candidates[i]! });
+      return toAnswer(entry, i === undefined ? undefined : { span: list.span(i), fields: candidates[i]! });
     });
     const rest = toBinary(reranking.RerankResponseSchema, create(reranking.RerankResponseSchema, { rules: reports }));
     return new EncodedMessage(
