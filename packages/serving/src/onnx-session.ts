@@ -86,7 +86,7 @@ interface SessionBackend {
   readonly provider: ExecutionProvider;
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
-  run(feeds: Record<string, Tensor>): Promise<Record<string, Float32Array>>;
+  run(feeds: Record<string, Tensor>, give: boolean): Promise<Record<string, Float32Array>>;
   release(): Promise<void>;
 }
 
@@ -190,13 +190,15 @@ class WorkerBackend implements SessionBackend {
     });
   }
 
-  run(feeds: Record<string, Tensor>): Promise<Record<string, Float32Array>> {
+  run(feeds: Record<string, Tensor>, give: boolean): Promise<Record<string, Float32Array>> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     const copies: Record<string, Tensor> = {};
     const transfer: ArrayBuffer[] = [];
     for (const [name, t] of Object.entries(feeds)) {
-      // slice(): the view's rows only, in a buffer the worker may own (a view may share its buffer with other feeds).
-      const data = t.data.slice();
+      // A feed given away that fills a buffer of its own moves as it is; otherwise slice(): the view's rows only, in a
+      // buffer the worker may own (a view may share its buffer with other feeds, or be the caller's to keep).
+      const whole = t.data.byteOffset === 0 && t.data.byteLength === t.data.buffer.byteLength && t.data.buffer instanceof ArrayBuffer;
+      const data = give && whole && !transfer.includes(t.data.buffer as ArrayBuffer) ? t.data : t.data.slice();
       copies[name] = { data, shape: t.shape };
       transfer.push(data.buffer as ArrayBuffer);
     }
@@ -332,13 +334,17 @@ export class ModelSession {
     return batch;
   }
 
-  /** Runs the graph; outputs come back as float32 arrays by name. */
-  async run(feeds: Record<string, Tensor>): Promise<Record<string, Float32Array>> {
+  /**
+   * Runs the graph; outputs come back as float32 arrays by name. `give`: the feeds' arrays are the caller's to give
+   * away, read by nobody after this call (fresh ones made for this run): on a worker thread each that fills its buffer
+   * moves there instead of being copied, and is left empty (detached) here.
+   */
+  async run(feeds: Record<string, Tensor>, { give = false }: { give?: boolean } = {}): Promise<Record<string, Float32Array>> {
     if (this.released) throw new Error(`${this.label}: the session was released`);
     this.checkFeeds(feeds);
     const span = this.startRunSpan(feeds);
     try {
-      return await this.backend.run(feeds);
+      return await this.backend.run(feeds, give);
     } catch (error) {
       const failure = new Error(`${this.label}: onnxruntime failed on ${describeFeeds(feeds)}: ${errorMessage(error)}`);
       span?.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });

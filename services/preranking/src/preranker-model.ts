@@ -188,7 +188,8 @@ export class PrerankerModel {
       // Features of the user or context only come back as one row: every candidate shares it.
       feeds.continuous = continuous!.shape[0] === n ? continuous! : repeatRow(continuous!, n);
     }
-    const out = await this.session.run(feeds);
+    // Every feed was made for this run (the item batch's columns are copied into them): given to the session's thread.
+    const out = await this.session.run(feeds, { give: true });
     return { scores: out[this.outputName]!, unknown };
   }
 
