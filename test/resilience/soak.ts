@@ -1,7 +1,9 @@
 // Soak: a steady load for minutes while every pipeline process is sampled: resident memory and open file descriptors
 // from /proc/<pid>, event-loop lag (p99 and mean over each sampling interval) and active handles from the process's
-// Prometheus endpoint (prom-client's default metrics in service-kit). After a warm-up, growth compares the mean of the
-// last samples with the mean of the first ones.
+// Prometheus endpoint (prom-client's default metrics in service-kit). After a warm-up, RSS and lag growth compare the
+// mean of the last samples with the mean of the first ones; descriptors and handles are counted at rest (the load
+// stopped, its connections gone) after the warm-up and after the soak, since under load they move with the requests
+// in flight.
 import { readdirSync, readFileSync } from 'node:fs';
 import type { RunningPipeline, ServiceName } from '@recsys/pipeline';
 import { SteadyLoad } from './steady-load';
@@ -57,6 +59,12 @@ export interface SoakResult {
   misses: string[];
 }
 
+/** A process's descriptors and active handles at rest: the least of a few samples, so a timer's moment does not count. */
+export interface RestCounts {
+  fds: number;
+  handles: number;
+}
+
 export interface SoakOptions {
   pipeline: RunningPipeline;
   /** Total requests per second (half over REST, half over gRPC). */
@@ -73,6 +81,10 @@ export interface SoakOptions {
 export const SOAK_GROWTH_LIMIT_PCT = 10;
 /** Event-loop lag may also move this much in absolute terms on a shared machine before it counts as growth. */
 const LAG_SLACK_MS = 5;
+/** At rest: the wait for the requests in flight to end once the load stopped, then samples this far apart. */
+const REST_SETTLE_MS = 3000;
+const REST_SAMPLES = 3;
+const REST_SAMPLE_GAP_MS = 1000;
 const SERVICES: readonly ServiceName[] = ['features', 'retrieval', 'preranking', 'ranking', 'reranking', 'gateway'];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -122,16 +134,18 @@ export async function sampleProcess(pid: number, metricsUrl: string | undefined)
 }
 
 /**
- * Whether a count (file descriptors, active handles) grew: every sample of the last window above every sample of the
- * first. The sockets of requests in flight move these counts up and down by one or two between samples, so comparing
- * means flagged a gateway at 21 → 21.7 handles; a leak never comes back down to where the counts started.
+ * Growth from the first samples after warm-up (the first quarter is warm-up) to the last ones; descriptors and handles
+ * from the counts at rest after the warm-up (`rest.start`) and after the soak (`rest.end`). Counted under load they
+ * move with the sockets and timers of the requests in flight: a gateway's handles read 18.3 → 22 between three-sample
+ * windows with nothing leaked, and no rule on such windows tells that from a leak for sure. At rest a leaked handle is
+ * still there and nothing else is.
  */
-function countGrew(first: readonly ProcessSample[], last: readonly ProcessSample[], key: 'fds' | 'handles'): boolean {
-  return Math.min(...last.map((s) => s[key])) > Math.max(...first.map((s) => s[key]));
-}
-
-/** Growth from the first samples after warm-up (the first quarter is warm-up) to the last ones. */
-export function trendOf(name: string, pid: number, samples: readonly ProcessSample[]): ProcessTrend {
+export function trendOf(
+  name: string,
+  pid: number,
+  samples: readonly ProcessSample[],
+  rest: { start: RestCounts; end: RestCounts },
+): ProcessTrend {
   const warm = samples.slice(Math.floor(samples.length / 4));
   const span = Math.max(1, Math.floor(warm.length / 4));
   const first = warm.slice(0, span);
@@ -143,9 +157,8 @@ export function trendOf(name: string, pid: number, samples: readonly ProcessSamp
   const lagEnd = at(last, 'lagP99Ms');
   const misses: string[] = [];
   if (rssGrowth >= SOAK_GROWTH_LIMIT_PCT) misses.push(`RSS grew ${round(rssGrowth, 1)}%`);
-  if (countGrew(first, last, 'fds')) misses.push(`file descriptors grew ${round(at(first, 'fds'), 1)} → ${round(at(last, 'fds'), 1)}`);
-  if (countGrew(first, last, 'handles'))
-    misses.push(`active handles grew ${round(at(first, 'handles'), 1)} → ${round(at(last, 'handles'), 1)}`);
+  if (rest.end.fds > rest.start.fds) misses.push(`file descriptors at rest grew ${rest.start.fds} → ${rest.end.fds}`);
+  if (rest.end.handles > rest.start.handles) misses.push(`active handles at rest grew ${rest.start.handles} → ${rest.end.handles}`);
   if (lagEnd > lagStart * (1 + SOAK_GROWTH_LIMIT_PCT / 100) && lagEnd - lagStart > LAG_SLACK_MS)
     misses.push(`event-loop lag p99 grew ${round(lagStart)} → ${round(lagEnd)} ms`);
   return {
@@ -161,10 +174,10 @@ export function trendOf(name: string, pid: number, samples: readonly ProcessSamp
     heap_total_mib_end: round(at(last, 'heapTotalMiB'), 1),
     new_space_mib_start: round(at(first, 'newSpaceMiB'), 1),
     new_space_mib_end: round(at(last, 'newSpaceMiB'), 1),
-    fds_start: round(at(first, 'fds'), 1),
-    fds_end: round(at(last, 'fds'), 1),
-    handles_start: round(at(first, 'handles'), 1),
-    handles_end: round(at(last, 'handles'), 1),
+    fds_start: rest.start.fds,
+    fds_end: rest.end.fds,
+    handles_start: rest.start.handles,
+    handles_end: rest.end.handles,
     lag_p99_ms_start: round(lagStart),
     lag_p99_ms_end: round(lagEnd),
     lag_growth_pct: round(pct(lagStart, lagEnd)),
@@ -181,10 +194,29 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
   const pidOf = (name: string) => pipeline.pid(name === 'all-in-one' ? 'gateway' : (name as ServiceName))!;
   const urlOf = (name: string) => pipeline.metricsUrl(name === 'all-in-one' ? 'gateway' : (name as ServiceName));
   const samples = new Map<string, ProcessSample[]>(names.map((n) => [n, []]));
-  const load = SteadyLoad.start(
-    { rest: pipeline.httpUrl, grpc: pipeline.addresses.gateway },
-    { rateQps: options.rateQps / 2, concurrency: 8, users: options.users, apiKey: options.apiKey },
-  );
+  const startLoad = () =>
+    SteadyLoad.start(
+      { rest: pipeline.httpUrl, grpc: pipeline.addresses.gateway },
+      { rateQps: options.rateQps / 2, concurrency: 8, users: options.users, apiKey: options.apiKey },
+    );
+  // Descriptors and handles of every process with no load: the clients stopped (their connections closed with them),
+  // the requests in flight given time to end, then the least of REST_SAMPLES samples.
+  const atRest = async (): Promise<Map<string, RestCounts>> => {
+    await sleep(REST_SETTLE_MS);
+    const counts = new Map<string, RestCounts>(names.map((n) => [n, { fds: Infinity, handles: Infinity }]));
+    for (let k = 0; k < REST_SAMPLES; k++) {
+      if (k > 0) await sleep(REST_SAMPLE_GAP_MS);
+      for (const name of names) {
+        const sample = await sampleProcess(pidOf(name), urlOf(name));
+        const c = counts.get(name)!;
+        counts.set(name, { fds: Math.min(c.fds, sample.fds), handles: Math.min(c.handles, sample.handles) });
+      }
+    }
+    return counts;
+  };
+  const records: SteadyLoad['records'][] = [];
+  let load = startLoad();
+  let restStart: Map<string, RestCounts> | undefined;
   const started = Date.now();
   try {
     // Scrape once so that each later sample's lag covers one interval.
@@ -194,24 +226,43 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       for (const name of names) samples.get(name)!.push(await sampleProcess(pidOf(name), urlOf(name)));
       const gw = samples.get(names.at(-1)!)!.at(-1)!;
       log(
-        `soak ${Math.round((Date.now() - started) / 1000)} s: ${load.records.length} requests; ${names.at(-1)} RSS ${round(gw.rssMiB, 1)} MiB, ` +
-          `${gw.fds} fds, lag p99 ${round(gw.lagP99Ms)} ms`,
+        `soak ${Math.round((Date.now() - started) / 1000)} s: ${records.reduce((n, r) => n + r.length, 0) + load.records.length} requests; ` +
+          `${names.at(-1)} RSS ${round(gw.rssMiB, 1)} MiB, ${gw.fds} fds, lag p99 ${round(gw.lagP99Ms)} ms`,
       );
+      if (restStart === undefined && Date.now() - started >= totalMs / 4) {
+        // The warm-up is over: the counts at rest that the end is compared with, then the load again.
+        await load.stop();
+        records.push(load.records);
+        restStart = await atRest();
+        log(
+          `soak: at rest after the warm-up, ${names.at(-1)} ${restStart.get(names.at(-1)!)!.fds} fds, ${restStart.get(names.at(-1)!)!.handles} handles`,
+        );
+        load = startLoad();
+      }
     }
   } finally {
     await load.stop();
+    records.push(load.records);
   }
-  const processes = names.map((name) => trendOf(name, pidOf(name), samples.get(name)!));
+  const restEnd = await atRest();
+  restStart ??= restEnd;
+  log(
+    `soak: at rest after the soak, ${names.at(-1)} ${restEnd.get(names.at(-1)!)!.fds} fds, ${restEnd.get(names.at(-1)!)!.handles} handles`,
+  );
+  const all = records.flat();
+  const processes = names.map((name) =>
+    trendOf(name, pidOf(name), samples.get(name)!, { start: restStart!.get(name)!, end: restEnd.get(name)! }),
+  );
   // Shed answers (429 / RESOURCE_EXHAUSTED: admission control) are counted apart; anything else not answered is a failure.
-  const shed = load.records.filter((r) => r.outcome === 'http 429' || r.outcome === 'grpc RESOURCE_EXHAUSTED').length;
-  const failed = load.records.filter((r) => r.outcome !== 'ok' && r.outcome !== 'degraded').length - shed;
-  const degraded = load.records.filter((r) => r.outcome === 'degraded').length;
+  const shed = all.filter((r) => r.outcome === 'http 429' || r.outcome === 'grpc RESOURCE_EXHAUSTED').length;
+  const failed = all.filter((r) => r.outcome !== 'ok' && r.outcome !== 'degraded').length - shed;
+  const degraded = all.filter((r) => r.outcome === 'degraded').length;
   const misses = processes.flatMap((p) => p.misses.map((m) => `${p.name}: ${m}`));
   if (failed > 0) misses.push(`${failed} requests failed`);
   return {
     minutes: round((Date.now() - started) / 60_000),
     rate_qps: options.rateQps,
-    requests: load.records.length,
+    requests: all.length,
     failed,
     shed,
     degraded,
@@ -223,7 +274,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
 
 export function soakTable(result: SoakResult): string {
   const lines = [
-    '| process | samples | RSS MiB start → end | RSS growth | V8 heap used MiB start → end | V8 heap total (new space) MiB start → end | fds start → end | handles start → end | lag p99 ms start → end | result |',
+    '| process | samples | RSS MiB start → end | RSS growth | V8 heap used MiB start → end | V8 heap total (new space) MiB start → end | fds at rest start → end | handles at rest start → end | lag p99 ms start → end | result |',
     '| --- | ---: | --- | ---: | --- | --- | --- | --- | --- | --- |',
   ];
   for (const p of result.processes)
