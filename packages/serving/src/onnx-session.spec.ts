@@ -221,15 +221,20 @@ describe('ModelSession: the one owner of onnxruntime sessions', () => {
       // Whether a callback queued just after the run starts gets to run before the run's answer arrives.
       const loopFreeDuringRun = async (session: ModelSession) => {
         let ticked = false;
-        const run = session.run(zeroFeeds(graph.inputs, 256)).then(() => ticked);
+        const run = session.run(zeroFeeds(graph.inputs, 4096)).then(() => ticked);
         setImmediate(() => (ticked = true));
         return run;
       };
       const main = await ModelSession.create(bytes, graph.inputs, { label: 'dlrm' });
       const worker = await ModelSession.create(bytes, graph.inputs, { label: 'dlrm', thread: 'worker' });
       try {
+        // On the event loop the callback can never run before the answer.
         expect(await loopFreeDuringRun(main)).toBe(false);
-        expect(await loopFreeDuringRun(worker)).toBe(true);
+        // On a worker it can: shown by any of a few runs. One alone is not proof of anything on a busy machine, where
+        // this thread may not be scheduled again until the worker has answered (a CI run saw that once).
+        let free = false;
+        for (let attempt = 0; attempt < 5 && !free; attempt++) free = await loopFreeDuringRun(worker);
+        expect(free).toBe(true);
       } finally {
         await Promise.all([main.release(), worker.release()]);
       }
