@@ -443,6 +443,19 @@ export class CandidateList {
   }
 }
 
+/**
+ * Copies src[start, end) into dst at `at` and returns where it ended: a short range (a candidate) by a loop, since a
+ * subarray to set from would be one object per candidate; a long one by `set`.
+ */
+export function copyRange(dst: Uint8Array, at: number, src: Uint8Array, start: number, end: number): number {
+  if (end - start <= 64) {
+    for (let k = start; k < end; k++) dst[at++] = src[k]!;
+    return at;
+  }
+  dst.set(src.subarray(start, end), at);
+  return at + end - start;
+}
+
 /** Two numbers per candidate (its start and end), grown as a reader finds candidates. */
 export class CandidateBounds {
   private bounds = new Int32Array(128);

@@ -1,6 +1,6 @@
 import type { DescMessage } from '@bufbuild/protobuf';
 import { common, fieldTag, preranking, ranking, sharedFieldNumbers, WIRE } from '@recsys/contracts';
-import { candidateCreatedAt, type CandidateList } from './candidate-wire.js';
+import { candidateCreatedAt, type CandidateList, copyRange } from './candidate-wire.js';
 import { EncodedMessage } from './encoded-message.js';
 
 // Tags (field << 3 | wire type) from the generated descriptors: RankResponse and PrerankResponse share
@@ -127,13 +127,9 @@ class Writer {
     this.pos += bytes.length;
   }
 
-  /** bytes[start, end), copied without a view of it (one object per candidate otherwise). */
+  /** bytes[start, end), copied without a view of it (copyRange). */
   range(bytes: Uint8Array, start: number, end: number): void {
-    const buf = this.buf;
-    let pos = this.pos;
-    if (end - start <= 64) for (let k = start; k < end; k++) buf[pos++] = bytes[k]!;
-    else buf.set(bytes.subarray(start, end), pos);
-    this.pos += end - start;
+    this.pos = copyRange(this.buf, this.pos, bytes, start, end);
   }
 
   stageScore(stage: number, score: number): void {

@@ -9,7 +9,7 @@ import {
   sharedFieldNumbers as sharedFields,
   WIRE,
 } from '@recsys/contracts';
-import { CandidateBounds, candidateItemId, CandidateList, WireReader, wireText } from '@recsys/service-kit';
+import { CandidateBounds, candidateItemId, CandidateList, copyRange, WireReader, wireText } from '@recsys/service-kit';
 
 // The candidate list as bytes (CandidateList, the reader) is service-kit's, shared with every stage; this module writes
 // the gateway's stage requests and reads the stage answers with it.
@@ -140,13 +140,7 @@ class Writer {
     this.varint((field << 3) | LENGTH);
     this.varint(n);
     this.ensure(n);
-    // A copy loop for a short range: a subarray to set from would be an object per candidate.
-    if (n <= 64) {
-      const buf = this.buf;
-      let pos = this.pos;
-      for (let k = start; k < end; k++) buf[pos++] = bytes[k]!;
-    } else this.buf.set(bytes.subarray(start, end), this.pos);
-    this.pos += n;
+    this.pos = copyRange(this.buf, this.pos, bytes, start, end);
   }
 
   raw(bytes: Uint8Array): void {
