@@ -1,5 +1,5 @@
-import { type Server, createServer } from 'node:net';
-import { boundPort, holdFreePort } from '@recsys/service-kit';
+import type { Server } from 'node:net';
+import { boundPort, closeServer, holdFreePort, listenExclusive } from '@recsys/service-kit';
 import { type PortHolder, conflictsWith, describeHolder, isListener, portHolders } from './port-holder.js';
 import { HOST } from './services.js';
 
@@ -42,17 +42,6 @@ export class PortInUseError extends Error {
   }
 }
 
-/** Listens on the port now: the server, or the error (EADDRINUSE, EACCES, …). */
-function listenNow(port: number): Promise<{ server: Server; error?: undefined } | { server?: undefined; error: NodeJS.ErrnoException }> {
-  return new Promise((done) => {
-    const server = createServer();
-    server.once('error', (error: NodeJS.ErrnoException) => done({ error }));
-    server.listen({ port, host: HOST, exclusive: true }, () => done({ server }));
-  });
-}
-
-const closeServer = (server: Server) => new Promise<void>((done) => server.close(() => done()));
-
 /** The sockets standing in the way of listening on HOST:port. */
 async function blockers(port: number): Promise<PortHolder[]> {
   return (await portHolders(port)).filter((holder) => conflictsWith(holder, HOST));
@@ -83,7 +72,7 @@ export class PortReservation {
       const held = await holdFreePort(HOST);
       return new PortReservation(label, boundPort(held), held);
     }
-    const { server, error } = await listenNow(wanted);
+    const { server, error } = await listenExclusive(wanted, HOST);
     if (error === undefined) return new PortReservation(label, wanted, server);
     if (error.code !== 'EADDRINUSE')
       throw new Error(`${label} port ${HOST}:${wanted}: cannot listen on it (${error.message}); choose another with --${label}-port N`);
@@ -116,7 +105,7 @@ export async function waitForPort(label: PortLabel, port: number, log: (line: st
   const until = Date.now() + waitMs;
   let said = false;
   for (;;) {
-    const { server, error } = await listenNow(port);
+    const { server, error } = await listenExclusive(port, HOST);
     if (error === undefined) return closeServer(server);
     if (error.code !== 'EADDRINUSE') throw new Error(`${label} port ${HOST}:${port}: cannot listen on it (${error.message})`);
     const holders = await blockers(port);

@@ -25,14 +25,26 @@ export function ephemeralPortLow(read: () => string = () => readFileSync('/proc/
   }
 }
 
-function listenOn(port: number, host: string): Promise<Server | undefined> {
-  return new Promise((done, fail) => {
+/** Listens on host:port now (exclusive: not shared with a cluster's workers): the server, or why not (EADDRINUSE, EACCES, …). */
+export function listenExclusive(
+  port: number,
+  host: string,
+): Promise<{ server: Server; error?: undefined } | { server?: undefined; error: NodeJS.ErrnoException }> {
+  return new Promise((done) => {
     const server = createServer();
-    server.once('error', (error: NodeJS.ErrnoException) =>
-      error.code === 'EADDRINUSE' || error.code === 'EACCES' ? done(undefined) : fail(error),
-    );
-    server.listen({ port, host, exclusive: true }, () => done(server));
+    server.once('error', (error: NodeJS.ErrnoException) => done({ error }));
+    server.listen({ port, host, exclusive: true }, () => done({ server }));
   });
+}
+
+export const closeServer = (server: Server): Promise<void> => new Promise((done) => server.close(() => done()));
+
+/** A listener on the port, or undefined when it is taken or not ours to use; other failures are thrown. */
+async function listenOn(port: number, host: string): Promise<Server | undefined> {
+  const { server, error } = await listenExclusive(port, host);
+  if (error === undefined) return server;
+  if (error.code === 'EADDRINUSE' || error.code === 'EACCES') return undefined;
+  throw error;
 }
 
 /**
@@ -67,6 +79,6 @@ export function boundPort(server: Server): number {
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   const server = await holdFreePort(host);
   const port = boundPort(server);
-  await new Promise<void>((done) => server.close(() => done()));
+  await closeServer(server);
   return port;
 }
