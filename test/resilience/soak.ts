@@ -214,6 +214,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     }
     return counts;
   };
+  // The process the progress lines show: the gateway (or the all-in-one process).
+  const shown = names.at(-1)!;
+  const logRest = (when: string, counts: Map<string, RestCounts>) =>
+    log(`soak: at rest ${when}, ${shown} ${counts.get(shown)!.fds} fds, ${counts.get(shown)!.handles} handles`);
   const records: SteadyLoad['records'][] = [];
   let load = startLoad();
   let restStart: Map<string, RestCounts> | undefined;
@@ -224,19 +228,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     while (Date.now() - started < totalMs) {
       await sleep(Math.min(sampleMs, totalMs - (Date.now() - started)));
       for (const name of names) samples.get(name)!.push(await sampleProcess(pidOf(name), urlOf(name)));
-      const gw = samples.get(names.at(-1)!)!.at(-1)!;
+      const gw = samples.get(shown)!.at(-1)!;
       log(
         `soak ${Math.round((Date.now() - started) / 1000)} s: ${records.reduce((n, r) => n + r.length, 0) + load.records.length} requests; ` +
-          `${names.at(-1)} RSS ${round(gw.rssMiB, 1)} MiB, ${gw.fds} fds, lag p99 ${round(gw.lagP99Ms)} ms`,
+          `${shown} RSS ${round(gw.rssMiB, 1)} MiB, ${gw.fds} fds, lag p99 ${round(gw.lagP99Ms)} ms`,
       );
       if (restStart === undefined && Date.now() - started >= totalMs / 4) {
         // The warm-up is over: the counts at rest that the end is compared with, then the load again.
         await load.stop();
         records.push(load.records);
         restStart = await atRest();
-        log(
-          `soak: at rest after the warm-up, ${names.at(-1)} ${restStart.get(names.at(-1)!)!.fds} fds, ${restStart.get(names.at(-1)!)!.handles} handles`,
-        );
+        logRest('after the warm-up', restStart);
         load = startLoad();
       }
     }
@@ -245,13 +247,13 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
     records.push(load.records);
   }
   const restEnd = await atRest();
-  restStart ??= restEnd;
-  log(
-    `soak: at rest after the soak, ${names.at(-1)} ${restEnd.get(names.at(-1)!)!.fds} fds, ${restEnd.get(names.at(-1)!)!.handles} handles`,
-  );
+  logRest('after the soak', restEnd);
+  // Never so (the loop samples until the end, past the warm-up): without the counts at rest there is nothing to judge.
+  if (restStart === undefined) throw new Error('the soak ended before its warm-up: no counts at rest to compare');
+  const restAfterWarmUp = restStart;
   const all = records.flat();
   const processes = names.map((name) =>
-    trendOf(name, pidOf(name), samples.get(name)!, { start: restStart!.get(name)!, end: restEnd.get(name)! }),
+    trendOf(name, pidOf(name), samples.get(name)!, { start: restAfterWarmUp.get(name)!, end: restEnd.get(name)! }),
   );
   // Shed answers (429 / RESOURCE_EXHAUSTED: admission control) are counted apart; anything else not answered is a failure.
   const shed = all.filter((r) => r.outcome === 'http 429' || r.outcome === 'grpc RESOURCE_EXHAUSTED').length;
