@@ -76,8 +76,8 @@ export class IdTable {
    * The row of every id in `ids` (-1 where the table does not hold it) into `rows` (a new array when not given), as
    * rowOf would give them, in passes over all the ids: each id's slot, then its stored id's bounds, then the comparison.
    * A table of many ids lies outside the caches, and rowOf waits for three reads from memory in turn per id; passes make
-   * the reads of different ids independent, so the processor overlaps them (300 ids: 1.7x faster against 50k stored,
-   * 1.4x against 1M; `pnpm bench:id-table`).
+   * the reads of different ids independent, so the processor overlaps them (300 ids: 1.4-1.7x faster against 50k
+   * stored, 1.4x against 1M; `pnpm bench:id-table`).
    */
   rowsOf(ids: readonly string[], rows: Int32Array = new Int32Array(ids.length)): Int32Array {
     const n = ids.length;
