@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IndexFileError, StoreClosedError, VectorIndexArgumentError } from './errors.js';
 import { exactSearch, scoreRow } from './exact-search.js';
-import { buildHnswIndex, openHnswIndex, type HnswStore } from './hnsw-store.js';
+import { Index } from 'usearch';
+import { buildHnswIndex, graphFetch, openHnswIndex, type HnswStore } from './hnsw-store.js';
 import { INDEX_FILES, QUERY_TRANSFORM_FILE } from './index-files.js';
 import { clusteredUnitVectors, modalityGapVectors } from './synthetic-vectors.js';
 import { type IndexBuildInput, type ItemPayload, type Metric, type Neighbour } from './vector-store.js';
@@ -255,6 +256,19 @@ describe('embedded HNSW store', () => {
       }
     });
 
+    it('asks the graph for exactly k plus the excluded items when ids alone are excluded', async () => {
+      // The beam is the search's cost: excluded ids are the only rows that can fail, so no margin is needed on top.
+      const excludeIds = new Set([...exactIds(input, query(2), 40), 'not-an-item']);
+      const search = jest.spyOn(Index.prototype, 'search');
+      try {
+        const got = await graph.search(query(2), 100, { excludeIds });
+        expect(got).toHaveLength(100);
+        expect(search.mock.calls.map((call) => call[1])).toEqual([140]);
+      } finally {
+        search.mockRestore();
+      }
+    });
+
     it('returns k items of a rare included category, or all of them when fewer exist', async () => {
       const rare = (row: number) => row % 50 === 3;
       for (let q = 0; q < 5; q++) {
@@ -469,5 +483,16 @@ describe('embedded HNSW store', () => {
     await store.close();
     await expect(store.search(query(0), 5)).rejects.toBeInstanceOf(StoreClosedError);
     await expect(store.getVectors(['item-1'])).rejects.toThrow('embedded index version 1 is closed');
+  });
+});
+
+describe('graphFetch', () => {
+  it('is exact with exclusions alone and keeps a margin over the pass rate of category filters', () => {
+    expect(graphFetch(600, 20, 1_000_000, 1_000_000)).toBe(620);
+    expect(graphFetch(600, 0, 1_000_000, 1_000_000)).toBe(600);
+    // A tenth of the catalogue passes: 10x, and a quarter more.
+    expect(graphFetch(100, 20, 100_000, 1_000_000)).toBe(1500);
+    expect(graphFetch(900, 200, 1000, 1000)).toBe(1000);
+    expect(graphFetch(100, 0, 100, 1000)).toBe(1000);
   });
 });

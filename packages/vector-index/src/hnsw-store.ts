@@ -273,6 +273,18 @@ export async function openHnswIndex(dir: string, options: OpenHnswOptions = {}):
   });
 }
 
+/**
+ * Graph results to ask for so that `wanted` of them pass a search's filters, in a catalogue of `count` rows of which
+ * `categoryCount` pass the category filters and `excluded` more are excluded by id. With no category filter this is
+ * exact: only the excluded rows can fail, so wanted + excluded always leave `wanted` (the beam is the cost of the search,
+ * and a margin here bought nothing). With category filters the pass rate is the catalogue's, not that of the query's
+ * neighbourhood, so a quarter more is asked; too few still widen the search.
+ */
+export function graphFetch(wanted: number, excluded: number, categoryCount: number, count: number): number {
+  if (categoryCount >= count) return Math.min(count, wanted + excluded);
+  return Math.min(count, Math.ceil(((wanted + excluded) / (categoryCount / count)) * 1.25));
+}
+
 /** How an opened store searches. */
 interface SearchSettings {
   exactScanMaxRows: number;
@@ -443,11 +455,9 @@ export class HnswStore implements VectorStore {
     const candidates = filter.includedRows?.length ?? count;
     if (candidates <= this.settings.exactScanMaxRows) return { kind: 'exact', wanted, filter };
 
-    // Over-fetch by the filters' pass rate, widening until `wanted` qualify. A graph search for F results costs about
-    // as much as scanning ~30·F rows exactly, so few included rows, or a fetch past count/32, are scanned instead.
-    const passRate = filter.categoryCount / count;
-    const fetch =
-      filter.accept === undefined ? wanted : Math.min(count, Math.ceil(((wanted + filter.excludedRows.size) / passRate) * 1.25));
+    // Over-fetch for the filters, widening until `wanted` qualify. A graph search for F results costs about as much as
+    // scanning ~30·F rows exactly, so few included rows, or a fetch past count/32, are scanned instead.
+    const fetch = graphFetch(wanted, filter.excludedRows.size, filter.categoryCount, count);
     const maxFetch = Math.min(count, Math.max(4 * wanted, Math.floor(count / 32)));
     if (fetch > maxFetch || (filter.includedRows !== undefined && candidates <= 16 * fetch)) return { kind: 'exact', wanted, filter };
     return { kind: 'graph', wanted, filter, fetch, maxFetch };
