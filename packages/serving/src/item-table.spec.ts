@@ -4,7 +4,8 @@ import type { InputLayout } from '@recsys/model-format';
 import { itemRow } from './feature-rows.js';
 import { FeedAssembler } from './feeds.js';
 import { EncodedItemReader } from './item-cache.js';
-import { CandidateItems, ItemTable, LiveItemTable } from './item-table.js';
+import { IdTable } from '@recsys/data';
+import { CandidateItems, ItemTable, LINK_UNKNOWN, LiveItemTable } from './item-table.js';
 import type { ItemBytesReader, ItemScanner } from './item-rows-wire.js';
 
 const layout: InputLayout = {
@@ -99,6 +100,14 @@ describe('ItemTable', () => {
     expect(scanner.calls).toBe(5);
   });
 
+  it("records each item's row in a linked table (-1 where it has none), and none without one", async () => {
+    const link = IdTable.from(['other', 'i3', 'i1']);
+    const table = await ItemTable.load(new ScanDouble(pages), assembler, 100, link);
+    expect(Array.from(table.linkedRows!)).toEqual(['i1', 'i2', 'i3'].map((id) => link.rowOf(id)));
+    expect(Array.from(table.linkedRows!)).toEqual([2, -1, 1]);
+    expect((await ItemTable.load(new ScanDouble(pages), assembler, 100)).linkedRows).toBeUndefined();
+  });
+
   it('holds at most maxItems (the first scanned), still updating those it holds', async () => {
     const table = await ItemTable.load(new ScanDouble(pages), assembler, 2);
     expect(table.ids.toArray()).toEqual(['i1', 'i2']);
@@ -140,6 +149,29 @@ describe('CandidateItems', () => {
     expect(batchReader.asked).toHaveLength(1);
     items.close();
     expect(items.table).toBeUndefined();
+  });
+
+  it("gives each candidate's linked row from the table, LINK_UNKNOWN for those read through", async () => {
+    const link = IdTable.from(['late', 'i1', 'x']);
+    const live = await LiveItemTable.start(new ScanDouble([[stored.get('i1')!, stored.get('i2')!]]), assembler, {
+      maxItems: 100,
+      refreshMs: 0,
+      label: 'test',
+      link,
+    });
+    const items = new CandidateItems(assembler, new EncodedItemReader(assembler, cacheOptions), live);
+    const read = await items.read(new BatchDouble(stored), ['i2', 'late', 'i1', 'never']);
+    expect(Array.from(read.linked!)).toEqual([-1, LINK_UNKNOWN, 1, LINK_UNKNOWN]);
+    // Without a link there is nothing to give.
+    const plain = await LiveItemTable.start(new ScanDouble([[stored.get('i1')!]]), assembler, {
+      maxItems: 100,
+      refreshMs: 0,
+      label: 'test',
+    });
+    const unlinked = new CandidateItems(assembler, new EncodedItemReader(assembler, cacheOptions), plain);
+    expect((await unlinked.read(new BatchDouble(stored), ['i1'])).linked).toBeUndefined();
+    items.close();
+    unlinked.close();
   });
 
   it('serves through the item cache when the table cannot be read, and warns', async () => {

@@ -34,10 +34,15 @@ async function scanPage(scanner: ItemScanner, cursor: string): Promise<Buffer> {
   }
 }
 
+/** A candidate's linked row (CandidateItems.read) when the item table does not hold it: the caller looks it up. */
+export const LINK_UNKNOWN = -2;
+
 /**
  * Every stored item's features encoded for one model version, in compact typed arrays: row r's codes at
  * codes[r * codeWidth ...], its continuous values (float32, as the model reads them) at values[r * valueWidth ...],
- * its created_at_ms at createdAtMs[r]; rows by id in an IdTable. Read only once built.
+ * its created_at_ms at createdAtMs[r]; rows by id in an IdTable. With a linked IdTable (another per-item table of the
+ * model, e.g. the pre-ranker's two-tower vectors), linkedRows[r] is row r's item's row there (-1: not there), so one
+ * id lookup per candidate serves both. Read only once built.
  */
 export class ItemTable {
   constructor(
@@ -47,23 +52,25 @@ export class ItemTable {
     readonly createdAtMs: Float64Array,
     readonly codeWidth: number,
     readonly valueWidth: number,
+    readonly linkedRows?: Int32Array,
   ) {}
 
   get size(): number {
     return this.ids.size;
   }
 
-  /** Bytes held (ids, codes, values, creation times). */
+  /** Bytes held (ids, codes, values, creation times, linked rows). */
   get byteLength(): number {
-    return this.ids.byteLength + this.codes.byteLength + this.values.byteLength + this.createdAtMs.byteLength;
+    const linked = this.linkedRows?.byteLength ?? 0;
+    return this.ids.byteLength + this.codes.byteLength + this.values.byteLength + this.createdAtMs.byteLength + linked;
   }
 
   /**
    * Reads every stored item (ScanItems, ITEM_TABLE_PAGE items a page, as bytes; a failed page is asked again twice) and
    * encodes it with the assembler; at most `maxItems` (the first the scan gives). An item a scan returns twice keeps its
-   * last values.
+   * last values. Each item's row in `link` is looked up as its page is read (linkedRows).
    */
-  static async load(scanner: ItemScanner, assembler: FeedAssembler, maxItems: number): Promise<ItemTable> {
+  static async load(scanner: ItemScanner, assembler: FeedAssembler, maxItems: number, link?: IdTable): Promise<ItemTable> {
     const cw = assembler.codeWidth;
     const vw = assembler.valueWidth;
     const ids = new IdTableBuilder(1 << 20);
@@ -71,6 +78,7 @@ export class ItemTable {
     let codes = new Int32Array(capacity * cw);
     let values = new Float32Array(capacity * vw);
     let createdAtMs = new Float64Array(capacity);
+    let linked = link === undefined ? undefined : new Int32Array(capacity);
     let cursor = '';
     do {
       const page = decodeScanPage(await scanPage(scanner, cursor), assembler.itemColumns);
@@ -82,16 +90,26 @@ export class ItemTable {
           codes = grow(codes, capacity * cw);
           values = grow(values, capacity * vw);
           createdAtMs = grow(createdAtMs, capacity);
+          if (linked !== undefined) linked = grow(linked, capacity);
         }
         const encoded = assembler.encodeItem(row);
         for (let j = 0; j < cw; j++) codes[r * cw + j] = encoded[j]!;
         for (let j = 0; j < vw; j++) values[r * vw + j] = encoded[cw + j]!;
         createdAtMs[r] = row.createdAtMs;
+        if (linked !== undefined) linked[r] = link!.rowOf(row.id);
       }
       cursor = page.next;
     } while (cursor !== '');
     const n = ids.size;
-    return new ItemTable(ids.finish(), codes.slice(0, n * cw), values.slice(0, n * vw), createdAtMs.slice(0, n), cw, vw);
+    return new ItemTable(
+      ids.finish(),
+      codes.slice(0, n * cw),
+      values.slice(0, n * vw),
+      createdAtMs.slice(0, n),
+      cw,
+      vw,
+      linked?.slice(0, n),
+    );
   }
 }
 
@@ -115,6 +133,8 @@ export interface LiveItemTableOptions extends ItemTableSettings {
   /** Names the model in log lines ("dlrm v3"). */
   label: string;
   logger?: ItemTableLogger;
+  /** Another per-item table of the model whose rows the item table records (ItemTable.linkedRows). */
+  link?: IdTable;
 }
 
 /**
@@ -148,7 +168,7 @@ export class LiveItemTable {
     const { label, logger } = this.options;
     const started = performance.now();
     try {
-      const table = await ItemTable.load(this.scanner, this.assembler, this.options.maxItems);
+      const table = await ItemTable.load(this.scanner, this.assembler, this.options.maxItems, this.options.link);
       if (this.closed) return;
       this.current = table;
       logger?.info(
@@ -182,6 +202,15 @@ export class LiveItemTable {
   }
 }
 
+/** CandidateItems.read's answer. */
+export interface CandidateItemsRead {
+  batch: ItemBatch;
+  createdAtMs: Float64Array;
+  missing: string[];
+  /** Each candidate's row in the linked table (see CandidateItems.read); absent without one. */
+  linked?: Int32Array;
+}
+
 /**
  * The candidates' item features for one model version: rows of its item table copied into the batch, and the items
  * the table does not hold (added after it was read, or beyond its size) read through the item cache, in one
@@ -200,11 +229,12 @@ export class CandidateItems {
     return this.live?.table;
   }
 
-  /** The candidates' encoded items, each one's created_at_ms (0 when unknown), and the ids the feature service does not know. */
-  async read(
-    reader: ItemBytesReader,
-    itemIds: readonly string[],
-  ): Promise<{ batch: ItemBatch; createdAtMs: Float64Array; missing: string[] }> {
+  /**
+   * The candidates' encoded items, each one's created_at_ms (0 when unknown), and the ids the feature service does not
+   * know. With a linked table (LiveItemTableOptions.link), `linked` gives each candidate's row there, -1 for an item it
+   * does not hold, LINK_UNKNOWN for one the item table does not hold (read through, or no table read yet).
+   */
+  async read(reader: ItemBytesReader, itemIds: readonly string[]): Promise<CandidateItemsRead> {
     const n = itemIds.length;
     const batch = this.assembler.newBatch(n);
     const table = this.live?.table;
@@ -214,6 +244,8 @@ export class CandidateItems {
       return { batch, createdAtMs: read.createdAtMs, missing: read.missing };
     }
     const createdAtMs = new Float64Array(n);
+    const { linkedRows } = table;
+    const linked = linkedRows === undefined ? undefined : new Int32Array(n);
     const rest: string[] = [];
     const positions: number[] = [];
     const { codes, values, ids } = table;
@@ -224,19 +256,21 @@ export class CandidateItems {
       if (row < 0) {
         rest.push(itemIds[k]!);
         positions.push(k);
+        if (linked !== undefined) linked[k] = LINK_UNKNOWN;
         continue;
       }
       batch.setRow(k, codes, values, row);
       createdAtMs[k] = table.createdAtMs[row]!;
+      if (linked !== undefined) linked[k] = linkedRows![row]!;
     }
     this.observer?.itemTableRead?.(n - rest.length, table.size);
-    if (rest.length === 0) return { batch, createdAtMs, missing: [] };
+    if (rest.length === 0) return { batch, createdAtMs, missing: [], ...(linked && { linked }) };
     const read = await this.readThrough.read(reader, rest);
     for (let j = 0; j < rest.length; j++) {
       batch.setEncoded(positions[j]!, read.items[j]!);
       createdAtMs[positions[j]!] = read.createdAtMs[j]!;
     }
-    return { batch, createdAtMs, missing: read.missing };
+    return { batch, createdAtMs, missing: read.missing, ...(linked && { linked }) };
   }
 
   private rowBuffer: Int32Array = new Int32Array(0);

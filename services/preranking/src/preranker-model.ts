@@ -9,6 +9,7 @@ import {
   type ItemScanner,
   type ItemTableObserver,
   type ItemTableSettings,
+  LINK_UNKNOWN,
   LiveItemTable,
   ModelLoadError,
   ModelSession,
@@ -106,6 +107,9 @@ export class PrerankerModel {
     let session: ModelSession | undefined;
     let table: LiveItemTable | undefined;
     const assembler = continuous && FeedAssembler.of(continuous);
+    // The ids as one buffer and a hash of rows, not a million strings in a Map. The item table records each item's row
+    // here as it is read, so a candidate the table holds needs one id lookup, not two.
+    const rows = IdTable.from(vectors.ids);
     try {
       session = await ModelSession.create(bytes, graph.inputs, { ...sessionOptions, label: `preranker v${model.version}` });
       await warmUpSession(session, graph);
@@ -116,14 +120,13 @@ export class PrerankerModel {
           refreshMs,
           label: `preranker v${model.version}`,
           logger: options.logger,
+          link: rows,
         });
     } catch (error) {
       await session?.release();
       await userTower.release();
       throw error;
     }
-    // The ids as one buffer and a hash of rows, not a million strings in a Map.
-    const rows = IdTable.from(vectors.ids);
     const items = assembler?.readsItems
       ? new CandidateItems(assembler, new EncodedItemReader(assembler, options.itemCache), table, options.itemTable.observer)
       : undefined;
@@ -153,12 +156,15 @@ export class PrerankerModel {
   /**
    * Scores of every candidate in one run: the user embedding repeated, each item's two-tower vector (a
    * zero vector for an item the two-tower does not know; its ids are returned) and the continuous features.
+   * `linked`: the candidates' two-tower rows as the item table read gave them (CandidateItemsRead.linked); the
+   * candidates it does not know are looked up here, and all of them without it.
    */
   async score(
     userEmbedding: Float32Array,
     itemIds: readonly string[],
     shared: SharedRows,
     encodedItems: ItemBatch | undefined,
+    linked?: Int32Array,
   ): Promise<{ scores: Float32Array; unknown: string[] }> {
     const n = itemIds.length;
     const dim = this.dim;
@@ -167,7 +173,7 @@ export class PrerankerModel {
     const items = new Float32Array(n * dim);
     const vectors = this.itemVectors;
     const unknown: string[] = [];
-    const rows = this.itemRows.rowsOf(itemIds);
+    const rows = linked === undefined ? this.itemRows.rowsOf(itemIds) : this.linkedRows(itemIds, linked);
     for (let k = 0; k < n; k++) {
       const row = rows[k]!;
       if (row < 0) {
@@ -191,6 +197,12 @@ export class PrerankerModel {
     // Every feed was made for this run (the item batch's columns are copied into them): given to the session's thread.
     const out = await this.session.run(feeds, { give: true });
     return { scores: out[this.outputName]!, unknown };
+  }
+
+  /** The two-tower rows of the candidates: the item table's links, and a lookup for those it does not hold. */
+  private linkedRows(itemIds: readonly string[], linked: Int32Array): Int32Array {
+    for (let k = 0; k < linked.length; k++) if (linked[k] === LINK_UNKNOWN) linked[k] = this.itemRows.rowOf(itemIds[k]!);
+    return linked;
   }
 
   async release(): Promise<void> {

@@ -147,7 +147,8 @@ describe('pre-ranking service (real pre-ranker and two-tower, feature service on
     const answer = await client.prerank({ userId: user, candidates: candidates(ids), limit: 10 });
     expect(answer.candidates.map((c) => c.itemId).sort()).toEqual([...ids].sort());
 
-    // The same scores from a bare session: the two-tower vectors, a zero vector for the unknown item, the continuous features.
+    // The same scores from a bare session: the two-tower vectors (the service finds them through its item table's links),
+    // a zero vector for the unknown item, the continuous features.
     const version = await loadModelVersion(root, 'preranker');
     const graph = version.manifest.graphs.model!;
     const vectors = await readItemVectors(await loadModelVersion(root, 'two-tower', '1'));

@@ -11,7 +11,7 @@ import {
   bestFirst,
   encodeScoredCandidates,
 } from '@recsys/service-kit';
-import { type ItemBatch, type ItemBytesReader, type ModelWatcher } from '@recsys/serving';
+import { type CandidateItemsRead, type ItemBytesReader, type ModelWatcher } from '@recsys/serving';
 import { type FeatureReader, type UserState, contextOnlyState, readUserState } from '@recsys/stage';
 import type { PrerankingConfig } from './config.js';
 import type { PrerankerModel } from './preranker-model.js';
@@ -54,7 +54,7 @@ export class PrerankingService {
       const historyLength = given ? 0 : model.userTower.historyLength;
       const [state, items] = await this.readFeatures(request, itemIds, model, historyLength, given !== undefined);
       const embedding = given ?? (await model.userTower.embed([state]));
-      const { scores, unknown } = await model.score(embedding, itemIds, state, items?.batch);
+      const { scores, unknown } = await model.score(embedding, itemIds, state, items?.batch, items?.linked);
       if (unknown.length > 0) {
         // Kept with a zero vector: the continuous features still score them, and a new item gets its chance.
         this.metrics?.unknownItems(unknown.length);
@@ -113,7 +113,7 @@ export class PrerankingService {
     model: PrerankerModel,
     historyLength: number,
     embedded: boolean,
-  ): Promise<[UserState, { batch: ItemBatch; createdAtMs: Float64Array } | undefined]> {
+  ): Promise<[UserState, CandidateItemsRead | undefined]> {
     const needUser = !embedded || model.readsUser;
     const historyLimit = historyLength === 0 ? 1 : historyLength + Math.min(historyLength, request.context?.recentItems.length ?? 0);
     try {
