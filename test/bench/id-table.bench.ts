@@ -1,8 +1,14 @@
-// Id lookups as the stages make them: a request's candidates (BENCH_LOOKUPS ids, each a JS string decoded from the
-// request) looked up in an IdTable of a catalogue of BENCH_SIZES ids (the item table of pre-ranking and ranking, the
-// pre-ranker's two-tower rows), in one pass per id (rowOf, the baseline) and in passes over all of them (rowsOf), on
-// the same requests in alternating rounds. Last line: one JSON object.
-import { IdTable } from '@recsys/data';
+// Reads of a large per-item table as the stages make them, each against its one-at-a-time baseline in the same run, on
+// the same requests in alternating rounds, in catalogues of BENCH_SIZES items:
+// - id lookups: a request's candidates (BENCH_LOOKUPS ids, each a JS string decoded from the request) looked up in an
+//   IdTable (the item table of pre-ranking and ranking, the pre-ranker's two-tower rows), one by one (rowOf) and in
+//   passes over all of them (rowsOf);
+// - ids of rows: the ids of BENCH_LOOKUPS random rows (an index search's results), one by one (idAt) and in passes
+//   (idsAt);
+// - rows of values: BENCH_LOOKUPS random rows of a table of 32 floats per item (the index's vectors, re-scored; the
+//   pre-ranker's two-tower vectors) scored against a query, as they come and after touchRows read them ahead.
+// Last line: one JSON object.
+import { IdTable, touchRows } from '@recsys/data';
 import { envNumber, envNumberList } from '../harness/script-env';
 import { quantile, round } from './stats';
 
@@ -10,14 +16,19 @@ const SIZES = envNumberList('BENCH_SIZES', 'count') ?? [50_000, 1_000_000];
 const LOOKUPS = envNumber('BENCH_LOOKUPS', 300);
 const REQUESTS = envNumber('BENCH_REQUESTS', 400);
 const ROUNDS = envNumber('BENCH_ROUNDS', 7);
+const DIM = 32;
 
 /** Catalogue ids as the synthetic data names them (item-N) and the benches copy them (item-N~copy). */
 const catalogueId = (k: number) => `item-${k % 1000}~${Math.floor(k / 1000)}`;
 
+function generator(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32;
+}
+
 /** A request's ids: fresh strings (as decoded from its bytes), drawn uniformly from the catalogue. */
 function requests(size: number, seed: number): string[][] {
-  let state = seed >>> 0;
-  const random = () => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  const random = generator(seed);
   return Array.from({ length: REQUESTS }, () =>
     Array.from({ length: LOOKUPS }, () => {
       const id = catalogueId(Math.floor(random() * size));
@@ -29,54 +40,120 @@ function requests(size: number, seed: number): string[][] {
   );
 }
 
+/** Each request's rows, drawn uniformly. */
+function rowRequests(size: number, seed: number): Int32Array[] {
+  const random = generator(seed);
+  return Array.from({ length: REQUESTS }, () => Int32Array.from({ length: LOOKUPS }, () => Math.floor(random() * size)));
+}
+
+/**
+ * µs per request of a baseline and a candidate, each a pass over every request returning a checksum, timed in
+ * alternating rounds after one warm-up each (medians); throws when their checksums differ.
+ */
+function compare(name: string, baseline: () => number, candidate: () => number): { baseUs: number; candidateUs: number } {
+  const sums = new Set<number>();
+  const perRequestUs = (run: () => number) => {
+    const started = process.hrtime.bigint();
+    sums.add(run());
+    return Number(process.hrtime.bigint() - started) / 1e3 / REQUESTS;
+  };
+  perRequestUs(baseline);
+  perRequestUs(candidate);
+  const base: number[] = [];
+  const next: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    if (r % 2 === 0) {
+      base.push(perRequestUs(baseline));
+      next.push(perRequestUs(candidate));
+    } else {
+      next.push(perRequestUs(candidate));
+      base.push(perRequestUs(baseline));
+    }
+  }
+  if (sums.size !== 1) throw new Error(`${name}: the two ways disagree (checksums ${[...sums].join(', ')})`);
+  return { baseUs: quantile(base, 0.5), candidateUs: quantile(next, 0.5) };
+}
+
 function main(): void {
-  const figures: Record<string, number> = { lookups_per_request: LOOKUPS, requests: REQUESTS, rounds: ROUNDS };
+  const figures: Record<string, number> = { lookups_per_request: LOOKUPS, requests: REQUESTS, rounds: ROUNDS, dim: DIM };
+  const report = (
+    size: number,
+    what: string,
+    keys: [string, string, string],
+    { baseUs, candidateUs }: { baseUs: number; candidateUs: number },
+  ) => {
+    console.log(
+      `${size} items, ${what}: ${round(baseUs, 1)} → ${round(candidateUs, 1)} us per request of ${LOOKUPS} (${round(baseUs / candidateUs, 2)}x)`,
+    );
+    figures[`${keys[0]}_us_per_request_${size}`] = round(baseUs, 2);
+    figures[`${keys[1]}_us_per_request_${size}`] = round(candidateUs, 2);
+    figures[`${keys[2]}_${size}`] = round(baseUs / candidateUs, 3);
+  };
   for (const size of SIZES) {
     const table = IdTable.from(Array.from({ length: size }, (_, k) => catalogueId(k)));
+    // Ids to rows. Each way returns the sum of what it found (a local: a number kept across calls would be boxed on every add).
     const asked = requests(size, size);
-    const rows = new Int32Array(LOOKUPS);
-    // Each returns the sum of the rows it found (a local: a number kept across calls would be boxed on every add).
-    const baseline = () => {
-      let sum = 0;
-      for (const ids of asked) for (let k = 0; k < ids.length; k++) sum += table.rowOf(ids[k]!);
-      return sum;
-    };
-    const passes = () => {
-      let sum = 0;
-      for (const ids of asked) {
-        table.rowsOf(ids, rows);
-        for (let k = 0; k < ids.length; k++) sum += rows[k]!;
-      }
-      return sum;
-    };
-    const sums = new Set<number>();
-    const perRequestUs = (run: () => number) => {
-      const started = process.hrtime.bigint();
-      sums.add(run());
-      return Number(process.hrtime.bigint() - started) / 1e3 / REQUESTS;
-    };
-    perRequestUs(baseline);
-    perRequestUs(passes);
-    const one: number[] = [];
-    const many: number[] = [];
-    for (let r = 0; r < ROUNDS; r++) {
-      if (r % 2 === 0) {
-        one.push(perRequestUs(baseline));
-        many.push(perRequestUs(passes));
-      } else {
-        many.push(perRequestUs(passes));
-        one.push(perRequestUs(baseline));
-      }
-    }
-    if (sums.size !== 1) throw new Error(`rowsOf and rowOf disagree: sums of rows ${[...sums].join(', ')}`);
-    const oneUs = quantile(one, 0.5);
-    const manyUs = quantile(many, 0.5);
-    console.log(
-      `${size} ids: rowOf one by one ${round(oneUs, 1)} us per request of ${LOOKUPS}, rowsOf ${round(manyUs, 1)} us (${round(oneUs / manyUs, 2)}x)`,
+    const found = new Int32Array(LOOKUPS);
+    const lookups = compare(
+      'rowOf/rowsOf',
+      () => {
+        let sum = 0;
+        for (const ids of asked) for (let k = 0; k < ids.length; k++) sum += table.rowOf(ids[k]!);
+        return sum;
+      },
+      () => {
+        let sum = 0;
+        for (const ids of asked) {
+          table.rowsOf(ids, found);
+          for (let k = 0; k < ids.length; k++) sum += found[k]!;
+        }
+        return sum;
+      },
     );
-    figures[`rowof_us_per_request_${size}`] = round(oneUs, 2);
-    figures[`rowsof_us_per_request_${size}`] = round(manyUs, 2);
-    figures[`speedup_${size}`] = round(oneUs / manyUs, 3);
+    report(size, 'ids to rows, rowOf one by one → rowsOf', ['rowof', 'rowsof', 'speedup'], lookups);
+
+    // Rows to ids: the checksum is the ids' total length and first characters.
+    const rows = rowRequests(size, size + 1);
+    const checksum = (id: string) => id.length + id.charCodeAt(id.length - 1);
+    const ids = compare(
+      'idAt/idsAt',
+      () => {
+        let sum = 0;
+        for (const r of rows) for (let k = 0; k < r.length; k++) sum += checksum(table.idAt(r[k]!));
+        return sum;
+      },
+      () => {
+        let sum = 0;
+        for (const r of rows) for (const id of table.idsAt(r)) sum += checksum(id);
+        return sum;
+      },
+    );
+    report(size, 'rows to ids, idAt one by one → idsAt', ['idat', 'idsat', 'ids_speedup'], ids);
+
+    // Rows of values scored: a dot product per row with one query.
+    const random = generator(size + 2);
+    const vectors = Float32Array.from({ length: size * DIM }, () => random() - 0.5);
+    const query = Float32Array.from({ length: DIM }, () => random() - 0.5);
+    const score = (r: Int32Array) => {
+      let sum = 0;
+      for (let k = 0; k < r.length; k++) {
+        const base = r[k]! * DIM;
+        let dot = 0;
+        for (let d = 0; d < DIM; d++) dot += vectors[base + d]! * query[d]!;
+        sum += dot;
+      }
+      return sum;
+    };
+    const scores = compare(
+      'touchRows',
+      () => rows.reduce((sum, r) => sum + score(r), 0),
+      () =>
+        rows.reduce((sum, r) => {
+          touchRows(vectors, r, DIM);
+          return sum + score(r);
+        }, 0),
+    );
+    report(size, `rows of ${DIM} floats scored, as they come → after touchRows`, ['score', 'touched_score', 'touch_speedup'], scores);
   }
   console.log(JSON.stringify(figures));
 }

@@ -43,6 +43,16 @@ describe('IdTable', () => {
     expect(table.rowsOf([])).toEqual(new Int32Array(0));
   });
 
+  it('gives the ids of many rows at once as idAt does one by one, and refuses a row outside the table', () => {
+    const table = IdTable.from(ids);
+    const rows = [3, 0, 2, 4, 4, 5006, 6, 1000, 5];
+    expect(table.idsAt(rows)).toEqual(rows.map((row) => table.idAt(row)));
+    expect(table.idsAt(Int32Array.from(rows), 3)).toEqual(['ünïcødé', 'item-1', '']);
+    expect(table.idsAt([])).toEqual([]);
+    expect(() => table.idsAt([1, ids.length])).toThrow(RangeError);
+    expect(() => table.idsAt([-1])).toThrow(RangeError);
+  });
+
   it('reads a JSON array of strings as bytes, escapes and non-ASCII included', () => {
     const table = IdTable.fromJsonArray(Buffer.from(` ${JSON.stringify(ids)}\n`));
     expect(table.toArray()).toEqual(ids);

@@ -1,3 +1,5 @@
+import { touchRows } from './touch.js';
+
 /**
  * A compact set of string ids, each with its row (the order it was first added): the ids' UTF-8 bytes in one buffer,
  * their offsets in a Uint32Array, and an open-addressing hash table of rows in an Int32Array. A million ids of about
@@ -90,6 +92,7 @@ export class IdTable {
       const row = rows[k]!;
       starts[k] = row < 0 ? 0 : offsets[row]!;
     }
+    touchRows(bytes, starts, 1, n);
     for (let k = 0; k < n; k++) {
       const row = rows[k]!;
       if (row < 0) continue;
@@ -132,6 +135,25 @@ export class IdTable {
       return text;
     }
     return bytes.toString('utf8', start, end);
+  }
+
+  /**
+   * The ids of `rows[0..count)` (each 0 <= row < size), as idAt gives them, in passes: every row's bounds, then the first
+   * byte of every id, then the strings, so the memory reads of different rows overlap instead of waiting one after
+   * another (a table of many ids lies outside the caches; see rowsOf).
+   */
+  idsAt(rows: ArrayLike<number>, count: number = rows.length): string[] {
+    const { offsets, bytes } = this;
+    for (let k = 0; k < count; k++) {
+      const row = rows[k]!;
+      if (!(row >= 0 && row < this.size)) throw new RangeError(`row ${row} is outside 0..${this.size - 1}`);
+    }
+    const starts = this.scratch(count);
+    for (let k = 0; k < count; k++) starts[k] = offsets[rows[k]!]!;
+    touchRows(bytes, starts, 1, count);
+    const ids = new Array<string>(count);
+    for (let k = 0; k < count; k++) ids[k] = this.idAt(rows[k]!);
+    return ids;
   }
 
   /** Every id, in row order (a JS string each: for tests and small tables). */

@@ -13,5 +13,6 @@ export * from './setup.js';
 export * from './split.js';
 export * from './synthetic.js';
 export * from './table.js';
+export * from './touch.js';
 export * from './types.js';
 export * from './user-history.js';
