@@ -1,4 +1,4 @@
-import { type IdTable, IdTableBuilder } from '@recsys/data';
+import { type IdTable, IdTableBuilder, touchRows } from '@recsys/data';
 import { errorMessage } from './error-message.js';
 import type { FeedAssembler, ItemBatch } from './feeds.js';
 import type { EncodedItemReader } from './item-cache.js';
@@ -249,8 +249,12 @@ export class CandidateItems {
     const rest: string[] = [];
     const positions: number[] = [];
     const { codes, values, ids } = table;
-    // All rows first: their memory reads overlap (rowsOf), then the copies.
+    // All rows first, then every row's values read ahead: their memory reads overlap (rowsOf, touchRows), then the copies.
     const rows = ids.rowsOf(itemIds, this.rows(n));
+    touchRows(codes, rows, table.codeWidth, n);
+    touchRows(values, rows, table.valueWidth, n);
+    touchRows(table.createdAtMs, rows, 1, n);
+    if (linkedRows !== undefined) touchRows(linkedRows, rows, 1, n);
     for (let k = 0; k < n; k++) {
       const row = rows[k]!;
       if (row < 0) {

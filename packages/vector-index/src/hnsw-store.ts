@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { IdTable } from '@recsys/data';
+import { IdTable, touchRows } from '@recsys/data';
 import { Index, MetricKind, ScalarKind, type BatchMatches } from 'usearch';
 import { validateBuildInput } from './build-input.js';
 import { IndexFileError, StoreClosedError, VectorIndexArgumentError } from './errors.js';
@@ -384,7 +384,24 @@ export class HnswStore implements VectorStore {
   payloads(ids: readonly string[]): Promise<(ItemPayload | undefined)[]> {
     this.openIndex();
     if (!Array.isArray(ids)) return Promise.reject(new VectorIndexArgumentError('ids', 'an array of item ids is required'));
-    return Promise.resolve(ids.map((id) => this.payloadOf(id)));
+    // Every id's row, then every row's payload values, then the payloads: the reads of different items overlap.
+    const rows = this.ids.rowsOf(ids);
+    this.touchPayloads(rows, rows.length);
+    return Promise.resolve(Array.from(rows, (row) => (row < 0 ? undefined : this.rowPayload(row))));
+  }
+
+  /** Reads the payload values of rows[0..n) ahead of rowPayload, so that their cache misses overlap (touchRows). */
+  private touchPayloads(rows: ArrayLike<number>, n: number): void {
+    touchRows(this.categoryOfRow, rows, 1, n);
+    touchRows(this.createdAtMs, rows, 1, n);
+  }
+
+  private rowScratch: Int32Array = new Int32Array(0);
+
+  /** Scratch rows of at least n entries, kept between searches (each uses them synchronously). */
+  private scratchRows(n: number): Int32Array {
+    if (this.rowScratch.length < n) this.rowScratch = new Int32Array(Math.max(n, 2 * this.rowScratch.length));
+    return this.rowScratch;
   }
 
   private rowPayload(row: number): ItemPayload {
@@ -503,10 +520,15 @@ export class HnswStore implements VectorStore {
   private rescore(vector: Float32Array, keys: BigUint64Array, wanted: number, accept: ((row: number) => boolean) | undefined): RowMatch[] {
     const { vectors } = this;
     const { dim, metric } = this.meta;
+    const n = keys.length;
+    const rows = this.scratchRows(n);
+    for (let i = 0; i < n; i++) rows[i] = Number(keys[i]);
+    // Every candidate's vector read first, the reads overlapping, then the exact scores from the cache (touchRows).
+    touchRows(vectors, rows, dim, n);
     // A bounded heap rather than sorting every candidate: the beam is often twice the results wanted.
     const top = new TopK(wanted);
-    for (let i = 0; i < keys.length; i++) {
-      const row = Number(keys[i]);
+    for (let i = 0; i < n; i++) {
+      const row = rows[i]!;
       if (accept !== undefined && !accept(row)) continue;
       const score = scoreRow(vectors, dim, metric, vector, row);
       if (score >= top.threshold) top.push(score, row);
@@ -521,7 +543,13 @@ export class HnswStore implements VectorStore {
   }
 
   private neighbours(matches: RowMatch[]): Neighbour[] {
-    return matches.map(({ row, score }) => ({ id: this.ids.idAt(row), score, payload: this.rowPayload(row) }));
+    // The rows' payload values and ids read in passes (their reads overlap), then the results built.
+    const n = matches.length;
+    const rows = this.scratchRows(n);
+    for (let k = 0; k < n; k++) rows[k] = matches[k]!.row;
+    this.touchPayloads(rows, n);
+    const ids = this.ids.idsAt(rows, n);
+    return matches.map(({ row, score }, k) => ({ id: ids[k]!, score, payload: this.rowPayload(row) }));
   }
 
   private compileFilter(options: SearchOptions): RowFilter {

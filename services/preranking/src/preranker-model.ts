@@ -1,4 +1,4 @@
-import { IdTable } from '@recsys/data';
+import { IdTable, touchRows } from '@recsys/data';
 import {
   CandidateItems,
   EncodedItemReader,
@@ -174,6 +174,8 @@ export class PrerankerModel {
     const vectors = this.itemVectors;
     const unknown: string[] = [];
     const rows = linked === undefined ? this.itemRows.rowsOf(itemIds) : this.linkedRows(itemIds, linked);
+    // Every candidate's vector read ahead (the reads overlap), then the copies from the cache.
+    touchRows(vectors, rows, dim, n);
     for (let k = 0; k < n; k++) {
       const row = rows[k]!;
       if (row < 0) {
