@@ -30,6 +30,8 @@ const EPOCHS = envNumber('BENCH_EPOCHS', 1);
 /** Seconds of load per level and generator. */
 const DURATION_S = envNumber('BENCH_DURATION_S', 15, 'positive');
 const WARMUP_S = envNumber('BENCH_WARMUP_S', 5, 'non-negative');
+/** Seconds at rest after the warm-up over which each process's idle CPU is measured (timers, metrics, refreshes). */
+const IDLE_S = envNumber('BENCH_IDLE_S', 5, 'positive');
 /** Requests whose floor is measured (their candidate sets come from debug answers). */
 const FLOOR_REQUESTS = envNumber('BENCH_FLOOR_REQUESTS', 200);
 const MODES = (process.env.BENCH_MODES ?? 'split,all-in-one').split(',') as PipelineMode[];
@@ -248,7 +250,20 @@ function modeSummary(levels: readonly Level[], floorP50: number, logCost: EventL
   return summary;
 }
 
-function markdown(levels: readonly Level[], facts: Record<string, string | number>, floor: Record<string, number>): string {
+/** CPU ms per second of every pipeline process over `seconds` with no load. */
+async function idleCpu(pipeline: RunningPipeline, seconds: number): Promise<Record<string, number>> {
+  const processes = processesOf(pipeline);
+  const before = Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, cpuMsOf(pid)]));
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  return Object.fromEntries(Object.entries(processes).map(([name, pid]) => [name, round((cpuMsOf(pid) - before[name]!) / seconds, 1)]));
+}
+
+function markdown(
+  levels: readonly Level[],
+  facts: Record<string, string | number>,
+  floor: Record<string, number>,
+  idle: Record<string, Record<string, number>>,
+): string {
   const lines = [
     '# bench:pipeline',
     '',
@@ -266,6 +281,17 @@ function markdown(levels: readonly Level[], facts: Record<string, string | numbe
       'utime+stime of the pipeline processes over the level divided by the answers (load generator excluded). ' +
       'Calls are grpc_server_handled_total deltas of the stages and the feature service per answer (in-process calls ' +
       'in all-in-one mode).',
+    '',
+    `CPU at rest after the warm-up (ms per second, ${IDLE_S} s): ` +
+      Object.entries(idle)
+        .map(
+          ([mode, per]) =>
+            `${mode}: ${Object.entries(per)
+              .map(([name, ms]) => `${name} ${ms}`)
+              .join(', ')}`,
+        )
+        .join('; ') +
+      '.',
     '',
     '| mode | load | clients | requests/s | p50 ms | p95 ms | p99 ms | fallback | failed | CPU ms/request | per process | calls/request (features) |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
@@ -289,7 +315,9 @@ async function main(): Promise<void> {
   let floor: Record<string, number> | undefined;
   let facts: Record<string, string | number> = {};
   let pipeline: RunningPipeline | undefined;
-  const rss: Record<string, number> = {};
+  // Figures per process, flat in the JSON line: RSS at the end of a mode, CPU at rest after its warm-up.
+  const perProcess: Record<string, number> = {};
+  const idle: Record<string, Record<string, number>> = {};
   const logCosts: Partial<Record<PipelineMode, EventLogCost>> = {};
   let warnings = 0;
   try {
@@ -321,6 +349,13 @@ async function main(): Promise<void> {
       const plans = floor === undefined ? await debugPlans(pipeline.httpUrl, users, FLOOR_REQUESTS) : [];
       await restLoad(pipeline.httpUrl, 8, WARMUP_S, users);
       await grpcLoad(pipeline.addresses.gateway, 8, Math.min(WARMUP_S, 2), users);
+      idle[mode] = await idleCpu(pipeline, IDLE_S);
+      for (const [name, ms] of Object.entries(idle[mode]!)) perProcess[`${mode}_${name}_idle_cpu_ms_per_s`] = ms;
+      console.log(
+        `${mode}: CPU at rest ${Object.entries(idle[mode]!)
+          .map(([name, ms]) => `${name} ${ms}`)
+          .join(', ')} ms/s`,
+      );
       for (const concurrency of LEVELS) {
         for (const generator of ['rest', 'grpc'] as const) {
           const level = await measureLevel(pipeline, generator, concurrency, users);
@@ -334,7 +369,7 @@ async function main(): Promise<void> {
           );
         }
       }
-      for (const [name, pid] of Object.entries(processesOf(pipeline))) rss[`${mode}_${name}_rss_mib`] = rssMiB(pid);
+      for (const [name, pid] of Object.entries(processesOf(pipeline))) perProcess[`${mode}_${name}_rss_mib`] = rssMiB(pid);
       const logCost = await eventLogCost(pipeline.metricsUrl('gateway')!);
       logCosts[mode] = logCost;
       console.log(
@@ -373,7 +408,7 @@ async function main(): Promise<void> {
     load_before: loadBefore,
   };
   mkdirSync(dirname(RESULTS), { recursive: true });
-  writeFileSync(RESULTS, markdown(levels, facts, floor!));
+  writeFileSync(RESULTS, markdown(levels, facts, floor!, idle));
   console.log(`results: ${RESULTS}`);
 
   const floorP50 = floor!.floor_p50_ms!;
@@ -404,7 +439,7 @@ async function main(): Promise<void> {
     cores: facts.cores,
     load_average_before: loadBefore,
     node_version: process.versions.node,
-    ...rss,
+    ...perProcess,
   };
   console.log(JSON.stringify(result));
 }

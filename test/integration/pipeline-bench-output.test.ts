@@ -22,6 +22,7 @@ describe('bench:pipeline', () => {
           BENCH_DURATION_S: '1',
           BENCH_WARMUP_S: '1',
           BENCH_FLOOR_REQUESTS: '10',
+          BENCH_IDLE_S: '1',
         },
         240_000,
       );
@@ -59,11 +60,20 @@ describe('bench:pipeline', () => {
         for (const key of ['max_qps_p99_under_100ms', 'max_qps_p99_under_50ms'])
           if (!(typeof m[key] === 'number' && m[key] >= 0)) bad.push(`${mode}.${key}`);
       }
+      // CPU at rest of every process of each mode (ms per second; /proc counts 10 ms ticks, so an idle one may show 0).
+      const processes = ['features', 'retrieval', 'preranking', 'ranking', 'reranking', 'gateway'].map((name) => `split_${name}`);
+      for (const key of [...processes, 'all-in-one_all-in-one'].map((p) => `${p}_idle_cpu_ms_per_s`)) {
+        const value = figures[key];
+        if (!(typeof value === 'number' && value >= 0 && value < 1000)) bad.push(key);
+      }
       // All at once, with the whole line, so that a failure says which and what else was measured.
       expect({ bad, line }).toEqual({ bad: [], line });
       const table = readFileSync(results, 'utf8');
       expect(table).toContain('| all-in-one | REST (wrk) | 64 |');
       expect(table).toContain('| split | gRPC | 1 |');
+      expect(table).toMatch(
+        /CPU at rest after the warm-up \(ms per second, 1 s\): split: features [\d.]+, .*; all-in-one: all-in-one [\d.]+\./,
+      );
     } finally {
       rmSync(workDir, { recursive: true, force: true });
     }

@@ -8,6 +8,13 @@ export interface CallRecorder {
   done(code: status, seconds: number): void;
 }
 
+/**
+ * How often the event-loop lag (nodejs_eventloop_lag_*) is sampled, in ms. prom-client's default of 10 ms wakes every
+ * process 100 times a second, load or not: about 6 ms of CPU per second each (a process doing nothing else: 6-7.5 ms/s
+ * with it, 1.1-1.5 ms/s at 50 ms). A stall still shows at 50 ms: it delays the next sample by its length.
+ */
+export const EVENT_LOOP_LAG_RESOLUTION_MS = 50;
+
 /** The metrics every gRPC service exports, in its own registry. */
 export class ServiceMetrics {
   readonly registry = new Registry();
@@ -18,7 +25,7 @@ export class ServiceMetrics {
 
   constructor(service: string) {
     this.registry.setDefaultLabels({ service });
-    collectDefaultMetrics({ register: this.registry });
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_LAG_RESOLUTION_MS });
     this.handled = new Counter({
       name: 'grpc_server_handled_total',
       help: 'RPCs completed, by method and gRPC status code',
