@@ -1,3 +1,4 @@
+import { scratchOf } from './scratch.js';
 import { touchRows } from './touch.js';
 
 /**
@@ -89,7 +90,7 @@ export class IdTable {
     if (rows.length < n) throw new RangeError(`rows holds ${rows.length} entries for ${n} ids`);
     const { slots, offsets, bytes } = this;
     const mask = (slots.length >> 1) - 1;
-    const starts = this.scratch(n);
+    const starts = (this.starts = scratchOf(this.starts, n));
     for (let k = 0; k < n; k++) {
       const hash = hashString(ids[k]!);
       let slot = hash & mask;
@@ -115,13 +116,8 @@ export class IdTable {
     return rows;
   }
 
+  /** The ids' starts of a lookup, kept between calls (lookups are synchronous). */
   private starts: Uint32Array = new Uint32Array(0);
-
-  /** A scratch array of at least n entries, kept between calls (lookups are synchronous). */
-  private scratch(n: number): Uint32Array {
-    if (this.starts.length < n) this.starts = new Uint32Array(Math.max(n, 2 * this.starts.length));
-    return this.starts;
-  }
 
   has(id: string): boolean {
     return this.rowOf(id) >= 0;
@@ -157,7 +153,7 @@ export class IdTable {
       const row = rows[k]!;
       if (!(row >= 0 && row < this.size)) throw new RangeError(`row ${row} is outside 0..${this.size - 1}`);
     }
-    const starts = this.scratch(count);
+    const starts = (this.starts = scratchOf(this.starts, count));
     for (let k = 0; k < count; k++) starts[k] = offsets[rows[k]!]!;
     touchRows(bytes, starts, 1, count);
     const ids = new Array<string>(count);

@@ -9,6 +9,7 @@ export * from './id-table.js';
 export * from './movielens.js';
 export * from './protocol.js';
 export * from './random.js';
+export * from './scratch.js';
 export * from './setup.js';
 export * from './split.js';
 export * from './synthetic.js';

@@ -1,4 +1,4 @@
-import { type IdTable, IdTableBuilder, touchRows } from '@recsys/data';
+import { type IdTable, IdTableBuilder, scratchOf, touchRows } from '@recsys/data';
 import { errorMessage } from './error-message.js';
 import type { FeedAssembler, ItemBatch } from './feeds.js';
 import type { EncodedItemReader } from './item-cache.js';
@@ -250,7 +250,7 @@ export class CandidateItems {
     const positions: number[] = [];
     const { codes, values, ids } = table;
     // All rows first, then every row's values read ahead: their memory reads overlap (rowsOf, touchRows), then the copies.
-    const rows = ids.rowsOf(itemIds, this.rows(n));
+    const rows = ids.rowsOf(itemIds, (this.rowBuffer = scratchOf(this.rowBuffer, n)));
     touchRows(codes, rows, table.codeWidth, n);
     touchRows(values, rows, table.valueWidth, n);
     touchRows(table.createdAtMs, rows, 1, n);
@@ -277,13 +277,8 @@ export class CandidateItems {
     return { batch, createdAtMs, missing: read.missing, ...(linked && { linked }) };
   }
 
-  private rowBuffer: Int32Array = new Int32Array(0);
-
   /** Scratch rows for one read, kept between reads: each is used before the read's first await. */
-  private rows(n: number): Int32Array {
-    if (this.rowBuffer.length < n) this.rowBuffer = new Int32Array(Math.max(n, 2 * this.rowBuffer.length));
-    return this.rowBuffer;
-  }
+  private rowBuffer: Int32Array = new Int32Array(0);
 
   close(): void {
     this.live?.close();

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { IdTable, touchRows } from '@recsys/data';
+import { IdTable, scratchOf, touchRows } from '@recsys/data';
 import { Index, MetricKind, ScalarKind, type BatchMatches } from 'usearch';
 import { validateBuildInput } from './build-input.js';
 import { IndexFileError, StoreClosedError, VectorIndexArgumentError } from './errors.js';
@@ -396,13 +396,8 @@ export class HnswStore implements VectorStore {
     touchRows(this.createdAtMs, rows, 1, n);
   }
 
+  /** Scratch rows, kept between searches (each uses them synchronously). */
   private rowScratch: Int32Array = new Int32Array(0);
-
-  /** Scratch rows of at least n entries, kept between searches (each uses them synchronously). */
-  private scratchRows(n: number): Int32Array {
-    if (this.rowScratch.length < n) this.rowScratch = new Int32Array(Math.max(n, 2 * this.rowScratch.length));
-    return this.rowScratch;
-  }
 
   private rowPayload(row: number): ItemPayload {
     // Built field by field: this runs for every result of every search.
@@ -521,7 +516,7 @@ export class HnswStore implements VectorStore {
     const { vectors } = this;
     const { dim, metric } = this.meta;
     const n = keys.length;
-    const rows = this.scratchRows(n);
+    const rows = (this.rowScratch = scratchOf(this.rowScratch, n));
     for (let i = 0; i < n; i++) rows[i] = Number(keys[i]);
     // Every candidate's vector read first, the reads overlapping, then the exact scores from the cache (touchRows).
     touchRows(vectors, rows, dim, n);
@@ -545,7 +540,7 @@ export class HnswStore implements VectorStore {
   private neighbours(matches: RowMatch[]): Neighbour[] {
     // The rows' payload values and ids read in passes (their reads overlap), then the results built.
     const n = matches.length;
-    const rows = this.scratchRows(n);
+    const rows = (this.rowScratch = scratchOf(this.rowScratch, n));
     for (let k = 0; k < n; k++) rows[k] = matches[k]!.row;
     this.touchPayloads(rows, n);
     const ids = this.ids.idsAt(rows, n);
