@@ -75,8 +75,7 @@ describe('the feedback loop on small data: simulate -> retrain -> publish raises
   }, 60_000);
 
   it('publishes the retrained version and serves it', () => {
-    expect(result.rounds.map((r) => r.served)).toEqual(['1', '2']);
-    expect(result.rounds[0]!.retrain!.decision).toBe('published');
+    // What the gate decides from is checked first, so a failure names its cause.
     for (const r of result.rounds) {
       expect(r.simulation.failedRequests).toBe(0);
       expect(r.simulation.impressions).toBe(300 * 10);
@@ -88,6 +87,10 @@ describe('the feedback loop on small data: simulate -> retrain -> publish raises
     expect(first.impressions).toBe(300);
     expect(first.positives + first.negatives).toBeGreaterThanOrEqual(0.95 * 300 * 10);
     expect(first.positives).toBe(result.rounds[0]!.simulation.clicks);
+    // The gate's reasons (each metric it refused on, with both versions' values) are in the message when it refuses.
+    const gate = result.rounds[0]!.retrain!;
+    expect(`${gate.decision}: ${gate.reasons.join('; ')}`).toMatch(/^published: /);
+    expect(result.rounds.map((r) => r.served)).toEqual(['1', '2']);
   });
 
   it('raises the simulated CTR@10 of the served version over the first one', () => {

@@ -106,6 +106,9 @@ export async function runLoop(options: LoopOptions): Promise<LoopResult> {
     });
     entry.retrain = pickReport(report);
     log(`round ${round}: gate ${report.decision} candidate ${report.candidate.version} (${report.reasons.join('; ')})`);
+    log(
+      `round ${round}: candidate ${metricsLine(report.candidate.metrics)}; serving ${report.serving ? metricsLine(report.serving.metrics) : '(none)'}`,
+    );
     if (report.decision === 'published') {
       await options.waitForServing(report.servingAfter);
       served = report.servingAfter;
@@ -160,6 +163,18 @@ async function windowOf(
     client.close();
   }
   return { source: { kind: 'files', dir, setup: { split: 'time' } }, exported: summary };
+}
+
+/** A version's gated metrics on one line: `two-tower recall@10 0.2538, ...; dlrm auc 0.7848`. */
+function metricsLine(metrics: RetrainReport['candidate']['metrics']): string {
+  return Object.entries(metrics)
+    .map(
+      ([model, values]) =>
+        `${model} ${Object.entries(values ?? {})
+          .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+          .join(', ')}`,
+    )
+    .join('; ');
 }
 
 function pickReport(r: RetrainReport): NonNullable<LoopRound['retrain']> {
