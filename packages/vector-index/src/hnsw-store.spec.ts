@@ -419,6 +419,83 @@ describe('embedded HNSW store', () => {
     expect(() => store.scoreBound(query(0))).toThrow(StoreClosedError);
   });
 
+  describe("similar: an item's neighbours by id, repeated items from a cache", () => {
+    const vectorOf = (row: number) => input.vectors.slice(row * DIM, (row + 1) * DIM);
+    /** The graph's answer for an item's vector from a search of `depth`, then `keep` applied: what a cached entry yields. */
+    const fromDepth = async (store: HnswStore, row: number, depth: number, k: number, keep: (id: string) => boolean) =>
+      (await store.search(vectorOf(row), depth)).filter((n) => keep(n.id)).slice(0, k);
+    const graphCalls = async <T>(run: () => Promise<T>): Promise<{ result: T; beams: number[] }> => {
+      const search = jest.spyOn(Index.prototype, 'search');
+      try {
+        const result = await run();
+        return { result, beams: search.mock.calls.map((call) => call[1] as number) };
+      } finally {
+        search.mockRestore();
+      }
+    };
+
+    it('searches a new item once, two per result wanted, and answers it again from the cache without the graph', async () => {
+      const store = await openHnswIndex(dir, { exactScanMaxRows: 0 });
+      const excludeIds = new Set(['item-5']);
+      const first = await graphCalls(() => store.similar('item-5', 50, { excludeIds }));
+      expect(first.beams).toEqual([100]);
+      expect(first.result).toHaveLength(50);
+      // Exactly the top of that deeper search, its own item left out: a search at least as deep as `search` makes.
+      expect(first.result).toEqual(await fromDepth(store, 5, 100, 50, (id) => id !== 'item-5'));
+      const again = await graphCalls(() => store.similar('item-5', 50, { excludeIds }));
+      expect(again.beams).toEqual([]);
+      expect(again.result).toEqual(first.result);
+      expect(store.neighbourCacheStats()).toEqual({ hits: 1, misses: 1, items: 1 });
+    });
+
+    it("filters the cached neighbours by each request's exclusions, and searches again when a request fetches deeper", async () => {
+      const store = await openHnswIndex(dir, { exactScanMaxRows: 0 });
+      const first = await store.similar('item-9', 50, { excludeIds: new Set(['item-9']) });
+      const some = new Set(['item-9', ...first.slice(0, 10).map((n) => n.id)]);
+      const filtered = await graphCalls(() => store.similar('item-9', 50, { excludeIds: some }));
+      expect(filtered.beams).toEqual([]);
+      expect(filtered.result).toEqual(await fromDepth(store, 9, 100, 50, (id) => !some.has(id)));
+      // 61 excluded: this request's own fetch (50 + 61) is deeper than the cached 100, so the item is searched again.
+      const near = (await fromDepth(store, 9, 100, 100, (id) => id !== 'item-9')).map((n) => n.id);
+      const many = new Set(['item-9', ...near.slice(0, 60)]);
+      expect(many.size).toBe(61);
+      const deeper = await graphCalls(() => store.similar('item-9', 50, { excludeIds: many }));
+      expect(deeper.beams).toEqual([111]);
+      expect(deeper.result).toEqual(await fromDepth(store, 9, 111, 50, (id) => !many.has(id)));
+      expect(store.neighbourCacheStats()).toEqual({ hits: 1, misses: 2, items: 1 });
+    });
+
+    it('answers as search does, leaving the cache alone, for category filters', async () => {
+      const store = await openHnswIndex(dir, { exactScanMaxRows: 0 });
+      const options = { includeCategories: ['rare'], excludeIds: new Set(['item-3']) };
+      expect(await store.similar('item-3', 20, options)).toEqual(await store.search(vectorOf(3), 20, options));
+      const without = { excludeCategories: ['c1'] };
+      expect(await store.similar('item-3', 20, without)).toEqual(await store.search(vectorOf(3), 20, without));
+      expect(store.neighbourCacheStats()).toEqual({ hits: 0, misses: 0, items: 0 });
+    });
+
+    it('keeps at most neighbourCacheItems items, the least recently used dropped first; 0 keeps none', async () => {
+      const two = await openHnswIndex(dir, { exactScanMaxRows: 0, neighbourCacheItems: 2 });
+      for (const id of ['item-1', 'item-2', 'item-1', 'item-4', 'item-1', 'item-2']) await two.similar(id, 10);
+      // item-1 miss, item-2 miss, item-1 hit, item-4 miss (drops item-2), item-1 hit, item-2 miss (drops item-4).
+      expect(two.neighbourCacheStats()).toEqual({ hits: 2, misses: 4, items: 2 });
+      const none = await openHnswIndex(dir, { exactScanMaxRows: 0, neighbourCacheItems: 0 });
+      const calls = await graphCalls(async () => {
+        await none.similar('item-1', 10);
+        return none.similar('item-1', 10);
+      });
+      expect(calls.beams).toHaveLength(2);
+      expect(calls.result).toEqual(await none.search(vectorOf(1), 10));
+      expect(none.neighbourCacheStats()).toEqual({ hits: 0, misses: 0, items: 0 });
+    });
+
+    it('answers [] for an unknown item and refuses a bad id or cache size', async () => {
+      expect(await graph.similar('not-an-item', 10)).toEqual([]);
+      await expect(graph.similar(7 as unknown as string, 10)).rejects.toThrow(VectorIndexArgumentError);
+      await expect(openHnswIndex(dir, { neighbourCacheItems: -1 })).rejects.toThrow(/neighbourCacheItems/);
+    });
+  });
+
   describe('query-aware graph', () => {
     // Queries far from the items, each leaning towards several item clusters (what a two-tower's user vectors are).
     const gap = modalityGapVectors({ items: 10_000, queries: 400, dim: DIM, seed: 3 });

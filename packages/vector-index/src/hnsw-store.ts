@@ -53,6 +53,16 @@ export const DEFAULT_BUILD_THREADS = 1;
 /** Below this many candidate rows a filtered or small search scans them exactly: as fast as HNSW there, and exact. */
 export const DEFAULT_EXACT_SCAN_MAX_ROWS = 4096;
 
+/**
+ * Items whose graph neighbours `similar` keeps (about 2.4 KB each at 100 results wanted): item-to-item seeds are the
+ * items users view, so a few thousand of the most viewed make most of them (in the 1M-item benchmark's histories the
+ * 10,000 most frequent seeds are 68% of all).
+ */
+export const DEFAULT_NEIGHBOUR_CACHE_ITEMS = 10_000;
+
+/** A cached item's graph neighbours are this many per result wanted (at least the request's own fetch). */
+const NEIGHBOUR_CACHE_DEPTH_PER_RESULT = 2;
+
 const USEARCH_METRIC: Record<Metric, MetricKind> = { ip: MetricKind.IP, cos: MetricKind.Cos, l2: MetricKind.L2sq };
 const USEARCH_SCALAR: Record<GraphQuantization, ScalarKind> = {
   f32: ScalarKind.F32,
@@ -209,6 +219,8 @@ export interface OpenHnswOptions {
    * the cost rules of searchNow alone (tests use it to reach the graph on small indexes).
    */
   exactScanMaxRows?: number;
+  /** Items whose neighbours `similar` keeps, least recently used dropped first (default DEFAULT_NEIGHBOUR_CACHE_ITEMS; 0: none). */
+  neighbourCacheItems?: number;
 }
 
 /** Opens and verifies an index directory written by buildHnswIndex; errors name the offending file. */
@@ -226,6 +238,9 @@ export async function openHnswIndex(dir: string, options: OpenHnswOptions = {}):
   const exactScanMaxRows = options.exactScanMaxRows ?? DEFAULT_EXACT_SCAN_MAX_ROWS;
   if (!Number.isInteger(exactScanMaxRows) || exactScanMaxRows < 0)
     throw new VectorIndexArgumentError('exactScanMaxRows', `${exactScanMaxRows} is not a non-negative integer`);
+  const neighbourCacheItems = options.neighbourCacheItems ?? DEFAULT_NEIGHBOUR_CACHE_ITEMS;
+  if (!Number.isInteger(neighbourCacheItems) || neighbourCacheItems < 0)
+    throw new VectorIndexArgumentError('neighbourCacheItems', `${neighbourCacheItems} is not a non-negative integer`);
 
   const vectors = typedView(await readVerifiedFile(dir, meta, INDEX_FILES.vectors, verify), Float32Array);
   const categoryOfRow = typedView(await readVerifiedFile(dir, meta, INDEX_FILES.category, verify), Int32Array);
@@ -269,6 +284,7 @@ export async function openHnswIndex(dir: string, options: OpenHnswOptions = {}):
     exactScanMaxRows,
     expansionPerResult,
     searchThreads,
+    neighbourCacheItems,
     ...(queryTransform !== undefined ? { queryTransform } : {}),
   });
 }
@@ -290,6 +306,7 @@ interface SearchSettings {
   exactScanMaxRows: number;
   expansionPerResult: number;
   searchThreads: number;
+  neighbourCacheItems: number;
   /** A⁻¹ of the query-aware space, when the graph lives in it. */
   queryTransform?: Float32Array;
 }
@@ -422,6 +439,66 @@ export class HnswStore implements VectorStore {
     if (plan.kind === 'exact') return this.exact(vector, plan.wanted, plan.filter);
     return this.widen(index, vector, plan, this.hnsw(index, vector, plan.fetch, plan.wanted, plan.filter.accept));
   }
+
+  async similar(id: string, k: number, options: SearchOptions = {}): Promise<Neighbour[]> {
+    return this.similarNow(id, k, options);
+  }
+
+  /**
+   * similar, synchronously. An item's graph neighbours (rows and exact scores, best first: one graph search of depth
+   * max(the request's beam, 2 per result wanted), nothing filtered) are kept for the next request that names it, least
+   * recently used dropped first; each request filters them itself. The cache answers when the request's own graph beam
+   * is no deeper than the cached search and `wanted` of the cached neighbours pass its filters; a deeper fetch searches
+   * again (and keeps the deeper answer); category filters (whose fetch follows the catalogue's pass rate), or too few
+   * passing (only where the graph gave fewer than asked), search as `search` does. A cached answer is the top of a search at least as deep as `search` would make.
+   */
+  similarNow(id: string, k: number, options: SearchOptions = {}): Neighbour[] {
+    const index = this.openIndex();
+    if (typeof id !== 'string') throw new VectorIndexArgumentError('id', `${describe(id)} is not an item id`);
+    const row = this.ids.rowOf(id);
+    if (row < 0) return [];
+    const { dim } = this.meta;
+    const vector = this.vectors.subarray(row * dim, (row + 1) * dim);
+    const plan = this.plan(k, options);
+    const capacity = this.settings.neighbourCacheItems;
+    if (plan.kind !== 'graph' || capacity === 0 || plan.filter.categoryCount !== this.meta.count) return this.searchNow(vector, k, options);
+    const cache = this.neighbourCache;
+    const beam = this.beam(plan.fetch, plan.wanted);
+    let cached = cache.get(row);
+    if (cached !== undefined && cached.depth < beam) cached = undefined;
+    if (cached === undefined) {
+      this.neighbourCacheCounts.misses++;
+      const depth = Math.min(this.meta.count, Math.max(beam, NEIGHBOUR_CACHE_DEPTH_PER_RESULT * plan.wanted));
+      const { keys } = index.search(this.graphVector(vector), depth, 1);
+      const found = this.rescore(vector, keys, depth, undefined);
+      cached = { depth, rows: Int32Array.from(found, (m) => m.row), scores: Float64Array.from(found, (m) => m.score) };
+      cache.delete(row);
+      cache.set(row, cached);
+      if (cache.size > capacity) cache.delete(cache.keys().next().value as number);
+    } else {
+      this.neighbourCacheCounts.hits++;
+      // Most recently used last.
+      cache.delete(row);
+      cache.set(row, cached);
+    }
+    const { accept } = plan.filter;
+    const matches: RowMatch[] = [];
+    for (let i = 0; i < cached.rows.length && matches.length < plan.wanted; i++) {
+      const r = cached.rows[i]!;
+      if (accept === undefined || accept(r)) matches.push({ row: r, score: cached.scores[i]! });
+    }
+    if (matches.length < plan.wanted) return this.searchNow(vector, k, options);
+    return this.neighbours(matches);
+  }
+
+  /** What `similar` found in its cache (hits) and searched for (misses) since the store opened, and how many items it keeps. */
+  neighbourCacheStats(): { hits: number; misses: number; items: number } {
+    return { ...this.neighbourCacheCounts, items: this.neighbourCache.size };
+  }
+
+  /** Items' graph neighbours by row (similar), least recently used first. */
+  private readonly neighbourCache = new Map<number, { depth: number; rows: Int32Array; scores: Float64Array }>();
+  private readonly neighbourCacheCounts = { hits: 0, misses: 0 };
 
   async searchBatch(vectors: readonly Float32Array[], k: number, options: SearchOptions = {}): Promise<Neighbour[][]> {
     return this.searchBatchNow(vectors, k, options);

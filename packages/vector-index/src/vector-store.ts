@@ -52,6 +52,12 @@ export interface VectorStore {
   /** Vectors of the given ids (undefined for unknown ids), e.g. for item-to-item from recently viewed items. */
   getVectors(ids: readonly string[]): Promise<(Float32Array | undefined)[]>;
   /**
+   * search(the stored vector of item `id`, k, options): the neighbours of an item of this version, as item-to-item asks.
+   * The embedded store answers a repeated item from a bounded cache of its graph neighbours. [] for an unknown id.
+   * Absent where the store has nothing better than search with the item's vector (Qdrant).
+   */
+  similar?(id: string, k: number, options?: SearchOptions): Promise<Neighbour[]>;
+  /**
    * A score no item of this version can beat for `vector` (ip: |vector| · the largest item norm), for callers that can
    * skip a search whose results could not make their cut. Absent where the store does not know one (Qdrant).
    */

@@ -22,6 +22,12 @@ describe('loadRetrievalConfig', () => {
     });
   });
 
+  it("leaves the item-to-item neighbour cache's size to the index library unless set; 0 turns it off", () => {
+    expect(loadRetrievalConfig(base).itemToItemCacheItems).toBeUndefined();
+    expect(loadRetrievalConfig({ ...base, ITEM_TO_ITEM_CACHE_ITEMS: '0' }).itemToItemCacheItems).toBe(0);
+    expect(loadRetrievalConfig({ ...base, ITEM_TO_ITEM_CACHE_ITEMS: '50000' }).itemToItemCacheItems).toBe(50000);
+  });
+
   it('overrides some quotas by name and reads the Qdrant backend', () => {
     const config = loadRetrievalConfig({
       MODELS_DIR: '/m',
@@ -66,6 +72,8 @@ describe('loadRetrievalConfig', () => {
       "invalid configuration: INTRA_OP_THREADS: renamed to RETRIEVAL_INTRA_OP_THREADS (the name every model stage's sessions use)",
     ],
     [{ ...base, ITEM_TO_ITEM_DECAY: '0' }, 'invalid configuration: ITEM_TO_ITEM_DECAY'],
+    [{ ...base, ITEM_TO_ITEM_CACHE_ITEMS: '-1' }, 'invalid configuration: ITEM_TO_ITEM_CACHE_ITEMS'],
+    [{ ...base, ITEM_TO_ITEM_CACHE_ITEMS: 'many' }, 'invalid configuration: ITEM_TO_ITEM_CACHE_ITEMS'],
     [{ ...base, FEATURES_TIMEOUT_MS: 'soon' }, 'invalid configuration: FEATURES_TIMEOUT_MS'],
   ])('names the first invalid variable: %j', (env, message) => {
     expect(() => loadRetrievalConfig(env)).toThrow(message);

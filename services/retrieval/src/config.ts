@@ -45,6 +45,8 @@ export interface RetrievalConfig extends BaseServiceConfig, SessionSettings {
   itemToItemSeeds: number;
   /** Weight of the k-th most recent seed is decay^k. */
   itemToItemDecay: number;
+  /** Seeds whose neighbours the embedded index keeps (0: none); undefined keeps the library's DEFAULT_NEIGHBOUR_CACHE_ITEMS. */
+  itemToItemCacheItems: number | undefined;
   /** Reciprocal-rank fusion constant: larger flattens the advantage of the first ranks. */
   fusionK: number;
   maxIdLength: number;
@@ -95,6 +97,7 @@ export const retrievalEnv = {
   POPULAR_CACHE_ITEMS: positiveInt.max(100000).default(1000),
   ITEM_TO_ITEM_SEEDS: positiveInt.max(100).default(5),
   ITEM_TO_ITEM_DECAY: z.coerce.number().gt(0).max(1).default(0.85),
+  ITEM_TO_ITEM_CACHE_ITEMS: z.coerce.number().int().min(0).max(10_000_000).optional(),
   FUSION_K: z.coerce.number().positive().default(60),
   MAX_ID_LENGTH: positiveInt.max(4096).default(256),
   MAX_LIST_SIZE: positiveInt.max(100000).default(5000),
@@ -147,6 +150,7 @@ export function loadRetrievalConfig(env: NodeJS.ProcessEnv = process.env): Retri
     popularCacheItems: e.POPULAR_CACHE_ITEMS,
     itemToItemSeeds: e.ITEM_TO_ITEM_SEEDS,
     itemToItemDecay: e.ITEM_TO_ITEM_DECAY,
+    itemToItemCacheItems: e.ITEM_TO_ITEM_CACHE_ITEMS,
     fusionK: e.FUSION_K,
     maxIdLength: e.MAX_ID_LENGTH,
     maxListSize: e.MAX_LIST_SIZE,

@@ -33,10 +33,11 @@ class EmbeddedIndexSource implements IndexSource {
   }
 
   async open(version: string): Promise<VectorStore> {
-    const { expansionSearch, expansionPerResult } = this.search;
+    const { expansionSearch, expansionPerResult, neighbourCacheItems } = this.search;
     return openHnswIndex(join(this.location, version), {
       ...(expansionSearch !== undefined ? { expansionSearch } : {}),
       ...(expansionPerResult !== undefined ? { expansionPerResult } : {}),
+      ...(neighbourCacheItems !== undefined ? { neighbourCacheItems } : {}),
     });
   }
 
@@ -96,6 +97,8 @@ export interface IndexSearchSettings {
   expansionSearch?: number | undefined;
   /** The beam is at least this many candidates per result wanted. */
   expansionPerResult?: number | undefined;
+  /** Items whose graph neighbours the embedded index keeps for item-to-item (Qdrant keeps none). */
+  neighbourCacheItems?: number | undefined;
 }
 
 export function createIndexSource(target: IndexTarget, search: IndexSearchSettings = {}): IndexSource {

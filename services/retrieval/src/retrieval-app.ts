@@ -50,6 +50,7 @@ export async function startRetrievalService(
   const source = createIndexSource(config.index, {
     expansionSearch: config.indexExpansionSearch,
     expansionPerResult: config.indexExpansionPerResult,
+    neighbourCacheItems: config.itemToItemCacheItems,
   });
   const load = (version: string) => loadServingIndex(source, version, config.modelsDir, towerOptions);
   let initial: ServingIndex;
@@ -76,6 +77,7 @@ export async function startRetrievalService(
   const holder = new ServingIndexHolder(initial, (error, index) =>
     logger.warn({ err: error, version: index.info.version }, 'closing a retired index version failed'),
   );
+  metrics.watchNeighbourCache(() => holder.current.store);
   const featureClient = createServiceClient(features.FeatureService, config.featuresAddress, {
     defaultTimeoutMs: config.featuresTimeoutMs,
   });

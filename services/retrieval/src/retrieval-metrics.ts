@@ -1,4 +1,5 @@
 import type { ServiceMetrics } from '@recsys/service-kit';
+import type { VectorStore } from '@recsys/vector-index';
 import type { ChannelName } from './channels/channel.js';
 
 export type ChannelOutcome = 'ok' | 'error' | 'timeout' | 'skipped';
@@ -12,7 +13,7 @@ export class RetrievalMetrics {
   private readonly userStateFailures;
   private readonly swaps;
 
-  constructor(metrics: ServiceMetrics) {
+  constructor(private readonly metrics: ServiceMetrics) {
     this.channelSeconds = metrics.histogram(
       'retrieval_channel_duration_seconds',
       'Time a retrieval channel took, by channel',
@@ -49,5 +50,30 @@ export class RetrievalMetrics {
 
   indexSwap(outcome: 'ok' | 'refused'): void {
     this.swaps.inc({ outcome });
+  }
+
+  /**
+   * The serving store's item-to-item neighbour cache (embedded index only): `retrieval_item_to_item_cache_items` and
+   * `retrieval_item_to_item_cache_hit_ratio`, the share of seed searches it answered since that index version opened.
+   */
+  watchNeighbourCache(store: () => VectorStore): void {
+    const { metrics } = this;
+    const stats = () => {
+      const current = store() as Partial<{ neighbourCacheStats(): { hits: number; misses: number; items: number } }>;
+      return current.neighbourCacheStats?.() ?? { hits: 0, misses: 0, items: 0 };
+    };
+    metrics.sampledGauge(
+      'retrieval_item_to_item_cache_items',
+      'Seeds whose graph neighbours the serving embedded index keeps',
+      () => stats().items,
+    );
+    metrics.sampledGauge(
+      'retrieval_item_to_item_cache_hit_ratio',
+      'Share of item-to-item seed searches the serving embedded index answered from its neighbour cache since that version opened',
+      () => {
+        const { hits, misses } = stats();
+        return hits + misses === 0 ? 0 : hits / (hits + misses);
+      },
+    );
   }
 }

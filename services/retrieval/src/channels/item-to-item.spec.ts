@@ -69,6 +69,23 @@ describe('item-to-item candidates on a real HNSW index', () => {
     expect(pruned.searches()).toBe(3);
   });
 
+  it("asks a store that can for each seed's neighbours by id (similar), with the answer the seeds' vectors give", async () => {
+    // A store of its own: similar keeps what it found, and the counts below start from nothing.
+    const byId = await openHnswIndex(join(root, '1'));
+    const byVector = counting(index, true);
+    const seeds = ['item-10', 'item-2000', 'item-3100'];
+    try {
+      for (const decay of [0.85, 0.9999]) {
+        const want = await itemToItemCandidates(byVector.store, seeds, 50, filter, decay);
+        expect(await itemToItemCandidates(byId, seeds, 50, filter, decay)).toEqual(want);
+      }
+      // 0.85 searched the newest seed alone; 0.9999 all three, the newest from the cache.
+      expect(byId.neighbourCacheStats()).toEqual({ hits: 1, misses: 3, items: 3 });
+    } finally {
+      await byId.close();
+    }
+  });
+
   it('bounds every score: no item beats scoreBound (ip, queries longer than the items)', async () => {
     for (const q of [0, 1, 2]) {
       const query = vectors.slice(q * DIM, (q + 1) * DIM).map((v) => v * 1.7);

@@ -45,7 +45,8 @@ export async function itemToItemCandidates(
     for (let j = 0; j < known.length; j++) {
       const age = known[j]!;
       if (best.size >= quota && store.scoreBound(seedVectors[j]!) + age * penalty <= cutScore(best, quota)) continue;
-      add(await store.search(seedVectors[j]!, quota, options), age);
+      // By id where the store can answer a seed's neighbours from its cache (the most viewed items are most seeds).
+      add(await (store.similar ? store.similar(unique[age]!, quota, options) : store.search(seedVectors[j]!, quota, options)), age);
     }
   }
   // Map order is first-seen order (newest seed, best hit first): the stable sort keeps it for equal scores.
