@@ -448,9 +448,10 @@ export class HnswStore implements VectorStore {
    * similar, synchronously. An item's graph neighbours (rows and exact scores, best first: one graph search of depth
    * max(the request's beam, 2 per result wanted), nothing filtered) are kept for the next request that names it, least
    * recently used dropped first; each request filters them itself. The cache answers when the request's own graph beam
-   * is no deeper than the cached search and `wanted` of the cached neighbours pass its filters; a deeper fetch searches
-   * again (and keeps the deeper answer); category filters (whose fetch follows the catalogue's pass rate), or too few
-   * passing (only where the graph gave fewer than asked), search as `search` does. A cached answer is the top of a search at least as deep as `search` would make.
+   * is no deeper than the cached search and `wanted` of the cached neighbours pass its filters: the top of a search at
+   * least as deep as `search` would make. A deeper beam searches again (and keeps the deeper answer); category filters
+   * (whose fetch follows the catalogue's pass rate), or too few passing (only where the graph gave fewer than asked),
+   * search as `search` does.
    */
   similarNow(id: string, k: number, options: SearchOptions = {}): Neighbour[] {
     const index = this.openIndex();
