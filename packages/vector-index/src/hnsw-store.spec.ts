@@ -434,14 +434,15 @@ describe('embedded HNSW store', () => {
       }
     };
 
-    it('searches a new item once, two per result wanted, and answers it again from the cache without the graph', async () => {
+    it('searches a new item once, a quarter deeper than asked, and answers it again from the cache without the graph', async () => {
       const store = await openHnswIndex(dir, { exactScanMaxRows: 0 });
       const excludeIds = new Set(['item-5']);
       const first = await graphCalls(() => store.similar('item-5', 50, { excludeIds }));
-      expect(first.beams).toEqual([100]);
+      // k 50 + 1 excluded, and a quarter of 50 (13) more.
+      expect(first.beams).toEqual([64]);
       expect(first.result).toHaveLength(50);
       // Exactly the top of that deeper search, its own item left out: a search at least as deep as `search` makes.
-      expect(first.result).toEqual(await fromDepth(store, 5, 100, 50, (id) => id !== 'item-5'));
+      expect(first.result).toEqual(await fromDepth(store, 5, 64, 50, (id) => id !== 'item-5'));
       const again = await graphCalls(() => store.similar('item-5', 50, { excludeIds }));
       expect(again.beams).toEqual([]);
       expect(again.result).toEqual(first.result);
@@ -454,14 +455,15 @@ describe('embedded HNSW store', () => {
       const some = new Set(['item-9', ...first.slice(0, 10).map((n) => n.id)]);
       const filtered = await graphCalls(() => store.similar('item-9', 50, { excludeIds: some }));
       expect(filtered.beams).toEqual([]);
-      expect(filtered.result).toEqual(await fromDepth(store, 9, 100, 50, (id) => !some.has(id)));
-      // 61 excluded: this request's own fetch (50 + 61) is deeper than the cached 100, so the item is searched again.
+      // 11 excluded: this request's own fetch (50 + 11) is within the cached 64.
+      expect(filtered.result).toEqual(await fromDepth(store, 9, 64, 50, (id) => !some.has(id)));
+      // 61 excluded: this request's own fetch (50 + 61) is deeper than the cached 64, so the item is searched again.
       const near = (await fromDepth(store, 9, 100, 100, (id) => id !== 'item-9')).map((n) => n.id);
       const many = new Set(['item-9', ...near.slice(0, 60)]);
       expect(many.size).toBe(61);
       const deeper = await graphCalls(() => store.similar('item-9', 50, { excludeIds: many }));
-      expect(deeper.beams).toEqual([111]);
-      expect(deeper.result).toEqual(await fromDepth(store, 9, 111, 50, (id) => !many.has(id)));
+      expect(deeper.beams).toEqual([124]);
+      expect(deeper.result).toEqual(await fromDepth(store, 9, 124, 50, (id) => !many.has(id)));
       expect(store.neighbourCacheStats()).toEqual({ hits: 1, misses: 2, items: 1 });
     });
 

@@ -54,14 +54,17 @@ export const DEFAULT_BUILD_THREADS = 1;
 export const DEFAULT_EXACT_SCAN_MAX_ROWS = 4096;
 
 /**
- * Items whose graph neighbours `similar` keeps (about 2.4 KB each at 100 results wanted): item-to-item seeds are the
+ * Items whose graph neighbours `similar` keeps (12 bytes a neighbour: about 2 KB each at 100 results wanted): item-to-item seeds are the
  * items users view, so a few thousand of the most viewed make most of them (in the 1M-item benchmark's histories the
  * 10,000 most frequent seeds are 68% of all).
  */
 export const DEFAULT_NEIGHBOUR_CACHE_ITEMS = 10_000;
 
-/** A cached item's graph neighbours are this many per result wanted (at least the request's own fetch). */
-const NEIGHBOUR_CACHE_DEPTH_PER_RESULT = 2;
+/**
+ * A cached item's graph search goes this share of the results wanted deeper than the request's own beam, so that later
+ * requests excluding more ids (a longer history) still find it deep enough.
+ */
+const NEIGHBOUR_CACHE_MARGIN = 0.25;
 
 const USEARCH_METRIC: Record<Metric, MetricKind> = { ip: MetricKind.IP, cos: MetricKind.Cos, l2: MetricKind.L2sq };
 const USEARCH_SCALAR: Record<GraphQuantization, ScalarKind> = {
@@ -445,9 +448,9 @@ export class HnswStore implements VectorStore {
   }
 
   /**
-   * similar, synchronously. An item's graph neighbours (rows and exact scores, best first: one graph search of depth
-   * max(the request's beam, 2 per result wanted), nothing filtered) are kept for the next request that names it, least
-   * recently used dropped first; each request filters them itself. The cache answers when the request's own graph beam
+   * similar, synchronously. An item's graph neighbours (rows and exact scores, best first: one graph search as deep as
+   * the request's beam plus a quarter of the results wanted, nothing filtered) are kept for the next request that names
+   * it, least recently used dropped first; each request filters them itself. The cache answers when the request's own graph beam
    * is no deeper than the cached search and `wanted` of the cached neighbours pass its filters: the top of a search at
    * least as deep as `search` would make. A deeper beam searches again (and keeps the deeper answer); category filters
    * (whose fetch follows the catalogue's pass rate), or too few passing (only where the graph gave fewer than asked),
@@ -469,7 +472,7 @@ export class HnswStore implements VectorStore {
     if (cached !== undefined && cached.depth < beam) cached = undefined;
     if (cached === undefined) {
       this.neighbourCacheCounts.misses++;
-      const depth = Math.min(this.meta.count, Math.max(beam, NEIGHBOUR_CACHE_DEPTH_PER_RESULT * plan.wanted));
+      const depth = Math.min(this.meta.count, beam + Math.ceil(NEIGHBOUR_CACHE_MARGIN * plan.wanted));
       const { keys } = index.search(this.graphVector(vector), depth, 1);
       const found = this.rescore(vector, keys, depth, undefined);
       cached = { depth, rows: Int32Array.from(found, (m) => m.row), scores: Float64Array.from(found, (m) => m.score) };
