@@ -16,6 +16,12 @@ import { round } from './stats';
 const CANDIDATES = envNumber('BENCH_CANDIDATES', 100, 'count');
 const CALLS = envNumber('BENCH_CALLS', 20_000, 'count');
 const ROUNDS = envNumber('BENCH_ROUNDS', 3, 'count');
+/**
+ * The share of candidates in one category (`cat-0`), the rest spread over 20: a ranked list one category dominates,
+ * where the diversity rule has the most to move (default 0: all 20 alike).
+ */
+const TOP_CATEGORY_SHARE = envNumber('BENCH_TOP_CATEGORY_SHARE', 0, 'non-negative');
+if (TOP_CATEGORY_SHARE > 1) throw new Error(`BENCH_TOP_CATEGORY_SHARE must be at most 1, got ${TOP_CATEGORY_SHARE}`);
 const LIMIT = 20;
 const HISTORY = 100;
 const NOW = Date.UTC(2026, 11, 1, 12);
@@ -36,7 +42,7 @@ function requestBytes(seed: number): Uint8Array {
         { stage: common.Stage.PRERANKING, score: random() },
         { stage: common.Stage.RANKING, score },
       ],
-      category: `cat-${Math.floor(random() * 20)}`,
+      category: random() < TOP_CATEGORY_SHARE ? 'cat-0' : `cat-${Math.floor(random() * 20)}`,
       createdAtMs: BigInt(NOW - Math.floor(random() * 60) * DAY_MS),
     });
   });
@@ -131,6 +137,7 @@ async function main(): Promise<void> {
   });
   const result = {
     candidates: CANDIDATES,
+    top_category_share: TOP_CATEGORY_SHARE,
     limit: LIMIT,
     calls: CALLS,
     rerank_cpu_us: round(rerank.cpuUs, 1),

@@ -44,33 +44,122 @@ export class CategoryWindowRule implements Rule {
   }
 }
 
+/** The entries of one category still to place, in list order; `next` is the first of them. */
+interface CategoryQueue {
+  category: string;
+  /** Positions in the input list. */
+  positions: number[];
+  next: number;
+  /** Placed among the last window − 1 (never counted for the unknown category ''). */
+  inWindow: number;
+  /** Whether the queue is in the heap of queues whose category fits the window now. */
+  queued: boolean;
+}
+
+/**
+ * The greedy arrangement above in O(n log C) for n items of C categories: each category's remaining items wait in a
+ * queue, and the queues whose category fits the window now sit in a heap ordered by their first item's position, so
+ * "the first remaining item that fits" is the heap's top. A placement can only block its own category and a window
+ * slide can only free the leaving item's, so no queue in the heap ever needs to leave it out of turn. When the heap
+ * is empty every remaining category is full, and the relaxation scans those queues (at most (window − 1) / max of
+ * them hold a count, the rest are spent).
+ */
 export function arrangeByCategoryWindow(
   list: readonly Entry[],
   window: number,
   maxPerCategory: number,
 ): { arranged: Entry[]; relaxed: number } {
-  const remaining = list.slice();
+  const queues = new Map<string, CategoryQueue>();
+  list.forEach((entry, position) => {
+    const queue = queues.get(entry.category);
+    if (queue) queue.positions.push(position);
+    else queues.set(entry.category, { category: entry.category, positions: [position], next: 0, inWindow: 0, queued: false });
+  });
+  const fits = (queue: CategoryQueue) => queue.category === '' || queue.inWindow < maxPerCategory;
+  const head = (queue: CategoryQueue) => queue.positions[queue.next]!;
+  const heap = new QueueHeap(head);
+  for (const queue of queues.values()) {
+    queue.queued = true;
+    heap.push(queue);
+  }
   const arranged: Entry[] = [];
-  // How many of each category the last window − 1 placed items hold.
-  const inWindow = new Map<string, number>();
-  const countOf = (category: string) => (category === '' ? 0 : (inWindow.get(category) ?? 0));
+  const placedQueues: CategoryQueue[] = [];
   let relaxed = 0;
-  while (remaining.length > 0) {
-    let pick = remaining.findIndex((entry) => countOf(entry.category) < maxPerCategory);
-    if (pick < 0) {
+  while (arranged.length < list.length) {
+    let queue = heap.pop();
+    if (queue === undefined) {
+      // Nothing fits: the first item of the category least represented in the window (the earliest on a tie).
       relaxed++;
-      pick = 0;
-      for (let i = 1; i < remaining.length; i++) if (countOf(remaining[i]!.category) < countOf(remaining[pick]!.category)) pick = i;
-    }
-    const [entry] = remaining.splice(pick, 1) as [Entry];
-    arranged.push(entry);
-    if (entry.category !== '') inWindow.set(entry.category, countOf(entry.category) + 1);
+      for (const candidate of queues.values()) {
+        if (candidate.next >= candidate.positions.length) continue;
+        if (
+          queue === undefined ||
+          candidate.inWindow < queue.inWindow ||
+          (candidate.inWindow === queue.inWindow && head(candidate) < head(queue))
+        )
+          queue = candidate;
+      }
+    } else queue.queued = false;
+    const taken = queue!;
+    arranged.push(list[head(taken)]!);
+    placedQueues.push(taken);
+    taken.next++;
+    if (taken.category !== '') taken.inWindow++;
     if (arranged.length >= window) {
-      const leaving = arranged[arranged.length - window]!.category;
-      if (leaving !== '') inWindow.set(leaving, countOf(leaving) - 1);
+      const leaving = placedQueues[arranged.length - window]!;
+      if (leaving.category !== '') leaving.inWindow--;
+      if (leaving !== taken && !leaving.queued && leaving.next < leaving.positions.length && fits(leaving)) {
+        leaving.queued = true;
+        heap.push(leaving);
+      }
+    }
+    if (!taken.queued && taken.next < taken.positions.length && fits(taken)) {
+      taken.queued = true;
+      heap.push(taken);
     }
   }
   return { arranged, relaxed };
+}
+
+/** A binary min-heap of category queues by their first item's position. */
+class QueueHeap {
+  private readonly items: CategoryQueue[] = [];
+
+  constructor(private readonly key: (queue: CategoryQueue) => number) {}
+
+  push(queue: CategoryQueue): void {
+    const { items, key } = this;
+    let i = items.push(queue) - 1;
+    const k = key(queue);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (key(items[parent]!) <= k) break;
+      items[i] = items[parent]!;
+      i = parent;
+    }
+    items[i] = queue;
+  }
+
+  pop(): CategoryQueue | undefined {
+    const { items, key } = this;
+    if (items.length === 0) return undefined;
+    const top = items[0]!;
+    const last = items.pop()!;
+    if (items.length > 0) {
+      const k = key(last);
+      let i = 0;
+      for (;;) {
+        let child = 2 * i + 1;
+        if (child >= items.length) break;
+        if (child + 1 < items.length && key(items[child + 1]!) < key(items[child]!)) child++;
+        if (key(items[child]!) >= k) break;
+        items[i] = items[child]!;
+        i = child;
+      }
+      items[i] = last;
+    }
+    return top;
+  }
 }
 
 const schema = z
