@@ -54,9 +54,9 @@ export const DEFAULT_BUILD_THREADS = 1;
 export const DEFAULT_EXACT_SCAN_MAX_ROWS = 4096;
 
 /**
- * Items whose graph neighbours `similar` keeps (12 bytes a neighbour: about 2 KB each at 100 results wanted): item-to-item seeds are the
- * items users view, so a few thousand of the most viewed make most of them (in the 1M-item benchmark's histories the
- * 10,000 most frequent seeds are 68% of all).
+ * Items whose graph neighbours `similar` keeps (12 bytes a neighbour: about 2 KB each at 100 results wanted):
+ * item-to-item seeds are the items users view, so a few thousand of the most viewed make most of them (in the 1M-item
+ * benchmark's histories the 10,000 most frequent seeds are 68% of all).
  */
 export const DEFAULT_NEIGHBOUR_CACHE_ITEMS = 10_000;
 
@@ -437,7 +437,11 @@ export class HnswStore implements VectorStore {
   searchNow(vector: Float32Array, k: number, options: SearchOptions = {}): Neighbour[] {
     const index = this.openIndex();
     this.checkQuery(vector, 'vector');
-    const plan = this.plan(k, options);
+    return this.answer(index, vector, this.plan(k, options));
+  }
+
+  /** A planned search's answer: nothing, an exact scan, or the graph (widened as needed). */
+  private answer(index: Index, vector: Float32Array, plan: SearchPlan): Neighbour[] {
     if (plan.kind === 'empty') return [];
     if (plan.kind === 'exact') return this.exact(vector, plan.wanted, plan.filter);
     return this.widen(index, vector, plan, this.hnsw(index, vector, plan.fetch, plan.wanted, plan.filter.accept));
@@ -450,11 +454,11 @@ export class HnswStore implements VectorStore {
   /**
    * similar, synchronously. An item's graph neighbours (rows and exact scores, best first: one graph search as deep as
    * the request's beam plus a quarter of the results wanted, nothing filtered) are kept for the next request that names
-   * it, least recently used dropped first; each request filters them itself. The cache answers when the request's own graph beam
-   * is no deeper than the cached search and `wanted` of the cached neighbours pass its filters: the top of a search at
-   * least as deep as `search` would make. A deeper beam searches again (and keeps the deeper answer); category filters
-   * (whose fetch follows the catalogue's pass rate), or too few passing (only where the graph gave fewer than asked),
-   * search as `search` does.
+   * it, least recently used dropped first; each request filters them itself. The cache answers when the request's own
+   * graph beam is no deeper than the cached search and `wanted` of the cached neighbours pass its filters: the top of a
+   * search at least as deep as `search` would make. A deeper beam searches again (and keeps the deeper answer); category
+   * filters (whose fetch follows the catalogue's pass rate), or too few passing (only where the graph gave fewer than
+   * asked), are answered as `search` answers them, from the same plan.
    */
   similarNow(id: string, k: number, options: SearchOptions = {}): Neighbour[] {
     const index = this.openIndex();
@@ -465,7 +469,7 @@ export class HnswStore implements VectorStore {
     const vector = this.vectors.subarray(row * dim, (row + 1) * dim);
     const plan = this.plan(k, options);
     const capacity = this.settings.neighbourCacheItems;
-    if (plan.kind !== 'graph' || capacity === 0 || plan.filter.categoryCount !== this.meta.count) return this.searchNow(vector, k, options);
+    if (plan.kind !== 'graph' || capacity === 0 || plan.filter.categoryCount !== this.meta.count) return this.answer(index, vector, plan);
     const cache = this.neighbourCache;
     const beam = this.beam(plan.fetch, plan.wanted);
     let cached = cache.get(row);
@@ -476,22 +480,18 @@ export class HnswStore implements VectorStore {
       const { keys } = index.search(this.graphVector(vector), depth, 1);
       const found = this.rescore(vector, keys, depth, undefined);
       cached = { depth, rows: Int32Array.from(found, (m) => m.row), scores: Float64Array.from(found, (m) => m.score) };
-      cache.delete(row);
-      cache.set(row, cached);
-      if (cache.size > capacity) cache.delete(cache.keys().next().value as number);
-    } else {
-      this.neighbourCacheCounts.hits++;
-      // Most recently used last.
-      cache.delete(row);
-      cache.set(row, cached);
-    }
+    } else this.neighbourCacheCounts.hits++;
+    // Most recently used last; the least recently used dropped past the capacity.
+    cache.delete(row);
+    cache.set(row, cached);
+    if (cache.size > capacity) cache.delete(cache.keys().next().value as number);
     const { accept } = plan.filter;
     const matches: RowMatch[] = [];
     for (let i = 0; i < cached.rows.length && matches.length < plan.wanted; i++) {
       const r = cached.rows[i]!;
       if (accept === undefined || accept(r)) matches.push({ row: r, score: cached.scores[i]! });
     }
-    if (matches.length < plan.wanted) return this.searchNow(vector, k, options);
+    if (matches.length < plan.wanted) return this.answer(index, vector, plan);
     return this.neighbours(matches);
   }
 

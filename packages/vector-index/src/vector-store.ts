@@ -57,6 +57,8 @@ export interface VectorStore {
    * Absent where the store has nothing better than search with the item's vector (Qdrant).
    */
   similar?(id: string, k: number, options?: SearchOptions): Promise<Neighbour[]>;
+  /** How `similar` used its cache since the store opened (hits, misses) and how many items it keeps; with `similar`. */
+  neighbourCacheStats?(): { hits: number; misses: number; items: number };
   /**
    * A score no item of this version can beat for `vector` (ip: |vector| · the largest item norm), for callers that can
    * skip a search whose results could not make their cut. Absent where the store does not know one (Qdrant).

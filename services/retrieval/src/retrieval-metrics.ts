@@ -58,10 +58,7 @@ export class RetrievalMetrics {
    */
   watchNeighbourCache(store: () => VectorStore): void {
     const { metrics } = this;
-    const stats = () => {
-      const current = store() as Partial<{ neighbourCacheStats(): { hits: number; misses: number; items: number } }>;
-      return current.neighbourCacheStats?.() ?? { hits: 0, misses: 0, items: 0 };
-    };
+    const stats = () => store().neighbourCacheStats?.() ?? { hits: 0, misses: 0, items: 0 };
     metrics.sampledGauge(
       'retrieval_item_to_item_cache_items',
       'Seeds whose graph neighbours the serving embedded index keeps',

@@ -83,7 +83,6 @@ export function arrangeByCategoryWindow(
     heap.push(queue);
   }
   const arranged: Entry[] = [];
-  const placedQueues: CategoryQueue[] = [];
   let relaxed = 0;
   while (arranged.length < list.length) {
     let queue = heap.pop();
@@ -102,11 +101,10 @@ export function arrangeByCategoryWindow(
     } else queue.queued = false;
     const taken = queue!;
     arranged.push(list[head(taken)]!);
-    placedQueues.push(taken);
     taken.next++;
     if (taken.category !== '') taken.inWindow++;
     if (arranged.length >= window) {
-      const leaving = placedQueues[arranged.length - window]!;
+      const leaving = queues.get(arranged[arranged.length - window]!.category)!;
       if (leaving.category !== '') leaving.inWindow--;
       if (leaving !== taken && !leaving.queued && leaving.next < leaving.positions.length && fits(leaving)) {
         leaving.queued = true;
