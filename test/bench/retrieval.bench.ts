@@ -6,16 +6,19 @@
 // (cached under BENCH_MODELS_DIR, keyed by the data and training settings, so a rerun skips training), its exported
 // item vectors are the catalogue, recsys-index's builder publishes the index (payload and query sample from the
 // feature service), and the queries are the user embeddings the service answers for the data set's users (users of
-// the index's query sample left out).
+// the index's query sample left out). Every server starts with the V8 flags deployed servers start with, and the
+// timed calls come from a small process of their own (retrieve-calls), so this process's heap stays out of them.
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { type JsonValue, toJson } from '@bufbuild/protobuf';
 import { features, retrieval } from '@recsys/contracts';
+import { loadGatewayConfig } from '@recsys/gateway';
 import { buildIndexVersion, DEFAULT_QUERY_SAMPLE, pickQueryUsers, trainedUserIds } from '@recsys/retrieval';
-import { createServiceClient, freePort, waitForServing } from '@recsys/service-kit';
+import { createServiceClient, freePort, SERVING_NODE_FLAGS, waitForServing } from '@recsys/service-kit';
 import { loadModelVersion, readItemVectors } from '@recsys/serving';
 import { loadFeatures } from '@recsys/offline';
-import { builtEntry, startNode } from '@recsys/testing';
+import { builtEntry, runNode, startNode } from '@recsys/testing';
 import { type DataSource, loadSetup, trainRun } from '@recsys/trainer';
 import {
   DEFAULT_EXPANSION_PER_RESULT,
@@ -26,7 +29,8 @@ import {
   type GraphQuantization,
   type HnswParams,
 } from '@recsys/vector-index';
-import { cpuMsOf, quantile, round, rssMiB, timeMs } from './stats';
+import type { CallsInput, CallsOutput } from './retrieve-calls';
+import { quantile, round, rssMiB, timeMs } from './stats';
 import { envNumber } from '../harness/script-env';
 
 const ITEMS = envNumber('BENCH_ITEMS', 1_000_000);
@@ -64,8 +68,13 @@ const SWEEP = (process.env.BENCH_SWEEP ?? '')
     if (!Number.isInteger(ef) || !(ef! > 0) || !(per! >= 1)) throw new Error(`BENCH_SWEEP: "${pair}" is not ef:perResult`);
     return { expansionSearch: ef!, expansionPerResult: per! };
   });
-/** Extra node flags of the retrieval service only (e.g. "--cpu-prof --cpu-prof-dir=DIR" or "--trace-gc"). */
+/** NODE_OPTIONS of the retrieval service only (e.g. "--cpu-prof --cpu-prof-dir=DIR" or "--require FILE"). */
 const SERVICE_NODE_OPTIONS = process.env.BENCH_SERVICE_NODE_OPTIONS;
+/**
+ * Extra node flags on the retrieval service's command line, after the serving flags every deployed server starts
+ * with (service-kit's SERVING_NODE_FLAGS), separated by spaces: flags node refuses in NODE_OPTIONS, e.g. "--trace-gc".
+ */
+const SERVICE_NODE_FLAGS = (process.env.BENCH_SERVICE_NODE_FLAGS ?? '').split(' ').filter(Boolean);
 /** Optional: another build of the retrieval service to measure (e.g. a base commit's dist/main.js), for A/B runs. */
 const SERVICE_ENTRY = process.env.BENCH_RETRIEVAL_ENTRY ?? builtEntry('services/retrieval/dist/main.js');
 /** Optional: the retrieval service's stdout and stderr are written to this file at the end (e.g. with --trace-gc). */
@@ -74,6 +83,18 @@ const K = 100;
 const SEED = 11;
 
 const seconds = (since: bigint) => Number(process.hrtime.bigint() - since) / 1e9;
+
+const range = (n: number) => Array.from({ length: n }, (_, k) => k);
+
+/** Runs retrieve-calls (a process of its own) over the phases and reads back what it recorded. */
+async function runCalls(work: string, input: CallsInput): Promise<CallsOutput> {
+  const inputPath = join(work, 'calls-in.json');
+  const outputPath = join(work, 'calls-out.json');
+  writeFileSync(inputPath, JSON.stringify(input));
+  const exit = await runNode(join(__dirname, 'retrieve-calls.js'), [inputPath, outputPath], {}, 600_000);
+  if (exit.code !== 0) throw new Error(`retrieve-calls exited (${exit.code ?? exit.signal}):\n${exit.stderr}${exit.stdout}`);
+  return JSON.parse(readFileSync(outputPath, 'utf8')) as CallsOutput;
+}
 
 /** A two-tower trained on the bench's data, from the cache when this configuration was trained before. */
 async function twoTowerModels(source: DataSource): Promise<{ root: string; reused: boolean; trainSeconds: number }> {
@@ -121,7 +142,12 @@ async function main(): Promise<void> {
   const featuresPort = await freePort();
   const featuresAddress = `127.0.0.1:${featuresPort}`;
   // The in-memory feature store: this measures retrieval, not Redis.
-  const featureProcess = startNode(builtEntry('services/features/dist/main.js'), { GRPC_PORT: String(featuresPort), LOG_LEVEL: 'warn' });
+  const featuresMetricsPort = await freePort();
+  const featureProcess = startNode(
+    builtEntry('services/features/dist/main.js'),
+    { GRPC_PORT: String(featuresPort), METRICS_PORT: String(featuresMetricsPort), LOG_LEVEL: 'warn' },
+    SERVING_NODE_FLAGS,
+  );
   const featureClient = createServiceClient(features.FeatureService, featuresAddress, { defaultTimeoutMs: 60_000 });
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
@@ -167,20 +193,24 @@ async function main(): Promise<void> {
     );
 
     started = process.hrtime.bigint();
-    service = startNode(SERVICE_ENTRY, {
-      GRPC_PORT: String(port),
-      MODELS_DIR: models.root,
-      INDEX_DIR: indexRoot,
-      FEATURES_ADDRESS: featuresAddress,
-      INDEX_POLL_MS: '0',
-      INDEX_EXPANSION_SEARCH: String(HNSW.expansionSearch),
-      INDEX_EXPANSION_PER_RESULT: String(PER_RESULT),
-      ...(SERVICE_NODE_OPTIONS !== undefined ? { NODE_OPTIONS: SERVICE_NODE_OPTIONS } : {}),
-      LOG_LEVEL: 'warn',
-      // Bounds failures on a shared machine; they never shape the figures.
-      FEATURES_TIMEOUT_MS: '2000',
-      CHANNEL_TIMEOUT_MS: '5000',
-    });
+    service = startNode(
+      SERVICE_ENTRY,
+      {
+        GRPC_PORT: String(port),
+        MODELS_DIR: models.root,
+        INDEX_DIR: indexRoot,
+        FEATURES_ADDRESS: featuresAddress,
+        INDEX_POLL_MS: '0',
+        INDEX_EXPANSION_SEARCH: String(HNSW.expansionSearch),
+        INDEX_EXPANSION_PER_RESULT: String(PER_RESULT),
+        ...(SERVICE_NODE_OPTIONS !== undefined ? { NODE_OPTIONS: SERVICE_NODE_OPTIONS } : {}),
+        LOG_LEVEL: 'warn',
+        // Bounds failures on a shared machine; they never shape the figures.
+        FEATURES_TIMEOUT_MS: '2000',
+        CHANNEL_TIMEOUT_MS: '5000',
+      },
+      [...SERVING_NODE_FLAGS, ...SERVICE_NODE_FLAGS],
+    );
     const running = service;
     // A service that exits (a bad index, a port taken) ends the wait at once, with its output.
     await Promise.race([
@@ -198,43 +228,64 @@ async function main(): Promise<void> {
     const users = setup.dataset.users.ids.filter((user) => !sampled.has(user));
     if (users.length === 0) throw new Error(`every user is in the query sample: raise BENCH_USERS above BENCH_QUERY_SAMPLE`);
     const request = (n: number) => ({ userId: users[(n * 13) % users.length]!, limit: 200 });
-    let failedChannels = 0;
-    for (let n = 0; n < WARMUP; n++) await client.retrieve(request(n));
-    (globalThis as { gc?: () => void }).gc?.();
-
-    // Full requests (three channels, user state, user tower, merge): the service's latency, and its CPU (every
-    // thread, usearch's included), which the other jobs on a shared machine do not inflate as they do the latency.
-    const cpuBefore = cpuMsOf(running.child.pid!);
-    const latency: number[] = [];
-    const channelMs: Record<string, number[]> = { two_tower: [], popular: [], item_to_item: [] };
-    const queries: Float32Array[] = [];
-    for (let n = 0; n < REQUESTS; n++) {
-      let answer: retrieval.RetrieveResponse | undefined;
-      latency.push(await timeMs(async () => (answer = await client.retrieve(request(WARMUP + n)))));
-      failedChannels += answer!.channels.filter((r) => r.error !== '').length;
-      for (const report of answer!.channels) channelMs[report.channel]?.push(report.durationMs);
-      queries.push(Float32Array.from(answer!.userEmbedding));
-    }
-
-    const serviceCpuMs = (cpuMsOf(running.child.pid!) - cpuBefore) / REQUESTS;
-
     // The same users, two-tower channel only, seen items kept: the service's ANN top 100 for each embedding.
-    const annOnly: number[] = [];
-    const annIds: string[][] = [];
     const only = [
       { channel: 'two_tower', limit: K },
       { channel: 'popular', limit: 0 },
       { channel: 'item_to_item', limit: 0 },
     ];
+    const annRequest = (n: number) => ({ ...request(n), limit: K, quotas: only, includeSeen: true });
+    // The same requests carrying the user as the pipeline's gateway passes it down (GetUserFeatures' answer, read once
+    // with the gateway's history limit): the service reads no user, as in the pipeline.
+    const historyLimit = loadGatewayConfig({ AUTH_DISABLED: 'true' }).userHistoryLimit;
+    const passedRequests: JsonValue[] = [];
     for (let n = 0; n < REQUESTS; n++) {
-      let answer: retrieval.RetrieveResponse | undefined;
-      annOnly.push(
-        await timeMs(async () => (answer = await client.retrieve({ ...request(WARMUP + n), limit: K, quotas: only, includeSeen: true }))),
-      );
-      const embedding = Float32Array.from(answer!.userEmbedding);
-      if (embedding.some((v, j) => v !== queries[n]![j])) throw new Error(`request ${n}: the user embedding changed between calls`);
-      annIds.push(answer!.candidates.map((c) => c.itemId));
+      const base = request(WARMUP + n);
+      const userState = await featureClient.getUserFeatures({ userId: base.userId, historyLimit });
+      passedRequests.push({
+        ...base,
+        userState: toJson(features.GetUserFeaturesResponseSchema, userState),
+        userHistoryLimit: historyLimit,
+      });
     }
+    (globalThis as { gc?: () => void }).gc?.();
+
+    // The calls come from a small process of their own (retrieve-calls): timed here, this process's collections
+    // (its heap holds the catalogue) would be in the latency. Full requests first (three channels, user state, user
+    // tower, merge): the service's latency, and its CPU (every thread, usearch's included), which the other jobs on
+    // a shared machine do not inflate as they do the latency.
+    const callsInput: CallsInput = {
+      address,
+      servicePid: running.child.pid!,
+      featureMetricsUrl: `http://127.0.0.1:${featuresMetricsPort}/metrics`,
+      phases: [
+        { name: 'full', warmup: range(WARMUP).map(request), requests: range(REQUESTS).map((n) => request(WARMUP + n)) },
+        { name: 'passed', warmup: [], requests: passedRequests },
+        { name: 'two_tower', warmup: [], requests: range(REQUESTS).map((n) => annRequest(WARMUP + n)) },
+      ],
+    };
+    const calls = await runCalls(work, callsInput);
+    const [full, passed, twoTowerOnly] = calls.phases;
+    const passedLatency = passed!.calls.map((call) => call.ms);
+    passed!.calls.forEach((call, n) => {
+      if (call.embedding.some((v, j) => v !== full!.calls[n]!.embedding[j])) {
+        throw new Error(`request ${n}: the user embedding with the user passed down differs from the one read by the service`);
+      }
+    });
+    const latency = full!.calls.map((call) => call.ms);
+    const serviceCpuMs = full!.serviceCpuMs / REQUESTS;
+    let failedChannels = 0;
+    const channelMs: Record<string, number[]> = { two_tower: [], popular: [], item_to_item: [] };
+    for (const call of full!.calls) {
+      failedChannels += call.channels.filter((r) => r.error !== '').length;
+      for (const report of call.channels) channelMs[report.channel]?.push(report.durationMs);
+    }
+    const queries = full!.calls.map((call) => Float32Array.from(call.embedding));
+    const annOnly = twoTowerOnly!.calls.map((call) => call.ms);
+    const annIds = twoTowerOnly!.calls.map((call, n) => {
+      if (call.embedding.some((v, j) => v !== queries[n]![j])) throw new Error(`request ${n}: the user embedding changed between calls`);
+      return call.candidates;
+    });
 
     // Exact brute force over the same vectors for the same embeddings: the baseline and the ground truth.
     const exact: number[] = [];
@@ -311,11 +362,21 @@ async function main(): Promise<void> {
       p99_ms: round(quantile(latency, 0.99)),
       max_ms: round(Math.max(...latency)),
       service_cpu_ms_per_request: round(serviceCpuMs, 2),
+      feature_calls_per_request: round(full!.featureCalls / REQUESTS, 2),
+      passed_user: {
+        p50_ms: round(quantile(passedLatency, 0.5)),
+        p90_ms: round(quantile(passedLatency, 0.9)),
+        p99_ms: round(quantile(passedLatency, 0.99)),
+        max_ms: round(Math.max(...passedLatency)),
+        service_cpu_ms_per_request: round(passed!.serviceCpuMs / REQUESTS, 2),
+        feature_calls_per_request: round(passed!.featureCalls / REQUESTS, 2),
+      },
       two_tower_only_p50_ms: round(quantile(annOnly, 0.5)),
       'ann_recall@100': round(hits / (REQUESTS * K), 4),
       exact_p50_ms: round(exactP50),
       ratio_p50: round(exactP50 / p50, 2),
       channel_p50_ms: Object.fromEntries(Object.entries(channelMs).map(([channel, ms]) => [channel, round(quantile(ms, 0.5))])),
+      channel_p99_ms: Object.fromEntries(Object.entries(channelMs).map(([channel, ms]) => [channel, round(quantile(ms, 0.99))])),
       failed_channel_reports: failedChannels,
       hnsw: HNSW,
       expansion_per_result: PER_RESULT,
@@ -333,7 +394,8 @@ async function main(): Promise<void> {
       service_entry: SERVICE_ENTRY,
     };
     console.log(
-      `Retrieve ${result.p50_ms} ms p50 / ${result.p99_ms} ms p99 over ${ITEMS} items; exact search ${result.exact_p50_ms} ms p50; ` +
+      `Retrieve ${result.p50_ms} ms p50 / ${result.p99_ms} ms p99 over ${ITEMS} items (user read by the service), ` +
+        `${result.passed_user.p50_ms} / ${result.passed_user.p99_ms} ms with the user passed down; exact search ${result.exact_p50_ms} ms p50; ` +
         `ANN recall@${K} ${result['ann_recall@100']} (figures from 2 shared cores: noisy)`,
     );
     console.log(JSON.stringify(result));

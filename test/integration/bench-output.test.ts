@@ -101,6 +101,13 @@ describe('bench:retrieval', () => {
       expect(recall).toBeLessThanOrEqual(1);
       expect(figures.p50_ms as number).toBeLessThanOrEqual(figures.p99_ms as number);
       expect(figures.ratio_p50).toBeCloseTo((figures.exact_p50_ms as number) / (figures.p50_ms as number), 1);
+      // Called alone the service reads each user itself; with the user passed down (as the gateway sends it) it reads
+      // none: what is left is the popular list's refresh (once a second), far under one call per request.
+      const passed = figures.passed_user as Record<string, number>;
+      expect(figures.feature_calls_per_request).toBeGreaterThanOrEqual(1);
+      expect(passed.feature_calls_per_request).toBeLessThan(0.5);
+      for (const key of ['p50_ms', 'p99_ms', 'service_cpu_ms_per_request']) expect(passed[key]).toBeGreaterThan(0);
+      expect(passed.p50_ms).toBeLessThanOrEqual(passed.p99_ms!);
     } finally {
       rmSync(cache, { recursive: true, force: true });
     }

@@ -26,12 +26,16 @@ export function runNode(script: string, args: string[], env: Record<string, stri
   });
 }
 
-/** Starts a long-running node script; `exited` resolves when it ends. */
+/**
+ * Starts a long-running node script; `exited` resolves when it ends. `nodeFlags` go on node's command line before the
+ * script (V8 flags such as service-kit's SERVING_NODE_FLAGS, or --trace-gc, which node refuses in NODE_OPTIONS).
+ */
 export function startNode(
   script: string,
   env: Record<string, string>,
+  nodeFlags: readonly string[] = [],
 ): { child: ChildProcess; output: () => string; exited: Promise<RunResult> } {
-  const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeFlags, script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));
