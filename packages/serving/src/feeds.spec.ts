@@ -1,17 +1,20 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { create } from '@bufbuild/protobuf';
 import { common, features } from '@recsys/contracts';
 import {
   type CategoricalFeature,
   type ContinuousFeature,
   type Feature,
+  type FeatureSpec,
   type MultiCategoricalFeature,
   encodeCategorical,
   encodeContinuous,
   encodeMulti,
   isIdFeature,
 } from '@recsys/data';
-import type { InputLayout, Tensor } from '@recsys/model-format';
-import { assembleFeeds, type BatchRows, concatFeeds, FeedAssembler, LARGE_VOCABULARY } from './feeds.js';
+import { type InputLayout, inputLayout, type Tensor } from '@recsys/model-format';
+import { assembleFeeds, type BatchRows, concatFeeds, FeedAssembler, LARGE_VOCABULARY, servingLayout } from './feeds.js';
 import {
   type FeatureRow,
   itemRow,
@@ -278,6 +281,68 @@ describe('FeedAssembler', () => {
     for (const [name, tensor] of Object.entries(expected)) expect(Array.from(assembled[name]!.data)).toEqual(Array.from(tensor.data));
     // Positions in `big`: item-7 first at 8, the non-ASCII id last, unknown and empty values 0.
     expect(Array.from(assembled.multi_recent_items!.data)).toEqual([8, LARGE_VOCABULARY + 7, 0, 0, LARGE_VOCABULARY + 5, 1]);
+  });
+
+  it('servingLayout drops large vocabularies from its features and encodes as the full layout does, for any prefix', () => {
+    const ids = Array.from({ length: LARGE_VOCABULARY + 5 }, (_, k) => `item-${k}`);
+    // One vocabulary shared by two features with different unknown indexes (as recent items and the history share the
+    // item ids), a repeat (the first position wins), a small vocabulary kept as it is.
+    const shared = ['<unk>', ...ids, 'item-7'];
+    const spec: FeatureSpec = {
+      features: [
+        { kind: 'categorical', name: 'last_item', source: 'context', column: 'last', vocabulary: shared, unknown: 0 },
+        { kind: 'categorical', name: 'country', source: 'user', column: 'country', vocabulary: ['<unk>', 'de', 'fr'], unknown: 0 },
+        { kind: 'multi', name: 'recent_items', source: 'context', column: 'recent', vocabulary: shared, unknown: 3, maxValues: 5 },
+      ],
+    };
+    const lean = servingLayout(spec);
+    expect('vocabulary' in lean.categorical[0]!).toBe(false);
+    expect('vocabulary' in lean.multi[0]!).toBe(false);
+    expect(lean.categorical[1]!.vocabulary).toEqual(['<unk>', 'de', 'fr']);
+    // Nothing else of the feature changes, and the spec itself is left whole.
+    expect(lean.multi[0]).toEqual({ kind: 'multi', name: 'recent_items', source: 'context', column: 'recent', unknown: 3, maxValues: 5 });
+    expect(spec.features[2]!.kind === 'multi' && spec.features[2]!.vocabulary).toBe(shared);
+    const full = inputLayout(spec);
+    const asked = ['item-7', 'nope', '', `item-${LARGE_VOCABULARY + 4}`, 'item-0'];
+    const rows = { user: { ...values({ country: 'fr' }), id: 'u1' }, context: values({ recent: asked, last: 'nope' }), items: [] };
+    for (const prefix of ['', 'user_']) {
+      const assembled = assembleFeeds(lean, rows, prefix);
+      const expected = referenceFeeds(full, rows);
+      for (const [name, tensor] of Object.entries(expected)) {
+        expect(Array.from(assembled[`${prefix}${name}`]!.data)).toEqual(Array.from(tensor.data));
+      }
+    }
+    // Unknown values take each feature's own unknown index: 0 for last_item, 3 for recent_items.
+    expect(Array.from(assembleFeeds(lean, rows).categorical!.data)).toEqual([0, 2]);
+    expect(Array.from(assembleFeeds(lean, rows).multi_recent_items!.data)).toEqual([8, 3, 3, LARGE_VOCABULARY + 5, 1]);
+  });
+
+  it("servingLayout's encoders keep no reference to the dropped vocabulary (it is collected)", async () => {
+    // node's gc, without starting jest with --expose-gc.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const made = () => {
+      const vocabulary = ['<unk>', ...Array.from({ length: LARGE_VOCABULARY }, (_, k) => `item-${k}`)];
+      const spec: FeatureSpec = {
+        features: [
+          { kind: 'multi', name: 'recent_items', source: 'context', column: 'recent', vocabulary, unknown: 0, maxValues: 3 },
+          { kind: 'categorical', name: 'last_item', source: 'context', column: 'last', vocabulary, unknown: 0 },
+        ],
+      };
+      const lean = servingLayout(spec);
+      // Compiled for two prefixes, as the user tower's own and a second model's would be.
+      FeedAssembler.of(lean, 'user_');
+      FeedAssembler.of(lean);
+      return { lean, dropped: new WeakRef(vocabulary) };
+    };
+    const { lean, dropped } = made();
+    // A WeakRef's target lives to the end of the job that made it.
+    await new Promise((done) => setImmediate(done));
+    gc();
+    expect(dropped.deref()).toBeUndefined();
+    const rows = { context: values({ recent: ['item-4', 'nope'], last: 'item-9' }) };
+    expect(Array.from(assembleFeeds(lean, rows).multi_recent_items!.data)).toEqual([5, 0, 0]);
+    expect(Array.from(assembleFeeds(lean, rows, 'user_').user_categorical!.data)).toEqual([10]);
   });
 
   it('gives a batch of one to a layout without item features, and names a missing shared row', () => {

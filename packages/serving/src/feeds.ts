@@ -3,13 +3,14 @@ import {
   type ContinuousFeature,
   type Feature,
   type FeatureSource,
+  type FeatureSpec,
   type MultiCategoricalFeature,
   encodeCategorical,
   encodeContinuous,
   IdTableBuilder,
   isIdFeature,
 } from '@recsys/data';
-import type { InputDescription, InputLayout, Tensor } from '@recsys/model-format';
+import { type InputDescription, type InputLayout, type Tensor, inputLayout } from '@recsys/model-format';
 import type { FeatureRow, RawValue } from './feature-rows.js';
 import { ItemColumns } from './item-rows-wire.js';
 
@@ -110,29 +111,81 @@ function valueReader(feature: Feature): ReadValue {
  */
 export const LARGE_VOCABULARY = 65_536;
 
+type EncodedFeature = CategoricalFeature | MultiCategoricalFeature;
+
+/**
+ * Encoders of the features servingLayout made compact, by feature: their vocabularies compiled into IdTables and the
+ * value strings dropped, so a layout compiled again (another prefix) finds the encoder here.
+ */
+const compiledEncoders = new WeakMap<EncodedFeature, EncodeCategory>();
+
 /** `encodeCategorical` with the vocabulary indexed once per feature rather than looked up per value. */
-function categoryEncoder(feature: CategoricalFeature | MultiCategoricalFeature): EncodeCategory {
+function categoryEncoder(feature: EncodedFeature): EncodeCategory {
+  const compiled = compiledEncoders.get(feature);
+  if (compiled !== undefined) return compiled;
   const { vocabulary, unknown } = feature;
-  if (vocabulary === undefined) return (value) => encodeCategorical(feature, value);
-  if (vocabulary.length >= LARGE_VOCABULARY) {
-    const builder = new IdTableBuilder();
-    const position = new Int32Array(vocabulary.length);
-    for (let k = 0; k < vocabulary.length; k++) {
-      const row = builder.add(vocabulary[k]!);
-      // The first position wins, should a value appear twice (as encodeCategorical has it).
-      if (row === builder.size - 1) position[row] = k;
-    }
-    const table = builder.finish();
-    return (value) => {
-      if (value === '') return unknown;
-      const row = table.rowOf(value);
-      return row < 0 ? unknown : position[row]!;
-    };
+  if (vocabulary === undefined) return bucketEncoder(feature);
+  return vocabulary.length >= LARGE_VOCABULARY ? tableEncoder(vocabulary, unknown) : mapEncoder(vocabulary, unknown);
+}
+
+// One function per kind of encoder: a closure keeps its whole function's captured variables alive, so an encoder
+// made next to one that reads `feature` kept the feature, and with it a million vocabulary strings.
+function bucketEncoder(feature: EncodedFeature): EncodeCategory {
+  return (value) => encodeCategorical(feature, value);
+}
+
+function tableEncoder(vocabulary: readonly string[], unknown: number): EncodeCategory {
+  const builder = new IdTableBuilder();
+  const position = new Int32Array(vocabulary.length);
+  for (let k = 0; k < vocabulary.length; k++) {
+    const row = builder.add(vocabulary[k]!);
+    // The first position wins, should a value appear twice (as encodeCategorical has it).
+    if (row === builder.size - 1) position[row] = k;
   }
+  const table = builder.finish();
+  return (value) => {
+    if (value === '') return unknown;
+    const row = table.rowOf(value);
+    return row < 0 ? unknown : position[row]!;
+  };
+}
+
+function mapEncoder(vocabulary: readonly string[], unknown: number): EncodeCategory {
   const index = new Map<string, number>();
   // The first position wins, should a value appear twice (as encodeCategorical has it).
   for (let k = vocabulary.length - 1; k >= 0; k--) index.set(vocabulary[k]!, k);
   return (value) => (value === '' ? unknown : (index.get(value) ?? unknown));
+}
+
+/**
+ * The layout a served model assembles its feeds by: `inputLayout(spec)` with every vocabulary of LARGE_VOCABULARY
+ * values or more compiled once into an IdTable and left out of the feature, which then holds no `vocabulary` (a
+ * two-tower over a million items carried its recent-item vocabulary as a million strings, ~50 MiB and a million
+ * objects for every major GC to mark, in every process that serves its user tower). Features sharing one vocabulary
+ * share one table. Assemble feeds with this layout only: its compact features encode through the compiled tables.
+ */
+export function servingLayout(spec: FeatureSpec): InputLayout {
+  const layout = inputLayout(spec);
+  // Tables by vocabulary, for this call only: the encoders are made by functions outside it (see bucketEncoder).
+  const tables = new Map<readonly string[], EncodeCategory>();
+  const compact = <F extends EncodedFeature>(feature: F): F => {
+    const { vocabulary, ...rest } = feature;
+    if (vocabulary === undefined || vocabulary.length < LARGE_VOCABULARY) return feature;
+    let shared = tables.get(vocabulary);
+    if (shared === undefined) tables.set(vocabulary, (shared = tableEncoder(vocabulary, -1)));
+    const lean = rest as F;
+    compiledEncoders.set(lean, withUnknown(shared, feature.unknown));
+    return lean;
+  };
+  return { categorical: layout.categorical.map(compact), multi: layout.multi.map(compact), continuous: layout.continuous };
+}
+
+/** A shared table's encoder (-1 for a value it lacks) with a feature's own unknown index. */
+function withUnknown(shared: EncodeCategory, unknown: number): EncodeCategory {
+  return (value) => {
+    const code = shared(value);
+    return code < 0 ? unknown : code;
+  };
 }
 
 interface CategoricalSlot {

@@ -1,6 +1,6 @@
 import { type FeatureSpec } from '@recsys/data';
-import { type InputLayout, inputLayout } from '@recsys/model-format';
-import { assembleFeeds, concatFeeds, FeedAssembler, zeroFeeds } from './feeds.js';
+import { type InputLayout } from '@recsys/model-format';
+import { assembleFeeds, concatFeeds, FeedAssembler, servingLayout, zeroFeeds } from './feeds.js';
 import { type FeatureRow, historySlots } from './feature-rows.js';
 import type { ModelVersion } from '@recsys/model-format';
 import { ModelLoadError } from '@recsys/model-format';
@@ -29,7 +29,7 @@ export class UserTower {
     const dim = Number(graph.outputs[0]?.shape[1]);
     if (!(dim > 0)) throw new ModelLoadError(`${model.dir}: the user tower's output has no fixed dimension`);
     const session = await ModelSession.create(bytes, graph.inputs, { ...options, label: `user tower v${model.version}` });
-    const tower = new UserTower(session, inputLayout(spec), model.version, dim, historySlots(spec));
+    const tower = new UserTower(session, servingLayout(spec), model.version, dim, historySlots(spec));
     // The first run allocates, and compiling the layout indexes its vocabularies (a million recent-item
     // ids in a large catalogue): both before traffic arrives.
     await session.run(zeroFeeds(graph.inputs, 1));

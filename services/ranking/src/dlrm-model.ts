@@ -14,10 +14,11 @@ import {
   type ModelVersion,
   type SessionLogger,
   type SessionThread,
+  servingLayout,
   warmUpSession,
   zeroFeeds,
 } from '@recsys/serving';
-import { type InputLayout, describeInputs, inputLayout } from '@recsys/model-format';
+import { type InputLayout, describeInputs } from '@recsys/model-format';
 import { type BatcherOptions, InferenceBatcher } from './inference-batcher.js';
 
 export interface DlrmModelOptions {
@@ -61,7 +62,7 @@ export class DlrmModel {
     if (!output || output.shape.slice(1).some((d) => d !== 1)) {
       throw new ModelLoadError(`${model.dir}: the DLRM's first output must be one probability per row, got [${output?.shape ?? ''}]`);
     }
-    const layout = inputLayout(spec);
+    const layout = servingLayout(spec);
     const expected = describeInputs(layout).map((i) => i.name);
     const declared = graph.inputs.map((i) => i.name);
     if (expected.join() !== declared.join()) {
