@@ -114,6 +114,29 @@ describe('bench:retrieval', () => {
   }, 120000);
 });
 
+describe('bench:served-layout', () => {
+  it('ends with one JSON line: the heap a served layout adds against the full layout, and both sides encode alike', async () => {
+    // Just over LARGE_VOCABULARY item ids, so the served side compiles them away.
+    const result = await runNode(
+      builtEntry('test/dist/bench/served-layout.bench.js'),
+      [],
+      { BENCH_ITEMS: '70000', BENCH_USERS: '100', BENCH_ROUNDS: '2', BENCH_COLLECTIONS: '3' },
+      60000,
+    );
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const figures = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as Record<string, number>;
+    expect(figures).toMatchObject({ items: 70000, users: 100, rounds: 2 });
+    for (const key of ['baseline_heap_mib', 'baseline_full_gc_ms', 'served_full_gc_ms', 'baseline_buffers_mib', 'served_buffers_mib']) {
+      expect(figures[key]).toBeGreaterThan(0);
+    }
+    // 70,000 strings held against none: the baseline's heap is several MiB, the served layout's a fraction of it.
+    expect(figures.baseline_heap_mib).toBeGreaterThan(2);
+    expect(figures.served_heap_mib).toBeLessThan(figures.baseline_heap_mib! / 2);
+    expect(figures.heap_ratio).toBeCloseTo(figures.served_heap_mib! / figures.baseline_heap_mib!, 2);
+  }, 90000);
+});
+
 describe('bench:id-table', () => {
   it('ends with one JSON line: per size, each read one by one (the baseline) and in passes, and their ratio', async () => {
     const result = await runNode(
