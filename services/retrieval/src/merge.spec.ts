@@ -1,6 +1,7 @@
 import { common, type features } from '@recsys/contracts';
 import { create } from '@bufbuild/protobuf';
-import { acceptCandidates, blockedItems, fuseChannels, seenItems } from './merge.js';
+import type { ChannelName } from './channels/channel.js';
+import { acceptCandidates, blockedItems, type ChannelList, fuseChannels, seenItems } from './merge.js';
 
 const list = (...ids: string[]) => ids.map((itemId, k) => ({ itemId, score: 10 - k }));
 
@@ -36,7 +37,7 @@ describe('acceptCandidates', () => {
 });
 
 describe('fuseChannels', () => {
-  it('sums reciprocal ranks, keeps every channel and its own score for an item found twice', () => {
+  it('sums reciprocal ranks and keeps every channel for an item found twice', () => {
     const merged = fuseChannels(
       [
         {
@@ -58,14 +59,46 @@ describe('fuseChannels', () => {
       60,
     );
     expect(merged.map((m) => m.itemId)).toEqual(['b', 'a', 'c']);
-    expect(merged[0]).toEqual({
-      itemId: 'b',
-      score: 1 / 62 + 1 / 61,
-      channels: ['two_tower', 'popular'],
-      channelScores: { two_tower: 0.8, popular: 120 },
-    });
+    expect(merged[0]).toEqual({ itemId: 'b', score: 1 / 62 + 1 / 61, channels: ['two_tower', 'popular'] });
     expect(merged[1]!.score).toBeCloseTo(1 / 61, 12);
-    expect(merged[2]).toMatchObject({ channels: ['popular'], channelScores: { popular: 50 } });
+    expect(merged[2]).toEqual({ itemId: 'c', score: 1 / 62, channels: ['popular'] });
+  });
+
+  it('counts a channel once per item, lists channels in the lists order, takes the first category given', () => {
+    const merged = fuseChannels(
+      [
+        {
+          channel: 'item_to_item',
+          candidates: [
+            { itemId: 'x', score: 1 },
+            { itemId: 'y', score: 0.5 },
+            { itemId: 'x', score: 0.2 },
+          ],
+        },
+        {
+          channel: 'two_tower',
+          candidates: [
+            { itemId: 'y', score: 0.9, category: 'books' },
+            { itemId: 'x', score: 0.1, category: 'games' },
+          ],
+        },
+        // The same channel again: it adds nothing to an item it already found.
+        {
+          channel: 'item_to_item',
+          candidates: [
+            { itemId: 'z', score: 3, category: 'toys' },
+            { itemId: 'y', score: 2 },
+          ],
+        },
+      ],
+      10,
+      60,
+    );
+    expect(merged).toEqual([
+      { itemId: 'x', score: 1 / 61 + 1 / 62, channels: ['item_to_item', 'two_tower'], category: 'games' },
+      { itemId: 'y', score: 1 / 62 + 1 / 61, channels: ['item_to_item', 'two_tower'], category: 'books' },
+      { itemId: 'z', score: 1 / 61, channels: ['item_to_item'], category: 'toys' },
+    ]);
   });
 
   it('orders equal scores by interleaving the channels, and cuts to the limit', () => {
@@ -91,6 +124,45 @@ describe('fuseChannels', () => {
       60,
     );
     expect(merged[0]!.score).toBe(merged[1]!.score);
+  });
+
+  it('equals the plain reciprocal-rank fusion on random lists (repeats, shared items, categories, a repeated channel)', () => {
+    // The first-written fusion: an object per item, channels in the lists' order, the first category given.
+    const reference = (lists: ChannelList[], limit: number, k: number) => {
+      const merged = new Map<string, { itemId: string; score: number; channels: string[]; category?: string }>();
+      const depth = Math.max(0, ...lists.map((l) => l.candidates.length));
+      for (let rank = 0; rank < depth; rank++) {
+        for (const { channel, candidates } of lists) {
+          const candidate = candidates[rank];
+          if (!candidate) continue;
+          let entry = merged.get(candidate.itemId);
+          if (!entry) merged.set(candidate.itemId, (entry = { itemId: candidate.itemId, score: 0, channels: [] }));
+          if (entry.category === undefined && candidate.category !== undefined) entry.category = candidate.category;
+          if (entry.channels.includes(channel)) continue;
+          entry.score += 1 / (k + rank + 1);
+          entry.channels.push(channel);
+        }
+      }
+      const order = lists.map((l) => l.channel);
+      const out = [...merged.values()].sort((a, b) => b.score - a.score).slice(0, limit);
+      for (const entry of out) entry.channels.sort((a, b) => order.indexOf(a as ChannelName) - order.indexOf(b as ChannelName));
+      return out;
+    };
+    let seed = 3;
+    const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    const names: ChannelName[] = ['two_tower', 'popular', 'item_to_item'];
+    for (let trial = 0; trial < 300; trial++) {
+      const lists: ChannelList[] = Array.from({ length: 1 + Math.floor(random() * 4) }, () => ({
+        channel: names[Math.floor(random() * 3)]!,
+        candidates: Array.from({ length: Math.floor(random() * 30) }, () => ({
+          itemId: `i${Math.floor(random() * 25)}`,
+          score: random(),
+          ...(random() < 0.5 ? { category: `c${Math.floor(random() * 4)}` } : {}),
+        })),
+      }));
+      const limit = Math.floor(random() * 40);
+      expect(fuseChannels(lists, limit, 60)).toEqual(reference(lists, limit, 60));
+    }
   });
 
   it('answers nothing for no lists or empty lists', () => {
