@@ -317,6 +317,23 @@ describe('FeedAssembler', () => {
     expect(Array.from(assembleFeeds(lean, rows).multi_recent_items!.data)).toEqual([8, 3, 3, LARGE_VOCABULARY + 5, 1]);
   });
 
+  it('servingLayout encodes equal vocabularies read as separate arrays (a manifest from JSON) with their own unknowns', () => {
+    const ids = ['<unk>', ...Array.from({ length: LARGE_VOCABULARY }, (_, k) => `item-${k}`)];
+    const spec = JSON.parse(
+      JSON.stringify({
+        features: [
+          { kind: 'multi', name: 'recent_items', source: 'context', column: 'recent', vocabulary: ids, unknown: 0, maxValues: 3 },
+          { kind: 'multi', name: 'user_history', source: 'context', column: 'history', vocabulary: ids, unknown: 2, maxValues: 3 },
+        ],
+      }),
+    ) as FeatureSpec;
+    const rows = { context: values({ recent: ['item-4', 'nope'], history: ['nope', `item-${LARGE_VOCABULARY - 1}`] }) };
+    const lean = assembleFeeds(servingLayout(spec), rows);
+    const full = referenceFeeds(inputLayout(spec), rows);
+    for (const [name, tensor] of Object.entries(full)) expect(Array.from(lean[name]!.data)).toEqual(Array.from(tensor.data));
+    expect(Array.from(lean.multi_user_history!.data)).toEqual([2, LARGE_VOCABULARY, 0]);
+  });
+
   it("servingLayout's encoders keep no reference to the dropped vocabulary (it is collected)", async () => {
     // node's gc, without starting jest with --expose-gc.
     setFlagsFromString('--expose-gc');

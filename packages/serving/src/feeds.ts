@@ -161,23 +161,32 @@ function mapEncoder(vocabulary: readonly string[], unknown: number): EncodeCateg
  * The layout a served model assembles its feeds by: `inputLayout(spec)` with every vocabulary of LARGE_VOCABULARY
  * values or more compiled once into an IdTable and left out of the feature, which then holds no `vocabulary` (a
  * two-tower over a million items carried its recent-item vocabulary as a million strings, ~50 MiB and a million
- * objects for every major GC to mark, in every process that serves its user tower). Features sharing one vocabulary
+ * objects for every major GC to mark, in every process that serves its user tower). Features with equal vocabularies
  * share one table. Assemble feeds with this layout only: its compact features encode through the compiled tables.
  */
 export function servingLayout(spec: FeatureSpec): InputLayout {
   const layout = inputLayout(spec);
-  // Tables by vocabulary, for this call only: the encoders are made by functions outside it (see bucketEncoder).
-  const tables = new Map<readonly string[], EncodeCategory>();
+  // The tables made, with their vocabularies, for this call only: the encoders are made by functions outside it (see
+  // bucketEncoder). A manifest read back from JSON holds a shared vocabulary once per feature (the recent items' and
+  // the history's: equal arrays, not one), so equal vocabularies share a table too (a million ids: 34 MiB each).
+  const tables: { vocabulary: readonly string[]; encode: EncodeCategory }[] = [];
   const compact = <F extends EncodedFeature>(feature: F): F => {
     const { vocabulary, ...rest } = feature;
     if (vocabulary === undefined || vocabulary.length < LARGE_VOCABULARY) return feature;
-    let shared = tables.get(vocabulary);
-    if (shared === undefined) tables.set(vocabulary, (shared = tableEncoder(vocabulary, -1)));
+    let shared = tables.find((t) => sameValues(t.vocabulary, vocabulary))?.encode;
+    if (shared === undefined) tables.push({ vocabulary, encode: (shared = tableEncoder(vocabulary, -1)) });
     const lean = rest as F;
     compiledEncoders.set(lean, withUnknown(shared, feature.unknown));
     return lean;
   };
   return { categorical: layout.categorical.map(compact), multi: layout.multi.map(compact), continuous: layout.continuous };
+}
+
+function sameValues(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+  return true;
 }
 
 /** A shared table's encoder (-1 for a value it lacks) with a feature's own unknown index. */
