@@ -17,7 +17,7 @@ import { repoRoot } from '@recsys/service-kit';
 import { loadModelVersion } from '@recsys/serving';
 import { RedisServer } from '@recsys/testing';
 import { FLOOR_PARTS, measureFloor, type RequestPlan } from './floor';
-import { cpuMsOf, quantile, round, rssMiB } from './stats';
+import { cpuMsOf, handledCallsAt, quantile, round, rssMiB } from './stats';
 import { eventLogCost, type EventLogCost } from './event-log-cost';
 import { type LoadResult, type WrkCounts, wrkLoadResult } from './load-result';
 import { envNumber } from '../harness/script-env';
@@ -83,12 +83,7 @@ async function handledCalls(pipeline: RunningPipeline): Promise<Record<string, n
   const urls = new Set(SERVICES.map((name) => pipeline.metricsUrl(name)!));
   const totals: Record<string, number> = {};
   for (const url of urls) {
-    const text = await (await fetch(url)).text();
-    for (const line of text.split('\n')) {
-      if (!line.startsWith('grpc_server_handled_total{')) continue;
-      const service = /service="([^"]+)"/.exec(line)?.[1] ?? '?';
-      totals[service] = (totals[service] ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
+    for (const [service, calls] of Object.entries(await handledCallsAt(url))) totals[service] = (totals[service] ?? 0) + calls;
   }
   return totals;
 }

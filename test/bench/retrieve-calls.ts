@@ -13,7 +13,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fromBinary, fromJson, type JsonValue, toBinary } from '@bufbuild/protobuf';
 import { retrieval } from '@recsys/contracts';
 import { createServiceClient } from '@recsys/service-kit';
-import { cpuMsOf } from './stats';
+import { cpuMsOf, handledCallsAt } from './stats';
 
 export interface CallsInput {
   address: string;
@@ -36,11 +36,7 @@ export interface CallsOutput {
 
 /** Calls the feature service has handled (grpc_server_handled_total, every method). */
 async function handledFeatureCalls(url: string): Promise<number> {
-  const text = await (await fetch(url)).text();
-  let total = 0;
-  for (const line of text.split('\n'))
-    if (line.startsWith('grpc_server_handled_total{')) total += Number(line.slice(line.lastIndexOf(' ') + 1));
-  return total;
+  return Object.values(await handledCallsAt(url)).reduce((sum, calls) => sum + calls, 0);
 }
 
 async function main(): Promise<void> {

@@ -41,3 +41,15 @@ export function cpuMsOf(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
 }
+
+/** grpc_server_handled_total of one Prometheus endpoint, summed per gRPC service (every method and status code). */
+export async function handledCallsAt(url: string): Promise<Record<string, number>> {
+  const text = await (await fetch(url)).text();
+  const totals: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('grpc_server_handled_total{')) continue;
+    const service = /service="([^"]+)"/.exec(line)?.[1] ?? '?';
+    totals[service] = (totals[service] ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return totals;
+}
