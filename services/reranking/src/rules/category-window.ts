@@ -78,10 +78,13 @@ export function arrangeByCategoryWindow(
   const fits = (queue: CategoryQueue) => queue.category === '' || queue.inWindow < maxPerCategory;
   const head = (queue: CategoryQueue) => queue.positions[queue.next]!;
   const heap = new QueueHeap(head);
-  for (const queue of queues.values()) {
+  /** Into the heap, unless it is there, spent, or its category is full in the window. */
+  const offer = (queue: CategoryQueue) => {
+    if (queue.queued || queue.next >= queue.positions.length || !fits(queue)) return;
     queue.queued = true;
     heap.push(queue);
-  }
+  };
+  for (const queue of queues.values()) offer(queue);
   const arranged: Entry[] = [];
   let relaxed = 0;
   while (arranged.length < list.length) {
@@ -106,15 +109,9 @@ export function arrangeByCategoryWindow(
     if (arranged.length >= window) {
       const leaving = queues.get(arranged[arranged.length - window]!.category)!;
       if (leaving.category !== '') leaving.inWindow--;
-      if (leaving !== taken && !leaving.queued && leaving.next < leaving.positions.length && fits(leaving)) {
-        leaving.queued = true;
-        heap.push(leaving);
-      }
+      offer(leaving);
     }
-    if (!taken.queued && taken.next < taken.positions.length && fits(taken)) {
-      taken.queued = true;
-      heap.push(taken);
-    }
+    offer(taken);
   }
   return { arranged, relaxed };
 }
