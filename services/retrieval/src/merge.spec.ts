@@ -1,5 +1,6 @@
 import { common, type features } from '@recsys/contracts';
 import { create } from '@bufbuild/protobuf';
+import { Random } from '@recsys/data';
 import type { ChannelName } from './channels/channel.js';
 import { acceptCandidates, blockedItems, type ChannelList, fuseChannels, seenItems } from './merge.js';
 
@@ -148,19 +149,18 @@ describe('fuseChannels', () => {
       for (const entry of out) entry.channels.sort((a, b) => order.indexOf(a as ChannelName) - order.indexOf(b as ChannelName));
       return out;
     };
-    let seed = 3;
-    const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    const random = new Random(3);
     const names: ChannelName[] = ['two_tower', 'popular', 'item_to_item'];
     for (let trial = 0; trial < 300; trial++) {
-      const lists: ChannelList[] = Array.from({ length: 1 + Math.floor(random() * 4) }, () => ({
-        channel: names[Math.floor(random() * 3)]!,
-        candidates: Array.from({ length: Math.floor(random() * 30) }, () => ({
-          itemId: `i${Math.floor(random() * 25)}`,
-          score: random(),
-          ...(random() < 0.5 ? { category: `c${Math.floor(random() * 4)}` } : {}),
+      const lists: ChannelList[] = Array.from({ length: 1 + random.int(4) }, () => ({
+        channel: names[random.int(3)]!,
+        candidates: Array.from({ length: random.int(30) }, () => ({
+          itemId: `i${random.int(25)}`,
+          score: random.next(),
+          ...(random.next() < 0.5 ? { category: `c${random.int(4)}` } : {}),
         })),
       }));
-      const limit = Math.floor(random() * 40);
+      const limit = random.int(40);
       expect(fuseChannels(lists, limit, 60)).toEqual(reference(lists, limit, 60));
     }
   });
