@@ -53,6 +53,15 @@ const FUNNEL = { RETRIEVE_MAX: '1000', RANK_MAX: '200', ADAPTIVE_CANDIDATES: Str
  * measures. ADMISSION_ADAPTIVE=true in the environment runs the default instead.
  */
 const ADMISSION = { ADMISSION_ADAPTIVE: process.env.ADMISSION_ADAPTIVE === 'true' ? 'true' : 'false' };
+/**
+ * Retrieval's graph searches on a worker thread in the all-in-one mode, whose one event loop runs every stage (a second
+ * core for the search); on the event loop's thread in the split mode, where six processes already share the cores.
+ * BENCH_SEARCH_WORKERS_<SPLIT|ALL_IN_ONE> override them.
+ */
+const SEARCH_WORKERS: Record<PipelineMode, string> = {
+  split: process.env.BENCH_SEARCH_WORKERS_SPLIT ?? '0',
+  'all-in-one': process.env.BENCH_SEARCH_WORKERS_ALL_IN_ONE ?? '1',
+};
 const SERVICES: readonly ServiceName[] = ['features', 'retrieval', 'preranking', 'ranking', 'reranking', 'gateway'];
 const WRK_SCRIPT = join(repoRoot, 'test', 'bench', 'wrk', 'recommend.lua');
 const GRPC_LOAD = join(__dirname, 'grpc-load.js');
@@ -263,7 +272,8 @@ function markdown(
     '# bench:pipeline',
     '',
     `Run ${facts.date} with \`pnpm bench:pipeline\`: ${facts.items} items, ${facts.users} users, funnel retrieve ` +
-      `${FUNNEL.RETRIEVE_MAX} / rank ${FUNNEL.RANK_MAX} / return ${K} (adaptive counts ${ADAPTIVE ? 'on' : 'off'}; admission ${ADMISSION.ADMISSION_ADAPTIVE === 'true' ? 'adaptive' : 'static 32 in flight'}); ${DURATION_S} s per level; Node ${facts.node}; ` +
+      `${FUNNEL.RETRIEVE_MAX} / rank ${FUNNEL.RANK_MAX} / return ${K} (adaptive counts ${ADAPTIVE ? 'on' : 'off'}; admission ${ADMISSION.ADMISSION_ADAPTIVE === 'true' ? 'adaptive' : 'static 32 in flight'}; retrieval's search ` +
+      `workers: split ${SEARCH_WORKERS.split}, all-in-one ${SEARCH_WORKERS['all-in-one']}); ${DURATION_S} s per level; Node ${facts.node}; ` +
       `${facts.cores} cores (${facts.cpu}), ${facts.memory_gib} GiB; load average before the run ${facts.load_before}. ` +
       'The load generators (wrk for REST, grpc-load.js for gRPC) run on the same cores as the pipeline. The machine is ' +
       'shared: the figures are noisy, compare them only within one run.',
@@ -332,7 +342,10 @@ async function main(): Promise<void> {
         loadFeatures: index === 0,
         metrics: true,
         ports: { features: 0, retrieval: 0, preranking: 0, ranking: 0, reranking: 0, gateway: 0, http: 0 },
-        env: { gateway: { AUTH_DISABLED: 'true', RATE_LIMIT_PER_SECOND: '0', ...FUNNEL, ...ADMISSION } },
+        env: {
+          gateway: { AUTH_DISABLED: 'true', RATE_LIMIT_PER_SECOND: '0', ...FUNNEL, ...ADMISSION },
+          retrieval: { INDEX_SEARCH_WORKERS: SEARCH_WORKERS[mode] },
+        },
         // Service warnings (answers with fallbacks under load) stay in the services' log files; the count is shown.
         log: (line) => (/^\[[\w-]+\] WARN /.test(line) ? warnings++ : console.log(line)),
       });
@@ -434,6 +447,8 @@ async function main(): Promise<void> {
     cores: facts.cores,
     load_average_before: loadBefore,
     node_version: process.versions.node,
+    search_workers_split: Number(SEARCH_WORKERS.split),
+    search_workers_all_in_one: Number(SEARCH_WORKERS['all-in-one']),
     ...perProcess,
   };
   console.log(JSON.stringify(result));

@@ -95,6 +95,9 @@ describe('retrieval service and recsys-index as processes', () => {
         INDEX_DIR: root,
         FEATURES_ADDRESS: featuresAddress,
         INDEX_POLL_MS: '100',
+        // Each version opens with a search thread: start-up, the swap and the shutdown with one (this catalogue is small
+        // enough to be scanned exactly; the store's specs and bench:pipeline's all-in-one mode search on the thread).
+        INDEX_SEARCH_WORKERS: '1',
         // Loose enough for a loaded machine, short enough for the frozen feature service below.
         FEATURES_TIMEOUT_MS: '1500',
         CHANNEL_TIMEOUT_MS: '1000',

@@ -7,7 +7,7 @@ import { Index } from 'usearch';
 import { buildHnswIndex, graphFetch, openHnswIndex, type HnswStore } from './hnsw-store.js';
 import { INDEX_FILES, QUERY_TRANSFORM_FILE } from './index-files.js';
 import { clusteredUnitVectors, modalityGapVectors } from './synthetic-vectors.js';
-import { type IndexBuildInput, type ItemPayload, type Metric, type Neighbour } from './vector-store.js';
+import { type IndexBuildInput, type ItemPayload, type Metric, type Neighbour, type SearchOptions } from './vector-store.js';
 
 const DIM = 16;
 const COUNT = 3000;
@@ -554,6 +554,82 @@ describe('embedded HNSW store', () => {
       } finally {
         rmSync(copy, { recursive: true, force: true });
       }
+    });
+  });
+
+  describe('search workers', () => {
+    // Plain options, exclusions and a category filter that over-fetch through the graph; a rare category and most
+    // categories excluded, which the store scans exactly.
+    const searches: [number, SearchOptions][] = [
+      [40, {}],
+      [40, { excludeIds: new Set(['item-1', 'item-11', 'item-21', 'not-an-item']) }],
+      [30, { excludeCategories: ['c1', 'c2'] }],
+      [100, { excludeCategories: ['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c8'] }],
+      [20, { includeCategories: ['rare'] }],
+    ];
+    const GRAPH_SEARCHES = 3;
+    const answers = (store: HnswStore, q: number) => Promise.all(searches.map(([k, options]) => store.search(query(q), k, options)));
+
+    it('answer as the store does on its own thread, many searches in flight at once, in the query-aware space too', async () => {
+      const threaded = await openHnswIndex(dir, { exactScanMaxRows: 0, searchWorkers: 2 });
+      try {
+        const got = await Promise.all(Array.from({ length: 20 }, (_, q) => answers(threaded, q)));
+        const want = await Promise.all(Array.from({ length: 20 }, (_, q) => answers(graph, q)));
+        expect(got).toEqual(want);
+        // Every graph search went to a thread (3 of the 5 kinds; the exact scans stay on the store's thread).
+        expect(threaded.searchWorkerStats()).toEqual({ threads: 2, searched: 20 * GRAPH_SEARCHES, failed: 0, restarts: 0 });
+      } finally {
+        await threaded.close();
+      }
+
+      const gap = modalityGapVectors({ items: COUNT, queries: 300, dim: DIM, seed: 5 });
+      const gapDir = join(root, 'workers-gap');
+      await buildHnswIndex({ ...input, vectors: gap.items, payload: undefined, version: 'workers-gap' }, gapDir, {
+        hnsw: { connectivity: 16, expansionAdd: 64, expansionSearch: 64 },
+        querySample: gap.queries.subarray(50 * DIM),
+      });
+      const aware = await openHnswIndex(gapDir, { exactScanMaxRows: 0 });
+      const awareThreaded = await openHnswIndex(gapDir, { exactScanMaxRows: 0, searchWorkers: 1 });
+      try {
+        for (let q = 0; q < 50; q++) {
+          const vector = gap.queries.subarray(q * DIM, (q + 1) * DIM);
+          expect(await awareThreaded.search(vector, 50)).toEqual(await aware.search(vector, 50));
+        }
+        expect(awareThreaded.searchWorkerStats()).toMatchObject({ searched: 50, failed: 0 });
+      } finally {
+        await Promise.all([aware.close(), awareThreaded.close()]);
+      }
+    });
+
+    it('answer the searches of a thread that dies here, and start it again', async () => {
+      const threaded = await openHnswIndex(dir, { exactScanMaxRows: 0, searchWorkers: 1 });
+      try {
+        // Searches in flight when the thread dies: each answered by the thread or, failing that, here; the same either way.
+        const inFlight = answers(threaded, 3);
+        await threaded.crashSearchWorker();
+        expect(await inFlight).toEqual(await answers(graph, 3));
+        const crashed = threaded.searchWorkerStats()!;
+        expect(crashed).toMatchObject({ threads: 0, restarts: 1 });
+        expect(crashed.searched + crashed.failed).toBe(GRAPH_SEARCHES);
+        // No thread while the new one opens the graph: searched here.
+        expect(await answers(threaded, 4)).toEqual(await answers(graph, 4));
+        expect(threaded.searchWorkerStats()).toMatchObject({ searched: crashed.searched, failed: crashed.failed + GRAPH_SEARCHES });
+        // The new thread takes the searches again.
+        for (let tries = 0; threaded.searchWorkerStats()!.threads < 1 && tries < 400; tries++) await new Promise((r) => setTimeout(r, 25));
+        expect(await answers(threaded, 5)).toEqual(await answers(graph, 5));
+        expect(threaded.searchWorkerStats()).toMatchObject({ threads: 1, searched: crashed.searched + GRAPH_SEARCHES, restarts: 1 });
+      } finally {
+        await threaded.close();
+      }
+      expect(threaded.searchWorkerStats()).toMatchObject({ threads: 0 });
+      await expect(threaded.search(query(0), 5)).rejects.toBeInstanceOf(StoreClosedError);
+    });
+
+    it('refuses a count that is not a whole number >= 0, naming it', async () => {
+      for (const searchWorkers of [-1, 1.5, Number.NaN])
+        await expect(openHnswIndex(dir, { searchWorkers })).rejects.toThrow(
+          `searchWorkers: ${searchWorkers} is not a non-negative integer`,
+        );
     });
   });
 

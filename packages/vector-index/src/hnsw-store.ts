@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { IdTable, scratchOf, touchRows } from '@recsys/data';
-import { Index, MetricKind, ScalarKind, type BatchMatches } from 'usearch';
+import type { BatchMatches, Index } from 'usearch';
 import { validateBuildInput } from './build-input.js';
 import { IndexFileError, StoreClosedError, VectorIndexArgumentError } from './errors.js';
 import { exactSearch, scoreRow, TopK, type RowMatch } from './exact-search.js';
@@ -22,19 +22,19 @@ import {
   verifyFileOnDisk,
   writeSyncedFile,
   type FileDigest,
-  type GraphQuantization,
   type HnswIndexMeta,
   type HnswParams,
   type VerifyMode,
 } from './index-files.js';
 import { fitQuerySpace, graphItems, graphQuery } from './query-space.js';
+import { newUsearchIndex } from './usearch-index.js';
+import { GraphSearchThreads, type SearchThreadStats } from './graph-search-threads.js';
 import { META_FILE } from './versions.js';
 import {
   DEFAULT_EXPANSION_PER_RESULT,
   type IndexBuildInput,
   type IndexInfo,
   type ItemPayload,
-  type Metric,
   type Neighbour,
   type SearchOptions,
   type VectorStore,
@@ -66,12 +66,6 @@ export const DEFAULT_NEIGHBOUR_CACHE_ITEMS = 10_000;
  */
 const NEIGHBOUR_CACHE_MARGIN = 0.25;
 
-const USEARCH_METRIC: Record<Metric, MetricKind> = { ip: MetricKind.IP, cos: MetricKind.Cos, l2: MetricKind.L2sq };
-const USEARCH_SCALAR: Record<GraphQuantization, ScalarKind> = {
-  f32: ScalarKind.F32,
-  f16: ScalarKind.F16,
-};
-
 export interface BuildHnswOptions {
   hnsw?: Partial<HnswParams>;
   /**
@@ -94,19 +88,6 @@ function hnswParams(overrides: Partial<HnswParams> | undefined): HnswParams {
   const problem = hnswParamsProblem(params as unknown as Record<string, unknown>);
   if (problem !== undefined) throw new VectorIndexArgumentError(problem.field, problem.reason);
   return params;
-}
-
-/** The usearch index of a version: the items' own space, or the query-aware one (dim + 1 wide, L2). */
-function newUsearchIndex(dim: number, metric: Metric, params: HnswParams, querySpace: boolean): Index {
-  return new Index({
-    dimensions: querySpace ? dim + 1 : dim,
-    metric: querySpace ? MetricKind.L2sq : USEARCH_METRIC[metric],
-    quantization: USEARCH_SCALAR[params.quantization],
-    connectivity: params.connectivity,
-    expansion_add: params.expansionAdd,
-    expansion_search: params.expansionSearch,
-    multi: false,
-  });
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -224,6 +205,11 @@ export interface OpenHnswOptions {
   exactScanMaxRows?: number;
   /** Items whose neighbours `similar` keeps, least recently used dropped first (default DEFAULT_NEIGHBOUR_CACHE_ITEMS; 0: none). */
   neighbourCacheItems?: number;
+  /**
+   * Worker threads that run `search`'s graph searches (GraphSearchThreads; default 0: on the caller's thread). Each
+   * memory-maps the graph file; the exact re-scoring stays on the caller's thread, so answers are the same.
+   */
+  searchWorkers?: number;
 }
 
 /** Opens and verifies an index directory written by buildHnswIndex; errors name the offending file. */
@@ -244,6 +230,9 @@ export async function openHnswIndex(dir: string, options: OpenHnswOptions = {}):
   const neighbourCacheItems = options.neighbourCacheItems ?? DEFAULT_NEIGHBOUR_CACHE_ITEMS;
   if (!Number.isInteger(neighbourCacheItems) || neighbourCacheItems < 0)
     throw new VectorIndexArgumentError('neighbourCacheItems', `${neighbourCacheItems} is not a non-negative integer`);
+  const { searchWorkers = 0 } = options;
+  if (!Number.isInteger(searchWorkers) || searchWorkers < 0)
+    throw new VectorIndexArgumentError('searchWorkers', `${searchWorkers} is not a non-negative integer`);
 
   const vectors = typedView(await readVerifiedFile(dir, meta, INDEX_FILES.vectors, verify), Float32Array);
   const categoryOfRow = typedView(await readVerifiedFile(dir, meta, INDEX_FILES.category, verify), Int32Array);
@@ -270,7 +259,8 @@ export async function openHnswIndex(dir: string, options: OpenHnswOptions = {}):
   const queryTransform =
     meta.querySpace === undefined ? undefined : typedView(await readVerifiedFile(dir, meta, QUERY_TRANSFORM_FILE, verify), Float32Array);
   const graphPath = await verifyFileOnDisk(dir, meta, INDEX_FILES.graph, verify);
-  const index = newUsearchIndex(meta.dim, meta.metric, { ...meta.hnsw, expansionSearch }, queryTransform !== undefined);
+  const hnsw = { ...meta.hnsw, expansionSearch };
+  const index = newUsearchIndex(meta.dim, meta.metric, hnsw, queryTransform !== undefined);
   try {
     if (mode === 'view') index.view(graphPath);
     else index.load(graphPath);
@@ -283,12 +273,21 @@ export async function openHnswIndex(dir: string, options: OpenHnswOptions = {}):
       graphPath,
       `holds ${index.size()} vectors of dim ${index.dimensions()}, meta.json says ${meta.count} of dim ${graphDim}`,
     );
+  const workers =
+    searchWorkers === 0
+      ? undefined
+      : await GraphSearchThreads.start(
+          { graphPath, dim: meta.dim, metric: meta.metric, hnsw, querySpace: queryTransform !== undefined, count: meta.count },
+          searchWorkers,
+          `index v${meta.version}`,
+        );
   return new HnswStore(meta, index, ids, vectors, categoryOfRow, createdAtMs, {
     exactScanMaxRows,
     expansionPerResult,
     searchThreads,
     neighbourCacheItems,
     ...(queryTransform !== undefined ? { queryTransform } : {}),
+    ...(workers !== undefined ? { workers } : {}),
   });
 }
 
@@ -312,6 +311,8 @@ interface SearchSettings {
   neighbourCacheItems: number;
   /** A⁻¹ of the query-aware space, when the graph lives in it. */
   queryTransform?: Float32Array;
+  /** Threads that run `search`'s graph searches (OpenHnswOptions.searchWorkers). */
+  workers?: GraphSearchThreads;
 }
 
 /** How a search is answered: nothing qualifies, an exact scan, or the graph (fetching `fetch`, widening up to `maxFetch`). */
@@ -429,8 +430,34 @@ export class HnswStore implements VectorStore {
     return payload;
   }
 
+  /** searchNow's answer; with search workers, the first graph search runs on one of them (widening stays here). */
   async search(vector: Float32Array, k: number, options: SearchOptions = {}): Promise<Neighbour[]> {
-    return this.searchNow(vector, k, options);
+    const { workers } = this.settings;
+    if (workers === undefined) return this.searchNow(vector, k, options);
+    this.openIndex();
+    this.checkQuery(vector, 'vector');
+    const plan = this.plan(k, options);
+    if (plan.kind !== 'graph') return this.answer(this.openIndex(), vector, plan);
+    const beam = this.beam(plan.fetch, plan.wanted);
+    const keys = await workers.search(this.graphVector(vector), beam);
+    // The store may have closed while the thread searched; a search no thread answered is done here.
+    const index = this.openIndex();
+    const found =
+      keys === undefined
+        ? this.hnsw(index, vector, plan.fetch, plan.wanted, plan.filter.accept)
+        : this.rescore(vector, keys, plan.wanted, plan.filter.accept);
+    return this.widen(index, vector, plan, found);
+  }
+
+  /** What the search workers did (undefined without them). */
+  searchWorkerStats(): SearchThreadStats | undefined {
+    return this.settings.workers?.stats();
+  }
+
+  /** Stops one search worker as a crash would (for the specs). */
+  crashSearchWorker(): Promise<number> {
+    if (this.settings.workers === undefined) throw new Error('this store has no search workers');
+    return this.settings.workers.crashOne();
   }
 
   /** search, synchronously: the work is CPU-bound and short, so there is nothing to await. */
@@ -717,10 +744,10 @@ export class HnswStore implements VectorStore {
     });
   }
 
-  close(): Promise<void> {
-    // usearch frees its memory when the Index is collected; dropping the reference is all there is to do.
+  async close(): Promise<void> {
+    // usearch frees its memory when the Index is collected; dropping the reference is all there is to do here.
     this.index = undefined;
-    return Promise.resolve();
+    await this.settings.workers?.close();
   }
 
   get closed(): boolean {

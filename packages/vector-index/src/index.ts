@@ -20,3 +20,4 @@ export * from './swappable-store.js';
 export * from './embedded-watcher.js';
 export * from './qdrant-store.js';
 export * from './publish.js';
+export type { SearchThreadStats } from './graph-search-threads.js';

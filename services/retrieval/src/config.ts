@@ -36,6 +36,8 @@ export interface RetrievalConfig extends BaseServiceConfig, SessionSettings {
   indexExpansionSearch: number | undefined;
   /** The beam is at least this many candidates per result wanted; undefined keeps the library's DEFAULT_EXPANSION_PER_RESULT. */
   indexExpansionPerResult: number | undefined;
+  /** Worker threads that run the embedded index's graph searches (0: on the event loop's thread). */
+  indexSearchWorkers: number;
   quotas: Record<ChannelName, number>;
   defaultLimit: number;
   maxLimit: number;
@@ -87,6 +89,7 @@ export const retrievalEnv = {
   INDEX_POLL_MS: z.coerce.number().int().min(0).default(5000),
   INDEX_EXPANSION_SEARCH: positiveInt.max(100000).optional(),
   INDEX_EXPANSION_PER_RESULT: z.coerce.number().min(1).max(100).optional(),
+  INDEX_SEARCH_WORKERS: z.coerce.number().int().min(0).max(16).default(0),
   CHANNEL_QUOTAS: quotas.default({}),
   DEFAULT_LIMIT: positiveInt.default(200),
   MAX_LIMIT: positiveInt.max(100000).default(1000),
@@ -141,6 +144,7 @@ export function loadRetrievalConfig(env: NodeJS.ProcessEnv = process.env): Retri
     indexPollMs: e.INDEX_POLL_MS,
     indexExpansionSearch: e.INDEX_EXPANSION_SEARCH,
     indexExpansionPerResult: e.INDEX_EXPANSION_PER_RESULT,
+    indexSearchWorkers: e.INDEX_SEARCH_WORKERS,
     quotas,
     defaultLimit: e.DEFAULT_LIMIT,
     maxLimit: e.MAX_LIMIT,

@@ -33,11 +33,12 @@ class EmbeddedIndexSource implements IndexSource {
   }
 
   async open(version: string): Promise<VectorStore> {
-    const { expansionSearch, expansionPerResult, neighbourCacheItems } = this.search;
+    const { expansionSearch, expansionPerResult, neighbourCacheItems, searchWorkers } = this.search;
     return openHnswIndex(join(this.location, version), {
       ...(expansionSearch !== undefined ? { expansionSearch } : {}),
       ...(expansionPerResult !== undefined ? { expansionPerResult } : {}),
       ...(neighbourCacheItems !== undefined ? { neighbourCacheItems } : {}),
+      ...(searchWorkers !== undefined ? { searchWorkers } : {}),
     });
   }
 
@@ -99,6 +100,8 @@ export interface IndexSearchSettings {
   expansionPerResult?: number | undefined;
   /** Items whose graph neighbours the embedded index keeps for item-to-item (Qdrant keeps none). */
   neighbourCacheItems?: number | undefined;
+  /** Worker threads running the embedded index's graph searches (Qdrant searches on its own servers). */
+  searchWorkers?: number | undefined;
 }
 
 export function createIndexSource(target: IndexTarget, search: IndexSearchSettings = {}): IndexSource {

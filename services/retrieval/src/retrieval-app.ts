@@ -51,6 +51,7 @@ export async function startRetrievalService(
     expansionSearch: config.indexExpansionSearch,
     expansionPerResult: config.indexExpansionPerResult,
     neighbourCacheItems: config.itemToItemCacheItems,
+    searchWorkers: config.indexSearchWorkers,
   });
   const load = (version: string) => loadServingIndex(source, version, config.modelsDir, towerOptions);
   let initial: ServingIndex;

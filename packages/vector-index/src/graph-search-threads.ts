@@ -1,0 +1,232 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { HnswParams } from './index-files.js';
+import type { Metric } from './vector-store.js';
+
+/** What a graph-search thread opens: a version's usearch graph file and the index settings it was built with. */
+export interface SearchThreadStart {
+  graphPath: string;
+  dim: number;
+  metric: Metric;
+  hnsw: HnswParams;
+  querySpace: boolean;
+  /** The rows the graph must hold (meta.json's count). */
+  count: number;
+}
+
+export type SearchThreadRequest = { kind: 'search'; id: number; query: Float32Array; beam: number } | { kind: 'close' };
+
+export type SearchThreadReply =
+  | { kind: 'ready' }
+  | { kind: 'failed'; message: string }
+  | { kind: 'found'; id: number; keys: BigUint64Array }
+  | { kind: 'search-failed'; id: number; message: string };
+
+/** What the threads did since they started. */
+export interface SearchThreadStats {
+  /** Threads answering now. */
+  threads: number;
+  /** Searches a thread answered. */
+  searched: number;
+  /** Searches no thread answered (a thread failed or died under them, or none was left): the caller searched itself. */
+  failed: number;
+  /** Threads started again after one died. */
+  restarts: number;
+}
+
+function searchWorkerScript(): string {
+  const beside = join(__dirname, 'search-worker.js');
+  return existsSync(beside) ? beside : join(__dirname, '..', 'dist', 'search-worker.js');
+}
+
+interface PendingSearch {
+  resolve(keys: BigUint64Array | undefined): void;
+}
+
+/** One graph-search thread: its searches in flight, settled by its replies or all at once when it dies. */
+class SearchThread {
+  readonly pending = new Map<number, PendingSearch>();
+  private nextId = 0;
+  dead = false;
+
+  private constructor(
+    private readonly worker: Worker,
+    onDeath: (thread: SearchThread) => void,
+    private readonly onReply: (found: boolean) => void,
+  ) {
+    worker.on('message', (reply: SearchThreadReply) => this.settle(reply));
+    const die = () => {
+      if (this.dead) return;
+      this.dead = true;
+      this.settleAll();
+      onDeath(this);
+    };
+    worker.on('error', die);
+    worker.on('exit', die);
+  }
+
+  /** A started thread, once it has opened the graph; rejects with why it could not. */
+  static start(
+    spec: SearchThreadStart,
+    name: string,
+    onDeath: (thread: SearchThread) => void,
+    onReply: (found: boolean) => void,
+  ): Promise<SearchThread> {
+    const worker = new Worker(searchWorkerScript(), { workerData: spec, name });
+    return new Promise((resolve, reject) => {
+      const onError = (error: Error) => stop(new Error(`${name}: the thread failed to start: ${error.message}`));
+      const onExit = (code: number) => stop(new Error(`${name}: the thread exited (code ${code}) before it opened the graph`));
+      const onMessage = (reply: SearchThreadReply) => {
+        detach();
+        if (reply.kind === 'ready') resolve(new SearchThread(worker, onDeath, onReply));
+        else {
+          void worker.terminate();
+          reject(new Error(reply.kind === 'failed' ? `${name}: ${reply.message}` : `${name}: answered ${reply.kind} before ready`));
+        }
+      };
+      const detach = () => {
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+        worker.off('message', onMessage);
+      };
+      const stop = (error: Error) => {
+        detach();
+        void worker.terminate();
+        reject(error);
+      };
+      worker.on('error', onError);
+      worker.on('exit', onExit);
+      worker.on('message', onMessage);
+    });
+  }
+
+  /** The graph's candidates for `query` (a copy of it is sent), or undefined if this thread failed to answer. */
+  search(query: Float32Array, beam: number): Promise<BigUint64Array | undefined> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, { resolve });
+      this.worker.postMessage({ kind: 'search', id, query, beam } satisfies SearchThreadRequest);
+    });
+  }
+
+  private settle(reply: SearchThreadReply): void {
+    if (reply.kind !== 'found' && reply.kind !== 'search-failed') return;
+    const search = this.pending.get(reply.id);
+    if (search === undefined) return;
+    this.pending.delete(reply.id);
+    this.onReply(reply.kind === 'found');
+    search.resolve(reply.kind === 'found' ? reply.keys : undefined);
+  }
+
+  /** Every search in flight answered "no answer" (the caller searches itself). */
+  settleAll(): void {
+    for (const search of this.pending.values()) {
+      this.onReply(false);
+      search.resolve(undefined);
+    }
+    this.pending.clear();
+  }
+
+  /** Asks the thread to end; one still running after a second is stopped. */
+  async close(): Promise<void> {
+    this.dead = true;
+    this.settleAll();
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.postMessage({ kind: 'close' } satisfies SearchThreadRequest);
+    const timer = setTimeout(() => void this.worker.terminate(), 1000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  /** Stops the thread at once, as a crash would (for the specs). */
+  terminate(): Promise<number> {
+    return this.worker.terminate();
+  }
+}
+
+/**
+ * Graph searches on threads of their own, so that a search (the largest part of a retrieval's CPU at a large catalogue)
+ * does not hold the event loop: while one runs, the thread that asked decodes, fuses and answers other requests, and a
+ * process of several stages (the all-in-one mode) uses a second core. Each thread memory-maps the version's graph file
+ * (its pages are the page cache's, shared with every thread that maps it) and answers graph candidates only; the store
+ * re-scores them exactly on its own thread, so answers equal the store's own search. A search goes to the thread with
+ * the fewest in flight. A search a thread fails to answer (it failed, died or was closed under it) resolves to
+ * undefined and the caller searches itself; a thread that dies is started again, and a slot whose new thread cannot
+ * start is left empty.
+ */
+export class GraphSearchThreads {
+  private readonly counts = { searched: 0, failed: 0, restarts: 0 };
+  private closed = false;
+
+  private constructor(
+    private readonly spec: SearchThreadStart,
+    private readonly label: string,
+    private readonly threads: SearchThread[],
+  ) {}
+
+  /** `count` threads searching the graph of `spec`, each started and its graph opened; rejects if any cannot start. */
+  static async start(spec: SearchThreadStart, count: number, label: string): Promise<GraphSearchThreads> {
+    if (!Number.isInteger(count) || count <= 0) throw new RangeError(`${count} is not a positive number of search threads`);
+    const pool = new GraphSearchThreads(spec, label, []);
+    const started = await Promise.allSettled(Array.from({ length: count }, (_, k) => pool.startThread(k)));
+    const failure = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failure !== undefined) {
+      await pool.close();
+      throw failure.reason as Error;
+    }
+    return pool;
+  }
+
+  private async startThread(slot: number): Promise<void> {
+    const thread = await SearchThread.start(
+      this.spec,
+      `${this.label} search ${slot}`,
+      (dead) => this.replace(dead, slot),
+      (found) => (found ? this.counts.searched++ : this.counts.failed++),
+    );
+    if (this.closed) {
+      await thread.close();
+      return;
+    }
+    this.threads.push(thread);
+  }
+
+  /** A dead thread out of the pool, and a new one in its slot (none if it cannot start). */
+  private replace(dead: SearchThread, slot: number): void {
+    const at = this.threads.indexOf(dead);
+    if (at >= 0) this.threads.splice(at, 1);
+    if (this.closed) return;
+    this.counts.restarts++;
+    this.startThread(slot).catch(() => undefined);
+  }
+
+  /** The graph's candidates for `query` from the least busy thread, or undefined (none answered): search yourself. */
+  search(query: Float32Array, beam: number): Promise<BigUint64Array | undefined> {
+    let best: SearchThread | undefined;
+    for (const thread of this.threads) if (best === undefined || thread.pending.size < best.pending.size) best = thread;
+    if (best === undefined) {
+      this.counts.failed++;
+      return Promise.resolve(undefined);
+    }
+    return best.search(query, beam);
+  }
+
+  stats(): SearchThreadStats {
+    return { threads: this.threads.length, ...this.counts };
+  }
+
+  /** Stops one thread as a crash would (for the specs: what happens to its searches and to the pool). */
+  crashOne(): Promise<number> {
+    const thread = this.threads[0];
+    if (thread === undefined) throw new Error('no search thread is running');
+    return thread.terminate();
+  }
+
+  /** Ends every thread; searches in flight resolve to undefined. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.threads.splice(0).map((thread) => thread.close()));
+  }
+}

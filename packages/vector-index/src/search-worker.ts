@@ -1,0 +1,42 @@
+// A graph-search thread of an embedded index (graph-search-threads.ts): memory-maps the version's usearch graph and
+// answers searches for graph candidates (rows), which the store's own thread re-scores exactly.
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Index } from 'usearch';
+import { newUsearchIndex } from './usearch-index.js';
+import type { SearchThreadReply, SearchThreadRequest, SearchThreadStart } from './graph-search-threads.js';
+
+const port = parentPort!;
+const start = workerData as SearchThreadStart;
+
+let index: Index;
+try {
+  index = newUsearchIndex(start.dim, start.metric, start.hnsw, start.querySpace);
+  index.view(start.graphPath);
+  const graphDim = start.querySpace ? start.dim + 1 : start.dim;
+  if (index.size() !== start.count || index.dimensions() !== graphDim)
+    throw new Error(`holds ${index.size()} vectors of dim ${index.dimensions()}, expected ${start.count} of dim ${graphDim}`);
+  port.postMessage({ kind: 'ready' } satisfies SearchThreadReply);
+} catch (error) {
+  port.postMessage({ kind: 'failed', message: `${start.graphPath}: ${(error as Error).message}` } satisfies SearchThreadReply);
+  port.close();
+}
+
+port.on('message', (request: SearchThreadRequest) => {
+  if (request.kind === 'close') {
+    port.close();
+    return;
+  }
+  let reply: SearchThreadReply;
+  try {
+    const { keys } = index.search(request.query, request.beam, 1);
+    reply = { kind: 'found', id: request.id, keys };
+  } catch (error) {
+    reply = { kind: 'search-failed', id: request.id, message: (error as Error).message };
+  }
+  port.postMessage(reply, reply.kind === 'found' && wholeBuffer(reply.keys) ? [reply.keys.buffer as ArrayBuffer] : []);
+});
+
+/** Whether the keys fill their buffer alone (then it moves rather than being copied). */
+function wholeBuffer(keys: BigUint64Array): boolean {
+  return keys.byteOffset === 0 && keys.byteLength === keys.buffer.byteLength && keys.buffer instanceof ArrayBuffer;
+}
