@@ -54,14 +54,31 @@ const FUNNEL = { RETRIEVE_MAX: '1000', RANK_MAX: '200', ADAPTIVE_CANDIDATES: Str
  */
 const ADMISSION = { ADMISSION_ADAPTIVE: process.env.ADMISSION_ADAPTIVE === 'true' ? 'true' : 'false' };
 /**
- * Retrieval's graph searches on a worker thread in the all-in-one mode, whose one event loop runs every stage (a second
- * core for the search); on the event loop's thread in the split mode, where six processes already share the cores.
- * BENCH_SEARCH_WORKERS_<SPLIT|ALL_IN_ONE> override them.
+ * Settings of the all-in-one mode, whose one event loop runs every stage: retrieval's graph searches on a worker thread
+ * (a second core for the largest piece of work) and the pre-ranking and ranking sessions on the event loop (no hand-off
+ * to a thread per run; on 2026-12-05 at 1M items: one client's p50 7.2 against 8.0 ms, CPU 6.4 against 6.9 ms per
+ * request at c=32, RSS 2.0 against 2.4 GiB, the same requests/s at c=8 and c=32 within the runs' spread). The split
+ * mode runs the services' defaults (searches on the event loop, sessions on their own threads). A variable set in the
+ * environment wins over these.
  */
-const SEARCH_WORKERS: Record<PipelineMode, string> = {
-  split: process.env.BENCH_SEARCH_WORKERS_SPLIT ?? '0',
-  'all-in-one': process.env.BENCH_SEARCH_WORKERS_ALL_IN_ONE ?? '1',
+const MODE_ENV: Record<PipelineMode, Partial<Record<ServiceName, Record<string, string>>>> = {
+  split: {},
+  'all-in-one': {
+    retrieval: unlessSet({ INDEX_SEARCH_WORKERS: '1' }),
+    preranking: unlessSet({ PRERANKING_SESSION_THREAD: 'main' }),
+    ranking: unlessSet({ RANKING_SESSION_THREAD: 'main' }),
+  },
 };
+
+function unlessSet(settings: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(settings).filter(([name]) => process.env[name] === undefined));
+}
+
+/** A mode's settings as the results name them. */
+function modeSettings(mode: PipelineMode): string {
+  const settings = Object.values(MODE_ENV[mode]).flatMap((env) => Object.entries(env ?? {}).map(([k, v]) => `${k}=${v}`));
+  return settings.length === 0 ? 'the defaults' : settings.join(', ');
+}
 const SERVICES: readonly ServiceName[] = ['features', 'retrieval', 'preranking', 'ranking', 'reranking', 'gateway'];
 const WRK_SCRIPT = join(repoRoot, 'test', 'bench', 'wrk', 'recommend.lua');
 const GRPC_LOAD = join(__dirname, 'grpc-load.js');
@@ -272,8 +289,8 @@ function markdown(
     '# bench:pipeline',
     '',
     `Run ${facts.date} with \`pnpm bench:pipeline\`: ${facts.items} items, ${facts.users} users, funnel retrieve ` +
-      `${FUNNEL.RETRIEVE_MAX} / rank ${FUNNEL.RANK_MAX} / return ${K} (adaptive counts ${ADAPTIVE ? 'on' : 'off'}; admission ${ADMISSION.ADMISSION_ADAPTIVE === 'true' ? 'adaptive' : 'static 32 in flight'}; retrieval's search ` +
-      `workers: split ${SEARCH_WORKERS.split}, all-in-one ${SEARCH_WORKERS['all-in-one']}); ${DURATION_S} s per level; Node ${facts.node}; ` +
+      `${FUNNEL.RETRIEVE_MAX} / rank ${FUNNEL.RANK_MAX} / return ${K} (adaptive counts ${ADAPTIVE ? 'on' : 'off'}; admission ${ADMISSION.ADMISSION_ADAPTIVE === 'true' ? 'adaptive' : 'static 32 in flight'}); split mode with ` +
+      `${modeSettings('split')}, all-in-one with ${modeSettings('all-in-one')}; ${DURATION_S} s per level; Node ${facts.node}; ` +
       `${facts.cores} cores (${facts.cpu}), ${facts.memory_gib} GiB; load average before the run ${facts.load_before}. ` +
       'The load generators (wrk for REST, grpc-load.js for gRPC) run on the same cores as the pipeline. The machine is ' +
       'shared: the figures are noisy, compare them only within one run.',
@@ -342,10 +359,7 @@ async function main(): Promise<void> {
         loadFeatures: index === 0,
         metrics: true,
         ports: { features: 0, retrieval: 0, preranking: 0, ranking: 0, reranking: 0, gateway: 0, http: 0 },
-        env: {
-          gateway: { AUTH_DISABLED: 'true', RATE_LIMIT_PER_SECOND: '0', ...FUNNEL, ...ADMISSION },
-          retrieval: { INDEX_SEARCH_WORKERS: SEARCH_WORKERS[mode] },
-        },
+        env: { ...MODE_ENV[mode], gateway: { AUTH_DISABLED: 'true', RATE_LIMIT_PER_SECOND: '0', ...FUNNEL, ...ADMISSION } },
         // Service warnings (answers with fallbacks under load) stay in the services' log files; the count is shown.
         log: (line) => (/^\[[\w-]+\] WARN /.test(line) ? warnings++ : console.log(line)),
       });
@@ -447,8 +461,8 @@ async function main(): Promise<void> {
     cores: facts.cores,
     load_average_before: loadBefore,
     node_version: process.versions.node,
-    search_workers_split: Number(SEARCH_WORKERS.split),
-    search_workers_all_in_one: Number(SEARCH_WORKERS['all-in-one']),
+    settings_split: modeSettings('split'),
+    settings_all_in_one: modeSettings('all-in-one'),
     ...perProcess,
   };
   console.log(JSON.stringify(result));

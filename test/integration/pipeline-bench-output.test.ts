@@ -36,7 +36,12 @@ describe('bench:pipeline', () => {
       });
       const line = result.stdout.trim().split('\n').at(-1)!;
       const figures = JSON.parse(line) as Record<string, unknown>;
-      expect(figures).toMatchObject({ items: 200, node_version: process.versions.node });
+      expect(figures).toMatchObject({
+        items: 200,
+        node_version: process.versions.node,
+        settings_split: 'the defaults',
+        settings_all_in_one: 'INDEX_SEARCH_WORKERS=1, PRERANKING_SESSION_THREAD=main, RANKING_SESSION_THREAD=main',
+      });
       const bad: string[] = [];
       const positive = (key: string, value: unknown) => {
         if (!(typeof value === 'number' && Number.isFinite(value) && value > 0)) bad.push(key);
