@@ -56,8 +56,7 @@ const ADMISSION = { ADMISSION_ADAPTIVE: process.env.ADMISSION_ADAPTIVE === 'true
 /**
  * Settings of the all-in-one mode, whose one event loop runs every stage: retrieval's graph searches on a worker thread
  * (a second core for the largest piece of work) and the pre-ranking and ranking sessions on the event loop (no hand-off
- * to a thread per run; on 2026-12-05 at 1M items: one client's p50 7.2 against 8.0 ms, CPU 6.4 against 6.9 ms per
- * request at c=32, RSS 2.0 against 2.4 GiB, the same requests/s at c=8 and c=32 within the runs' spread). The split
+ * to a thread per run; README's all-in-one section has the figures against the defaults). The split
  * mode runs the services' defaults (searches on the event loop, sessions on their own threads). A variable set in the
  * environment wins over these.
  */
