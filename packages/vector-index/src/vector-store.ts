@@ -1,3 +1,4 @@
+import type { SearchThreadStats } from './graph-search-threads.js';
 /** How closeness is measured; every backend reports scores where higher is closer. */
 export type Metric = 'ip' | 'cos' | 'l2';
 
@@ -59,6 +60,8 @@ export interface VectorStore {
   similar?(id: string, k: number, options?: SearchOptions): Promise<Neighbour[]>;
   /** How `similar` used its cache since the store opened (hits, misses) and how many items it keeps; with `similar`. */
   neighbourCacheStats?(): { hits: number; misses: number; items: number };
+  /** What the store's search worker threads did since it opened; undefined without them (and absent on Qdrant). */
+  searchWorkerStats?(): SearchThreadStats | undefined;
   /**
    * A score no item of this version can beat for `vector` (ip: |vector| · the largest item norm), for callers that can
    * skip a search whose results could not make their cut. Absent where the store does not know one (Qdrant).

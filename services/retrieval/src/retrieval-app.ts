@@ -79,6 +79,7 @@ export async function startRetrievalService(
     logger.warn({ err: error, version: index.info.version }, 'closing a retired index version failed'),
   );
   metrics.watchNeighbourCache(() => holder.current.store);
+  metrics.watchSearchWorkers(() => holder.current.store);
   const featureClient = createServiceClient(features.FeatureService, config.featuresAddress, {
     defaultTimeoutMs: config.featuresTimeoutMs,
   });

@@ -5,7 +5,7 @@ import { ServiceMetrics } from '@recsys/service-kit';
 import { buildHnswIndex, clusteredUnitVectors, openHnswIndex, type HnswStore, type VectorStore } from '@recsys/vector-index';
 import { RetrievalMetrics } from './retrieval-metrics.js';
 
-describe("the serving index's item-to-item neighbour cache in the metrics", () => {
+describe("the serving index's item-to-item neighbour cache and search threads in the metrics", () => {
   const DIM = 8;
   const COUNT = 5000;
   let root: string;
@@ -43,5 +43,35 @@ describe("the serving index's item-to-item neighbour cache in the metrics", () =
       expect(text).toMatch(/^retrieval_item_to_item_cache_items\{service="retrieval"\} 0$/m);
       expect(text).toMatch(/^retrieval_item_to_item_cache_hit_ratio\{service="retrieval"\} 0$/m);
     }
+  });
+
+  it("shows the serving store's search threads, the searches none answered and the threads started again", async () => {
+    const threaded = await openHnswIndex(join(root, '1'), { exactScanMaxRows: 0, searchWorkers: 1 });
+    const text = async (serving: () => VectorStore) => {
+      const metrics = new ServiceMetrics('retrieval');
+      new RetrievalMetrics(metrics).watchSearchWorkers(serving);
+      return metrics.registry.metrics();
+    };
+    try {
+      const query = clusteredUnitVectors({ count: 1, dim: DIM, clusters: 1, spread: 0.3, seed: 3 });
+      await threaded.search(query, 20);
+      let scraped = await text(() => threaded);
+      expect(scraped).toMatch(/^retrieval_search_worker_threads\{service="retrieval"\} 1$/m);
+      expect(scraped).toMatch(/^retrieval_search_worker_fallbacks\{service="retrieval"\} 0$/m);
+      await threaded.crashSearchWorker();
+      // Until the new thread has opened the graph, searches run on the event loop.
+      await threaded.search(query, 20);
+      scraped = await text(() => threaded);
+      expect(scraped).toMatch(/^retrieval_search_worker_restarts\{service="retrieval"\} 1$/m);
+      expect(scraped).toMatch(/^retrieval_search_worker_fallbacks\{service="retrieval"\} [1-9]\d*$/m);
+    } finally {
+      await threaded.close();
+    }
+    // Without threads (the default, and Qdrant): zeros.
+    const plain = await openHnswIndex(join(root, '1'));
+    const scraped = await text(() => plain);
+    await plain.close();
+    for (const name of ['threads', 'fallbacks', 'restarts'])
+      expect(scraped).toMatch(new RegExp(`^retrieval_search_worker_${name}\\{service="retrieval"\\} 0$`, 'm'));
   });
 });

@@ -73,4 +73,30 @@ export class RetrievalMetrics {
       },
     );
   }
+
+  /**
+   * The serving store's graph-search threads (INDEX_SEARCH_WORKERS; 0 everywhere without them):
+   * `retrieval_search_worker_threads` answering now, and since that index version opened the searches no thread
+   * answered (`retrieval_search_worker_fallbacks`, searched on the event loop instead) and the threads started again
+   * after one died (`retrieval_search_worker_restarts`).
+   */
+  watchSearchWorkers(store: () => VectorStore): void {
+    const { metrics } = this;
+    const stats = () => store().searchWorkerStats?.() ?? { threads: 0, searched: 0, failed: 0, restarts: 0 };
+    metrics.sampledGauge(
+      'retrieval_search_worker_threads',
+      'Graph-search threads of the serving embedded index answering now',
+      () => stats().threads,
+    );
+    metrics.sampledGauge(
+      'retrieval_search_worker_fallbacks',
+      'Graph searches no search thread answered since the serving index version opened (searched on the event loop)',
+      () => stats().failed,
+    );
+    metrics.sampledGauge(
+      'retrieval_search_worker_restarts',
+      'Search threads of the serving index version started again after one died',
+      () => stats().restarts,
+    );
+  }
 }
