@@ -32,9 +32,9 @@ Every command takes --help where it has flags.
 USAGE
 }
 # The V8 flags every server starts with (the young generation pinned, the old one's growth factor fixed): service-kit's
-# SERVING_NODE_FLAGS, their one home.
+# SERVING_NODE_FLAGS, and ALL_IN_ONE_NODE_FLAGS for the all-in-one process (a larger young generation), their one home.
 # (Read without the operator's NODE_OPTIONS: a --cpu-prof or --require there is meant for the server, not this lookup.)
-serving_flags() { NODE_OPTIONS= node -p "require('$app/packages/service-kit/dist/node-flags.js').SERVING_NODE_FLAGS.join(' ')"; }
+serving_flags() { NODE_OPTIONS= node -p "require('$app/packages/service-kit/dist/node-flags.js').${1:-SERVING_NODE_FLAGS}.join(' ')"; }
 [ $# -gt 0 ] || { usage >&2; exit 2; }
 command=$1
 shift
@@ -52,7 +52,7 @@ case "$command" in
   up) exec node "$app/packages/pipeline/dist/cli.js" "$@" ;;
   evaluate-pipeline) exec node "$app/packages/pipeline/dist/evaluate-cli.js" "$@" ;;
   all-in-one)
-    flags=$(serving_flags)
+    flags=$(serving_flags ALL_IN_ONE_NODE_FLAGS)
     # shellcheck disable=SC2086 # the flags are words
     exec node $flags "$app/packages/all-in-one/dist/main.js" "$@" ;;
   help | --help | -h) usage ;;

@@ -4,13 +4,13 @@
 // would call them. The fault tests freeze or stop a stage's process in split mode; in all-in-one mode, where the stages
 // share a process, the feature store's Redis goes away instead.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Metadata, status } from '@grpc/grpc-js';
 import { common, features, gateway } from '@recsys/contracts';
 import { startPipeline, type PipelineMode, type RunningPipeline, type ServiceName } from '@recsys/pipeline';
-import { createServiceClient, type ServiceClient } from '@recsys/service-kit';
+import { ALL_IN_ONE_NODE_FLAGS, createServiceClient, type ServiceClient } from '@recsys/service-kit';
 import { RedisServer, trainedModels } from '@recsys/testing';
 import { USER_HISTORY } from '@recsys/data';
 import { loadModelVersion } from '@recsys/serving';
@@ -493,6 +493,9 @@ describe.each(MODES)('the pipeline end to end (%s)', (mode) => {
       for (const name of ['features', 'retrieval', 'preranking', 'ranking', 'reranking'] as const) expect(pipeline.pid(name)).toBe(pid);
       expect(pipeline.addresses).toMatchObject({ retrieval: 'inproc://retrieval', ranking: 'inproc://ranking' });
       await expect(pipeline.stop('ranking')).rejects.toThrow('all-in-one mode');
+      // With the all-in-one process's V8 flags (a larger young generation than one service's).
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      expect(argv.slice(1, 1 + ALL_IN_ONE_NODE_FLAGS.length)).toEqual([...ALL_IN_ONE_NODE_FLAGS]);
     });
 
     it('degrades instead of failing while the feature store is gone, and recovers when it is back', async () => {

@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { features } from '@recsys/contracts';
 import { type SyntheticOptions, fingerprint } from '@recsys/data';
-import { checkHealth, createServiceClient } from '@recsys/service-kit';
+import { ALL_IN_ONE_NODE_FLAGS, checkHealth, createServiceClient } from '@recsys/service-kit';
 import { loadModelVersion } from '@recsys/serving';
 import { loadFeatures } from '@recsys/offline';
 import {
@@ -296,6 +296,7 @@ export class Pipeline implements RunningPipeline {
       service = new ServiceProcess({
         name: unit,
         script: builtScript(unit === 'all-in-one' ? ALL_IN_ONE_ENTRY : SERVICE_ENTRIES[name]),
+        ...(unit === 'all-in-one' ? { nodeFlags: ALL_IN_ONE_NODE_FLAGS } : {}),
         env: this.envOf(name),
         logFile: join(this.logDir, `${unit}.log`),
         log: this.log,

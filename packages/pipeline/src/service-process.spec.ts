@@ -1,8 +1,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SERVING_NODE_FLAGS } from '@recsys/service-kit';
-import { type ExitResult, ServiceProcess, noteworthyLine } from './service-process.js';
+import { ALL_IN_ONE_NODE_FLAGS, SERVING_NODE_FLAGS } from '@recsys/service-kit';
+import { type ExitResult, ServiceProcess, type ServiceProcessOptions, noteworthyLine } from './service-process.js';
 
 describe('noteworthyLine', () => {
   it('shows warnings, errors and plain lines, and hides routine JSON logs', () => {
@@ -26,7 +26,7 @@ describe('ServiceProcess', () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  function serviceFor(name: string, source: string) {
+  function serviceFor(name: string, source: string, options: Pick<ServiceProcessOptions, 'nodeFlags'> = {}) {
     const script = join(dir, `${name}.js`);
     writeFileSync(script, source);
     const shown: string[] = [];
@@ -38,6 +38,7 @@ describe('ServiceProcess', () => {
       logFile: join(dir, `${name}.log`),
       log: (line) => shown.push(line),
       onUnexpectedExit: (_, result) => unexpected.push(result),
+      ...options,
     });
     return { service, shown, unexpected };
   }
@@ -87,6 +88,15 @@ describe('ServiceProcess', () => {
     // V8's own sizing would start the new space at 1 MiB and let it grow to 128 MiB.
     expect(line.newSpaceMiB).toBe(16);
     await service.closeLog();
+
+    // Flags of its own where given (the all-in-one process's).
+    const { service: aio } = serviceFor('flags-all-in-one', `console.log(JSON.stringify({ level: 'info', execArgv: process.execArgv }));`, {
+      nodeFlags: ALL_IN_ONE_NODE_FLAGS,
+    });
+    aio.start();
+    await aio.exited;
+    expect((JSON.parse(aio.output().trim().split('\n')[0]!) as { execArgv: string[] }).execArgv).toEqual([...ALL_IN_ONE_NODE_FLAGS]);
+    await aio.closeLog();
   });
 
   it('kills a process that ignores SIGTERM once the timeout passes', async () => {

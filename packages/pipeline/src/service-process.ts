@@ -17,6 +17,8 @@ export interface ServiceProcessOptions {
   log: (line: string) => void;
   /** Called when the process ends without stop() having asked it to. */
   onUnexpectedExit: (service: ServiceProcess, result: ExitResult) => void;
+  /** V8 flags before the script (default service-kit's SERVING_NODE_FLAGS; the all-in-one process: ALL_IN_ONE_NODE_FLAGS). */
+  nodeFlags?: readonly string[];
 }
 
 /** In-memory output kept per process; older output stays in the log file. */
@@ -84,7 +86,7 @@ export class ServiceProcess {
     this.stopping = false;
     this.file ??= createWriteStream(this.options.logFile, { flags: 'a' });
     // The serving V8 flags (service-kit's SERVING_NODE_FLAGS: the young generation pinned) before the script.
-    const child = spawn(process.execPath, [...SERVING_NODE_FLAGS, this.options.script], {
+    const child = spawn(process.execPath, [...(this.options.nodeFlags ?? SERVING_NODE_FLAGS), this.options.script], {
       env: this.options.env,
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,

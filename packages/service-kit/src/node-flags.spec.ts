@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { SERVING_NODE_FLAGS } from './node-flags.js';
+import { ALL_IN_ONE_NODE_FLAGS, SERVING_NODE_FLAGS } from './node-flags.js';
 
 /**
  * The smallest and largest size of V8's new space in a fresh node process started with these flags, over an allocation
@@ -60,6 +60,11 @@ describe('the serving processes V8 flags', () => {
     const own = newSpaceRange([]);
     expect(own.min).toBeLessThan(16);
     expect(own.max).toBeGreaterThan(32);
+  });
+
+  it("pin the all-in-one process's young generation at 64 to 128 MiB, with the same old-generation factor", () => {
+    expect(newSpaceRange(ALL_IN_ONE_NODE_FLAGS)).toEqual({ min: 64, max: 128 });
+    expect(ALL_IN_ONE_NODE_FLAGS).toContain('--heap-growing-percent=50');
   });
 
   it('keep the old generation within 1.5 times what it held before it collects', () => {
