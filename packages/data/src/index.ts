@@ -17,3 +17,4 @@ export * from './table.js';
 export * from './touch.js';
 export * from './types.js';
 export * from './user-history.js';
+export * from './worker-start.js';

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type * as ort from 'onnxruntime-node';
 import type { InputDescription, Tensor } from '@recsys/model-format';
@@ -12,6 +12,7 @@ import {
   type ProviderFailure,
   runOrtSession,
 } from './ort-session-create.js';
+import { startWorker } from '@recsys/data';
 import { errorMessage } from './error-message.js';
 import type { WorkerReply, WorkerRequest, WorkerStart } from './session-worker-protocol.js';
 
@@ -152,42 +153,26 @@ class WorkerBackend implements SessionBackend {
     });
   }
 
-  static start(
+  static async start(
     bytes: Uint8Array,
     settings: OrtSessionSettings,
     label: string,
   ): Promise<{ backend: WorkerBackend; failures: ProviderFailure[] }> {
     const start: WorkerStart = { bytes, settings, label };
-    const worker = new Worker(sessionWorkerScript(), { workerData: start, name: `onnxruntime ${label}` });
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error) => stop(new Error(`${label}: the session worker failed to start: ${error.message}`));
-      const onExit = (code: number) => stop(new Error(`${label}: the session worker exited (code ${code}) before its session was made`));
-      const onMessage = (reply: WorkerReply) => {
-        if (reply.kind === 'ready') {
-          detach();
-          resolve({
-            backend: new WorkerBackend(worker, label, reply.provider, reply.inputNames, reply.outputNames),
-            failures: reply.failures,
-          });
-        } else {
-          stop(new Error(reply.kind === 'failed' ? reply.message : `${label}: the session worker answered ${reply.kind} before ready`));
-        }
-      };
-      // Only these listeners are taken off: the worker's own (e.g. what refs its port) stay.
-      const detach = () => {
-        worker.off('error', onError);
-        worker.off('exit', onExit);
-        worker.off('message', onMessage);
-      };
-      const stop = (error: Error) => {
-        detach();
-        void worker.terminate();
-        reject(error);
-      };
-      worker.on('error', onError);
-      worker.on('exit', onExit);
-      worker.on('message', onMessage);
-    });
+    const { worker, value: ready } = await startWorker(
+      sessionWorkerScript(),
+      { workerData: start, name: `onnxruntime ${label}` },
+      {
+        name: `${label}: the session worker`,
+        before: 'its session was made',
+        ready: (reply) => {
+          const r = reply as WorkerReply;
+          if (r.kind === 'ready') return r;
+          return new Error(r.kind === 'failed' ? r.message : `${label}: the session worker answered ${r.kind} before ready`);
+        },
+      },
+    );
+    return { backend: new WorkerBackend(worker, label, ready.provider, ready.inputNames, ready.outputNames), failures: ready.failures };
   }
 
   run(feeds: Record<string, Tensor>, give: boolean): Promise<Record<string, Float32Array>> {
