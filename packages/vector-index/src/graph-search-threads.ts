@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '@recsys/data';
 import type { HnswParams } from './index-files.js';
 import type { Metric } from './vector-store.js';
 
@@ -15,7 +16,7 @@ export interface SearchThreadStart {
   count: number;
 }
 
-export type SearchThreadRequest = { kind: 'search'; id: number; query: Float32Array; beam: number } | { kind: 'close' };
+export type SearchThreadRequest = { kind: 'search'; id: number; query: Float32Array; beam: number } | { kind: 'close' } | { kind: 'crash' };
 
 export type SearchThreadReply =
   | { kind: 'ready' }
@@ -27,6 +28,8 @@ export type SearchThreadReply =
 export interface SearchThreadStats {
   /** Threads answering now. */
   threads: number;
+  /** Threads starting in place of dead ones. */
+  starting: number;
   /** Searches a thread answered. */
   searched: number;
   /** Searches no thread answered (a thread failed or died under them, or none was left): the caller searched itself. */
@@ -67,38 +70,26 @@ class SearchThread {
   }
 
   /** A started thread, once it has opened the graph; rejects with why it could not. */
-  static start(
+  static async start(
     spec: SearchThreadStart,
     name: string,
     onDeath: (thread: SearchThread) => void,
     onReply: (found: boolean) => void,
   ): Promise<SearchThread> {
-    const worker = new Worker(searchWorkerScript(), { workerData: spec, name });
-    return new Promise((resolve, reject) => {
-      const onError = (error: Error) => stop(new Error(`${name}: the thread failed to start: ${error.message}`));
-      const onExit = (code: number) => stop(new Error(`${name}: the thread exited (code ${code}) before it opened the graph`));
-      const onMessage = (reply: SearchThreadReply) => {
-        detach();
-        if (reply.kind === 'ready') resolve(new SearchThread(worker, onDeath, onReply));
-        else {
-          void worker.terminate();
-          reject(new Error(reply.kind === 'failed' ? `${name}: ${reply.message}` : `${name}: answered ${reply.kind} before ready`));
-        }
-      };
-      const detach = () => {
-        worker.off('error', onError);
-        worker.off('exit', onExit);
-        worker.off('message', onMessage);
-      };
-      const stop = (error: Error) => {
-        detach();
-        void worker.terminate();
-        reject(error);
-      };
-      worker.on('error', onError);
-      worker.on('exit', onExit);
-      worker.on('message', onMessage);
-    });
+    const { worker } = await startWorker(
+      searchWorkerScript(),
+      { workerData: spec, name },
+      {
+        name: `${name}: the search thread`,
+        before: 'it opened the graph',
+        ready: (reply) => {
+          const r = reply as SearchThreadReply;
+          if (r.kind === 'ready') return r;
+          return new Error(r.kind === 'failed' ? `${name}: ${r.message}` : `${name}: the search thread answered ${r.kind} before ready`);
+        },
+      },
+    );
+    return new SearchThread(worker, onDeath, onReply);
   }
 
   /** The graph's candidates for `query` (a copy of it is sent), or undefined if this thread failed to answer. */
@@ -128,20 +119,24 @@ class SearchThread {
     this.pending.clear();
   }
 
-  /** Asks the thread to end; one still running after a second is stopped. */
+  /**
+   * Asks the thread to end: it does once the search it is running is done. Never worker.terminate(): one that lands
+   * inside a usearch call aborts the whole process (the binding throws a C++ exception nothing catches). A search takes
+   * milliseconds.
+   */
   async close(): Promise<void> {
     this.dead = true;
     this.settleAll();
     const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.postMessage({ kind: 'close' } satisfies SearchThreadRequest);
-    const timer = setTimeout(() => void this.worker.terminate(), 1000);
     await exited;
-    clearTimeout(timer);
   }
 
-  /** Stops the thread at once, as a crash would (for the specs). */
-  terminate(): Promise<number> {
-    return this.worker.terminate();
+  /** Makes the thread end between searches, as a crash would (for the specs); resolves once it has. */
+  crash(): Promise<void> {
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.postMessage({ kind: 'crash' } satisfies SearchThreadRequest);
+    return exited;
   }
 }
 
@@ -158,6 +153,8 @@ class SearchThread {
 export class GraphSearchThreads {
   private readonly counts = { searched: 0, failed: 0, restarts: 0 };
   private closed = false;
+  /** Threads starting in place of dead ones. */
+  private readonly starting = new Set<Promise<void>>();
 
   private constructor(
     private readonly spec: SearchThreadStart,
@@ -198,7 +195,9 @@ export class GraphSearchThreads {
     if (at >= 0) this.threads.splice(at, 1);
     if (this.closed) return;
     this.counts.restarts++;
-    this.startThread(slot).catch(() => undefined);
+    const starting = this.startThread(slot).catch(() => undefined);
+    this.starting.add(starting);
+    void starting.finally(() => this.starting.delete(starting));
   }
 
   /** The graph's candidates for `query` from the least busy thread, or undefined (none answered): search yourself. */
@@ -213,20 +212,22 @@ export class GraphSearchThreads {
   }
 
   stats(): SearchThreadStats {
-    return { threads: this.threads.length, ...this.counts };
+    return { threads: this.threads.length, starting: this.starting.size, ...this.counts };
   }
 
-  /** Stops one thread as a crash would (for the specs: what happens to its searches and to the pool). */
-  crashOne(): Promise<number> {
+  /** Ends one thread as a crash would (for the specs: what happens to its searches and to the pool). */
+  crashOne(): Promise<void> {
     const thread = this.threads[0];
     if (thread === undefined) throw new Error('no search thread is running');
-    return thread.terminate();
+    return thread.crash();
   }
 
-  /** Ends every thread; searches in flight resolve to undefined. */
+  /** Ends every thread, those still starting included; searches in flight resolve to undefined. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all(this.threads.splice(0).map((thread) => thread.close()));
+    // A thread still starting (one that replaces a dead one) ends as soon as it is up: waited for too, so that no
+    // thread outlives the pool's close.
+    await Promise.all([...this.threads.splice(0).map((thread) => thread.close()), ...this.starting]);
   }
 }

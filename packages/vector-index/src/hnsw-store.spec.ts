@@ -577,7 +577,7 @@ describe('embedded HNSW store', () => {
         const want = await Promise.all(Array.from({ length: 20 }, (_, q) => answers(graph, q)));
         expect(got).toEqual(want);
         // Every graph search went to a thread (3 of the 5 kinds; the exact scans stay on the store's thread).
-        expect(threaded.searchWorkerStats()).toEqual({ threads: 2, searched: 20 * GRAPH_SEARCHES, failed: 0, restarts: 0 });
+        expect(threaded.searchWorkerStats()).toEqual({ threads: 2, starting: 0, searched: 20 * GRAPH_SEARCHES, failed: 0, restarts: 0 });
       } finally {
         await threaded.close();
       }
@@ -604,25 +604,38 @@ describe('embedded HNSW store', () => {
     it('answer the searches of a thread that dies here, and start it again', async () => {
       const threaded = await openHnswIndex(dir, { exactScanMaxRows: 0, searchWorkers: 1 });
       try {
-        // Searches in flight when the thread dies: each answered by the thread or, failing that, here; the same either way.
+        // Searches sent after the thread's crash began: it never answers them; each is answered here, the same.
+        const crashing = threaded.crashSearchWorker();
         const inFlight = answers(threaded, 3);
-        await threaded.crashSearchWorker();
+        await crashing;
         expect(await inFlight).toEqual(await answers(graph, 3));
         const crashed = threaded.searchWorkerStats()!;
-        expect(crashed).toMatchObject({ threads: 0, restarts: 1 });
-        expect(crashed.searched + crashed.failed).toBe(GRAPH_SEARCHES);
+        expect(crashed).toEqual({ threads: 0, starting: 1, searched: 0, failed: GRAPH_SEARCHES, restarts: 1 });
         // No thread while the new one opens the graph: searched here.
         expect(await answers(threaded, 4)).toEqual(await answers(graph, 4));
         expect(threaded.searchWorkerStats()).toMatchObject({ searched: crashed.searched, failed: crashed.failed + GRAPH_SEARCHES });
         // The new thread takes the searches again.
         for (let tries = 0; threaded.searchWorkerStats()!.threads < 1 && tries < 400; tries++) await new Promise((r) => setTimeout(r, 25));
         expect(await answers(threaded, 5)).toEqual(await answers(graph, 5));
-        expect(threaded.searchWorkerStats()).toMatchObject({ threads: 1, searched: crashed.searched + GRAPH_SEARCHES, restarts: 1 });
+        expect(threaded.searchWorkerStats()).toMatchObject({
+          threads: 1,
+          starting: 0,
+          searched: crashed.searched + GRAPH_SEARCHES,
+          restarts: 1,
+        });
       } finally {
         await threaded.close();
       }
       expect(threaded.searchWorkerStats()).toMatchObject({ threads: 0 });
       await expect(threaded.search(query(0), 5)).rejects.toBeInstanceOf(StoreClosedError);
+    });
+
+    it('end a thread still starting in place of a dead one when the store closes', async () => {
+      const threaded = await openHnswIndex(dir, { exactScanMaxRows: 0, searchWorkers: 1 });
+      await threaded.crashSearchWorker();
+      expect(threaded.searchWorkerStats()).toMatchObject({ threads: 0, starting: 1 });
+      await threaded.close();
+      expect(threaded.searchWorkerStats()).toMatchObject({ threads: 0, starting: 0 });
     });
 
     it('refuses a count that is not a whole number >= 0, naming it', async () => {

@@ -454,8 +454,8 @@ export class HnswStore implements VectorStore {
     return this.settings.workers?.stats();
   }
 
-  /** Stops one search worker as a crash would (for the specs). */
-  crashSearchWorker(): Promise<number> {
+  /** Ends one search worker as a crash would (for the specs). */
+  crashSearchWorker(): Promise<void> {
     if (this.settings.workers === undefined) throw new Error('this store has no search workers');
     return this.settings.workers.crashOne();
   }
