@@ -38,6 +38,9 @@ describe('gateway with stages down: fallbacks, never a failed request', () => {
       PRERANKING_ADDRESS: `127.0.0.1:${await freePort()}`,
       RANKING_ADDRESS: `127.0.0.1:${await freePort()}`,
       FEATURES_TIMEOUT_MS: '2000',
+      // A first refresh of the popular fallback that fails on a loaded machine is tried again within the wait of
+      // refreshed(), not 10 s later (the default).
+      POPULAR_REFRESH_MS: '500',
       BUDGET_DEFAULT_MS: '3000',
       BUDGET_MAX_MS: '5000',
       ...extra,
