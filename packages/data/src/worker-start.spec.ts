@@ -1,4 +1,7 @@
-import { startWorker } from './worker-start.js';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { builtWorkerScript, startWorker } from './worker-start.js';
 
 /** A worker from source text, told how to be ready: a first message with kind 'ready' carries its value. */
 function start(source: string) {
@@ -43,5 +46,19 @@ describe('startWorker', () => {
   it('rejects naming the worker when it exits or fails before its first message', async () => {
     await expect(start('process.exit(3);')).rejects.toThrow('test: the worker exited (code 3) before it was ready');
     await expect(start("throw new Error('broken at start');")).rejects.toThrow('test: the worker failed to start: broken at start');
+  });
+});
+
+describe('builtWorkerScript', () => {
+  it("is the script beside the module once built, else the package's built one (a module run from src/)", () => {
+    const root = mkdtempSync(join(tmpdir(), 'worker-script-'));
+    try {
+      for (const dir of ['src', 'dist']) mkdirSync(join(root, dir));
+      writeFileSync(join(root, 'dist', 'w.js'), '');
+      expect(builtWorkerScript(join(root, 'dist'), 'w.js')).toBe(join(root, 'dist', 'w.js'));
+      expect(builtWorkerScript(join(root, 'src'), 'w.js')).toBe(join(root, 'dist', 'w.js'));
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

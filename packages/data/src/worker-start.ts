@@ -1,4 +1,15 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
+
+/**
+ * A worker's script `file` for a module in `moduleDir` (its __dirname): beside the module once built; from the sources
+ * (jest runs src/), the built one in the package's dist/.
+ */
+export function builtWorkerScript(moduleDir: string, file: string): string {
+  const beside = join(moduleDir, file);
+  return existsSync(beside) ? beside : join(moduleDir, '..', 'dist', file);
+}
 
 /** How a worker thread says it is ready, and what errors call it. */
 export interface WorkerReadiness<T> {

@@ -1,5 +1,3 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type * as ort from 'onnxruntime-node';
@@ -12,7 +10,7 @@ import {
   type ProviderFailure,
   runOrtSession,
 } from './ort-session-create.js';
-import { startWorker } from '@recsys/data';
+import { builtWorkerScript, startWorker } from '@recsys/data';
 import { errorMessage } from './error-message.js';
 import type { WorkerReply, WorkerRequest, WorkerStart } from './session-worker-protocol.js';
 
@@ -115,12 +113,6 @@ class MainThreadBackend implements SessionBackend {
   }
 }
 
-/** The worker's script: beside this module once built; from the sources (jest), the built one. */
-function sessionWorkerScript(): string {
-  const beside = join(__dirname, 'session-worker.js');
-  return existsSync(beside) ? beside : join(__dirname, '..', 'dist', 'session-worker.js');
-}
-
 interface PendingRun {
   resolve(outputs: Record<string, Float32Array>): void;
   reject(error: Error): void;
@@ -160,7 +152,7 @@ class WorkerBackend implements SessionBackend {
   ): Promise<{ backend: WorkerBackend; failures: ProviderFailure[] }> {
     const start: WorkerStart = { bytes, settings, label };
     const { worker, value: ready } = await startWorker(
-      sessionWorkerScript(),
+      builtWorkerScript(__dirname, 'session-worker.js'),
       { workerData: start, name: `onnxruntime ${label}` },
       {
         name: `${label}: the session worker`,

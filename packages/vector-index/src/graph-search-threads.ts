@@ -1,7 +1,5 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import { startWorker } from '@recsys/data';
+import { builtWorkerScript, startWorker } from '@recsys/data';
 import type { HnswParams } from './index-files.js';
 import type { Metric } from './vector-store.js';
 
@@ -38,11 +36,6 @@ export interface SearchThreadStats {
   restarts: number;
 }
 
-function searchWorkerScript(): string {
-  const beside = join(__dirname, 'search-worker.js');
-  return existsSync(beside) ? beside : join(__dirname, '..', 'dist', 'search-worker.js');
-}
-
 interface PendingSearch {
   resolve(keys: BigUint64Array | undefined): void;
 }
@@ -77,7 +70,7 @@ class SearchThread {
     onReply: (found: boolean) => void,
   ): Promise<SearchThread> {
     const { worker } = await startWorker(
-      searchWorkerScript(),
+      builtWorkerScript(__dirname, 'search-worker.js'),
       { workerData: spec, name },
       {
         name: `${name}: the search thread`,
