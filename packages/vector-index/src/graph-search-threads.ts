@@ -44,7 +44,7 @@ interface PendingSearch {
 class SearchThread {
   readonly pending = new Map<number, PendingSearch>();
   private nextId = 0;
-  dead = false;
+  private dead = false;
 
   private constructor(
     private readonly worker: Worker,

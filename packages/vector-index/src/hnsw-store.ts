@@ -434,12 +434,11 @@ export class HnswStore implements VectorStore {
   async search(vector: Float32Array, k: number, options: SearchOptions = {}): Promise<Neighbour[]> {
     const { workers } = this.settings;
     if (workers === undefined) return this.searchNow(vector, k, options);
-    this.openIndex();
+    const opened = this.openIndex();
     this.checkQuery(vector, 'vector');
     const plan = this.plan(k, options);
-    if (plan.kind !== 'graph') return this.answer(this.openIndex(), vector, plan);
-    const beam = this.beam(plan.fetch, plan.wanted);
-    const keys = await workers.search(this.graphVector(vector), beam);
+    if (plan.kind !== 'graph') return this.answer(opened, vector, plan);
+    const keys = await workers.search(this.graphVector(vector), this.beam(plan.fetch, plan.wanted));
     // The store may have closed while the thread searched; a search no thread answered is done here.
     const index = this.openIndex();
     const found =
