@@ -601,6 +601,37 @@ describe('embedded HNSW store', () => {
       }
     });
 
+    it("answer similar as the store does on its own thread, the cache's misses searched on a thread", async () => {
+      // Each item's searches one after another (as the plain store's cache sees them), 20 items at once.
+      const seeds = Array.from({ length: 20 }, (_, i) => `item-${i * 7}`);
+      const similarAll = (store: HnswStore) =>
+        Promise.all(
+          seeds.map(async (id) => {
+            const got: Neighbour[][] = [];
+            for (const [k, options] of searches) got.push(await store.similar(id, k, options));
+            got.push(await store.similar(id, 20));
+            return got;
+          }),
+        );
+      const plain = await openHnswIndex(dir, { exactScanMaxRows: 0 });
+      const threaded = await openHnswIndex(dir, { exactScanMaxRows: 0, searchWorkers: 1 });
+      try {
+        const want = await similarAll(plain);
+        expect(await similarAll(threaded)).toEqual(want);
+        const { misses, hits } = threaded.neighbourCacheStats();
+        expect({ misses, hits }).toEqual({ misses: plain.neighbourCacheStats().misses, hits: plain.neighbourCacheStats().hits });
+        expect(misses).toBeGreaterThan(0);
+        // Every miss, and the category-filtered search the cache does not answer, went to the thread.
+        expect(threaded.searchWorkerStats()).toEqual({ threads: 1, starting: 0, searched: misses + seeds.length, failed: 0, restarts: 0 });
+        // Again: the cache answers, the same.
+        expect(await similarAll(threaded)).toEqual(want);
+        expect(threaded.searchWorkerStats()).toMatchObject({ searched: misses + 2 * seeds.length });
+      } finally {
+        await Promise.all([plain.close(), threaded.close()]);
+      }
+      await expect(threaded.similar('item-1', 5)).rejects.toBeInstanceOf(StoreClosedError);
+    });
+
     it('answer the searches of a thread that dies here, and start it again', async () => {
       const threaded = await openHnswIndex(dir, { exactScanMaxRows: 0, searchWorkers: 1 });
       try {

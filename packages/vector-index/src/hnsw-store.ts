@@ -321,6 +321,29 @@ type SearchPlan =
   | { kind: 'exact'; wanted: number; filter: RowFilter }
   | { kind: 'graph'; wanted: number; filter: RowFilter; fetch: number; maxFetch: number };
 
+/** An item's graph neighbours as similar keeps them: rows and exact scores, best first, from a search `depth` deep. */
+interface CachedNeighbours {
+  depth: number;
+  rows: Int32Array;
+  scores: Float64Array;
+}
+
+/** What similar does for an id (similarStep). */
+type SimilarStep =
+  | { kind: 'unknown' }
+  | { kind: 'uncached'; index: Index; vector: Float32Array; plan: SearchPlan }
+  | {
+      kind: 'cache';
+      index: Index;
+      row: number;
+      vector: Float32Array;
+      plan: Extract<SearchPlan, { kind: 'graph' }>;
+      /** The graph search a miss makes. */
+      depth: number;
+      /** The item's entry, when it answers this request's beam. */
+      cached: CachedNeighbours | undefined;
+    };
+
 /** A compiled search filter over rows. */
 interface RowFilter {
   /** Rows that pass the category filters, before id exclusions. */
@@ -436,7 +459,11 @@ export class HnswStore implements VectorStore {
     if (workers === undefined) return this.searchNow(vector, k, options);
     const opened = this.openIndex();
     this.checkQuery(vector, 'vector');
-    const plan = this.plan(k, options);
+    return this.answerOnThreads(workers, opened, vector, this.plan(k, options));
+  }
+
+  /** answer, with the first graph search on a search thread. */
+  private async answerOnThreads(workers: GraphSearchThreads, opened: Index, vector: Float32Array, plan: SearchPlan): Promise<Neighbour[]> {
     if (plan.kind !== 'graph') return this.answer(opened, vector, plan);
     const keys = await workers.search(this.graphVector(vector), this.beam(plan.fetch, plan.wanted));
     // The store may have closed while the thread searched; a search no thread answered is done here.
@@ -473,8 +500,21 @@ export class HnswStore implements VectorStore {
     return this.widen(index, vector, plan, this.hnsw(index, vector, plan.fetch, plan.wanted, plan.filter.accept));
   }
 
+  /** similarNow's answer; with search workers, a graph search the cache cannot answer runs on one of them. */
   async similar(id: string, k: number, options: SearchOptions = {}): Promise<Neighbour[]> {
-    return this.similarNow(id, k, options);
+    const { workers } = this.settings;
+    if (workers === undefined) return this.similarNow(id, k, options);
+    const step = this.similarStep(id, k, options);
+    if (step.kind === 'unknown') return [];
+    if (step.kind === 'uncached') return this.answerOnThreads(workers, step.index, step.vector, step.plan);
+    let { cached } = step;
+    if (cached === undefined) {
+      const keys = await workers.search(this.graphVector(step.vector), step.depth);
+      // The store may have closed while the thread searched; a search no thread answered is done here.
+      const index = this.openIndex();
+      cached = this.cacheNeighbours(step, keys ?? index.search(this.graphVector(step.vector), step.depth, 1).keys);
+    }
+    return this.fromCache(step, cached);
   }
 
   /**
@@ -487,37 +527,55 @@ export class HnswStore implements VectorStore {
    * asked), are answered as `search` answers them, from the same plan.
    */
   similarNow(id: string, k: number, options: SearchOptions = {}): Neighbour[] {
+    const step = this.similarStep(id, k, options);
+    if (step.kind === 'unknown') return [];
+    if (step.kind === 'uncached') return this.answer(step.index, step.vector, step.plan);
+    const cached = step.cached ?? this.cacheNeighbours(step, step.index.search(this.graphVector(step.vector), step.depth, 1).keys);
+    return this.fromCache(step, cached);
+  }
+
+  /** What similar does for an id: nothing (unknown), a plain search (the cache does not apply), or the cache's entry. */
+  private similarStep(id: string, k: number, options: SearchOptions): SimilarStep {
     const index = this.openIndex();
     if (typeof id !== 'string') throw new VectorIndexArgumentError('id', `${describe(id)} is not an item id`);
     const row = this.ids.rowOf(id);
-    if (row < 0) return [];
+    if (row < 0) return { kind: 'unknown' };
     const { dim } = this.meta;
     const vector = this.vectors.subarray(row * dim, (row + 1) * dim);
     const plan = this.plan(k, options);
     const capacity = this.settings.neighbourCacheItems;
-    if (plan.kind !== 'graph' || capacity === 0 || plan.filter.categoryCount !== this.meta.count) return this.answer(index, vector, plan);
-    const cache = this.neighbourCache;
+    if (plan.kind !== 'graph' || capacity === 0 || plan.filter.categoryCount !== this.meta.count)
+      return { kind: 'uncached', index, vector, plan };
     const beam = this.beam(plan.fetch, plan.wanted);
-    let cached = cache.get(row);
+    let cached = this.neighbourCache.get(row);
     if (cached !== undefined && cached.depth < beam) cached = undefined;
-    if (cached === undefined) {
-      this.neighbourCacheCounts.misses++;
-      const depth = Math.min(this.meta.count, beam + Math.ceil(NEIGHBOUR_CACHE_MARGIN * plan.wanted));
-      const { keys } = index.search(this.graphVector(vector), depth, 1);
-      const found = this.rescore(vector, keys, depth, undefined);
-      cached = { depth, rows: Int32Array.from(found, (m) => m.row), scores: Float64Array.from(found, (m) => m.score) };
-    } else this.neighbourCacheCounts.hits++;
+    if (cached === undefined) this.neighbourCacheCounts.misses++;
+    else this.neighbourCacheCounts.hits++;
+    const depth = Math.min(this.meta.count, beam + Math.ceil(NEIGHBOUR_CACHE_MARGIN * plan.wanted));
+    return { kind: 'cache', index, row, vector, plan, depth, cached };
+  }
+
+  /** An item's graph candidates re-scored exactly, as its cache entry. */
+  private cacheNeighbours(step: Extract<SimilarStep, { kind: 'cache' }>, keys: BigUint64Array): CachedNeighbours {
+    const found = this.rescore(step.vector, keys, step.depth, undefined);
+    return { depth: step.depth, rows: Int32Array.from(found, (m) => m.row), scores: Float64Array.from(found, (m) => m.score) };
+  }
+
+  /** The request's answer from an item's cache entry (kept as its most recently used), else as `search` answers it. */
+  private fromCache(step: Extract<SimilarStep, { kind: 'cache' }>, cached: CachedNeighbours): Neighbour[] {
+    const cache = this.neighbourCache;
     // Most recently used last; the least recently used dropped past the capacity.
-    cache.delete(row);
-    cache.set(row, cached);
-    if (cache.size > capacity) cache.delete(cache.keys().next().value as number);
+    cache.delete(step.row);
+    cache.set(step.row, cached);
+    if (cache.size > this.settings.neighbourCacheItems) cache.delete(cache.keys().next().value as number);
+    const { plan } = step;
     const { accept } = plan.filter;
     const matches: RowMatch[] = [];
     for (let i = 0; i < cached.rows.length && matches.length < plan.wanted; i++) {
       const r = cached.rows[i]!;
       if (accept === undefined || accept(r)) matches.push({ row: r, score: cached.scores[i]! });
     }
-    if (matches.length < plan.wanted) return this.answer(index, vector, plan);
+    if (matches.length < plan.wanted) return this.answer(this.openIndex(), step.vector, plan);
     return this.neighbours(matches);
   }
 
@@ -527,7 +585,7 @@ export class HnswStore implements VectorStore {
   }
 
   /** Items' graph neighbours by row (similar), least recently used first. */
-  private readonly neighbourCache = new Map<number, { depth: number; rows: Int32Array; scores: Float64Array }>();
+  private readonly neighbourCache = new Map<number, CachedNeighbours>();
   private readonly neighbourCacheCounts = { hits: 0, misses: 0 };
 
   async searchBatch(vectors: readonly Float32Array[], k: number, options: SearchOptions = {}): Promise<Neighbour[][]> {
