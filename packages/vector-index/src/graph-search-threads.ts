@@ -12,14 +12,32 @@ export interface SearchThreadStart {
   querySpace: boolean;
   /** The rows the graph must hold (meta.json's count). */
   count: number;
+  /**
+   * The items' float32 vectors, row by row, in shared memory (a SharedArrayBuffer, not copied to the thread): given,
+   * the thread scores its candidates exactly and answers them best first (ScoredCandidates), so that the thread that
+   * asked only filters them.
+   */
+  vectors?: Float32Array;
 }
 
-export type SearchThreadRequest = { kind: 'search'; id: number; query: Float32Array; beam: number } | { kind: 'close' } | { kind: 'crash' };
+export type SearchThreadRequest =
+  /** `query`: as the graph is searched; `vector`: as the candidates are scored (with `vectors`; the same unless the graph is query-aware). */
+  { kind: 'search'; id: number; query: Float32Array; vector: Float32Array; beam: number } | { kind: 'close' } | { kind: 'crash' };
+
+/** A thread's candidates with their exact scores, best first (score descending, then row ascending). */
+export interface ScoredCandidates {
+  rows: Int32Array;
+  scores: Float64Array;
+}
+
+/** What a thread answers a search: the graph's candidates (keys = rows), or those scored (with `vectors`). */
+export type ThreadAnswer = { keys: BigUint64Array } | ScoredCandidates;
 
 export type SearchThreadReply =
   | { kind: 'ready' }
   | { kind: 'failed'; message: string }
   | { kind: 'found'; id: number; keys: BigUint64Array }
+  | { kind: 'scored'; id: number; rows: Int32Array; scores: Float64Array }
   | { kind: 'search-failed'; id: number; message: string };
 
 /** What the threads did since they started. */
@@ -30,6 +48,8 @@ export interface SearchThreadStats {
   starting: number;
   /** Searches a thread answered. */
   searched: number;
+  /** Of those, the ones it answered with exact scores (it holds the vectors). */
+  scored: number;
   /** Searches no thread answered (a thread failed or died under them, or none was left): the caller searched itself. */
   failed: number;
   /** Threads started again after one died. */
@@ -37,7 +57,7 @@ export interface SearchThreadStats {
 }
 
 interface PendingSearch {
-  resolve(keys: BigUint64Array | undefined): void;
+  resolve(answer: ThreadAnswer | undefined): void;
 }
 
 /** One graph-search thread: its searches in flight, settled by its replies or all at once when it dies. */
@@ -49,7 +69,7 @@ class SearchThread {
   private constructor(
     private readonly worker: Worker,
     onDeath: (thread: SearchThread) => void,
-    private readonly onReply: (found: boolean) => void,
+    private readonly onReply: (answer: ThreadAnswer | undefined) => void,
   ) {
     worker.on('message', (reply: SearchThreadReply) => this.settle(reply));
     const die = () => {
@@ -67,7 +87,7 @@ class SearchThread {
     spec: SearchThreadStart,
     name: string,
     onDeath: (thread: SearchThread) => void,
-    onReply: (found: boolean) => void,
+    onReply: (answer: ThreadAnswer | undefined) => void,
   ): Promise<SearchThread> {
     const { worker } = await startWorker(
       builtWorkerScript(__dirname, 'search-worker.js'),
@@ -85,28 +105,30 @@ class SearchThread {
     return new SearchThread(worker, onDeath, onReply);
   }
 
-  /** The graph's candidates for `query` (a copy of it is sent), or undefined if this thread failed to answer. */
-  search(query: Float32Array, beam: number): Promise<BigUint64Array | undefined> {
+  /** The graph's candidates for `query` (copies of the queries are sent), or undefined if this thread failed to answer. */
+  search(query: Float32Array, vector: Float32Array, beam: number): Promise<ThreadAnswer | undefined> {
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, { resolve });
-      this.worker.postMessage({ kind: 'search', id, query, beam } satisfies SearchThreadRequest);
+      this.worker.postMessage({ kind: 'search', id, query, vector, beam } satisfies SearchThreadRequest);
     });
   }
 
   private settle(reply: SearchThreadReply): void {
-    if (reply.kind !== 'found' && reply.kind !== 'search-failed') return;
+    if (reply.kind !== 'found' && reply.kind !== 'scored' && reply.kind !== 'search-failed') return;
     const search = this.pending.get(reply.id);
     if (search === undefined) return;
     this.pending.delete(reply.id);
-    this.onReply(reply.kind === 'found');
-    search.resolve(reply.kind === 'found' ? reply.keys : undefined);
+    const answer: ThreadAnswer | undefined =
+      reply.kind === 'found' ? { keys: reply.keys } : reply.kind === 'scored' ? { rows: reply.rows, scores: reply.scores } : undefined;
+    this.onReply(answer);
+    search.resolve(answer);
   }
 
   /** Every search in flight answered "no answer" (the caller searches itself). */
   settleAll(): void {
     for (const search of this.pending.values()) {
-      this.onReply(false);
+      this.onReply(undefined);
       search.resolve(undefined);
     }
     this.pending.clear();
@@ -137,14 +159,15 @@ class SearchThread {
  * Graph searches on threads of their own, so that a search (the largest part of a retrieval's CPU at a large catalogue)
  * does not hold the event loop: while one runs, the thread that asked decodes, fuses and answers other requests, and a
  * process of several stages (the all-in-one mode) uses a second core. Each thread memory-maps the version's graph file
- * (its pages are the page cache's, shared with every thread that maps it) and answers graph candidates only; the store
- * re-scores them exactly on its own thread, so answers equal the store's own search. A search goes to the thread with
+ * (its pages are the page cache's, shared with every thread that maps it) and answers the graph's candidates; given the
+ * vectors in shared memory it scores them exactly too (the same scoring code as the store's), best first, and the store
+ * only filters them, so answers equal the store's own search. A search goes to the thread with
  * the fewest in flight. A search a thread fails to answer (it failed, died or was closed under it) resolves to
  * undefined and the caller searches itself; a thread that dies is started again, and a slot whose new thread cannot
  * start is left empty.
  */
 export class GraphSearchThreads {
-  private readonly counts = { searched: 0, failed: 0, restarts: 0 };
+  private readonly counts = { searched: 0, scored: 0, failed: 0, restarts: 0 };
   private closed = false;
   /** Threads starting in place of dead ones. */
   private readonly starting = new Set<Promise<void>>();
@@ -173,7 +196,13 @@ export class GraphSearchThreads {
       this.spec,
       `${this.label} search ${slot}`,
       (dead) => this.replace(dead, slot),
-      (found) => (found ? this.counts.searched++ : this.counts.failed++),
+      (answer) => {
+        if (answer === undefined) this.counts.failed++;
+        else {
+          this.counts.searched++;
+          if ('rows' in answer) this.counts.scored++;
+        }
+      },
     );
     if (this.closed) {
       await thread.close();
@@ -193,15 +222,18 @@ export class GraphSearchThreads {
     void starting.finally(() => this.starting.delete(starting));
   }
 
-  /** The graph's candidates for `query` from the least busy thread, or undefined (none answered): search yourself. */
-  search(query: Float32Array, beam: number): Promise<BigUint64Array | undefined> {
+  /**
+   * The graph's candidates for `query` from the least busy thread (scored against `vector` when the threads hold the
+   * vectors), or undefined (none answered): search yourself.
+   */
+  search(query: Float32Array, vector: Float32Array, beam: number): Promise<ThreadAnswer | undefined> {
     let best: SearchThread | undefined;
     for (const thread of this.threads) if (best === undefined || thread.pending.size < best.pending.size) best = thread;
     if (best === undefined) {
       this.counts.failed++;
       return Promise.resolve(undefined);
     }
-    return best.search(query, beam);
+    return best.search(query, vector, beam);
   }
 
   stats(): SearchThreadStats {

@@ -576,8 +576,15 @@ describe('embedded HNSW store', () => {
         const got = await Promise.all(Array.from({ length: 20 }, (_, q) => answers(threaded, q)));
         const want = await Promise.all(Array.from({ length: 20 }, (_, q) => answers(graph, q)));
         expect(got).toEqual(want);
-        // Every graph search went to a thread (3 of the 5 kinds; the exact scans stay on the store's thread).
-        expect(threaded.searchWorkerStats()).toEqual({ threads: 2, starting: 0, searched: 20 * GRAPH_SEARCHES, failed: 0, restarts: 0 });
+        // Every graph search went to a thread and was scored there (3 of the 5 kinds; the exact scans stay on the store's thread).
+        expect(threaded.searchWorkerStats()).toEqual({
+          threads: 2,
+          starting: 0,
+          searched: 20 * GRAPH_SEARCHES,
+          scored: 20 * GRAPH_SEARCHES,
+          failed: 0,
+          restarts: 0,
+        });
       } finally {
         await threaded.close();
       }
@@ -595,7 +602,7 @@ describe('embedded HNSW store', () => {
           const vector = gap.queries.subarray(q * DIM, (q + 1) * DIM);
           expect(await awareThreaded.search(vector, 50)).toEqual(await aware.search(vector, 50));
         }
-        expect(awareThreaded.searchWorkerStats()).toMatchObject({ searched: 50, failed: 0 });
+        expect(awareThreaded.searchWorkerStats()).toMatchObject({ searched: 50, scored: 50, failed: 0 });
       } finally {
         await Promise.all([aware.close(), awareThreaded.close()]);
       }
@@ -621,8 +628,9 @@ describe('embedded HNSW store', () => {
         const { misses, hits } = threaded.neighbourCacheStats();
         expect({ misses, hits }).toEqual({ misses: plain.neighbourCacheStats().misses, hits: plain.neighbourCacheStats().hits });
         expect(misses).toBeGreaterThan(0);
-        // Every miss, and the category-filtered search the cache does not answer, went to the thread.
-        expect(threaded.searchWorkerStats()).toEqual({ threads: 1, starting: 0, searched: misses + seeds.length, failed: 0, restarts: 0 });
+        // Every miss, and the category-filtered search the cache does not answer, went to the thread and was scored there.
+        const searched = misses + seeds.length;
+        expect(threaded.searchWorkerStats()).toEqual({ threads: 1, starting: 0, searched, scored: searched, failed: 0, restarts: 0 });
         // Again: the cache answers, the same.
         expect(await similarAll(threaded)).toEqual(want);
         expect(threaded.searchWorkerStats()).toMatchObject({ searched: misses + 2 * seeds.length });
@@ -641,7 +649,7 @@ describe('embedded HNSW store', () => {
         await crashing;
         expect(await inFlight).toEqual(await answers(graph, 3));
         const crashed = threaded.searchWorkerStats()!;
-        expect(crashed).toEqual({ threads: 0, starting: 1, searched: 0, failed: GRAPH_SEARCHES, restarts: 1 });
+        expect(crashed).toEqual({ threads: 0, starting: 1, searched: 0, scored: 0, failed: GRAPH_SEARCHES, restarts: 1 });
         // No thread while the new one opens the graph: searched here.
         expect(await answers(threaded, 4)).toEqual(await answers(graph, 4));
         expect(threaded.searchWorkerStats()).toMatchObject({ searched: crashed.searched, failed: crashed.failed + GRAPH_SEARCHES });

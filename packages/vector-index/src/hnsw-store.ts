@@ -28,7 +28,7 @@ import {
 } from './index-files.js';
 import { fitQuerySpace, graphItems, graphQuery } from './query-space.js';
 import { newUsearchIndex } from './usearch-index.js';
-import { GraphSearchThreads, type SearchThreadStats } from './graph-search-threads.js';
+import { GraphSearchThreads, type SearchThreadStats, type ThreadAnswer } from './graph-search-threads.js';
 import { META_FILE } from './versions.js';
 import {
   DEFAULT_EXPANSION_PER_RESULT,
@@ -206,8 +206,9 @@ export interface OpenHnswOptions {
   /** Items whose neighbours `similar` keeps, least recently used dropped first (default DEFAULT_NEIGHBOUR_CACHE_ITEMS; 0: none). */
   neighbourCacheItems?: number;
   /**
-   * Worker threads that run `search`'s graph searches (GraphSearchThreads; default 0: on the caller's thread). Each
-   * memory-maps the graph file; the exact re-scoring stays on the caller's thread, so answers are the same.
+   * Worker threads that run the graph searches of `search` and `similar` (GraphSearchThreads; default 0: on the
+   * caller's thread). Each memory-maps the graph file and scores its candidates exactly from the vectors, which the
+   * store then keeps in shared memory; the filters stay on the caller's thread, and answers are the same.
    */
   searchWorkers?: number;
 }
@@ -234,7 +235,13 @@ export async function openHnswIndex(dir: string, options: OpenHnswOptions = {}):
   if (!Number.isInteger(searchWorkers) || searchWorkers < 0)
     throw new VectorIndexArgumentError('searchWorkers', `${searchWorkers} is not a non-negative integer`);
 
-  const vectors = typedView(await readVerifiedFile(dir, meta, INDEX_FILES.vectors, verify), Float32Array);
+  let vectors: Float32Array = typedView(await readVerifiedFile(dir, meta, INDEX_FILES.vectors, verify), Float32Array);
+  if (searchWorkers > 0) {
+    // In shared memory, which the search threads read without a copy of their own: they score their candidates.
+    const shared = new Float32Array(new SharedArrayBuffer(vectors.byteLength));
+    shared.set(vectors);
+    vectors = shared;
+  }
   const categoryOfRow = typedView(await readVerifiedFile(dir, meta, INDEX_FILES.category, verify), Int32Array);
   const createdAtMs = typedView(await readVerifiedFile(dir, meta, INDEX_FILES.createdAtMs, verify), Float64Array);
   const idsPath = join(dir, INDEX_FILES.ids);
@@ -277,7 +284,7 @@ export async function openHnswIndex(dir: string, options: OpenHnswOptions = {}):
     searchWorkers === 0
       ? undefined
       : await GraphSearchThreads.start(
-          { graphPath, dim: meta.dim, metric: meta.metric, hnsw, querySpace: queryTransform !== undefined, count: meta.count },
+          { graphPath, dim: meta.dim, metric: meta.metric, hnsw, querySpace: queryTransform !== undefined, count: meta.count, vectors },
           searchWorkers,
           `index v${meta.version}`,
         );
@@ -465,13 +472,13 @@ export class HnswStore implements VectorStore {
   /** answer, with the first graph search on a search thread. */
   private async answerOnThreads(workers: GraphSearchThreads, opened: Index, vector: Float32Array, plan: SearchPlan): Promise<Neighbour[]> {
     if (plan.kind !== 'graph') return this.answer(opened, vector, plan);
-    const keys = await workers.search(this.graphVector(vector), this.beam(plan.fetch, plan.wanted));
+    const answer = await workers.search(this.graphVector(vector), vector, this.beam(plan.fetch, plan.wanted));
     // The store may have closed while the thread searched; a search no thread answered is done here.
     const index = this.openIndex();
     const found =
-      keys === undefined
+      answer === undefined
         ? this.hnsw(index, vector, plan.fetch, plan.wanted, plan.filter.accept)
-        : this.rescore(vector, keys, plan.wanted, plan.filter.accept);
+        : this.fromThread(vector, answer, plan.wanted, plan.filter.accept);
     return this.widen(index, vector, plan, found);
   }
 
@@ -509,10 +516,13 @@ export class HnswStore implements VectorStore {
     if (step.kind === 'uncached') return this.answerOnThreads(workers, step.index, step.vector, step.plan);
     let { cached } = step;
     if (cached === undefined) {
-      const keys = await workers.search(this.graphVector(step.vector), step.depth);
+      const answer = await workers.search(this.graphVector(step.vector), step.vector, step.depth);
       // The store may have closed while the thread searched; a search no thread answered is done here.
       const index = this.openIndex();
-      cached = this.cacheNeighbours(step, keys ?? index.search(this.graphVector(step.vector), step.depth, 1).keys);
+      cached =
+        answer !== undefined && 'rows' in answer
+          ? { depth: step.depth, rows: answer.rows, scores: answer.scores }
+          : this.cacheNeighbours(step, answer?.keys ?? index.search(this.graphVector(step.vector), step.depth, 1).keys);
     }
     return this.fromCache(step, cached);
   }
@@ -674,6 +684,23 @@ export class HnswStore implements VectorStore {
   ): RowMatch[] {
     const { keys } = index.search(this.graphVector(vector), this.beam(fetch, wanted), 1);
     return this.rescore(vector, keys, wanted, accept);
+  }
+
+  /** The best `wanted` of a search thread's candidates that pass `accept`: scored there, or re-scored here. */
+  private fromThread(
+    vector: Float32Array,
+    answer: ThreadAnswer,
+    wanted: number,
+    accept: ((row: number) => boolean) | undefined,
+  ): RowMatch[] {
+    if (!('rows' in answer)) return this.rescore(vector, answer.keys, wanted, accept);
+    const { rows, scores } = answer;
+    const found: RowMatch[] = [];
+    for (let i = 0; i < rows.length && found.length < wanted; i++) {
+      const row = rows[i]!;
+      if (accept === undefined || accept(row)) found.push({ row, score: scores[i]! });
+    }
+    return found;
   }
 
   /** The best `wanted` of the graph's candidates that pass `accept`, re-scored exactly, best first. */

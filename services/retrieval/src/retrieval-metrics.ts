@@ -82,7 +82,7 @@ export class RetrievalMetrics {
    */
   watchSearchWorkers(store: () => VectorStore): void {
     const { metrics } = this;
-    const stats = () => store().searchWorkerStats?.() ?? { threads: 0, starting: 0, searched: 0, failed: 0, restarts: 0 };
+    const stats = () => store().searchWorkerStats?.() ?? { threads: 0, starting: 0, searched: 0, scored: 0, failed: 0, restarts: 0 };
     metrics.sampledGauge(
       'retrieval_search_worker_threads',
       'Graph-search threads of the serving embedded index answering now',
