@@ -1,5 +1,5 @@
-import { createServer } from 'node:net';
-import { FREE_PORT_MIN, boundPort, ephemeralPortLow, freePort, holdFreePort } from './free-port.js';
+import { connect, createServer } from 'node:net';
+import { FREE_PORT_MIN, boundPort, closeServer, ephemeralPortLow, freePort, holdFreePort, listenExclusive } from './free-port.js';
 
 const close = (server: ReturnType<typeof createServer>) => new Promise<void>((done) => server.close(() => done()));
 
@@ -38,5 +38,22 @@ describe('free ports', () => {
     const fallback = await holdFreePort('127.0.0.1', FREE_PORT_MIN + 2);
     expect(boundPort(fallback)).toBeGreaterThan(0);
     await Promise.all([close(held), close(fallback)]);
+  });
+
+  it('closes a connection that reaches a held port, so that letting the port go never waits for a client', async () => {
+    // A client polling the port before its service starts (curl in a loop): the holder serves nothing and closes it.
+    const reached = async (port: number) => {
+      const client = connect(port, '127.0.0.1');
+      client.on('error', () => undefined);
+      await new Promise((done) => client.once('close', done));
+    };
+    const held = await holdFreePort();
+    await reached(boundPort(held));
+    const port = await freePort();
+    const fixed = await listenExclusive(port, '127.0.0.1');
+    if (fixed.server === undefined) throw fixed.error;
+    await reached(port);
+    // Both let go (server.close() waits for every connection: with one left open neither would resolve).
+    await Promise.all([closeServer(held), closeServer(fixed.server)]);
   });
 });

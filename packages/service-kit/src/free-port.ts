@@ -25,13 +25,18 @@ export function ephemeralPortLow(read: () => string = () => readFileSync('/proc/
   }
 }
 
-/** Listens on host:port now (exclusive: not shared with a cluster's workers): the server, or why not (EADDRINUSE, EACCES, …). */
+/**
+ * Listens on host:port now (exclusive: not shared with a cluster's workers): the server, or why not (EADDRINUSE, EACCES, …).
+ * The server only holds the port: a connection that reaches it (a client polling the port before its service starts) is
+ * closed at once. Left open it would never end (nothing reads it, so not even the client's close is seen) and
+ * server.close(), which waits for every connection, would never finish: whoever lets the port go would hang.
+ */
 export function listenExclusive(
   port: number,
   host: string,
 ): Promise<{ server: Server; error?: undefined } | { server?: undefined; error: NodeJS.ErrnoException }> {
   return new Promise((done) => {
-    const server = createServer();
+    const server = createServer((socket) => socket.destroy());
     server.once('error', (error: NodeJS.ErrnoException) => done({ error }));
     server.listen({ port, host, exclusive: true }, () => done({ server }));
   });
