@@ -125,7 +125,12 @@ describe('ServiceProcess', () => {
     const state = () => /^State:\s+(\w)/m.exec(readFileSync(`/proc/${service.pid}/status`, 'utf8'))?.[1];
     await service.signal('SIGSTOP');
     while (state() !== 'T') await new Promise((r) => setTimeout(r, 20));
-    const stoppedAt = service.output().length;
+    // What it wrote before it stopped may still be in the pipe (a loaded machine reads it late): read until no more comes.
+    let stoppedAt = -1;
+    while (service.output().length !== stoppedAt) {
+      stoppedAt = service.output().length;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     await new Promise((r) => setTimeout(r, 200));
     expect(service.output().length).toBe(stoppedAt);
     await service.signal('SIGCONT');
