@@ -25,6 +25,11 @@ describe('ServiceProcess', () => {
     dir = mkdtempSync(join(tmpdir(), 'recsys-up-process-'));
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  // A spec that fails half-way leaves no process behind (a stopped one spinning on in the background).
+  const made: ServiceProcess[] = [];
+  afterEach(async () => {
+    for (const service of made.splice(0)) if (service.running) await service.signal('SIGKILL').catch(() => undefined);
+  });
 
   function serviceFor(name: string, source: string, options: Pick<ServiceProcessOptions, 'nodeFlags'> = {}) {
     const script = join(dir, `${name}.js`);
@@ -40,6 +45,7 @@ describe('ServiceProcess', () => {
       onUnexpectedExit: (_, result) => unexpected.push(result),
       ...options,
     });
+    made.push(service);
     return { service, shown, unexpected };
   }
 
