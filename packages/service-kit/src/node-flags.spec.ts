@@ -53,17 +53,30 @@ function oldSpaceAfterBurst(flags: readonly string[]): { burst: number; max: num
   return JSON.parse(out.trim().split('\n').at(-1)!) as { burst: number; max: number; live: number };
 }
 
+/**
+ * V8 reports the new space a page or two (256 KiB each) past its semi-spaces now and then, while a scavenge is under
+ * way: 32.5 MiB was seen once in a fresh-clone CI run on a loaded machine, 32 in every run before.
+ */
+const PAGE_SLACK_MIB = 1;
+
+/** The new space pinned: exactly `min` at its smallest, `max` (within a page or two) at its largest. */
+function expectNewSpace(range: { min: number; max: number }, min: number, max: number): void {
+  expect(range.min).toBe(min);
+  expect(range.max).toBeGreaterThanOrEqual(max);
+  expect(range.max).toBeLessThanOrEqual(max + PAGE_SLACK_MIB);
+}
+
 describe('the serving processes V8 flags', () => {
   it('pin the young generation: 16 to 32 MiB of new space (one semi-space, then both), where V8 alone grows it past 32', () => {
-    expect(newSpaceRange(SERVING_NODE_FLAGS)).toEqual({ min: 16, max: 32 });
+    expectNewSpace(newSpaceRange(SERVING_NODE_FLAGS), 16, 32);
     // The control: the same load under V8's own sizing starts the new space smaller and grows it further.
     const own = newSpaceRange([]);
     expect(own.min).toBeLessThan(16);
-    expect(own.max).toBeGreaterThan(32);
+    expect(own.max).toBeGreaterThan(32 + PAGE_SLACK_MIB);
   });
 
   it("pin the all-in-one process's young generation at 64 to 128 MiB, with the same old-generation factor", () => {
-    expect(newSpaceRange(ALL_IN_ONE_NODE_FLAGS)).toEqual({ min: 64, max: 128 });
+    expectNewSpace(newSpaceRange(ALL_IN_ONE_NODE_FLAGS), 64, 128);
     expect(ALL_IN_ONE_NODE_FLAGS).toContain('--heap-growing-percent=50');
   });
 
