@@ -298,6 +298,16 @@ export async function openHnswIndex(dir: string, options: OpenHnswOptions = {}):
   });
 }
 
+/** The first `wanted` of rows scored best first (a cache entry's, a search thread's) that pass `accept`. */
+function passing(rows: Int32Array, scores: Float64Array, wanted: number, accept: ((row: number) => boolean) | undefined): RowMatch[] {
+  const found: RowMatch[] = [];
+  for (let i = 0; i < rows.length && found.length < wanted; i++) {
+    const row = rows[i]!;
+    if (accept === undefined || accept(row)) found.push({ row, score: scores[i]! });
+  }
+  return found;
+}
+
 /**
  * Graph results to ask for so that `wanted` of them pass a search's filters, in a catalogue of `count` rows of which
  * `categoryCount` pass the category filters and `excluded` more are excluded by id. With no category filter this is
@@ -518,11 +528,7 @@ export class HnswStore implements VectorStore {
     if (cached === undefined) {
       const answer = await workers.search(this.graphVector(step.vector), step.vector, step.depth);
       // The store may have closed while the thread searched; a search no thread answered is done here.
-      const index = this.openIndex();
-      cached =
-        answer !== undefined && 'rows' in answer
-          ? { depth: step.depth, rows: answer.rows, scores: answer.scores }
-          : this.cacheNeighbours(step, answer?.keys ?? index.search(this.graphVector(step.vector), step.depth, 1).keys);
+      cached = this.cacheNeighbours(step, this.openIndex(), answer);
     }
     return this.fromCache(step, cached);
   }
@@ -540,8 +546,7 @@ export class HnswStore implements VectorStore {
     const step = this.similarStep(id, k, options);
     if (step.kind === 'unknown') return [];
     if (step.kind === 'uncached') return this.answer(step.index, step.vector, step.plan);
-    const cached = step.cached ?? this.cacheNeighbours(step, step.index.search(this.graphVector(step.vector), step.depth, 1).keys);
-    return this.fromCache(step, cached);
+    return this.fromCache(step, step.cached ?? this.cacheNeighbours(step, step.index));
   }
 
   /** What similar does for an id: nothing (unknown), a plain search (the cache does not apply), or the cache's entry. */
@@ -565,8 +570,13 @@ export class HnswStore implements VectorStore {
     return { kind: 'cache', index, row, vector, plan, depth, cached };
   }
 
-  /** An item's graph candidates re-scored exactly, as its cache entry. */
-  private cacheNeighbours(step: Extract<SimilarStep, { kind: 'cache' }>, keys: BigUint64Array): CachedNeighbours {
+  /**
+   * An item's cache entry: a search thread's candidates as it scored them, else the graph's (the thread's, or searched
+   * here when no thread answered) re-scored exactly.
+   */
+  private cacheNeighbours(step: Extract<SimilarStep, { kind: 'cache' }>, index: Index, answer?: ThreadAnswer): CachedNeighbours {
+    if (answer !== undefined && 'rows' in answer) return { depth: step.depth, rows: answer.rows, scores: answer.scores };
+    const keys = answer?.keys ?? index.search(this.graphVector(step.vector), step.depth, 1).keys;
     const found = this.rescore(step.vector, keys, step.depth, undefined);
     return { depth: step.depth, rows: Int32Array.from(found, (m) => m.row), scores: Float64Array.from(found, (m) => m.score) };
   }
@@ -579,12 +589,7 @@ export class HnswStore implements VectorStore {
     cache.set(step.row, cached);
     if (cache.size > this.settings.neighbourCacheItems) cache.delete(cache.keys().next().value as number);
     const { plan } = step;
-    const { accept } = plan.filter;
-    const matches: RowMatch[] = [];
-    for (let i = 0; i < cached.rows.length && matches.length < plan.wanted; i++) {
-      const r = cached.rows[i]!;
-      if (accept === undefined || accept(r)) matches.push({ row: r, score: cached.scores[i]! });
-    }
+    const matches = passing(cached.rows, cached.scores, plan.wanted, plan.filter.accept);
     if (matches.length < plan.wanted) return this.answer(this.openIndex(), step.vector, plan);
     return this.neighbours(matches);
   }
@@ -693,14 +698,7 @@ export class HnswStore implements VectorStore {
     wanted: number,
     accept: ((row: number) => boolean) | undefined,
   ): RowMatch[] {
-    if (!('rows' in answer)) return this.rescore(vector, answer.keys, wanted, accept);
-    const { rows, scores } = answer;
-    const found: RowMatch[] = [];
-    for (let i = 0; i < rows.length && found.length < wanted; i++) {
-      const row = rows[i]!;
-      if (accept === undefined || accept(row)) found.push({ row, score: scores[i]! });
-    }
-    return found;
+    return 'rows' in answer ? passing(answer.rows, answer.scores, wanted, accept) : this.rescore(vector, answer.keys, wanted, accept);
   }
 
   /** The best `wanted` of the graph's candidates that pass `accept`, re-scored exactly, best first. */
