@@ -149,10 +149,8 @@ async function main(): Promise<void> {
     SERVING_NODE_FLAGS,
   );
   const featureClient = createServiceClient(features.FeatureService, featuresAddress, { defaultTimeoutMs: 60_000 });
-  const port = await freePort();
-  const address = `127.0.0.1:${port}`;
   let service: ReturnType<typeof startNode> | undefined;
-  const client = createServiceClient(retrieval.RetrievalService, address, { defaultTimeoutMs: 30_000 });
+  let closeClient: (() => void) | undefined;
   try {
     await waitForServing(featuresAddress, 20_000);
     let started = process.hrtime.bigint();
@@ -192,6 +190,12 @@ async function main(): Promise<void> {
         `${HNSW.quantization}; query sample of ${built.querySample} users in ${round(built.seconds.querySample, 1)} s)`,
     );
 
+    // The service's port drawn just before it listens: drawn before the index build, it stayed free long enough for
+    // another process drawing ports (a parallel test) to take it first.
+    const port = await freePort();
+    const address = `127.0.0.1:${port}`;
+    const client = createServiceClient(retrieval.RetrievalService, address, { defaultTimeoutMs: 30_000 });
+    closeClient = () => client.close();
     started = process.hrtime.bigint();
     service = startNode(
       SERVICE_ENTRY,
@@ -400,7 +404,7 @@ async function main(): Promise<void> {
     );
     console.log(JSON.stringify(result));
   } finally {
-    client.close();
+    closeClient?.();
     featureClient.close();
     service?.child.kill('SIGTERM');
     featureProcess.child.kill('SIGTERM');
