@@ -25,19 +25,58 @@ export const isInProcessAddress = (address: string) => address.startsWith(IN_PRO
 
 type UnaryHandler = (call: InProcessUnaryCall, callback: (error: unknown, value?: unknown) => void) => void;
 
+/**
+ * What serves an address in this process's registry: a service started here (InProcessServer), or a link to one on
+ * another thread of the process (in-process-link).
+ */
+export interface InProcessEndpoint {
+  call(path: string, request: Uint8Array, metadata: Metadata, deadlineMs: number, signal?: AbortSignal): Promise<Buffer>;
+}
+
 interface RegisteredMethod {
   definition: MethodDefinition<unknown, unknown>;
   handler: UnaryHandler;
 }
 
 const REGISTRY_KEY = Symbol.for('recsys.service-kit.in-process-registry');
-type Registry = Map<string, InProcessServer>;
+interface Registry {
+  readonly endpoints: Map<string, InProcessEndpoint>;
+  /** Where a call to an address no endpoint here holds goes (a thread's link to the process's main thread). */
+  fallback: InProcessEndpointResolver | undefined;
+}
+/** The endpoint that serves an address elsewhere, or undefined. */
+export type InProcessEndpointResolver = (address: string) => InProcessEndpoint | undefined;
 const globals = globalThis as unknown as Record<symbol, Registry | undefined>;
-const registry: Registry = (globals[REGISTRY_KEY] ??= new Map());
+const registry: Registry = (globals[REGISTRY_KEY] ??= { endpoints: new Map(), fallback: undefined });
+
+/**
+ * Puts an endpoint at an address of this thread's registry (a link to a service on another thread); the returned
+ * function takes it off again. Throws when the address is held.
+ */
+export function registerInProcessEndpoint(address: string, endpoint: InProcessEndpoint): () => void {
+  if (!isInProcessAddress(address)) throw new TypeError(`an in-process address starts with ${IN_PROCESS_SCHEME}: ${address}`);
+  if (registry.endpoints.has(address)) throw new Error(`${address} is already served in this process`);
+  registry.endpoints.set(address, endpoint);
+  return () => {
+    if (registry.endpoints.get(address) === endpoint) registry.endpoints.delete(address);
+  };
+}
+
+/**
+ * Sends calls to addresses this thread does not serve to `resolver` (one per thread); the returned function takes it
+ * off again.
+ */
+export function setInProcessFallback(resolver: InProcessEndpointResolver): () => void {
+  if (registry.fallback !== undefined) throw new Error('this thread already sends unknown in-process addresses elsewhere');
+  registry.fallback = resolver;
+  return () => {
+    if (registry.fallback === resolver) registry.fallback = undefined;
+  };
+}
 
 /** The in-process services of this process (for tests and diagnostics). */
 export function inProcessAddresses(): string[] {
-  return [...registry.keys()];
+  return [...registry.endpoints.keys()];
 }
 
 /** A grpc-js ServiceError as a network call would produce it, so callers' handling of codes is unchanged. */
@@ -93,11 +132,12 @@ export class InProcessUnaryCall extends EventEmitter {
  * registers their unary methods under the in-process address, and forwards everything to the network server too when
  * the service also listens on a port.
  */
-export class InProcessServer {
+export class InProcessServer implements InProcessEndpoint {
   private readonly methods = new Map<string, RegisteredMethod>();
   private readonly inFlight = new Set<InProcessUnaryCall>();
   private drained: (() => void) | undefined;
   private shuttingDown = false;
+  private readonly unregister: () => void;
 
   constructor(
     readonly address: string,
@@ -114,10 +154,7 @@ export class InProcessServer {
       forceShutdown(): void;
     },
   ) {
-    if (!isInProcessAddress(address)) throw new TypeError(`an in-process address starts with ${IN_PROCESS_SCHEME}: ${address}`);
-    const existing = registry.get(address);
-    if (existing !== undefined) throw new Error(`${address} is already served in this process`);
-    registry.set(address, this);
+    this.unregister = registerInProcessEndpoint(address, this);
   }
 
   addService(service: ServiceDefinition, implementation: UntypedServiceImplementation): void {
@@ -239,10 +276,6 @@ export class InProcessServer {
     for (const call of [...this.inFlight]) call.cancel();
     this.unregister();
   }
-
-  private unregister(): void {
-    if (registry.get(this.address) === this) registry.delete(this.address);
-  }
 }
 
 /** A handler's error as the caller receives it: its gRPC code (UNKNOWN without one) and details, as grpc-js sends them. */
@@ -258,7 +291,11 @@ function fromHandlerError(error: unknown): GrpcServiceError {
   return grpcCallError(grpcCode, text, metadata instanceof Metadata ? metadata : new Metadata());
 }
 
-/** A unary call to a service registered in this process; UNAVAILABLE when none is at the address (not started, or stopped). */
+/**
+ * A unary call to a service in this process: one registered on this thread, else where this thread's fallback sends it
+ * (`local`: this thread's only, as for a call that came over a link). UNAVAILABLE when none is at the address (not
+ * started, or stopped).
+ */
 export function callInProcess(
   address: string,
   path: string,
@@ -266,8 +303,9 @@ export function callInProcess(
   metadata: Metadata,
   deadlineMs: number,
   signal?: AbortSignal,
+  local = false,
 ): Promise<Buffer> {
-  const server = registry.get(address);
-  if (server === undefined) return Promise.reject(grpcCallError(status.UNAVAILABLE, `no service at ${address} in this process`));
-  return server.call(path, request, metadata, deadlineMs, signal);
+  const endpoint = registry.endpoints.get(address) ?? (local ? undefined : registry.fallback?.(address));
+  if (endpoint === undefined) return Promise.reject(grpcCallError(status.UNAVAILABLE, `no service at ${address} in this process`));
+  return endpoint.call(path, request, metadata, deadlineMs, signal);
 }

@@ -16,6 +16,7 @@ export * from './tracing.js';
 export * from './health-client.js';
 export * from './workspace.js';
 export * from './in-process.js';
+export * from './in-process-link.js';
 export * from './undecodable-request.js';
 export * from './candidate-wire.js';
 export * from './scored-candidates-wire.js';
