@@ -23,7 +23,7 @@ export interface WorkerReadiness<T> {
 
 /**
  * A worker thread of `script`, once its first message says it is ready (`readiness.ready`); an error or exit before
- * that rejects naming the worker, and the worker is stopped. Only the listeners added here are taken off afterwards:
+ * that rejects naming the worker, once the worker has been stopped. Only the listeners added here are taken off afterwards:
  * the worker's own (e.g. what refs its port) stay.
  */
 export function startWorker<T>(
@@ -47,10 +47,10 @@ export function startWorker<T>(
       worker.off('exit', onExit);
       worker.off('message', onMessage);
     };
+    // The caller learns of the failure once the worker has ended: no thread outlives a failed start.
     const stop = (error: Error) => {
       detach();
-      void worker.terminate();
-      reject(error);
+      void worker.terminate().finally(() => reject(error));
     };
     worker.on('error', onError);
     worker.on('exit', onExit);
