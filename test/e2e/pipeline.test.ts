@@ -1,10 +1,11 @@
 // The whole pipeline end to end, in both modes: every service as its own process (split, the default), and every
-// service in one process calling each other in-process (all-in-one); real models trained on small synthetic data, the
+// service in one process calling each other in-process (all-in-one), there with the stages on the main thread and
+// each on a worker thread of its own; real models trained on small synthetic data, the
 // feature store on a real Redis, auth on. REST through fetch, gRPC through the typed client, as a client of the gateway
 // would call them. The fault tests freeze or stop a stage's process in split mode; in all-in-one mode, where the stages
 // share a process, the feature store's Redis goes away instead.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Metadata, status } from '@grpc/grpc-js';
@@ -132,8 +133,11 @@ async function withStopped<T>(name: ServiceName, work: () => Promise<T>): Promis
   }
 }
 
-/** Starts the pipeline in a mode (all-in-one with a Redis of its own, which its fault test stops). */
-async function startIn(mode: PipelineMode): Promise<void> {
+/**
+ * Starts the pipeline in a mode (all-in-one with a Redis of its own, which its fault test stops); `stageThreads`: the
+ * all-in-one stages on worker threads of their own (STAGE_THREADS).
+ */
+async function startIn(mode: PipelineMode, stageThreads?: string): Promise<void> {
   const models = await trainedModels();
   catalogue = new Set(models.setup.dataset.items.ids);
   modelsRoot = models.root;
@@ -152,7 +156,12 @@ async function startIn(mode: PipelineMode): Promise<void> {
     env: {
       features: { REDIS_KEY_PREFIX: `e2e-${randomUUID().slice(0, 8)}:` },
       // A roomy default budget: these tests check behaviour, not latency, on a busy 2-core machine (the frozen-stage test sets its own).
-      gateway: { API_KEYS: `e2e:${API_KEY}`, BUDGET_DEFAULT_MS: '3000', BUDGET_MAX_MS: '5000' },
+      gateway: {
+        API_KEYS: `e2e:${API_KEY}`,
+        BUDGET_DEFAULT_MS: '3000',
+        BUDGET_MAX_MS: '5000',
+        ...(stageThreads === undefined ? {} : { STAGE_THREADS: stageThreads }),
+      },
     },
   });
   grpcGateway = createServiceClient(gateway.GatewayService, pipeline.addresses.gateway, { defaultTimeoutMs: 10_000 });
@@ -168,10 +177,15 @@ async function stopPipeline(): Promise<void> {
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 }
 
-const MODES: PipelineMode[] = ['split', 'all-in-one'];
+const THREAD_STAGES = ['retrieval', 'preranking', 'ranking', 'reranking'] as const;
+const MODES: { label: string; mode: PipelineMode; stageThreads?: string }[] = [
+  { label: 'split', mode: 'split' },
+  { label: 'all-in-one', mode: 'all-in-one' },
+  { label: 'all-in-one, each stage on a thread of its own', mode: 'all-in-one', stageThreads: THREAD_STAGES.join(',') },
+];
 
-describe.each(MODES)('the pipeline end to end (%s)', (mode) => {
-  beforeAll(() => startIn(mode), 180_000);
+describe.each(MODES)('the pipeline end to end ($label)', ({ mode, stageThreads }) => {
+  beforeAll(() => startIn(mode, stageThreads), 180_000);
   afterAll(stopPipeline, 60_000);
 
   it('answers recommendations over REST (POST and GET) and gRPC', async () => {
@@ -487,7 +501,7 @@ describe.each(MODES)('the pipeline end to end (%s)', (mode) => {
   });
 
   if (mode === 'all-in-one') {
-    it('runs every stage in one process, behind the gateway and the feature service ports', async () => {
+    it('runs every stage in one process, behind the gateway and the feature service ports, with one metrics endpoint', async () => {
       const pid = pipeline.pid('gateway');
       expect(pid).toBeGreaterThan(0);
       for (const name of ['features', 'retrieval', 'preranking', 'ranking', 'reranking'] as const) expect(pipeline.pid(name)).toBe(pid);
@@ -496,6 +510,15 @@ describe.each(MODES)('the pipeline end to end (%s)', (mode) => {
       // With the all-in-one process's V8 flags (a larger young generation than one service's).
       const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
       expect(argv.slice(1, 1 + ALL_IN_ONE_NODE_FLAGS.length)).toEqual([...ALL_IN_ONE_NODE_FLAGS]);
+      // A stage on a thread of its own runs on an OS thread named after it; none does by default.
+      const threads = readdirSync(`/proc/${pid}/task`).map((task) => readFileSync(`/proc/${pid}/task/${task}/comm`, 'utf8').trim());
+      const stageThreadsFound = THREAD_STAGES.filter((name) => threads.includes(name));
+      expect(stageThreadsFound).toEqual(stageThreads === undefined ? [] : [...THREAD_STAGES]);
+      // The process's one metrics endpoint has every service's series, a stage thread's too.
+      expectHealthy(await recommend({ user_id: 'user-2', k: 5 }), 5);
+      const metrics = await (await fetch(pipeline.metricsUrl('features')!)).text();
+      for (const name of ['features', ...THREAD_STAGES])
+        expect(metrics).toMatch(new RegExp(`grpc_server_handled_total\\{[^}]*service="${name}"[^}]*\\} [1-9]`));
     });
 
     it('degrades instead of failing while the feature store is gone, and recovers when it is back', async () => {

@@ -1,25 +1,19 @@
 import type { Server } from 'node:http';
-import { loadFeaturesConfig, startFeatureService } from '@recsys/features';
-import { loadGatewayConfig, startGatewayService, type RunningGateway } from '@recsys/gateway';
-import { loadPrerankingConfig, startPrerankingService, type RunningPrerankingService } from '@recsys/preranking';
-import { loadRankingConfig, startRankingService, type RunningRankingService } from '@recsys/ranking';
-import { loadRerankingConfig, startRerankingService } from '@recsys/reranking';
-import { loadRetrievalConfig, startRetrievalService } from '@recsys/retrieval';
-import {
-  baseServiceConfig,
-  baseServiceEnv,
-  createLogger,
-  inProcessAddress,
-  parseEnv,
-  startMetricsServer,
-  type RunningGrpcService,
-} from '@recsys/service-kit';
+import { baseServiceConfig, baseServiceEnv, createLogger, inProcessAddress, parseEnv, startMetricsServer } from '@recsys/service-kit';
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import { z } from 'zod';
+import {
+  ALL_IN_ONE_SERVICES,
+  SERVICES,
+  THREAD_STAGES,
+  type AllInOneService,
+  type HostedService,
+  type PreparedService,
+  type ThreadStage,
+} from './services.js';
+import { startStageThread, type MetricsJson, type StageThread } from './stage-threads.js';
 
-/** The stages after the feature service, in the order they start (each only calls the ones started before it). */
-export const ALL_IN_ONE_SERVICES = ['features', 'retrieval', 'preranking', 'ranking', 'reranking', 'gateway'] as const;
-export type AllInOneService = (typeof ALL_IN_ONE_SERVICES)[number];
+export { ALL_IN_ONE_SERVICES, THREAD_STAGES, type AllInOneService, type ThreadStage } from './services.js';
 
 /** Variables of the all-in-one process itself; every service reads the rest of the environment as it would alone. */
 const allInOneEnv = {
@@ -29,6 +23,20 @@ const allInOneEnv = {
    * calls in-process only.
    */
   FEATURES_GRPC_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /**
+   * Stages that run on a worker thread of their own (comma-separated: retrieval, preranking, ranking, reranking),
+   * reached over the in-process transport as bytes; the rest share the main thread with the gateway. Empty: none.
+   */
+  STAGE_THREADS: z
+    .string()
+    .default('')
+    .transform((value) =>
+      value
+        .split(',')
+        .map((name) => name.trim())
+        .filter((name) => name !== ''),
+    )
+    .pipe(z.array(z.enum(THREAD_STAGES)).refine((names) => new Set(names).size === names.length, 'a stage is named twice')),
 };
 
 export interface AllInOneConfig {
@@ -37,12 +45,20 @@ export interface AllInOneConfig {
   metricsPort: number;
   logLevel: ReturnType<typeof baseServiceConfig>['logLevel'];
   featuresGrpcPort: number | undefined;
+  /** The stages on worker threads of their own. */
+  stageThreads: ThreadStage[];
 }
 
 export function loadAllInOneConfig(env: NodeJS.ProcessEnv = process.env): AllInOneConfig {
   const e = parseEnv(allInOneEnv, env);
   const base = baseServiceConfig(e);
-  return { metricsHost: base.metricsHost, metricsPort: base.metricsPort, logLevel: base.logLevel, featuresGrpcPort: e.FEATURES_GRPC_PORT };
+  return {
+    metricsHost: base.metricsHost,
+    metricsPort: base.metricsPort,
+    logLevel: base.logLevel,
+    featuresGrpcPort: e.FEATURES_GRPC_PORT,
+    stageThreads: e.STAGE_THREADS,
+  };
 }
 
 /**
@@ -71,8 +87,8 @@ export function serviceEnvOf(name: AllInOneService, env: NodeJS.ProcessEnv, conf
 }
 
 export interface AllInOne {
-  /** The services started so far, by name. */
-  readonly services: Partial<Record<AllInOneService, RunningGrpcService>>;
+  /** The services started so far, by name: on this thread, or on a thread of their own (STAGE_THREADS). */
+  readonly services: Partial<Record<AllInOneService, { readonly thread?: StageThread }>>;
   /** The combined metrics endpoint's port; -1 when off. */
   readonly metricsPort: number;
   /** Starts the stages and the gateway (once; startAllInOne does it unless told to wait). */
@@ -83,27 +99,63 @@ export interface AllInOne {
   close(): Promise<void>;
 }
 
+export interface AllInOneOptions {
+  /** Starts the feature service alone; startStages starts the rest. */
+  deferStages?: boolean;
+  /**
+   * A stage thread ended on its own (an uncaught error in its stage): calls to it answer UNAVAILABLE from then on.
+   * The process's entry point stops the process, as a stage's own process would have ended. Default: logged.
+   */
+  onStageThreadExit?: (name: ThreadStage, error: Error) => void;
+}
+
+/** A service as the process holds it: its close, metrics and reload, wherever it runs. */
+interface Held {
+  readonly thread?: StageThread;
+  metrics(): Promise<MetricsJson>;
+  reload(): void;
+  close(): Promise<void>;
+}
+
+const heldHere = (hosted: HostedService): Held => ({
+  metrics: () => hosted.running.metrics.registry.getMetricsAsJSON(),
+  reload: hosted.reload,
+  close: () => hosted.running.close(),
+});
+
+const heldOnThread = (thread: StageThread): Held => ({ thread, metrics: thread.metrics, reload: thread.reload, close: thread.close });
+
 /**
  * Every service of the pipeline in this process: the feature service first, then (now, or when startStages is called,
  * once the feature data and the index are in place) retrieval, pre-ranking, ranking and re-ranking, then the gateway.
- * Each is the same start function its own process runs, configured from the same variables.
+ * Each is the same start function its own process runs, configured from the same variables; the stages named in
+ * STAGE_THREADS run it on a worker thread of their own.
  */
-export async function startAllInOne(env: NodeJS.ProcessEnv = process.env, options: { deferStages?: boolean } = {}): Promise<AllInOne> {
+export async function startAllInOne(env: NodeJS.ProcessEnv = process.env, options: AllInOneOptions = {}): Promise<AllInOne> {
   const config = loadAllInOneConfig(env);
+  const processLogger = createLogger('all-in-one', config.logLevel);
   // Every configuration is read before anything starts, so a bad variable fails at once with its name.
-  const configs = {
-    features: loadFeaturesConfig(serviceEnvOf('features', env, config)),
-    retrieval: loadRetrievalConfig(serviceEnvOf('retrieval', env, config)),
-    preranking: loadPrerankingConfig(serviceEnvOf('preranking', env, config)),
-    ranking: loadRankingConfig(serviceEnvOf('ranking', env, config)),
-    reranking: loadRerankingConfig(serviceEnvOf('reranking', env, config)),
-    gateway: loadGatewayConfig(serviceEnvOf('gateway', env, config)),
-  };
-  const logger = (name: AllInOneService) => createLogger(name, configs[name].logLevel);
-  const services: Partial<Record<AllInOneService, RunningGrpcService>> = {};
+  const envs = Object.fromEntries(ALL_IN_ONE_SERVICES.map((name) => [name, serviceEnvOf(name, env, config)])) as Record<
+    AllInOneService,
+    NodeJS.ProcessEnv
+  >;
+  const prepared = Object.fromEntries(ALL_IN_ONE_SERVICES.map((name) => [name, SERVICES[name](envs[name])])) as Record<
+    AllInOneService,
+    PreparedService
+  >;
+  const onThreadExit =
+    options.onStageThreadExit ??
+    ((name: ThreadStage, error: Error) =>
+      processLogger.error({ err: error, stage: name }, 'a stage thread ended; its calls answer UNAVAILABLE'));
+  const services: Partial<Record<AllInOneService, Held>> = {};
   let metricsServer: Server | undefined;
   let metricsPort = -1;
 
+  const start = async (name: AllInOneService) => {
+    services[name] = (config.stageThreads as readonly string[]).includes(name)
+      ? heldOnThread(await startStageThread(name as ThreadStage, envs[name], processLogger, onThreadExit))
+      : heldHere(await prepared[name].start(createLogger(name, prepared[name].logLevel)));
+  };
   const close = async () => {
     for (const name of [...ALL_IN_ONE_SERVICES].reverse()) {
       const service = services[name];
@@ -117,10 +169,10 @@ export async function startAllInOne(env: NodeJS.ProcessEnv = process.env, option
     throw error;
   };
 
-  services.features = await startFeatureService(configs.features, logger('features')).catch(failWith);
+  await start('features').catch(failWith);
   if (config.metricsPort >= 0) {
-    const registries = () => Object.values(services).map((service) => service.metrics.registry);
-    const started = await startMetricsServer(combinedRegistry(registries), config.metricsPort, config.metricsHost).catch(failWith);
+    const sources = () => Object.values(services).map((service) => service.metrics());
+    const started = await startMetricsServer(combinedRegistry(sources), config.metricsPort, config.metricsHost).catch(failWith);
     metricsServer = started.server;
     metricsPort = started.port;
   }
@@ -128,13 +180,8 @@ export async function startAllInOne(env: NodeJS.ProcessEnv = process.env, option
   let stages: Promise<void> | undefined;
   const startStages = () =>
     (stages ??= (async () => {
-      await Promise.all([
-        startRetrievalService(configs.retrieval, logger('retrieval')).then((s) => (services.retrieval = s)),
-        startPrerankingService(configs.preranking, logger('preranking')).then((s) => (services.preranking = s)),
-        startRankingService(configs.ranking, logger('ranking')).then((s) => (services.ranking = s)),
-        startRerankingService(configs.reranking, logger('reranking')).then((s) => (services.reranking = s)),
-      ]).catch(failWith);
-      services.gateway = await startGatewayService(configs.gateway, logger('gateway')).catch(failWith);
+      await Promise.all(THREAD_STAGES.map(start)).catch(failWith);
+      await start('gateway').catch(failWith);
     })());
   if (!options.deferStages) await startStages();
 
@@ -143,9 +190,7 @@ export async function startAllInOne(env: NodeJS.ProcessEnv = process.env, option
     metricsPort,
     startStages,
     reload: () => {
-      void (services.preranking as RunningPrerankingService | undefined)?.checkModels();
-      void (services.ranking as RunningRankingService | undefined)?.checkModels();
-      (services.gateway as RunningGateway | undefined)?.reloadKeys();
+      for (const service of Object.values(services)) service.reload();
     },
     close,
   };
@@ -155,11 +200,11 @@ export async function startAllInOne(env: NodeJS.ProcessEnv = process.env, option
  * One registry view over the services' own ones (each labels its series with its service name): what a scrape of the
  * separate processes would have found, in one answer.
  */
-function combinedRegistry(registries: () => Registry[]): Registry {
+function combinedRegistry(sources: () => Promise<MetricsJson>[]): Registry {
   const view = {
     contentType: AggregatorRegistry.PROMETHEUS_CONTENT_TYPE,
     metrics: async () => {
-      const metrics = await Promise.all(registries().map((registry) => registry.getMetricsAsJSON()));
+      const metrics = await Promise.all(sources());
       return AggregatorRegistry.aggregate(metrics).metrics();
     },
   };

@@ -14,7 +14,15 @@ async function main(): Promise<void> {
   const state: { running?: AllInOne } = {};
   // Signals before the start has finished stop what has started so far.
   exitOnSignals(() => state.running?.close() ?? Promise.resolve(), logger);
-  const started = await startAllInOne(process.env, { deferStages });
+  const started = await startAllInOne(process.env, {
+    deferStages,
+    // A stage thread that ended on its own ends the process, as the stage's own process would have: its supervisor
+    // starts it again, rather than it serving on without that stage.
+    onStageThreadExit: (name, error) => {
+      logger.fatal({ err: error, stage: name }, 'a stage thread ended; stopping the process');
+      void (state.running?.close() ?? Promise.resolve()).finally(() => process.exit(1));
+    },
+  });
   state.running = started;
   if (deferStages) {
     logger.info('feature service started; the stages start on SIGUSR2');

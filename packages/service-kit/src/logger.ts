@@ -3,7 +3,7 @@ import pino, { type DestinationStream, type Logger, type LevelWithSilent } from 
 import { currentRequestContext } from './request-context.js';
 import { traceLogFields } from './tracing.js';
 
-export type { Logger } from 'pino';
+export type { Logger, LevelWithSilent } from 'pino';
 
 /** JSON logs; every line written while serving a request carries its request id (and its trace ids when tracing is on). */
 export function createLogger(service: string, level: LevelWithSilent = 'info', destination?: DestinationStream): Logger {
