@@ -73,9 +73,17 @@ function unlessSet(settings: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(settings).filter(([name]) => process.env[name] === undefined));
 }
 
-/** A mode's settings as the results name them. */
+/** Variables that change how a mode runs its stages: one set in the environment is named in the results too. */
+const REPORTED_SETTINGS: Record<PipelineMode, readonly string[]> = {
+  split: ['INDEX_SEARCH_WORKERS', 'PRERANKING_SESSION_THREAD', 'RANKING_SESSION_THREAD'],
+  'all-in-one': ['INDEX_SEARCH_WORKERS', 'PRERANKING_SESSION_THREAD', 'RANKING_SESSION_THREAD', 'STAGE_THREADS'],
+};
+
+/** A mode's settings as the results name them: the benchmark's own, then those set in the environment. */
 function modeSettings(mode: PipelineMode): string {
   const settings = Object.values(MODE_ENV[mode]).flatMap((env) => Object.entries(env ?? {}).map(([k, v]) => `${k}=${v}`));
+  for (const name of REPORTED_SETTINGS[mode])
+    if (process.env[name] !== undefined) settings.push(`${name}=${process.env[name]} (environment)`);
   return settings.length === 0 ? 'the defaults' : settings.join(', ');
 }
 const SERVICES: readonly ServiceName[] = ['features', 'retrieval', 'preranking', 'ranking', 'reranking', 'gateway'];
