@@ -91,9 +91,18 @@ export class IdTable {
     const { slots, offsets, bytes } = this;
     const mask = (slots.length >> 1) - 1;
     const starts = (this.starts = scratchOf(this.starts, n));
+    const hashes = (this.hashes = scratchOf(this.hashes, n));
+    // Every id's hash, then every id's first slot read ahead (rows holds the slot meanwhile): a loop of independent
+    // reads, whose misses the processor overlaps, where the probe loop below would wait for each id's in turn.
     for (let k = 0; k < n; k++) {
       const hash = hashString(ids[k]!);
-      let slot = hash & mask;
+      hashes[k] = hash;
+      rows[k] = hash & mask;
+    }
+    touchRows(slots, rows, 2, n);
+    for (let k = 0; k < n; k++) {
+      const hash = hashes[k]!;
+      let slot = rows[k]!;
       // The first slot with the id's hash (-1: an empty slot first, the id is not held).
       while (slots[2 * slot] !== 0 && slots[2 * slot + 1] !== hash) slot = (slot + 1) & mask;
       rows[k] = slots[2 * slot]! - 1;
@@ -116,8 +125,9 @@ export class IdTable {
     return rows;
   }
 
-  /** The ids' starts of a lookup, kept between calls (lookups are synchronous). */
+  /** The ids' starts and hashes of a lookup, kept between calls (lookups are synchronous). */
   private starts: Uint32Array = new Uint32Array(0);
+  private hashes: Int32Array = new Int32Array(0);
 
   has(id: string): boolean {
     return this.rowOf(id) >= 0;
