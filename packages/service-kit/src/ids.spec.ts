@@ -39,5 +39,29 @@ describe('checkCandidateIds', () => {
     expect(refusal(['a', 'b\u0000'])).toMatch(/candidates\[1\]\.item_id.*control characters/);
     expect(refusal(['a', 'x'.repeat(9)])).toMatch(/candidates\[1\]\.item_id.*at most 8 characters/);
     expect(refusal(['a', 'b', 'a'])).toMatch(/candidates\[2\]\.item_id.*"a" repeats candidates\[0\]/);
+    // The first refusal in order, whichever kind it is.
+    expect(refusal(['a', 'a', ''])).toMatch(/candidates\[1\]\.item_id.*"a" repeats candidates\[0\]/);
+    expect(refusal(['a', '', 'a'])).toMatch(/candidates\[1\]\.item_id.*must not be empty/);
+  });
+
+  it('finds a repeat among thousands of ids, after a longer and a shorter list (its table is reused)', () => {
+    const many = { maxCandidates: 5000, maxIdLength: 64 };
+    const ids = Array.from({ length: 3000 }, (_, k) => `item-${k}`);
+    expect(checkCandidateIds(ids, many)).toEqual(ids);
+    expect(() => checkCandidateIds([...ids, 'item-1234'], many)).toThrow('candidates[3000].item_id: "item-1234" repeats candidates[1234]');
+    expect(() => checkCandidateIds(['x', 'y', 'z', 'y'], many)).toThrow('candidates[3].item_id: "y" repeats candidates[1]');
+    expect(checkCandidateIds(['x', 'y', 'z'], many)).toEqual(['x', 'y', 'z']);
+    // Every pair of a shuffled list with one repeat: the earlier one named, wherever it lies.
+    for (const [first, second] of [
+      [0, 2999],
+      [1500, 1501],
+      [2998, 2999],
+    ] as const) {
+      const withRepeat = ids.slice();
+      withRepeat[second] = withRepeat[first]!;
+      expect(() => checkCandidateIds(withRepeat, many)).toThrow(
+        `candidates[${second}].item_id: "item-${first}" repeats candidates[${first}]`,
+      );
+    }
   });
 });

@@ -53,17 +53,39 @@ export function checkCandidateIds(candidates: readonly string[], limits: { maxCa
   if (n > limits.maxCandidates) {
     throw new InvalidArgumentError('candidates', `at most ${limits.maxCandidates} per request (got ${n}); split the request`);
   }
-  const ids = new Array<string>(n);
-  const seen = new Map<string, number>();
+  // One pass over each id's characters: whether it is printable ASCII within the length (nearly every id; idProblem
+  // says what is wrong with any other) and its FNV-1a hash, for a table of the ids seen so far (their index + 1; 0:
+  // empty; at most half full), kept between calls. A Map of them cost several times as much: it grows, and hashes and
+  // stores each string.
+  let size = 16;
+  while (size < 2 * n) size <<= 1;
+  if (seenSlots.length < size) seenSlots = new Int32Array(size);
+  const slots = seenSlots;
+  slots.fill(0, 0, size);
+  const mask = size - 1;
+  const maxLength = limits.maxIdLength;
   for (let i = 0; i < n; i++) {
     const id = candidates[i]!;
+    let plain = id.length > 0 && id.length <= maxLength;
+    let hash = 0x811c9dc5;
+    for (let k = 0; k < id.length; k++) {
+      const c = id.charCodeAt(k);
+      if (c < 0x20 || c >= 0x7f) plain = false;
+      hash = Math.imul(hash ^ c, 0x01000193);
+    }
     // The field's name is written only for a refusal.
-    const problem = idProblem(id, limits.maxIdLength);
+    const problem = plain ? undefined : idProblem(id, maxLength);
     if (problem !== undefined) throw new InvalidArgumentError(`candidates[${i}].item_id`, problem);
-    const first = seen.get(id);
-    if (first !== undefined) throw new InvalidArgumentError(`candidates[${i}].item_id`, `"${id}" repeats candidates[${first}]`);
-    seen.set(id, i);
-    ids[i] = id;
+    let slot = hash & mask;
+    for (let held = slots[slot]!; held !== 0; held = slots[slot]!) {
+      if (candidates[held - 1] === id)
+        throw new InvalidArgumentError(`candidates[${i}].item_id`, `"${id}" repeats candidates[${held - 1}]`);
+      slot = (slot + 1) & mask;
+    }
+    slots[slot] = i + 1;
   }
-  return ids;
+  return candidates.slice();
 }
+
+/** checkCandidateIds' table of the ids seen, kept between calls (checks are synchronous): a check allocates nothing. */
+let seenSlots = new Int32Array(0);
