@@ -26,62 +26,35 @@ export interface PreparedService {
   start(logger: Logger): Promise<HostedService>;
 }
 
+type Prepare = (env: NodeJS.ProcessEnv) => PreparedService;
+
+/** A service from its configuration's loader and its start function; `reload`: what SIGHUP asks of it. */
+function serviceOf<C extends { logLevel: LevelWithSilent }, R extends RunningGrpcService>(
+  load: (env: NodeJS.ProcessEnv) => C,
+  start: (config: C, logger: Logger) => Promise<R>,
+  reload: (running: R) => void = () => undefined,
+): Prepare {
+  return (env) => {
+    const config = load(env);
+    return {
+      logLevel: config.logLevel,
+      start: async (logger) => {
+        const running = await start(config, logger);
+        return { running, reload: () => reload(running) };
+      },
+    };
+  };
+}
+
 /**
  * Each service's configuration (ConfigError naming the first bad variable) and start: the same functions its own
- * process runs.
+ * process runs. Pre-ranking and ranking look for new model versions on SIGHUP, the gateway reads its API keys again.
  */
-export const SERVICES: Record<AllInOneService, (env: NodeJS.ProcessEnv) => PreparedService> = {
-  features: (env) => {
-    const config = loadFeaturesConfig(env);
-    return {
-      logLevel: config.logLevel,
-      start: async (logger) => ({ running: await startFeatureService(config, logger), reload: noReload }),
-    };
-  },
-  retrieval: (env) => {
-    const config = loadRetrievalConfig(env);
-    return {
-      logLevel: config.logLevel,
-      start: async (logger) => ({ running: await startRetrievalService(config, logger), reload: noReload }),
-    };
-  },
-  preranking: (env) => {
-    const config = loadPrerankingConfig(env);
-    return {
-      logLevel: config.logLevel,
-      start: async (logger) => {
-        const running = await startPrerankingService(config, logger);
-        return { running, reload: () => void running.checkModels() };
-      },
-    };
-  },
-  ranking: (env) => {
-    const config = loadRankingConfig(env);
-    return {
-      logLevel: config.logLevel,
-      start: async (logger) => {
-        const running = await startRankingService(config, logger);
-        return { running, reload: () => void running.checkModels() };
-      },
-    };
-  },
-  reranking: (env) => {
-    const config = loadRerankingConfig(env);
-    return {
-      logLevel: config.logLevel,
-      start: async (logger) => ({ running: await startRerankingService(config, logger), reload: noReload }),
-    };
-  },
-  gateway: (env) => {
-    const config = loadGatewayConfig(env);
-    return {
-      logLevel: config.logLevel,
-      start: async (logger) => {
-        const running = await startGatewayService(config, logger);
-        return { running, reload: () => running.reloadKeys() };
-      },
-    };
-  },
+export const SERVICES: Record<AllInOneService, Prepare> = {
+  features: serviceOf(loadFeaturesConfig, startFeatureService),
+  retrieval: serviceOf(loadRetrievalConfig, startRetrievalService),
+  preranking: serviceOf(loadPrerankingConfig, startPrerankingService, (running) => void running.checkModels()),
+  ranking: serviceOf(loadRankingConfig, startRankingService, (running) => void running.checkModels()),
+  reranking: serviceOf(loadRerankingConfig, startRerankingService),
+  gateway: serviceOf(loadGatewayConfig, startGatewayService, (running) => running.reloadKeys()),
 };
-
-const noReload = () => undefined;
