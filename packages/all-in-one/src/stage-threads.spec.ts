@@ -68,6 +68,23 @@ describe('a stage on a thread of its own (all-in-one STAGE_THREADS)', () => {
     await expect(thread.metrics()).rejects.toThrow("reranking's thread is closing");
   });
 
+  it('tells the process when the thread ends on its own, and its address answers UNAVAILABLE from then on', async () => {
+    const client = createServiceClient(reranking.RerankingService, 'inproc://reranking', { defaultTimeoutMs: 5000 });
+    const ended = new Promise<[string, Error]>((resolve) => {
+      void startStageThread('reranking', envOf('reranking'), logger, (name, error) => resolve([name, error])).then(async (thread) => {
+        expect((await client.rerank(REQUEST)).candidates).toHaveLength(10);
+        // What an uncaught error in the stage would do: the thread ends without being asked to close.
+        await thread.worker.terminate();
+      });
+    });
+    const [name, error] = await ended;
+    expect(name).toBe('reranking');
+    expect(error.message).toMatch(/reranking's thread ended \(code \d+\)/);
+    await expect(client.rerank(REQUEST)).rejects.toMatchObject({ code: status.UNAVAILABLE });
+    expect(inProcessAddresses()).not.toContain('inproc://reranking');
+    client.close();
+  });
+
   it("fails to start with the stage's own reason, leaving no thread and no address behind", async () => {
     const empty = mkdtempSync(join(tmpdir(), 'stage-thread-'));
     try {

@@ -22,8 +22,8 @@ const CLOSE_TIMEOUT_MS = 30_000;
 /** A stage running on a worker thread of this process, reached at inproc://<name> like one on this thread. */
 export interface StageThread {
   readonly name: ThreadStage;
-  /** The thread's own id (as /proc/<pid>/task and --cpu-prof name it). */
-  readonly threadId: number;
+  /** The worker running the stage (diagnostics; close() is how to stop it). */
+  readonly worker: Worker;
   /** The stage's metrics registry, as JSON (prom-client's getMetricsAsJSON). */
   metrics(): Promise<MetricsJson>;
   /** Pre-ranking and ranking look for new model versions (SIGHUP). */
@@ -98,7 +98,7 @@ export async function startStageThread(
 
   return {
     name,
-    threadId: worker.threadId,
+    worker,
     metrics: () =>
       new Promise<MetricsJson>((resolve, reject) => {
         if (closing !== undefined) return reject(new Error(`${name}'s thread is closing`));
