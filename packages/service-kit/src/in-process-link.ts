@@ -1,6 +1,14 @@
 import { Metadata, status, type MetadataValue } from '@grpc/grpc-js';
 import type { MessagePort } from 'node:worker_threads';
-import { callInProcess, grpcCallError, registerInProcessEndpoint, setInProcessFallback, type InProcessEndpoint } from './in-process.js';
+import {
+  callInProcess,
+  grpcCallError,
+  registerInProcessEndpoint,
+  setInProcessFallback,
+  untilDeadline,
+  type CallEnding,
+  type InProcessEndpoint,
+} from './in-process.js';
 
 /**
  * The in-process transport between two threads of one process (a stage hosted on a worker thread in the all-in-one
@@ -44,13 +52,16 @@ export interface InProcessLink {
 export function linkInProcess(port: MessagePort, options: InProcessLinkOptions = {}): InProcessLink {
   let nextId = 1;
   let closed = false;
-  const waiting = new Map<number, { resolve: (answer: Buffer) => void; reject: (error: Error) => void }>();
+  const waiting = new Map<number, CallEnding>();
   const serving = new Map<number, AbortController>();
   const post = (message: LinkMessage, transfer: ArrayBuffer[] = []) => {
     if (!closed) port.postMessage(message, transfer);
   };
 
-  /** One call to `address` on the other thread. */
+  /**
+   * One call to `address` on the other thread; the caller's deadline holds here too, so a busy or stopped thread cannot
+   * keep it waiting past it.
+   */
   const send = (
     address: string,
     path: string,
@@ -58,35 +69,16 @@ export function linkInProcess(port: MessagePort, options: InProcessLinkOptions =
     metadata: Metadata,
     deadlineMs: number,
     signal: AbortSignal | undefined,
-  ): Promise<Buffer> =>
-    new Promise<Buffer>((resolve, reject) => {
-      if (closed) return reject(grpcCallError(status.UNAVAILABLE, `the link to ${address} is closed`));
-      const id = nextId++;
-      let timer: NodeJS.Timeout | undefined;
-      const onAbort = () => stop(status.CANCELLED, 'Cancelled on client');
-      const settle = () => {
-        waiting.delete(id);
-        if (timer !== undefined) clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      // The caller's deadline holds here too, so a busy or stopped thread cannot keep a call waiting past it.
-      const stop = (code: status, details: string) => {
-        if (!waiting.has(id)) return;
-        settle();
-        post({ link: 'cancel', id });
-        reject(grpcCallError(code, details));
-      };
-      waiting.set(id, {
-        resolve: (answer) => (settle(), resolve(answer)),
-        reject: (error) => (settle(), reject(error)),
-      });
-      if (signal?.aborted) return stop(status.CANCELLED, 'Cancelled on client');
-      if (Number.isFinite(deadlineMs))
-        timer = setTimeout(() => stop(status.DEADLINE_EXCEEDED, 'Deadline exceeded'), Math.max(0, deadlineMs - Date.now()));
-      signal?.addEventListener('abort', onAbort, { once: true });
+  ): Promise<Buffer> => {
+    if (closed) return Promise.reject(grpcCallError(status.UNAVAILABLE, `the link to ${address} is closed`));
+    const id = nextId++;
+    const hooks = { ended: () => void waiting.delete(id), stopped: () => post({ link: 'cancel', id }) };
+    return untilDeadline(deadlineMs, signal, hooks, (ending) => {
+      waiting.set(id, ending);
       const bytes = new Uint8Array(request);
       post({ link: 'call', id, address, path, request: bytes, metadata: Object.entries(metadata.toJSON()), deadlineMs }, [bytes.buffer]);
     });
+  };
   const endpointAt = (address: string): InProcessEndpoint => ({
     call: (path, request, metadata, deadlineMs, signal) => send(address, path, request, metadata, deadlineMs, signal),
   });

@@ -84,6 +84,57 @@ export function grpcCallError(code: status, details: string, metadata = new Meta
   return Object.assign(new Error(`${code} ${status[code]}: ${details}`), { code, details, metadata });
 }
 
+/** How whoever serves a call ends it: with its answer or its error (neither counts once the call has ended). */
+export interface CallEnding {
+  resolve(answer: Buffer): void;
+  reject(error: Error): void;
+}
+
+/**
+ * One call of the in-process transport (a handler here, or a call sent to another thread), ended by its answer or error
+ * unless the caller's deadline (DEADLINE_EXCEEDED) or cancellation (CANCELLED) ends it first: `start` begins it with its
+ * CallEnding; `ended` is told once it has ended, whichever way, and `stopped` when the caller ended it (whoever serves it
+ * is to be told). A signal already aborted ends it before it starts.
+ */
+export function untilDeadline(
+  deadlineMs: number,
+  signal: AbortSignal | undefined,
+  hooks: { ended(): void; stopped(): void },
+  start: (ending: CallEnding) => void,
+): Promise<Buffer> {
+  if (signal?.aborted) return Promise.reject(grpcCallError(status.CANCELLED, 'Cancelled on client'));
+  return new Promise<Buffer>((resolve, reject) => {
+    let done = false;
+    let timer: NodeJS.Timeout | undefined;
+    const onAbort = () => stop(status.CANCELLED, 'Cancelled on client');
+    /** True for the first end only. */
+    const end = () => {
+      if (done) return false;
+      done = true;
+      if (timer !== undefined) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      hooks.ended();
+      return true;
+    };
+    const stop = (code: status, details: string) => {
+      if (!end()) return;
+      hooks.stopped();
+      reject(grpcCallError(code, details));
+    };
+    if (Number.isFinite(deadlineMs))
+      timer = setTimeout(() => stop(status.DEADLINE_EXCEEDED, 'Deadline exceeded'), Math.max(0, deadlineMs - Date.now()));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    start({
+      resolve: (answer) => {
+        if (end()) resolve(answer);
+      },
+      reject: (error) => {
+        if (end()) reject(error);
+      },
+    });
+  });
+}
+
 /**
  * What a handler sees of an in-process call: the parts of grpc-js's ServerUnaryCall the handlers and Nest use
  * (request, metadata, deadline, path, cancellation).
@@ -207,42 +258,24 @@ export class InProcessServer implements InProcessEndpoint {
     } catch {
       return Promise.reject(grpcCallError(status.INTERNAL, 'Error deserializing request'));
     }
-    return new Promise<Buffer>((resolve, reject) => {
-      const call = new InProcessUnaryCall(decoded, metadata, deadlineMs, path);
-      this.inFlight.add(call);
-      let timer: NodeJS.Timeout | undefined;
-      let done = false;
-      const onAbort = () => stop(status.CANCELLED, 'Cancelled on client');
-      const settle = () => {
-        done = true;
-        if (timer !== undefined) clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.inFlight.delete(call);
-        if (this.inFlight.size === 0) this.drained?.();
-      };
-      // The caller's deadline or cancellation ends the call for the caller at once; the handler learns it through
-      // `cancelled`, as on the network path.
-      const stop = (code: status, details: string) => {
-        if (done) return;
-        settle();
-        call.cancel();
-        reject(grpcCallError(code, details));
-      };
-      if (Number.isFinite(deadlineMs))
-        timer = setTimeout(() => stop(status.DEADLINE_EXCEEDED, 'Deadline exceeded'), Math.max(0, deadlineMs - Date.now()));
-      signal?.addEventListener('abort', onAbort, { once: true });
+    const call = new InProcessUnaryCall(decoded, metadata, deadlineMs, path);
+    this.inFlight.add(call);
+    const ended = () => {
+      this.inFlight.delete(call);
+      if (this.inFlight.size === 0) this.drained?.();
+    };
+    // The caller's deadline or cancellation ends the call for the caller at once; the handler learns it through
+    // `cancelled`, as on the network path.
+    return untilDeadline(deadlineMs, signal, { ended, stopped: () => call.cancel() }, (ending) => {
       const callback = (error: unknown, value?: unknown) => {
-        if (done) return;
-        settle();
-        if (error) {
-          reject(fromHandlerError(error));
-          return;
-        }
+        if (error) return ending.reject(fromHandlerError(error));
+        let answer: Buffer;
         try {
-          resolve(method.definition.responseSerialize(value));
+          answer = method.definition.responseSerialize(value);
         } catch {
-          reject(grpcCallError(status.INTERNAL, 'Failed to serialize response'));
+          return ending.reject(grpcCallError(status.INTERNAL, 'Failed to serialize response'));
         }
+        ending.resolve(answer);
       };
       try {
         method.handler(call, callback);
