@@ -1,4 +1,19 @@
-import { IdTable, IdTableBuilder } from './id-table.js';
+import { type IdRanges, IdTable, IdTableBuilder } from './id-table.js';
+
+/** The ids as UTF-8 ranges of one buffer, with a gap byte between them (as ids lie inside a request's bytes). */
+function rangesOf(ids: readonly (string | Uint8Array)[], hashes?: (id: string) => number): IdRanges {
+  const parts = ids.map((id) => (typeof id === 'string' ? Buffer.from(id, 'utf8') : id));
+  const bytes = new Uint8Array(parts.reduce((sum, part) => sum + part.length + 1, 0)).fill(0x7c);
+  const bounds = new Int32Array(2 * parts.length);
+  let pos = 0;
+  parts.forEach((part, k) => {
+    bytes.set(part, ++pos);
+    bounds[2 * k] = pos;
+    bounds[2 * k + 1] = pos += part.length;
+  });
+  const id = (k: number) => Buffer.from(bytes.subarray(bounds[2 * k]!, bounds[2 * k + 1]!)).toString('utf8');
+  return { length: parts.length, bytes, bounds, id, ...(hashes && { hashes: Int32Array.from(parts, (_, k) => hashes(id(k))) }) };
+}
 
 describe('IdTable', () => {
   const ids = [
@@ -41,6 +56,31 @@ describe('IdTable', () => {
     expect(Array.from(table.rowsOf(['i1', 'nope', 'item-1'], into).subarray(0, 4))).toEqual([8, -1, 0, 99]);
     expect(() => table.rowsOf(['i1', 'i2'], new Int32Array(1))).toThrow(RangeError);
     expect(table.rowsOf([])).toEqual(new Int32Array(0));
+  });
+
+  it('looks up ids given as byte ranges as their strings, with or without their hashes', () => {
+    const table = IdTable.from(ids);
+    const asked = [...ids.slice(0, 60), 'item-2', 'ünïcødè', 'i5000', ' ', 'emoji-😁', 'i7', 'i7', 'ünïcødé'];
+    const expected = asked.map((id) => table.rowOf(id));
+    expect(Array.from(table.rowsOf(rangesOf(asked)))).toEqual(expected);
+    expect(Array.from(table.rowsOf(rangesOf(asked, fnv)))).toEqual(expected);
+    // A malformed UTF-8 sequence is the id its string is (U+FFFD), as a stage that decoded it looked it up.
+    const replaced = IdTable.from(['ok', 'bad-\ufffd']);
+    const malformed = Uint8Array.of(0x62, 0x61, 0x64, 0x2d, 0xff);
+    expect(Array.from(replaced.rowsOf(rangesOf(['ok', malformed, 'bad-'])))).toEqual([0, 1, -1]);
+    expect(Array.from(replaced.rowsOf(rangesOf(['ok', malformed, 'bad-'], fnv)))).toEqual([0, 1, -1]);
+    // Colliding hashes, of ids of one length too, told apart by the bytes.
+    for (const [a, b] of [
+      ['c693596', 'c1170850'],
+      ['c1062789', 'c1279192'],
+    ] as const) {
+      expect(fnv(a)).toBe(fnv(b));
+      const pair = IdTable.from(['x', a, 'y']);
+      expect(Array.from(pair.rowsOf(rangesOf([b, a, 'z'], fnv)))).toEqual([-1, 1, -1]);
+      expect(Array.from(pair.rowsOf(rangesOf([b, a, 'z'])))).toEqual([-1, 1, -1]);
+      expect(Array.from(pair.rowsOf([b, a, 'z']))).toEqual([-1, 1, -1]);
+    }
+    expect(() => table.rowsOf({ ...rangesOf(['i1', 'i2']), hashes: new Int32Array(1) })).toThrow(RangeError);
   });
 
   it('tells apart ids whose hashes are equal, one by one and in passes', () => {

@@ -185,23 +185,36 @@ export function wireText(buf: Uint8Array, start = 0, end = buf.length): string {
  * stages append only other fields), else found by scanning.
  */
 export function candidateItemId(span: Uint8Array): string {
-  if (span.length >= 2 && span[0] === ITEM_ID_TAG && span[1]! < 0x80 && 2 + span[1]! <= span.length) return wireText(span, 2, 2 + span[1]!);
-  let id = '';
-  const reader = new WireReader(span);
+  const range = candidateItemIdRange(span, 0, span.length);
+  return wireText(span, range[0], range[1]);
+}
+
+/** Where the item id of the Candidate message in buf[start, end) lies, as candidateItemId reads it (an empty range when none). */
+function candidateItemIdRange(buf: Uint8Array, start: number, end: number): [number, number] {
+  if (end - start >= 2 && buf[start] === ITEM_ID_TAG && buf[start + 1]! < 0x80 && start + 2 + buf[start + 1]! <= end) {
+    return [start + 2, start + 2 + buf[start + 1]!];
+  }
+  let range: [number, number] = [start, start];
+  const reader = new WireReader(buf, start, end);
   while (!reader.done) {
     const tag = reader.tag();
-    if (tag >>> 3 === CANDIDATE.itemId && (tag & 7) === LENGTH) id = reader.text();
-    else reader.skip(tag & 7, tag >>> 3);
+    if (tag >>> 3 === CANDIDATE.itemId && (tag & 7) === LENGTH) {
+      const fieldEnd = reader.lengthEnd();
+      range = [reader.pos, fieldEnd];
+      reader.pos = fieldEnd;
+    } else reader.skip(tag & 7, tag >>> 3);
   }
-  return id;
+  return range;
 }
 
 /**
- * The item id of the candidate in buf[start, end), every field checked to be well-formed (the last item_id wins, as in
- * protobuf); the hot loop of reading a request, so positions rather than readers or views.
+ * Reads candidate `index` in buf[start, end), every field checked to be well-formed: where its item id lies (the last
+ * item_id wins, as in protobuf; an empty range when none) into idBounds[2 index, 2 index + 1], its created_at_ms into
+ * created[index]. The hot loop of reading a request, so positions rather than readers or views, and no string.
  */
-function scanCandidateId(buf: Uint8Array, start: number, end: number, created: Float64Array, index: number): string {
-  let id = '';
+function scanCandidate(buf: Uint8Array, start: number, end: number, created: Float64Array, idBounds: Int32Array, index: number): void {
+  idBounds[2 * index] = start;
+  idBounds[2 * index + 1] = start;
   let pos = start;
   while (pos < end) {
     // The tag: one byte for every field of Candidate; longer ones (unknown fields) read in full.
@@ -226,7 +239,10 @@ function scanCandidateId(buf: Uint8Array, start: number, end: number, created: F
         if (byte < 0x80) break;
       }
       if (n < 0 || pos + n > end) throw new RangeError('truncated length-delimited field');
-      if (tag >>> 3 === CANDIDATE.itemId) id = wireText(buf, pos, pos + n);
+      if (tag >>> 3 === CANDIDATE.itemId) {
+        idBounds[2 * index] = pos;
+        idBounds[2 * index + 1] = pos + n;
+      }
       pos += n;
     } else if (wire === VARINT) {
       const from = pos;
@@ -249,7 +265,6 @@ function scanCandidateId(buf: Uint8Array, start: number, end: number, created: F
     }
     if (pos > end) throw new RangeError('truncated field');
   }
-  return id;
 }
 
 /** What a stage reads of one candidate (re-ranking reads all of it; ranking only its creation time). */
@@ -328,7 +343,8 @@ const safePositive = (n: number) => (n > 0 && Number.isSafeInteger(n) ? n : 0);
  * into an answer, by copying bytes; whole candidates are decoded only where a caller asks (the gateway's top k, debug).
  *
  * The bytes stay where they came (the message that carried them), each candidate a range of it: no view object per
- * candidate (a thousand per request and hop). The ids are read when first asked for, unless the reader had them.
+ * candidate (a thousand per request and hop). The ids stay ranges of those bytes (idBounds) until asked for as strings,
+ * unless the list was made with them.
  */
 export class CandidateList {
   private constructor(
@@ -338,15 +354,23 @@ export class CandidateList {
     private idList: readonly string[] | undefined,
     /** Each candidate's created_at_ms (0 when it has none), where the reader saw them (readCandidateRequest). */
     readonly createdAtMs?: Float64Array,
+    /** Candidate k's item id is buffer[idBoundList[2k], idBoundList[2k + 1]) (found on first use when not given). */
+    private idBoundList?: Int32Array,
   ) {}
 
   static readonly empty = new CandidateList(new Uint8Array(0), new Int32Array(0), []);
 
   /**
    * Candidates at ranges of one buffer: candidate k at buffer[bounds[2k], bounds[2k + 1]). `ids`, when given, must be
-   * their item ids (else each is read from its bytes when first asked for).
+   * their item ids (else each is read from its bytes when first asked for), as `idBounds` must be where they lie.
    */
-  static inBuffer(buffer: Uint8Array, bounds: Int32Array, ids?: readonly string[], createdAtMs?: Float64Array): CandidateList {
+  static inBuffer(
+    buffer: Uint8Array,
+    bounds: Int32Array,
+    ids?: readonly string[],
+    createdAtMs?: Float64Array,
+    idBounds?: Int32Array,
+  ): CandidateList {
     if (bounds.length % 2 !== 0) throw new RangeError(`bounds holds ${bounds.length} numbers: two per candidate`);
     for (let k = 0; k < bounds.length; k += 2) {
       if (!(bounds[k]! >= 0 && bounds[k]! <= bounds[k + 1]! && bounds[k + 1]! <= buffer.length)) {
@@ -355,7 +379,10 @@ export class CandidateList {
     }
     if (ids !== undefined && ids.length !== bounds.length / 2)
       throw new RangeError(`${ids.length} ids for ${bounds.length / 2} candidates`);
-    return new CandidateList(buffer, bounds, ids, createdAtMs);
+    if (idBounds !== undefined && idBounds.length !== bounds.length) {
+      throw new RangeError(`${idBounds.length / 2} id ranges for ${bounds.length / 2} candidates`);
+    }
+    return new CandidateList(buffer, bounds, ids, createdAtMs, idBounds);
   }
 
   /** Candidates each in bytes of its own (copied into one buffer). */
@@ -388,10 +415,32 @@ export class CandidateList {
   get ids(): readonly string[] {
     if (this.idList === undefined) {
       const ids = new Array<string>(this.length);
-      for (let k = 0; k < ids.length; k++) ids[k] = candidateItemId(this.span(k));
+      const idBounds = this.idBounds;
+      for (let k = 0; k < ids.length; k++) ids[k] = wireText(this.buffer, idBounds[2 * k], idBounds[2 * k + 1]);
       this.idList = ids;
     }
     return this.idList;
+  }
+
+  /** Where each item id lies in `buffer`: candidate k's at [idBounds[2k], idBounds[2k + 1]) (found on first use). */
+  get idBounds(): Int32Array {
+    if (this.idBoundList === undefined) {
+      const idBounds = new Int32Array(this.bounds.length);
+      for (let k = 0; k < this.length; k++) {
+        const [start, end] = candidateItemIdRange(this.buffer, this.bounds[2 * k]!, this.bounds[2 * k + 1]!);
+        idBounds[2 * k] = start;
+        idBounds[2 * k + 1] = end;
+      }
+      this.idBoundList = idBounds;
+    }
+    return this.idBoundList;
+  }
+
+  /** Candidate k's item id (from its bytes, unless the list has the strings). */
+  id(k: number): string {
+    if (this.idList !== undefined) return this.idList[k]!;
+    const idBounds = this.idBounds;
+    return wireText(this.buffer, idBounds[2 * k], idBounds[2 * k + 1]);
   }
 
   /** Candidate k's bytes as a view (one object: for a few candidates, not a loop over all). */
@@ -418,6 +467,7 @@ export class CandidateList {
       this.bounds.subarray(0, 2 * count),
       this.idList?.slice(0, count),
       this.createdAtMs?.subarray(0, count),
+      this.idBoundList?.subarray(0, 2 * count),
     );
   }
 
@@ -431,7 +481,16 @@ export class CandidateList {
     });
     const ids = this.idList === undefined ? undefined : positions.map((k) => this.idList![k]!);
     const created = this.createdAtMs === undefined ? undefined : Float64Array.from(positions, (k) => this.createdAtMs![k]!);
-    return new CandidateList(this.buffer, bounds, ids, created);
+    let idBounds: Int32Array | undefined;
+    if (this.idBoundList !== undefined) {
+      const from = this.idBoundList;
+      idBounds = new Int32Array(positions.length * 2);
+      positions.forEach((k, j) => {
+        idBounds![2 * j] = from[2 * k]!;
+        idBounds![2 * j + 1] = from[2 * k + 1]!;
+      });
+    }
+    return new CandidateList(this.buffer, bounds, ids, created, idBounds);
   }
 
   decode(index: number): common.Candidate {
@@ -488,7 +547,7 @@ const candidateFieldNumbers = new WeakMap<DescMessage, number>();
 
 /**
  * Reads a stage request (PrerankRequest, RankRequest, RerankRequest) without decoding its candidate list: the
- * candidates stay the bytes they came in (with their ids read), the rest of the message (user, context, limit, the
+ * candidates stay the bytes they came in (with where their ids lie), the rest of the message (user, context, limit, the
  * passed-down user state) is decoded by protobuf-es. Malformed bytes are the caller's error (INVALID_ARGUMENT naming the
  * field: `candidates[3]` for a bad candidate).
  */
@@ -496,9 +555,9 @@ export function readCandidateRequest<Desc extends DescMessage>(schema: Desc, byt
   let number = candidateFieldNumbers.get(schema);
   if (number === undefined) candidateFieldNumbers.set(schema, (number = fieldNumber(schema, 'candidates')));
   const reader = new WireReader(bytes);
-  const ids: string[] = [];
   const bounds = new CandidateBounds();
   let created = new Float64Array(64);
+  let idBounds = new Int32Array(128);
   // The other fields' bytes, in order: the runs between candidates.
   const rest: Uint8Array[] = [];
   let restStart = 0;
@@ -518,8 +577,11 @@ export function readCandidateRequest<Desc extends DescMessage>(schema: Desc, byt
             const grown = new Float64Array(created.length * 2);
             grown.set(created);
             created = grown;
+            const grownBounds = new Int32Array(idBounds.length * 2);
+            grownBounds.set(idBounds);
+            idBounds = grownBounds;
           }
-          ids.push(scanCandidateId(bytes, from, end, created, index));
+          scanCandidate(bytes, from, end, created, idBounds, index);
         } catch (error) {
           throw new InvalidArgumentError(`candidates[${index}]`, `is not a valid Candidate message (${(error as Error).message})`);
         }
@@ -540,5 +602,9 @@ export function readCandidateRequest<Desc extends DescMessage>(schema: Desc, byt
   } catch (error) {
     throw new InvalidArgumentError('request', `is not a valid ${schema.typeName} message (${(error as Error).message})`);
   }
-  return { message, candidates: CandidateList.inBuffer(bytes, bounds.finish(), ids, created.subarray(0, bounds.count)) };
+  const count = bounds.count;
+  return {
+    message,
+    candidates: CandidateList.inBuffer(bytes, bounds.finish(), undefined, created.subarray(0, count), idBounds.subarray(0, 2 * count)),
+  };
 }

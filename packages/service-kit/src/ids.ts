@@ -1,3 +1,4 @@
+import type { CandidateList } from './candidate-wire.js';
 import { InvalidArgumentError } from './errors.js';
 
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
@@ -44,48 +45,110 @@ export function checkTimestampField(field: string, ms: bigint): void {
 }
 
 /**
- * Checks a stage's candidate ids (as readCandidateRequest read them): present, at most maxCandidates, every item id valid and none repeated
- * (a repeated item would be scored and shown twice: the caller's merge has a bug). Returns the ids in order.
+ * A checked candidate list's item ids as byte ranges of its buffer (IdRanges of @recsys/data, which looks them up
+ * without a string each), with each id's hash as an IdTable keeps it (FNV-1a over the id's UTF-16 code units, as a
+ * signed 32-bit value: over its bytes for an ASCII id). Strings only on demand.
  */
-export function checkCandidateIds(candidates: readonly string[], limits: { maxCandidates: number; maxIdLength: number }): string[] {
+export class CandidateIds {
+  constructor(
+    readonly bytes: Uint8Array,
+    /** Id k is bytes[bounds[2k], bounds[2k + 1]). */
+    readonly bounds: Int32Array,
+    readonly hashes: Int32Array,
+    private readonly list: CandidateList,
+  ) {}
+
+  get length(): number {
+    return this.hashes.length;
+  }
+
+  id(k: number): string {
+    return this.list.id(k);
+  }
+
+  /** Every id as a string (for the callers that need them all: a read of items without a table, tests). */
+  toArray(): string[] {
+    return this.list.ids.slice();
+  }
+}
+
+/**
+ * Checks a stage's candidate ids (as readCandidateRequest read them): present, at most maxCandidates, every item id valid
+ * and none repeated (a repeated item would be scored and shown twice: the caller's merge has a bug); the first refusal in
+ * order, naming the candidate. Reads the ids from the list's bytes: no string per id but to refuse one (or for a rare
+ * non-ASCII one).
+ */
+export function checkCandidateIds(candidates: CandidateList, limits: { maxCandidates: number; maxIdLength: number }): CandidateIds {
   const n = candidates.length;
   if (n === 0) throw new InvalidArgumentError('candidates', 'must not be empty');
   if (n > limits.maxCandidates) {
     throw new InvalidArgumentError('candidates', `at most ${limits.maxCandidates} per request (got ${n}); split the request`);
   }
-  // One pass over each id's characters: whether it is printable ASCII within the length (nearly every id; idProblem
-  // says what is wrong with any other) and its FNV-1a hash, for a table of the ids seen so far (their index + 1; 0:
-  // empty; at most half full), kept between calls. A Map of them cost several times as much: it grows, and hashes and
-  // stores each string.
+  // One pass over each id's bytes: whether it is printable ASCII within the length (nearly every id; idProblem says what
+  // is wrong with any other, from its string) and its FNV-1a hash, for a table of the ids seen so far (their index + 1;
+  // 0: empty; at most half full), kept between calls. A Map of strings cost several times as much: it grows, and hashes
+  // and stores each string.
   let size = 16;
   while (size < 2 * n) size <<= 1;
   if (seenSlots.length < size) seenSlots = new Int32Array(size);
+  if (nonAscii.length < n) nonAscii = new Uint8Array(Math.max(n, 2 * nonAscii.length));
   const slots = seenSlots;
   slots.fill(0, 0, size);
   const mask = size - 1;
   const maxLength = limits.maxIdLength;
+  const bytes = candidates.buffer;
+  const bounds = candidates.idBounds;
+  const hashes = new Int32Array(n);
   for (let i = 0; i < n; i++) {
-    const id = candidates[i]!;
-    let plain = id.length > 0 && id.length <= maxLength;
+    const start = bounds[2 * i]!;
+    const end = bounds[2 * i + 1]!;
+    let plain = end > start && end - start <= maxLength;
     let hash = 0x811c9dc5;
-    for (let k = 0; k < id.length; k++) {
-      const c = id.charCodeAt(k);
+    for (let k = start; k < end; k++) {
+      const c = bytes[k]!;
       if (c < 0x20 || c >= 0x7f) plain = false;
       hash = Math.imul(hash ^ c, 0x01000193);
     }
-    // The field's name is written only for a refusal.
-    const problem = plain ? undefined : idProblem(id, maxLength);
-    if (problem !== undefined) throw new InvalidArgumentError(`candidates[${i}].item_id`, problem);
+    nonAscii[i] = 0;
+    if (!plain) {
+      // The field's name is written only for a refusal; a valid non-ASCII id is hashed over its string, as tables do.
+      const id = candidates.id(i);
+      const problem = idProblem(id, maxLength);
+      if (problem !== undefined) throw new InvalidArgumentError(`candidates[${i}].item_id`, problem);
+      hash = 0x811c9dc5;
+      for (let k = 0; k < id.length; k++) hash = Math.imul(hash ^ id.charCodeAt(k), 0x01000193);
+      nonAscii[i] = 1;
+    }
+    hashes[i] = hash;
     let slot = hash & mask;
     for (let held = slots[slot]!; held !== 0; held = slots[slot]!) {
-      if (candidates[held - 1] === id)
-        throw new InvalidArgumentError(`candidates[${i}].item_id`, `"${id}" repeats candidates[${held - 1}]`);
+      const j = held - 1;
+      if (hashes[j] === hash && sameId(candidates, bytes, bounds, i, j)) {
+        throw new InvalidArgumentError(`candidates[${i}].item_id`, `"${candidates.id(i)}" repeats candidates[${j}]`);
+      }
       slot = (slot + 1) & mask;
     }
     slots[slot] = i + 1;
   }
-  return candidates.slice();
+  return new CandidateIds(bytes, bounds, hashes, candidates);
 }
 
-/** checkCandidateIds' table of the ids seen, kept between calls (checks are synchronous): a check allocates nothing. */
+/**
+ * Whether candidates i and j have the same item id: the same bytes, or (both not ASCII) bytes that decode to the same
+ * string (a malformed UTF-8 sequence decodes to U+FFFD, as the string the stage would otherwise use).
+ */
+function sameId(candidates: CandidateList, bytes: Uint8Array, bounds: Int32Array, i: number, j: number): boolean {
+  const a = bounds[2 * i]!;
+  const b = bounds[2 * j]!;
+  const length = bounds[2 * i + 1]! - a;
+  if (length === bounds[2 * j + 1]! - b) {
+    let k = 0;
+    while (k < length && bytes[a + k] === bytes[b + k]) k++;
+    if (k === length) return true;
+  }
+  return nonAscii[i] === 1 && nonAscii[j] === 1 && candidates.id(i) === candidates.id(j);
+}
+
+/** checkCandidateIds' table of the ids seen and which are not ASCII, kept between calls (checks are synchronous). */
 let seenSlots = new Int32Array(0);
+let nonAscii = new Uint8Array(0);

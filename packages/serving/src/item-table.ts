@@ -1,4 +1,4 @@
-import { type IdTable, IdTableBuilder, scratchOf, touchRows } from '@recsys/data';
+import { type IdRanges, type IdTable, IdTableBuilder, idOf, scratchOf, touchRows } from '@recsys/data';
 import { errorMessage } from './error-message.js';
 import type { FeedAssembler, ItemBatch } from './feeds.js';
 import type { EncodedItemReader } from './item-cache.js';
@@ -233,13 +233,18 @@ export class CandidateItems {
    * The candidates' encoded items, each one's created_at_ms (0 when unknown), and the ids the feature service does not
    * know. With a linked table (LiveItemTableOptions.link), `linked` gives each candidate's row there, -1 for an item it
    * does not hold, LINK_UNKNOWN for one the item table does not hold (read through, or no table read yet).
+   * `itemIds` may be byte ranges (a request's own bytes): the table's lookup makes no string of them, and only the ids it
+   * does not hold become strings (to be read through).
    */
-  async read(reader: ItemBytesReader, itemIds: readonly string[]): Promise<CandidateItemsRead> {
+  async read(reader: ItemBytesReader, itemIds: readonly string[] | IdRanges): Promise<CandidateItemsRead> {
     const n = itemIds.length;
     const batch = this.assembler.newBatch(n);
     const table = this.live?.table;
     if (table === undefined) {
-      const read = await this.readThrough.read(reader, itemIds);
+      const read = await this.readThrough.read(
+        reader,
+        Array.from({ length: n }, (_, k) => idOf(itemIds, k)),
+      );
       for (let k = 0; k < n; k++) batch.setEncoded(k, read.items[k]!);
       return { batch, createdAtMs: read.createdAtMs, missing: read.missing };
     }
@@ -258,7 +263,7 @@ export class CandidateItems {
     for (let k = 0; k < n; k++) {
       const row = rows[k]!;
       if (row < 0) {
-        rest.push(itemIds[k]!);
+        rest.push(idOf(itemIds, k));
         positions.push(k);
         if (linked !== undefined) linked[k] = LINK_UNKNOWN;
         continue;

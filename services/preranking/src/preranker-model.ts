@@ -1,4 +1,4 @@
-import { IdTable, touchRows } from '@recsys/data';
+import { IdTable, type IdRanges, idOf, touchRows } from '@recsys/data';
 import {
   CandidateItems,
   EncodedItemReader,
@@ -161,7 +161,7 @@ export class PrerankerModel {
    */
   async score(
     userEmbedding: Float32Array,
-    itemIds: readonly string[],
+    itemIds: readonly string[] | IdRanges,
     shared: SharedRows,
     encodedItems: ItemBatch | undefined,
     linked?: Int32Array,
@@ -179,7 +179,7 @@ export class PrerankerModel {
     for (let k = 0; k < n; k++) {
       const row = rows[k]!;
       if (row < 0) {
-        unknown.push(itemIds[k]!);
+        unknown.push(idOf(itemIds, k));
         continue;
       }
       // A copy loop: a subarray view per candidate would allocate a thousand objects per request.
@@ -202,8 +202,8 @@ export class PrerankerModel {
   }
 
   /** The two-tower rows of the candidates: the item table's links, and a lookup for those it does not hold. */
-  private linkedRows(itemIds: readonly string[], linked: Int32Array): Int32Array {
-    for (let k = 0; k < linked.length; k++) if (linked[k] === LINK_UNKNOWN) linked[k] = this.itemRows.rowOf(itemIds[k]!);
+  private linkedRows(itemIds: readonly string[] | IdRanges, linked: Int32Array): Int32Array {
+    for (let k = 0; k < linked.length; k++) if (linked[k] === LINK_UNKNOWN) linked[k] = this.itemRows.rowOf(idOf(itemIds, k));
     return linked;
   }
 

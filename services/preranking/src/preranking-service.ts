@@ -1,6 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { common, preranking } from '@recsys/contracts';
 import {
+  type CandidateIds,
   type EncodedMessage,
   grpcStatusOf,
   InvalidArgumentError,
@@ -109,7 +110,7 @@ export class PrerankingService {
    */
   private async readFeatures(
     request: preranking.PrerankRequest,
-    itemIds: string[],
+    itemIds: CandidateIds,
     model: PrerankerModel,
     historyLength: number,
     embedded: boolean,

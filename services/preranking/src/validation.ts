@@ -1,4 +1,4 @@
-import { type CandidateList, checkCandidateIds, checkIdField, InvalidArgumentError } from '@recsys/service-kit';
+import { type CandidateIds, type CandidateList, checkCandidateIds, checkIdField, InvalidArgumentError } from '@recsys/service-kit';
 
 export interface RequestLimits {
   defaultLimit: number;
@@ -15,9 +15,9 @@ export function checkPrerankRequest(
   request: { userId: string; limit: number; userEmbedding: readonly number[] },
   candidates: CandidateList,
   limits: RequestLimits,
-): { itemIds: string[]; keep: number } {
+): { itemIds: CandidateIds; keep: number } {
   checkIdField('user_id', request.userId, limits.maxIdLength);
-  const itemIds = checkCandidateIds(candidates.ids, limits);
+  const itemIds = checkCandidateIds(candidates, limits);
   const n = itemIds.length;
   if (request.limit < 0 || request.limit > limits.maxLimit) {
     throw new InvalidArgumentError('limit', `must be between 0 and ${limits.maxLimit} (0 means ${limits.defaultLimit})`);

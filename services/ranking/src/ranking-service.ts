@@ -3,6 +3,7 @@ import { status } from '@grpc/grpc-js';
 import { common, ranking } from '@recsys/contracts';
 import {
   type EncodedMessage,
+  type CandidateIds,
   grpcStatusOf,
   InvalidArgumentError,
   readCandidateRequest,
@@ -79,7 +80,7 @@ export class RankingService {
   }
 
   /** Admitted before reading features: load is shed early, and a waiting batch knows this request is coming. */
-  private async score(model: DlrmModel, request: ranking.RankRequest, itemIds: string[], deadlineMs: number) {
+  private async score(model: DlrmModel, request: ranking.RankRequest, itemIds: CandidateIds, deadlineMs: number) {
     const place = model.batcher.reserve(itemIds.length, deadlineMs);
     try {
       const [state, items] = await this.readFeatures(request, itemIds, model);
@@ -111,7 +112,7 @@ export class RankingService {
    * features would order the candidates by noise, and UNAVAILABLE lets the caller keep the pre-ranking
    * order instead.
    */
-  private async readFeatures(request: ranking.RankRequest, itemIds: string[], model: DlrmModel) {
+  private async readFeatures(request: ranking.RankRequest, itemIds: CandidateIds, model: DlrmModel) {
     const { historyLength } = model;
     try {
       return await Promise.all([

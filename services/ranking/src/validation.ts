@@ -1,4 +1,4 @@
-import { type CandidateList, checkCandidateIds, checkIdField, InvalidArgumentError } from '@recsys/service-kit';
+import { type CandidateIds, type CandidateList, checkCandidateIds, checkIdField, InvalidArgumentError } from '@recsys/service-kit';
 
 export interface RequestLimits {
   maxCandidates: number;
@@ -10,9 +10,9 @@ export function checkCandidateRequest(
   request: { userId: string; limit: number },
   candidates: CandidateList,
   limits: RequestLimits,
-): string[] {
+): CandidateIds {
   checkIdField('user_id', request.userId, limits.maxIdLength);
-  const ids = checkCandidateIds(candidates.ids, limits);
+  const ids = checkCandidateIds(candidates, limits);
   if (request.limit < 0) throw new InvalidArgumentError('limit', 'must be >= 0 (0 returns every candidate)');
   return ids;
 }
