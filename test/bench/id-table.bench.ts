@@ -3,12 +3,14 @@
 // - id lookups: a request's candidates (BENCH_LOOKUPS ids, each a JS string decoded from the request) looked up in an
 //   IdTable (the item table of pre-ranking and ranking, the pre-ranker's two-tower rows), one by one (rowOf) and in
 //   passes over all of them (rowsOf);
+// - ids inside a request's bytes: each decoded to a string and looked up with rowsOf (as the stages did), against
+//   rowsOf of the byte ranges (no string made);
 // - ids of rows: the ids of BENCH_LOOKUPS random rows (an index search's results), one by one (idAt) and in passes
 //   (idsAt);
 // - rows of values: BENCH_LOOKUPS random rows of a table of 32 floats per item (the index's vectors, re-scored; the
 //   pre-ranker's two-tower vectors) scored against a query, as they come and after touchRows read them ahead.
 // Last line: one JSON object.
-import { IdTable, touchRows } from '@recsys/data';
+import { type IdRanges, IdTable, touchRows } from '@recsys/data';
 import { envNumber, envNumberList } from '../harness/script-env';
 import { quantile, round } from './stats';
 
@@ -38,6 +40,27 @@ function requests(size: number, seed: number): string[][] {
       return copy;
     }),
   );
+}
+
+/** A request's ids as UTF-8 ranges of one buffer, each behind a two-byte field header as in a Candidate message. */
+function rangesOf(ids: readonly string[]): IdRanges {
+  const bytes = new Uint8Array(ids.reduce((sum, id) => sum + 2 + id.length, 0));
+  const bounds = new Int32Array(2 * ids.length);
+  let pos = 0;
+  ids.forEach((id, k) => {
+    bytes[pos++] = 0x0a;
+    bytes[pos++] = id.length;
+    for (let j = 0; j < id.length; j++) bytes[pos + j] = id.charCodeAt(j);
+    bounds[2 * k] = pos;
+    bounds[2 * k + 1] = pos += id.length;
+  });
+  // Decoded as the stages decode short ASCII ids: a character at a time.
+  const id = (k: number) => {
+    let text = '';
+    for (let j = bounds[2 * k]!; j < bounds[2 * k + 1]!; j++) text += String.fromCharCode(bytes[j]!);
+    return text;
+  };
+  return { length: ids.length, bytes, bounds, id };
 }
 
 /** Each request's rows, drawn uniformly. */
@@ -111,6 +134,33 @@ function main(): void {
       },
     );
     report(size, 'ids to rows, rowOf one by one → rowsOf', ['rowof', 'rowsof', 'speedup'], lookups);
+
+    // The same ids inside a request's bytes (as pre-ranking and ranking get them): each decoded to a string and looked
+    // up (as the stages did), against the byte ranges looked up with no string made.
+    const inBytes = asked.map(rangesOf);
+    const fromBytes = compare(
+      'strings/ranges',
+      () => {
+        let sum = 0;
+        for (const ranges of inBytes) {
+          table.rowsOf(
+            Array.from({ length: ranges.length }, (_, k) => ranges.id(k)),
+            found,
+          );
+          for (let k = 0; k < ranges.length; k++) sum += found[k]!;
+        }
+        return sum;
+      },
+      () => {
+        let sum = 0;
+        for (const ranges of inBytes) {
+          table.rowsOf(ranges, found);
+          for (let k = 0; k < ranges.length; k++) sum += found[k]!;
+        }
+        return sum;
+      },
+    );
+    report(size, 'ids in request bytes to rows, strings → byte ranges', ['strings', 'ranges', 'ranges_speedup'], fromBytes);
 
     // Rows to ids: the checksum is the ids' total length and first characters.
     const rows = rowRequests(size, size + 1);

@@ -154,6 +154,7 @@ describe('bench:id-table', () => {
     for (const size of [2000, 5000]) {
       for (const [base, next, ratio] of [
         ['rowof', 'rowsof', 'speedup'],
+        ['strings', 'ranges', 'ranges_speedup'],
         ['idat', 'idsat', 'ids_speedup'],
         ['score', 'touched_score', 'touch_speedup'],
       ]) {
