@@ -201,21 +201,41 @@ describe('encodeScoredCandidates against protobuf-es on random candidates', () =
 describe('encodeNewCandidates', () => {
   it('writes the bytes protobuf-es writes for the same candidates (zero scores, unicode, no category, no channels)', () => {
     const made = [
-      { itemId: 'a', score: 0.5, channels: ['two_tower', 'popular'], stage: common.Stage.RETRIEVAL, category: 'books' },
-      { itemId: 'ítem-ラ', score: 0, channels: [], stage: common.Stage.RETRIEVAL, category: '' },
-      { itemId: 'x'.repeat(300), score: -1.25, channels: ['é'], stage: common.Stage.RETRIEVAL, category: 'ü' },
+      { itemId: 'a', score: 0.5, channels: ['two_tower', 'popular'], category: 'books' },
+      { itemId: 'ítem-ラ', score: 0, channels: [], category: '' },
+      { itemId: 'x'.repeat(300), score: -1.25, channels: ['é'], category: 'ü' },
+      { itemId: 'b', score: 1 / 61 + 1 / 62, channels: ['item_to_item'], category: '' },
     ];
     for (const list of [made, []]) {
-      const expected = toBinary(
-        retrieval.RetrieveResponseSchema,
-        create(retrieval.RetrieveResponseSchema, {
-          candidates: list.map((c) => ({ ...c, stageScores: [{ stage: c.stage, score: c.score }] })),
-        }),
-      );
-      expect(Buffer.from(encodeNewCandidates(retrieval.RetrieveResponseSchema, list)).toString('hex')).toBe(
-        Buffer.from(expected).toString('hex'),
-      );
+      for (const stage of [common.Stage.RETRIEVAL, common.Stage.RANKING]) {
+        const expected = toBinary(
+          retrieval.RetrieveResponseSchema,
+          create(retrieval.RetrieveResponseSchema, {
+            candidates: list.map((c) => ({ ...c, stageScores: [{ stage, score: c.score }] })),
+          }),
+        );
+        const columns = {
+          itemIds: list.map((c) => c.itemId),
+          scores: Float64Array.from(list, (c) => c.score),
+          channels: list.map((c) => c.channels),
+          categories: list.map((c) => c.category),
+        };
+        expect(Buffer.from(encodeNewCandidates(retrieval.RetrieveResponseSchema, stage, columns)).toString('hex')).toBe(
+          Buffer.from(expected).toString('hex'),
+        );
+      }
     }
+  });
+
+  it('refuses columns of unequal lengths', () => {
+    expect(() =>
+      encodeNewCandidates(retrieval.RetrieveResponseSchema, common.Stage.RETRIEVAL, {
+        itemIds: ['a', 'b'],
+        scores: [1],
+        channels: [[], []],
+        categories: ['', ''],
+      }),
+    ).toThrow('unequal columns');
   });
 });
 

@@ -231,7 +231,13 @@ export interface CandidateEdit {
  * stage made a candidate anew or had to rewrite one, bytes of its own.
  */
 export function encodeCandidateField(schema: DescMessage, candidates: readonly (CandidateEdit | Uint8Array)[]): Uint8Array {
-  return encodeCandidates('encodeCandidateField', schema, candidates, candidateEditSize, writeCandidateEdit);
+  return encodeCandidates(
+    'encodeCandidateField',
+    schema,
+    candidates.length,
+    (r) => candidateEditSize(candidates[r]!),
+    (w, r) => writeCandidateEdit(w, candidates[r]!),
+  );
 }
 
 function candidateEditSize(c: CandidateEdit | Uint8Array): number {
@@ -262,62 +268,75 @@ function writeCandidateEdit(w: Writer, c: CandidateEdit | Uint8Array): void {
   w.stageScore(c.stage, score);
 }
 
-/** A candidate a stage makes (retrieval): what protobuf-es would write for `{ item_id, score, channels, stage_scores: [{ stage, score }], category }`. */
-export interface NewCandidate {
-  itemId: string;
-  score: number;
-  channels: readonly string[];
-  stage: common.Stage;
-  category: string;
+/**
+ * Candidates a stage makes (retrieval's), as columns: candidate r is what protobuf-es would write for `{ item_id:
+ * itemIds[r], score: scores[r], channels: channels[r], stage_scores: [{ stage, score: scores[r] }], category:
+ * categories[r] }` (columns, not an object per candidate: a thousand per answer).
+ */
+export interface NewCandidates {
+  readonly itemIds: readonly string[];
+  readonly scores: ArrayLike<number>;
+  readonly channels: readonly (readonly string[])[];
+  /** '' for none. */
+  readonly categories: readonly string[];
 }
 
-/** The candidates field of an answer (its tag from `schema`) holding new candidates, byte for byte as protobuf-es writes them. */
-export function encodeNewCandidates(schema: DescMessage, candidates: readonly NewCandidate[]): Uint8Array {
-  return encodeCandidates('encodeNewCandidates', schema, candidates, newCandidateSize, writeNewCandidate);
-}
-
-function newCandidateSize(c: NewCandidate): number {
-  const score = Math.fround(c.score);
-  let size = stringFieldSize(c.itemId) + (score !== 0 ? 5 : 0) + stringFieldSize(c.category);
-  for (const channel of c.channels) size += textFieldSize(channel);
-  const own = stageScoreSize(c.stage, score);
-  return size + 1 + varintSize(own) + own;
-}
-
-function writeNewCandidate(w: Writer, c: NewCandidate): void {
-  const score = Math.fround(c.score);
-  w.string(ITEM_ID, c.itemId);
-  w.float(SCORE, score);
-  for (const channel of c.channels) w.text(CHANNEL, channel);
-  w.stageScore(c.stage, score);
-  w.string(CATEGORY, c.category);
+/** The candidates field of an answer (its tag from `schema`) holding new candidates of `stage`, byte for byte as protobuf-es writes them. */
+export function encodeNewCandidates(schema: DescMessage, stage: common.Stage, candidates: NewCandidates): Uint8Array {
+  const { itemIds, scores, channels, categories } = candidates;
+  const count = itemIds.length;
+  if (scores.length !== count || channels.length !== count || categories.length !== count) {
+    throw new RangeError(
+      `new candidates of unequal columns: ${count} ids, ${scores.length} scores, ${channels.length} channel lists, ${categories.length} categories`,
+    );
+  }
+  return encodeCandidates(
+    'encodeNewCandidates',
+    schema,
+    count,
+    (r) => {
+      const score = Math.fround(scores[r]!);
+      let size = stringFieldSize(itemIds[r]!) + (score !== 0 ? 5 : 0) + stringFieldSize(categories[r]!);
+      for (const channel of channels[r]!) size += textFieldSize(channel);
+      const own = stageScoreSize(stage, score);
+      return size + 1 + varintSize(own) + own;
+    },
+    (w, r) => {
+      const score = Math.fround(scores[r]!);
+      w.string(ITEM_ID, itemIds[r]!);
+      w.float(SCORE, score);
+      for (const channel of channels[r]!) w.text(CHANNEL, channel);
+      w.stageScore(stage, score);
+      w.string(CATEGORY, categories[r]!);
+    },
+  );
 }
 
 /**
  * The candidates field (its tag from `schema`) as one exactly sized buffer: every candidate's size first, then each
  * behind its tag and length, written by `write`; `what` names the caller when the sizes and the bytes disagree.
  */
-function encodeCandidates<C>(
+function encodeCandidates(
   what: string,
   schema: DescMessage,
-  candidates: readonly C[],
-  sizeOf: (c: C) => number,
-  write: (w: Writer, c: C) => void,
+  count: number,
+  sizeOf: (r: number) => number,
+  write: (w: Writer, r: number) => void,
 ): Uint8Array {
   const tag = fieldTag(schema, 'candidates', WIRE.length);
   if (tag >= 0x80) throw new TypeError(`${schema.typeName}.candidates takes a tag of more than one byte`);
-  const sizes = new Array<number>(candidates.length);
+  const sizes = new Array<number>(count);
   let total = 0;
-  for (let r = 0; r < candidates.length; r++) {
-    const size = sizeOf(candidates[r]!);
+  for (let r = 0; r < count; r++) {
+    const size = sizeOf(r);
     sizes[r] = size;
     total += 1 + varintSize(size) + size;
   }
   const w = new Writer(total);
-  for (let r = 0; r < candidates.length; r++) {
+  for (let r = 0; r < count; r++) {
     w.byte(tag);
     w.varint(sizes[r]!);
-    write(w, candidates[r]!);
+    write(w, r);
   }
   if (w.pos !== total) throw new Error(`${what}: wrote ${w.pos} bytes of ${total}`);
   return w.buf;

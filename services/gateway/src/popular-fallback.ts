@@ -22,8 +22,13 @@ const POPULAR = ['popular'];
  */
 function popularList(items: readonly { itemId: string; score: number }[]): CandidateList {
   if (items.length === 0) return CandidateList.empty;
-  const candidates = items.map(({ itemId, score }) => ({ itemId, score, channels: POPULAR, stage: common.Stage.RETRIEVAL, category: '' }));
-  return readStageAnswer(encodeNewCandidates(retrieval.RetrieveResponseSchema, candidates), 'retrieve').candidates;
+  const candidates = {
+    itemIds: items.map((item) => item.itemId),
+    scores: items.map((item) => item.score),
+    channels: items.map(() => POPULAR),
+    categories: items.map(() => ''),
+  };
+  return readStageAnswer(encodeNewCandidates(retrieval.RetrieveResponseSchema, common.Stage.RETRIEVAL, candidates), 'retrieve').candidates;
 }
 
 /**

@@ -2,9 +2,38 @@ import { common, type features } from '@recsys/contracts';
 import { create } from '@bufbuild/protobuf';
 import { Random } from '@recsys/data';
 import type { ChannelName } from './channels/channel.js';
-import { acceptCandidates, blockedItems, type ChannelList, fuseChannels, seenItems } from './merge.js';
+import type { ChannelCandidate } from './channels/channel.js';
+import { blockedItems, type ChannelList, type MergedCandidates, mergeChannels, seenItems } from './merge.js';
 
 const list = (...ids: string[]) => ids.map((itemId, k) => ({ itemId, score: 10 - k }));
+
+/** The merge's columns as one object per candidate (a category only where one was given). */
+const objects = (merged: MergedCandidates) =>
+  merged.itemIds.map((itemId, r) => ({
+    itemId,
+    score: merged.scores[r]!,
+    channels: merged.channels[r]!,
+    ...(merged.categories[r] !== '' && { category: merged.categories[r]! }),
+  }));
+
+/** One list's cut: what it contributes, in order. */
+const acceptCandidates = (candidates: ChannelCandidate[], blocked: Set<string>, quota: number) => {
+  const { contributed, merged } = mergeChannels([{ channel: 'two_tower', candidates }], blocked, [quota], 1000, 60);
+  expect(merged.itemIds.length).toBe(contributed[0]);
+  return merged.itemIds;
+};
+
+/** The fusion of lists that need no cut (nothing blocked, no quota). */
+const fuseChannels = (lists: ChannelList[], limit: number, k: number) =>
+  objects(
+    mergeChannels(
+      lists,
+      new Set(),
+      lists.map(() => Infinity),
+      limit,
+      k,
+    ).merged,
+  );
 
 describe('seenItems / blockedItems', () => {
   const history = [{ itemId: 'h1' }, { itemId: 'h2' }] as features.HistoryEntry[];
@@ -24,20 +53,51 @@ describe('seenItems / blockedItems', () => {
   });
 });
 
-describe('acceptCandidates', () => {
+describe('mergeChannels: the cut', () => {
   it('drops blocked and repeated items, then keeps the first quota in order', () => {
-    const accepted = acceptCandidates(list('a', 'b', 'a', 'c', 'd', 'e'), new Set(['b', 'd']), 3);
-    expect(accepted.map((c) => c.itemId)).toEqual(['a', 'c', 'e']);
-    expect(accepted.map((c) => c.score)).toEqual([10, 7, 5]);
+    expect(acceptCandidates(list('a', 'b', 'a', 'c', 'd', 'e'), new Set(['b', 'd']), 3)).toEqual(['a', 'c', 'e']);
   });
 
   it('keeps nothing for a quota of 0 and fewer when too few remain', () => {
     expect(acceptCandidates(list('a', 'b'), new Set(), 0)).toEqual([]);
-    expect(acceptCandidates(list('a', 'b'), new Set(['a']), 5).map((c) => c.itemId)).toEqual(['b']);
+    expect(acceptCandidates(list('a', 'b'), new Set(['a']), 5)).toEqual(['b']);
+  });
+
+  it('cuts each list on its own: an item another list took still counts in this one, and ranks are after the cut', () => {
+    const { contributed, merged } = mergeChannels(
+      [
+        { channel: 'two_tower', candidates: list('a', 'x', 'b', 'a', 'c') },
+        { channel: 'popular', candidates: list('b', 'x', 'b', 'a') },
+      ],
+      new Set(['x']),
+      [2, 5],
+      10,
+      60,
+    );
+    expect(contributed).toEqual([2, 2]);
+    // a: two_tower rank 1 and popular rank 2; b: two_tower rank 2 and popular rank 1 (interleaved first: a).
+    expect(objects(merged)).toEqual([
+      { itemId: 'a', score: 1 / 61 + 1 / 62, channels: ['two_tower', 'popular'] },
+      { itemId: 'b', score: 1 / 62 + 1 / 61, channels: ['two_tower', 'popular'] },
+    ]);
+  });
+
+  it('refuses quotas that do not match the lists, and more lists than it has bits for', () => {
+    expect(() => mergeChannels([{ channel: 'popular', candidates: [] }], new Set(), [], 10, 60)).toThrow('0 quotas for 1 lists');
+    const many = Array.from({ length: 31 }, () => ({ channel: 'popular' as const, candidates: [] }));
+    expect(() =>
+      mergeChannels(
+        many,
+        new Set(),
+        many.map(() => 1),
+        10,
+        60,
+      ),
+    ).toThrow(RangeError);
   });
 });
 
-describe('fuseChannels', () => {
+describe('mergeChannels: the fusion', () => {
   it('sums reciprocal ranks and keeps every channel for an item found twice', () => {
     const merged = fuseChannels(
       [
@@ -127,7 +187,19 @@ describe('fuseChannels', () => {
     expect(merged[0]!.score).toBe(merged[1]!.score);
   });
 
-  it('equals the plain reciprocal-rank fusion on random lists (repeats, shared items, categories, a repeated channel)', () => {
+  it('equals the plain cut and reciprocal-rank fusion on random lists (repeats, blocked and shared items, categories, quotas, a repeated channel)', () => {
+    // The first-written cut: a Set of the items taken per list, blocked and repeated items dropped, then the quota.
+    const accept = (candidates: readonly ChannelCandidate[], blocked: ReadonlySet<string>, quota: number) => {
+      const kept: ChannelCandidate[] = [];
+      const taken = new Set<string>();
+      for (const candidate of candidates) {
+        if (kept.length >= quota) break;
+        if (blocked.has(candidate.itemId) || taken.has(candidate.itemId)) continue;
+        taken.add(candidate.itemId);
+        kept.push(candidate);
+      }
+      return kept;
+    };
     // The first-written fusion: an object per item, channels in the lists' order, the first category given.
     const reference = (lists: ChannelList[], limit: number, k: number) => {
       const merged = new Map<string, { itemId: string; score: number; channels: string[]; category?: string }>();
@@ -161,7 +233,15 @@ describe('fuseChannels', () => {
         })),
       }));
       const limit = random.int(40);
-      expect(fuseChannels(lists, limit, 60)).toEqual(reference(lists, limit, 60));
+      const blocked = new Set(Array.from({ length: random.int(4) }, () => `i${random.int(25)}`));
+      const quotas = lists.map(() => random.int(25));
+      const cut = lists.map((l, j) => ({ channel: l.channel, candidates: accept(l.candidates, blocked, quotas[j]!) }));
+      const { contributed, merged } = mergeChannels(lists, blocked, quotas, limit, 60);
+      expect(contributed).toEqual(cut.map((l) => l.candidates.length));
+      expect(objects(merged)).toEqual(reference(cut, limit, 60));
+      // Uncut lists (no repeats within a list, nothing blocked, no quota) fuse as they are.
+      const plain = lists.map((l) => ({ channel: l.channel, candidates: accept(l.candidates, new Set(), Infinity) }));
+      expect(fuseChannels(plain, limit, 60)).toEqual(reference(plain, limit, 60));
     }
   });
 

@@ -19,7 +19,7 @@ import { itemToItemCandidates } from './channels/item-to-item.js';
 import { popularCandidates, type PopularItemsReader } from './channels/popular.js';
 import { twoTowerCandidates } from './channels/two-tower.js';
 import type { RetrievalConfig } from './config.js';
-import { acceptCandidates, blockedItems, fuseChannels, seenItems, type ChannelList } from './merge.js';
+import { blockedItems, mergeChannels, seenItems } from './merge.js';
 import type { RetrievalMetrics } from './retrieval-metrics.js';
 import type { ServingIndex, ServingIndexHolder } from './serving-index.js';
 import { checkRetrieveRequest, checkSimilarItemsRequest, type RequestLimits, type RetrievePlan } from './validation.js';
@@ -85,7 +85,7 @@ const message = (error: unknown) => (error instanceof Error ? error.message : St
 /**
  * Candidate generation: the user's embedding searched in the index (two_tower), the feature service's popular
  * items (popular) and the neighbours of the user's recent items (item_to_item) run concurrently, each within its
- * quota and timeout; their answers are fused by reciprocal rank (see fuseChannels). A channel that fails is
+ * quota and timeout; their answers are fused by reciprocal rank (see mergeChannels). A channel that fails is
  * reported and the others still answer; only when every channel that ran failed does the call fail.
  */
 export class RetrievalService {
@@ -153,15 +153,20 @@ export class RetrievalService {
     );
 
     const runs = (await Promise.all([twoTower, popular, itemToItem])).filter((run): run is ChannelRun => run !== undefined);
-    const lists: ChannelList[] = [];
+    const { contributed, merged } = mergeChannels(
+      runs.map((run) => ({ channel: run.channel, candidates: run.error === undefined ? run.candidates : [] })),
+      sourceFilter.blocked,
+      runs.map((run) => quotas[run.channel]),
+      plan.limit,
+      this.settings.fusionK,
+    );
     const reports: Init<typeof retrieval.ChannelReportSchema>[] = [];
-    for (const run of runs) {
-      const accepted = run.error === undefined ? acceptCandidates(run.candidates, sourceFilter.blocked, quotas[run.channel]) : [];
-      lists.push({ channel: run.channel, candidates: accepted });
-      reports.push({ channel: run.channel, returned: accepted.length, durationMs: run.durationMs, error: run.error ?? '' });
+    runs.forEach((run, j) => {
+      const returned = contributed[j]!;
+      reports.push({ channel: run.channel, returned, durationMs: run.durationMs, error: run.error ?? '' });
       const outcome = run.skipped ? 'skipped' : run.error === undefined ? 'ok' : run.timedOut ? 'timeout' : 'error';
-      this.metrics.channel(run.channel, outcome, run.durationMs / 1000, accepted.length);
-    }
+      this.metrics.channel(run.channel, outcome, run.durationMs / 1000, returned);
+    });
     const failed = runs.filter((run) => !run.skipped && run.error !== undefined);
     if (failed.length > 0) {
       this.logger.warn({ channels: Object.fromEntries(failed.map((run) => [run.channel, run.error])) }, 'retrieval channels failed');
@@ -170,20 +175,10 @@ export class RetrievalService {
       }
     }
 
-    const merged = fuseChannels(lists, plan.limit, this.settings.fusionK);
     const vector = embedding ? await embedding : undefined;
-    // The candidates written as bytes (hundreds of Candidate messages built only to be serialised were most of the
-    // answer's cost); the rest of the answer by protobuf-es.
-    const candidates = encodeNewCandidates(
-      retrieval.RetrieveResponseSchema,
-      merged.map((c) => ({
-        itemId: c.itemId,
-        score: c.score,
-        channels: c.channels,
-        stage: common.Stage.RETRIEVAL,
-        category: c.category ?? '',
-      })),
-    );
+    // The candidates written as bytes from the merge's columns (hundreds of Candidate messages built only to be
+    // serialised were most of the answer's cost); the rest of the answer by protobuf-es.
+    const candidates = encodeNewCandidates(retrieval.RetrieveResponseSchema, common.Stage.RETRIEVAL, merged);
     const rest = toBinary(
       retrieval.RetrieveResponseSchema,
       create(retrieval.RetrieveResponseSchema, {
