@@ -185,6 +185,7 @@ export function wireText(buf: Uint8Array, start = 0, end = buf.length): string {
  * stages append only other fields), else found by scanning.
  */
 export function candidateItemId(span: Uint8Array): string {
+  if (span.length >= 2 && span[0] === ITEM_ID_TAG && span[1]! < 0x80 && 2 + span[1]! <= span.length) return wireText(span, 2, 2 + span[1]!);
   const range = candidateItemIdRange(span, 0, span.length);
   return wireText(span, range[0], range[1]);
 }

@@ -199,12 +199,17 @@ describe('encodeScoredCandidates against protobuf-es on random candidates', () =
 });
 
 describe('encodeNewCandidates', () => {
-  it('writes the bytes protobuf-es writes for the same candidates (zero scores, unicode, no category, no channels)', () => {
+  it('writes the bytes protobuf-es writes for the same candidates (zero scores, unicode, no category, no channels, shared lists)', () => {
+    // Channel lists and categories shared between candidates, as the merge shares them (written once, then copied).
+    const shared = ['popular', 'item_to_item'];
     const made = [
+      { itemId: 'p1', score: 0.25, channels: shared, category: 'books' },
       { itemId: 'a', score: 0.5, channels: ['two_tower', 'popular'], category: 'books' },
       { itemId: 'ítem-ラ', score: 0, channels: [], category: '' },
       { itemId: 'x'.repeat(300), score: -1.25, channels: ['é'], category: 'ü' },
       { itemId: 'b', score: 1 / 61 + 1 / 62, channels: ['item_to_item'], category: '' },
+      { itemId: 'p2', score: 0.125, channels: shared, category: 'books' },
+      { itemId: 'p3', score: 2, channels: shared, category: '' },
     ];
     for (const list of [made, []]) {
       for (const stage of [common.Stage.RETRIEVAL, common.Stage.RANKING]) {

@@ -104,8 +104,16 @@ class Writer {
 
   /** A string written even when empty (an element of a repeated field). */
   text(tag: number, text: string): void {
+    this.textOfLength(tag, text, utf8Length(text));
+  }
+
+  /** string() of a text whose UTF-8 length the caller has. */
+  stringOfLength(tag: number, text: string, n: number): void {
+    if (n > 0) this.textOfLength(tag, text, n);
+  }
+
+  private textOfLength(tag: number, text: string, n: number): void {
     this.byte(tag);
-    const n = utf8Length(text);
     this.varint(n);
     if (n === text.length) for (let k = 0; k < n; k++) this.buf[this.pos++] = text.charCodeAt(k);
     else this.pos += this.buf.write(text, this.pos, 'utf8');
@@ -290,27 +298,61 @@ export function encodeNewCandidates(schema: DescMessage, stage: common.Stage, ca
       `new candidates of unequal columns: ${count} ids, ${scores.length} scores, ${channels.length} channel lists, ${categories.length} categories`,
     );
   }
+  // The channel lists and categories are a handful of values shared by every candidate (the merge shares its channel
+  // arrays): each written once, then copied; each id's UTF-8 length found once.
+  const channelBytes = new Map<readonly string[], Uint8Array>();
+  const categoryBytes = new Map<string, Uint8Array>();
+  const channelFields = (list: readonly string[]) => {
+    let bytes = channelBytes.get(list);
+    if (bytes === undefined) {
+      let size = 0;
+      for (const channel of list) size += textFieldSize(channel);
+      const w = new Writer(size);
+      for (const channel of list) w.text(CHANNEL, channel);
+      channelBytes.set(list, (bytes = w.buf));
+    }
+    return bytes;
+  };
+  const categoryField = (category: string) => {
+    let bytes = categoryBytes.get(category);
+    if (bytes === undefined) {
+      const w = new Writer(stringFieldSize(category));
+      w.string(CATEGORY, category);
+      categoryBytes.set(category, (bytes = w.buf));
+    }
+    return bytes;
+  };
+  if (newIdLengths.length < count) newIdLengths = new Int32Array(Math.max(count, 2 * newIdLengths.length));
+  const idLengths = newIdLengths;
   return encodeCandidates(
     'encodeNewCandidates',
     schema,
     count,
     (r) => {
       const score = Math.fround(scores[r]!);
-      let size = stringFieldSize(itemIds[r]!) + (score !== 0 ? 5 : 0) + stringFieldSize(categories[r]!);
-      for (const channel of channels[r]!) size += textFieldSize(channel);
+      const id = itemIds[r]!;
+      const idLength = utf8Length(id);
+      idLengths[r] = idLength;
+      let size = (idLength > 0 ? 1 + varintSize(idLength) + idLength : 0) + (score !== 0 ? 5 : 0);
+      size += channelFields(channels[r]!).length + categoryField(categories[r]!).length;
       const own = stageScoreSize(stage, score);
       return size + 1 + varintSize(own) + own;
     },
     (w, r) => {
       const score = Math.fround(scores[r]!);
-      w.string(ITEM_ID, itemIds[r]!);
+      w.stringOfLength(ITEM_ID, itemIds[r]!, idLengths[r]!);
       w.float(SCORE, score);
-      for (const channel of channels[r]!) w.text(CHANNEL, channel);
+      const channelField = channelBytes.get(channels[r]!)!;
+      w.range(channelField, 0, channelField.length);
       w.stageScore(stage, score);
-      w.string(CATEGORY, categories[r]!);
+      const category = categoryBytes.get(categories[r]!)!;
+      w.range(category, 0, category.length);
     },
   );
 }
+
+/** encodeNewCandidates' ids' UTF-8 lengths, kept between calls (an encoding is synchronous). */
+let newIdLengths = new Int32Array(0);
 
 /**
  * The candidates field (its tag from `schema`) as one exactly sized buffer: every candidate's size first, then each
