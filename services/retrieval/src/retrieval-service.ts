@@ -14,7 +14,7 @@ import { recentItems } from '@recsys/serving';
 import { contextOnlyState, readUserState, type FeatureReader, type UserState } from '@recsys/stage';
 import type { VectorStore } from '@recsys/vector-index';
 import { performance } from 'node:perf_hooks';
-import { type ChannelCandidate, type ChannelName, type SourceFilter } from './channels/channel.js';
+import { type ChannelCandidate, channelCandidate, type ChannelName, type SourceFilter } from './channels/channel.js';
 import { itemToItemCandidates } from './channels/item-to-item.js';
 import { popularCandidates, type PopularItemsReader } from './channels/popular.js';
 import { twoTowerCandidates } from './channels/two-tower.js';
@@ -76,7 +76,7 @@ async function withCategories(store: VectorStore, candidates: ChannelCandidate[]
   }
   return candidates.map((c, k) => {
     const category = payloads[k]?.category;
-    return category === undefined ? c : { ...c, category };
+    return category === undefined ? c : channelCandidate(c.itemId, c.score, category);
   });
 }
 

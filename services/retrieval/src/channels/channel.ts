@@ -13,10 +13,17 @@ export interface ChannelCandidate {
   category?: string;
 }
 
-/** The category of an index result, as a spreadable ChannelCandidate field. */
-export function categoryOf(hit: { payload?: { category?: string } }): { category?: string } {
-  const category = hit.payload?.category;
-  return category === undefined ? {} : { category };
+/**
+ * A channel's candidate, every one built here: one object of one shape for all of them (the merge reads ~1,000 per
+ * request; objects with and without a category, or spread from another, were two to four shapes and a spread object).
+ */
+export function channelCandidate(itemId: string, score: number, category: string | undefined): ChannelCandidate {
+  return { itemId, score, category };
+}
+
+/** The category of an index result (undefined when its payload has none). */
+export function categoryOf(hit: { payload?: { category?: string } }): string | undefined {
+  return hit.payload?.category;
 }
 
 /** Search filters a channel passes to its source so that its quota fills with acceptable items. */

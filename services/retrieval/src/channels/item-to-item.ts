@@ -1,5 +1,5 @@
 import type { Neighbour, VectorStore } from '@recsys/vector-index';
-import { categoryOf, type ChannelCandidate, type SourceFilter } from './channel.js';
+import { categoryOf, type ChannelCandidate, channelCandidate, type SourceFilter } from './channel.js';
 
 const { log } = Math;
 
@@ -30,7 +30,7 @@ export async function itemToItemCandidates(
     for (const hit of hits) {
       const score = hit.score + age * penalty;
       const kept = best.get(hit.id);
-      if (kept === undefined || score > kept.score) best.set(hit.id, { itemId: hit.id, score, ...categoryOf(hit) });
+      if (kept === undefined || score > kept.score) best.set(hit.id, channelCandidate(hit.id, score, categoryOf(hit)));
     }
   };
   const seedVectors = known.map((k) => vectors[k]!);

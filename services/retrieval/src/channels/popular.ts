@@ -1,6 +1,6 @@
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { common, features } from '@recsys/contracts';
-import type { ChannelCandidate } from './channel.js';
+import { type ChannelCandidate, channelCandidate } from './channel.js';
 
 export interface PopularItemsRequest {
   limit: number;
@@ -37,5 +37,5 @@ export async function popularCandidates(
     },
     { signal },
   );
-  return answer.items.map((item) => ({ itemId: item.itemId, score: item.score }));
+  return answer.items.map((item) => channelCandidate(item.itemId, item.score, undefined));
 }

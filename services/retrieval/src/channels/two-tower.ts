@@ -1,5 +1,5 @@
 import type { VectorStore } from '@recsys/vector-index';
-import { categoryOf, type ChannelCandidate, type SourceFilter } from './channel.js';
+import { categoryOf, type ChannelCandidate, channelCandidate, type SourceFilter } from './channel.js';
 
 /** The items nearest to the user's embedding in the index (the two-tower's item vectors). */
 export async function twoTowerCandidates(
@@ -13,5 +13,5 @@ export async function twoTowerCandidates(
     includeCategories: filter.includeCategories,
     excludeCategories: filter.excludeCategories,
   });
-  return hits.map((hit) => ({ itemId: hit.id, score: hit.score, ...categoryOf(hit) }));
+  return hits.map((hit) => channelCandidate(hit.id, hit.score, categoryOf(hit)));
 }
