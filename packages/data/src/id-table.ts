@@ -182,8 +182,10 @@ export class IdTable {
 
   /**
    * The ids of `rows[0..count)` (each 0 <= row < size), as idAt gives them, in passes: every row's bounds, then the first
-   * byte of every id, then the strings, so the memory reads of different rows overlap instead of waiting one after
-   * another (a table of many ids lies outside the caches; see rowsOf).
+   * byte of every id (so the memory reads of different rows overlap instead of waiting one after another: a table of
+   * many ids lies outside the caches; see rowsOf), then every id's bytes gathered into one buffer, decoded in one call
+   * and cut into the ids (a string built a character at a time is a dozen strings on the way; an id that is not ASCII
+   * is decoded on its own).
    */
   idsAt(rows: ArrayLike<number>, count: number = rows.length): string[] {
     const { offsets, bytes } = this;
@@ -191,13 +193,45 @@ export class IdTable {
       const row = rows[k]!;
       if (!(row >= 0 && row < this.size)) throw new RangeError(`row ${row} is outside 0..${this.size - 1}`);
     }
-    const starts = (this.starts = scratchOf(this.starts, count));
+    const starts = (this.starts = scratchOf(this.starts, count + 1));
     for (let k = 0; k < count; k++) starts[k] = offsets[rows[k]!]!;
     touchRows(bytes, starts, 1, count);
+    // Each id's bytes at gathered[starts[k], starts[k + 1]) (starts reused: a row's start is read before it is replaced).
+    let total = 0;
+    for (let k = 0; k < count; k++) total += offsets[rows[k]! + 1]! - starts[k]!;
+    if (this.gathered.length < total) this.gathered = Buffer.allocUnsafe(Math.max(total, 2 * this.gathered.length));
+    const gathered = this.gathered;
+    let ascii = true;
+    let pos = 0;
+    for (let k = 0; k < count; k++) {
+      const from = starts[k]!;
+      const end = offsets[rows[k]! + 1]!;
+      starts[k] = pos;
+      for (let j = from; j < end; j++) {
+        const b = bytes[j]!;
+        if (b >= 0x80) ascii = false;
+        gathered[pos++] = b;
+      }
+    }
+    starts[count] = pos;
+    const text = gathered.toString('latin1', 0, pos);
     const ids = new Array<string>(count);
-    for (let k = 0; k < count; k++) ids[k] = this.idAt(rows[k]!);
+    for (let k = 0; k < count; k++) ids[k] = text.substring(starts[k]!, starts[k + 1]!);
+    if (!ascii) {
+      for (let k = 0; k < count; k++) {
+        for (let j = starts[k]!; j < starts[k + 1]!; j++) {
+          if (gathered[j]! >= 0x80) {
+            ids[k] = gathered.toString('utf8', starts[k]!, starts[k + 1]!);
+            break;
+          }
+        }
+      }
+    }
     return ids;
   }
+
+  /** idsAt's buffer of the ids' bytes, kept between calls (a lookup is synchronous). */
+  private gathered: Buffer = Buffer.allocUnsafe(0);
 
   /** Every id, in row order (a JS string each: for tests and small tables). */
   toArray(): string[] {
