@@ -93,4 +93,25 @@ describe('TopK', () => {
     ]);
     expect([...top.sorted()].sort(compareMatches)).toEqual(top.sorted());
   });
+
+  it('gives the k best of random streams with ties in compareMatches order, and keeps them after sorting', () => {
+    let seed = 9;
+    const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    for (let trial = 0; trial < 200; trial++) {
+      const k = Math.floor(random() * 40);
+      const n = Math.floor(random() * 120);
+      const top = new TopK(k);
+      const all: { row: number; score: number }[] = [];
+      for (let row = 0; row < n; row++) {
+        // Few distinct scores: many ties, broken by the lower row.
+        const score = Math.floor(random() * 8) / 4 - 1;
+        all.push({ row, score });
+        top.push(score, row);
+      }
+      const expected = all.sort(compareMatches).slice(0, k);
+      expect(top.sorted()).toEqual(expected);
+      expect(top.sorted()).toEqual(expected);
+      expect(top.length).toBe(expected.length);
+    }
+  });
 });
