@@ -125,6 +125,37 @@ describe('candidate wire: what the gateway reads and writes equals protobuf-es',
     expect(withPassedUser(plain, undefined)).toBe(plain);
   });
 
+  it("copies an answer's candidates lying back to back in one go, to the same bytes as one by one", () => {
+    // Long candidates too (a two-byte length), as an answer holds them, then cut, picked and copied apart.
+    const list = candidates(300, 4).map((c, i) => (i % 50 === 7 ? { ...c, category: 'x'.repeat(200) } : c));
+    const answer = readStageAnswer(
+      toBinary(retrieval.RetrieveResponseSchema, create(retrieval.RetrieveResponseSchema, { candidates: list, indexVersion: 'v1' })),
+      'retrieve',
+    ).candidates;
+    const write = (candidates: CandidateList) =>
+      Buffer.from(writeStageRequest({ userId: 'u', context: encodeContext(context), candidates, limit: 7 })).toString('hex');
+    for (const [from, to] of [
+      [0, 300],
+      [0, 200],
+      [0, 1],
+      [8, 9],
+      [150, 300],
+    ] as const) {
+      const positions = Array.from({ length: to - from }, (_, k) => from + k);
+      const cut = from === 0 ? answer.slice(to) : answer.pick(positions);
+      // The same candidates each in a buffer of its own (no headers between them: copied one by one).
+      const apart = CandidateList.fromSpans(positions.map((k) => answer.span(k)));
+      expect(write(cut)).toBe(write(apart));
+      expect(fromBinary(ranking.RankRequestSchema, Buffer.from(write(cut), 'hex')).candidates).toEqual(list.slice(from, to));
+    }
+    // Out of order: not back to back, copied one by one.
+    const shuffled = answer.pick([5, 3, 4, 250, 0]);
+    expect(fromBinary(ranking.RankRequestSchema, Buffer.from(write(shuffled), 'hex')).candidates).toEqual(
+      [5, 3, 4, 250, 0].map((k) => list[k]),
+    );
+    expect(write(CandidateList.empty)).toBe(write(CandidateList.fromSpans([])));
+  });
+
   it('grows its buffer for large requests and refuses truncated answers', () => {
     const list = candidates(5000, 9);
     const bytes = writeStageRequest({ userId: 'u', context: undefined, candidates: CandidateList.of(list), limit: 1 });

@@ -143,6 +143,28 @@ class Writer {
     this.pos = copyRange(this.buf, this.pos, bytes, start, end);
   }
 
+  /**
+   * Every candidate of the list as a `field` of its own. A list that lies back to back in its buffer, each candidate
+   * behind a one-byte tag and its length (a stage answer's candidates, or the first of them: the pre-ranking answer
+   * cut to what ranking gets), is copied in one go and each tag rewritten; the bytes are the same as copying each
+   * candidate behind a header of its own (a thousand loops of ~40 bytes per request).
+   */
+  candidateFields(field: number, list: CandidateList): void {
+    const n = list.length;
+    const tag = (field << 3) | LENGTH;
+    const from = n > 0 && tag < 0x80 ? backToBackStart(list) : -1;
+    if (from < 0) {
+      for (let k = 0; k < n; k++) this.bytesField(field, list.buffer, list.start(k), list.end(k));
+      return;
+    }
+    const end = list.end(n - 1);
+    this.ensure(end - from);
+    const base = this.pos - from;
+    this.buf.set(list.buffer.subarray(from, end), this.pos);
+    for (let k = 0; k < n; k++) this.buf[base + list.start(k) - 1 - varintSize(list.spanLength(k))] = tag;
+    this.pos += end - from;
+  }
+
   raw(bytes: Uint8Array): void {
     this.ensure(bytes.length);
     this.buf.set(bytes, this.pos);
@@ -176,6 +198,39 @@ class Writer {
   }
 }
 
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+/**
+ * Where the list's first candidate's header starts when every candidate lies right after the one before it, behind a
+ * one-byte tag and its length as a minimal varint (the bytes between candidates are exactly such a header); else -1.
+ */
+function backToBackStart(list: CandidateList): number {
+  const { buffer } = list;
+  let at = list.start(0) - 1 - varintSize(list.spanLength(0));
+  if (at < 0) return -1;
+  const from = at;
+  for (let k = 0; k < list.length; k++) {
+    const start = list.start(k);
+    let length = list.spanLength(k);
+    if (start - 1 - varintSize(length) !== at) return -1;
+    // The length as its varint bytes, compared byte by byte.
+    for (let pos = at + 1; pos < start; pos++) {
+      const byte = pos === start - 1 ? length : (length & 0x7f) | 0x80;
+      if (buffer[pos] !== byte) return -1;
+      length = Math.floor(length / 128);
+    }
+    at = list.end(k);
+  }
+  return from;
+}
+
 /** The feature service's GetUserFeaturesResponse as it answered (bytes), read once and passed to every stage. */
 export interface PassedUserBytes {
   state: Uint8Array;
@@ -205,8 +260,7 @@ export function writeStageRequest(request: StageRequest): Uint8Array {
   const writer = new Writer(size);
   writer.stringField(REQUEST.userId, request.userId);
   if (request.context !== undefined) writer.bytesField(REQUEST.context, request.context);
-  for (let k = 0; k < candidates.length; k++)
-    writer.bytesField(REQUEST.candidates, candidates.buffer, candidates.start(k), candidates.end(k));
+  writer.candidateFields(REQUEST.candidates, candidates);
   writer.int32Field(REQUEST.limit, request.limit);
   writer.packedFloats(REQUEST.userEmbedding, request.userEmbedding ?? []);
   writer.stringField(REQUEST.embeddingModelVersion, request.embeddingModelVersion ?? '');
