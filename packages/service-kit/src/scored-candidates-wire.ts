@@ -34,7 +34,8 @@ for (const tag of [
   if (tag >= 0x80) throw new TypeError(`tag ${tag} takes more than one byte: the size arithmetic below assumes one`);
 }
 
-function varintSize(n: number): number {
+/** Bytes of `n` (>= 0) as a protobuf varint. */
+export function varintSize(n: number): number {
   let size = 1;
   while (n >= 0x80) {
     n = Math.floor(n / 128);

@@ -78,20 +78,7 @@ export class TopK {
       return;
     }
     if (this.k === 0 || !worse(scores[0], rows[0], score, row)) return;
-    let i = 0;
-    const n = this.size;
-    for (;;) {
-      const left = 2 * i + 1;
-      if (left >= n) break;
-      const right = left + 1;
-      const child = right < n && worse(scores[right], rows[right], scores[left], rows[left]) ? right : left;
-      if (!worse(scores[child], rows[child], score, row)) break;
-      scores[i] = scores[child];
-      rows[i] = rows[child];
-      i = child;
-    }
-    scores[i] = score;
-    rows[i] = row;
+    siftDown(scores, rows, this.size, score, row);
   }
 
   /**
@@ -106,25 +93,28 @@ export class TopK {
     const out = new Array<RowMatch>(n);
     for (let last = n - 1; last >= 0; last--) {
       out[last] = { row: rows[0], score: scores[0] };
-      // The heap's last entry sifted down from the root, within the entries left.
-      const score = scores[last];
-      const row = rows[last];
-      let i = 0;
-      for (;;) {
-        const left = 2 * i + 1;
-        if (left >= last) break;
-        const right = left + 1;
-        const child = right < last && worse(scores[right], rows[right], scores[left], rows[left]) ? right : left;
-        if (!worse(scores[child], rows[child], score, row)) break;
-        scores[i] = scores[child];
-        rows[i] = rows[child];
-        i = child;
-      }
-      scores[i] = score;
-      rows[i] = row;
+      // The heap's last entry in the root's place, within the entries left.
+      siftDown(scores, rows, last, scores[last], rows[last]);
     }
     return out;
   }
+}
+
+/** Puts (score, row) at the root of the heap of the first `size` entries and moves it down to its place. */
+function siftDown(scores: Float64Array, rows: Int32Array, size: number, score: number, row: number): void {
+  let i = 0;
+  for (;;) {
+    const left = 2 * i + 1;
+    if (left >= size) break;
+    const right = left + 1;
+    const child = right < size && worse(scores[right], rows[right], scores[left], rows[left]) ? right : left;
+    if (!worse(scores[child], rows[child], score, row)) break;
+    scores[i] = scores[child];
+    rows[i] = rows[child];
+    i = child;
+  }
+  scores[i] = score;
+  rows[i] = row;
 }
 
 /** True when (scoreA, rowA) ranks below (scoreB, rowB). */

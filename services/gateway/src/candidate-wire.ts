@@ -9,7 +9,7 @@ import {
   sharedFieldNumbers as sharedFields,
   WIRE,
 } from '@recsys/contracts';
-import { CandidateBounds, candidateItemId, CandidateList, copyRange, WireReader, wireText } from '@recsys/service-kit';
+import { CandidateBounds, candidateItemId, CandidateList, copyRange, varintSize, WireReader, wireText } from '@recsys/service-kit';
 
 // The candidate list as bytes (CandidateList, the reader) is service-kit's, shared with every stage; this module writes
 // the gateway's stage requests and reads the stage answers with it.
@@ -196,15 +196,6 @@ class Writer {
   finish(): Uint8Array {
     return this.buf.subarray(0, this.pos);
   }
-}
-
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
 }
 
 /**
