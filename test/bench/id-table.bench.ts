@@ -117,6 +117,16 @@ function main(): void {
     // Ids to rows. Each way returns the sum of what it found (a local: a number kept across calls would be boxed on every add).
     const asked = requests(size, size);
     const found = new Int32Array(LOOKUPS);
+    // rowsOf of every request's ids (as `idsOf` gives them), the rows summed.
+    const rowsOfAll = <T>(requests: readonly T[], idsOf: (request: T) => readonly string[] | IdRanges) => {
+      let sum = 0;
+      for (const request of requests) {
+        const ids = idsOf(request);
+        table.rowsOf(ids, found);
+        for (let k = 0; k < ids.length; k++) sum += found[k]!;
+      }
+      return sum;
+    };
     const lookups = compare(
       'rowOf/rowsOf',
       () => {
@@ -124,14 +134,7 @@ function main(): void {
         for (const ids of asked) for (let k = 0; k < ids.length; k++) sum += table.rowOf(ids[k]!);
         return sum;
       },
-      () => {
-        let sum = 0;
-        for (const ids of asked) {
-          table.rowsOf(ids, found);
-          for (let k = 0; k < ids.length; k++) sum += found[k]!;
-        }
-        return sum;
-      },
+      () => rowsOfAll(asked, (ids) => ids),
     );
     report(size, 'ids to rows, rowOf one by one → rowsOf', ['rowof', 'rowsof', 'speedup'], lookups);
 
@@ -140,25 +143,8 @@ function main(): void {
     const inBytes = asked.map(rangesOf);
     const fromBytes = compare(
       'strings/ranges',
-      () => {
-        let sum = 0;
-        for (const ranges of inBytes) {
-          table.rowsOf(
-            Array.from({ length: ranges.length }, (_, k) => ranges.id(k)),
-            found,
-          );
-          for (let k = 0; k < ranges.length; k++) sum += found[k]!;
-        }
-        return sum;
-      },
-      () => {
-        let sum = 0;
-        for (const ranges of inBytes) {
-          table.rowsOf(ranges, found);
-          for (let k = 0; k < ranges.length; k++) sum += found[k]!;
-        }
-        return sum;
-      },
+      () => rowsOfAll(inBytes, (ranges) => Array.from({ length: ranges.length }, (_, k) => ranges.id(k))),
+      () => rowsOfAll(inBytes, (ranges) => ranges),
     );
     report(size, 'ids in request bytes to rows, strings → byte ranges', ['strings', 'ranges', 'ranges_speedup'], fromBytes);
 
