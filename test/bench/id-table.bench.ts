@@ -7,6 +7,8 @@
 //   rowsOf of the byte ranges (no string made);
 // - ids of rows: the ids of BENCH_LOOKUPS random rows (an index search's results), one by one (idAt) and in passes
 //   (idsAt);
+// - item rows copied into a batch: an item's codes, values, creation time and linked row in four arrays (the item
+//   table's layout before) against one record per row (ItemTable's);
 // - rows of values: BENCH_LOOKUPS random rows of a table of 32 floats per item (the index's vectors, re-scored; the
 //   pre-ranker's two-tower vectors) scored against a query, as they come and after touchRows read them ahead.
 // Last line: one JSON object.
@@ -190,6 +192,68 @@ function main(): void {
         }, 0),
     );
     report(size, `rows of ${DIM} floats scored, as they come → after touchRows`, ['score', 'touched_score', 'touch_speedup'], scores);
+
+    // An item's features copied into a batch (pre-ranking's and ranking's item tables): CODES codes, VALUES float32
+    // values, a float64 creation time and a linked row in four arrays, each read ahead (the layout the item table had),
+    // against one record per row read ahead once (ItemTable's: time, codes, values, link, made an even number of words).
+    const CODES = 2;
+    const VALUES = 3;
+    const codes = Int32Array.from({ length: size * CODES }, (_, k) => k % 1000);
+    const values = Float32Array.from({ length: size * VALUES }, (_, k) => (k % 100) / 8);
+    const times = Float64Array.from({ length: size }, (_, k) => 1.7e12 + k);
+    const links = Int32Array.from({ length: size }, (_, k) => size - 1 - k);
+    const stride = 2 + CODES + VALUES + 1 + ((CODES + VALUES + 1) % 2);
+    const records = new ArrayBuffer(size * stride * 4);
+    const words = new Int32Array(records);
+    const floats = new Float32Array(records);
+    const recordTimes = new Float64Array(records);
+    for (let r = 0; r < size; r++) {
+      recordTimes[(r * stride) >> 1] = times[r]!;
+      for (let j = 0; j < CODES; j++) words[r * stride + 2 + j] = codes[r * CODES + j]!;
+      for (let j = 0; j < VALUES; j++) floats[r * stride + 2 + CODES + j] = values[r * VALUES + j]!;
+      words[r * stride + 2 + CODES + VALUES] = links[r]!;
+    }
+    const batchCodes = new Int32Array(LOOKUPS * CODES);
+    const batchValues = new Float32Array(LOOKUPS * VALUES);
+    const batchTimes = new Float64Array(LOOKUPS);
+    const batchLinks = new Int32Array(LOOKUPS);
+    const batchSum = () => {
+      let sum = 0;
+      for (let k = 0; k < LOOKUPS; k++)
+        sum += batchCodes[k * CODES]! + batchValues[k * VALUES + VALUES - 1]! + batchTimes[k]! + batchLinks[k]!;
+      return sum;
+    };
+    const copies = compare(
+      'records',
+      () =>
+        rows.reduce((sum, r) => {
+          touchRows(codes, r, CODES);
+          touchRows(values, r, VALUES);
+          touchRows(times, r, 1);
+          touchRows(links, r, 1);
+          for (let k = 0; k < r.length; k++) {
+            const row = r[k]!;
+            for (let j = 0; j < CODES; j++) batchCodes[k * CODES + j] = codes[row * CODES + j]!;
+            for (let j = 0; j < VALUES; j++) batchValues[k * VALUES + j] = values[row * VALUES + j]!;
+            batchTimes[k] = times[row]!;
+            batchLinks[k] = links[row]!;
+          }
+          return sum + batchSum();
+        }, 0),
+      () =>
+        rows.reduce((sum, r) => {
+          touchRows(words, r, stride);
+          for (let k = 0; k < r.length; k++) {
+            const base = r[k]! * stride;
+            for (let j = 0; j < CODES; j++) batchCodes[k * CODES + j] = words[base + 2 + j]!;
+            for (let j = 0; j < VALUES; j++) batchValues[k * VALUES + j] = floats[base + 2 + CODES + j]!;
+            batchTimes[k] = recordTimes[base >> 1]!;
+            batchLinks[k] = words[base + 2 + CODES + VALUES]!;
+          }
+          return sum + batchSum();
+        }, 0),
+    );
+    report(size, 'item rows copied, four arrays → one record per row', ['arrays', 'records', 'records_speedup'], copies);
   }
   console.log(JSON.stringify(figures));
 }

@@ -157,6 +157,7 @@ describe('bench:id-table', () => {
         ['strings', 'ranges', 'ranges_speedup'],
         ['idat', 'idsat', 'ids_speedup'],
         ['score', 'touched_score', 'touch_speedup'],
+        ['arrays', 'records', 'records_speedup'],
       ]) {
         const keys = [`${base}_us_per_request_${size}`, `${next}_us_per_request_${size}`, `${ratio}_${size}`];
         for (const key of keys) {

@@ -251,10 +251,22 @@ describe('FeedAssembler', () => {
     for (const [name, tensor] of Object.entries(expectedReversed))
       expect(Array.from(reversed[name]!.data)).toEqual(Array.from(tensor.data));
     expect(assembler.itemColumns.names).toEqual(['label', 'tags', 'price', 'rank']);
-    // The same again from table rows (codes and float32 values copied row by row), in the reversed order.
-    const table = assembler.batchOf(encoded);
+    // The same again from records as an item table keeps them (codes and float32 values behind two words of the row's
+    // creation time, one word of padding after), copied record by record, in the reversed order.
+    const { codeWidth: cw, valueWidth: vw } = assembler;
+    const stride = 2 + cw + vw + 1;
+    const records = new ArrayBuffer(encoded.length * stride * 4);
+    const words = new Int32Array(records);
+    const floats = new Float32Array(records);
+    encoded.forEach((item, row) => {
+      for (let j = 0; j < cw; j++) words[row * stride + 2 + j] = item[j]!;
+      for (let j = 0; j < vw; j++) floats[row * stride + 2 + cw + j] = item[cw + j]!;
+    });
     const fromRows = assembler.newBatch(encoded.length);
-    for (let k = 0; k < encoded.length; k++) fromRows.setRow(k, table.codes, table.values, encoded.length - 1 - k);
+    for (let k = 0; k < encoded.length; k++) {
+      const base = (encoded.length - 1 - k) * stride;
+      fromRows.setRecord(k, words, floats, base + 2, base + 2 + cw);
+    }
     const fromTable = assembler.assemble(shared, fromRows);
     for (const [name, tensor] of Object.entries(expectedReversed))
       expect(Array.from(fromTable[name]!.data)).toEqual(Array.from(tensor.data));

@@ -63,12 +63,14 @@ export class ItemBatch {
     for (let j = 0; j < vw; j++) values[k * vw + j] = item[cw + j]!;
   }
 
-  /** Item k from row `row` of arrays laid out as this batch's (an item table). */
-  setRow(k: number, codes: Int32Array, values: Float32Array, row: number): void {
+  /** Item k from a record of an item table: its codes at words[codesAt ...], its values at floats[valuesAt ...]. */
+  setRecord(k: number, words: Int32Array, floats: Float32Array, codesAt: number, valuesAt: number): void {
     const cw = this.codeWidth;
     const vw = this.valueWidth;
-    for (let j = 0; j < cw; j++) this.codes[k * cw + j] = codes[row * cw + j]!;
-    for (let j = 0; j < vw; j++) this.values[k * vw + j] = values[row * vw + j]!;
+    const codes = this.codes;
+    const values = this.values;
+    for (let j = 0; j < cw; j++) codes[k * cw + j] = words[codesAt + j]!;
+    for (let j = 0; j < vw; j++) values[k * vw + j] = floats[valuesAt + j]!;
   }
 }
 

@@ -85,11 +85,16 @@ describe('ItemTable', () => {
     for (const init of [pages[2]![1]!, pages[0]![1]!, pages[2]![0]!]) {
       const row = table.ids.rowOf(init.itemId!);
       const want = encoded(init);
-      expect(Array.from(table.codes.subarray(row * cw, (row + 1) * cw))).toEqual(Array.from(want.subarray(0, cw)));
-      expect(Array.from(table.values.subarray(row * vw, (row + 1) * vw))).toEqual(Array.from(Float32Array.from(want.subarray(cw))));
-      expect(table.createdAtMs[row]).toBe(Number(init.createdAtMs));
+      expect(Array.from(table.codesOf(row))).toEqual(Array.from(want.subarray(0, cw)));
+      expect(Array.from(table.valuesOf(row))).toEqual(Array.from(Float32Array.from(want.subarray(cw))));
+      expect(table.valuesOf(row).length).toBe(vw);
+      expect(table.createdAtOf(row)).toBe(Number(init.createdAtMs));
+      expect(table.linkedRowOf(row)).toBeUndefined();
     }
-    expect(table.byteLength).toBeGreaterThan(0);
+    // One record per row: the creation time's two words, the codes and the values, made even.
+    expect(table.stride % 2).toBe(0);
+    expect(table.stride).toBeGreaterThanOrEqual(2 + cw + vw);
+    expect(table.byteLength).toBe(table.ids.byteLength + 3 * table.stride * 4);
   });
 
   it('asks a page that failed again rather than failing the whole read', async () => {
@@ -103,15 +108,41 @@ describe('ItemTable', () => {
   it("records each item's row in a linked table (-1 where it has none), and none without one", async () => {
     const link = IdTable.from(['other', 'i3', 'i1']);
     const table = await ItemTable.load(new ScanDouble(pages), assembler, 100, link);
-    expect(Array.from(table.linkedRows!)).toEqual(['i1', 'i2', 'i3'].map((id) => link.rowOf(id)));
-    expect(Array.from(table.linkedRows!)).toEqual([2, -1, 1]);
-    expect((await ItemTable.load(new ScanDouble(pages), assembler, 100)).linkedRows).toBeUndefined();
+    const linkedRows = [0, 1, 2].map((row) => table.linkedRowOf(row));
+    expect(linkedRows).toEqual(['i1', 'i2', 'i3'].map((id) => link.rowOf(id)));
+    expect(linkedRows).toEqual([2, -1, 1]);
+    // The link's word does not disturb the rest of the record.
+    const plain = await ItemTable.load(new ScanDouble(pages), assembler, 100);
+    for (let row = 0; row < 3; row++) {
+      expect(Array.from(table.codesOf(row))).toEqual(Array.from(plain.codesOf(row)));
+      expect(Array.from(table.valuesOf(row))).toEqual(Array.from(plain.valuesOf(row)));
+      expect(table.createdAtOf(row)).toBe(plain.createdAtOf(row));
+    }
+    expect(plain.linkedRowOf(0)).toBeUndefined();
+  });
+
+  it('grows its records past the first 16,384 rows, every row kept', async () => {
+    const many = Array.from({ length: 10 }, (_, p) =>
+      Array.from({ length: 2000 }, (_, k) => item(`m${p * 2000 + k}`, `c${k % 7}`, (p * 2000 + k) % 97, k % 3 ? ['x'] : [])),
+    );
+    const link = IdTable.from(Array.from({ length: 20_000 }, (_, k) => `m${19_999 - k}`));
+    const table = await ItemTable.load(new ScanDouble(many), assembler, 100_000, link);
+    expect(table.size).toBe(20_000);
+    for (const k of [0, 16_383, 16_384, 19_999]) {
+      const init = many[Math.floor(k / 2000)]![k % 2000]!;
+      const row = table.ids.rowOf(`m${k}`);
+      const want = encoded(init);
+      expect(Array.from(table.codesOf(row))).toEqual(Array.from(want.subarray(0, assembler.codeWidth)));
+      expect(Array.from(table.valuesOf(row))).toEqual(Array.from(Float32Array.from(want.subarray(assembler.codeWidth))));
+      expect(table.createdAtOf(row)).toBe(Number(init.createdAtMs));
+      expect(table.linkedRowOf(row)).toBe(19_999 - k);
+    }
   });
 
   it('holds at most maxItems (the first scanned), still updating those it holds', async () => {
     const table = await ItemTable.load(new ScanDouble(pages), assembler, 2);
     expect(table.ids.toArray()).toEqual(['i1', 'i2']);
-    expect(table.values[table.ids.rowOf('i1') * assembler.valueWidth]).toBeCloseTo((9 - 1) / 3, 6);
+    expect(table.valuesOf(table.ids.rowOf('i1'))[0]).toBeCloseTo((9 - 1) / 3, 6);
   });
 });
 

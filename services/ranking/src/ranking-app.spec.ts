@@ -405,9 +405,10 @@ describe('ranking service (real DLRM, feature service on Redis, gRPC)', () => {
       const row = table.ids.rowOf(id);
       expect(row).toBeGreaterThanOrEqual(0);
       const encoded = model.assembler.encodeItem(rows[k]!);
-      expect(Array.from(table.codes.subarray(row * cw, (row + 1) * cw))).toEqual(Array.from(encoded.subarray(0, cw)));
-      expect(Array.from(table.values.subarray(row * vw, (row + 1) * vw))).toEqual(Array.from(Float32Array.from(encoded.subarray(cw))));
-      expect(table.createdAtMs[row]).toBe(Number(rows[k]!.get('created_at') ?? 0));
+      expect(Array.from(table.codesOf(row))).toEqual(Array.from(encoded.subarray(0, cw)));
+      expect(Array.from(table.valuesOf(row))).toEqual(Array.from(Float32Array.from(encoded.subarray(cw))));
+      expect(table.valuesOf(row).length).toBe(vw);
+      expect(table.createdAtOf(row)).toBe(Number(rows[k]!.get('created_at') ?? 0));
     });
 
     // Served from the table: the reference's answer, and no item read through the cache.
