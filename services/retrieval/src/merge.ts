@@ -14,7 +14,7 @@ export interface ChannelList {
  */
 export interface MergedCandidates {
   itemIds: string[];
-  scores: Float64Array;
+  scores: number[];
   channels: (readonly ChannelName[])[];
   categories: string[];
 }
@@ -33,6 +33,12 @@ export function blockedItems(seen: ReadonlySet<string>, includeSeen: boolean, fi
   for (const id of filter?.excludeItemIds ?? []) blocked.add(id);
   return blocked;
 }
+
+/**
+ * mergeChannels' per-entry arrays, kept between calls (a merge is synchronous): typed arrays of a few KB each are
+ * memory outside the heap, allocated and freed per request otherwise.
+ */
+let scratch = { scores: new Float64Array(0), found: new Int32Array(0), seen: new Uint8Array(0) };
 
 /** Lists one merge takes at most (a bit each). */
 const MAX_LISTS = 30;
@@ -95,9 +101,14 @@ export function mergeChannels(
   // bit each: a channel counts once per item, should two lists name the same channel), its first category, and the
   // entries in order of first sight there (the order equal scores keep).
   const size = ids.length;
-  const scores = new Float64Array(size);
-  const found = new Int32Array(size);
-  const seen = new Uint8Array(size);
+  if (scratch.scores.length < size) {
+    const length = Math.max(size, 2 * scratch.scores.length);
+    scratch = { scores: new Float64Array(length), found: new Int32Array(length), seen: new Uint8Array(length) };
+  }
+  const { scores, found, seen } = scratch;
+  scores.fill(0, 0, size);
+  found.fill(0, 0, size);
+  seen.fill(0, 0, size);
   const categories: (string | undefined)[] = new Array<string | undefined>(size);
   const interleaved: number[] = [];
   const bits = lists.map((l) => 1 << lists.findIndex((other) => other.channel === l.channel));
@@ -126,7 +137,7 @@ export function mergeChannels(
   const channelsOf = new Map<number, ChannelName[]>();
   const merged: MergedCandidates = {
     itemIds: new Array<string>(count),
-    scores: new Float64Array(count),
+    scores: new Array<number>(count),
     channels: new Array<readonly ChannelName[]>(count),
     categories: new Array<string>(count),
   };
