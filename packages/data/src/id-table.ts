@@ -89,14 +89,14 @@ export class IdTable {
   rowsOf(ids: readonly string[] | IdRanges, rows: Int32Array = new Int32Array(ids.length)): Int32Array {
     const n = ids.length;
     if (rows.length < n) throw new RangeError(`rows holds ${rows.length} entries for ${n} ids`);
-    const hashes = (this.hashes = scratchOf(this.hashes, n));
-    if (isIdList(ids)) {
-      for (let k = 0; k < n; k++) hashes[k] = hashString(ids[k]!);
-    } else if (ids.hashes !== undefined) {
+    let hashes: Int32Array;
+    if (!isIdList(ids) && ids.hashes !== undefined) {
       if (ids.hashes.length < n) throw new RangeError(`hashes holds ${ids.hashes.length} entries for ${n} ids`);
-      hashes.set(ids.hashes.subarray(0, n));
+      hashes = ids.hashes;
     } else {
-      for (let k = 0; k < n; k++) hashes[k] = hashRange(ids, k);
+      hashes = this.hashes = scratchOf(this.hashes, n);
+      if (isIdList(ids)) for (let k = 0; k < n; k++) hashes[k] = hashString(ids[k]!);
+      else for (let k = 0; k < n; k++) hashes[k] = hashRange(ids, k);
     }
     this.firstRows(hashes, rows, n);
     const { offsets, bytes, starts } = this;

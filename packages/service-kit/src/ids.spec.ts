@@ -2,7 +2,7 @@ import { create, toBinary } from '@bufbuild/protobuf';
 import { common, fieldNumber, preranking, WIRE } from '@recsys/contracts';
 import { CandidateList, readCandidateRequest } from './candidate-wire.js';
 import { InvalidArgumentError } from './errors.js';
-import { checkCandidateIds, idProblem } from './ids.js';
+import { type CandidateIds, checkCandidateIds, idProblem } from './ids.js';
 
 /** The ids as a stage reads them: candidates of a request's bytes (with a score after each id, as stages send them). */
 function requestOf(ids: readonly string[]): CandidateList {
@@ -19,7 +19,10 @@ function rawList(ids: readonly Uint8Array[]): CandidateList {
 
 /** checkCandidateIds over a request's bytes: the ids it returns, as strings. */
 const checked = (ids: readonly string[], limits: { maxCandidates: number; maxIdLength: number }) =>
-  checkCandidateIds(requestOf(ids), limits).toArray();
+  idsOf(checkCandidateIds(requestOf(ids), limits));
+
+/** Every checked id as a string. */
+const idsOf = (checkedIds: CandidateIds) => Array.from({ length: checkedIds.length }, (_, k) => checkedIds.id(k));
 
 describe('idProblem', () => {
   it('accepts printable ids, ASCII or not', () => {
@@ -100,7 +103,7 @@ describe('checkCandidateIds', () => {
     const list = readCandidateRequest(preranking.PrerankRequestSchema, bytes).candidates;
     expect(list.ids).toEqual(['y', '']);
     expect(() => checkCandidateIds(list, limits)).toThrow('candidates[1].item_id: must not be empty');
-    expect(checkCandidateIds(list.slice(1), limits).toArray()).toEqual(['y']);
+    expect(idsOf(checkCandidateIds(list.slice(1), limits))).toEqual(['y']);
   });
 
   it('gives each id the hash an IdTable keeps (FNV-1a over UTF-16 code units), and lists read any way the same ids', () => {

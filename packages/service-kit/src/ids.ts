@@ -51,24 +51,26 @@ export function checkTimestampField(field: string, ms: bigint): void {
  */
 export class CandidateIds {
   constructor(
-    readonly bytes: Uint8Array,
-    /** Id k is bytes[bounds[2k], bounds[2k + 1]). */
-    readonly bounds: Int32Array,
-    readonly hashes: Int32Array,
     private readonly list: CandidateList,
+    readonly hashes: Int32Array,
   ) {}
 
   get length(): number {
     return this.hashes.length;
   }
 
-  id(k: number): string {
-    return this.list.id(k);
+  /** The list's buffer, which holds the ids. */
+  get bytes(): Uint8Array {
+    return this.list.buffer;
   }
 
-  /** Every id as a string (for the callers that need them all: a read of items without a table, tests). */
-  toArray(): string[] {
-    return this.list.ids.slice();
+  /** Id k is bytes[bounds[2k], bounds[2k + 1]). */
+  get bounds(): Int32Array {
+    return this.list.idBounds;
+  }
+
+  id(k: number): string {
+    return this.list.id(k);
   }
 }
 
@@ -130,7 +132,7 @@ export function checkCandidateIds(candidates: CandidateList, limits: { maxCandid
     }
     slots[slot] = i + 1;
   }
-  return new CandidateIds(bytes, bounds, hashes, candidates);
+  return new CandidateIds(candidates, hashes);
 }
 
 /**

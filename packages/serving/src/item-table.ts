@@ -50,6 +50,8 @@ export class ItemTable {
   private readonly words: Int32Array;
   private readonly floats: Float32Array;
   private readonly times: Float64Array;
+  /** Where each part of a record lies, in words from its start, and the words per record. */
+  private readonly layout: RecordLayout;
 
   private constructor(
     readonly ids: IdTable,
@@ -62,12 +64,13 @@ export class ItemTable {
     this.words = new Int32Array(records);
     this.floats = new Float32Array(records);
     this.times = new Float64Array(records);
+    this.layout = recordLayout(codeWidth, valueWidth, linked);
     if (this.words.length !== ids.size * this.stride) throw new RangeError(`${this.words.length} words for ${ids.size} records`);
   }
 
   /** Words per record: the creation time's two, the codes, the values and the linked row, made even (float64s align). */
   get stride(): number {
-    return recordStride(this.codeWidth, this.valueWidth, this.linked);
+    return this.layout.stride;
   }
 
   get size(): number {
@@ -81,13 +84,13 @@ export class ItemTable {
 
   /** Row r's codes (a view). */
   codesOf(row: number): Int32Array {
-    const at = row * this.stride + 2;
+    const at = row * this.stride + this.layout.codes;
     return this.words.subarray(at, at + this.codeWidth);
   }
 
   /** Row r's continuous values (a view). */
   valuesOf(row: number): Float32Array {
-    const at = row * this.stride + 2 + this.codeWidth;
+    const at = row * this.stride + this.layout.values;
     return this.floats.subarray(at, at + this.valueWidth);
   }
 
@@ -98,7 +101,7 @@ export class ItemTable {
 
   /** Row r's item's row in the linked table (-1: not there); undefined without one. */
   linkedRowOf(row: number): number | undefined {
-    return this.linked ? this.words[row * this.stride + 2 + this.codeWidth + this.valueWidth]! : undefined;
+    return this.linked ? this.words[row * this.stride + this.layout.link]! : undefined;
   }
 
   /**
@@ -106,17 +109,16 @@ export class ItemTable {
    * and, with links, its linked row into linked[k]. Every record read ahead first (their reads overlap: touchRows).
    */
   copyRows(rows: Int32Array, n: number, batch: ItemBatch, createdAtMs: Float64Array, linked: Int32Array | undefined): void {
-    const { words, floats, times, codeWidth: cw, valueWidth: vw } = this;
-    const stride = this.stride;
+    const { words, floats, times } = this;
+    const { stride, codes, values, link } = this.layout;
     touchRows(words, rows, stride, n);
-    const linkAt = 2 + cw + vw;
     for (let k = 0; k < n; k++) {
       const row = rows[k]!;
       if (row < 0) continue;
       const base = row * stride;
-      batch.setRecord(k, words, floats, base + 2, base + 2 + cw);
+      batch.setRecord(k, words, floats, base + codes, base + values);
       createdAtMs[k] = times[base >> 1]!;
-      if (linked !== undefined) linked[k] = words[base + linkAt]!;
+      if (linked !== undefined) linked[k] = words[base + link]!;
     }
   }
 
@@ -128,7 +130,8 @@ export class ItemTable {
   static async load(scanner: ItemScanner, assembler: FeedAssembler, maxItems: number, link?: IdTable): Promise<ItemTable> {
     const cw = assembler.codeWidth;
     const vw = assembler.valueWidth;
-    const stride = recordStride(cw, vw, link !== undefined);
+    const layout = recordLayout(cw, vw, link !== undefined);
+    const { stride } = layout;
     const ids = new IdTableBuilder(1 << 20);
     let capacity = 1 << 14;
     let records = new ArrayBuffer(capacity * stride * 4);
@@ -153,9 +156,9 @@ export class ItemTable {
         const encoded = assembler.encodeItem(row);
         const base = r * stride;
         times[base >> 1] = row.createdAtMs;
-        for (let j = 0; j < cw; j++) words[base + 2 + j] = encoded[j]!;
-        for (let j = 0; j < vw; j++) floats[base + 2 + cw + j] = encoded[cw + j]!;
-        if (link !== undefined) words[base + 2 + cw + vw] = link.rowOf(row.id);
+        for (let j = 0; j < cw; j++) words[base + layout.codes + j] = encoded[j]!;
+        for (let j = 0; j < vw; j++) floats[base + layout.values + j] = encoded[cw + j]!;
+        if (link !== undefined) words[base + layout.link] = link.rowOf(row.id);
       }
       cursor = page.next;
     } while (cursor !== '');
@@ -163,9 +166,22 @@ export class ItemTable {
   }
 }
 
-function recordStride(codeWidth: number, valueWidth: number, linked: boolean): number {
-  const words = 2 + codeWidth + valueWidth + (linked ? 1 : 0);
-  return words + (words % 2);
+/** An item-table record's parts, in 32-bit words from its start (the creation time, a float64, takes words 0 and 1). */
+interface RecordLayout {
+  codes: number;
+  values: number;
+  /** The linked row's word (only where records hold one). */
+  link: number;
+  /** Words per record, made even so that every record's creation time is aligned for a Float64Array. */
+  stride: number;
+}
+
+function recordLayout(codeWidth: number, valueWidth: number, linked: boolean): RecordLayout {
+  const codes = 2;
+  const values = codes + codeWidth;
+  const link = values + valueWidth;
+  const words = link + (linked ? 1 : 0);
+  return { codes, values, link, stride: words + (words % 2) };
 }
 
 export interface ItemTableLogger {

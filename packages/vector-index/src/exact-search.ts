@@ -83,8 +83,8 @@ export class TopK {
 
   /**
    * The kept matches, best first (compareMatches' order). The heap's root is the worst kept match: popped from a copy
-   * of the heap (in arrays kept between calls) one by one, the matches come out worst first and are placed from the end (600 matches: 38 µs against
-   * 89 for a sort with a comparator called from the engine).
+   * of the heap (in arrays kept between calls) one by one, the matches come out worst first and are placed from the
+   * end (600 matches: 38 µs against 89 for a sort with a comparator called from the engine).
    */
   sorted(): RowMatch[] {
     const n = this.size;

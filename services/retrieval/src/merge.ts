@@ -38,7 +38,7 @@ export function blockedItems(seen: ReadonlySet<string>, includeSeen: boolean, fi
  * mergeChannels' per-entry arrays, kept between calls (a merge is synchronous): typed arrays of a few KB each are
  * memory outside the heap, allocated and freed per request otherwise.
  */
-let scratch = { scores: new Float64Array(0), found: new Int32Array(0), seen: new Uint8Array(0) };
+let scratch = { scores: new Float64Array(0), found: new Int32Array(0) };
 
 /** Lists one merge takes at most (a bit each). */
 const MAX_LISTS = 30;
@@ -103,12 +103,11 @@ export function mergeChannels(
   const size = ids.length;
   if (scratch.scores.length < size) {
     const length = Math.max(size, 2 * scratch.scores.length);
-    scratch = { scores: new Float64Array(length), found: new Int32Array(length), seen: new Uint8Array(length) };
+    scratch = { scores: new Float64Array(length), found: new Int32Array(length) };
   }
-  const { scores, found, seen } = scratch;
+  const { scores, found } = scratch;
   scores.fill(0, 0, size);
   found.fill(0, 0, size);
-  seen.fill(0, 0, size);
   const categories: (string | undefined)[] = new Array<string | undefined>(size);
   const interleaved: number[] = [];
   const bits = lists.map((l) => 1 << lists.findIndex((other) => other.channel === l.channel));
@@ -119,10 +118,8 @@ export function mergeChannels(
       const entries = taken[j]!;
       if (rank >= entries.length) continue;
       const at = entries[rank]!;
-      if (seen[at] === 0) {
-        seen[at] = 1;
-        interleaved.push(at);
-      }
+      // First sight: no channel has counted for it yet.
+      if (found[at] === 0) interleaved.push(at);
       const category = givenCategories[j]![rank];
       if (categories[at] === undefined && category !== undefined) categories[at] = category;
       const bit = bits[j]!;
