@@ -1,6 +1,6 @@
 // bench:pipeline's gRPC load generator, run as its own process so its CPU is not the pipeline's: keeps N calls of
 // GatewayService.Recommend in flight for a while (each for a user drawn from user-1..user-U) and prints one JSON line:
-// requests answered, errors, answers with a fallback (degradations), and latency percentiles.
+// requests answered, errors, answers with a fallback (degradations), latency percentiles and its own CPU time (cpu_ms).
 //   node grpc-load.js --address 127.0.0.1:50050 --concurrency 8 --duration-s 10 --users 50000 [--k 20] [--seed 1]
 // test:resilience's steady load uses it too, with these options:
 //   --rest http://127.0.0.1:8080   POST /v1/recommendations on the gateway's REST API instead of gRPC (--address unused)
@@ -110,6 +110,8 @@ async function main(): Promise<void> {
   let lost = 0;
   const firstError: string[] = [];
   const started = performance.now();
+  // The load's own CPU (this process, every thread), from here: the client's start-up is not the load.
+  const cpuBefore = process.cpuUsage();
   let stopping = false;
   const stop = () => (stopping = true);
   process.on('SIGTERM', stop);
@@ -145,6 +147,7 @@ async function main(): Promise<void> {
     }),
   );
   const elapsedMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpuBefore);
   client?.close();
   console.log(
     JSON.stringify({
@@ -157,6 +160,7 @@ async function main(): Promise<void> {
       p50_ms: round(quantile(latencies, 0.5)),
       p95_ms: round(quantile(latencies, 0.95)),
       p99_ms: round(quantile(latencies, 0.99)),
+      cpu_ms: round((cpu.user + cpu.system) / 1000, 1),
       ...(firstError.length > 0 ? { first_error: firstError[0] } : {}),
     }),
   );

@@ -2,7 +2,7 @@
 // the answered requests only. A refusal (a 429 while the gateway sheds, a 5xx) or a socket error is counted as failed,
 // never as a request: neither is a recommendation, and counted as one it raised the level's requests/s and lowered its
 // CPU per request.
-import { round } from './stats';
+import { round, ticksToMs } from './stats';
 
 export interface LoadResult {
   /** Requests answered 200 (REST) or OK (gRPC), with or without a fallback. */
@@ -15,6 +15,8 @@ export interface LoadResult {
   degraded: number;
   /** Refused, failed or unanswered requests. */
   failed: number;
+  /** The load generator's own CPU over the level, in ms (undefined where it could not be read). */
+  generatorCpuMs?: number;
 }
 
 /** The JSON line test/bench/wrk/recommend.lua prints: every response is `answered`, the non-200 among them `non200`. */
@@ -27,6 +29,8 @@ export interface WrkCounts {
   p50_us: number;
   p95_us: number;
   p99_us: number;
+  /** wrk's own CPU time (every thread) in clock ticks, -1 where /proc could not be read. */
+  cpu_ticks?: number;
 }
 
 /**
@@ -43,5 +47,6 @@ export function wrkLoadResult(r: WrkCounts): LoadResult {
     p99_ms: round(r.p99_us / 1000),
     degraded: round(ok > 0 ? r.degraded / ok : 0, 4),
     failed: r.non200 + r.socket_errors,
+    ...(r.cpu_ticks !== undefined && r.cpu_ticks >= 0 ? { generatorCpuMs: ticksToMs(r.cpu_ticks) } : {}),
   };
 }

@@ -103,6 +103,15 @@ interface Level extends LoadResult {
   featureCalls: number;
   /** The load's monotonic window in µs ("start-end"), to cut CPU profiles to it. */
   window: string;
+  /** CPU ms per answered request of the load generator (NaN where it could not be read) and of redis-server. */
+  loadCpuMs: number;
+  redisCpuMs: number;
+  /**
+   * The busiest event loop's share of the level's wall time (its main thread's CPU over the level; 1: never idle), with
+   * the process it belongs to.
+   */
+  eventLoopBusy: number;
+  busiestLoop: string;
 }
 
 /** The pipeline's processes by the name their CPU is reported under. */
@@ -175,13 +184,25 @@ async function grpcLoad(address: string, concurrency: number, seconds: number, u
     p99_ms: r.p99_ms!,
     degraded: round(r.requests! > 0 ? r.degraded! / r.requests! : 0, 4),
     failed: r.errors!,
+    ...(r.cpu_ms !== undefined ? { generatorCpuMs: r.cpu_ms } : {}),
   };
 }
 
-/** One level: the load, and what every process spent and called meanwhile. */
-async function measureLevel(pipeline: RunningPipeline, generator: Generator, concurrency: number, users: number): Promise<Level> {
+/**
+ * One level: the load, and what every process spent and called meanwhile: the pipeline's processes (each whole, and its
+ * main thread: the event loop), redis-server's and the load generator's own CPU.
+ */
+async function measureLevel(
+  pipeline: RunningPipeline,
+  generator: Generator,
+  concurrency: number,
+  users: number,
+  redisPid: number,
+): Promise<Level> {
   const pids = processesOf(pipeline);
   const cpuBefore = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuMsOf(pid)]));
+  const loopBefore = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuMsOf(pid, pid)]));
+  const redisBefore = cpuMsOf(redisPid);
   const callsBefore = await handledCalls(pipeline);
   // The level's window on the monotonic clock (µs), which V8's CPU profiles (--cpu-prof) of every process share.
   const startedUs = process.hrtime.bigint() / 1000n;
@@ -189,7 +210,12 @@ async function measureLevel(pipeline: RunningPipeline, generator: Generator, con
     generator === 'rest'
       ? await restLoad(pipeline.httpUrl, concurrency, DURATION_S, users)
       : await grpcLoad(pipeline.addresses.gateway, concurrency, DURATION_S, users);
-  const window = `${startedUs}-${process.hrtime.bigint() / 1000n}`;
+  const endedUs = process.hrtime.bigint() / 1000n;
+  const window = `${startedUs}-${endedUs}`;
+  const wallMs = Number(endedUs - startedUs) / 1000;
+  const loops = Object.entries(pids).map(([name, pid]) => ({ name, busy: (cpuMsOf(pid, pid) - loopBefore[name]!) / wallMs }));
+  const busiest = loops.reduce((a, b) => (b.busy > a.busy ? b : a));
+  const redisMs = cpuMsOf(redisPid) - redisBefore;
   const callsAfter = await handledCalls(pipeline);
   const perRequest = (value: number) => (load.requests > 0 ? value / load.requests : Number.NaN);
   const cpuMs = Object.fromEntries(
@@ -213,6 +239,10 @@ async function measureLevel(pipeline: RunningPipeline, generator: Generator, con
     grpcCalls: round(perRequest(internal), 2),
     featureCalls: round(perRequest(delta('features')), 2),
     window,
+    loadCpuMs: round(perRequest(load.generatorCpuMs ?? Number.NaN), 2),
+    redisCpuMs: round(perRequest(redisMs), 2),
+    eventLoopBusy: round(busiest.busy, 2),
+    busiestLoop: busiest.name,
   };
 }
 
@@ -266,6 +296,13 @@ function modeSummary(levels: readonly Level[], floorP50: number, logCost: EventL
   summary.grpc_max_qps_p99_under_50ms = maxQps(grpc, 50);
   const c32 = rest.find((l) => l.concurrency === 32)!;
   summary.cpu_ms_per_request = c32.cpuMsTotal;
+  // The machine's whole CPU budget at 32 clients: what the load generator and Redis spend beside the pipeline, the answers
+  // per second every core busy at that CPU per answer would give (the ceiling of any level), and how busy the busiest
+  // event loop was (one thread: at 1 it caps the process, whatever the other cores do).
+  summary.load_generator_cpu_ms_per_request = c32.loadCpuMs;
+  summary.redis_cpu_ms_per_request = c32.redisCpuMs;
+  summary.cpu_ceiling_qps = round((availableParallelism() * 1000) / (c32.cpuMsTotal + (c32.loadCpuMs || 0) + c32.redisCpuMs), 1);
+  summary.event_loop_busy_c32 = c32.eventLoopBusy;
   summary.p50_ms_c1_over_floor = round(rest.find((l) => l.concurrency === 1)!.p50_ms / floorP50, 2);
   if (logCost) {
     // The event log's cost per answer against the answer's own p50 at one client, measured in the same run.
@@ -307,7 +344,10 @@ function markdown(
       ` ms). Candidates per request (p50): ${facts.retrieved_p50} retrieved, ${facts.ranked_p50} ranked.`,
     '',
     '"fallback" is the share of answers with at least one degradation (a stage skipped, late or down). CPU is ' +
-      'utime+stime of the pipeline processes over the level divided by the answers (load generator excluded). ' +
+      'utime+stime of the pipeline processes over the level divided by the answers (load generator and Redis apart: ' +
+      'their own columns). "busiest event loop" is the main thread of the busiest process, its CPU over the level\'s ' +
+      "wall time (1.0: never idle). The CPU ceiling is what the cores could answer at the 32-client level's CPU per " +
+      'answer, pipeline, load generator and Redis together, every core busy. ' +
       'Calls are grpc_server_handled_total deltas of the stages and the feature service per answer (in-process calls ' +
       'in all-in-one mode).',
     '',
@@ -322,8 +362,15 @@ function markdown(
         .join('; ') +
       '.',
     '',
-    '| mode | load | clients | requests/s | p50 ms | p95 ms | p99 ms | fallback | failed | CPU ms/request | per process | calls/request (features) |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |',
+    `CPU ceiling at 32 REST clients: ${MODES.map((mode) => {
+      const c32 = levels.find((l) => l.mode === mode && l.generator === 'rest' && l.concurrency === 32);
+      if (c32 === undefined) return `${mode}: not measured`;
+      const total = c32.cpuMsTotal + (c32.loadCpuMs || 0) + c32.redisCpuMs;
+      return `${mode} ${round((availableParallelism() * 1000) / total, 1)} requests/s (${round(total, 2)} ms per answer)`;
+    }).join(', ')}.`,
+    '',
+    '| mode | load | clients | requests/s | p50 ms | p95 ms | p99 ms | fallback | failed | CPU ms/request | per process | load gen / Redis ms/request | busiest event loop | calls/request (features) |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |',
   ];
   for (const l of levels) {
     const per = Object.entries(l.cpuMs)
@@ -331,7 +378,8 @@ function markdown(
       .join(', ');
     lines.push(
       `| ${l.mode} | ${l.generator === 'rest' ? 'REST (wrk)' : 'gRPC'} | ${l.concurrency} | ${l.qps} | ${l.p50_ms} | ${l.p95_ms} | ` +
-        `${l.p99_ms} | ${(l.degraded * 100).toFixed(1)}% | ${l.failed} | ${l.cpuMsTotal} | ${per} | ${l.grpcCalls} (${l.featureCalls}) |`,
+        `${l.p99_ms} | ${(l.degraded * 100).toFixed(1)}% | ${l.failed} | ${l.cpuMsTotal} | ${per} | ${l.loadCpuMs} / ${l.redisCpuMs} | ` +
+        `${l.eventLoopBusy} (${l.busiestLoop}) | ${l.grpcCalls} (${l.featureCalls}) |`,
     );
   }
   return `${lines.join('\n')}\n`;
@@ -387,14 +435,16 @@ async function main(): Promise<void> {
       );
       for (const concurrency of LEVELS) {
         for (const generator of ['rest', 'grpc'] as const) {
-          const level = await measureLevel(pipeline, generator, concurrency, users);
+          const level = await measureLevel(pipeline, generator, concurrency, users, redis.pid!);
           levels.push(level);
           console.log(
             `${mode} ${generator} c=${concurrency}: ${level.qps} requests/s, p50 ${level.p50_ms} ms, p99 ${level.p99_ms} ms, ` +
               `${(level.degraded * 100).toFixed(1)}% with a fallback, ${level.failed} failed, CPU ${level.cpuMsTotal} ms/request ` +
               `(${Object.entries(level.cpuMs)
                 .map(([n, ms]) => `${n} ${ms}`)
-                .join(', ')}), ${level.grpcCalls} calls/request (${level.featureCalls} to features); monotonic µs ${level.window}`,
+                .join(', ')}; load generator ${level.loadCpuMs}, Redis ${level.redisCpuMs}), busiest event loop ` +
+              `${level.eventLoopBusy} (${level.busiestLoop}), ${level.grpcCalls} calls/request (${level.featureCalls} to ` +
+              `features); monotonic µs ${level.window}`,
           );
         }
       }

@@ -35,11 +35,16 @@ export function cpuMicros(before?: NodeJS.CpuUsage): number {
 
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
-/** utime + stime of a process (every thread), in ms, from /proc (Linux). */
-export function cpuMsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+/** utime + stime of a process (every thread), in ms, from /proc (Linux); of its thread `tid` alone when given. */
+export function cpuMsOf(pid: number, tid?: number): number {
+  const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  return ticksToMs(Number(fields[11]) + Number(fields[12]));
+}
+
+/** Clock ticks (the unit of /proc's CPU times) in ms. */
+export function ticksToMs(ticks: number): number {
+  return (ticks * 1000) / CLOCK_TICKS;
 }
 
 /** grpc_server_handled_total of one Prometheus endpoint, summed per gRPC service (every method and status code). */

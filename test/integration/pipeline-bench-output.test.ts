@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { builtEntry, runNode, trainedModels } from '@recsys/testing';
 import { wrkLoadResult } from '../bench/load-result';
+import { ticksToMs } from '../bench/stats';
 
 // Checks bench:pipeline's output contract on a tiny run (the test models, one second per level, both modes, wrk and the
 // gRPC load generator as at full size); no timing is asserted.
@@ -64,6 +65,11 @@ describe('bench:pipeline', () => {
           positive(`${mode}.${key}`, m[key]);
         for (const key of ['max_qps_p99_under_100ms', 'max_qps_p99_under_50ms'])
           if (!(typeof m[key] === 'number' && m[key] >= 0)) bad.push(`${mode}.${key}`);
+        // The CPU beside the pipeline (10 ms ticks: a one-second level's may be 0), the ceiling it leaves, the busiest loop.
+        for (const key of ['load_generator_cpu_ms_per_request', 'redis_cpu_ms_per_request'])
+          if (!(typeof m[key] === 'number' && Number.isFinite(m[key]) && m[key] >= 0)) bad.push(`${mode}.${key}`);
+        positive(`${mode}.cpu_ceiling_qps`, m.cpu_ceiling_qps);
+        if (!(m.event_loop_busy_c32! > 0 && m.event_loop_busy_c32! <= 1.1)) bad.push(`${mode}.event_loop_busy_c32`);
       }
       // CPU at rest of every process of each mode (ms per second; /proc counts 10 ms ticks, so an idle one may show 0).
       const processes = ['features', 'retrieval', 'preranking', 'ranking', 'reranking', 'gateway'].map((name) => `split_${name}`);
@@ -76,6 +82,12 @@ describe('bench:pipeline', () => {
       const table = readFileSync(results, 'utf8');
       expect(table).toContain('| all-in-one | REST (wrk) | 64 |');
       expect(table).toContain('| split | gRPC | 1 |');
+      expect(table).toMatch(/CPU ceiling at 32 REST clients: split [\d.]+ requests\/s \([\d.]+ ms per answer\), all-in-one [\d.]+/);
+      // Every level's row: load generator / Redis CPU, and the busiest event loop with its process.
+      expect(table).toMatch(/\| all-in-one \| REST \(wrk\) \| 32 \|.* \| [\d.]+ \/ [\d.]+ \| [\d.]+ \(all-in-one\) \| /);
+      expect(table).toMatch(
+        /\| split \| gRPC \| 8 \|.* \| [\d.]+ \/ [\d.]+ \| [\d.]+ \((features|retrieval|preranking|ranking|reranking|gateway)\) \| /,
+      );
       expect(table).toMatch(
         /CPU at rest after the warm-up \(ms per second, 1 s\): split: features [\d.]+, .*; all-in-one: all-in-one [\d.]+\./,
       );
@@ -100,5 +112,13 @@ describe("bench:pipeline's REST level", () => {
       p99_us: 444_185,
     });
     expect(level).toEqual({ requests: 781, qps: 130.2, p50_ms: 146.24, p95_ms: 391.839, p99_ms: 444.185, degraded: 0.4161, failed: 1130 });
+  });
+
+  it("carries wrk's own CPU time from its clock ticks, and none where the script could not read it", () => {
+    const counts = { answered: 100, non200: 0, degraded: 0, socket_errors: 0, duration_us: 1_000_000, p50_us: 1, p95_us: 2, p99_us: 3 };
+    expect(wrkLoadResult({ ...counts, cpu_ticks: 25 }).generatorCpuMs).toBe(ticksToMs(25));
+    expect(ticksToMs(25)).toBeGreaterThan(0);
+    expect(wrkLoadResult({ ...counts, cpu_ticks: -1 })).not.toHaveProperty('generatorCpuMs');
+    expect(wrkLoadResult(counts)).not.toHaveProperty('generatorCpuMs');
   });
 });

@@ -36,6 +36,11 @@ export class RedisProcess {
     return this.process !== undefined;
   }
 
+  /** The running redis-server's process id (undefined when stopped). */
+  get pid(): number | undefined {
+    return this.process?.pid;
+  }
+
   /** Starts (again) on the same port; resolves once it accepts connections. */
   async start(): Promise<void> {
     const binary = process.env.REDIS_SERVER_BIN ?? 'redis-server';
@@ -71,6 +76,11 @@ export class RedisServer {
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** The running redis-server's process id (undefined when stopped): benchmarks read its CPU. */
+  get pid(): number | undefined {
+    return this.server.pid;
   }
 
   static async start(port?: number): Promise<RedisServer> {
