@@ -185,12 +185,14 @@ export function wireText(buf: Uint8Array, start = 0, end = buf.length): string {
  * stages append only other fields), else found by scanning.
  */
 export function candidateItemId(span: Uint8Array): string {
-  if (span.length >= 2 && span[0] === ITEM_ID_TAG && span[1]! < 0x80 && 2 + span[1]! <= span.length) return wireText(span, 2, 2 + span[1]!);
-  const range = candidateItemIdRange(span, 0, span.length);
-  return wireText(span, range[0], range[1]);
+  const [start, end] = candidateItemIdRange(span, 0, span.length);
+  return wireText(span, start, end);
 }
 
-/** Where the item id of the Candidate message in buf[start, end) lies, as candidateItemId reads it (an empty range when none). */
+/**
+ * Where the item id of the Candidate message in buf[start, end) lies: right after its first tag as every writer here puts
+ * it, else found by scanning (the last item_id wins, as in protobuf; an empty range when none).
+ */
 function candidateItemIdRange(buf: Uint8Array, start: number, end: number): [number, number] {
   if (end - start >= 2 && buf[start] === ITEM_ID_TAG && buf[start + 1]! < 0x80 && start + 2 + buf[start + 1]! <= end) {
     return [start + 2, start + 2 + buf[start + 1]!];

@@ -3,6 +3,10 @@ import { InvalidArgumentError } from './errors.js';
 
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
+/** FNV-1a's offset basis and prime (32-bit), as IdTable (@recsys/data) hashes ids. */
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+
 /** Why a user or item id is unacceptable, or undefined when it is fine: every stage applies the same rule. */
 export function idProblem(id: string, maxLength: number): string | undefined {
   if (id.length === 0) return 'must not be empty';
@@ -105,11 +109,11 @@ export function checkCandidateIds(candidates: CandidateList, limits: { maxCandid
     const start = bounds[2 * i]!;
     const end = bounds[2 * i + 1]!;
     let plain = end > start && end - start <= maxLength;
-    let hash = 0x811c9dc5;
+    let hash = FNV_OFFSET;
     for (let k = start; k < end; k++) {
       const c = bytes[k]!;
       if (c < 0x20 || c >= 0x7f) plain = false;
-      hash = Math.imul(hash ^ c, 0x01000193);
+      hash = Math.imul(hash ^ c, FNV_PRIME);
     }
     nonAscii[i] = 0;
     if (!plain) {
@@ -117,8 +121,8 @@ export function checkCandidateIds(candidates: CandidateList, limits: { maxCandid
       const id = candidates.id(i);
       const problem = idProblem(id, maxLength);
       if (problem !== undefined) throw new InvalidArgumentError(`candidates[${i}].item_id`, problem);
-      hash = 0x811c9dc5;
-      for (let k = 0; k < id.length; k++) hash = Math.imul(hash ^ id.charCodeAt(k), 0x01000193);
+      hash = FNV_OFFSET;
+      for (let k = 0; k < id.length; k++) hash = Math.imul(hash ^ id.charCodeAt(k), FNV_PRIME);
       nonAscii[i] = 1;
     }
     hashes[i] = hash;
