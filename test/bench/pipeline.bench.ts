@@ -189,6 +189,15 @@ async function grpcLoad(address: string, concurrency: number, seconds: number, u
 }
 
 /**
+ * The answers per second the machine's cores could give at a level's CPU per answer (pipeline, load generator and Redis
+ * together), every core busy; a load generator whose CPU could not be read counts as none.
+ */
+function cpuCeiling(level: Level): { qps: number; msPerAnswer: number } {
+  const total = level.cpuMsTotal + (level.loadCpuMs || 0) + level.redisCpuMs;
+  return { qps: round((availableParallelism() * 1000) / total, 1), msPerAnswer: round(total, 2) };
+}
+
+/**
  * One level: the load, and what every process spent and called meanwhile: the pipeline's processes (each whole, and its
  * main thread: the event loop), redis-server's and the load generator's own CPU.
  */
@@ -301,7 +310,7 @@ function modeSummary(levels: readonly Level[], floorP50: number, logCost: EventL
   // event loop was (one thread: at 1 it caps the process, whatever the other cores do).
   summary.load_generator_cpu_ms_per_request = c32.loadCpuMs;
   summary.redis_cpu_ms_per_request = c32.redisCpuMs;
-  summary.cpu_ceiling_qps = round((availableParallelism() * 1000) / (c32.cpuMsTotal + (c32.loadCpuMs || 0) + c32.redisCpuMs), 1);
+  summary.cpu_ceiling_qps = cpuCeiling(c32).qps;
   summary.event_loop_busy_c32 = c32.eventLoopBusy;
   summary.p50_ms_c1_over_floor = round(rest.find((l) => l.concurrency === 1)!.p50_ms / floorP50, 2);
   if (logCost) {
@@ -365,8 +374,8 @@ function markdown(
     `CPU ceiling at 32 REST clients: ${MODES.map((mode) => {
       const c32 = levels.find((l) => l.mode === mode && l.generator === 'rest' && l.concurrency === 32);
       if (c32 === undefined) return `${mode}: not measured`;
-      const total = c32.cpuMsTotal + (c32.loadCpuMs || 0) + c32.redisCpuMs;
-      return `${mode} ${round((availableParallelism() * 1000) / total, 1)} requests/s (${round(total, 2)} ms per answer)`;
+      const { qps, msPerAnswer } = cpuCeiling(c32);
+      return `${mode} ${qps} requests/s (${msPerAnswer} ms per answer)`;
     }).join(', ')}.`,
     '',
     '| mode | load | clients | requests/s | p50 ms | p95 ms | p99 ms | fallback | failed | CPU ms/request | per process | load gen / Redis ms/request | busiest event loop | calls/request (features) |',
